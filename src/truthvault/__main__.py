@@ -1,0 +1,5 @@
+"""``python -m truthvault``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""The truthvault exception tree: every error has a stable ``code`` and an optional hint.
+
+TruthvaultError
+ +-- InvalidInput          (bad input: 422 at HTTP, one line at the CLI)
+ |    +-- InvalidSource    (origin_source malformed or not matching its level)
+ +-- NotFound              (404)
+ +-- Unauthorized          (401: missing or unknown credentials)
+ +-- Forbidden             (403: another tenant's data, a revoked device)
+ +-- ConflictState         (409: the operation does not fit the current state)
+ +-- ResyncRequired        (410: the cursor can no longer be served; re-sync from scratch)
+ +-- PayloadTooLarge       (413)
+ +-- StorageError          (500: the database failed; detail is logged, not shown)
+ +-- HubUnavailable        (the hub could not be reached or answered badly)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConflictState",
+    "Forbidden",
+    "HubUnavailable",
+    "InvalidInput",
+    "InvalidSource",
+    "NotFound",
+    "PayloadTooLarge",
+    "ResyncRequired",
+    "StorageError",
+    "TruthvaultError",
+    "Unauthorized",
+]
+
+
+class TruthvaultError(Exception):
+    """Base of every error truthvault raises on purpose."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+    def to_dict(self) -> dict[str, str]:
+        """The HTTP error body's inner object."""
+        body = {"code": self.code, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+
+class InvalidInput(TruthvaultError):
+    code = "invalid_input"
+    status = 422
+
+
+class InvalidSource(InvalidInput):
+    code = "invalid_source"
+
+
+class NotFound(TruthvaultError):
+    code = "not_found"
+    status = 404
+
+
+class Unauthorized(TruthvaultError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(TruthvaultError):
+    code = "forbidden"
+    status = 403
+
+
+class ConflictState(TruthvaultError):
+    code = "conflict_state"
+    status = 409
+
+
+class ResyncRequired(TruthvaultError):
+    code = "resync_required"
+    status = 410
+
+
+class PayloadTooLarge(TruthvaultError):
+    code = "payload_too_large"
+    status = 413
+
+
+class StorageError(TruthvaultError):
+    code = "storage_error"
+    status = 500
+
+
+class HubUnavailable(TruthvaultError):
+    code = "hub_unavailable"
+    status = 503

@@ -1,0 +1,94 @@
+"""Apply a run of incoming versions to a set of current ones: the merge both sides share.
+
+Pure code, no I/O. The hub calls :func:`plan_merge` inside its push transaction and a
+device calls it when it applies a pull; the storage code only reads the current rows
+before and writes the plan's rows after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .model import Record, SyncItem, item_digest
+from .truth import Outcome, TruthLevel, record_id, resolve
+
+__all__ = ["Loss", "MergePlan", "item_checksum", "plan_merge"]
+
+
+def item_checksum(item: SyncItem) -> int:
+    """The checksum contribution of an item as the current version of its entity."""
+    return item_digest(
+        item.entity_id, item.last_modified_at, item.device_id, item.truth_level, item.deleted
+    )
+
+
+@dataclass(slots=True)
+class Loss:
+    """A losing version to keep, and why."""
+
+    kind: str  # "suggestion" | "conflict"
+    record: Record
+    winner: SyncItem | None  # the version it lost to, when known
+
+
+@dataclass(slots=True)
+class MergePlan:
+    """What a run of incoming versions does to the current state."""
+
+    #: entity id -> its new current version (only entities that changed), in first-change order
+    entities: dict[str, SyncItem] = field(default_factory=dict)
+    #: new records to keep (suggestions and conflicts), in order
+    losses: list[Loss] = field(default_factory=list)
+    #: one (item, outcome, record id or None) per incoming item, in order
+    results: list[tuple[SyncItem, Outcome, str | None]] = field(default_factory=list)
+    #: items that raised an entity from a lower level to level 1 (TRUTH_UPGRADE)
+    upgrades: list[SyncItem] = field(default_factory=list)
+    #: change of the tenant checksum, to add modulo 2**64
+    checksum_delta: int = 0
+
+
+def _record(kind: str, item: SyncItem, now: str) -> Record:
+    return Record(
+        kind=kind,  # type: ignore[arg-type]
+        id=record_id(item.entity_id, item.last_modified_at, item.device_id),
+        entity_id=item.entity_id,
+        entity_type=item.entity_type,
+        status="open",
+        item=item,
+        created_at=now,
+    )
+
+
+def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: str) -> MergePlan:
+    """Resolve each incoming item, in order, against the current version of its entity.
+
+    ``current`` must hold the current version of every entity the items touch (those
+    absent are new). Items must have had the upgrade rule applied (see
+    :func:`truthvault.model.prepare_item`). Nothing is written; the plan says what to write.
+    """
+    plan = MergePlan()
+    state: dict[str, SyncItem] = {}
+    for item in items:
+        eid = item.entity_id
+        cur = state.get(eid) or current.get(eid)
+        res = resolve(cur, item)
+        rid: str | None = None
+        if res.outcome is Outcome.APPLIED:
+            state[eid] = item
+            plan.entities[eid] = item
+            plan.checksum_delta += item_checksum(item)
+            if cur is not None:
+                plan.checksum_delta -= item_checksum(cur)
+                if res.loser is not None:
+                    loss = _record(res.loser, cur, now)
+                    plan.losses.append(Loss(res.loser, loss, item))
+                if item.truth_level == TruthLevel.USER and cur.truth_level != TruthLevel.USER:
+                    plan.upgrades.append(item)
+        elif res.outcome in (Outcome.SUGGESTION, Outcome.CONFLICT):
+            kind = str(res.outcome)
+            loss = _record(kind, item, now)
+            rid = loss.id
+            plan.losses.append(Loss(kind, loss, cur))
+        plan.results.append((item, res.outcome, rid))
+    return plan
