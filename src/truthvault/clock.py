@@ -48,9 +48,7 @@ def parse_stamp(stamp: str) -> tuple[int, int]:
     """
     match = _STAMP_RE.match(stamp) if isinstance(stamp, str) else None
     if match is None:
-        raise InvalidInput(
-            f"clock {stamp!r} is not a stamp like 2026-11-22T01:36:48.123Z-0000"
-        )
+        raise InvalidInput(f"clock {stamp!r} is not a stamp like 2026-11-22T01:36:48.123Z-0000")
     year, month, day, hour, minute, second, frac, counter = match.groups()
     try:
         dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)

@@ -18,9 +18,7 @@ __all__ = ["Loss", "MergePlan", "item_checksum", "plan_merge"]
 
 def item_checksum(item: SyncItem) -> int:
     """The checksum contribution of an item as the current version of its entity."""
-    return item_digest(
-        item.entity_id, item.last_modified_at, item.device_id, item.truth_level, item.deleted
-    )
+    return item_digest(item.entity_id, item.last_modified_at, item.device_id, item.truth_level, item.deleted)
 
 
 @dataclass(slots=True)

@@ -189,7 +189,7 @@ def prepare_item(
         raise PayloadTooLarge(
             f"{where}.payload: {len(item.payload)} bytes is over the limit of {max_payload_bytes}"
         )
-    if not item.payload.startswith(b"{"):
+    if bytes(memoryview(item.payload)[:1]) != b"{":
         raise InvalidInput(f"{where}.payload: must be a JSON object")
     for name in ("last_modified_at", "base_clock"):
         stamp = getattr(item, name)
@@ -234,9 +234,7 @@ def item_digest(entity_id: str, clock: str, device_id: str, truth_level: int, de
     """
     if deleted:
         return 0
-    h = hashlib.blake2b(
-        f"{entity_id}\x1f{clock}\x1f{device_id}\x1f{truth_level}".encode(), digest_size=8
-    )
+    h = hashlib.blake2b(f"{entity_id}\x1f{clock}\x1f{device_id}\x1f{truth_level}".encode(), digest_size=8)
     return int.from_bytes(h.digest(), "big")
 
 

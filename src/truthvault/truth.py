@@ -101,8 +101,7 @@ def check_source(source: str, level: int) -> TruthLevel:
     implied = level_of_source(source)
     if int(level) != implied:
         raise InvalidSource(
-            f"origin_source {source!r} is level {int(implied)} ({implied.short}) "
-            f"but truth_level says {level}"
+            f"origin_source {source!r} is level {int(implied)} ({implied.short}) but truth_level says {level}"
         )
     return implied
 

@@ -131,6 +131,9 @@ class HubStore(Protocol):
         when it returns anything.
         """
 
+    def pull_raw(self, ctx: DeviceContext, since: int, limit: int) -> bytes:
+        """What :meth:`pull` answers, as the exact JSON bytes of a PullResponse."""
+
     def head(self, tenant_id: str) -> int:
         """The tenant's latest sequence number (0 when empty)."""
 

@@ -1,0 +1,62 @@
+"""The ``truthvault`` command: a thin layer over the library, with one error boundary."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import TruthvaultError
+from . import _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
+from ._common import err_console
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="truthvault")
+def cli() -> None:
+    """truthvault: a local-first vault in which you, the user, are the source of truth.
+
+    Everything carries who wrote it: you (U1), an automation (A2), or an AI on this
+    device (L3), the LAN (LN4) or the cloud (C5). Lower levels never silently replace
+    what you wrote; they become suggestions you accept or reject.
+
+    The vault lives in $TRUTHVAULT_HOME (default: your user data folder).
+    """
+
+
+_vault_cmds.register(cli)
+_sync_cmds.register(cli)
+_hub_cmds.register(cli)
+_up_cmd.register(cli)
+
+
+def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    if hint:
+        err_console.print(f"hint: {hint}", markup=False, highlight=False)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; errors become one line on stderr and a non-zero exit."""
+    try:
+        cli.main(args=argv, prog_name="truthvault", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", code=130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TruthvaultError as exc:
+        _fail(exc.message, exc.hint)
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except sqlite3.Error as exc:
+        _fail(f"the vault's database failed: {exc}", "is another process holding it, or the disk full?")
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))

@@ -1,0 +1,140 @@
+"""What every command shares: where the vault lives, output, and the one error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+import platformdirs
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import ConflictState, NotFound
+from ..model import Record, SyncItem
+from ..truth import TruthLevel
+
+__all__ = [
+    "err_console",
+    "home_dir",
+    "hub_client",
+    "json_option",
+    "open_vault",
+    "out",
+    "print_json",
+    "summary",
+]
+
+out = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def home_dir() -> Path:
+    """$TRUTHVAULT_HOME, or the platform's user data folder."""
+    env = os.environ.get("TRUTHVAULT_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("truthvault"))
+
+
+@contextmanager
+def open_vault(*, create: bool = False) -> Iterator[Any]:
+    """Open the vault in the home folder; NotFound (with a hint) if there is none yet."""
+    from ..vault import Vault
+
+    home = home_dir()
+    if not create and not (home / "vault.db").exists():
+        raise NotFound(f"no vault at {home}", hint="create one with 'truthvault init'")
+    vault = Vault.open(home)
+    try:
+        yield vault
+    finally:
+        vault.close()
+
+
+def hub_client(vault: Any) -> Any:
+    """A HubClient for the hub this vault is joined to."""
+    from ..sync import HubClient
+
+    if not vault.hub_url or not vault.hub_token:
+        raise ConflictState(
+            "this vault is not joined to a hub",
+            hint="join one with 'truthvault init --hub URL --tenant NAME --token TOKEN'",
+        )
+    return HubClient(vault.hub_url, vault.hub_token)
+
+
+def _plain(obj: Any) -> Any:
+    return msgspec.to_builtins(obj) if isinstance(obj, msgspec.Struct) else obj
+
+
+def print_json(data: Any) -> None:
+    """Print data (wire structs included) as indented JSON on stdout."""
+    text = msgspec.json.format(msgspec.json.encode(data, enc_hook=_plain), indent=2)
+    sys.stdout.write(text.decode() + "\n")
+
+
+def level_name(level: int) -> str:
+    return TruthLevel(level).short
+
+
+def summary(item: SyncItem, width: int = 60) -> str:
+    """A one-line gist of an entity's payload."""
+    try:
+        payload = msgspec.json.decode(item.payload)
+    except msgspec.DecodeError:
+        return "<unreadable payload>"
+    if not isinstance(payload, dict):
+        return str(payload)[:width]
+    for key in ("title", "text", "name", "command", "body"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            text = value
+            break
+    else:
+        text = msgspec.json.encode(payload).decode()
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
+    """A table of entities."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("type")
+    table.add_column("level")
+    table.add_column("what")
+    table.add_column("modified", no_wrap=True)
+    for item in items:
+        level = level_name(item.truth_level) + (" ✓" if item.accepted_by_user else "")
+        what = "[strike]deleted[/strike]" if item.deleted else summary(item)
+        table.add_row(item.entity_id, item.entity_type, level, what, item.last_modified_at[:19])
+    return table
+
+
+def record_table(records: list[Record], title: str | None = None) -> Table:
+    """A table of suggestions or conflict records."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("entity", no_wrap=True)
+    table.add_column("from")
+    table.add_column("what")
+    table.add_column("status")
+    for record in records:
+        item = record.item
+        what = "[strike]delete[/strike]" if item.deleted else summary(item, 50)
+        table.add_row(
+            record.id,
+            record.kind,
+            record.entity_id,
+            f"{level_name(item.truth_level)} {item.origin_source}",
+            what,
+            record.status,
+        )
+    return table

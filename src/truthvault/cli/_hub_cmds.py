@@ -1,0 +1,247 @@
+"""The hub's commands: serve it, and manage its tenants and devices (on the database --db names)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.table import Table
+
+from ._common import home_dir, json_option, out, print_json
+
+__all__ = ["db_option", "register", "serve_hub"]
+
+DEFAULT_PORT = 8787
+
+
+def _default_db() -> str:
+    return os.environ.get("TRUTHVAULT_HUB_DB") or str(home_dir() / "hub.db")
+
+
+db_option = click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="The hub database: a SQLite file path (default: $TRUTHVAULT_HUB_DB or hub.db in the "
+    "truthvault home) or postgresql://user@host/dbname.",
+)
+
+
+@contextmanager
+def _store(db_url: str | None) -> Iterator[Any]:
+    from ..hub import open_store
+
+    url = db_url or _default_db()
+    if "://" not in url:
+        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _describe(url: str) -> str:
+    """The database for a start-up line, with any password hidden."""
+    if "://" not in url:
+        return f"sqlite {url}"
+    from sqlalchemy.engine import make_url
+
+    return f"postgresql {make_url(url).render_as_string(hide_password=True)}"
+
+
+def serve_hub(
+    store: Any,
+    db_url: str,
+    host: str,
+    port: int,
+    settings: Any,
+    log_level: str = "warning",
+    ready: Any = None,
+) -> None:
+    """Run the hub in this process until Ctrl-C (or SIGTERM)."""
+    import uvicorn
+
+    from ..hub.app import create_app
+
+    app = create_app(store, settings)
+    exposure = "loopback only" if host in ("127.0.0.1", "localhost", "::1") else "REACHABLE FROM THE NETWORK"
+    out.print(
+        f"truthvault hub on http://{host}:{port} ({exposure}) using {_describe(db_url)}"
+        + ("" if exposure != "loopback only" else "; --host 0.0.0.0 would expose it")
+    )
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    if ready is not None:
+        ready(server)
+    server.run()
+
+
+def register(cli: click.Group) -> None:
+    """Add the hub group."""
+
+    @cli.group()
+    def hub() -> None:
+        """The sync hub: serve it, manage tenants and devices."""
+
+    @hub.command("serve")
+    @db_option
+    @click.option(
+        "--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it)."
+    )
+    @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
+    @click.option(
+        "--max-payload-bytes",
+        type=click.IntRange(1),
+        default=1 << 20,
+        show_default=True,
+        help="Largest payload a pushed item may carry.",
+    )
+    @click.option("--max-batch-items", type=click.IntRange(1), default=5000, show_default=True)
+    @click.option(
+        "--max-clock-skew",
+        type=click.FloatRange(0),
+        default=900,
+        show_default=True,
+        help="Seconds a pushed clock may run ahead of the hub's.",
+    )
+    @click.option(
+        "--tombstone-retention",
+        type=click.FloatRange(0),
+        default=30,
+        show_default=True,
+        help="Days a tombstone is kept; devices offline longer must re-sync.",
+    )
+    @click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="warning",
+        show_default=True,
+    )
+    def serve(
+        db_url: str | None,
+        host: str,
+        port: int,
+        max_payload_bytes: int,
+        max_batch_items: int,
+        max_clock_skew: float,
+        tombstone_retention: float,
+        log_level: str,
+    ) -> None:
+        """Serve the hub over HTTP (Ctrl-C stops it)."""
+        from ..hub.app import HubSettings
+        from ..hub.store import Limits
+
+        settings = HubSettings(
+            limits=Limits(
+                max_payload_bytes=max_payload_bytes,
+                max_batch_items=max_batch_items,
+                max_future_skew_ms=int(max_clock_skew * 1000),
+            ),
+            tombstone_retention_s=tombstone_retention * 86400,
+        )
+        with _store(db_url) as store:
+            serve_hub(store, db_url or _default_db(), host, port, settings, log_level)
+
+    @hub.group()
+    def tenant() -> None:
+        """Tenants: each has its own data, devices and vault mode."""
+
+    @tenant.command("add")
+    @click.argument("name")
+    @click.option(
+        "--mode",
+        type=click.Choice(["local_first", "cloud_first"]),
+        default="local_first",
+        show_default=True,
+        help="local_first: the devices hold the canonical data; cloud_first: the hub does.",
+    )
+    @db_option
+    @json_option
+    def tenant_add(name: str, mode: str, db_url: str | None, as_json: bool) -> None:
+        """Create a tenant."""
+        with _store(db_url) as store:
+            created = store.add_tenant(name, mode)
+        if as_json:
+            print_json(_as_dict(created))
+        else:
+            out.print(f"tenant {created.name!r} created ({created.vault_mode}, id {created.id})")
+            out.print(f"next: truthvault hub device add --tenant {created.name} --name laptop")
+
+    @tenant.command("list")
+    @db_option
+    @json_option
+    def tenant_list(db_url: str | None, as_json: bool) -> None:
+        """List tenants."""
+        with _store(db_url) as store:
+            tenants = store.list_tenants()
+        if as_json:
+            print_json([_as_dict(t) for t in tenants])
+            return
+        table = Table(header_style="bold")
+        for col in ("name", "mode", "id", "created"):
+            table.add_column(col)
+        for t in tenants:
+            table.add_row(t.name, t.vault_mode, t.id, t.created_at[:19])
+        out.print(table if tenants else "no tenants yet")
+
+    @hub.group()
+    def device() -> None:
+        """Devices: each syncs with its own token."""
+
+    @device.command("add")
+    @click.option("--tenant", "tenant_name", required=True, help="The tenant the device belongs to.")
+    @click.option("--name", "device_name", required=True, help="A name for the device, e.g. laptop.")
+    @db_option
+    @json_option
+    def device_add(tenant_name: str, device_name: str, db_url: str | None, as_json: bool) -> None:
+        """Register a device and print its token (shown once)."""
+        with _store(db_url) as store:
+            created, token = store.add_device(tenant_name, device_name)
+        if as_json:
+            print_json({**_as_dict(created), "token": token})
+            return
+        out.print(f"device {created.name!r} added to tenant {tenant_name!r} (id {created.id})")
+        out.print(f"token (shown once, keep it secret): {token}")
+        out.print(
+            f"on the device: truthvault init --hub http://127.0.0.1:{DEFAULT_PORT} --tenant {tenant_name} --token <token>"
+        )
+
+    @device.command("list")
+    @click.option("--tenant", "tenant_name", required=True)
+    @db_option
+    @json_option
+    def device_list(tenant_name: str, db_url: str | None, as_json: bool) -> None:
+        """List a tenant's devices with when they were last seen."""
+        with _store(db_url) as store:
+            devices = store.list_devices(tenant_name)
+        if as_json:
+            print_json([_as_dict(d) for d in devices])
+            return
+        table = Table(header_style="bold")
+        for col in ("name", "id", "last seen", "last mutation"):
+            table.add_column(col)
+        for d in devices:
+            table.add_row(d.name, d.id, (d.last_seen_at or "never")[:19], str(d.last_mutation))
+        out.print(table if devices else "no devices yet")
+
+    @hub.command("purge-tombstones")
+    @click.option("--older-than", type=click.FloatRange(0), default=30, show_default=True, help="Days.")
+    @db_option
+    def purge(older_than: float, db_url: str | None) -> None:
+        """Delete tombstones older than the retention now (the hub also does this hourly)."""
+        with _store(db_url) as store:
+            count = store.purge_tombstones(int((time.time() - older_than * 86400) * 1000))
+        out.print(f"purged {count} tombstones")
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(obj)

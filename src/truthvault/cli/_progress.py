@@ -1,0 +1,34 @@
+"""Progress bars for long work (sync, import), shown on stderr when it is a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ._common import err_console
+
+__all__ = ["progress_bar"]
+
+
+@contextmanager
+def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[[int, int], None]]:
+    """Yield ``advance(done, total)``; draws a bar only on an interactive terminal."""
+    if not err_console.is_terminal:
+        yield lambda done, total: None
+        return
+    columns = (
+        TextColumn(f"{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done) or None)
+
+        yield advance

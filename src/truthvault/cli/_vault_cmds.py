@@ -1,0 +1,364 @@
+"""Commands on the local vault: write, read, search, decide on suggestions."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import msgspec
+
+from ..errors import InvalidInput
+from ..truth import Outcome, TruthLevel
+from ._common import (
+    entity_table,
+    home_dir,
+    json_option,
+    level_name,
+    open_vault,
+    out,
+    print_json,
+    record_table,
+)
+
+__all__ = ["register"]
+
+source_option = click.option(
+    "--source",
+    default="user:cli",
+    show_default=True,
+    help="Who is writing: user:*, automation:<rule>, ai-local:<model>, ai-lan:<model>, ai-cloud:<provider/model>. "
+    "The truth level follows from it.",
+)
+
+
+def _parse_json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(text.encode())
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what}: must be a JSON object")
+    return value
+
+
+def _parse_fields(fields: tuple[str, ...]) -> dict[str, Any]:
+    """key=value pairs; a value that parses as JSON (number, true, [..]) is taken as such."""
+    result: dict[str, Any] = {}
+    for field in fields:
+        key, sep, raw = field.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--set {field!r}: expected key=value")
+        try:
+            result[key] = msgspec.json.decode(raw.encode())
+        except msgspec.DecodeError:
+            result[key] = raw
+    return result
+
+
+def _report(result: Any, as_json: bool) -> None:
+    if as_json:
+        print_json({"outcome": str(result.outcome), "record_id": result.record_id, "item": result.item})
+        return
+    item = result.item
+    if result.outcome == Outcome.SUGGESTION:
+        out.print(
+            f"kept as a suggestion [bold]{result.record_id}[/bold] for {item.entity_id} "
+            f"({level_name(item.truth_level)} cannot replace higher truth; "
+            f"'truthvault accept {result.record_id}' makes it yours)"
+        )
+    else:
+        verb = "deleted" if item.deleted else "saved"
+        out.print(f"{verb} {item.entity_type} [bold]{item.entity_id}[/bold] ({level_name(item.truth_level)})")
+
+
+def register(cli: click.Group) -> None:
+    """Add the vault commands to the top-level group."""
+
+    @cli.group()
+    def note() -> None:
+        """Notes: free text, at user level unless --source says otherwise."""
+
+    @note.command("add")
+    @click.argument("text")
+    @click.option("--title", help="A title for the note.")
+    @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+    @source_option
+    @json_option
+    def note_add(text: str, title: str | None, tags: tuple[str, ...], source: str, as_json: bool) -> None:
+        """Add a note."""
+        payload: dict[str, Any] = {"text": text}
+        if title:
+            payload["title"] = title
+        if tags:
+            payload["tags"] = list(tags)
+        with open_vault() as vault:
+            _report(vault.put("note", payload, source=source), as_json)
+
+    @cli.group()
+    def task() -> None:
+        """Tasks: things to do."""
+
+    @task.command("add")
+    @click.argument("title")
+    @click.option("--due", help="When it is due (free text or an ISO date).")
+    @source_option
+    @json_option
+    def task_add(title: str, due: str | None, source: str, as_json: bool) -> None:
+        """Add a task."""
+        payload: dict[str, Any] = {"title": title, "done": False}
+        if due:
+            payload["due"] = due
+        with open_vault() as vault:
+            _report(vault.put("task", payload, source=source), as_json)
+
+    @cli.command()
+    @click.argument("entity_type")
+    @click.argument("data", required=False)
+    @click.option("--set", "fields", multiple=True, metavar="KEY=VALUE", help="A payload field (repeatable).")
+    @click.option("--id", "entity_id", help="Write this entity id (default: a new one).")
+    @click.option(
+        "--accepted", is_flag=True, help="The user accepted this content: it is stored as user truth."
+    )
+    @source_option
+    @json_option
+    def put(
+        entity_type: str,
+        data: str | None,
+        fields: tuple[str, ...],
+        entity_id: str | None,
+        accepted: bool,
+        source: str,
+        as_json: bool,
+    ) -> None:
+        """Write an entity of any type. DATA is a JSON object ('-' reads it from stdin)."""
+        payload: dict[str, Any] = {}
+        if data is not None:
+            payload = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
+        payload.update(_parse_fields(fields))
+        with open_vault() as vault:
+            result = vault.put(entity_type, payload, entity_id=entity_id, source=source, accepted=accepted)
+            _report(result, as_json)
+
+    @cli.command("list")
+    @click.option("--type", "entity_type", help="Only this entity type.")
+    @click.option("--level", type=click.IntRange(1, 5), help="Only this truth level (1=user ... 5=cloud AI).")
+    @click.option(
+        "--accepted/--not-accepted", default=None, help="Only entities the user has (not) accepted."
+    )
+    @click.option("--deleted", is_flag=True, help="Include tombstones.")
+    @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+    @json_option
+    def list_(
+        entity_type: str | None,
+        level: int | None,
+        accepted: bool | None,
+        deleted: bool,
+        limit: int,
+        as_json: bool,
+    ) -> None:
+        """List entities, newest first."""
+        with open_vault() as vault:
+            items = vault.list(
+                entity_type=entity_type, level=level, accepted=accepted, include_deleted=deleted, limit=limit
+            )
+            if as_json:
+                print_json(items)
+            elif items:
+                out.print(entity_table(items))
+            else:
+                out.print("nothing here yet — try: truthvault note add 'hello'")
+
+    @cli.command()
+    @click.argument("entity_id")
+    @json_option
+    def show(entity_id: str, as_json: bool) -> None:
+        """Show one entity with its truth fields and open suggestions."""
+        with open_vault() as vault:
+            item = vault.get(entity_id, include_deleted=True)
+            pending = vault.records(entity_id=entity_id, status="open")
+            if as_json:
+                print_json({"item": item, "records": pending})
+                return
+            payload = msgspec.json.decode(item.payload)
+            out.print(
+                f"[bold]{item.entity_type} {item.entity_id}[/bold]"
+                + ("  [red](deleted)[/red]" if item.deleted else "")
+            )
+            out.print(
+                f"truth: {level_name(item.truth_level)} ({TruthLevel(item.truth_level).name.lower()}) "
+                f"from {item.origin_source}; accepted by user: {'yes' if item.accepted_by_user else 'no'}"
+            )
+            out.print(f"version {item.version}, modified {item.last_modified_at} by device {item.device_id}")
+            for step in item.origin_chain:
+                out.print(
+                    f"  came from {level_name(step.level)} {step.source} at {step.at}"
+                    + (f" ({step.ref})" if step.ref else "")
+                )
+            print_json(payload)
+            if pending:
+                out.print(record_table(pending, title="open suggestions and conflicts"))
+
+    @cli.command()
+    @click.argument("entity_id")
+    @click.argument("data", required=False)
+    @click.option(
+        "--set", "fields", multiple=True, metavar="KEY=VALUE", help="Change one payload field (repeatable)."
+    )
+    @click.option("--replace", is_flag=True, help="Replace the whole payload with DATA instead of merging.")
+    @source_option
+    @json_option
+    def edit(
+        entity_id: str, data: str | None, fields: tuple[str, ...], replace: bool, source: str, as_json: bool
+    ) -> None:
+        """Change an entity. A user edit of AI or automation content makes it user truth."""
+        changes: dict[str, Any] = {}
+        if data is not None:
+            changes = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
+        changes.update(_parse_fields(fields))
+        if not changes and not replace:
+            raise InvalidInput("nothing to change: give DATA or --set key=value")
+        with open_vault() as vault:
+            _report(vault.edit(entity_id, changes, source=source, replace=replace), as_json)
+
+    @cli.command()
+    @click.argument("entity_id")
+    @source_option
+    @json_option
+    def delete(entity_id: str, source: str, as_json: bool) -> None:
+        """Delete an entity (a tombstone that syncs). Below user level it is only a suggestion."""
+        with open_vault() as vault:
+            _report(vault.delete(entity_id, source=source), as_json)
+
+    @cli.command()
+    @click.argument("query")
+    @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+    @json_option
+    def search(query: str, limit: int, as_json: bool) -> None:
+        """Full-text search over the text of every entity."""
+        with open_vault() as vault:
+            items = vault.search(query, limit=limit)
+            if as_json:
+                print_json(items)
+            elif items:
+                out.print(entity_table(items))
+            else:
+                out.print(f"no matches for {query!r}")
+
+    @cli.command()
+    @click.option("--entity", "entity_id", help="Only suggestions for this entity.")
+    @click.option(
+        "--status",
+        type=click.Choice(["open", "accepted", "rejected", "all"]),
+        default="open",
+        show_default=True,
+    )
+    @json_option
+    def suggestions(entity_id: str | None, status: str, as_json: bool) -> None:
+        """Suggestions: what automations and AI proposed against higher truth."""
+        with open_vault() as vault:
+            found = vault.records(
+                kind="suggestion", status=None if status == "all" else status, entity_id=entity_id
+            )
+            if as_json:
+                print_json(found)
+            elif found:
+                out.print(record_table(found))
+            else:
+                out.print("no suggestions")
+
+    @cli.command()
+    @click.argument("suggestion_id")
+    @json_option
+    def accept(suggestion_id: str, as_json: bool) -> None:
+        """Accept a suggestion: it is merged in and becomes user truth (U1)."""
+        with open_vault() as vault:
+            item = vault.accept(suggestion_id)
+            if as_json:
+                print_json(item)
+            else:
+                out.print(
+                    f"accepted: {item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)"
+                )
+
+    @cli.command()
+    @click.argument("suggestion_id")
+    def reject(suggestion_id: str) -> None:
+        """Reject a suggestion; it stays retrievable with status rejected."""
+        with open_vault() as vault:
+            record = vault.reject(suggestion_id)
+            out.print(f"rejected suggestion {record.id} for {record.entity_id}")
+
+    @cli.group()
+    def entity() -> None:
+        """Operations on one entity."""
+
+    @entity.command("upgrade-truth")
+    @click.argument("entity_id")
+    @json_option
+    def upgrade_truth(entity_id: str, as_json: bool) -> None:
+        """Confirm AI or automation content as your own: it becomes user truth (U1)."""
+        with open_vault() as vault:
+            item = vault.upgrade_truth(entity_id)
+            if as_json:
+                print_json(item)
+            else:
+                out.print(f"{item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)")
+
+    @cli.command()
+    @click.option("--limit", type=click.IntRange(1), default=30, show_default=True)
+    @click.option("--type", "event_type", help="Only this event type (e.g. TRUTH_UPGRADE).")
+    @click.option(
+        "--hub", "from_hub", is_flag=True, help="Show the hub's sync events instead of this device's."
+    )
+    @json_option
+    def events(limit: int, event_type: str | None, from_hub: bool, as_json: bool) -> None:
+        """Events: truth upgrades, suggestions, conflicts, syncs."""
+        from rich.table import Table
+
+        from ._common import hub_client
+
+        with open_vault() as vault:
+            if from_hub:
+                with hub_client(vault) as client:
+                    rows = client.events(limit=limit, type=event_type)
+            else:
+                rows = vault.events(limit=limit, type=event_type)
+            rows = [r if isinstance(r, dict) else msgspec.to_builtins(r) for r in rows]
+            if as_json:
+                print_json(rows)
+                return
+            table = Table(header_style="bold")
+            for col in ("at", "type", "entity", "detail"):
+                table.add_column(col)
+            for row in rows:
+                detail = row.get("detail") or {}
+                table.add_row(
+                    str(row.get("at", ""))[:23],
+                    str(row.get("type", "")),
+                    str(row.get("entity_id") or ""),
+                    ", ".join(f"{k}={v}" for k, v in detail.items())
+                    if isinstance(detail, dict)
+                    else str(detail),
+                )
+            out.print(table if rows else "no events yet")
+
+    @cli.command("import")
+    @click.argument("source", type=click.File("rb"))
+    @click.option("--no-push", is_flag=True, help="Do not queue the imported entities for the hub.")
+    def import_(source: Any, no_push: bool) -> None:
+        """Import entities from JSON Lines (one SyncItem a line; '-' reads stdin)."""
+        from ._progress import progress_bar
+
+        with open_vault() as vault, progress_bar("importing", unit="entities") as advance:
+            count = vault.import_jsonl(source, queue_for_push=not no_push, progress=advance)
+        out.print(f"imported {count} entities into {home_dir()}")
+
+    @cli.command("export")
+    @click.argument("target", type=click.File("wb"), default="-")
+    @click.option("--live", is_flag=True, help="Leave tombstones out.")
+    def export_(target: Any, live: bool) -> None:
+        """Export every entity with its truth fields as JSON Lines ('-' or nothing: stdout)."""
+        with open_vault() as vault:
+            count = vault.export_jsonl(target, include_deleted=not live)
+        click.echo(f"exported {count} entities", err=True)

@@ -1,0 +1,280 @@
+"""The hub's HTTP face: a FastAPI app over a :class:`~truthvault.hub.store.HubStore`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..clock import HybridClock
+from ..errors import InvalidInput, PayloadTooLarge, TruthvaultError, Unauthorized
+from ..model import PullResponse, PushRequest, PushResponse, Record, decode_push, encode
+from .store import DeviceContext, HubStore, Limits
+
+__all__ = ["HubSettings", "create_app"]
+
+log = logging.getLogger("truthvault.hub")
+
+_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    """How a hub behaves; the CLI fills this from its flags."""
+
+    limits: Limits = field(default_factory=Limits)
+    max_body_bytes: int = 64 << 20
+    max_pull_limit: int = 5000
+    max_wait_s: float = 60.0
+    tombstone_retention_s: float = 30 * 86400
+    purge_interval_s: float = 3600.0
+
+
+class _Notifier:
+    """Wakes long-polling pulls of a tenant when a push to it commits.
+
+    In-process events wake waiters at once; a short poll of the tenant's head covers
+    pushes that committed in another hub process on the same PostgreSQL.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, tenant_id: str) -> None:
+        event = self._events.pop(tenant_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, tenant_id: str, timeout: float) -> None:
+        event = self._events.setdefault(tenant_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+class ConflictResolveBody(BaseModel):
+    """The body of ``POST /v1/sync/conflict-resolve``."""
+
+    conflict_id: str = Field(min_length=1, max_length=200, description="the conflict record's id")
+    resolution: Literal["keep", "restore"] = Field(
+        description="keep the current version, or restore the kept loser as a new user version"
+    )
+
+
+def _schema_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(exc: TruthvaultError) -> JSONResponse:
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+
+
+def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
+    """Build the hub app. The store is owned by the caller (closed by it)."""
+    cfg = settings or HubSettings()
+    notifier = _Notifier()
+    clock = HybridClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_purge_loop(store, cfg))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="truthvault hub",
+        version=__version__,
+        description="Relays and mirrors what the devices of each tenant push. "
+        "Every /v1 request carries `Authorization: Bearer <device token>`.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(TruthvaultError)
+    async def _on_truthvault_error(_: Request, exc: TruthvaultError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.message)
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        return _error(InvalidInput(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))))
+
+    @app.exception_handler(Exception)
+    async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(
+            {"error": {"code": "internal", "message": "internal error; see the hub's log"}},
+            status_code=500,
+        )
+
+    async def device(request: Request) -> DeviceContext:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("missing device token", hint="send the header 'Authorization: Bearer <token>'")
+        return await run_in_threadpool(store.authenticate, token.strip())
+
+    Device = Annotated[DeviceContext, Depends(device)]
+
+    @app.get("/healthz", tags=["hub"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the hub is up and its database answers."""
+        await run_in_threadpool(store.list_tenants)
+        return {"status": "ok", "backend": store.backend, "version": __version__}
+
+    @app.get("/v1/whoami", tags=["hub"])
+    async def whoami(ctx: Device) -> dict[str, Any]:
+        """The device and tenant this token belongs to, and the hub's limits."""
+        return {
+            **asdict(ctx),
+            "max_payload_bytes": cfg.limits.max_payload_bytes,
+            "max_batch_items": cfg.limits.max_batch_items,
+            "server_time": clock.now(),
+        }
+
+    @app.post(
+        "/v1/sync/push",
+        tags=["sync"],
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {_JSON: {"schema": _schema_ref("PushRequest")}}},
+            "responses": {"200": {"content": {_JSON: {"schema": _schema_ref("PushResponse")}}}},
+        },
+    )
+    async def push(request: Request, ctx: Device) -> Response:
+        """Apply a batch of SyncItems atomically and idempotently; one result per item."""
+        size = int(request.headers.get("content-length") or 0)
+        if size > cfg.max_body_bytes:
+            raise PayloadTooLarge(f"body: {size} bytes is over the limit of {cfg.max_body_bytes}")
+        body = await request.body()
+        if len(body) > cfg.max_body_bytes:
+            raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {cfg.max_body_bytes}")
+        batch = decode_push(body)
+        now_ms = time.time_ns() // 1_000_000
+        result = await run_in_threadpool(store.push, ctx, batch, cfg.limits, now_ms)
+        for item in batch.items:
+            clock.observe(item.last_modified_at)
+        notifier.notify(ctx.tenant_id)
+        return Response(encode(result), media_type=_JSON)
+
+    @app.get(
+        "/v1/sync/pull",
+        tags=["sync"],
+        response_class=Response,
+        openapi_extra={"responses": {"200": {"content": {_JSON: {"schema": _schema_ref("PullResponse")}}}}},
+    )
+    async def pull(
+        ctx: Device,
+        since: Annotated[int, Query(ge=0, description="the cursor of the last pull (0: from the start)")] = 0,
+        limit: Annotated[int, Query(ge=1, description="at most this many changes")] = 1000,
+        wait: Annotated[
+            float, Query(ge=0, description="seconds to wait for a change when there is none")
+        ] = 0,
+    ) -> Response:
+        """Changes after a cursor, in order, with the next cursor and `has_more`."""
+        limit = min(limit, cfg.max_pull_limit)
+        deadline = time.monotonic() + min(wait, cfg.max_wait_s)
+        while True:
+            if wait and await run_in_threadpool(store.head, ctx.tenant_id) <= since:
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    await notifier.wait(ctx.tenant_id, min(remaining, 0.5))
+                    continue
+            body = await run_in_threadpool(store.pull_raw, ctx, since, limit)
+            return Response(body, media_type=_JSON)
+
+    @app.post("/v1/sync/conflict-resolve", tags=["sync"])
+    async def conflict_resolve(body: ConflictResolveBody, ctx: Device) -> Response:
+        """Close a conflict: keep the current version, or restore the kept loser."""
+        record, item = await run_in_threadpool(
+            store.resolve_conflict, ctx, body.conflict_id, body.resolution, clock.now()
+        )
+        notifier.notify(ctx.tenant_id)
+        return Response(encode({"record": record, "item": item}), media_type=_JSON)
+
+    @app.get("/v1/conflicts", tags=["sync"], response_class=Response)
+    async def conflicts(
+        ctx: Device,
+        status: Annotated[Literal["open", "resolved", "all"], Query()] = "open",
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    ) -> Response:
+        """The tenant's conflict records (U1-vs-U1 losers)."""
+        records = await run_in_threadpool(
+            store.list_records, ctx, "conflict", None if status == "all" else status, limit
+        )
+        return Response(encode(records), media_type=_JSON)
+
+    @app.get("/v1/suggestions", tags=["sync"], response_class=Response)
+    async def suggestions(
+        ctx: Device,
+        status: Annotated[Literal["open", "accepted", "rejected", "all"], Query()] = "open",
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    ) -> Response:
+        """The tenant's suggestions (lower-level versions kept beside user truth)."""
+        records = await run_in_threadpool(
+            store.list_records, ctx, "suggestion", None if status == "all" else status, limit
+        )
+        return Response(encode(records), media_type=_JSON)
+
+    @app.get("/v1/events", tags=["sync"])
+    async def events(
+        ctx: Device,
+        since: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+        type: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> list[dict[str, Any]]:
+        """The tenant's sync events (SYNC_PUSH, CONFLICT_DETECTED, ...), oldest first."""
+        found = await run_in_threadpool(store.events, ctx.tenant_id, since, limit, type)
+        return [asdict(e) for e in found]
+
+    _add_wire_schemas(app)
+    return app
+
+
+def _add_wire_schemas(app: FastAPI) -> None:
+    """Put the msgspec wire types into the OpenAPI components."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        _, components = msgspec.json.schema_components(
+            [PushRequest, PushResponse, PullResponse, Record],
+            ref_template="#/components/schemas/{name}",
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _purge_loop(store: HubStore, cfg: HubSettings) -> None:
+    """Purge tombstones past their retention, now and then every purge interval."""
+    while True:
+        cutoff_ms = int((time.time() - cfg.tombstone_retention_s) * 1000)
+        try:
+            purged = await run_in_threadpool(store.purge_tombstones, cutoff_ms)
+            if purged:
+                log.info("purged %d tombstones older than the retention", purged)
+        except TruthvaultError as exc:
+            log.warning("tombstone purge failed: %s", exc)
+        await asyncio.sleep(cfg.purge_interval_s)
