@@ -1,0 +1,255 @@
+"""Sync throughput of a real hub process over HTTP on loopback, on SQLite and PostgreSQL.
+
+Prints one table: push and pull items/s (batches of 1,000 items, ~300-byte payloads),
+the time to pull one new change after 100k and 1M items of history, and beside them the
+raw rate of inserting the same rows straight into that database in one transaction.
+
+    .venv/bin/python benchmarks/sync_bench.py              # both backends, 1M history
+    .venv/bin/python benchmarks/sync_bench.py --quick      # 100k history only
+    .venv/bin/python benchmarks/sync_bench.py --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from truthvault.clock import HybridClock
+from truthvault.model import PushRequest, SyncItem, encode
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BATCH = 1000
+TV = [sys.executable, "-m", "truthvault"]
+
+
+class _Page(msgspec.Struct):
+    cursor: int
+    has_more: bool
+
+
+def _payload(n: int) -> msgspec.Raw:
+    # ~300 bytes of JSON, like a short note
+    text = f"note {n}: " + secrets.token_hex(120)
+    return msgspec.Raw(encode({"title": f"note {n}", "text": text, "tags": ["bench", "sync"]}))
+
+
+def make_bodies(tenant: str, device: str, start: int, count: int, first_mutation: int) -> list[bytes]:
+    """Pre-encoded push bodies, so the clock measures the hub, not the generator."""
+    clock = HybridClock()
+    bodies = []
+    mutation = first_mutation
+    for offset in range(0, count, BATCH):
+        items = []
+        for n in range(start + offset, start + min(offset + BATCH, count)):
+            items.append(
+                SyncItem(
+                    entity_type="note",
+                    entity_id=f"e{n:09d}",
+                    tenant_id=tenant,
+                    truth_level=1,
+                    origin_source="user:bench",
+                    last_modified_at=clock.now(),
+                    device_id=device,
+                    payload=_payload(n),
+                    mutation=mutation,
+                )
+            )
+            mutation += 1
+        bodies.append(encode(PushRequest(items=items)))
+    return bodies
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def hub_process(db: str, home: Path) -> Iterator[tuple[str, str, str, str]]:
+    """A real `truthvault hub serve` process with one tenant and device; yields (url, token, tenant, device)."""
+    env = {**os.environ, "TRUTHVAULT_HOME": str(home)}
+    run = lambda *a: subprocess.run([*TV, *a], env=env, check=True, capture_output=True, text=True)  # noqa: E731
+    run("hub", "tenant", "add", "bench", "--mode", "cloud_first", "--db", db)
+    dev = msgspec.json.decode(
+        run("hub", "device", "add", "--tenant", "bench", "--name", "d1", "--db", db, "--json").stdout
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*TV, "hub", "serve", "--db", db, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(url + "/healthz", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("hub did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+        yield url, dev["token"], dev["tenant_id"], dev["id"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def push_all(client: httpx.Client, bodies: list[bytes]) -> float:
+    t0 = time.perf_counter()
+    for body in bodies:
+        r = client.post("/v1/sync/push", content=body, headers={"content-type": "application/json"})
+        r.raise_for_status()
+    return time.perf_counter() - t0
+
+
+def pull_all(client: httpx.Client) -> tuple[int, float]:
+    since, pages = 0, 0
+    t0 = time.perf_counter()
+    while True:
+        r = client.get("/v1/sync/pull", params={"since": since, "limit": BATCH})
+        r.raise_for_status()
+        page = msgspec.json.decode(r.content, type=_Page)
+        since, pages = page.cursor, pages + 1
+        if not page.has_more:
+            return since, time.perf_counter() - t0
+
+
+def one_change_latency(client: httpx.Client, tenant: str, device: str, n: int, mutation: int) -> float:
+    """Median ms to pull one new change after a long history (the change pushed first)."""
+    body = make_bodies(tenant, device, n, 1, mutation)[0]
+    head = client.post("/v1/sync/push", content=body).json()["head"]
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        r = client.get("/v1/sync/pull", params={"since": head - 1, "limit": BATCH})
+        r.raise_for_status()
+        times.append(time.perf_counter() - t0)
+    assert len(msgspec.json.decode(r.content)["items"]) == 1
+    return statistics.median(times) * 1000
+
+
+def raw_insert_rate(backend: str, target: str, rows: int = 100_000) -> float:
+    """Rows/s of inserting the same rows straight into the database, one transaction."""
+    clock = HybridClock()
+    data = [
+        (1, f"e{n:09d}", "note", n + 1, 1, clock.now(), "dev", 1, 0, None, 0, bytes(_payload(n)))
+        for n in range(rows)
+    ]
+    ddl = (
+        "CREATE TABLE raw_bench (tenant INTEGER, entity_id TEXT, entity_type TEXT, seq BIGINT, "
+        "truth_level SMALLINT, last_modified_at TEXT, device_id TEXT, version INTEGER, base_version INTEGER, "
+        "base_clock TEXT, deleted SMALLINT, wire {blob}, PRIMARY KEY (tenant, entity_id))"
+    )
+    if backend == "sqlite":
+        con = sqlite3.connect(target)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute(ddl.format(blob="BLOB"))
+        con.execute("CREATE INDEX raw_bench_seq ON raw_bench (tenant, seq)")
+        t0 = time.perf_counter()
+        with con:
+            con.executemany("INSERT INTO raw_bench VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", data)
+        elapsed = time.perf_counter() - t0
+        con.close()
+        return rows / elapsed
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS raw_bench")
+        con.execute(ddl.format(blob="BYTEA"))
+        con.execute("CREATE INDEX raw_bench_seq ON raw_bench (tenant, seq)")
+        t0 = time.perf_counter()
+        with con.transaction(), con.cursor() as cur:
+            cur.executemany("INSERT INTO raw_bench VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", data)
+        elapsed = time.perf_counter() - t0
+        con.execute("DROP TABLE raw_bench")
+    return rows / elapsed
+
+
+@contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield str(tmp / "hub.db")
+        return
+    import psycopg
+
+    name = f"tv_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def bench_backend(backend: str, histories: list[int]) -> dict[str, str]:
+    row: dict[str, str] = {"backend": backend}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        with database(backend, tmp) as db, hub_process(db, tmp) as (url, token, tenant, device):
+            client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=120)
+            first = 100_000
+            bodies = make_bodies(tenant, device, 0, first, 1)
+            elapsed = push_all(client, bodies)
+            row["push items/s"] = f"{first / elapsed:,.0f}"
+            head, pull_elapsed = pull_all(client)
+            row["pull items/s"] = f"{head / pull_elapsed:,.0f}"
+            done, mutation = first, first + 1
+            for history in histories:
+                while done < history:
+                    step = min(100_000, history - done)
+                    push_all(client, make_bodies(tenant, device, done, step, mutation))
+                    done, mutation = done + step, mutation + step
+                latency = one_change_latency(client, tenant, device, 10_000_000 + done, mutation)
+                mutation += 1
+                row[f"1-change pull @{history // 1000}k"] = f"{latency:.2f} ms"
+            client.close()
+        with database(backend, tmp) as raw_db:
+            raw = raw_insert_rate(backend, raw_db if backend != "sqlite" else str(tmp / "raw.db"))
+        row["raw insert rows/s"] = f"{raw:,.0f}"
+        row["push / raw"] = f"{first / elapsed / raw:.2f}"
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="only 100k items of history")
+    args = parser.parse_args()
+    histories = [100_000] if args.quick else [100_000, 1_000_000]
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    rows = []
+    for backend in backends:
+        print(f"benchmarking {backend} ...", file=sys.stderr, flush=True)
+        rows.append(bench_backend(backend, histories))
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(r.get(c, "")) for r in rows)) for c in columns]
+    print(" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(r.get(c, "").ljust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

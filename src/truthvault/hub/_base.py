@@ -1,0 +1,629 @@
+"""What both hub stores share: push, pull, conflicts and admin over a few database primitives.
+
+The SQL here is portable (SQLite and PostgreSQL) and written with ``?`` placeholders; the
+PostgreSQL adapter rewrites them. The backends supply connections and transactions, and
+may override the two bulk paths of a push (:meth:`BaseHubStore._load_current` and
+:meth:`BaseHubStore._upsert_entities`) with faster database-specific SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from ..clock import CANONICAL_STAMP_RE, format_stamp
+from ..errors import ConflictState, InvalidInput, NotFound, ResyncRequired, Unauthorized
+from ..merge import MergePlan, plan_merge
+from ..model import (
+    Decision,
+    OriginStep,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    PushResult,
+    Record,
+    SyncItem,
+    checksum_hex,
+    encode,
+    prepare_item,
+)
+from ..truth import Outcome, TruthLevel, origin_step
+from .store import VAULT_MODES, Device, DeviceContext, Event, Limits, Tenant
+
+__all__ = ["BaseHubStore", "Cursor", "Db", "TenantState"]
+
+log = logging.getLogger("truthvault.hub")
+
+_U64 = 1 << 64
+_I64 = 1 << 63
+#: Bound parameters per IN (...) chunk: well under every SQLite build's variable limit.
+_CHUNK = 500
+#: How long a device's last_seen_at may lag behind before a pull writes it again.
+_SEEN_EVERY_S = 30.0
+_RECORD_KINDS = (None, "suggestion", "conflict")
+_RECORD_STATUSES = (None, "open", "accepted", "rejected", "resolved")
+
+_item_decoder = msgspec.json.Decoder(SyncItem)
+_record_decoder = msgspec.json.Decoder(Record)
+_pull_decoder = msgspec.json.Decoder(PullResponse)
+_detail_decoder = msgspec.json.Decoder(dict[str, Any])
+
+_ENTITY_COLUMNS = (
+    "entity_id, entity_type, seq, truth_level, last_modified_at, device_id, "
+    "version, base_version, base_clock, deleted, wire"
+)
+_PAGE_SQL = (
+    "SELECT seq, wire, 0 FROM (SELECT seq, wire FROM entities WHERE tenant_pk = ? AND seq > ? "
+    "ORDER BY seq LIMIT ?) AS e "
+    "UNION ALL "
+    "SELECT seq, wire, 1 FROM (SELECT seq, wire FROM records WHERE tenant_pk = ? AND seq > ? "
+    "ORDER BY seq LIMIT ?) AS r "
+    "ORDER BY 1 LIMIT ?"
+)
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the stores use."""
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Db(Protocol):
+    """A connection inside a transaction (or in autocommit for single reads)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+@dataclass(slots=True)
+class TenantState:
+    """A tenant's sync counters, as read (and, in a write, locked) at the start of a transaction."""
+
+    head_seq: int
+    checksum: int  # unsigned, modulo 2**64
+    purge_seq: int
+
+
+@dataclass(slots=True)
+class _Applied:
+    """What :meth:`BaseHubStore._apply` wrote."""
+
+    head: int
+    entities: dict[str, SyncItem] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)
+    new_records: int = 0
+
+
+def iso_ms(ms: int) -> str:
+    """Milliseconds since the epoch as ``2026-11-22T01:36:48.123Z``."""
+    return format_stamp(ms)[:-5]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def to_signed(value: int) -> int:
+    """A checksum (0 <= value < 2**64) as the signed 64-bit integer the database stores."""
+    value %= _U64
+    return value - _U64 if value >= _I64 else value
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_name(what: str, name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or name != name.strip():
+        raise InvalidInput(f"{what} {name!r} must be 1-200 characters without surrounding spaces")
+    return name
+
+
+class BaseHubStore(ABC):
+    """A hub store over a SQL database; subclasses supply connections and transactions."""
+
+    backend: str
+    #: appended to the tenant-row SELECT in a write: the row lock that serialises a tenant's writes
+    _lock_clause: str = ""
+    #: the driver's exception for a violated unique constraint
+    _integrity_errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self) -> None:
+        self._tenant_pks: dict[str, int] = {}
+        self._seen: dict[str, float] = {}
+        self._seen_lock = threading.Lock()
+
+    # -- what a backend supplies ------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Db]:
+        """A write transaction, committed when the block ends (rolled back on an error)."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Db]:
+        """A connection for single-statement reads."""
+
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Db]:
+        """A read-only transaction: every statement in it sees one consistent snapshot."""
+
+    def _load_current(self, db: Db, tenant_pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
+        """The current versions of the given entities (those that exist)."""
+        current: dict[str, SyncItem] = {}
+        for start in range(0, len(entity_ids), _CHUNK):
+            chunk = entity_ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT wire FROM entities WHERE tenant_pk = ? AND entity_id IN ({marks})",
+                (tenant_pk, *chunk),
+            ).fetchall()
+            for (wire,) in rows:
+                item = _item_decoder.decode(wire)
+                current[item.entity_id] = item
+        return current
+
+    def _upsert_entities(self, db: Db, tenant_pk: int, rows: list[tuple[Any, ...]]) -> None:
+        """Write new current versions (rows in ``_ENTITY_COLUMNS`` order)."""
+        db.executemany(
+            f"INSERT INTO entities (tenant_pk, {_ENTITY_COLUMNS}) VALUES ({tenant_pk}, ?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET entity_type = excluded.entity_type, "
+            "seq = excluded.seq, truth_level = excluded.truth_level, "
+            "last_modified_at = excluded.last_modified_at, device_id = excluded.device_id, "
+            "version = excluded.version, base_version = excluded.base_version, "
+            "base_clock = excluded.base_clock, deleted = excluded.deleted, wire = excluded.wire",
+            rows,
+        )
+
+    # -- admin -------------------------------------------------------------------
+    def add_tenant(self, name: str, vault_mode: str) -> Tenant:
+        """Create a tenant; ConflictState if the name is taken, InvalidInput for a bad mode."""
+        _check_name("tenant name", name)
+        if vault_mode not in VAULT_MODES:
+            raise InvalidInput(f"vault_mode {vault_mode!r} is not one of {', '.join(VAULT_MODES)}")
+        tenant = Tenant(str(uuid.uuid4()), name, vault_mode, iso_ms(_now_ms()))
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO tenants (id, name, vault_mode, created_at) VALUES (?, ?, ?, ?)",
+                    (tenant.id, name, vault_mode, tenant.created_at),
+                )
+        except self._integrity_errors:
+            raise ConflictState(f"tenant {name!r} already exists") from None
+        return tenant
+
+    def get_tenant(self, name: str) -> Tenant:
+        """A tenant by name; NotFound if there is none."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT id, name, vault_mode, created_at FROM tenants WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no tenant {name!r}", hint="list them with: truthvault hub tenant list")
+        return Tenant(*row)
+
+    def list_tenants(self) -> list[Tenant]:
+        """All tenants, by name."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, name, vault_mode, created_at FROM tenants ORDER BY name").fetchall()
+        return [Tenant(*row) for row in rows]
+
+    def add_device(self, tenant_name: str, device_name: str) -> tuple[Device, str]:
+        """Register a device; return it with its bearer token (shown once, stored hashed)."""
+        _check_name("device name", device_name)
+        tenant = self.get_tenant(tenant_name)
+        token = secrets.token_urlsafe(32)
+        device = Device(str(uuid.uuid4()), tenant.id, device_name, iso_ms(_now_ms()), None, 0)
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO devices (id, tenant_pk, name, token_hash, created_at) "
+                    "VALUES (?, (SELECT pk FROM tenants WHERE id = ?), ?, ?, ?)",
+                    (device.id, tenant.id, device_name, _token_hash(token), device.created_at),
+                )
+        except self._integrity_errors:
+            raise ConflictState(f"tenant {tenant_name!r} already has a device {device_name!r}") from None
+        return device, token
+
+    def list_devices(self, tenant_name: str) -> list[Device]:
+        """A tenant's devices, by name."""
+        tenant = self.get_tenant(tenant_name)
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT d.id, t.id, d.name, d.created_at, d.last_seen_at, d.last_mutation, d.revoked "
+                "FROM devices d JOIN tenants t ON t.pk = d.tenant_pk WHERE t.id = ? ORDER BY d.name",
+                (tenant.id,),
+            ).fetchall()
+        return [Device(*row[:6], revoked=bool(row[6])) for row in rows]
+
+    def authenticate(self, token: str) -> DeviceContext:
+        """The device a bearer token belongs to; Unauthorized if none (or revoked)."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT t.id, t.name, t.vault_mode, d.id, d.name, d.revoked, t.pk "
+                "FROM devices d JOIN tenants t ON t.pk = d.tenant_pk WHERE d.token_hash = ?",
+                (_token_hash(token),),
+            ).fetchone()
+        if row is None or row[5]:
+            raise Unauthorized("unknown or revoked device token", hint="register the device again")
+        self._tenant_pks[row[0]] = row[6]
+        return DeviceContext(*row[:5])
+
+    def head(self, tenant_id: str) -> int:
+        """The tenant's latest sequence number (0 when empty)."""
+        with self._read() as db:
+            row = db.execute("SELECT head_seq FROM tenants WHERE pk = ?", (self._tenant_pk(tenant_id),))
+            return int(row.fetchone()[0])
+
+    def _tenant_pk(self, tenant_id: str) -> int:
+        pk = self._tenant_pks.get(tenant_id)
+        if pk is None:
+            with self._read() as db:
+                row = db.execute("SELECT pk FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no tenant with id {tenant_id!r}")
+            # Tenants are never re-keyed, so the mapping can be kept for the store's life.
+            pk = self._tenant_pks[tenant_id] = int(row[0])
+        return pk
+
+    # -- sync --------------------------------------------------------------------
+    def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
+        """Apply a batch atomically and idempotently (see :meth:`HubStore.push`)."""
+        items = _checked_items(ctx, request, limits, now_ms)
+        now = iso_ms(now_ms)
+        pk = self._tenant_pk(ctx.tenant_id)
+        with self._write() as db:
+            state = self._lock_tenant(db, pk)
+            if state.purge_seq > 0 and request.cursor < state.purge_seq:
+                raise ResyncRequired(
+                    f"cursor {request.cursor} is behind the purge horizon {state.purge_seq}",
+                    hint="pull from 0 and push again",
+                )
+            row = db.execute(
+                "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?",
+                (ctx.device_id, pk),
+            ).fetchone()
+            if row is None or row[1]:
+                raise Unauthorized("unknown or revoked device")
+            last_mutation = int(row[0])
+            fresh = [item for item in items if item.mutation > last_mutation]  # type: ignore[operator]
+            current = self._load_current(db, pk, list({item.entity_id: None for item in fresh}))
+            plan = plan_merge(current, fresh, now)
+            counts = Counter(str(outcome) for _, outcome, _ in plan.results)
+            counts["duplicate"] += len(items) - len(fresh)
+            detail: dict[str, object] = {"items": len(items), **counts}
+            if request.decisions:
+                detail["decisions"] = len(request.decisions)
+            push_event = fresh or request.decisions
+            applied = self._apply(
+                db,
+                pk,
+                state,
+                plan,
+                request.decisions,
+                ctx.device_id,
+                now,
+                [("SYNC_PUSH", None, detail)] if push_event else [],
+            )
+            new_mutation = max(last_mutation, items[-1].mutation or 0) if items else last_mutation
+            db.execute(
+                "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?",
+                (new_mutation, now, ctx.device_id),
+            )
+        results = [
+            PushResult(item.entity_id, "duplicate", item.mutation)
+            for item in items
+            if item.mutation <= last_mutation  # type: ignore[operator]
+        ]
+        results += [
+            PushResult(item.entity_id, str(out), item.mutation, rid) for item, out, rid in plan.results
+        ]
+        return PushResponse(results=results, head=applied.head, last_mutation=new_mutation)
+
+    def _lock_tenant(self, db: Db, tenant_pk: int) -> TenantState:
+        row = db.execute(
+            f"SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?{self._lock_clause}",
+            (tenant_pk,),
+        ).fetchone()
+        return TenantState(int(row[0]), int(row[1]) % _U64, int(row[2]))
+
+    def _apply(
+        self,
+        db: Db,
+        pk: int,
+        state: TenantState,
+        plan: MergePlan,
+        decisions: Sequence[Decision],
+        now: str,
+        events: list[_EventRow],
+    ) -> _Applied:
+        """Write a merge plan and decisions, numbering every change on from the tenant's head."""
+        out = _Applied(state.head_seq)
+        for eid, item in plan.entities.items():
+            out.head += 1
+            out.entities[eid] = msgspec.structs.replace(item, mutation=None, seq=out.head)
+        if out.entities:
+            rows = [(*_entity_fields(item), encode(item)) for item in out.entities.values()]
+            self._upsert_entities(db, pk, rows)
+
+        # A loser kept before (a batch replayed by a device that lost its state) is not kept twice.
+        losses = {loss.record.id: loss for loss in plan.losses}
+        known = {row[0] for row in _select_in(db, "SELECT id FROM records", pk, "id", list(losses))}
+        new = {rid: _new_record(loss) for rid, loss in losses.items() if rid not in known}
+        events += [_loss_event(losses[rid], record) for rid, record in new.items()]
+        events += [("TRUTH_UPGRADE", item.entity_id, {"source": item.origin_source}) for item in plan.upgrades]
+
+        changed: dict[str, Record] = {}
+        sql = "SELECT wire FROM records WHERE status = 'open' AND"
+        stored = [_record_decoder.decode(row[0]) for row in _select_in(
+            db, sql, pk, "id", list({d.id: None for d in decisions if d.id not in new})
+        )]  # fmt: skip
+        open_records = {record.id: record for record in stored}
+        for decision in decisions:
+            target = new if decision.id in new else open_records
+            record = target.get(decision.id)
+            if record is None or record.status != "open":
+                continue  # unknown or already decided: a replayed decision changes nothing
+            target[decision.id] = msgspec.structs.replace(
+                record, status=decision.status, decided_at=decision.at, resolution=decision.resolution
+            )
+            if target is open_records:
+                changed[decision.id] = target[decision.id]
+
+        for record in (*new.values(), *changed.values()):
+            out.head += 1
+            record.seq = out.head
+            out.records[record.id] = record
+        if new:
+            db.executemany(
+                f"INSERT INTO records (tenant_pk, {_RECORD_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (tenant_pk, id) DO NOTHING",
+                [(*_record_fields(record), encode(record)) for record in new.values()],
+            )
+        if changed:
+            db.executemany(
+                "UPDATE records SET status = ?, decided_at = ?, resolution = ?, seq = ?, wire = ? "
+                f"WHERE tenant_pk = {pk} AND id = ? AND status = 'open'",
+                [(*_decision_fields(record), encode(record), record.id) for record in changed.values()],
+            )
+        if events:
+            db.executemany(
+                "INSERT INTO sync_events (tenant_pk, type, at, device_id, entity_id, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(pk, kind, now, self_device, eid, encode(d).decode()) for kind, eid, d, self_device in
+                 ((k, e, d, None) for k, e, d in events)],
+            )
+        if out.head != state.head_seq:
+            db.execute(
+                "UPDATE tenants SET head_seq = ?, checksum = ? WHERE pk = ?",
+                (out.head, to_signed(state.checksum + plan.checksum_delta), pk),
+            )
+        return out
+
+    def pull(self, ctx: DeviceContext, since: int, limit: int) -> PullResponse:
+        """Changes after ``since`` (see :meth:`HubStore.pull`)."""
+        return _pull_decoder.decode(self.pull_raw(ctx, since, limit))
+
+    def pull_raw(self, ctx: DeviceContext, since: int, limit: int) -> bytes:
+        """What :meth:`pull` answers, as the exact JSON bytes of a PullResponse."""
+        if since < 0 or limit < 1:
+            raise InvalidInput(f"since ({since}) must be >= 0 and limit ({limit}) >= 1")
+        pk = self._tenant_pk(ctx.tenant_id)
+        with self._snapshot() as db:
+            head, checksum, purge_seq = db.execute(
+                "SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?", (pk,)
+            ).fetchone()
+            if 0 < since < purge_seq:
+                raise ResyncRequired(
+                    f"cursor {since} is behind the purge horizon {purge_seq}",
+                    hint="pull from 0 and drop what the hub no longer has",
+                )
+            page = db.execute(_PAGE_SQL, (pk, since, limit + 1, pk, since, limit + 1, limit + 1)).fetchall()
+        has_more = len(page) > limit
+        if has_more:
+            del page[limit:]
+        items = [row[1] for row in page if not row[2]]
+        records = [row[1] for row in page if row[2]]
+        cursor = page[-1][0] if has_more else head
+        if page:
+            self._note_pull(
+                ctx, pk, {"since": since, "cursor": cursor, "items": len(items), "records": len(records)}
+            )
+        else:
+            self._note_seen(ctx.device_id)
+        tail = b'"' + checksum_hex(checksum).encode() + b'"' if not has_more else b"null"
+        return b"".join(
+            (
+                b'{"items":[',
+                b",".join(items),
+                b'],"records":[',
+                b",".join(records),
+                b'],"cursor":%d,"has_more":%s,"head":%d,"checksum":'
+                % (cursor, b"true" if has_more else b"false", head),
+                tail,
+                b"}",
+            )
+        )
+
+    def _note_pull(self, ctx: DeviceContext, pk: int, detail: dict[str, object]) -> None:
+        now = iso_ms(_now_ms())
+        with self._write() as db:
+            # The event goes first: on PostgreSQL the device row lock is then taken last.
+            db.execute(
+                "INSERT INTO sync_events (tenant_pk, type, at, device_id, entity_id, detail) "
+                "VALUES (?, 'SYNC_PULL', ?, ?, NULL, ?)",
+                (pk, now, ctx.device_id, encode(detail).decode()),
+            )
+            if self._seen_due(ctx.device_id):
+                db.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (now, ctx.device_id))
+
+    def _note_seen(self, device_id: str) -> None:
+        if self._seen_due(device_id):
+            with self._write() as db:
+                db.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (iso_ms(_now_ms()), device_id))
+
+    def _seen_due(self, device_id: str) -> bool:
+        """True (and noted) when the device's last_seen_at is due to be written again."""
+        now = time.monotonic()
+        with self._seen_lock:
+            if now - self._seen.get(device_id, -_SEEN_EVERY_S) < _SEEN_EVERY_S:
+                return False
+            self._seen[device_id] = now
+            return True
+
+    def list_records(
+        self, ctx: DeviceContext, kind: str | None = None, status: str | None = "open", limit: int = 1000
+    ) -> list[Record]:
+        """The tenant's suggestions and conflict records, newest first."""
+        if kind not in _RECORD_KINDS or status not in _RECORD_STATUSES:
+            raise InvalidInput(f"no records of kind {kind!r} with status {status!r}")
+        sql, params = "SELECT wire FROM records WHERE tenant_pk = ?", [self._tenant_pk(ctx.tenant_id)]
+        for column, value in (("kind", kind), ("status", status)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)).fetchall()
+        return [_record_decoder.decode(row[0]) for row in rows]
+
+    def resolve_conflict(
+        self, ctx: DeviceContext, record_id: str, resolution: str, clock: str
+    ) -> tuple[Record, SyncItem | None]:
+        """Close a conflict record by keeping the current version or restoring the loser."""
+        if resolution not in ("keep", "restore"):
+            raise InvalidInput(f"resolution {resolution!r} must be 'keep' or 'restore'")
+        if not CANONICAL_STAMP_RE.match(clock):
+            raise InvalidInput(f"clock {clock!r} is not a stamp like 2026-11-22T01:36:48.123Z-0000")
+        pk = self._tenant_pk(ctx.tenant_id)
+        now = iso_ms(_now_ms())
+        with self._write() as db:
+            state = self._lock_tenant(db, pk)
+            row = db.execute(
+                "SELECT wire FROM records WHERE tenant_pk = ? AND id = ? AND kind = 'conflict'",
+                (pk, record_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no conflict {record_id!r}", hint="list them with GET /v1/conflicts")
+            record = _record_decoder.decode(row[0])
+            if record.status != "open":
+                raise ConflictState(f"conflict {record_id!r} is already {record.status}")
+            plan, restored = MergePlan(), None
+            if resolution == "restore":
+                current = self._load_current(db, pk, [record.entity_id])
+                restored = _restoration(record, current.get(record.entity_id), ctx.device_id, clock)
+                plan = plan_merge(current, [restored], now)
+                if plan.results[0][1] is not Outcome.APPLIED:
+                    raise InvalidInput(f"clock {clock} is not later than the current version's")
+            decision = Decision(record_id, "resolved", now, resolution)
+            event = (
+                "CONFLICT_RESOLVED",
+                record.entity_id,
+                {"record_id": record_id, "resolution": resolution},
+            )
+            applied = self._apply(db, pk, state, plan, [decision], ctx.device_id, now, [event])
+        return applied.records[record_id], applied.entities.get(record.entity_id) if restored else None
+
+    def events(
+        self, tenant_id: str, since: int = 0, limit: int = 100, type: str | None = None
+    ) -> list[Event]:
+        """The tenant's events after id ``since``, oldest first."""
+        sql = "SELECT id, type, at, device_id, entity_id, detail FROM sync_events WHERE tenant_pk = ? AND id > ?"
+        params: list[object] = [self._tenant_pk(tenant_id), since]
+        if type is not None:
+            sql += " AND type = ?"
+            params.append(type)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*params, limit)).fetchall()
+        return [Event(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5])) for r in rows]
+
+    def purge_tombstones(self, older_than_ms: int) -> int:
+        """Delete old tombstones in every tenant and move the purge horizons past them."""
+        cutoff = format_stamp(older_than_ms, 0)
+        where = "deleted AND last_modified_at < ?"
+        with self._read() as db:
+            tenants = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT DISTINCT tenant_pk FROM entities WHERE {where}", (cutoff,)
+                ).fetchall()
+            ]
+        purged = 0
+        for pk in tenants:
+            # One tenant at a time, under its row lock, like a push: no deadlock, no long lock.
+            with self._write() as db:
+                state = self._lock_tenant(db, pk)
+                top, count = db.execute(
+                    f"SELECT max(seq), count(*) FROM entities WHERE tenant_pk = ? AND {where}", (pk, cutoff)
+                ).fetchone()
+                if not count:
+                    continue
+                db.execute(f"DELETE FROM entities WHERE tenant_pk = ? AND {where}", (pk, cutoff))
+                db.execute(
+                    "UPDATE tenants SET purge_seq = ? WHERE pk = ?", (max(state.purge_seq, int(top)), pk)
+                )
+                purged += int(count)
+        return purged
+
+
+def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> list[SyncItem]:
+    """Check a whole batch before anything is written; the first bad item refuses it."""
+    items = request.items
+    if len(items) > limits.max_batch_items:
+        raise InvalidInput(f"items: {len(items)} items is over the limit of {limits.max_batch_items}")
+    max_clock = format_stamp(now_ms + limits.max_future_skew_ms, 0xFFFF)
+    previous = -1
+    for i, item in enumerate(items):
+        if item.mutation is None:
+            raise InvalidInput(f"items[{i}].mutation: missing (every pushed item needs one)")
+        if item.mutation <= previous:
+            raise InvalidInput(
+                f"items[{i}].mutation: {item.mutation} is not above the previous item's {previous}"
+            )
+        previous = item.mutation
+        prepare_item(
+            item,
+            f"items[{i}]",
+            tenant_id=ctx.tenant_id,
+            device_id=ctx.device_id,
+            max_payload_bytes=limits.max_payload_bytes,
+            max_clock=max_clock,
+        )
+    return items
+
+
+def _restoration(record: Record, current: SyncItem | None, device_id: str, clock: str) -> SyncItem:
+    """The new level-1 version that brings a conflict's loser back, built on the current one."""
+    loser = record.item
+    step = origin_step(loser.truth_level, loser.origin_source, loser.last_modified_at, record.id)
+    return SyncItem(
+        entity_type=loser.entity_type,
+        entity_id=loser.entity_id,
+        tenant_id=loser.tenant_id,
+        truth_level=int(TruthLevel.USER),
+        origin_source="user:conflict-resolve",
+        last_modified_at=clock,
+        device_id=device_id,
+        payload=loser.payload,
+        origin_chain=[*loser.origin_chain, msgspec.convert(step, type=OriginStep)],
+        last_modified_by_level=int(TruthLevel.USER),
+        version=current.version + 1 if current else 1,
+        base_version=current.version if current else 0,
+        base_clock=current.last_modified_at if current else None,
+        contract_version=loser.contract_version,
+        deleted=loser.deleted,
+    )

@@ -1,0 +1,123 @@
+"""The hub store on one SQLite file: one guarded writer connection, one reader per thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StorageError
+from . import migrations
+from ._base import BaseHubStore, Db
+
+__all__ = ["SqliteHubStore"]
+
+log = logging.getLogger("truthvault.hub")
+
+
+class SqliteHubStore(BaseHubStore):
+    """A hub store in a SQLite file (WAL), created with mode 0600 and migrated on open."""
+
+    backend = "sqlite"
+    _integrity_errors = (sqlite3.IntegrityError,)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Create the file ourselves so that it (and the -wal/-shm files SQLite derives
+        # from it) is readable by its owner only: it holds every tenant's data.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        try:
+            # Every use of the writer holds _write_lock, so it may move between threads.
+            self._writer = self._connect(check_same_thread=False)
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            if _revision(self._writer) != migrations.HEAD_REVISION:
+                migrations.upgrade(str(self.path))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the hub database {str(self.path)!r}: {exc}") from exc
+
+    def _connect(self, *, check_same_thread: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=check_same_thread)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def close(self) -> None:
+        """Close the writer and every thread's reader."""
+        with self._write_lock:
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # Used only by the thread that made it; close() reaches it from another
+            # thread after use, hence check_same_thread=False.
+            conn = self._connect(check_same_thread=False)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Db]:
+        with self._write_lock, _storage_errors():
+            db = self._writer
+            # IMMEDIATE takes the write lock up front: a transaction never has to upgrade
+            # from read to write (and fail with SQLITE_BUSY) halfway through.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        with _storage_errors():
+            yield self._reader()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Db]:
+        with _storage_errors():
+            db = self._reader()
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn a failing database into StorageError; constraint errors pass for the caller to map."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        log.error("sqlite hub store failed: %s", exc)
+        raise StorageError("the hub database failed", hint="see the hub's log") from exc
+
+
+def _revision(conn: sqlite3.Connection) -> str | None:
+    """The schema revision Alembic recorded, or None for a new file."""
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return None if row is None else str(row[0])

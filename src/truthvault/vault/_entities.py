@@ -1,0 +1,290 @@
+"""Local writes and reads of entities: the truth rule applied to every change made here."""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .. import model
+from ..errors import ConflictState, InvalidInput, InvalidSource, NotFound
+from ..model import OriginStep, Record, SyncItem, prepare_item
+from ..truth import Outcome, TruthLevel, level_of_source, record_id, resolve
+from ._base import VaultBase, WriteResult
+from ._codec import ENTITY_SELECT, Current, encode_payload, item_from_row, payload_of, step
+from ._ids import new_id
+from ._search import fts_error
+
+__all__ = ["MAX_PAYLOAD_BYTES", "EntitiesMixin"]
+
+#: Same as the hub's default limit: a bigger payload could never be pushed.
+MAX_PAYLOAD_BYTES = 1 << 20
+_TOMBSTONE = b"{}"
+_EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
+
+
+def _check_field(value: str, kind: object, name: str) -> str:
+    try:
+        return msgspec.convert(value, kind)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{name} {value!r} is not valid: {exc}") from None
+
+
+def _user_level(source: str) -> None:
+    if level_of_source(source) != TruthLevel.USER:
+        raise InvalidSource(f"only the user decides: {source!r} is not a user source", hint="use user:cli")
+
+
+class EntitiesMixin(VaultBase):
+    """put / edit / delete / get / list / count / search / upgrade_truth."""
+
+    # -- the one write path --------------------------------------------------------
+    def _local_write(
+        self,
+        cur: Current | None,
+        *,
+        entity_type: str,
+        entity_id: str,
+        payload: bytes,
+        source: str,
+        accepted: bool = False,
+        deleted: bool = False,
+        steps: Sequence[OriginStep] = (),
+        upgrade: dict[str, Any] | None = None,
+    ) -> WriteResult:
+        """Write a new version made on this device (inside a transaction)."""
+        level = level_of_source(source)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidInput(f"payload is {len(payload)} bytes, over the limit of {MAX_PAYLOAD_BYTES}")
+        stamp = self._stamp()
+        device, tenant = self._meta_str("device_id"), self._meta_str("tenant_id")
+        chain: builtins.list[OriginStep] = []
+        version, base_version, base_clock = 1, 0, None
+        raised_from: SyncItem | None = None
+        if cur is not None:
+            old = cur.item
+            chain = list(old.origin_chain)
+            version = old.version + 1
+            if cur.mutation is None:
+                base_version, base_clock = old.version, old.last_modified_at
+            else:
+                # Unpushed edits collapse: the hub still only knows the old base.
+                base_version, base_clock = old.base_version, old.base_clock
+            if accepted or level == TruthLevel.USER:
+                if not old.deleted and old.truth_level != TruthLevel.USER:
+                    chain.append(step(old))
+                    raised_from = old
+                    accepted = True
+                elif old.accepted_by_user:
+                    accepted = True  # provenance survives the user's later edits
+        chain.extend(steps)
+        item = SyncItem(
+            entity_type=entity_type,
+            entity_id=entity_id,
+            tenant_id=tenant,
+            truth_level=int(level),
+            origin_source=source,
+            last_modified_at=stamp,
+            device_id=device,
+            payload=msgspec.Raw(_TOMBSTONE if deleted else payload),
+            origin_chain=chain,
+            accepted_by_user=accepted,
+            version=version,
+            base_version=base_version,
+            base_clock=base_clock,
+            deleted=deleted,
+        )
+        prepare_item(
+            item, "write", tenant_id=tenant, device_id=device, max_payload_bytes=MAX_PAYLOAD_BYTES, max_clock=stamp
+        )
+        res = resolve(None if cur is None else cur.item, item)
+        if res.outcome in (Outcome.SUGGESTION, Outcome.CONFLICT):
+            kind = str(res.outcome)
+            rid = record_id(entity_id, stamp, device)
+            record = Record(
+                kind=kind,  # type: ignore[arg-type]
+                id=rid,
+                entity_id=entity_id,
+                entity_type=entity_type,
+                status="open",
+                item=item,
+                created_at=stamp,
+            )
+            self._insert_record(record, mutation=self._take_mutations(), push_item=True)
+            self.add_event(
+                _EVENT_OF_KIND[kind], entity_id, record_id=rid, level=item.truth_level, source=source
+            )
+            return WriteResult(item, res.outcome, rid)
+        # A fresh stamp is later than anything seen, so it can only win; and a local
+        # write builds on what it replaces, so nothing else needs keeping.
+        assert res.outcome is Outcome.APPLIED, res
+        self._put_row(
+            item,
+            self._take_mutations(),
+            cur.hub_known if cur else False,
+            cur.rowid if cur else None,
+        )
+        if upgrade is not None or raised_from is not None or level != item.truth_level:
+            detail = dict(upgrade or {})
+            if raised_from is not None:
+                detail.setdefault("from_level", raised_from.truth_level)
+                detail.setdefault("from_source", raised_from.origin_source)
+            else:
+                detail.setdefault("from_level", int(level))
+                detail.setdefault("from_source", source)
+            self.add_event("TRUTH_UPGRADE", entity_id, by=item.origin_source, **detail)
+        return WriteResult(item, Outcome.APPLIED)
+
+    def _live(self, entity_id: str) -> Current:
+        cur = self._current(entity_id)
+        if cur is None or cur.item.deleted:
+            raise NotFound(f"no entity {entity_id!r}" if cur is None else f"entity {entity_id!r} was deleted")
+        return cur
+
+    # -- public writes -------------------------------------------------------------
+    def put(
+        self,
+        entity_type: str,
+        payload: dict[str, Any],
+        *,
+        entity_id: str | None = None,
+        source: str = "user:cli",
+        accepted: bool = False,
+    ) -> WriteResult:
+        """Write an entity (new, or a new version of ``entity_id``) under the truth rule."""
+        level_of_source(source)
+        entity_type = _check_field(entity_type, model.EntityType, "entity_type")
+        entity_id = new_id() if entity_id is None else _check_field(entity_id, model.EntityId, "entity_id")
+        body = encode_payload(payload)
+        with self._tx():
+            cur = self._current(entity_id)
+            if cur is not None and cur.item.entity_type != entity_type:
+                raise ConflictState(
+                    f"entity {entity_id!r} is a {cur.item.entity_type}, not a {entity_type}"
+                )
+            return self._local_write(
+                cur, entity_type=entity_type, entity_id=entity_id, payload=body, source=source, accepted=accepted
+            )
+
+    def edit(
+        self, entity_id: str, changes: dict[str, Any], *, source: str = "user:cli", replace: bool = False
+    ) -> WriteResult:
+        """Merge ``changes`` into an entity's payload (or replace it) and write it."""
+        level_of_source(source)
+        if not isinstance(changes, dict):
+            raise InvalidInput(f"changes must be a JSON object, got {type(changes).__name__}")
+        with self._tx():
+            cur = self._live(entity_id)
+            payload = changes if replace else {**payload_of(cur.item), **changes}
+            return self._local_write(
+                cur,
+                entity_type=cur.item.entity_type,
+                entity_id=entity_id,
+                payload=encode_payload(payload),
+                source=source,
+            )
+
+    def delete(self, entity_id: str, *, source: str = "user:cli") -> WriteResult:
+        """Write a tombstone; below the entity's level it becomes a suggestion instead."""
+        level_of_source(source)
+        with self._tx():
+            cur = self._live(entity_id)
+            return self._local_write(
+                cur,
+                entity_type=cur.item.entity_type,
+                entity_id=entity_id,
+                payload=_TOMBSTONE,
+                source=source,
+                deleted=True,
+            )
+
+    def upgrade_truth(self, entity_id: str, *, source: str = "user:cli") -> SyncItem:
+        """The user confirms lower-level content: it becomes level 1, accepted by the user."""
+        _user_level(source)
+        with self._tx():
+            cur = self._live(entity_id)
+            if cur.item.truth_level == TruthLevel.USER:
+                raise ConflictState(f"entity {entity_id!r} is already user truth (level 1)")
+            return self._local_write(
+                cur,
+                entity_type=cur.item.entity_type,
+                entity_id=entity_id,
+                payload=bytes(cur.item.payload),
+                source=source,
+                accepted=True,
+            ).item
+
+    # -- reads ---------------------------------------------------------------------
+    def get(self, entity_id: str, include_deleted: bool = False) -> SyncItem:
+        """The current version of an entity; NotFound if there is none (or it was deleted)."""
+        with self._read():
+            cur = self._current(entity_id)
+        if cur is None:
+            raise NotFound(f"no entity {entity_id!r}")
+        if cur.item.deleted and not include_deleted:
+            raise NotFound(f"entity {entity_id!r} was deleted", hint="pass include_deleted to see the tombstone")
+        return cur.item
+
+    def search(self, query: str, limit: int = 50) -> builtins.list[SyncItem]:
+        """Live entities whose type or payload text matches an FTS5 query, best first."""
+        if not query or not query.strip():
+            raise InvalidInput("search query must not be empty")
+        sql = (
+            f"{ENTITY_SELECT} JOIN entities_fts ON entities_fts.rowid = entities.rowid "
+            "WHERE entities_fts MATCH ? AND entities.deleted = 0 ORDER BY entities_fts.rank LIMIT ?"
+        )
+        with self._read() as conn:
+            try:
+                rows = conn.execute(sql, (query, limit)).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise fts_error(query, exc) from None
+        return [item_from_row(r) for r in rows]
+
+    @staticmethod
+    def _filters(
+        entity_type: str | None, level: int | None, accepted: bool | None, include_deleted: bool
+    ) -> tuple[str, builtins.list[Any]]:
+        where, args = [], []
+        if entity_type is not None:
+            where.append("entity_type = ?")
+            args.append(entity_type)
+        if level is not None:
+            where.append("truth_level = ?")
+            args.append(int(level))
+        if accepted is not None:
+            where.append("accepted_by_user = ?")
+            args.append(int(accepted))
+        if not include_deleted:
+            where.append("deleted = 0")
+        return (" WHERE " + " AND ".join(where) if where else ""), args
+
+    def count(
+        self,
+        entity_type: str | None = None,
+        level: int | None = None,
+        accepted: bool | None = None,
+        include_deleted: bool = False,
+    ) -> int:
+        """How many entities match the filters of :meth:`list`."""
+        where, args = self._filters(entity_type, level, accepted, include_deleted)
+        with self._read() as conn:
+            return int(conn.execute(f"SELECT count(*) FROM entities{where}", args).fetchone()[0])
+
+    def list(
+        self,
+        entity_type: str | None = None,
+        level: int | None = None,
+        accepted: bool | None = None,
+        include_deleted: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[SyncItem]:
+        """Current versions, newest first, filtered by type, level and acceptance."""
+        where, args = self._filters(entity_type, level, accepted, include_deleted)
+        sql = f"{ENTITY_SELECT}{where} ORDER BY last_modified_at DESC, entity_id DESC LIMIT ? OFFSET ?"
+        with self._read() as conn:
+            rows = conn.execute(sql, [*args, limit, offset]).fetchall()
+        return [item_from_row(r) for r in rows]

@@ -1,0 +1,133 @@
+"""Kept losers (suggestions and conflict records) and the user's decisions on them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConflictState, InvalidInput, NotFound
+from ..model import SyncItem
+from ._codec import VaultRecord, decode_record, encode_payload, payload_of, step
+from ._entities import _TOMBSTONE, EntitiesMixin, _user_level
+
+__all__ = ["RECORD_COLUMNS", "RecordsMixin"]
+
+RECORD_COLUMNS = "kind, id, entity_id, entity_type, status, item, created_at, decided_at, resolution, reason"
+
+
+class RecordsMixin(EntitiesMixin):
+    """records / suggestions / conflicts / get_record / accept / reject / resolve_conflict."""
+
+    def records(
+        self, kind: str | None = None, status: str | None = "open", entity_id: str | None = None
+    ) -> list[VaultRecord]:
+        """Kept records, newest first; ``status=None`` means any status."""
+        where, args = [], []
+        for column, value in (("kind", kind), ("status", status), ("entity_id", entity_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = f"SELECT {RECORD_COLUMNS} FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at DESC, id", args).fetchall()
+        return [decode_record(r) for r in rows]
+
+    def suggestions(self, status: str | None = "open", entity_id: str | None = None) -> list[VaultRecord]:
+        """Suggestions (lower-level versions kept beside the current one)."""
+        return self.records("suggestion", status, entity_id)
+
+    def conflicts(self, status: str | None = "open", entity_id: str | None = None) -> list[VaultRecord]:
+        """Conflict records (U1 versions that lost a race)."""
+        return self.records("conflict", status, entity_id)
+
+    def get_record(self, record_id: str) -> VaultRecord:
+        """One record by id; NotFound if there is none."""
+        with self._read():
+            return self._record(record_id)[0]
+
+    def _record(self, record_id: str) -> tuple[VaultRecord, bool]:
+        """A record and whether the hub has or will get it (so a decision must travel)."""
+        row = self._conn.execute(
+            f"SELECT {RECORD_COLUMNS}, hub_known OR push_item FROM records WHERE id = ?", (record_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no suggestion or conflict record {record_id!r}")
+        return decode_record(row), bool(row[10])
+
+    def _open(self, record_id: str, kind: str) -> tuple[VaultRecord, bool]:
+        rec, shared = self._record(record_id)
+        if rec.kind != kind:
+            raise ConflictState(f"record {record_id!r} is a {rec.kind}, not a {kind}")
+        if rec.status != "open":
+            raise ConflictState(f"{kind} {record_id!r} is already {rec.status}")
+        return rec, shared
+
+    def _decide(self, record_id: str, status: str, resolution: str | None, shared: bool) -> None:
+        """Close a record; queue the decision for the hub when the hub knows the record."""
+        at = self._stamp()
+        if shared:
+            self._conn.execute(
+                "UPDATE records SET status = ?, decided_at = ?, resolution = ?, push_decision = 1, "
+                "mutation = ? WHERE id = ?",
+                (status, at, resolution, self._take_mutations(), record_id),
+            )
+        else:
+            self._conn.execute(
+                "UPDATE records SET status = ?, decided_at = ?, resolution = ? WHERE id = ?",
+                (status, at, resolution, record_id),
+            )
+
+    def accept(self, record_id: str, *, source: str = "user:cli") -> SyncItem:
+        """Merge an open suggestion into its entity as user truth; returns the new version."""
+        _user_level(source)
+        with self._tx():
+            rec, shared = self._open(record_id, "suggestion")
+            sug = rec.item
+            cur = self._current(rec.entity_id)
+            payload: dict[str, Any] = {}
+            if cur is not None and not cur.item.deleted:
+                payload = payload_of(cur.item)
+            if not sug.deleted:
+                payload.update(payload_of(sug))
+            result = self._local_write(
+                cur,
+                entity_type=rec.entity_type,
+                entity_id=rec.entity_id,
+                payload=_TOMBSTONE if sug.deleted else encode_payload(payload),
+                source=source,
+                accepted=True,
+                deleted=sug.deleted,
+                steps=[step(sug, record_id)],
+                upgrade={"record_id": record_id, "from_level": sug.truth_level, "from_source": sug.origin_source},
+            )
+            self._decide(record_id, "accepted", None, shared)
+            return result.item
+
+    def reject(self, record_id: str) -> VaultRecord:
+        """Reject an open suggestion; it stays retrievable with status ``rejected``."""
+        with self._tx():
+            _, shared = self._open(record_id, "suggestion")
+            self._decide(record_id, "rejected", None, shared)
+            return self._record(record_id)[0]
+
+    def resolve_conflict(self, record_id: str, resolution: str, *, source: str = "user:cli") -> VaultRecord:
+        """Close a conflict record: ``keep`` the current version or ``restore`` the kept one."""
+        if resolution not in ("keep", "restore"):
+            raise InvalidInput(f"resolution must be 'keep' or 'restore', not {resolution!r}")
+        _user_level(source)
+        with self._tx():
+            rec, shared = self._open(record_id, "conflict")
+            if resolution == "restore":
+                loser = rec.item
+                self._local_write(
+                    self._current(rec.entity_id),
+                    entity_type=rec.entity_type,
+                    entity_id=rec.entity_id,
+                    payload=bytes(loser.payload),
+                    source=source,
+                    deleted=loser.deleted,
+                    steps=[step(loser, record_id)],
+                )
+            self._decide(record_id, "resolved", resolution, shared)
+            return self._record(record_id)[0]

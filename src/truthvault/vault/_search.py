@@ -1,0 +1,52 @@
+"""The full-text index: every live entity's type and payload strings, in FTS5.
+
+The indexed text is computed in SQL (``json_tree``) from the stored payload, so single
+writes, bulk imports and the migration that created the index all agree on it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..errors import InvalidInput
+
+__all__ = ["SEARCH_TEXT_SQL", "fts_error", "reindex", "reindex_range", "unindex"]
+
+#: The text of one ``entities`` row: its type, then every string value of its payload.
+SEARCH_TEXT_SQL = (
+    "entity_type || ' ' || coalesce((SELECT group_concat(value, ' ') "
+    "FROM json_tree(CAST(payload AS TEXT)) WHERE type = 'text'), '')"
+)
+
+
+def unindex(conn: sqlite3.Connection, rowid: int) -> None:
+    """Drop one entity row from the index."""
+    conn.execute("DELETE FROM entities_fts WHERE rowid = ?", (rowid,))
+
+
+def reindex(conn: sqlite3.Connection, rowid: int) -> None:
+    """Make the index entry of one entity row match the row (none for a tombstone)."""
+    unindex(conn, rowid)
+    conn.execute(
+        f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
+        "FROM entities WHERE rowid = ? AND deleted = 0",
+        (rowid,),
+    )
+
+
+def reindex_range(conn: sqlite3.Connection, first: int, last: int) -> None:
+    """Index freshly inserted rows ``first..last`` (bulk import; they have no entries yet)."""
+    conn.execute(
+        f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
+        "FROM entities WHERE rowid BETWEEN ? AND ? AND deleted = 0",
+        (first, last),
+    )
+
+
+def fts_error(query: str, exc: sqlite3.Error) -> InvalidInput:
+    """The InvalidInput to raise for a query FTS5 could not parse."""
+    detail = str(exc).removeprefix("fts5: ")
+    return InvalidInput(
+        f"search query {query!r} is not valid: {detail}",
+        hint='use plain words, "quoted phrases", AND / OR / NOT, or prefix*',
+    )

@@ -1,0 +1,1 @@
+"""Alembic revisions of the device vault, oldest first."""

@@ -1,0 +1,144 @@
+"""Real processes: a `truthvault hub serve` and vaults in separate folders, driven by the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class Cli:
+    """The truthvault command line with its own $TRUTHVAULT_HOME."""
+
+    def __init__(self, home: Path, hub_db: str | None = None) -> None:
+        self.home = home
+        self.env = {**os.environ, "TRUTHVAULT_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+        if hub_db:
+            self.env["TRUTHVAULT_HUB_DB"] = hub_db
+
+    def run(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "truthvault", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"truthvault {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def sync(self) -> Any:
+        return self.json("sync", "now")
+
+
+class HubProc:
+    """A hub process on a free loopback port."""
+
+    def __init__(self, db: str, home: Path) -> None:
+        self.db = db
+        self.admin = Cli(home, hub_db=db)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "truthvault", "hub", "serve", "--db", self.db, "--port", str(self.port)],
+            env=self.admin.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"hub exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("hub did not start in 30 s")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        self.proc.wait(15)
+        self.proc = None
+
+    def device(self, tenant: str, name: str) -> dict[str, Any]:
+        return dict(self.admin.json("hub", "device", "add", "--tenant", tenant, "--name", name))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh hub database URL on each backend."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "hub.db")
+        return
+    name = f"tv_e2e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def hub(hub_db: str, tmp_path: Path) -> Iterator[HubProc]:
+    """A running hub with tenant 'family'."""
+    proc = HubProc(hub_db, tmp_path / "hub-home")
+    proc.admin.run("hub", "tenant", "add", "family", "--mode", "local_first")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _device(hub: HubProc, tmp_path: Path, name: str) -> Cli:
+    token = hub.device("family", name)["token"]
+    cli = Cli(tmp_path / name)
+    cli.run("init", "--hub", hub.url, "--tenant", "family", "--token", "-", stdin=token + "\n")
+    return cli
+
+
+@pytest.fixture
+def laptop(hub: HubProc, tmp_path: Path) -> Cli:
+    return _device(hub, tmp_path, "laptop")
+
+
+@pytest.fixture
+def phone(hub: HubProc, tmp_path: Path) -> Cli:
+    return _device(hub, tmp_path, "phone")

@@ -1,0 +1,181 @@
+"""The hub's HTTP face, over a real store on each backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from fastapi.testclient import TestClient
+
+from truthvault.clock import HybridClock
+from truthvault.hub.app import HubSettings, create_app
+from truthvault.hub.store import HubStore, Limits
+from truthvault.model import PushRequest, SyncItem, encode
+
+clock = HybridClock()
+
+
+class Dev:
+    """One device of one tenant, talking HTTP."""
+
+    def __init__(self, client: TestClient, store: HubStore, tenant: str, name: str) -> None:
+        device, self.token = store.add_device(tenant, name)
+        self.id, self.tenant_id = device.id, device.tenant_id
+        self.client = client
+        self.mutation = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    def item(self, eid: str, text: str, level: int = 1, source: str = "user:cli", **over: Any) -> SyncItem:
+        self.mutation += 1
+        fields: dict[str, Any] = dict(
+            entity_type="note",
+            entity_id=eid,
+            tenant_id=self.tenant_id,
+            truth_level=level,
+            origin_source=source,
+            last_modified_at=clock.now(),
+            device_id=self.id,
+            payload=msgspec.Raw(encode({"text": text})),
+            mutation=self.mutation,
+        )
+        fields.update(over)
+        return SyncItem(**fields)
+
+    def push(self, *items: SyncItem, raw: bytes | None = None) -> Any:
+        body = raw if raw is not None else encode(PushRequest(items=list(items)))
+        return self.client.post("/v1/sync/push", content=body, headers=self.headers)
+
+    def pull(self, since: int = 0, **params: Any) -> Any:
+        return self.client.get("/v1/sync/pull", params={"since": since, **params}, headers=self.headers)
+
+
+@pytest.fixture
+def client(hub_store: HubStore) -> Iterator[TestClient]:
+    settings = HubSettings(limits=Limits(max_payload_bytes=4096), purge_interval_s=3600)
+    with TestClient(create_app(hub_store, settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def a(client: TestClient, hub_store: HubStore) -> Dev:
+    hub_store.add_tenant("alpha", "local_first")
+    return Dev(client, hub_store, "alpha", "laptop")
+
+
+@pytest.fixture
+def b(client: TestClient, hub_store: HubStore) -> Dev:
+    hub_store.add_tenant("beta", "cloud_first")
+    return Dev(client, hub_store, "beta", "laptop")
+
+
+def test_health_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/sync/push", "/v1/sync/pull", "/v1/sync/conflict-resolve", "/v1/conflicts", "/v1/events"} <= set(
+        spec["paths"]
+    )
+    assert "SyncItem" in spec["components"]["schemas"]
+    assert spec["paths"]["/v1/sync/push"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PushRequest"
+    }
+
+
+def test_requests_without_a_valid_token_are_refused(client: TestClient, a: Dev) -> None:
+    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": "Basic abc"}):
+        r = client.get("/v1/sync/pull", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        assert "nope" not in r.text
+
+
+def test_push_then_pull(a: Dev) -> None:
+    r = a.push(a.item("n1", "hello"), a.item("n2", "world"))
+    assert r.status_code == 200, r.text
+    assert [x["outcome"] for x in r.json()["results"]] == ["applied", "applied"]
+    page = a.pull().json()
+    assert [i["entity_id"] for i in page["items"]] == ["n1", "n2"]
+    assert page["has_more"] is False and page["checksum"] and page["cursor"] == page["head"]
+    assert a.pull(page["cursor"]).json()["items"] == []
+
+
+def test_malformed_batch_is_refused_whole_with_the_field_named(a: Dev) -> None:
+    good = a.item("n1", "fine")
+    bad = encode(PushRequest(items=[good, a.item("n2", "x")])).replace(b'"truth_level":1', b'"truth_level":7', 2)
+    r = a.push(raw=bad)
+    assert r.status_code == 422 and "items[0].truth_level" in r.json()["error"]["message"]
+    r = a.push(good, a.item("n3", "x", level=1, source="ai-cloud:x"))
+    assert r.status_code == 422 and "items[1].origin_source" in r.json()["error"]["message"]
+    r = a.push(a.item("n4", "x" * 5000))
+    assert r.status_code == 413 and "items[0].payload" in r.json()["error"]["message"]
+    r = a.push(a.item("n5", "x", last_modified_at="2999-01-01T00:00:00.000Z-0000"))
+    assert r.status_code == 422 and "future" in r.json()["error"]["message"]
+    r = a.push(raw=b"{not json")
+    assert r.status_code == 422
+    assert a.pull().json()["items"] == []
+
+
+def test_tenants_never_see_each_other(a: Dev, b: Dev) -> None:
+    assert a.push(a.item("secret", "alpha only")).status_code == 200
+    foreign = b.item("x", "hi", tenant_id=a.tenant_id)
+    r = b.push(foreign)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert b.pull().json()["items"] == []
+    assert b.client.get("/v1/events", headers=b.headers).json() == []
+    assert b.client.get("/v1/conflicts", headers=b.headers).json() == []
+    assert "secret" not in b.pull().text
+
+
+def test_long_poll_wakes_on_a_push(a: Dev) -> None:
+    a.push(a.item("n1", "first"))
+    head = a.pull().json()["cursor"]
+    result: dict[str, Any] = {}
+
+    def waiter() -> None:
+        t0 = time.monotonic()
+        result["page"] = a.pull(head, wait=10).json()
+        result["took"] = time.monotonic() - t0
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)
+    a.push(a.item("n2", "second"))
+    thread.join(15)
+    assert [i["entity_id"] for i in result["page"]["items"]] == ["n2"]
+    assert 0.2 < result["took"] < 5
+
+
+def test_long_poll_times_out_empty(a: Dev) -> None:
+    t0 = time.monotonic()
+    page = a.pull(0, wait=0.5).json()
+    assert page["items"] == [] and time.monotonic() - t0 >= 0.45
+
+
+def test_conflict_resolve_restores_the_loser(client: TestClient, a: Dev, hub_store: HubStore) -> None:
+    phone = Dev(client, hub_store, "alpha", "phone")
+    first = a.item("n1", "base")
+    a.push(first)
+    a.push(a.item("n1", "laptop edit", base_version=1, base_clock=first.last_modified_at))
+    r = phone.push(phone.item("n1", "phone edit", base_version=1, base_clock=first.last_modified_at))
+    assert r.json()["results"][0]["outcome"] == "applied"
+    conflicts = client.get("/v1/conflicts", headers=a.headers).json()
+    assert [c["item"]["payload"]["text"] for c in conflicts] == ["laptop edit"]
+    r = client.post(
+        "/v1/sync/conflict-resolve", json={"conflict_id": conflicts[0]["id"], "resolution": "restore"}, headers=a.headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["payload"]["text"] == "laptop edit" and r.json()["record"]["status"] == "resolved"
+    items = {i["entity_id"]: i for i in a.pull().json()["items"]}
+    assert items["n1"]["payload"]["text"] == "laptop edit"
+    assert client.get("/v1/conflicts", headers=a.headers).json() == []
+    r = client.post("/v1/sync/conflict-resolve", json={"conflict_id": "nope", "resolution": "keep"}, headers=a.headers)
+    assert r.status_code == 404
+    r = client.post("/v1/sync/conflict-resolve", json={"conflict_id": "x", "resolution": "maybe"}, headers=a.headers)
+    assert r.status_code == 422 and "resolution" in r.json()["error"]["message"]
+    events = client.get("/v1/events", params={"type": "CONFLICT_DETECTED"}, headers=a.headers).json()
+    assert [e["entity_id"] for e in events] == ["n1"]
