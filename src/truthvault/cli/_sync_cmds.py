@@ -211,13 +211,10 @@ def register(cli: click.Group) -> None:
     )
     def conflicts_resolve(conflict_id: str, resolution: str) -> None:
         """Close a conflict: keep the current version or restore the one that lost."""
-        resolution = "keep" if resolution is True else resolution  # type: ignore[comparison-overlap]
         with open_vault() as vault:
-            record, item = vault.resolve_conflict(conflict_id, resolution)
-            out.print(
-                f"conflict {record.id} resolved: "
-                + (f"restored the losing version of {item.entity_id}" if item else "kept the current version")
-            )
+            record = vault.resolve_conflict(conflict_id, resolution)
+            done = "restored the losing version" if resolution == "restore" else "kept the current version"
+            out.print(f"conflict {record.id} on {record.entity_id} resolved: {done}")
             if vault.hub_url:
                 with hub_client(vault) as client:
                     Syncer(vault, client).sync()

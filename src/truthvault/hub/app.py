@@ -1,7 +1,5 @@
 """The hub's HTTP face: a FastAPI app over a :class:`~truthvault.hub.store.HubStore`."""
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import logging

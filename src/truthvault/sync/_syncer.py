@@ -77,6 +77,8 @@ class Syncer:
     ) -> SyncStats:
         """Pull every change after the vault's cursor; with ``wait``, wait for the first."""
         stats = stats or SyncStats()
+        if self.vault.resyncing:
+            return self._finish_resync(progress, stats)
         while True:
             since = self.vault.cursor
             try:
@@ -104,20 +106,23 @@ class Syncer:
         """Re-sync from scratch: pull the hub's whole state and drop what it purged."""
         stats = stats or SyncStats()
         stats.resynced = True
-        seen: set[str] = set()
-        since = 0
+        self.vault.begin_resync()
+        return self._finish_resync(progress, stats)
+
+    def _finish_resync(self, progress: Progress | None, stats: SyncStats) -> SyncStats:
+        # the vault notes every entity pulled while it is re-syncing; resumable after a crash
         while True:
-            page = self.client.pull(since, self.batch)
-            seen.update(item.entity_id for item in page.items)
+            page = self.client.pull(self.vault.cursor, self.batch)
             self.vault.apply_pull(page)
             stats.pulled += len(page.items)
-            since = page.cursor
+            stats.records += len(page.records)
+            stats.cursor = page.cursor
             if progress:
                 progress(page.cursor, max(page.head, page.cursor))
             if not page.has_more:
+                stats.checksum = page.checksum
                 break
-        self.vault.finish_resync(seen)
-        stats.cursor = since
+        self.vault.finish_resync()
         return stats
 
     def check(self) -> CheckResult:

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidInput
-from ..model import OriginStep, Record, SyncItem
-from ..truth import ACCEPTED_SOURCE, TruthLevel, origin_step
+from ..model import OriginStep, Record, SyncItem, prepare_item
+from ..truth import origin_step
 
 __all__ = [
     "ENTITY_COLUMNS",
@@ -18,7 +18,7 @@ __all__ = [
     "ENTITY_SELECT",
     "Current",
     "VaultRecord",
-    "apply_upgrade_rule",
+    "check_item",
     "current_from_row",
     "decode_record",
     "encode_chain",
@@ -49,7 +49,12 @@ ENTITY_COLUMNS = (
     "deleted",
 )
 _COLS = ", ".join(ENTITY_COLUMNS)
-ENTITY_SELECT = f"SELECT {_COLS}, mutation, hub_known, rowid FROM entities"
+# Qualified, so the same select works joined to the search index.
+ENTITY_SELECT = (
+    "SELECT "
+    + ", ".join(f"entities.{c}" for c in (*ENTITY_COLUMNS, "mutation", "hub_known", "rowid"))
+    + " FROM entities"
+)
 ENTITY_INSERT = (
     f"INSERT INTO entities ({_COLS}, mutation, hub_known) VALUES ({', '.join('?' * 18)}) "
     "ON CONFLICT (entity_id) DO UPDATE SET "
@@ -106,16 +111,27 @@ def step(item: SyncItem, ref: str | None = None) -> OriginStep:
     return OriginStep(**origin_step(item.truth_level, item.origin_source, item.last_modified_at, ref))  # type: ignore[arg-type]
 
 
-def apply_upgrade_rule(item: SyncItem) -> SyncItem:
-    """The upgrade rule as :func:`truthvault.model.prepare_item` applies it, without its checks."""
-    if item.last_modified_by_level is None:
-        item.last_modified_by_level = item.truth_level
-    if item.accepted_by_user and item.truth_level != TruthLevel.USER:
-        item.origin_chain = [*item.origin_chain, step(item)]
-        item.truth_level = int(TruthLevel.USER)
-        item.origin_source = ACCEPTED_SOURCE
-        item.last_modified_by_level = int(TruthLevel.USER)
-    return item
+#: Later than any real stamp: pulls and imports are not bounded by the hub's skew limit.
+_NO_CLOCK_LIMIT = "9999-12-31T23:59:59.999Z-ffff"
+#: Pulls and imports take what the hub or the file holds; only pushes are size-limited.
+_NO_SIZE_LIMIT = 1 << 62
+
+
+def check_item(item: SyncItem, where: str, tenant_id: str) -> SyncItem:
+    """Check an item from outside (a pull, an import) and apply the upgrade rule.
+
+    :func:`truthvault.model.prepare_item` without the device and size limits, which only
+    the hub applies to pushes; ``seq`` and ``mutation`` are dropped (not truth fields).
+    """
+    item.seq = item.mutation = None
+    return prepare_item(
+        item,
+        where,
+        tenant_id=tenant_id,
+        device_id=None,
+        max_payload_bytes=_NO_SIZE_LIMIT,
+        max_clock=_NO_CLOCK_LIMIT,
+    )
 
 
 def entity_params(item: SyncItem, mutation: int | None, hub_known: bool) -> tuple[Any, ...]:

@@ -10,19 +10,26 @@ from typing import Any
 import msgspec
 
 from .. import model
-from ..errors import ConflictState, InvalidInput, InvalidSource, NotFound
+from ..errors import ConflictState, InvalidInput, InvalidSource, NotFound, PayloadTooLarge
 from ..model import OriginStep, Record, SyncItem, prepare_item
 from ..truth import Outcome, TruthLevel, level_of_source, record_id, resolve
 from ._base import VaultBase, WriteResult
-from ._codec import ENTITY_SELECT, Current, encode_payload, item_from_row, payload_of, step
+from ._codec import (
+    ENTITY_SELECT,
+    Current,
+    encode_payload,
+    item_from_row,
+    payload_of,
+    step,
+)
 from ._ids import new_id
 from ._search import fts_error
 
-__all__ = ["MAX_PAYLOAD_BYTES", "EntitiesMixin"]
+__all__ = ["MAX_PAYLOAD_BYTES", "TOMBSTONE", "EntitiesMixin", "require_user"]
 
 #: Same as the hub's default limit: a bigger payload could never be pushed.
 MAX_PAYLOAD_BYTES = 1 << 20
-_TOMBSTONE = b"{}"
+TOMBSTONE = b"{}"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 
 
@@ -33,7 +40,8 @@ def _check_field(value: str, kind: object, name: str) -> str:
         raise InvalidInput(f"{name} {value!r} is not valid: {exc}") from None
 
 
-def _user_level(source: str) -> None:
+def require_user(source: str) -> None:
+    """Raise InvalidSource unless ``source`` is a user source (only the user decides)."""
     if level_of_source(source) != TruthLevel.USER:
         raise InvalidSource(f"only the user decides: {source!r} is not a user source", hint="use user:cli")
 
@@ -58,7 +66,7 @@ class EntitiesMixin(VaultBase):
         """Write a new version made on this device (inside a transaction)."""
         level = level_of_source(source)
         if len(payload) > MAX_PAYLOAD_BYTES:
-            raise InvalidInput(f"payload is {len(payload)} bytes, over the limit of {MAX_PAYLOAD_BYTES}")
+            raise PayloadTooLarge(f"payload is {len(payload)} bytes, over the limit of {MAX_PAYLOAD_BYTES}")
         stamp = self._stamp()
         device, tenant = self._meta_str("device_id"), self._meta_str("tenant_id")
         chain: builtins.list[OriginStep] = []
@@ -89,7 +97,7 @@ class EntitiesMixin(VaultBase):
             origin_source=source,
             last_modified_at=stamp,
             device_id=device,
-            payload=msgspec.Raw(_TOMBSTONE if deleted else payload),
+            payload=msgspec.Raw(TOMBSTONE if deleted else payload),
             origin_chain=chain,
             accepted_by_user=accepted,
             version=version,
@@ -98,7 +106,12 @@ class EntitiesMixin(VaultBase):
             deleted=deleted,
         )
         prepare_item(
-            item, "write", tenant_id=tenant, device_id=device, max_payload_bytes=MAX_PAYLOAD_BYTES, max_clock=stamp
+            item,
+            "write",
+            tenant_id=tenant,
+            device_id=device,
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
+            max_clock=stamp,
         )
         res = resolve(None if cur is None else cur.item, item)
         if res.outcome in (Outcome.SUGGESTION, Outcome.CONFLICT):
@@ -162,11 +175,14 @@ class EntitiesMixin(VaultBase):
         with self._tx():
             cur = self._current(entity_id)
             if cur is not None and cur.item.entity_type != entity_type:
-                raise ConflictState(
-                    f"entity {entity_id!r} is a {cur.item.entity_type}, not a {entity_type}"
-                )
+                raise ConflictState(f"entity {entity_id!r} is a {cur.item.entity_type}, not a {entity_type}")
             return self._local_write(
-                cur, entity_type=entity_type, entity_id=entity_id, payload=body, source=source, accepted=accepted
+                cur,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                payload=body,
+                source=source,
+                accepted=accepted,
             )
 
     def edit(
@@ -196,14 +212,14 @@ class EntitiesMixin(VaultBase):
                 cur,
                 entity_type=cur.item.entity_type,
                 entity_id=entity_id,
-                payload=_TOMBSTONE,
+                payload=TOMBSTONE,
                 source=source,
                 deleted=True,
             )
 
     def upgrade_truth(self, entity_id: str, *, source: str = "user:cli") -> SyncItem:
         """The user confirms lower-level content: it becomes level 1, accepted by the user."""
-        _user_level(source)
+        require_user(source)
         with self._tx():
             cur = self._live(entity_id)
             if cur.item.truth_level == TruthLevel.USER:
@@ -225,7 +241,9 @@ class EntitiesMixin(VaultBase):
         if cur is None:
             raise NotFound(f"no entity {entity_id!r}")
         if cur.item.deleted and not include_deleted:
-            raise NotFound(f"entity {entity_id!r} was deleted", hint="pass include_deleted to see the tombstone")
+            raise NotFound(
+                f"entity {entity_id!r} was deleted", hint="pass include_deleted to see the tombstone"
+            )
         return cur.item
 
     def search(self, query: str, limit: int = 50) -> builtins.list[SyncItem]:
@@ -247,7 +265,8 @@ class EntitiesMixin(VaultBase):
     def _filters(
         entity_type: str | None, level: int | None, accepted: bool | None, include_deleted: bool
     ) -> tuple[str, builtins.list[Any]]:
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if entity_type is not None:
             where.append("entity_type = ?")
             args.append(entity_type)

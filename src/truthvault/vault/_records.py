@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import SyncItem
 from ._codec import VaultRecord, decode_record, encode_payload, payload_of, step
-from ._entities import _TOMBSTONE, EntitiesMixin, _user_level
+from ._entities import TOMBSTONE, EntitiesMixin, require_user
 
 __all__ = ["RECORD_COLUMNS", "RecordsMixin"]
 
@@ -68,8 +68,9 @@ class RecordsMixin(EntitiesMixin):
         at = self._stamp()
         if shared:
             self._conn.execute(
+                # A queued item keeps its number, so the push order stays the order of writes.
                 "UPDATE records SET status = ?, decided_at = ?, resolution = ?, push_decision = 1, "
-                "mutation = ? WHERE id = ?",
+                "mutation = CASE WHEN push_item = 1 THEN mutation ELSE ? END WHERE id = ?",
                 (status, at, resolution, self._take_mutations(), record_id),
             )
         else:
@@ -80,7 +81,7 @@ class RecordsMixin(EntitiesMixin):
 
     def accept(self, record_id: str, *, source: str = "user:cli") -> SyncItem:
         """Merge an open suggestion into its entity as user truth; returns the new version."""
-        _user_level(source)
+        require_user(source)
         with self._tx():
             rec, shared = self._open(record_id, "suggestion")
             sug = rec.item
@@ -94,12 +95,16 @@ class RecordsMixin(EntitiesMixin):
                 cur,
                 entity_type=rec.entity_type,
                 entity_id=rec.entity_id,
-                payload=_TOMBSTONE if sug.deleted else encode_payload(payload),
+                payload=TOMBSTONE if sug.deleted else encode_payload(payload),
                 source=source,
                 accepted=True,
                 deleted=sug.deleted,
                 steps=[step(sug, record_id)],
-                upgrade={"record_id": record_id, "from_level": sug.truth_level, "from_source": sug.origin_source},
+                upgrade={
+                    "record_id": record_id,
+                    "from_level": sug.truth_level,
+                    "from_source": sug.origin_source,
+                },
             )
             self._decide(record_id, "accepted", None, shared)
             return result.item
@@ -115,7 +120,7 @@ class RecordsMixin(EntitiesMixin):
         """Close a conflict record: ``keep`` the current version or ``restore`` the kept one."""
         if resolution not in ("keep", "restore"):
             raise InvalidInput(f"resolution must be 'keep' or 'restore', not {resolution!r}")
-        _user_level(source)
+        require_user(source)
         with self._tx():
             rec, shared = self._open(record_id, "conflict")
             if resolution == "restore":

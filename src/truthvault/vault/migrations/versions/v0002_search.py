@@ -24,8 +24,12 @@ _TEXT = (
 
 def upgrade() -> None:
     """Create the index and fill it from the entities already stored."""
-    op.execute("CREATE VIRTUAL TABLE entities_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
-    op.execute(f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {_TEXT} FROM entities WHERE deleted = 0")
+    op.execute(
+        "CREATE VIRTUAL TABLE entities_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')"
+    )
+    op.execute(
+        f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {_TEXT} FROM entities WHERE deleted = 0"
+    )
 
 
 def downgrade() -> None:

@@ -1,0 +1,25 @@
+"""The device vault: a local SQLite store of entities under the truth hierarchy."""
+
+from __future__ import annotations
+
+from ._base import Event, WriteResult
+from ._codec import VaultRecord, payload_of
+from ._entities import MAX_PAYLOAD_BYTES
+from ._ids import new_id
+from ._schema import HEAD_REVISION
+from ._store import DB_NAME, Vault
+from ._sync import RESYNC_REASON, ApplyStats
+
+__all__ = [
+    "DB_NAME",
+    "HEAD_REVISION",
+    "MAX_PAYLOAD_BYTES",
+    "RESYNC_REASON",
+    "ApplyStats",
+    "Event",
+    "Vault",
+    "VaultRecord",
+    "WriteResult",
+    "new_id",
+    "payload_of",
+]

@@ -1,0 +1,132 @@
+"""The device vault: one SQLite file (WAL) holding entities, records, events and identity."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import StorageError
+from . import _schema
+from ._base import VaultBase
+from ._transfer import TransferMixin
+
+__all__ = ["DB_NAME", "Vault"]
+
+DB_NAME = "vault.db"
+_DEFAULT_META = {
+    "tenant_id": "local",
+    "tenant_name": "",
+    "vault_mode": "local_first",
+    "hub_url": "",
+    "hub_token": "",
+    "cursor": "0",
+    "clock": "",
+    "next_mutation": "1",
+    "resyncing": "0",
+}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is durable across application crashes in WAL mode and far faster than FULL.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # Without a limit, the WAL file keeps the size of the largest transaction (a bulk import).
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+class Vault(TransferMixin, VaultBase):
+    """A device's local store; open with :meth:`Vault.open`."""
+
+    @classmethod
+    def open(cls, home: Path | str) -> Vault:
+        """Open the vault in ``home``, creating the folder (0700) and file (0600) if missing."""
+        home = Path(home)
+        if not home.exists():
+            home.mkdir(parents=True, mode=0o700)
+            home.chmod(0o700)  # mkdir's mode is masked by the umask
+        path = home / DB_NAME
+        if not path.exists():
+            # Create the file ourselves so it is never readable by others, not even briefly.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            path.chmod(0o600)
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = _connect(path)
+            if _schema.current_revision(conn) != _schema.HEAD_REVISION:
+                _schema.upgrade(path)
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                for key, value in {"device_id": str(uuid.uuid4()), **_DEFAULT_META}.items():
+                    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            if conn is not None:
+                conn.close()
+            raise StorageError(
+                f"cannot open the vault at {path}: {exc}", hint="is it a truthvault vault file?"
+            ) from exc
+        return cls(home, path, conn)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Vault({str(self.home)!r})"
+
+    # -- identity ------------------------------------------------------------------
+    @property
+    def device_id(self) -> str:
+        """This device's id (a uuid4 made at creation, or the hub's after join)."""
+        return self._meta_str("device_id")
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant this vault belongs to ("local" until joined)."""
+        return self._meta_str("tenant_id")
+
+    @property
+    def tenant_name(self) -> str:
+        """The joined tenant's name ("" until joined)."""
+        return self._meta_str("tenant_name")
+
+    @property
+    def vault_mode(self) -> str:
+        """local_first or cloud_first."""
+        return self._meta_str("vault_mode")
+
+    @property
+    def hub_url(self) -> str | None:
+        """The hub this vault syncs with, or None."""
+        return self._meta_str("hub_url") or None
+
+    @property
+    def hub_token(self) -> str | None:
+        """The device's bearer token for the hub, or None (never log it)."""
+        return self._meta_str("hub_token") or None
+
+    @property
+    def cursor(self) -> int:
+        """The last hub sequence number pulled."""
+        return int(self._meta_str("cursor") or 0)
+
+    @property
+    def resyncing(self) -> bool:
+        """True between begin_resync() and finish_resync()."""
+        return self._meta_str("resyncing") == "1"

@@ -1,0 +1,326 @@
+"""Sync plumbing for the sync client: joining a hub, the push queue, applying pulls, re-sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from ..errors import ConflictState, InvalidInput
+from ..merge import plan_merge
+from ..model import (
+    Decision,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    Record,
+    SyncItem,
+    checksum_hex,
+    item_digest,
+)
+from ..truth import Outcome, record_id
+from . import _search
+from ._codec import ENTITY_SELECT, check_item, current_from_row, item_from_row
+from ._records import RecordsMixin
+
+__all__ = ["RESYNC_REASON", "VAULT_MODES", "ApplyStats", "SyncMixin"]
+
+VAULT_MODES = ("local_first", "cloud_first")
+RESYNC_REASON = "deleted on the hub while this device was offline"
+_EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
+_item_decoder = msgspec.json.Decoder(SyncItem)
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(slots=True)
+class ApplyStats:
+    """What one pulled page did to the vault."""
+
+    applied: int = 0  # pulled versions that became current
+    suggestions: int = 0  # new suggestion records kept here
+    conflicts: int = 0  # new conflict records kept here
+    records: int = 0  # pulled records stored or updated
+
+
+class SyncMixin(RecordsMixin):
+    """join / set_cursor / pending_batch / ack / apply_pull / checksum / re-sync."""
+
+    # -- identity ------------------------------------------------------------------
+    def join(
+        self, hub_url: str, token: str, tenant_id: str, tenant_name: str, device_id: str, vault_mode: str
+    ) -> None:
+        """Record the hub; what the hub never saw moves to the new tenant and device id."""
+        if vault_mode not in VAULT_MODES:
+            raise InvalidInput(f"vault_mode must be one of {', '.join(VAULT_MODES)}, not {vault_mode!r}")
+        for name, value in (
+            ("hub_url", hub_url),
+            ("token", token),
+            ("tenant_id", tenant_id),
+            ("device_id", device_id),
+        ):
+            if not value:
+                raise InvalidInput(f"{name} must not be empty")
+        with self._tx() as conn:
+            old_hub, old_tenant = self._meta_str("hub_url"), self._meta_str("tenant_id")
+            old_device = self._meta_str("device_id")
+            synced = (
+                int(self._meta("cursor") or 0) > 0
+                or conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM entities WHERE hub_known = 1) "
+                    "OR EXISTS (SELECT 1 FROM records WHERE hub_known = 1)"
+                ).fetchone()[0]
+            )
+            if synced and (hub_url != old_hub or tenant_id != old_tenant):
+                raise ConflictState(
+                    f"this vault already syncs with tenant {old_tenant!r} at {old_hub}; "
+                    "it cannot join another hub or tenant",
+                    hint="create a new vault (another TRUTHVAULT_HOME) to join a different tenant",
+                )
+            conn.execute("UPDATE entities SET tenant_id = ? WHERE hub_known = 0", (tenant_id,))
+            conn.execute(
+                "UPDATE entities SET device_id = ? WHERE hub_known = 0 AND device_id = ?",
+                (device_id, old_device),
+            )
+            for rid, blob in conn.execute("SELECT id, item FROM records WHERE hub_known = 0").fetchall():
+                item = _item_decoder.decode(blob)
+                item.tenant_id = tenant_id
+                if item.device_id == old_device:
+                    item.device_id = device_id
+                # The hub derives a record's id from its item, so the id follows the item.
+                new_rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
+                conn.execute(
+                    "UPDATE records SET id = ?, item = ? WHERE id = ?", (new_rid, _encoder.encode(item), rid)
+                )
+            for key, value in (
+                ("hub_url", hub_url),
+                ("hub_token", token),
+                ("tenant_id", tenant_id),
+                ("tenant_name", tenant_name),
+                ("device_id", device_id),
+                ("vault_mode", vault_mode),
+            ):
+                self._set_meta(key, value)
+
+    def set_cursor(self, cursor: int) -> None:
+        """Remember the last hub sequence number pulled."""
+        if cursor < 0:
+            raise InvalidInput(f"cursor must be >= 0, not {cursor}")
+        with self._tx():
+            self._set_meta("cursor", cursor)
+
+    # -- push ----------------------------------------------------------------------
+    def pending_batch(self, limit: int = 1000) -> PushRequest | None:
+        """The oldest queued changes (at most ``limit`` items) as a push, or None if none."""
+        with self._read() as conn:
+            queued: list[tuple[int, SyncItem, str | None]] = []
+            for row in conn.execute(
+                f"{ENTITY_SELECT} WHERE mutation IS NOT NULL ORDER BY mutation LIMIT ?", (limit,)
+            ):
+                queued.append((row[16], item_from_row(row), None))
+            for rid, blob, mutation in conn.execute(
+                "SELECT id, item, mutation FROM records WHERE push_item = 1 ORDER BY mutation LIMIT ?",
+                (limit,),
+            ):
+                queued.append((mutation, _item_decoder.decode(blob), rid))
+            queued.sort(key=lambda q: q[0])
+            del queued[limit:]
+            sent_records = {rid for _, _, rid in queued if rid is not None}
+            decisions = [
+                Decision(id=rid, status=status, at=at, resolution=resolution)
+                for rid, status, at, resolution, hub_known in conn.execute(
+                    "SELECT id, status, decided_at, resolution, hub_known FROM records "
+                    "WHERE push_decision = 1 ORDER BY mutation"
+                )
+                # A decision on a record the hub has not received yet waits for its item.
+                if hub_known or rid in sent_records
+            ]
+            cursor = int(self._meta("cursor") or 0)
+        if not queued and not decisions:
+            return None
+        items = []
+        for mutation, item, _ in queued:
+            item.mutation = mutation
+            items.append(item)
+        return PushRequest(items=items, decisions=decisions, cursor=cursor)
+
+    def pending_count(self) -> int:
+        """How many changes wait to be pushed (entity versions, record items, decisions)."""
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    "SELECT (SELECT count(*) FROM entities WHERE mutation IS NOT NULL)"
+                    " + (SELECT count(*) FROM records WHERE push_item = 1)"
+                    " + (SELECT count(*) FROM records WHERE push_decision = 1 AND push_item = 0)"
+                ).fetchone()[0]
+            )
+
+    def ack(self, request: PushRequest, response: PushResponse) -> None:
+        """The hub stored ``request``: unqueue what was pushed unless it changed since."""
+        with self._tx() as conn:
+            for item in request.items:
+                # An edit made while the push was in flight has a newer number: it stays queued.
+                conn.execute(
+                    "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND mutation = ?",
+                    (item.entity_id, item.mutation),
+                )
+                conn.execute("UPDATE entities SET hub_known = 1 WHERE entity_id = ?", (item.entity_id,))
+                conn.execute(
+                    "UPDATE records SET push_item = 0, hub_known = 1, "
+                    "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ? AND push_item = 1",
+                    (record_id(item.entity_id, item.last_modified_at, item.device_id),),
+                )
+            for decision in request.decisions:
+                conn.execute(
+                    "UPDATE records SET push_decision = 0, "
+                    "mutation = CASE WHEN push_item = 1 THEN mutation END WHERE id = ?",
+                    (decision.id,),
+                )
+
+    # -- pull ----------------------------------------------------------------------
+    def apply_pull(self, response: PullResponse) -> ApplyStats:
+        """Merge a pulled page into the vault in one transaction and advance the cursor."""
+        stats = ApplyStats()
+        with self._tx() as conn:
+            tenant = self._meta_str("tenant_id")
+            items = []
+            for n, pulled in enumerate(response.items):
+                item = check_item(msgspec.structs.replace(pulled), f"items[{n}]", tenant)
+                self._clock.observe(item.last_modified_at)
+                items.append(item)
+            for rec in response.records:
+                self._clock.observe(rec.item.last_modified_at)
+            current = self._currents(item.entity_id for item in items)
+            now = self._stamp()
+            plan = plan_merge({eid: cur.item for eid, cur in current.items()}, items, now)
+            for eid, item in plan.entities.items():
+                cur = current.get(eid)
+                self._put_row(item, None, True, None if cur is None else cur.rowid)
+            for item, outcome, _ in plan.results:
+                if outcome is Outcome.APPLIED:
+                    stats.applied += 1
+                elif outcome is Outcome.DUPLICATE and item.entity_id not in plan.entities:
+                    # The hub already holds our queued version exactly: nothing left to push.
+                    conn.execute(
+                        "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND last_modified_at = ? "
+                        "AND device_id = ?",
+                        (item.entity_id, item.last_modified_at, item.device_id),
+                    )
+            ids = _encoder.encode(list(dict.fromkeys(item.entity_id for item in items)))
+            conn.execute(
+                "UPDATE entities SET hub_known = 1 WHERE entity_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+            if self._meta("resyncing") == "1":
+                conn.execute("INSERT OR IGNORE INTO resync_seen SELECT value FROM json_each(?)", (ids,))
+            for loss in plan.losses:
+                cur = current.get(loss.record.entity_id)
+                # Our own unpushed version lost: keep it queued (as a record) so the hub gets it.
+                mine = cur is not None and cur.mutation is not None and loss.record.item is cur.item
+                if self._insert_record(
+                    loss.record,
+                    mutation=cur.mutation if mine and cur else None,
+                    push_item=mine,
+                    hub_known=not mine,
+                ):
+                    if loss.kind == "conflict":
+                        stats.conflicts += 1
+                    else:
+                        stats.suggestions += 1
+                    self.add_event(_EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
+            for rec in response.records:
+                stats.records += 1
+                self._upsert_pulled_record(rec)
+            self._set_meta("cursor", response.cursor)
+        return stats
+
+    def _upsert_pulled_record(self, rec: Record) -> None:
+        row = self._conn.execute(
+            "SELECT status, push_decision FROM records WHERE id = ?", (rec.id,)
+        ).fetchone()
+        if row is None:
+            self._insert_record(rec, hub_known=True)
+            if rec.status == "open":
+                self.add_event(_EVENT_OF_KIND[rec.kind], rec.entity_id, record_id=rec.id)
+            return
+        status, push_decision = row
+        if not push_decision and status == "open" and rec.status != "open":
+            # Status only moves forward; a decision queued here wins over the hub's.
+            self._conn.execute(
+                "UPDATE records SET status = ?, decided_at = ?, resolution = ? WHERE id = ?",
+                (rec.status, rec.decided_at, rec.resolution, rec.id),
+            )
+        self._conn.execute(
+            "UPDATE records SET hub_known = 1, push_item = 0, "
+            "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ?",
+            (rec.id,),
+        )
+
+    def checksum(self) -> str:
+        """The state checksum over all entities, comparable with the hub's."""
+        total = 0
+        with self._read() as conn:
+            for eid, clock, device, level in conn.execute(
+                "SELECT entity_id, last_modified_at, device_id, truth_level FROM entities WHERE deleted = 0"
+            ):
+                total += item_digest(eid, clock, device, level, False)
+        return checksum_hex(total)
+
+    # -- re-sync from scratch ------------------------------------------------------
+    def begin_resync(self) -> None:
+        """Start a full re-pull: cursor 0; every entity id pulled from now on is noted."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM resync_seen")
+            self._set_meta("resyncing", 1)
+            self._set_meta("cursor", 0)
+
+    def finish_resync(self, seen_ids: Iterable[str] = ()) -> int:
+        """End a full re-pull: drop what the hub had and no longer has; return how many.
+
+        An entity the hub knew that is absent from its full snapshot was deleted and
+        purged there. It is dropped here so it cannot come back; an unpushed local change
+        to it is kept as an open conflict record (never pushed) so nothing is lost.
+        """
+        with self._tx() as conn:
+            if self._meta("resyncing") != "1":
+                raise ConflictState("no re-sync in progress", hint="call begin_resync() first")
+            conn.executemany("INSERT OR IGNORE INTO resync_seen VALUES (?)", ((i,) for i in seen_ids))
+            doomed = [
+                current_from_row(row)
+                for row in conn.execute(
+                    f"{ENTITY_SELECT} WHERE hub_known = 1 AND entity_id NOT IN (SELECT entity_id FROM resync_seen)"
+                ).fetchall()
+            ]
+            now = self._stamp()
+            for cur in doomed:
+                item = cur.item
+                if cur.mutation is not None and not item.deleted:
+                    rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
+                    record = Record(
+                        kind="conflict",
+                        id=rid,
+                        entity_id=item.entity_id,
+                        entity_type=item.entity_type,
+                        status="open",
+                        item=item,
+                        created_at=now,
+                    )
+                    if self._insert_record(record, reason=RESYNC_REASON):
+                        self.add_event(
+                            "CONFLICT_DETECTED", item.entity_id, record_id=rid, reason=RESYNC_REASON
+                        )
+                # Queued record items would recreate the entity at the hub: keep them local.
+                conn.execute(
+                    "UPDATE records SET push_item = 0, push_decision = push_decision * hub_known, "
+                    "reason = coalesce(reason, ?) WHERE entity_id = ? AND push_item = 1",
+                    (RESYNC_REASON, item.entity_id),
+                )
+                conn.execute(
+                    "UPDATE records SET mutation = NULL WHERE entity_id = ? AND push_item = 0 AND push_decision = 0",
+                    (item.entity_id,),
+                )
+                _search.unindex(conn, cur.rowid)
+                conn.execute("DELETE FROM entities WHERE rowid = ?", (cur.rowid,))
+            conn.execute("DELETE FROM resync_seen")
+            self._set_meta("resyncing", 0)
+        return len(doomed)

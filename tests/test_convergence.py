@@ -1,0 +1,196 @@
+"""Property: random writes by random levels on several vaults, synced through a real hub
+store in random orders, always converge; U1 is never replaced from below; nothing is lost."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from truthvault.errors import ConflictState
+from truthvault.hub.store import HubStore, Limits, open_store
+from truthvault.model import PullResponse, PushRequest, PushResponse, SyncItem
+from truthvault.sync import Syncer
+from truthvault.truth import Outcome, record_id, resolution_key
+from truthvault.vault import Vault
+
+SOURCES = {1: "user:cli", 2: "automation:rule", 3: "ai-local:m", 4: "ai-lan:m", 5: "ai-cloud:p/m"}
+REPLICAS = 3
+
+
+class StoreClient:
+    """The sync client's view of a hub, straight onto a store (the HTTP layer is tested elsewhere)."""
+
+    def __init__(self, store: HubStore, token: str) -> None:
+        self.store = store
+        self.ctx = store.authenticate(token)
+
+    def push(self, batch: PushRequest) -> PushResponse:
+        return self.store.push(self.ctx, batch, Limits(), time.time_ns() // 1_000_000)
+
+    def pull(self, since: int, limit: int = 1000, wait: float = 0) -> PullResponse:
+        return self.store.pull(self.ctx, since, min(limit, 7))  # small pages exercise paging
+
+
+@contextmanager
+def world(url_for: Any) -> Iterator[tuple[HubStore, list[Vault], list[Syncer]]]:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        store = open_store(url_for(Path(tmp)))
+        stack.callback(store.close)
+        tenant = store.add_tenant("t", "local_first")
+        vaults, syncers = [], []
+        for n in range(REPLICAS):
+            device, token = store.add_device("t", f"d{n}")
+            vault = Vault.open(Path(tmp) / f"v{n}")
+            stack.callback(vault.close)
+            vault.join(
+                hub_url="store://",
+                token=token,
+                tenant_id=tenant.id,
+                tenant_name=tenant.name,
+                device_id=device.id,
+                vault_mode=tenant.vault_mode,
+            )
+            vaults.append(vault)
+            syncers.append(Syncer(vault, StoreClient(store, token), batch=5))  # type: ignore[arg-type]
+        yield store, vaults, syncers
+
+
+operations = st.lists(
+    st.tuples(
+        st.integers(0, REPLICAS - 1),
+        st.sampled_from(["write", "write", "write", "delete", "accept", "sync", "sync"]),
+        st.integers(1, 5),
+        st.integers(0, 3),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def run(url_for: Any, ops: list[tuple[int, str, int, int]]) -> None:
+    with world(url_for) as (_store, vaults, syncers):
+        written: list[SyncItem] = []
+        had_user_truth: set[str] = set()
+        for n, (r, kind, level, slot) in enumerate(ops):
+            vault, eid, source = vaults[r], f"e{slot}", SOURCES[level]
+            if kind == "sync":
+                syncers[r].sync()
+                continue
+            if kind == "accept":
+                open_ = vault.records(kind="suggestion", status="open")
+                if open_:
+                    written.append(vault.accept(open_[0].id))
+                    had_user_truth.add(open_[0].entity_id)
+                continue
+            try:
+                if kind == "delete":
+                    result = vault.delete(eid, source=source)
+                else:
+                    result = vault.put("note", {"text": f"op {n} by {source}"}, entity_id=eid, source=source)
+            except Exception as exc:  # deleting what this replica never had
+                assert "no entity" in str(exc) or isinstance(exc, ConflictState), exc
+                continue
+            written.append(result.item)
+            if result.outcome is Outcome.APPLIED and result.item.truth_level == 1:
+                had_user_truth.add(eid)
+
+        for syncer in syncers:
+            syncer.sync()
+        for syncer in syncers:
+            syncer.pull()
+
+        # (a) convergence: the same winner everywhere, and the hub agrees
+        def state(v: Vault) -> dict[str, tuple[str, str, int, bool]]:
+            return {
+                i.entity_id: (i.last_modified_at, i.device_id, i.truth_level, i.deleted)
+                for i in v.list(include_deleted=True, limit=1000)
+            }
+
+        states = [state(v) for v in vaults]
+        assert states[0] == states[1] == states[2]
+        hub_items, hub_records, checksum = _pull_everything(syncers[0].client)  # type: ignore[arg-type]
+        assert {
+            i.entity_id: (i.last_modified_at, i.device_id, i.truth_level, i.deleted) for i in hub_items
+        } == states[0]
+        assert {v.checksum() for v in vaults} == {checksum}
+        assert all(v.pending_count() == 0 for v in vaults)
+
+        # (b) no U1 content is ever replaced by a lower level
+        for eid in had_user_truth:
+            assert states[0][eid][2] == 1, f"{eid} fell below user truth: {states[0][eid]}"
+
+        # (c) nothing is lost: every version written is current, kept, or built upon
+        kept = {r.id for r in hub_records}
+        for v in vaults:
+            kept |= {r.id for r in v.records(status=None)}
+        winners = {(eid, s[0], s[1]) for eid, s in states[0].items()}
+        for w in written:
+            key = (w.entity_id, w.last_modified_at, w.device_id)
+            if key in winners or record_id(*key) in kept:
+                continue
+            built_on = any(
+                o.entity_id == w.entity_id
+                and (
+                    (o.device_id == w.device_id and o.last_modified_at > w.last_modified_at)
+                    or (o.base_clock == w.last_modified_at and o.base_version == w.version)
+                )
+                for o in written
+            )
+            covered = w.deleted and any(
+                o.deleted
+                and o.entity_id == w.entity_id
+                and resolution_key(o.truth_level, o.last_modified_at, o.device_id)
+                > resolution_key(w.truth_level, w.last_modified_at, w.device_id)
+                for o in written
+            )
+            assert built_on or covered, f"lost: {w}"
+
+
+def _pull_everything(client: StoreClient) -> tuple[list[SyncItem], list[Any], str | None]:
+    items: dict[str, SyncItem] = {}
+    records: list[Any] = []
+    since = 0
+    while True:
+        page = client.pull(since)
+        for item in page.items:
+            items[item.entity_id] = item
+        records += page.records
+        since = page.cursor
+        if not page.has_more:
+            return list(items.values()), records, page.checksum
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations)
+def test_replicas_converge_on_sqlite(ops: list[tuple[int, str, int, int]]) -> None:
+    run(lambda tmp: str(tmp / "hub.db"), ops)
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(ops=operations)
+def test_replicas_converge_on_postgresql(pg_database: str, ops: list[tuple[int, str, int, int]]) -> None:
+    import uuid
+
+    import psycopg
+
+    schema = f"p_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        run(lambda tmp: f"{pg_database}?options=-csearch_path%3D{schema}", ops)
+    finally:
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

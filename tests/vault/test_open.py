@@ -1,0 +1,166 @@
+"""Opening a vault: files, permissions, identity, and Alembic migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+import truthvault.vault as vault_pkg
+from truthvault.errors import ConflictState, InvalidInput, StorageError
+from truthvault.vault import DB_NAME, HEAD_REVISION, Vault, new_id
+from truthvault.vault._schema import alembic_config, current_revision, upgrade
+
+
+def test_open_creates_private_folder_and_file(tmp_path: Path) -> None:
+    home = tmp_path / "a" / "home"
+    with Vault.open(home) as v:
+        assert v.path == home / DB_NAME
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / DB_NAME).stat().st_mode) == 0o600
+    conn = sqlite3.connect(home / DB_NAME)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_identity_defaults_and_persistence(tmp_path: Path) -> None:
+    with Vault.open(tmp_path / "h") as v:
+        device = v.device_id
+        assert uuid.UUID(device).version == 4
+        assert (v.tenant_id, v.hub_url, v.hub_token, v.cursor) == ("local", None, None, 0)
+        v.set_cursor(7)
+    with Vault.open(tmp_path / "h") as v:
+        assert v.device_id == device
+        assert v.cursor == 7
+
+
+def test_clock_persists_across_opens(tmp_path: Path) -> None:
+    with Vault.open(tmp_path / "h") as v:
+        stamp = v.put("note", {"t": "x"}).item.last_modified_at
+    with Vault.open(tmp_path / "h") as v:
+        assert v.clock.last >= stamp
+        assert v.put("note", {"t": "y"}).item.last_modified_at > stamp
+
+
+def test_set_cursor_rejects_negative(vault: Vault) -> None:
+    with pytest.raises(InvalidInput):
+        vault.set_cursor(-1)
+
+
+def test_join_records_hub_and_restamps_unsynced(vault: Vault) -> None:
+    old_device = vault.device_id
+    mine = vault.put("note", {"t": "mine"}).item
+    sug = vault.put("note", {"t": "ai"}, entity_id=mine.entity_id, source="ai-local:llama3")
+    vault.join("http://hub", "secret-token", "tenant-1", "family", "device-1", "local_first")
+    assert (vault.hub_url, vault.hub_token, vault.tenant_id, vault.device_id) == (
+        "http://hub",
+        "secret-token",
+        "tenant-1",
+        "device-1",
+    )
+    item = vault.get(mine.entity_id)
+    assert (item.tenant_id, item.device_id) == ("tenant-1", "device-1")
+    assert old_device != "device-1"
+    [record] = vault.suggestions()
+    assert record.id != sug.record_id  # the id follows its item's new device
+    assert (record.item.tenant_id, record.item.device_id) == ("tenant-1", "device-1")
+    batch = vault.pending_batch()
+    assert batch is not None
+    assert {i.tenant_id for i in batch.items} == {"tenant-1"}
+
+
+def test_join_refuses_another_hub_after_sync(vault: Vault) -> None:
+    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    vault.set_cursor(3)
+    vault.join("http://hub", "t2", "tenant-1", "fam", "dev-1", "local_first")  # same hub: fine
+    assert vault.hub_token == "t2"
+    with pytest.raises(ConflictState):
+        vault.join("http://other", "t", "tenant-1", "fam", "dev-1", "local_first")
+    with pytest.raises(ConflictState):
+        vault.join("http://hub", "t", "tenant-2", "fam", "dev-1", "local_first")
+    with pytest.raises(InvalidInput):
+        vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "sideways")
+
+
+def test_new_id_is_time_ordered_uuid7() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+
+
+def test_public_api_is_curated() -> None:
+    assert sorted(vault_pkg.__all__) == sorted(
+        [
+            "DB_NAME",
+            "HEAD_REVISION",
+            "MAX_PAYLOAD_BYTES",
+            "RESYNC_REASON",
+            "ApplyStats",
+            "Event",
+            "Vault",
+            "VaultRecord",
+            "WriteResult",
+            "new_id",
+            "payload_of",
+        ]
+    )
+    for name in vault_pkg.__all__:
+        assert getattr(vault_pkg, name) is not None
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+def test_head_revision_matches_alembic(tmp_path: Path) -> None:
+    script = ScriptDirectory.from_config(alembic_config(tmp_path / "x.db"))
+    assert script.get_current_head() == HEAD_REVISION
+
+
+def test_vault_made_at_first_revision_upgrades_on_open(tmp_path: Path) -> None:
+    home = tmp_path / "old"
+    home.mkdir()
+    path = home / DB_NAME
+    upgrade(path, "0001")
+    conn = sqlite3.connect(path)
+    assert current_revision(conn) == "0001"
+    conn.execute("INSERT INTO meta (key, value) VALUES ('device_id', 'old-device')")
+    conn.execute(
+        "INSERT INTO entities (entity_id, entity_type, tenant_id, payload, truth_level, origin_source, "
+        "origin_chain, accepted_by_user, last_modified_by_level, version, base_version, base_clock, "
+        "last_modified_at, device_id, contract_version, deleted, mutation, hub_known) "
+        "VALUES ('e1', 'note', 'local', CAST('{\"title\": \"ancient scroll\"}' AS BLOB), 1, 'user:cli', '[]', "
+        "0, 1, 1, 0, NULL, '2026-01-01T00:00:00.000Z-0000', 'old-device', 1, 0, 1, 0)"
+    )
+    conn.commit()
+    conn.close()
+    with Vault.open(home) as v:
+        assert v.device_id == "old-device"
+        assert [i.entity_id for i in v.search("scroll")] == ["e1"]  # indexed by revision 0002
+        assert v.get("e1").last_modified_at == "2026-01-01T00:00:00.000Z-0000"
+    conn = sqlite3.connect(path)
+    assert current_revision(conn) == HEAD_REVISION
+    conn.close()
+
+
+def test_open_skips_alembic_when_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Vault.open(tmp_path / "h").close()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("alembic must not run on an up-to-date vault")
+
+    monkeypatch.setattr("truthvault.vault._schema.upgrade", fail)
+    with Vault.open(tmp_path / "h") as v:
+        assert v.count() == 0
+
+
+def test_open_of_a_foreign_file_is_a_storage_error(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / DB_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match="cannot open the vault"):
+        Vault.open(home)

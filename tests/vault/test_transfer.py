@@ -1,0 +1,185 @@
+"""JSON Lines export and import: round trips, validation, conflicts, chunking."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections.abc import Callable
+
+import msgspec
+import pytest
+
+from truthvault.errors import InvalidInput, InvalidSource
+from truthvault.model import SyncItem
+from truthvault.vault import Vault, _transfer, payload_of
+
+from .conftest import deliver
+
+AI = "ai-local:llama3"
+
+
+def _fill(v: Vault) -> None:
+    v.put("note", {"title": "plain", "tags": ["a", "b"]})
+    ai = v.put("task", {"todo": "ai draft"}, source=AI).item
+    v.edit(ai.entity_id, {"todo": "mine now"})  # U1, accepted, with an origin chain
+    gone = v.put("note", {"t": "bye"}).item
+    v.delete(gone.entity_id)
+    v.put("note", {"t": "accepted"}, source="ai-cloud:x/y", accepted=True)
+
+
+def _all(v: Vault) -> list[SyncItem]:
+    return sorted(v.list(include_deleted=True, limit=1000), key=lambda i: i.entity_id)
+
+
+def test_round_trip_keeps_every_truth_field(make_vault: Callable[[str], Vault]) -> None:
+    src, dst = make_vault("src"), make_vault("dst")
+    _fill(src)
+    buf = io.BytesIO()
+    assert src.export_jsonl(buf) == 4
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 4 and all(line.startswith(b"{") for line in lines)
+    buf.seek(0)
+    assert dst.import_jsonl(buf) == 4
+    assert _all(dst) == _all(src)
+    assert dst.checksum() == src.checksum()
+    assert [i.entity_id for i in dst.search("mine")] == [i.entity_id for i in src.search("mine")]
+    assert dst.pending_count() == 4  # queued for push by default
+
+
+def test_export_can_skip_tombstones_and_write_text(make_vault: Callable[[str], Vault]) -> None:
+    src = make_vault("src")
+    _fill(src)
+    text = io.StringIO()
+    assert src.export_jsonl(text, include_deleted=False) == 3
+    assert all(
+        not msgspec.json.decode(line)["deleted"] if "deleted" in line else True
+        for line in text.getvalue().splitlines()
+    )
+    dst = make_vault("dst")
+    text.seek(0)
+    assert dst.import_jsonl(text, queue_for_push=False) == 3
+    assert dst.count() == 3 and dst.pending_batch() is None
+
+
+def _line(**changes: object) -> bytes:
+    base: dict[str, object] = {
+        "entity_type": "note",
+        "entity_id": "n1",
+        "tenant_id": "someone-else",
+        "truth_level": 1,
+        "origin_source": "user:cli",
+        "last_modified_at": "2026-01-01T00:00:00.000Z-0000",
+        "device_id": "d1",
+        "payload": {"t": "hello"},
+    }
+    base.update(changes)
+    return msgspec.json.encode({k: v for k, v in base.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (b"not json", "line 3: not a JSON object"),
+        (_line(truth_level="high"), "line 3: truth_level: Expected `int`, got `str`"),
+        (_line(truth_level=9), "line 3: truth_level"),
+        (_line(entity_id=None), "line 3: "),
+        (_line(last_modified_at="yesterday"), "line 3: last_modified_at"),
+        (_line(payload=[1]), "line 3: payload: must be a JSON object"),
+        (_line(entity_type="Bad Type"), "line 3: entity_type"),
+    ],
+)
+def test_bad_line_imports_nothing(vault: Vault, bad: bytes, message: str) -> None:
+    vault.put("note", {"t": "existing"})
+    good = [_line(entity_id="ok1"), _line(entity_id="ok2")]
+    data = b"\n".join([*good, bad]) + b"\n"
+    with pytest.raises(InvalidInput) as info:
+        vault.import_jsonl(io.BytesIO(data))
+    assert message in str(info.value)
+    assert vault.count() == 1 and vault.search("hello") == []
+
+
+def test_bad_source_names_the_field(vault: Vault) -> None:
+    data = _line(origin_source="automation:r1") + b"\n"  # level 1 but an automation source
+    with pytest.raises(InvalidSource, match="line 1: origin_source"):
+        vault.import_jsonl(io.BytesIO(data))
+
+
+def test_import_takes_this_vaults_tenant_and_upgrade_rule(vault: Vault) -> None:
+    data = _line(truth_level=3, origin_source=AI, accepted_by_user=True) + b"\n\n"
+    assert vault.import_jsonl(io.BytesIO(data)) == 1
+    item = vault.get("n1")
+    assert item.tenant_id == "local"
+    assert (item.truth_level, item.origin_source) == (1, "user:accepted")
+    assert [s.source for s in item.origin_chain] == [AI]
+
+
+def test_import_resolves_existing_ids_by_the_truth_rule(vault: Vault) -> None:
+    mine = vault.put("note", {"t": "mine"}, entity_id="n1").item
+    lower = _line(
+        truth_level=5, origin_source="ai-cloud:x/y", last_modified_at="2099-01-01T00:00:00.000Z-0000"
+    )
+    assert vault.import_jsonl(io.BytesIO(lower + b"\n")) == 1
+    assert vault.get("n1") == mine  # U1 is never replaced by a lower level
+    [sug] = vault.suggestions()
+    assert payload_of(sug.item) == {"t": "hello"}
+    newer = _line(payload={"t": "restored"}, last_modified_at="2099-01-01T00:00:00.000Z-0000")
+    vault.import_jsonl(io.BytesIO(newer + b"\n"))
+    assert payload_of(vault.get("n1")) == {"t": "restored"}
+    [conflict] = vault.conflicts()  # the replaced U1 version is kept
+    assert payload_of(conflict.item) == {"t": "mine"}
+
+
+def test_repeated_ids_within_a_file_resolve_in_order(vault: Vault) -> None:
+    old = _line(payload={"v": 1}, last_modified_at="2026-01-01T00:00:00.000Z-0000")
+    new = _line(payload={"v": 2}, last_modified_at="2026-01-02T00:00:00.000Z-0000")
+    assert vault.import_jsonl(io.BytesIO(new + b"\n" + old + b"\n")) == 2
+    assert payload_of(vault.get("n1")) == {"v": 2}
+    assert vault.count() == 1
+    assert vault.search("note")[0].entity_id == "n1"
+
+
+def test_chunked_import_with_deferred_indexes(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_transfer, "IMPORT_CHUNK", 7)
+    seen: list[int] = []
+    lines = [
+        _line(
+            entity_id=f"e{n:03d}",
+            payload={"t": f"word{n}"},
+            last_modified_at=f"2026-01-01T00:00:{n % 60:02d}.000Z-{n:04x}",
+        )
+        for n in range(40)
+    ]
+    lines.append(lines[3])  # a repeat in a later chunk: duplicate, no record
+    assert vault.import_jsonl(io.BytesIO(b"\n".join(lines)), progress=seen.append) == 41
+    assert seen == [7, 14, 21, 28, 35, 41]
+    assert vault.count() == 40 and vault.records(status=None) == []
+    assert [i.entity_id for i in vault.search("word17")] == ["e017"]
+    indexes = {r[0] for r in vault._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"entities_recent", "entities_type_recent", "entities_queued"} <= indexes
+    batch = vault.pending_batch(limit=100)
+    assert batch is not None
+    mutations = [i.mutation or 0 for i in batch.items]
+    assert mutations == sorted(mutations) and len(set(mutations)) == 40
+
+
+def test_failed_chunked_import_restores_indexes(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_transfer, "IMPORT_CHUNK", 2)
+    lines = [_line(entity_id=f"e{n}") for n in range(6)] + [b"{broken"]
+    with pytest.raises(InvalidInput, match="line 7"):
+        vault.import_jsonl(io.BytesIO(b"\n".join(lines)))
+    assert vault.count() == 0
+    conn = sqlite3.connect(vault.path)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "entities_recent" in names
+
+
+def test_import_then_sync_round_trip(make_vault: Callable[[str], Vault]) -> None:
+    src, dst, peer = make_vault("src"), make_vault("dst"), make_vault("peer")
+    _fill(src)
+    buf = io.BytesIO()
+    src.export_jsonl(buf)
+    buf.seek(0)
+    dst.import_jsonl(buf)
+    deliver(dst, peer)
+    assert peer.checksum() == src.checksum()
