@@ -1,31 +1,30 @@
 """What both hub stores share: push, pull, conflicts and admin over a few database primitives.
 
 The SQL here is portable (SQLite and PostgreSQL) and written with ``?`` placeholders; the
-PostgreSQL adapter rewrites them. The backends supply connections and transactions, and
-may override the two bulk paths of a push (:meth:`BaseHubStore._load_current` and
-:meth:`BaseHubStore._upsert_entities`) with faster database-specific SQL.
+PostgreSQL adapter rewrites them. A backend supplies connections and transactions and may
+override the two bulk paths of a push (``_load_current``, ``_upsert_entities``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Protocol
 
 import msgspec
 
 from ..clock import CANONICAL_STAMP_RE, format_stamp
 from ..errors import ConflictState, InvalidInput, NotFound, ResyncRequired, Unauthorized
-from ..merge import MergePlan, plan_merge
+from ..merge import Loss, MergePlan, plan_merge
 from ..model import (
     Decision,
     OriginStep,
@@ -42,15 +41,19 @@ from ..model import (
 from ..truth import Outcome, TruthLevel, origin_step
 from .store import VAULT_MODES, Device, DeviceContext, Event, Limits, Tenant
 
-__all__ = ["BaseHubStore", "Cursor", "Db", "TenantState"]
-
-log = logging.getLogger("truthvault.hub")
+__all__ = [
+    "ENTITY_COLUMNS",
+    "ENTITY_UPSERT_SET",
+    "TENANT_COUNTERS",
+    "BaseHubStore",
+    "Cursor",
+    "Db",
+]
 
 _U64 = 1 << 64
-_I64 = 1 << 63
 #: Bound parameters per IN (...) chunk: well under every SQLite build's variable limit.
 _CHUNK = 500
-#: How long a device's last_seen_at may lag behind before a pull writes it again.
+#: How long a device's last_seen_at may lag before a pull writes it again (pulls are frequent).
 _SEEN_EVERY_S = 30.0
 _RECORD_KINDS = (None, "suggestion", "conflict")
 _RECORD_STATUSES = (None, "open", "accepted", "rejected", "resolved")
@@ -60,18 +63,28 @@ _record_decoder = msgspec.json.Decoder(Record)
 _pull_decoder = msgspec.json.Decoder(PullResponse)
 _detail_decoder = msgspec.json.Decoder(dict[str, Any])
 
-_ENTITY_COLUMNS = (
-    "entity_id, entity_type, seq, truth_level, last_modified_at, device_id, "
-    "version, base_version, base_clock, deleted, wire"
+# Row columns (before ``wire``) and the getters that read them off a stored item or record.
+ENTITY_COLUMNS = (
+    "entity_id, entity_type, seq, truth_level, last_modified_at, device_id, version, base_version, "
+    "base_clock, deleted"
 )
-_PAGE_SQL = (
-    "SELECT seq, wire, 0 FROM (SELECT seq, wire FROM entities WHERE tenant_pk = ? AND seq > ? "
-    "ORDER BY seq LIMIT ?) AS e "
-    "UNION ALL "
-    "SELECT seq, wire, 1 FROM (SELECT seq, wire FROM records WHERE tenant_pk = ? AND seq > ? "
-    "ORDER BY seq LIMIT ?) AS r "
-    "ORDER BY 1 LIMIT ?"
+#: the SET list of an entity upsert: every column but the key, from the incoming row
+ENTITY_UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in [*ENTITY_COLUMNS.split(", ")[1:], "wire"])
+_RECORD_COLUMNS = "id, kind, entity_id, entity_type, status, created_at, decided_at, resolution, seq"
+_entity_fields = attrgetter(*ENTITY_COLUMNS.split(", "))
+_record_fields = attrgetter(*_RECORD_COLUMNS.split(", "))
+_decision_fields = attrgetter("status", "decided_at", "resolution", "seq")
+
+_INSERT_EVENTS = (
+    "INSERT INTO sync_events (tenant_pk, type, at, device_id, entity_id, detail) VALUES (?, ?, ?, ?, ?, ?)"
 )
+_TOMBSTONES = "deleted AND last_modified_at < ?"
+
+#: A tenant's counters (a push locks the row with the backend's lock clause appended).
+TENANT_COUNTERS = "SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?"
+
+#: An event to write: (type, entity id, detail).
+_EventRow = tuple[str, str | None, dict[str, object]]
 
 
 class Cursor(Protocol):
@@ -99,46 +112,54 @@ class TenantState:
 
 @dataclass(slots=True)
 class _Applied:
-    """What :meth:`BaseHubStore._apply` wrote."""
+    """What :meth:`BaseHubStore._apply` wrote, with the sequence numbers it gave."""
 
     head: int
     entities: dict[str, SyncItem] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
-    new_records: int = 0
 
 
-def iso_ms(ms: int) -> str:
+def _iso_ms(ms: int) -> str:
     """Milliseconds since the epoch as ``2026-11-22T01:36:48.123Z``."""
     return format_stamp(ms)[:-5]
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+def _now() -> str:
+    return _iso_ms(time.time_ns() // 1_000_000)
 
 
-def to_signed(value: int) -> int:
-    """A checksum (0 <= value < 2**64) as the signed 64-bit integer the database stores."""
-    value %= _U64
-    return value - _U64 if value >= _I64 else value
+def _signed(checksum: int) -> int:
+    """A checksum modulo 2**64 as the signed 64-bit integer the database stores."""
+    checksum %= _U64
+    return checksum - _U64 if checksum >= 1 << 63 else checksum
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _check_name(what: str, name: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200 or name != name.strip():
-        raise InvalidInput(f"{what} {name!r} must be 1-200 characters without surrounding spaces")
-    return name
+def _check_name(what: str, name: str) -> None:
+    if not name or len(name) > 200 or name != name.strip() or not name.isprintable():
+        raise InvalidInput(f"{what} {name!r} must be 1-200 printable characters, no surrounding spaces")
+
+
+def _select_in(db: Db, select: str, pk: int, column: str, values: Sequence[str]) -> list[Any]:
+    """Rows of ``select ... WHERE tenant_pk = pk AND column IN values``, in chunks."""
+    rows: list[Any] = []
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        sql = f"{select} WHERE tenant_pk = ? AND {column} IN ({','.join('?' * len(chunk))})"
+        rows += db.execute(sql, (pk, *chunk)).fetchall()
+    return rows
 
 
 class BaseHubStore(ABC):
     """A hub store over a SQL database; subclasses supply connections and transactions."""
 
     backend: str
-    #: appended to the tenant-row SELECT in a write: the row lock that serialises a tenant's writes
+    #: appended to the tenant-row SELECT of a write: the lock that serialises a tenant's writes
     _lock_clause: str = ""
-    #: the driver's exception for a violated unique constraint
+    #: what the driver raises for a violated unique constraint
     _integrity_errors: tuple[type[Exception], ...] = ()
 
     def __init__(self) -> None:
@@ -146,7 +167,6 @@ class BaseHubStore(ABC):
         self._seen: dict[str, float] = {}
         self._seen_lock = threading.Lock()
 
-    # -- what a backend supplies ------------------------------------------------
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
@@ -155,38 +175,40 @@ class BaseHubStore(ABC):
     def _write(self) -> AbstractContextManager[Db]:
         """A write transaction, committed when the block ends (rolled back on an error)."""
 
+    def _write_note(self) -> AbstractContextManager[Db]:
+        """A small write whose statements need no answer and whose loss in a crash would not
+        matter (a pull's event, a last_seen_at); a backend may batch it and skip the flush."""
+        return self._write()
+
     @abstractmethod
     def _read(self) -> AbstractContextManager[Db]:
         """A connection for single-statement reads."""
 
     @abstractmethod
-    def _snapshot(self) -> AbstractContextManager[Db]:
-        """A read-only transaction: every statement in it sees one consistent snapshot."""
+    def _pull_page(
+        self, pk: int, since: int, n: int
+    ) -> tuple[tuple[int, int, int], list[tuple[int, bytes, int]]]:
+        """From one snapshot: the tenant's (head_seq, checksum, purge_seq) and its first ``n``
+        changes after ``since`` as (seq, wire, 1 for a record else 0), in sequence order."""
 
-    def _load_current(self, db: Db, tenant_pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
+    def _load_current(self, db: Db, pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
         """The current versions of the given entities (those that exist)."""
-        current: dict[str, SyncItem] = {}
-        for start in range(0, len(entity_ids), _CHUNK):
-            chunk = entity_ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = db.execute(
-                f"SELECT wire FROM entities WHERE tenant_pk = ? AND entity_id IN ({marks})",
-                (tenant_pk, *chunk),
-            ).fetchall()
-            for (wire,) in rows:
-                item = _item_decoder.decode(wire)
-                current[item.entity_id] = item
-        return current
+        items = [
+            _item_decoder.decode(r[0])
+            for r in _select_in(db, "SELECT wire FROM entities", pk, "entity_id", entity_ids)
+        ]
+        return {item.entity_id: item for item in items}
 
-    def _upsert_entities(self, db: Db, tenant_pk: int, rows: list[tuple[Any, ...]]) -> None:
-        """Write new current versions (rows in ``_ENTITY_COLUMNS`` order)."""
+    def _upsert_entities(
+        self, db: Db, pk: int, rows: list[tuple[Any, ...]], existing: Container[str]
+    ) -> None:
+        """Write new current versions (rows of ``ENTITY_COLUMNS`` and ``wire``).
+
+        ``existing`` holds the ids that have a row: under the tenant's lock, the others have none.
+        """
         db.executemany(
-            f"INSERT INTO entities (tenant_pk, {_ENTITY_COLUMNS}) VALUES ({tenant_pk}, ?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET entity_type = excluded.entity_type, "
-            "seq = excluded.seq, truth_level = excluded.truth_level, "
-            "last_modified_at = excluded.last_modified_at, device_id = excluded.device_id, "
-            "version = excluded.version, base_version = excluded.base_version, "
-            "base_clock = excluded.base_clock, deleted = excluded.deleted, wire = excluded.wire",
+            f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?,?,?,?,?,?,?) "
+            f"ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}",
             rows,
         )
 
@@ -196,7 +218,7 @@ class BaseHubStore(ABC):
         _check_name("tenant name", name)
         if vault_mode not in VAULT_MODES:
             raise InvalidInput(f"vault_mode {vault_mode!r} is not one of {', '.join(VAULT_MODES)}")
-        tenant = Tenant(str(uuid.uuid4()), name, vault_mode, iso_ms(_now_ms()))
+        tenant = Tenant(str(uuid.uuid4()), name, vault_mode, _now())
         try:
             with self._write() as db:
                 db.execute(
@@ -210,9 +232,8 @@ class BaseHubStore(ABC):
     def get_tenant(self, name: str) -> Tenant:
         """A tenant by name; NotFound if there is none."""
         with self._read() as db:
-            row = db.execute(
-                "SELECT id, name, vault_mode, created_at FROM tenants WHERE name = ?", (name,)
-            ).fetchone()
+            sql = "SELECT id, name, vault_mode, created_at FROM tenants WHERE name = ?"
+            row = db.execute(sql, (name,)).fetchone()
         if row is None:
             raise NotFound(f"no tenant {name!r}", hint="list them with: truthvault hub tenant list")
         return Tenant(*row)
@@ -228,7 +249,7 @@ class BaseHubStore(ABC):
         _check_name("device name", device_name)
         tenant = self.get_tenant(tenant_name)
         token = secrets.token_urlsafe(32)
-        device = Device(str(uuid.uuid4()), tenant.id, device_name, iso_ms(_now_ms()), None, 0)
+        device = Device(str(uuid.uuid4()), tenant.id, device_name, _now(), None, 0)
         try:
             with self._write() as db:
                 db.execute(
@@ -245,11 +266,11 @@ class BaseHubStore(ABC):
         tenant = self.get_tenant(tenant_name)
         with self._read() as db:
             rows = db.execute(
-                "SELECT d.id, t.id, d.name, d.created_at, d.last_seen_at, d.last_mutation, d.revoked "
-                "FROM devices d JOIN tenants t ON t.pk = d.tenant_pk WHERE t.id = ? ORDER BY d.name",
+                "SELECT d.id, d.name, d.created_at, d.last_seen_at, d.last_mutation, d.revoked FROM devices d "
+                "JOIN tenants t ON t.pk = d.tenant_pk WHERE t.id = ? ORDER BY d.name",
                 (tenant.id,),
             ).fetchall()
-        return [Device(*row[:6], revoked=bool(row[6])) for row in rows]
+        return [Device(r[0], tenant.id, r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in rows]
 
     def authenticate(self, token: str) -> DeviceContext:
         """The device a bearer token belongs to; Unauthorized if none (or revoked)."""
@@ -261,7 +282,7 @@ class BaseHubStore(ABC):
             ).fetchone()
         if row is None or row[5]:
             raise Unauthorized("unknown or revoked device token", hint="register the device again")
-        self._tenant_pks[row[0]] = row[6]
+        self._tenant_pks[row[0]] = int(row[6])
         return DeviceContext(*row[:5])
 
     def head(self, tenant_id: str) -> int:
@@ -277,70 +298,85 @@ class BaseHubStore(ABC):
                 row = db.execute("SELECT pk FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no tenant with id {tenant_id!r}")
-            # Tenants are never re-keyed, so the mapping can be kept for the store's life.
+            # A tenant's key never changes, so the mapping is kept for the store's life.
             pk = self._tenant_pks[tenant_id] = int(row[0])
         return pk
+
+    def events(
+        self, tenant_id: str, since: int = 0, limit: int = 100, type: str | None = None
+    ) -> list[Event]:
+        """The tenant's events after id ``since``, oldest first."""
+        sql = "SELECT id, type, at, device_id, entity_id, detail FROM sync_events WHERE tenant_pk = ? AND id > ?"
+        params: list[object] = [self._tenant_pk(tenant_id), since]
+        if type is not None:
+            sql += " AND type = ?"
+            params.append(type)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*params, limit)).fetchall()
+        return [Event(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5])) for r in rows]
+
+    def list_records(
+        self, ctx: DeviceContext, kind: str | None = None, status: str | None = "open", limit: int = 1000
+    ) -> list[Record]:
+        """The tenant's suggestions and conflict records, newest first."""
+        if kind not in _RECORD_KINDS or status not in _RECORD_STATUSES:
+            raise InvalidInput(f"no records of kind {kind!r} with status {status!r}")
+        sql = "SELECT wire FROM records WHERE tenant_pk = ?"
+        params: list[object] = [self._tenant_pk(ctx.tenant_id)]
+        for column, value in (("kind", kind), ("status", status)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)).fetchall()
+        return [_record_decoder.decode(row[0]) for row in rows]
 
     # -- sync --------------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         """Apply a batch atomically and idempotently (see :meth:`HubStore.push`)."""
         items = _checked_items(ctx, request, limits, now_ms)
-        now = iso_ms(now_ms)
+        now = _iso_ms(now_ms)
         pk = self._tenant_pk(ctx.tenant_id)
         with self._write() as db:
             state = self._lock_tenant(db, pk)
             if state.purge_seq > 0 and request.cursor < state.purge_seq:
                 raise ResyncRequired(
                     f"cursor {request.cursor} is behind the purge horizon {state.purge_seq}",
-                    hint="pull from 0 and push again",
+                    hint="pull from 0, then push again",
                 )
-            row = db.execute(
-                "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?",
-                (ctx.device_id, pk),
-            ).fetchone()
+            sql = "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?"
+            row = db.execute(sql, (ctx.device_id, pk)).fetchone()
             if row is None or row[1]:
                 raise Unauthorized("unknown or revoked device")
-            last_mutation = int(row[0])
-            fresh = [item for item in items if item.mutation > last_mutation]  # type: ignore[operator]
+            last = int(row[0])
+            # Mutations strictly increase, so the already-applied ones are a prefix of the batch.
+            applied_before = sum(1 for item in items if (item.mutation or 0) <= last)
+            fresh = items[applied_before:]
             current = self._load_current(db, pk, list({item.entity_id: None for item in fresh}))
             plan = plan_merge(current, fresh, now)
-            counts = Counter(str(outcome) for _, outcome, _ in plan.results)
-            counts["duplicate"] += len(items) - len(fresh)
-            detail: dict[str, object] = {"items": len(items), **counts}
-            if request.decisions:
-                detail["decisions"] = len(request.decisions)
-            push_event = fresh or request.decisions
-            applied = self._apply(
-                db,
-                pk,
-                state,
-                plan,
-                request.decisions,
-                ctx.device_id,
-                now,
-                [("SYNC_PUSH", None, detail)] if push_event else [],
-            )
-            new_mutation = max(last_mutation, items[-1].mutation or 0) if items else last_mutation
-            db.execute(
-                "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?",
-                (new_mutation, now, ctx.device_id),
-            )
-        results = [
-            PushResult(item.entity_id, "duplicate", item.mutation)
-            for item in items
-            if item.mutation <= last_mutation  # type: ignore[operator]
-        ]
+            events: list[_EventRow] = []
+            if fresh or request.decisions:
+                counts = Counter(str(outcome) for _, outcome, _ in plan.results)
+                counts["duplicate"] += applied_before
+                detail: dict[str, object] = {
+                    "items": len(items),
+                    "decisions": len(request.decisions),
+                    **counts,
+                }
+                events.append(("SYNC_PUSH", None, detail))
+            applied = self._apply(db, pk, state, plan, current, request.decisions, ctx.device_id, now, events)
+            mutation = max(last, items[-1].mutation or 0) if items else last
+            sql = "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?"
+            db.execute(sql, (mutation, now, ctx.device_id))
+        results = [PushResult(item.entity_id, "duplicate", item.mutation) for item in items[:applied_before]]
         results += [
             PushResult(item.entity_id, str(out), item.mutation, rid) for item, out, rid in plan.results
         ]
-        return PushResponse(results=results, head=applied.head, last_mutation=new_mutation)
+        return PushResponse(results=results, head=applied.head, last_mutation=mutation)
 
-    def _lock_tenant(self, db: Db, tenant_pk: int) -> TenantState:
-        row = db.execute(
-            f"SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?{self._lock_clause}",
-            (tenant_pk,),
-        ).fetchone()
-        return TenantState(int(row[0]), int(row[1]) % _U64, int(row[2]))
+    def _lock_tenant(self, db: Db, pk: int) -> TenantState:
+        head, checksum, purge_seq = db.execute(TENANT_COUNTERS + self._lock_clause, (pk,)).fetchone()
+        return TenantState(int(head), int(checksum) % _U64, int(purge_seq))
 
     def _apply(
         self,
@@ -348,42 +384,42 @@ class BaseHubStore(ABC):
         pk: int,
         state: TenantState,
         plan: MergePlan,
+        current: Mapping[str, SyncItem],
         decisions: Sequence[Decision],
+        device_id: str,
         now: str,
         events: list[_EventRow],
     ) -> _Applied:
-        """Write a merge plan and decisions, numbering every change on from the tenant's head."""
+        """Write a plan, its kept losers, decisions and events, numbering changes from the head."""
         out = _Applied(state.head_seq)
         for eid, item in plan.entities.items():
             out.head += 1
             out.entities[eid] = msgspec.structs.replace(item, mutation=None, seq=out.head)
         if out.entities:
-            rows = [(*_entity_fields(item), encode(item)) for item in out.entities.values()]
-            self._upsert_entities(db, pk, rows)
+            rows = [(*_entity_fields(i), encode(i)) for i in out.entities.values()]
+            self._upsert_entities(db, pk, rows, current)
 
         # A loser kept before (a batch replayed by a device that lost its state) is not kept twice.
         losses = {loss.record.id: loss for loss in plan.losses}
         known = {row[0] for row in _select_in(db, "SELECT id FROM records", pk, "id", list(losses))}
-        new = {rid: _new_record(loss) for rid, loss in losses.items() if rid not in known}
+        new = {rid: _kept(loss) for rid, loss in losses.items() if rid not in known}
         events += [_loss_event(losses[rid], record) for rid, record in new.items()]
-        events += [("TRUTH_UPGRADE", item.entity_id, {"source": item.origin_source}) for item in plan.upgrades]
+        events += [("TRUTH_UPGRADE", i.entity_id, {"source": i.origin_source}) for i in plan.upgrades]
 
+        wanted = list({d.id: None for d in decisions if d.id not in new})
+        rows = _select_in(db, "SELECT wire FROM records", pk, "id", wanted)
+        stored = {r.id: r for r in map(_record_decoder.decode, (row[0] for row in rows))}
         changed: dict[str, Record] = {}
-        sql = "SELECT wire FROM records WHERE status = 'open' AND"
-        stored = [_record_decoder.decode(row[0]) for row in _select_in(
-            db, sql, pk, "id", list({d.id: None for d in decisions if d.id not in new})
-        )]  # fmt: skip
-        open_records = {record.id: record for record in stored}
         for decision in decisions:
-            target = new if decision.id in new else open_records
+            target = new if decision.id in new else stored
             record = target.get(decision.id)
             if record is None or record.status != "open":
                 continue  # unknown or already decided: a replayed decision changes nothing
-            target[decision.id] = msgspec.structs.replace(
+            target[decision.id] = record = msgspec.structs.replace(
                 record, status=decision.status, decided_at=decision.at, resolution=decision.resolution
             )
-            if target is open_records:
-                changed[decision.id] = target[decision.id]
+            if target is stored:
+                changed[decision.id] = record
 
         for record in (*new.values(), *changed.values()):
             out.head += 1
@@ -402,17 +438,11 @@ class BaseHubStore(ABC):
                 [(*_decision_fields(record), encode(record), record.id) for record in changed.values()],
             )
         if events:
-            db.executemany(
-                "INSERT INTO sync_events (tenant_pk, type, at, device_id, entity_id, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(pk, kind, now, self_device, eid, encode(d).decode()) for kind, eid, d, self_device in
-                 ((k, e, d, None) for k, e, d in events)],
-            )
+            rows = [(pk, kind, now, device_id, eid, encode(detail).decode()) for kind, eid, detail in events]
+            db.executemany(_INSERT_EVENTS, rows)
         if out.head != state.head_seq:
-            db.execute(
-                "UPDATE tenants SET head_seq = ?, checksum = ? WHERE pk = ?",
-                (out.head, to_signed(state.checksum + plan.checksum_delta), pk),
-            )
+            checksum = _signed(state.checksum + plan.checksum_delta)
+            db.execute("UPDATE tenants SET head_seq = ?, checksum = ? WHERE pk = ?", (out.head, checksum, pk))
         return out
 
     def pull(self, ctx: DeviceContext, since: int, limit: int) -> PullResponse:
@@ -424,61 +454,41 @@ class BaseHubStore(ABC):
         if since < 0 or limit < 1:
             raise InvalidInput(f"since ({since}) must be >= 0 and limit ({limit}) >= 1")
         pk = self._tenant_pk(ctx.tenant_id)
-        with self._snapshot() as db:
-            head, checksum, purge_seq = db.execute(
-                "SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?", (pk,)
-            ).fetchone()
-            if 0 < since < purge_seq:
-                raise ResyncRequired(
-                    f"cursor {since} is behind the purge horizon {purge_seq}",
-                    hint="pull from 0 and drop what the hub no longer has",
-                )
-            page = db.execute(_PAGE_SQL, (pk, since, limit + 1, pk, since, limit + 1, limit + 1)).fetchall()
+        (head, checksum, purge_seq), page = self._pull_page(pk, since, limit + 1)
+        if 0 < since < purge_seq:
+            raise ResyncRequired(
+                f"cursor {since} is behind the purge horizon {purge_seq}",
+                hint="pull from 0 and drop what the hub no longer has",
+            )
         has_more = len(page) > limit
-        if has_more:
-            del page[limit:]
+        del page[limit:]
         items = [row[1] for row in page if not row[2]]
         records = [row[1] for row in page if row[2]]
         cursor = page[-1][0] if has_more else head
         if page:
-            self._note_pull(
-                ctx, pk, {"since": since, "cursor": cursor, "items": len(items), "records": len(records)}
-            )
-        else:
-            self._note_seen(ctx.device_id)
-        tail = b'"' + checksum_hex(checksum).encode() + b'"' if not has_more else b"null"
-        return b"".join(
-            (
-                b'{"items":[',
-                b",".join(items),
-                b'],"records":[',
-                b",".join(records),
-                b'],"cursor":%d,"has_more":%s,"head":%d,"checksum":'
-                % (cursor, b"true" if has_more else b"false", head),
-                tail,
-                b"}",
-            )
+            detail = {"since": since, "cursor": cursor, "items": len(items), "records": len(records)}
+            self._note_pull(ctx, pk, detail)
+        elif self._seen_due(ctx.device_id):
+            with self._write_note() as db:
+                db.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (_now(), ctx.device_id))
+        # Byte for byte what msgspec makes of a PullResponse (a test holds it to that).
+        tail = b"null}" if has_more else b'"%s"}' % checksum_hex(checksum).encode()
+        meta = b'],"cursor":%d,"has_more":%s,"head":%d,"checksum":' % (
+            cursor,
+            b"true" if has_more else b"false",
+            head,
         )
+        return b"".join((b'{"items":[', b",".join(items), b'],"records":[', b",".join(records), meta, tail))
 
-    def _note_pull(self, ctx: DeviceContext, pk: int, detail: dict[str, object]) -> None:
-        now = iso_ms(_now_ms())
-        with self._write() as db:
-            # The event goes first: on PostgreSQL the device row lock is then taken last.
-            db.execute(
-                "INSERT INTO sync_events (tenant_pk, type, at, device_id, entity_id, detail) "
-                "VALUES (?, 'SYNC_PULL', ?, ?, NULL, ?)",
-                (pk, now, ctx.device_id, encode(detail).decode()),
-            )
+    def _note_pull(self, ctx: DeviceContext, pk: int, detail: Mapping[str, object]) -> None:
+        now = _now()
+        with self._write_note() as db:
+            db.execute(_INSERT_EVENTS, (pk, "SYNC_PULL", now, ctx.device_id, None, encode(detail).decode()))
             if self._seen_due(ctx.device_id):
                 db.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (now, ctx.device_id))
 
-    def _note_seen(self, device_id: str) -> None:
-        if self._seen_due(device_id):
-            with self._write() as db:
-                db.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (iso_ms(_now_ms()), device_id))
-
     def _seen_due(self, device_id: str) -> bool:
-        """True (and noted) when the device's last_seen_at is due to be written again."""
+        """True (and noted) when a device's last_seen_at is due to be written again."""
         now = time.monotonic()
         with self._seen_lock:
             if now - self._seen.get(device_id, -_SEEN_EVERY_S) < _SEEN_EVERY_S:
@@ -486,43 +496,25 @@ class BaseHubStore(ABC):
             self._seen[device_id] = now
             return True
 
-    def list_records(
-        self, ctx: DeviceContext, kind: str | None = None, status: str | None = "open", limit: int = 1000
-    ) -> list[Record]:
-        """The tenant's suggestions and conflict records, newest first."""
-        if kind not in _RECORD_KINDS or status not in _RECORD_STATUSES:
-            raise InvalidInput(f"no records of kind {kind!r} with status {status!r}")
-        sql, params = "SELECT wire FROM records WHERE tenant_pk = ?", [self._tenant_pk(ctx.tenant_id)]
-        for column, value in (("kind", kind), ("status", status)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)).fetchall()
-        return [_record_decoder.decode(row[0]) for row in rows]
-
     def resolve_conflict(
         self, ctx: DeviceContext, record_id: str, resolution: str, clock: str
     ) -> tuple[Record, SyncItem | None]:
-        """Close a conflict record by keeping the current version or restoring the loser."""
+        """Close a conflict record, keeping the current version or restoring the kept loser."""
         if resolution not in ("keep", "restore"):
             raise InvalidInput(f"resolution {resolution!r} must be 'keep' or 'restore'")
         if not CANONICAL_STAMP_RE.match(clock):
             raise InvalidInput(f"clock {clock!r} is not a stamp like 2026-11-22T01:36:48.123Z-0000")
-        pk = self._tenant_pk(ctx.tenant_id)
-        now = iso_ms(_now_ms())
+        pk, now = self._tenant_pk(ctx.tenant_id), _now()
         with self._write() as db:
             state = self._lock_tenant(db, pk)
-            row = db.execute(
-                "SELECT wire FROM records WHERE tenant_pk = ? AND id = ? AND kind = 'conflict'",
-                (pk, record_id),
-            ).fetchone()
+            sql = "SELECT wire FROM records WHERE tenant_pk = ? AND id = ? AND kind = 'conflict'"
+            row = db.execute(sql, (pk, record_id)).fetchone()
             if row is None:
                 raise NotFound(f"no conflict {record_id!r}", hint="list them with GET /v1/conflicts")
             record = _record_decoder.decode(row[0])
             if record.status != "open":
                 raise ConflictState(f"conflict {record_id!r} is already {record.status}")
-            plan, restored = MergePlan(), None
+            plan, current = MergePlan(), {}
             if resolution == "restore":
                 current = self._load_current(db, pk, [record.entity_id])
                 restored = _restoration(record, current.get(record.entity_id), ctx.device_id, clock)
@@ -530,53 +522,32 @@ class BaseHubStore(ABC):
                 if plan.results[0][1] is not Outcome.APPLIED:
                     raise InvalidInput(f"clock {clock} is not later than the current version's")
             decision = Decision(record_id, "resolved", now, resolution)
-            event = (
+            event: _EventRow = (
                 "CONFLICT_RESOLVED",
                 record.entity_id,
                 {"record_id": record_id, "resolution": resolution},
             )
-            applied = self._apply(db, pk, state, plan, [decision], ctx.device_id, now, [event])
-        return applied.records[record_id], applied.entities.get(record.entity_id) if restored else None
-
-    def events(
-        self, tenant_id: str, since: int = 0, limit: int = 100, type: str | None = None
-    ) -> list[Event]:
-        """The tenant's events after id ``since``, oldest first."""
-        sql = "SELECT id, type, at, device_id, entity_id, detail FROM sync_events WHERE tenant_pk = ? AND id > ?"
-        params: list[object] = [self._tenant_pk(tenant_id), since]
-        if type is not None:
-            sql += " AND type = ?"
-            params.append(type)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*params, limit)).fetchall()
-        return [Event(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5])) for r in rows]
+            applied = self._apply(db, pk, state, plan, current, [decision], ctx.device_id, now, [event])
+        return applied.records[record_id], applied.entities.get(record.entity_id)
 
     def purge_tombstones(self, older_than_ms: int) -> int:
         """Delete old tombstones in every tenant and move the purge horizons past them."""
         cutoff = format_stamp(older_than_ms, 0)
-        where = "deleted AND last_modified_at < ?"
         with self._read() as db:
-            tenants = [
-                row[0]
-                for row in db.execute(
-                    f"SELECT DISTINCT tenant_pk FROM entities WHERE {where}", (cutoff,)
-                ).fetchall()
-            ]
+            rows = db.execute(f"SELECT DISTINCT tenant_pk FROM entities WHERE {_TOMBSTONES}", (cutoff,))
+            tenants = [int(row[0]) for row in rows.fetchall()]
         purged = 0
         for pk in tenants:
-            # One tenant at a time, under its row lock, like a push: no deadlock, no long lock.
+            # A tenant at a time under its row lock, like a push: no lock-order deadlock, no long lock.
             with self._write() as db:
                 state = self._lock_tenant(db, pk)
-                top, count = db.execute(
-                    f"SELECT max(seq), count(*) FROM entities WHERE tenant_pk = ? AND {where}", (pk, cutoff)
-                ).fetchone()
-                if not count:
-                    continue
-                db.execute(f"DELETE FROM entities WHERE tenant_pk = ? AND {where}", (pk, cutoff))
-                db.execute(
-                    "UPDATE tenants SET purge_seq = ? WHERE pk = ?", (max(state.purge_seq, int(top)), pk)
-                )
-                purged += int(count)
+                sql = f"SELECT max(seq), count(*) FROM entities WHERE tenant_pk = ? AND {_TOMBSTONES}"
+                top, count = db.execute(sql, (pk, cutoff)).fetchone()
+                if count:
+                    db.execute(f"DELETE FROM entities WHERE tenant_pk = ? AND {_TOMBSTONES}", (pk, cutoff))
+                    horizon = max(state.purge_seq, int(top))
+                    db.execute("UPDATE tenants SET purge_seq = ? WHERE pk = ?", (horizon, pk))
+                    purged += int(count)
         return purged
 
 
@@ -604,6 +575,25 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
             max_clock=max_clock,
         )
     return items
+
+
+def _kept(loss: Loss) -> Record:
+    """The record to store for a loss: its item as the device sent it, without push/pull numbers."""
+    return msgspec.structs.replace(
+        loss.record, item=msgspec.structs.replace(loss.record.item, mutation=None, seq=None)
+    )
+
+
+def _loss_event(loss: Loss, record: Record) -> _EventRow:
+    """CONFLICT_DETECTED for a kept U1 loser, AI_SUGGESTION_GENERATED for a kept suggestion."""
+    item, winner = record.item, loss.winner
+    if record.kind == "conflict":
+        sides = {"loser": {"clock": item.last_modified_at, "device_id": item.device_id}}
+        if winner is not None:
+            sides["winner"] = {"clock": winner.last_modified_at, "device_id": winner.device_id}
+        return ("CONFLICT_DETECTED", record.entity_id, {"record_id": record.id, **sides})
+    detail = {"record_id": record.id, "level": item.truth_level, "source": item.origin_source}
+    return ("AI_SUGGESTION_GENERATED", record.entity_id, detail)
 
 
 def _restoration(record: Record, current: SyncItem | None, device_id: str, clock: str) -> SyncItem:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import StorageError
 from ..model import SyncItem
 from . import migrations
-from ._base import BaseHubStore, Cursor, Db
+from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db
 
 __all__ = ["PostgresHubStore"]
 
@@ -24,18 +24,30 @@ log = logging.getLogger("truthvault.hub")
 
 _item_decoder = msgspec.json.Decoder(SyncItem)
 
-# One statement for a whole batch: the arrays travel as parameters, the server unnests them.
-_UPSERT_ENTITIES = """
-INSERT INTO entities (tenant_pk, entity_id, entity_type, seq, truth_level, last_modified_at,
-                      device_id, version, base_version, base_clock, deleted, wire)
-SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::smallint[], %s::text[],
-                         %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bool[], %s::bytea[])
-ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET
-    entity_type = excluded.entity_type, seq = excluded.seq, truth_level = excluded.truth_level,
-    last_modified_at = excluded.last_modified_at, device_id = excluded.device_id,
-    version = excluded.version, base_version = excluded.base_version,
-    base_clock = excluded.base_clock, deleted = excluded.deleted, wire = excluded.wire
-"""
+# Entity rows go in by binary COPY, the fastest way into PostgreSQL: new ones straight into
+# the table, changed ones into a staging table and from there by one upsert. The staging
+# table is created, if missing, in the transaction that uses it and emptied at commit, so
+# it also works behind a pooler that gives each transaction a different server connection.
+_STAGE_COLUMNS = (
+    "entity_id text, entity_type text, seq bigint, truth_level smallint, last_modified_at text, "
+    "device_id text, version bigint, base_version bigint, base_clock text, deleted bool, wire bytea"
+)
+_ENTITY_TYPES = ["int4", *(column.split()[1] for column in _STAGE_COLUMNS.split(", "))]
+_COPY_ENTITIES = f"COPY entities (tenant_pk, {ENTITY_COLUMNS}, wire) FROM STDIN (FORMAT BINARY)"
+_CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS hub_entity_stage ({_STAGE_COLUMNS}) ON COMMIT DELETE ROWS"
+_UPSERT_FROM_STAGE = (
+    f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) SELECT %s, * FROM hub_entity_stage "
+    f"ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}"
+)
+
+
+# The tenant's counters beside every page row (one row of NULLs when the page is empty).
+_PULL = (
+    "SELECT t.head_seq, t.checksum, t.purge_seq, p.seq, p.wire, p.kind FROM tenants t LEFT JOIN ("
+    "(SELECT seq, wire, 0 AS kind FROM entities WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?) "
+    "UNION ALL (SELECT seq, wire, 1 FROM records WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?) "
+    "ORDER BY seq LIMIT ?) AS p ON true WHERE t.pk = ? ORDER BY p.seq"
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -53,19 +65,20 @@ class _PgDb:
         self.conn = conn
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        return self.conn.execute(_pg_sql(sql), parameters)  # type: ignore[arg-type]
+        # Binary results: wire blobs arrive as they are stored, without hex decoding.
+        return self.conn.execute(_pg_sql(sql), parameters, binary=True)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
         with self.conn.cursor() as cur:
-            cur.executemany(_pg_sql(sql), parameters)  # type: ignore[arg-type]
+            cur.executemany(_pg_sql(sql), parameters)
 
 
 class PostgresHubStore(BaseHubStore):
     """A hub store in PostgreSQL, migrated on open; pushes of one tenant serialise on its row lock."""
 
     backend = "postgresql"
-    # NO KEY UPDATE rather than UPDATE: inserts into tables referencing the tenant (an
-    # event written by a pull) take KEY SHARE on its row and must not wait for a push.
+    # NO KEY UPDATE rather than UPDATE: registering a device (a foreign key to the tenant)
+    # takes KEY SHARE on the tenant's row and need not wait for a push to commit.
     _lock_clause = " FOR NO KEY UPDATE"
     _integrity_errors = (psycopg.errors.UniqueViolation,)
 
@@ -96,37 +109,56 @@ class PostgresHubStore(BaseHubStore):
             yield _PgDb(conn)
 
     @contextmanager
+    def _write_note(self) -> Iterator[Db]:
+        # Its commit need not wait for the WAL to reach the disk.
+        with self._write() as db:
+            db.execute("SET LOCAL synchronous_commit TO off")
+            yield db
+
+    @contextmanager
     def _read(self) -> Iterator[Db]:
         with _storage_errors(), self._pool.connection() as conn:
             yield _PgDb(conn)
 
-    @contextmanager
-    def _snapshot(self) -> Iterator[Db]:
-        with _storage_errors(), self._pool.connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                yield _PgDb(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def _pull_page(
+        self, pk: int, since: int, n: int
+    ) -> tuple[tuple[int, int, int], list[tuple[int, bytes, int]]]:
+        """Counters and page in one statement, so one snapshot and one round trip."""
+        with self._read() as db:
+            rows = db.execute(_PULL, (pk, since, n, pk, since, n, n, pk)).fetchall()
+        page = [row[3:] for row in rows] if rows[0][3] is not None else []
+        return rows[0][:3], page
 
-    def _load_current(self, db: Db, tenant_pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
+    def _load_current(self, db: Db, pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
         """The current versions of the given entities, in one query."""
-        rows = db.execute(
-            "SELECT wire FROM entities WHERE tenant_pk = ? AND entity_id = ANY(?::text[])",
-            (tenant_pk, list(entity_ids)),
-        ).fetchall()
-        current = {}
-        for (wire,) in rows:
-            item = _item_decoder.decode(wire)
-            current[item.entity_id] = item
-        return current
+        # One comma-joined string rather than an array parameter: psycopg dumps a list item
+        # by item, and an entity id never holds a comma (model.EntityId).
+        sql = "SELECT wire FROM entities WHERE tenant_pk = ? AND entity_id = ANY(string_to_array(?, ','))"
+        rows = db.execute(sql, (pk, ",".join(entity_ids))).fetchall()
+        items = [_item_decoder.decode(row[0]) for row in rows]
+        return {item.entity_id: item for item in items}
 
-    def _upsert_entities(self, db: Db, tenant_pk: int, rows: list[tuple[Any, ...]]) -> None:
-        """Write new current versions with one INSERT ... SELECT FROM unnest(...)."""
+    def _upsert_entities(
+        self, db: Db, pk: int, rows: list[tuple[Any, ...]], existing: Container[str]
+    ) -> None:
+        """Write new current versions with binary COPY: new entities straight into the table,
+        changed ones through the staging table and one upsert."""
         assert isinstance(db, _PgDb)
-        db.conn.execute(_UPSERT_ENTITIES, (tenant_pk, *(list(column) for column in zip(*rows, strict=True))))
+        new = [(pk, *row) for row in rows if row[0] not in existing]
+        changed = [row for row in rows if row[0] in existing]
+        with db.conn.cursor() as cur:
+            if new:
+                with cur.copy(_COPY_ENTITIES) as copy:
+                    copy.set_types(_ENTITY_TYPES)
+                    for row in new:
+                        copy.write_row(row)
+            if changed:
+                cur.execute(_CREATE_STAGE)
+                with cur.copy("COPY hub_entity_stage FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_ENTITY_TYPES[1:])
+                    for row in changed:
+                        copy.write_row(row)
+                cur.execute(_UPSERT_FROM_STAGE, (pk,))
 
 
 @contextmanager

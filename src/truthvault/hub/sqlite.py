@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import sqlite3
@@ -12,9 +14,12 @@ from pathlib import Path
 
 from ..errors import StorageError
 from . import migrations
-from ._base import BaseHubStore, Db
+from ._base import TENANT_COUNTERS, BaseHubStore, Db
 
 __all__ = ["SqliteHubStore"]
+
+_PAGE_ENTITIES = "SELECT seq, wire, 0 FROM entities WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
+_PAGE_RECORDS = "SELECT seq, wire, 1 FROM records WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
 
 log = logging.getLogger("truthvault.hub")
 
@@ -28,10 +33,13 @@ class SqliteHubStore(BaseHubStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Create the file ourselves so that it (and the -wal/-shm files SQLite derives
-        # from it) is readable by its owner only: it holds every tenant's data.
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Create the file ourselves so that it (and the -wal/-shm files SQLite derives
+            # from it) is readable by its owner only: it holds every tenant's data.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise StorageError(f"cannot create the hub database {str(self.path)!r}: {exc}") from exc
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._local = threading.local()
@@ -91,15 +99,22 @@ class SqliteHubStore(BaseHubStore):
         with _storage_errors():
             yield self._reader()
 
-    @contextmanager
-    def _snapshot(self) -> Iterator[Db]:
+    def _pull_page(
+        self, pk: int, since: int, n: int
+    ) -> tuple[tuple[int, int, int], list[tuple[int, bytes, int]]]:
+        """Counters and page from one read transaction (a snapshot of the WAL)."""
         with _storage_errors():
             db = self._reader()
             db.execute("BEGIN")
             try:
-                yield db
+                counters = db.execute(TENANT_COUNTERS, (pk,)).fetchone()
+                # Two plain index range scans merged here: SQLite sorts a UNION of them in a temp b-tree.
+                entities = db.execute(_PAGE_ENTITIES, (pk, since, n)).fetchall()
+                records = db.execute(_PAGE_RECORDS, (pk, since, n)).fetchall()
             finally:
                 db.execute("COMMIT")
+        page = list(itertools.islice(heapq.merge(entities, records), n)) if records else entities
+        return counters, page
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,10 @@ __all__ = ["HEAD_REVISION", "SCRIPT_LOCATION", "alembic_config", "sqlalchemy_url
 HEAD_REVISION = "0001"
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+# Alembic keeps the running migration in module globals (alembic.context, alembic.op), so
+# one process runs one at a time; several processes are serialised by env.py's database lock.
+_upgrade_lock = threading.Lock()
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -41,4 +46,5 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the hub database at ``url`` to ``revision``."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    with _upgrade_lock:
+        command.upgrade(alembic_config(url), revision)
