@@ -39,6 +39,15 @@ EntityId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,1
 Level = Annotated[int, msgspec.Meta(ge=1, le=5)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Payload = Annotated[
+    msgspec.Raw,
+    msgspec.Meta(
+        extra_json_schema={
+            "type": "object",
+            "description": "the entity's fields (for local-first tenants: ciphertext), kept as exact JSON bytes",
+        }
+    ),
+]
 
 
 class OriginStep(msgspec.Struct, omit_defaults=True):
@@ -60,7 +69,7 @@ class SyncItem(msgspec.Struct, omit_defaults=True):
     origin_source: ShortText
     last_modified_at: ShortText
     device_id: ShortText
-    payload: msgspec.Raw = msgspec.Raw(b"{}")
+    payload: Payload = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
     origin_chain: list[OriginStep] = []
     accepted_by_user: bool = False
     last_modified_by_level: Level | None = None

@@ -64,19 +64,32 @@ class HubProc:
             self.port = int(s.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
+        self.log = home / "hub.log"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "truthvault", "hub", "serve", "--db", self.db, "--port", str(self.port)],
-            env=self.admin.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "truthvault",
+                    "hub",
+                    "serve",
+                    "--db",
+                    self.db,
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.admin.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"hub exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                raise AssertionError(f"hub exited: {self.log.read_text()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return

@@ -78,9 +78,13 @@ def b(client: TestClient, hub_store: HubStore) -> Dev:
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     spec = client.get("/openapi.json").json()
-    assert {"/v1/sync/push", "/v1/sync/pull", "/v1/sync/conflict-resolve", "/v1/conflicts", "/v1/events"} <= set(
-        spec["paths"]
-    )
+    assert {
+        "/v1/sync/push",
+        "/v1/sync/pull",
+        "/v1/sync/conflict-resolve",
+        "/v1/conflicts",
+        "/v1/events",
+    } <= set(spec["paths"])
     assert "SyncItem" in spec["components"]["schemas"]
     assert spec["paths"]["/v1/sync/push"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PushRequest"
@@ -106,7 +110,9 @@ def test_push_then_pull(a: Dev) -> None:
 
 def test_malformed_batch_is_refused_whole_with_the_field_named(a: Dev) -> None:
     good = a.item("n1", "fine")
-    bad = encode(PushRequest(items=[good, a.item("n2", "x")])).replace(b'"truth_level":1', b'"truth_level":7', 2)
+    bad = encode(PushRequest(items=[good, a.item("n2", "x")])).replace(
+        b'"truth_level":1', b'"truth_level":7', 2
+    )
     r = a.push(raw=bad)
     assert r.status_code == 422 and "items[0].truth_level" in r.json()["error"]["message"]
     r = a.push(good, a.item("n3", "x", level=1, source="ai-cloud:x"))
@@ -166,16 +172,22 @@ def test_conflict_resolve_restores_the_loser(client: TestClient, a: Dev, hub_sto
     conflicts = client.get("/v1/conflicts", headers=a.headers).json()
     assert [c["item"]["payload"]["text"] for c in conflicts] == ["laptop edit"]
     r = client.post(
-        "/v1/sync/conflict-resolve", json={"conflict_id": conflicts[0]["id"], "resolution": "restore"}, headers=a.headers
+        "/v1/sync/conflict-resolve",
+        json={"conflict_id": conflicts[0]["id"], "resolution": "restore"},
+        headers=a.headers,
     )
     assert r.status_code == 200, r.text
     assert r.json()["item"]["payload"]["text"] == "laptop edit" and r.json()["record"]["status"] == "resolved"
     items = {i["entity_id"]: i for i in a.pull().json()["items"]}
     assert items["n1"]["payload"]["text"] == "laptop edit"
     assert client.get("/v1/conflicts", headers=a.headers).json() == []
-    r = client.post("/v1/sync/conflict-resolve", json={"conflict_id": "nope", "resolution": "keep"}, headers=a.headers)
+    r = client.post(
+        "/v1/sync/conflict-resolve", json={"conflict_id": "nope", "resolution": "keep"}, headers=a.headers
+    )
     assert r.status_code == 404
-    r = client.post("/v1/sync/conflict-resolve", json={"conflict_id": "x", "resolution": "maybe"}, headers=a.headers)
+    r = client.post(
+        "/v1/sync/conflict-resolve", json={"conflict_id": "x", "resolution": "maybe"}, headers=a.headers
+    )
     assert r.status_code == 422 and "resolution" in r.json()["error"]["message"]
     events = client.get("/v1/events", params={"type": "CONFLICT_DETECTED"}, headers=a.headers).json()
     assert [e["entity_id"] for e in events] == ["n1"]

@@ -339,7 +339,6 @@ def test_upgrade_rule_at_sync(laptop: Dev, phone: Dev) -> None:
 BAD_ITEMS: dict[str, tuple[dict[str, Any], type[Exception], str]] = {
     "payload-not-object": ({"payload": msgspec.Raw(b"[1, 2]")}, InvalidInput, "items[1].payload"),
     "other-tenant": ({"tenant_id": "someone-else"}, Forbidden, "items[1].tenant_id"),
-    "other-device": ({"device_id": "someone-else"}, Forbidden, "items[1].device_id"),
     "level-mismatch": ({"origin_source": "ai-cloud:x/y"}, InvalidSource, "items[1].origin_source"),
     "bad-source": ({"origin_source": "wizard"}, InvalidSource, "items[1].origin_source"),
     "bad-chain": (
@@ -369,6 +368,13 @@ def test_a_bad_item_refuses_the_whole_batch(laptop: Dev, hub_sql: Sql, case: str
     assert hub_sql("SELECT count(*) FROM entities") == [(0,)]
     assert laptop.store.list_devices("acme")[0].last_mutation == 0
     assert event_types(laptop) == []
+
+
+def test_a_device_may_relay_versions_written_elsewhere(laptop: Dev) -> None:
+    # an import or a restore pushes versions whose writer is another device
+    relayed = msgspec.structs.replace(laptop.item("r1", at(0)), device_id="importer")
+    assert laptop.outcomes(relayed) == ["applied"]
+    assert laptop.current("r1").device_id == "importer"
 
 
 def test_too_many_items_refuse_the_batch(laptop: Dev) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator
@@ -69,13 +70,26 @@ def hub_client(vault: Any) -> Any:
     return HubClient(vault.hub_url, vault.hub_token)
 
 
-def _plain(obj: Any) -> Any:
-    return msgspec.to_builtins(obj) if isinstance(obj, msgspec.Struct) else obj
+def plain(obj: Any) -> Any:
+    """Plain data for JSON output: every field of a struct (defaults too), payloads decoded."""
+    if isinstance(obj, msgspec.Raw):
+        return msgspec.json.decode(obj)
+    if isinstance(obj, msgspec.Struct):
+        fields = {name: plain(getattr(obj, name)) for name in obj.__struct_fields__}
+        # push and pull numbers belong to the wire, not to what a user looks at
+        return {k: v for k, v in fields.items() if not (k in ("mutation", "seq") and v is None)}
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(dataclasses.asdict(obj))
+    return obj
 
 
 def print_json(data: Any) -> None:
     """Print data (wire structs included) as indented JSON on stdout."""
-    text = msgspec.json.format(msgspec.json.encode(data, enc_hook=_plain), indent=2)
+    text = msgspec.json.format(msgspec.json.encode(plain(data)), indent=2)
     sys.stdout.write(text.decode() + "\n")
 
 

@@ -13,10 +13,10 @@ __all__ = ["progress_bar"]
 
 
 @contextmanager
-def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[[int, int], None]]:
-    """Yield ``advance(done, total)``; draws a bar only on an interactive terminal."""
+def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[..., None]]:
+    """Yield ``advance(done, total=None)``; draws a bar only on an interactive terminal."""
     if not err_console.is_terminal:
-        yield lambda done, total: None
+        yield lambda done, total=None: None
         return
     columns = (
         TextColumn(f"{label}"),
@@ -28,7 +28,7 @@ def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[[int, i
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(label, total=None)
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, done) or None)
+        def advance(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=max(total, done) if total else None)
 
         yield advance

@@ -17,6 +17,7 @@ from ._common import (
     level_name,
     open_vault,
     out,
+    plain,
     print_json,
     record_table,
 )
@@ -324,7 +325,7 @@ def register(cli: click.Group) -> None:
                     rows = client.events(limit=limit, type=event_type)
             else:
                 rows = vault.events(limit=limit, type=event_type)
-            rows = [r if isinstance(r, dict) else msgspec.to_builtins(r) for r in rows]
+            rows = [plain(r) for r in rows]
             if as_json:
                 print_json(rows)
                 return

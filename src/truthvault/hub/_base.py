@@ -570,7 +570,9 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
             item,
             f"items[{i}]",
             tenant_id=ctx.tenant_id,
-            device_id=ctx.device_id,
+            # A device may relay versions another device wrote (an import, a restore): the
+            # version's device_id names its writer, idempotency is per pushing device.
+            device_id=None,
             max_payload_bytes=limits.max_payload_bytes,
             max_clock=max_clock,
         )
