@@ -91,6 +91,9 @@ def parse_source(source: str) -> tuple[TruthLevel, str]:
     return level, detail
 
 
+_known_sources: dict[str, TruthLevel] = {}
+
+
 def level_of_source(source: str) -> TruthLevel:
     """The truth level an origin source implies."""
     return parse_source(source)[0]
@@ -98,7 +101,11 @@ def level_of_source(source: str) -> TruthLevel:
 
 def check_source(source: str, level: int) -> TruthLevel:
     """Validate that ``source`` implies ``level``; return the level."""
-    implied = level_of_source(source)
+    implied = _known_sources.get(source)
+    if implied is None:
+        implied = level_of_source(source)
+        if len(_known_sources) < 4096:  # sources repeat constantly; parse each once
+            _known_sources[source] = implied
     if int(level) != implied:
         raise InvalidSource(
             f"origin_source {source!r} is level {int(implied)} ({implied.short}) but truth_level says {level}"

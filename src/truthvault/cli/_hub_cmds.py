@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -78,6 +79,9 @@ def serve_hub(
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
+    # What is loaded by now lives as long as the server: keep the collector from rescanning it.
+    gc.collect()
+    gc.freeze()
     if ready is not None:
         ready(server)
     server.run()

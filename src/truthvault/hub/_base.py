@@ -364,14 +364,17 @@ class BaseHubStore(ABC):
                     **counts,
                 }
                 events.append(("SYNC_PUSH", None, detail))
+            # (the results are taken before _apply, which renumbers the items in place)
+            results = [
+                PushResult(item.entity_id, "duplicate", item.mutation) for item in items[:applied_before]
+            ]
+            results += [
+                PushResult(item.entity_id, out.value, item.mutation, rid) for item, out, rid in plan.results
+            ]
             applied = self._apply(db, pk, state, plan, current, request.decisions, ctx.device_id, now, events)
             mutation = max(last, items[-1].mutation or 0) if items else last
             sql = "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?"
             db.execute(sql, (mutation, now, ctx.device_id))
-        results = [PushResult(item.entity_id, "duplicate", item.mutation) for item in items[:applied_before]]
-        results += [
-            PushResult(item.entity_id, str(out), item.mutation, rid) for item, out, rid in plan.results
-        ]
         return PushResponse(results=results, head=applied.head, last_mutation=mutation)
 
     def _lock_tenant(self, db: Db, pk: int) -> TenantState:
@@ -392,11 +395,16 @@ class BaseHubStore(ABC):
     ) -> _Applied:
         """Write a plan, its kept losers, decisions and events, numbering changes from the head."""
         out = _Applied(state.head_seq)
+        rows = []
         for eid, item in plan.entities.items():
             out.head += 1
-            out.entities[eid] = msgspec.structs.replace(item, mutation=None, seq=out.head)
-        if out.entities:
-            rows = [(*_entity_fields(i), encode(i)) for i in out.entities.values()]
+            # The wire form carries the hub's seq, not the device's mutation. Setting and
+            # restoring the mutation is much cheaper than copying every item.
+            mutation, item.mutation, item.seq = item.mutation, None, out.head
+            rows.append((*_entity_fields(item), encode(item)))
+            item.mutation = mutation
+            out.entities[eid] = item
+        if rows:
             self._upsert_entities(db, pk, rows, current)
 
         # A loser kept before (a batch replayed by a device that lost its state) is not kept twice.
@@ -611,7 +619,7 @@ def _restoration(record: Record, current: SyncItem | None, device_id: str, clock
         last_modified_at=clock,
         device_id=device_id,
         payload=loser.payload,
-        origin_chain=[*loser.origin_chain, msgspec.convert(step, type=OriginStep)],
+        origin_chain=(*loser.origin_chain, msgspec.convert(step, type=OriginStep)),
         last_modified_by_level=int(TruthLevel.USER),
         version=current.version + 1 if current else 1,
         base_version=current.version if current else 0,

@@ -167,8 +167,9 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         batch = decode_push(body)
         now_ms = time.time_ns() // 1_000_000
         result = await run_in_threadpool(store.push, ctx, batch, cfg.limits, now_ms)
-        for item in batch.items:
-            clock.observe(item.last_modified_at)
+        if batch.items:
+            # canonical stamps sort as strings: observing the greatest is observing them all
+            clock.observe(max(item.last_modified_at for item in batch.items))
         notifier.notify(ctx.tenant_id)
         return Response(encode(result), media_type=_JSON)
 

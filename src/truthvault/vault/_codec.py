@@ -62,7 +62,7 @@ ENTITY_INSERT = (
 )
 
 _EMPTY_CHAIN = b"[]"
-_chain_decoder = msgspec.json.Decoder(list[OriginStep])
+_chain_decoder = msgspec.json.Decoder(tuple[OriginStep, ...])
 _item_decoder = msgspec.json.Decoder(SyncItem)
 _encoder = msgspec.json.Encoder()
 
@@ -83,7 +83,7 @@ class Current:
     rowid: int
 
 
-def encode_chain(chain: list[OriginStep]) -> bytes:
+def encode_chain(chain: tuple[OriginStep, ...]) -> bytes:
     """The stored JSON of an origin chain."""
     return _encoder.encode(chain) if chain else _EMPTY_CHAIN
 
@@ -168,7 +168,7 @@ def item_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SyncItem:
         payload=msgspec.Raw(bytes(row[3])),
         truth_level=row[4],
         origin_source=row[5],
-        origin_chain=[] if chain == _EMPTY_CHAIN else _chain_decoder.decode(chain),
+        origin_chain=() if chain == _EMPTY_CHAIN else _chain_decoder.decode(chain),
         accepted_by_user=bool(row[7]),
         last_modified_by_level=row[8],
         version=row[9],

@@ -98,7 +98,7 @@ class EntitiesMixin(VaultBase):
             last_modified_at=stamp,
             device_id=device,
             payload=msgspec.Raw(TOMBSTONE if deleted else payload),
-            origin_chain=chain,
+            origin_chain=tuple(chain),
             accepted_by_user=accepted,
             version=version,
             base_version=base_version,
