@@ -84,7 +84,12 @@ def serve_hub(
     gc.freeze()
     if ready is not None:
         ready(server)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully and re-raises the Ctrl-C it caught: a clean stop
+        pass
+    out.print("hub stopped")
 
 
 def register(cli: click.Group) -> None:

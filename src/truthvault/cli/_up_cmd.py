@@ -50,7 +50,7 @@ def register(cli: click.Group) -> None:
             _enrol(store, hub_url)
             _hints(home)
             serve_hub(store, db, host, port, HubSettings())
-        out.print("hub stopped; your vault is kept at " + str(home))
+        out.print(f"your vault is kept in {home}; './scripts/up' or 'truthvault up' starts it all again")
 
 
 def _enrol(store: Any, hub_url: str) -> None:

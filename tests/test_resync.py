@@ -1,0 +1,77 @@
+"""A device offline longer than the tombstone retention cannot bring deleted entities back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from truthvault.hub.store import HubStore, Limits, open_store
+from truthvault.model import PullResponse, PushRequest, PushResponse
+from truthvault.sync import Syncer
+from truthvault.vault import Vault
+
+
+class StoreClient:
+    """The sync client's view of a hub, straight onto a store."""
+
+    def __init__(self, store: HubStore, token: str) -> None:
+        self.store, self.ctx = store, store.authenticate(token)
+
+    def push(self, batch: PushRequest) -> PushResponse:
+        return self.store.push(self.ctx, batch, Limits(), time.time_ns() // 1_000_000)
+
+    def pull(self, since: int, limit: int = 1000, wait: float = 0) -> PullResponse:
+        return self.store.pull(self.ctx, since, limit)
+
+
+def _device(store: HubStore, tmp_path: Path, name: str) -> tuple[Vault, Syncer]:
+    tenant = store.get_tenant("t")
+    device, token = store.add_device("t", name)
+    vault = Vault.open(tmp_path / name)
+    vault.join(
+        hub_url="store://",
+        token=token,
+        tenant_id=tenant.id,
+        tenant_name="t",
+        device_id=device.id,
+        vault_mode=tenant.vault_mode,
+    )
+    return vault, Syncer(vault, StoreClient(store, token))  # type: ignore[arg-type]
+
+
+def test_offline_device_resyncs_and_deleted_stays_deleted(hub_url: str, tmp_path: Path) -> None:
+    store = open_store(hub_url)
+    store.add_tenant("t", "local_first")
+    laptop, laptop_sync = _device(store, tmp_path, "laptop")
+    phone, phone_sync = _device(store, tmp_path, "phone")
+    try:
+        doomed = laptop.put("note", {"text": "delete me"}).item.entity_id
+        kept = laptop.put("note", {"text": "keep me"}).item.entity_id
+        laptop_sync.sync()
+        phone_sync.sync()
+        assert phone.get(doomed).entity_id == doomed
+
+        # the phone goes offline; the laptop deletes, and the hub purges the tombstone
+        laptop.delete(doomed)
+        laptop_sync.sync()
+        assert store.purge_tombstones(int(time.time() * 1000) + 60_000) == 1
+
+        # offline, the user edits the deleted note on the phone, and writes something new
+        phone.edit(doomed, {"text": "edited while offline"})
+        fresh = phone.put("note", {"text": "written offline"}).item.entity_id
+        stats = phone_sync.sync()
+
+        assert stats.resynced
+        hub_ids = {i.entity_id for i in store.pull(laptop_sync.client.ctx, 0, 100).items}  # type: ignore[attr-defined]
+        assert doomed not in hub_ids and {kept, fresh} <= hub_ids
+        assert [i.entity_id for i in phone.list(include_deleted=True) if i.entity_id == doomed] == []
+        # nothing is lost: the offline edit waits as a conflict record on the phone
+        (record,) = phone.conflicts(entity_id=doomed)
+        assert "edited while offline" in bytes(record.item.payload).decode()
+        laptop_sync.sync()
+        assert phone_sync.check().in_sync and laptop_sync.check().in_sync
+        assert phone.checksum() == laptop.checksum()
+    finally:
+        laptop.close()
+        phone.close()
+        store.close()
