@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -84,11 +85,9 @@ def serve_hub(
     gc.freeze()
     if ready is not None:
         ready(server)
-    try:
+    # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught: a clean stop
+    with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    except KeyboardInterrupt:
-        # uvicorn has shut down gracefully and re-raises the Ctrl-C it caught: a clean stop
-        pass
     out.print("hub stopped")
 
 

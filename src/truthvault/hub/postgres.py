@@ -101,6 +101,7 @@ class PostgresHubStore(BaseHubStore):
 
     def close(self) -> None:
         """Close the connection pool."""
+        self._stop_notes()
         self._pool.close()
 
     @contextmanager

@@ -67,6 +67,7 @@ class SqliteHubStore(BaseHubStore):
 
     def close(self) -> None:
         """Close the writer and every thread's reader."""
+        self._stop_notes()
         with self._write_lock:
             self._writer.close()
         with self._readers_lock:
