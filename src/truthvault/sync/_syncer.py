@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ResyncRequired
+from ..errors import ResyncRequired, StorageError
 from ..vault import Vault
 from ._transport import HubClient
 
@@ -55,7 +55,16 @@ class Syncer:
         stats = stats or SyncStats()
         outcomes: dict[str, int] = stats.push_outcomes or {}
         total = self.vault.pending_count()
+        previous: tuple[object, ...] | None = None
         while (batch := self.vault.pending_batch(self.batch)) is not None:
+            fingerprint = (
+                [(i.entity_id, i.mutation) for i in batch.items],
+                [(d.id, d.status) for d in batch.decisions],
+            )
+            if fingerprint == previous:
+                # the hub took the batch but the queue did not move: stop rather than spin
+                raise StorageError("the push queue did not advance after the hub acknowledged a batch")
+            previous = fingerprint
             try:
                 response = self.client.push(batch)
             except ResyncRequired:
@@ -79,23 +88,10 @@ class Syncer:
         stats = stats or SyncStats()
         if self.vault.resyncing:
             return self._finish_resync(progress, stats)
-        while True:
-            since = self.vault.cursor
-            try:
-                page = self.client.pull(since, self.batch, wait)
-            except ResyncRequired:
-                self.resync(progress, stats)
-                return stats
-            wait = 0
-            self.vault.apply_pull(page)
-            stats.pulled += len(page.items)
-            stats.records += len(page.records)
-            stats.cursor = page.cursor
-            if progress:
-                progress(page.cursor, max(page.head, page.cursor))
-            if not page.has_more:
-                stats.checksum = page.checksum
-                return stats
+        try:
+            return self._pull_pages(progress, stats, wait)
+        except ResyncRequired:
+            return self.resync(progress, stats)
 
     def sync(self, progress: Progress | None = None) -> SyncStats:
         """Push, then pull: afterwards the vault holds the hub's state plus nothing pending."""
@@ -111,8 +107,15 @@ class Syncer:
 
     def _finish_resync(self, progress: Progress | None, stats: SyncStats) -> SyncStats:
         # the vault notes every entity pulled while it is re-syncing; resumable after a crash
+        self._pull_pages(progress, stats)
+        self.vault.finish_resync()
+        return stats
+
+    def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
+        """Pull and apply pages from the vault's cursor until the hub has no more."""
         while True:
-            page = self.client.pull(self.vault.cursor, self.batch)
+            page = self.client.pull(self.vault.cursor, self.batch, wait)
+            wait = 0
             self.vault.apply_pull(page)
             stats.pulled += len(page.items)
             stats.records += len(page.records)
@@ -121,9 +124,7 @@ class Syncer:
                 progress(page.cursor, max(page.head, page.cursor))
             if not page.has_more:
                 stats.checksum = page.checksum
-                break
-        self.vault.finish_resync()
-        return stats
+                return stats
 
     def check(self) -> CheckResult:
         """Compare the vault's checksum with the hub's at the vault's cursor (after a pull)."""
