@@ -117,38 +117,49 @@ def summary(item: SyncItem, width: int = 60) -> str:
 
 
 def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
-    """A table of entities."""
-    table = Table(title=title, show_lines=False, header_style="bold")
+    """A table of entities (ids in full: commands take them)."""
+    wide = out.width >= 110
+    table = Table(title=title, header_style="bold")
     table.add_column("id", no_wrap=True)
-    table.add_column("type")
-    table.add_column("level")
-    table.add_column("what")
-    table.add_column("modified", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("what", ratio=1, overflow="ellipsis", no_wrap=True, min_width=12)
+    if wide:
+        table.add_column("modified", no_wrap=True)
     for item in items:
         level = level_name(item.truth_level) + (" ✓" if item.accepted_by_user else "")
         what = "[strike]deleted[/strike]" if item.deleted else summary(item)
-        table.add_row(item.entity_id, item.entity_type, level, what, item.last_modified_at[:19])
+        row = [item.entity_id, item.entity_type, level, what]
+        if wide:
+            row.append(item.last_modified_at[:16].replace("T", " "))
+        table.add_row(*row)
     return table
 
 
 def record_table(records: list[Record], title: str | None = None) -> Table:
-    """A table of suggestions or conflict records."""
+    """A table of suggestions or conflict records (record ids in full: commands take them)."""
+    wide = out.width >= 130
     table = Table(title=title, header_style="bold")
     table.add_column("id", no_wrap=True)
-    table.add_column("kind")
+    if wide:
+        table.add_column("kind", no_wrap=True)
     table.add_column("entity", no_wrap=True)
-    table.add_column("from")
-    table.add_column("what")
-    table.add_column("status")
+    table.add_column("from", no_wrap=True)
+    table.add_column("what", ratio=1, overflow="ellipsis", no_wrap=True, min_width=10)
+    if wide:
+        table.add_column("status", no_wrap=True)
     for record in records:
         item = record.item
         what = "[strike]delete[/strike]" if item.deleted else summary(item, 50)
-        table.add_row(
-            record.id,
-            record.kind,
-            record.entity_id,
-            f"{level_name(item.truth_level)} {item.origin_source}",
-            what,
-            record.status,
-        )
+        if wide:
+            table.add_row(
+                record.id,
+                record.kind,
+                record.entity_id,
+                f"{level_name(item.truth_level)} {item.origin_source}",
+                what,
+                record.status,
+            )
+        else:
+            table.add_row(record.id, record.entity_id[:8] + "…", level_name(item.truth_level), what)
     return table
