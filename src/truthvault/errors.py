@@ -5,25 +5,35 @@ TruthvaultError
  |    +-- InvalidSource    (origin_source malformed or not matching its level)
  +-- NotFound              (404)
  +-- Unauthorized          (401: missing or unknown credentials)
+ |    +-- BadSignature     (a signed request's headers are missing, malformed or do not verify)
+ |    +-- StaleRequest     (a signed request's timestamp is outside the allowed window)
+ |    +-- ReplayedRequest  (a signed request's nonce was already used)
  +-- Forbidden             (403: another tenant's data, a revoked device)
  +-- ConflictState         (409: the operation does not fit the current state)
  +-- ResyncRequired        (410: the cursor can no longer be served; re-sync from scratch)
  +-- PayloadTooLarge       (413)
  +-- StorageError          (500: the database failed; detail is logged, not shown)
  +-- HubUnavailable        (the hub could not be reached or answered badly)
+ +-- DecryptionFailed      (422: a payload or wrapped key cannot be decrypted; ``reason`` says why)
+ +-- InsecureKeyFile       (a private key file is accessible by group or others; refused)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BadSignature",
     "ConflictState",
+    "DecryptionFailed",
     "Forbidden",
     "HubUnavailable",
+    "InsecureKeyFile",
     "InvalidInput",
     "InvalidSource",
     "NotFound",
     "PayloadTooLarge",
+    "ReplayedRequest",
     "ResyncRequired",
+    "StaleRequest",
     "StorageError",
     "TruthvaultError",
     "Unauthorized",
@@ -99,3 +109,31 @@ class StorageError(TruthvaultError):
 class HubUnavailable(TruthvaultError):
     code = "hub_unavailable"
     status = 503
+
+
+class BadSignature(Unauthorized):
+    code = "bad_signature"
+
+
+class StaleRequest(Unauthorized):
+    code = "stale_request"
+
+
+class ReplayedRequest(Unauthorized):
+    code = "replayed_request"
+
+
+class DecryptionFailed(TruthvaultError):
+    """``reason``: unknown_key, tampered, malformed, unsupported, wrong_key or wrong_passphrase."""
+
+    code = "decryption_failed"
+    status = 422
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str = "tampered") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class InsecureKeyFile(TruthvaultError):
+    code = "insecure_key_file"
+    status = 500

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +23,8 @@ from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db
 __all__ = ["PostgresHubStore"]
 
 log = logging.getLogger("truthvault.hub")
+#: new rows after which the first background ANALYZE runs
+_ANALYZE_AFTER_ROWS = 20_000
 
 _item_decoder = msgspec.json.Decoder(SyncItem)
 
@@ -85,6 +89,9 @@ class PostgresHubStore(BaseHubStore):
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
         super().__init__()
         self.url = url
+        self._growth_lock = threading.Lock()
+        self._grown = self._analyzed_size = 0
+        self._analyzing = False
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 current = _revision(conn)
@@ -160,6 +167,35 @@ class PostgresHubStore(BaseHubStore):
                     for row in changed:
                         copy.write_row(row)
                 cur.execute(_UPSERT_FROM_STAGE, (pk,))
+        self._note_growth(len(new))
+
+    def _note_growth(self, rows: int) -> None:
+        """Re-analyze the big tables in the background once they have grown by a fifth.
+
+        Until PostgreSQL's statistics know a freshly loaded table is large, the planner may
+        read a pull page by scanning and sorting the whole tenant instead of walking the
+        (tenant, seq) index: pulls then run at a third of their speed. Autovacuum gets there
+        in the end; this gets there before the devices start pulling.
+        """
+        with self._growth_lock:
+            self._grown += rows
+            if self._grown < max(_ANALYZE_AFTER_ROWS, self._analyzed_size // 5) or self._analyzing:
+                return
+            self._analyzed_size += self._grown
+            self._grown, self._analyzing = 0, True
+        threading.Thread(target=self._analyze, name="truthvault-analyze", daemon=True).start()
+
+    def _analyze(self) -> None:
+        try:
+            time.sleep(0.2)  # let the push that crossed the line commit first
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("ANALYZE entities")
+                conn.execute("ANALYZE records")
+        except psycopg.Error:
+            log.warning("background ANALYZE failed", exc_info=True)
+        finally:
+            with self._growth_lock:
+                self._analyzing = False
 
 
 @contextmanager

@@ -1,0 +1,169 @@
+"""End-to-end payload encryption for local-first tenants: AES-256-GCM under the tenant's data keys.
+
+AES-256-GCM rather than XChaCha20-Poly1305 because ``cryptography`` does not provide
+XChaCha20 (only ChaCha20-Poly1305 with a 96-bit nonce, which has no advantage here). Nonces are
+96 random bits, so one key must seal far fewer than 2**32 payloads; ``Keyring.rotate`` starts a
+new key long before that matters for a person's vault.
+
+A sealed payload is itself a JSON object, because the hub requires every payload to be one::
+
+    {"tv_enc":1,"kid":"<key id>","n":"<nonce>","ct":"<ciphertext and tag>"}
+
+The associated data binds the tenant, entity type, entity id and version, so a ciphertext
+copied onto another entity, tenant or version fails to open instead of showing wrong data.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import DecryptionFailed, InvalidInput
+from ._encoding import b64d, b64e, dumps, loads_object
+
+__all__ = ["Keyring", "is_sealed", "open_sealed", "seal"]
+
+_ENC_VERSION = 1
+_KEYRING_VERSION = 1
+_KID = re.compile(r"[A-Za-z0-9_-]{4,32}")
+_SEALED_PREFIX = re.compile(rb'\s*\{\s*"tv_enc"\s*:')
+
+
+class Keyring:
+    """A tenant's data keys by key id, and which one seals new payloads (``current``)."""
+
+    __slots__ = ("_current", "_keys")
+
+    def __init__(self, keys: Mapping[str, bytes], current: str) -> None:
+        for kid, key in keys.items():
+            if not _KID.fullmatch(kid) or len(key) != 32:
+                raise InvalidInput(f"keyring entry {kid!r} is not a valid key id with a 32-byte key")
+        if current not in keys:
+            raise InvalidInput(f"keyring's current key {current!r} is not in the keyring")
+        self._keys = dict(keys)
+        self._current = current
+
+    def __repr__(self) -> str:
+        # Never the keys themselves: they would leak through logs and tracebacks.
+        return f"Keyring(current={self._current!r}, kids={list(self._keys)!r})"
+
+    @classmethod
+    def new(cls) -> Keyring:
+        """A keyring with one fresh random key."""
+        kid = _new_kid(set())
+        return cls({kid: AESGCM.generate_key(bit_length=256)}, kid)
+
+    @property
+    def current(self) -> str:
+        """The key id that seals new payloads."""
+        return self._current
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Every key id, oldest first."""
+        return tuple(self._keys)
+
+    def _current_entry(self) -> tuple[str, bytes]:
+        return self._current, self._keys[self._current]
+
+    def key(self, kid: str) -> bytes | None:
+        """The key with this id, or None."""
+        return self._keys.get(kid)
+
+    def rotate(self) -> str:
+        """Add a fresh key and make it current; old keys stay so old payloads still open."""
+        kid = _new_kid(set(self._keys))
+        self._keys[kid] = AESGCM.generate_key(bit_length=256)
+        self._current = kid
+        return kid
+
+    def serialize(self) -> bytes:
+        """The keyring as JSON bytes (secret: keep them in the device vault or wrapped)."""
+        keys = {kid: b64e(key) for kid, key in self._keys.items()}
+        return dumps({"tv_keyring": _KEYRING_VERSION, "current": self._current, "keys": keys})
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> Keyring:
+        """The keyring in ``serialize()`` output; InvalidInput when it is not that."""
+        obj = loads_object(data)
+        if obj is None or obj.get("tv_keyring") != _KEYRING_VERSION:
+            raise InvalidInput("not a truthvault keyring (or one of an unsupported version)")
+        raw = obj.get("keys")
+        current = obj.get("current")
+        if not isinstance(raw, dict) or not isinstance(current, str):
+            raise InvalidInput("keyring is damaged: keys or current key missing")
+        keys: dict[str, bytes] = {}
+        for kid, text in raw.items():
+            key = b64d(text, size=32)
+            if key is None:
+                raise InvalidInput(f"keyring is damaged: key {kid!r} is not 32 bytes of base64url")
+            keys[kid] = key
+        return cls(keys, current)
+
+
+def _new_kid(taken: set[str]) -> str:
+    while True:
+        kid = secrets.token_urlsafe(6)
+        if kid not in taken:
+            return kid
+
+
+def _associated_data(kid: str, tenant_id: str, entity_type: str, entity_id: str, version: int) -> bytes:
+    # JSON of a list is unambiguous (each string is quoted and escaped), unlike joining with a separator.
+    return dumps(["tv_enc", _ENC_VERSION, kid, tenant_id, entity_type, entity_id, version])
+
+
+def seal(
+    keyring: Keyring, plaintext: bytes, *, tenant_id: str, entity_type: str, entity_id: str, version: int
+) -> bytes:
+    """Encrypt ``plaintext`` under the current key as a JSON-object envelope bound to this entity version."""
+    kid, key = keyring._current_entry()
+    nonce = secrets.token_bytes(12)
+    ad = _associated_data(kid, tenant_id, entity_type, entity_id, version)
+    ct = AESGCM(key).encrypt(nonce, plaintext, ad)
+    return dumps({"tv_enc": _ENC_VERSION, "kid": kid, "n": b64e(nonce), "ct": b64e(ct)})
+
+
+def is_sealed(payload: bytes) -> bool:
+    """Whether ``payload`` looks like a sealed envelope (a cheap prefix check; ``open_sealed`` verifies)."""
+    return _SEALED_PREFIX.match(payload) is not None
+
+
+def open_sealed(
+    keyring: Keyring, envelope: bytes, *, tenant_id: str, entity_type: str, entity_id: str, version: int
+) -> bytes:
+    """Decrypt a ``seal`` envelope for this entity version, or raise ``DecryptionFailed`` saying why."""
+    what = f"payload of {entity_type} {entity_id!r} (version {version}, tenant {tenant_id!r})"
+    obj = loads_object(envelope)
+    if obj is None or "tv_enc" not in obj:
+        raise DecryptionFailed(f"{what} is not an encrypted envelope", reason="malformed")
+    if obj["tv_enc"] != _ENC_VERSION:
+        raise DecryptionFailed(
+            f"{what} uses encryption format {obj['tv_enc']!r}, which this version does not know",
+            hint="upgrade truthvault on this device",
+            reason="unsupported",
+        )
+    kid, nonce, ct = obj.get("kid"), b64d(obj.get("n"), size=12), b64d(obj.get("ct"))
+    if not isinstance(kid, str) or nonce is None or ct is None or len(ct) < 16:
+        raise DecryptionFailed(f"{what} is a damaged encrypted envelope", reason="malformed")
+    key = keyring.key(kid)
+    if key is None:
+        raise DecryptionFailed(
+            f"{what} is encrypted with key {kid!r}, which this device does not have",
+            hint="the tenant key was rotated on another device: sync keys",
+            reason="unknown_key",
+        )
+    try:
+        return AESGCM(key).decrypt(
+            nonce, ct, _associated_data(kid, tenant_id, entity_type, entity_id, version)
+        )
+    except InvalidTag:
+        raise DecryptionFailed(
+            f"{what} failed authentication: the ciphertext was tampered with, "
+            "or moved from another entity, version or tenant",
+            reason="tampered",
+        ) from None
