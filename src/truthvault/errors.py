@@ -8,10 +8,16 @@ TruthvaultError
  |    +-- BadSignature     (a signed request's headers are missing, malformed or do not verify)
  |    +-- StaleRequest     (a signed request's timestamp is outside the allowed window)
  |    +-- ReplayedRequest  (a signed request's nonce was already used)
+ |    +-- MissingCredentials (neither a signature nor a bearer token)
+ |    +-- UnknownDevice    (no device has that id or token)
+ |    +-- TokenExpired     (a short-lived access token is past its expiry)
+ |    +-- InvalidEnrolCode (an enrolment code is unknown, expired or used)
  +-- Forbidden             (403: another tenant's data, a revoked device)
+ |    +-- DeviceRevoked    (the device was revoked; every request of it is refused)
  +-- ConflictState         (409: the operation does not fit the current state)
  +-- ResyncRequired        (410: the cursor can no longer be served; re-sync from scratch)
  +-- PayloadTooLarge       (413)
+ +-- RateLimited           (429: too many requests from one device; ``retry_after_s`` says when)
  +-- StorageError          (500: the database failed; detail is logged, not shown)
  +-- HubUnavailable        (the hub could not be reached or answered badly)
  +-- DecryptionFailed      (422: a payload or wrapped key cannot be decrypted; ``reason`` says why)
@@ -24,19 +30,25 @@ __all__ = [
     "BadSignature",
     "ConflictState",
     "DecryptionFailed",
+    "DeviceRevoked",
     "Forbidden",
     "HubUnavailable",
     "InsecureKeyFile",
+    "InvalidEnrolCode",
     "InvalidInput",
     "InvalidSource",
+    "MissingCredentials",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "ReplayedRequest",
     "ResyncRequired",
     "StaleRequest",
     "StorageError",
+    "TokenExpired",
     "TruthvaultError",
     "Unauthorized",
+    "UnknownDevice",
 ]
 
 
@@ -137,3 +149,32 @@ class DecryptionFailed(TruthvaultError):
 class InsecureKeyFile(TruthvaultError):
     code = "insecure_key_file"
     status = 500
+
+
+class MissingCredentials(Unauthorized):
+    code = "missing_credentials"
+
+
+class UnknownDevice(Unauthorized):
+    code = "unknown_device"
+
+
+class TokenExpired(Unauthorized):
+    code = "token_expired"
+
+
+class InvalidEnrolCode(Unauthorized):
+    code = "invalid_enrol_code"
+
+
+class DeviceRevoked(Forbidden):
+    code = "device_revoked"
+
+
+class RateLimited(TruthvaultError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s

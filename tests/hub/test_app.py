@@ -92,9 +92,14 @@ def test_health_and_openapi(client: TestClient) -> None:
 
 
 def test_requests_without_a_valid_token_are_refused(client: TestClient, a: Dev) -> None:
-    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": "Basic abc"}):
+    # The error code says why: no credentials at all, or a token no device has.
+    for headers, code in (
+        ({}, "missing_credentials"),
+        ({"authorization": "Bearer nope"}, "unknown_device"),
+        ({"authorization": "Basic abc"}, "missing_credentials"),
+    ):
         r = client.get("/v1/sync/pull", headers=headers)
-        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        assert r.status_code == 401 and r.json()["error"]["code"] == code
         assert "nope" not in r.text
 
 

@@ -13,6 +13,7 @@ import pytest
 from truthvault.clock import format_stamp
 from truthvault.errors import (
     ConflictState,
+    DeviceRevoked,
     Forbidden,
     InvalidInput,
     InvalidSource,
@@ -184,10 +185,11 @@ def test_authenticate(hub_store: HubStore, hub_sql: Sql) -> None:
     rows = hub_sql("SELECT token_hash FROM devices")
     assert rows == [(hashlib.sha256(token.encode()).hexdigest(),)]
     hub_sql("UPDATE devices SET revoked = ? WHERE id = ?", (True, device.id))
-    with pytest.raises(Unauthorized):
+    # A revoked device is known but refused: 403 device_revoked, not 401.
+    with pytest.raises(DeviceRevoked):
         hub_store.authenticate(token)
     dev = Dev(hub_store, ctx, token)
-    with pytest.raises(Unauthorized):
+    with pytest.raises(DeviceRevoked):
         dev.push(dev.item("n1", at(0)))
     assert hub_store.head(tenant.id) == 0
 

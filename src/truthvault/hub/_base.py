@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import msgspec
 
 from ..clock import CANONICAL_STAMP_RE, format_stamp
-from ..errors import ConflictState, InvalidInput, NotFound, ResyncRequired, Unauthorized
+from ..crypto import fingerprint
+from ..errors import ConflictState, DeviceRevoked, InvalidInput, NotFound, ResyncRequired
 from ..merge import Loss, MergePlan, plan_merge
 from ..model import (
     Decision,
@@ -40,6 +41,7 @@ from ..model import (
     prepare_item,
 )
 from ..truth import Outcome, TruthLevel, origin_step
+from ._auth import AuthMixin, check_bearer, check_name
 from .store import VAULT_MODES, Device, DeviceContext, Event, Limits, Tenant
 
 __all__ = [
@@ -143,11 +145,6 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _check_name(what: str, name: str) -> None:
-    if not name or len(name) > 200 or name != name.strip() or not name.isprintable():
-        raise InvalidInput(f"{what} {name!r} must be 1-200 printable characters, no surrounding spaces")
-
-
 def _select_in(db: Db, select: str, pk: int, column: str, values: Sequence[str]) -> list[Any]:
     """Rows of ``select ... WHERE tenant_pk = pk AND column IN values``, in chunks."""
     rows: list[Any] = []
@@ -158,7 +155,7 @@ def _select_in(db: Db, select: str, pk: int, column: str, values: Sequence[str])
     return rows
 
 
-class BaseHubStore(ABC):
+class BaseHubStore(AuthMixin, ABC):
     """A hub store over a SQL database; subclasses supply connections and transactions."""
 
     backend: str
@@ -268,7 +265,7 @@ class BaseHubStore(ABC):
     # -- admin -------------------------------------------------------------------
     def add_tenant(self, name: str, vault_mode: str) -> Tenant:
         """Create a tenant; ConflictState if the name is taken, InvalidInput for a bad mode."""
-        _check_name("tenant name", name)
+        check_name("tenant name", name)
         if vault_mode not in VAULT_MODES:
             raise InvalidInput(f"vault_mode {vault_mode!r} is not one of {', '.join(VAULT_MODES)}")
         tenant = Tenant(str(uuid.uuid4()), name, vault_mode, _now())
@@ -299,7 +296,7 @@ class BaseHubStore(ABC):
 
     def add_device(self, tenant_name: str, device_name: str) -> tuple[Device, str]:
         """Register a device; return it with its bearer token (shown once, stored hashed)."""
-        _check_name("device name", device_name)
+        check_name("device name", device_name)
         tenant = self.get_tenant(tenant_name)
         token = secrets.token_urlsafe(32)
         device = Device(str(uuid.uuid4()), tenant.id, device_name, _now(), None, 0)
@@ -319,24 +316,21 @@ class BaseHubStore(ABC):
         tenant = self.get_tenant(tenant_name)
         with self._read() as db:
             rows = db.execute(
-                "SELECT d.id, d.name, d.created_at, d.last_seen_at, d.last_mutation, d.revoked FROM devices d "
+                "SELECT d.id, d.name, d.created_at, d.last_seen_at, d.last_mutation, d.revoked, d.sign_public "
+                "FROM devices d "
                 "JOIN tenants t ON t.pk = d.tenant_pk WHERE t.id = ? ORDER BY d.name",
                 (tenant.id,),
             ).fetchall()
-        return [Device(r[0], tenant.id, r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in rows]
+        return [
+            Device(
+                r[0], tenant.id, r[1], r[2], r[3], int(r[4]), bool(r[5]), fingerprint(r[6]) if r[6] else None
+            )
+            for r in rows
+        ]
 
     def authenticate(self, token: str) -> DeviceContext:
-        """The device a bearer token belongs to; Unauthorized if none (or revoked)."""
-        with self._read() as db:
-            row = db.execute(
-                "SELECT t.id, t.name, t.vault_mode, d.id, d.name, d.revoked, t.pk "
-                "FROM devices d JOIN tenants t ON t.pk = d.tenant_pk WHERE d.token_hash = ?",
-                (_token_hash(token),),
-            ).fetchone()
-        if row is None or row[5]:
-            raise Unauthorized("unknown or revoked device token", hint="register the device again")
-        self._tenant_pks[row[0]] = int(row[6])
-        return DeviceContext(*row[:5])
+        """The device a bearer token belongs to (see :meth:`HubStore.authenticate`)."""
+        return check_bearer(self.token_holder(token), time.time())
 
     def head(self, tenant_id: str) -> int:
         """The tenant's latest sequence number (0 when empty)."""
@@ -401,7 +395,7 @@ class BaseHubStore(ABC):
             sql = "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?"
             row = db.execute(sql, (ctx.device_id, pk)).fetchone()
             if row is None or row[1]:
-                raise Unauthorized("unknown or revoked device")
+                raise DeviceRevoked("unknown or revoked device")
             last = int(row[0])
             # Mutations strictly increase, so the already-applied ones are a prefix of the batch.
             applied_before = sum(1 for item in items if (item.mutation or 0) <= last)

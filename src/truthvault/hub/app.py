@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
@@ -17,8 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..clock import HybridClock
-from ..errors import InvalidInput, PayloadTooLarge, TruthvaultError, Unauthorized
+from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, TruthvaultError, Unauthorized
 from ..model import PullResponse, PushRequest, PushResponse, Record, decode_push, encode
+from ._device_routes import add_device_routes
+from ._guard import Guard, RateLimiter, RequestParts
 from .store import DeviceContext, HubStore, Limits
 
 __all__ = ["HubSettings", "create_app"]
@@ -40,6 +43,12 @@ class HubSettings:
     max_wait_s: float = 60.0
     tombstone_retention_s: float = 30 * 86400
     purge_interval_s: float = 3600.0
+    #: how far a signed request's timestamp may be from the hub's clock
+    signature_window_s: float = 300.0
+    #: per device, in this process: requests a second, and the burst allowed above that
+    rate_per_s: float = 200.0
+    rate_burst: float = 400.0
+    access_token_ttl_s: float = 900.0
 
 
 class _Notifier:
@@ -85,6 +94,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     cfg = settings or HubSettings()
     notifier = _Notifier()
     clock = HybridClock()
+    guard = Guard(store, cfg.signature_window_s, RateLimiter(cfg.rate_per_s, cfg.rate_burst))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,16 +109,27 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="truthvault hub",
         version=__version__,
-        description="Relays and mirrors what the devices of each tenant push. "
-        "Every /v1 request carries `Authorization: Bearer <device token>`.",
+        description="Relays and mirrors what the devices of each tenant push. Every /v1 request "
+        "but `POST /v1/enroll` is authenticated as one device: enrolled devices sign each request "
+        "(`X-TV-Device`, `X-TV-Timestamp`, `X-TV-Nonce`, `X-TV-Signature`); sessions that cannot "
+        "sign send `Authorization: Bearer <access token>` (from `POST /v1/auth/token`), and "
+        "devices added with `hub device add` their device token.",
         lifespan=lifespan,
     )
 
     @app.exception_handler(TruthvaultError)
-    async def _on_truthvault_error(_: Request, exc: TruthvaultError) -> JSONResponse:
+    async def _on_truthvault_error(request: Request, exc: TruthvaultError) -> JSONResponse:
         if exc.status >= 500:
             log.error("request failed: %s", exc.message)
-        return _error(exc)
+        ctx: DeviceContext | None = getattr(request.state, "ctx", None)
+        if ctx is not None and isinstance(exc, Unauthorized | Forbidden):
+            # A refusal after authentication: another tenant's data, a signature an endpoint needs.
+            req = RequestParts(request.method, request.url.path, request.url.query, {}, b"", _client(request))
+            await run_in_threadpool(guard.record, exc, req, ctx)
+        response = _error(exc)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -124,14 +145,21 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
             status_code=500,
         )
 
-    def bearer(request: Request) -> str:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing device token", hint="send the header 'Authorization: Bearer <token>'")
-        return token.strip()
+    async def parts(request: Request) -> RequestParts:
+        size = int(request.headers.get("content-length") or 0)
+        if size > cfg.max_body_bytes:
+            raise PayloadTooLarge(f"body: {size} bytes is over the limit of {cfg.max_body_bytes}")
+        body = await request.body()
+        if len(body) > cfg.max_body_bytes:
+            raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {cfg.max_body_bytes}")
+        return RequestParts(
+            request.method, request.url.path, request.url.query, request.headers, body, _client(request)
+        )
 
     async def device(request: Request) -> DeviceContext:
-        return await run_in_threadpool(store.authenticate, bearer(request))
+        ctx = await run_in_threadpool(guard.authenticate, await parts(request))
+        request.state.ctx = ctx
+        return ctx
 
     Device = Annotated[DeviceContext, Depends(device)]
 
@@ -162,13 +190,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     )
     async def push(request: Request, ctx: Device) -> Response:
         """Apply a batch of SyncItems atomically and idempotently; one result per item."""
-        size = int(request.headers.get("content-length") or 0)
-        if size > cfg.max_body_bytes:
-            raise PayloadTooLarge(f"body: {size} bytes is over the limit of {cfg.max_body_bytes}")
-        body = await request.body()
-        if len(body) > cfg.max_body_bytes:
-            raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {cfg.max_body_bytes}")
-        batch = decode_push(body)
+        batch = decode_push(await request.body())  # read (and size-checked) by authentication
         now_ms = time.time_ns() // 1_000_000
         result = await run_in_threadpool(store.push, ctx, batch, cfg.limits, now_ms)
         if batch.items:
@@ -193,11 +215,11 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     ) -> Response:
         """Changes after a cursor, in order, with the next cursor and `has_more`."""
         limit = min(limit, cfg.max_pull_limit)
-        token = bearer(request)
+        req = await parts(request)
 
         def first_page() -> tuple[DeviceContext, bytes]:
             # authentication and the read in one trip to the thread pool: pulls are the hot path
-            ctx = store.authenticate(token)
+            ctx = guard.authenticate(req)
             return ctx, store.pull_raw(ctx, since, limit)
 
         ctx, body = await run_in_threadpool(first_page)
@@ -252,8 +274,13 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         found = await run_in_threadpool(store.events, ctx.tenant_id, since, limit, type)
         return [asdict(e) for e in found]
 
+    add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s)
     _add_wire_schemas(app)
     return app
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _add_wire_schemas(app: FastAPI) -> None:

@@ -13,10 +13,12 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 __all__ = [
     "Device",
+    "DeviceAuth",
     "DeviceContext",
     "Event",
     "HubStore",
     "Limits",
+    "SecurityEvent",
     "Tenant",
     "VaultMode",
     "open_store",
@@ -43,6 +45,7 @@ class Device:
     last_seen_at: str | None
     last_mutation: int
     revoked: bool = False
+    fingerprint: str | None = None  # of the public signing key; None for a token-only device
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,31 @@ class DeviceContext:
     vault_mode: str
     device_id: str
     device_name: str
+    auth: str = "token"  # how this request proved it: "signature", "access_token" or "token"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuth:
+    """What the hub knows to authenticate one device: its keys, its state, its tenant."""
+
+    ctx: DeviceContext
+    revoked: bool
+    sign_public: str | None  # None for a device that only has a bearer token
+    prev_sign_public: str | None = None  # the key before the last rotation ...
+    prev_valid_until: str | None = None  # ... accepted until then
+    expires_at: str | None = None  # set when found by a short-lived access token
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """A refused request or a change to a device's credentials (never a token or signature)."""
+
+    id: int
+    type: str  # AUTH_BAD_SIGNATURE, AUTH_REPLAY, DEVICE_ENROLLED, DEVICE_REVOKED, KEY_ROTATED, ...
+    at: str
+    tenant_name: str | None
+    device_id: str | None
+    detail: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +132,66 @@ class HubStore(Protocol):
         """A tenant's devices, by name."""
 
     def authenticate(self, token: str) -> DeviceContext:
-        """The device a bearer token belongs to; Unauthorized if none (or revoked)."""
+        """The device a bearer token (legacy device token or access token) belongs to.
+
+        UnknownDevice if none, DeviceRevoked for a revoked device, TokenExpired for an
+        expired access token. Nothing is cached: a revocation holds from the next call.
+        """
+
+    # -- enrolment and device credentials -------------------------------------
+    def create_enrol_code(self, tenant_name: str, ttl_s: float = 900) -> str:
+        """A one-time enrolment code for the tenant (e.g. ``7KQ2-M9XD-...``, 80 bits), valid
+        ``ttl_s``; stored hashed, shown once. NotFound for an unknown tenant."""
+
+    def enroll(
+        self, code: str, device_name: str, sign_public: str, box_public: str, now: float | None = None
+    ) -> tuple[Device, Tenant]:
+        """Spend an enrolment code on a new device with these public keys, atomically.
+
+        InvalidEnrolCode for an unknown, expired or used code; ConflictState (code not
+        spent) if the tenant has a device of that name; InvalidInput for a malformed key.
+        Records DEVICE_ENROLLED.
+        """
+
+    def device_keys(self, device_id: str) -> DeviceAuth | None:
+        """What verifying a request of this device needs; None for an unknown device."""
+
+    def token_holder(self, token: str) -> DeviceAuth | None:
+        """The device a bearer token (device token or access token) belongs to, or None."""
+
+    def remember_nonce(self, device_id: str, nonce: str, ts: int, keep_s: float = 300) -> bool:
+        """Remember a signed request's nonce; False if this device already used it (a replay).
+
+        Kept in the database, so a replay is refused across hub processes; nonces whose
+        timestamp is more than ``keep_s`` old are pruned (the window refuses them anyway).
+        """
+
+    def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
+        """Revoke a device: its every later request is refused; its access tokens are dropped.
+        NotFound if the tenant has no such device. Records DEVICE_REVOKED."""
+
+    def rotate_key(self, ctx: DeviceContext, sign_public: str, box_public: str, grace_s: float) -> str:
+        """Make these the device's keys; its previous signing key stays valid for ``grace_s``.
+        Returns when the grace ends. Records KEY_ROTATED."""
+
+    def issue_access_token(self, ctx: DeviceContext, ttl_s: float = 900) -> tuple[str, str]:
+        """A short-lived bearer token for this device and when it expires (stored hashed)."""
+
+    def authenticate_access_token(self, token: str) -> DeviceContext:
+        """The device an access token belongs to; UnknownDevice, TokenExpired or DeviceRevoked."""
+
+    def add_security_event(
+        self,
+        type: str,
+        *,
+        tenant_id: str | None = None,
+        device_id: str | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        """Record a security event (a refusal, an enrolment, a revocation, a rotation)."""
+
+    def security_events(self, tenant_name: str | None = None, limit: int = 100) -> list[SecurityEvent]:
+        """Security events, newest first; of one tenant, or of all (those of no tenant too)."""
 
     # -- sync ----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:

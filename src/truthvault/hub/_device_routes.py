@@ -1,0 +1,124 @@
+"""The hub's enrolment, access-token and device endpoints (each tenant sees only its own devices)."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import BadSignature, RateLimited, TruthvaultError
+from ._guard import Guard, RequestParts
+from .store import DeviceContext, HubStore
+
+__all__ = ["EnrollBody", "RevokeBody", "RotateKeyBody", "add_device_routes"]
+
+_KEY = Field(min_length=1, max_length=100, description="a raw public key in unpadded base64url")
+
+
+class EnrollBody(BaseModel):
+    """The body of ``POST /v1/enroll``."""
+
+    code: str = Field(min_length=1, max_length=64, description="the one-time enrolment code")
+    device_name: str = Field(min_length=1, max_length=200, description="a name for the device, e.g. laptop")
+    sign_public: str = _KEY
+    box_public: str = _KEY
+
+
+class RevokeBody(BaseModel):
+    """The body of ``POST /v1/devices/revoke``."""
+
+    name: str = Field(min_length=1, max_length=200, description="the device to revoke")
+
+
+class RotateKeyBody(BaseModel):
+    """The body of ``POST /v1/devices/rotate-key``."""
+
+    sign_public: str = _KEY
+    box_public: str = _KEY
+    grace_seconds: float = Field(
+        default=86400, ge=0, le=30 * 86400, description="how long the old key keeps working"
+    )
+
+
+def _require_signature(ctx: DeviceContext) -> None:
+    if ctx.auth != "signature":
+        raise BadSignature(
+            "this endpoint needs a signed request", hint="only an enrolled device, signing, may do this"
+        )
+
+
+def add_device_routes(
+    app: FastAPI,
+    store: HubStore,
+    guard: Guard,
+    device: Callable[[Request], Awaitable[DeviceContext]],
+    parts: Callable[[Request], Awaitable[RequestParts]],
+    access_token_ttl_s: float,
+) -> None:
+    """Add /v1/enroll, /v1/auth/token and /v1/devices* to the app."""
+    Device = Annotated[DeviceContext, Depends(device)]
+
+    @app.post("/v1/enroll", tags=["devices"])
+    async def enroll(body: EnrollBody, request: Request) -> dict[str, Any]:
+        """Register a new device with a one-time enrolment code and its public keys (unauthenticated)."""
+        req = await parts(request)
+
+        def run() -> dict[str, Any]:
+            try:
+                # Codes are 80 bits, but guessing still costs a client its rate.
+                wait = guard.limiter.take(f"enroll:{req.client}")
+                if wait > 0:
+                    raise RateLimited("too many enrolment attempts", retry_after_s=wait)
+                created, tenant = store.enroll(body.code, body.device_name, body.sign_public, body.box_public)
+            except TruthvaultError as exc:
+                guard.record(exc, req, None)
+                raise
+            return {
+                "tenant_id": tenant.id,
+                "tenant_name": tenant.name,
+                "vault_mode": tenant.vault_mode,
+                "device_id": created.id,
+                "device_name": created.name,
+            }
+
+        return await run_in_threadpool(run)
+
+    @app.post("/v1/auth/token", tags=["devices"])
+    async def access_token(ctx: Device) -> dict[str, str]:
+        """A short-lived bearer token for this device; the request must be signed (this is the refresh)."""
+        _require_signature(ctx)
+        token, expires_at = await run_in_threadpool(store.issue_access_token, ctx, access_token_ttl_s)
+        return {"token": token, "expires_at": expires_at}
+
+    @app.get("/v1/devices", tags=["devices"])
+    async def devices(ctx: Device) -> list[dict[str, Any]]:
+        """The devices of the caller's tenant, with when each was last seen."""
+        found = await run_in_threadpool(store.list_devices, ctx.tenant_name)
+        return [
+            {
+                "name": d.name,
+                "id": d.id,
+                "created_at": d.created_at,
+                "last_seen_at": d.last_seen_at,
+                "revoked": d.revoked,
+                "fingerprint": d.fingerprint,
+                "this_device": d.id == ctx.device_id,
+            }
+            for d in found
+        ]
+
+    @app.post("/v1/devices/revoke", tags=["devices"])
+    async def revoke(body: RevokeBody, ctx: Device) -> dict[str, Any]:
+        """Revoke a device of the caller's tenant: its every later request is refused."""
+        revoked = await run_in_threadpool(store.revoke_device, ctx.tenant_name, body.name, ctx.device_id)
+        return {"name": revoked.name, "id": revoked.id, "revoked": True}
+
+    @app.post("/v1/devices/rotate-key", tags=["devices"])
+    async def rotate_key(body: RotateKeyBody, ctx: Device) -> dict[str, Any]:
+        """Replace this device's keys (signed with the current key); the old key works during the grace."""
+        _require_signature(ctx)
+        until = await run_in_threadpool(
+            store.rotate_key, ctx, body.sign_public, body.box_public, body.grace_seconds
+        )
+        return {"device_id": ctx.device_id, "grace_until": until}
