@@ -9,7 +9,7 @@ import click
 
 from .. import __version__
 from ..errors import TruthvaultError
-from . import _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
+from . import _device_cmds, _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
 from ._common import err_console
 
 __all__ = ["cli", "main"]
@@ -30,6 +30,7 @@ def cli() -> None:
 
 _vault_cmds.register(cli)
 _sync_cmds.register(cli)
+_device_cmds.register(cli)
 _hub_cmds.register(cli)
 _up_cmd.register(cli)
 

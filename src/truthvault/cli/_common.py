@@ -59,13 +59,17 @@ def open_vault(*, create: bool = False) -> Iterator[Any]:
 
 
 def hub_client(vault: Any) -> Any:
-    """A HubClient for the hub this vault is joined to."""
+    """A HubClient for the hub this vault is joined to: signing if enrolled, else with its token."""
     from ..sync import HubClient
 
+    if vault.hub_url and vault.key_path:
+        from ..crypto import DeviceKeys
+
+        return HubClient(vault.hub_url, keys=DeviceKeys.load(vault.key_path), device_id=vault.device_id)
     if not vault.hub_url or not vault.hub_token:
         raise ConflictState(
             "this vault is not joined to a hub",
-            hint="join one with 'truthvault init --hub URL --tenant NAME --token TOKEN'",
+            hint="enrol it with 'truthvault enroll --hub URL --code CODE'",
         )
     return HubClient(vault.hub_url, vault.hub_token)
 

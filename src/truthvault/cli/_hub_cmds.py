@@ -19,6 +19,8 @@ from ._common import home_dir, json_option, out, print_json
 __all__ = ["db_option", "register", "serve_hub"]
 
 DEFAULT_PORT = 8787
+#: minutes an enrolment code is valid unless --ttl says otherwise
+_CODE_TTL_MIN = 15
 
 
 def _default_db() -> str:
@@ -127,6 +129,19 @@ def register(cli: click.Group) -> None:
         help="Days a tombstone is kept; devices offline longer must re-sync.",
     )
     @click.option(
+        "--signature-window",
+        type=click.FloatRange(1),
+        default=300,
+        show_default=True,
+        help="Seconds a signed request's timestamp may differ from the hub's clock.",
+    )
+    @click.option(
+        "--rate-limit",
+        default="200/s",
+        show_default=True,
+        help="Requests a second each device may make (bursts up to twice that); 0 turns it off.",
+    )
+    @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="warning",
@@ -140,6 +155,8 @@ def register(cli: click.Group) -> None:
         max_batch_items: int,
         max_clock_skew: float,
         tombstone_retention: float,
+        signature_window: float,
+        rate_limit: str,
         log_level: str,
     ) -> None:
         """Serve the hub over HTTP (Ctrl-C stops it)."""
@@ -153,6 +170,9 @@ def register(cli: click.Group) -> None:
                 max_future_skew_ms=int(max_clock_skew * 1000),
             ),
             tombstone_retention_s=tombstone_retention * 86400,
+            signature_window_s=signature_window,
+            rate_per_s=(rate := _parse_rate(rate_limit)),
+            rate_burst=2 * rate,
         )
         with _store(db_url) as store:
             serve_hub(store, db_url or _default_db(), host, port, settings, log_level)
@@ -173,14 +193,35 @@ def register(cli: click.Group) -> None:
     @db_option
     @json_option
     def tenant_add(name: str, mode: str, db_url: str | None, as_json: bool) -> None:
-        """Create a tenant."""
+        """Create a tenant and print a one-time enrolment code for its first device."""
         with _store(db_url) as store:
             created = store.add_tenant(name, mode)
+            code = store.create_enrol_code(name, _CODE_TTL_MIN * 60)
         if as_json:
-            print_json(_as_dict(created))
+            print_json({**_as_dict(created), "enrol_code": code, "code_ttl_minutes": _CODE_TTL_MIN})
         else:
             out.print(f"tenant {created.name!r} created ({created.vault_mode}, id {created.id})")
-            out.print(f"next: truthvault hub device add --tenant {created.name} --name laptop")
+            _print_code(code, _CODE_TTL_MIN)
+
+    @tenant.command("code")
+    @click.argument("name")
+    @click.option(
+        "--ttl",
+        type=click.FloatRange(1, 7 * 24 * 60),
+        default=_CODE_TTL_MIN,
+        show_default=True,
+        help="Minutes the code stays valid.",
+    )
+    @db_option
+    @json_option
+    def tenant_code(name: str, ttl: float, db_url: str | None, as_json: bool) -> None:
+        """Issue another one-time enrolment code for a tenant's next device."""
+        with _store(db_url) as store:
+            code = store.create_enrol_code(name, ttl * 60)
+        if as_json:
+            print_json({"tenant": name, "enrol_code": code, "code_ttl_minutes": ttl})
+        else:
+            _print_code(code, ttl)
 
     @tenant.command("list")
     @db_option
@@ -201,7 +242,7 @@ def register(cli: click.Group) -> None:
 
     @hub.group()
     def device() -> None:
-        """Devices: each syncs with its own token."""
+        """Devices added by token (enrolled devices sign instead; see 'truthvault enroll')."""
 
     @device.command("add")
     @click.option("--tenant", "tenant_name", required=True, help="The tenant the device belongs to.")
@@ -209,7 +250,7 @@ def register(cli: click.Group) -> None:
     @db_option
     @json_option
     def device_add(tenant_name: str, device_name: str, db_url: str | None, as_json: bool) -> None:
-        """Register a device and print its token (shown once)."""
+        """Register a device that syncs with a bearer token (for scripts); print it, once."""
         with _store(db_url) as store:
             created, token = store.add_device(tenant_name, device_name)
         if as_json:
@@ -233,11 +274,45 @@ def register(cli: click.Group) -> None:
             print_json([_as_dict(d) for d in devices])
             return
         table = Table(header_style="bold")
-        for col in ("name", "id", "last seen", "last mutation"):
+        for col in ("name", "id", "last seen", "status", "last mutation"):
             table.add_column(col)
         for d in devices:
-            table.add_row(d.name, d.id, (d.last_seen_at or "never")[:19], str(d.last_mutation))
+            status = "revoked" if d.revoked else "signs" if d.fingerprint else "token"
+            table.add_row(d.name, d.id, (d.last_seen_at or "never")[:19], status, str(d.last_mutation))
         out.print(table if devices else "no devices yet")
+
+    @device.command("revoke")
+    @click.option("--tenant", "tenant_name", required=True, help="The tenant the device belongs to.")
+    @click.option("--name", "device_name", required=True, help="The device to revoke.")
+    @db_option
+    def device_revoke(tenant_name: str, device_name: str, db_url: str | None) -> None:
+        """Revoke a device: its every later request is refused."""
+        with _store(db_url) as store:
+            store.revoke_device(tenant_name, device_name)
+        out.print(f"device {device_name!r} of tenant {tenant_name!r} revoked")
+
+    @hub.command("security-events")
+    @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's events.")
+    @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="At most this many.")
+    @db_option
+    @json_option
+    def security_events(tenant_name: str | None, limit: int, db_url: str | None, as_json: bool) -> None:
+        """Refused requests, enrolments, revocations and key rotations, newest first."""
+        with _store(db_url) as store:
+            found = store.security_events(tenant_name, limit)
+        if as_json:
+            print_json([_as_dict(e) for e in found])
+            return
+        table = Table(header_style="bold")
+        for col in ("at", "type", "tenant", "device", "detail"):
+            table.add_column(col, overflow="fold")
+        for e in found:
+            detail = e.detail
+            what = " ".join(
+                str(detail[k]) for k in ("method", "path", "client", "reason", "device_name") if detail.get(k)
+            )
+            table.add_row(e.at[:19], e.type, e.tenant_name or "-", (e.device_id or "-")[:8], what)
+        out.print(table if found else "no security events")
 
     @hub.command("purge-tombstones")
     @click.option("--older-than", type=click.FloatRange(0), default=30, show_default=True, help="Days.")
@@ -247,6 +322,23 @@ def register(cli: click.Group) -> None:
         with _store(db_url) as store:
             count = store.purge_tombstones(int((time.time() - older_than * 86400) * 1000))
         out.print(f"purged {count} tombstones")
+
+
+def _parse_rate(text: str) -> float:
+    """Requests a second from ``200/s``, ``200`` or ``0`` (off)."""
+    number = text.strip().lower().removesuffix("/s")
+    try:
+        rate = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a rate like 200/s", param_hint="--rate-limit") from None
+    if rate < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--rate-limit")
+    return rate
+
+
+def _print_code(code: str, ttl_min: float) -> None:
+    out.print(f"enrolment code (single use, valid {ttl_min:g} minutes): {code}")
+    out.print(f"on the device: truthvault enroll --hub http://127.0.0.1:{DEFAULT_PORT} --code {code}")
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

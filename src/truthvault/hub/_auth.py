@@ -227,7 +227,7 @@ class AuthMixin:
 
     # -- changes to devices' credentials -------------------------------------------
     def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
-        """Revoke a device and drop its access tokens (see :class:`HubStore`)."""
+        """Revoke a device (see :class:`HubStore`)."""
         tenant = self.get_tenant(tenant_name)
         pk, at = self._tenant_pk(tenant.id), iso_s(time.time())
         with self._write() as db:
@@ -240,7 +240,6 @@ class AuthMixin:
                 raise NotFound(f"tenant {tenant_name!r} has no device {device_name!r}")
             device_id = row[0]
             db.execute("UPDATE devices SET revoked = ?, revoked_at = ? WHERE id = ?", (True, at, device_id))
-            db.execute("DELETE FROM access_tokens WHERE device_id = ?", (device_id,))
             detail: dict[str, object] = {"device_name": device_name}
             if by:
                 detail["by_device"] = by

@@ -167,8 +167,8 @@ class HubStore(Protocol):
         """
 
     def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
-        """Revoke a device: its every later request is refused; its access tokens are dropped.
-        NotFound if the tenant has no such device. Records DEVICE_REVOKED."""
+        """Revoke a device: its every later request is refused (by signature, device token or
+        access token alike). NotFound if the tenant has no such device. Records DEVICE_REVOKED."""
 
     def rotate_key(self, ctx: DeviceContext, sign_public: str, box_public: str, grace_s: float) -> str:
         """Make these the device's keys; its previous signing key stays valid for ``grace_s``.

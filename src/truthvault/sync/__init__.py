@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
-from ._transport import HubClient
+from ._transport import HubClient, SigningAuth, enroll
 
-__all__ = ["CheckResult", "HubClient", "Progress", "SyncStats", "Syncer"]
+__all__ = ["CheckResult", "HubClient", "Progress", "SigningAuth", "SyncStats", "Syncer", "enroll"]

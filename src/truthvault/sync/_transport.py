@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Generator
 from typing import Any
 
 import httpx
 import msgspec
 
 from .. import errors
+from ..crypto import DeviceKeys, sign_request
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem, encode
 
-__all__ = ["HubClient"]
+__all__ = ["HubClient", "SigningAuth", "enroll"]
 
 _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
     cls.code: cls
@@ -24,6 +27,15 @@ _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
         errors.ResyncRequired,
         errors.PayloadTooLarge,
         errors.StorageError,
+        errors.BadSignature,
+        errors.StaleRequest,
+        errors.ReplayedRequest,
+        errors.MissingCredentials,
+        errors.UnknownDevice,
+        errors.TokenExpired,
+        errors.InvalidEnrolCode,
+        errors.DeviceRevoked,
+        errors.RateLimited,
     )
 }
 
@@ -40,23 +52,55 @@ class _Resolved(msgspec.Struct):
 _resolved = msgspec.json.Decoder(_Resolved)
 
 
+class SigningAuth(httpx.Auth):
+    """Signs every request as one device (method, path, raw query, body, time, nonce)."""
+
+    requires_request_body = True
+
+    def __init__(self, keys: DeviceKeys, device_id: str) -> None:
+        self.keys = keys
+        self.device_id = device_id
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        url = request.url
+        headers = sign_request(
+            self.keys,
+            self.device_id,
+            request.method,
+            url.path,
+            url.query.decode("ascii"),
+            request.content,
+            time.time(),
+        )
+        request.headers.update(headers)
+        yield request
+
+
 class HubClient:
-    """Talks to one hub as one device. ``transport`` lets tests pass an ASGI transport."""
+    """Talks to one hub as one device: signing with ``keys`` (an enrolled device) or with a
+    bearer ``token``. ``transport`` lets tests pass an ASGI transport."""
 
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None = None,
         *,
+        keys: DeviceKeys | None = None,
+        device_id: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        headers = {"user-agent": "truthvault"}
+        auth: httpx.Auth | None = None
+        if keys is not None:
+            if not device_id:
+                raise errors.InvalidInput("signing requests needs the device id")
+            auth = SigningAuth(keys, device_id)
+        elif token:
+            headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=self.url,
-            headers={"authorization": f"Bearer {token}", "user-agent": "truthvault"},
-            timeout=timeout,
-            transport=transport,
+            base_url=self.url, headers=headers, auth=auth, timeout=timeout, transport=transport
         )
 
     def close(self) -> None:
@@ -94,6 +138,8 @@ class HubClient:
         exc = cls(f"hub: {message}", hint=hint)
         if cls is errors.TruthvaultError:
             exc.code, exc.status = code, response.status_code
+        if isinstance(exc, errors.RateLimited):
+            exc.retry_after_s = float(response.headers.get("retry-after") or 1)
         return exc
 
     def health(self) -> dict[str, Any]:
@@ -139,3 +185,42 @@ class HubClient:
             params["type"] = type
         result: list[dict[str, Any]] = self._request("GET", "/v1/events", params=params).json()
         return result
+
+    # -- devices -------------------------------------------------------------------
+    def enroll(self, code: str, device_name: str, keys: DeviceKeys) -> dict[str, Any]:
+        """Register this device's public keys with a one-time code (needs no credentials)."""
+        bundle = keys.public_bundle()
+        body = {
+            "code": code,
+            "device_name": device_name,
+            "sign_public": bundle["sign"],
+            "box_public": bundle["box"],
+        }
+        result: dict[str, Any] = self._request("POST", "/v1/enroll", json=body).json()
+        return result
+
+    def devices(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", "/v1/devices").json()
+        return result
+
+    def revoke_device(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", "/v1/devices/revoke", json={"name": name}).json()
+        return result
+
+    def rotate_key(self, new_keys: DeviceKeys, grace_s: float) -> dict[str, Any]:
+        """Register new keys (this request is signed with the current ones)."""
+        bundle = new_keys.public_bundle()
+        body = {"sign_public": bundle["sign"], "box_public": bundle["box"], "grace_seconds": grace_s}
+        result: dict[str, Any] = self._request("POST", "/v1/devices/rotate-key", json=body).json()
+        return result
+
+    def access_token(self) -> dict[str, str]:
+        """A short-lived bearer token for this device (the request must be signed)."""
+        result: dict[str, str] = self._request("POST", "/v1/auth/token").json()
+        return result
+
+
+def enroll(url: str, code: str, device_name: str, keys: DeviceKeys, **kwargs: Any) -> dict[str, Any]:
+    """Enrol a device at the hub at ``url``: tenant_id, tenant_name, vault_mode, device_id."""
+    with HubClient(url, **kwargs) as client:
+        return client.enroll(code, device_name, keys)

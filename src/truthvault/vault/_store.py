@@ -24,6 +24,8 @@ _DEFAULT_META = {
     "vault_mode": "local_first",
     "hub_url": "",
     "hub_token": "",
+    "hub_auth": "",
+    "key_path": "",
     "cursor": "0",
     "clock": "",
     "next_mutation": "1",
@@ -120,6 +122,16 @@ class Vault(TransferMixin, VaultBase):
     def hub_token(self) -> str | None:
         """The device's bearer token for the hub, or None (never log it)."""
         return self._meta_str("hub_token") or None
+
+    @property
+    def hub_auth(self) -> str | None:
+        """How this vault proves itself to its hub: "signed" (enrolled) or "token"; None if not joined."""
+        return self._meta_str("hub_auth") or ("token" if self.hub_token else None)
+
+    @property
+    def key_path(self) -> str | None:
+        """The device's private key file (enrolled devices), or None."""
+        return self._meta_str("key_path") or None
 
     @property
     def cursor(self) -> int:

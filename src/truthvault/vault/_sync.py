@@ -48,14 +48,25 @@ class SyncMixin(RecordsMixin):
 
     # -- identity ------------------------------------------------------------------
     def join(
-        self, hub_url: str, token: str, tenant_id: str, tenant_name: str, device_id: str, vault_mode: str
+        self,
+        hub_url: str,
+        token: str | None,
+        tenant_id: str,
+        tenant_name: str,
+        device_id: str,
+        vault_mode: str,
+        key_path: str | None = None,
     ) -> None:
-        """Record the hub; what the hub never saw moves to the new tenant and device id."""
+        """Record the hub; what the hub never saw moves to the new tenant and device id.
+
+        An enrolled device signs its requests with the key at ``key_path`` (and has no token);
+        a device added with ``hub device add`` sends its bearer ``token``.
+        """
         if vault_mode not in VAULT_MODES:
             raise InvalidInput(f"vault_mode must be one of {', '.join(VAULT_MODES)}, not {vault_mode!r}")
         for name, value in (
             ("hub_url", hub_url),
-            ("token", token),
+            ("token or key_path", token or key_path),
             ("tenant_id", tenant_id),
             ("device_id", device_id),
         ):
@@ -94,7 +105,9 @@ class SyncMixin(RecordsMixin):
                 )
             for key, value in (
                 ("hub_url", hub_url),
-                ("hub_token", token),
+                ("hub_token", "" if key_path else token or ""),
+                ("hub_auth", "signed" if key_path else "token"),
+                ("key_path", key_path or ""),
                 ("tenant_id", tenant_id),
                 ("tenant_name", tenant_name),
                 ("device_id", device_id),

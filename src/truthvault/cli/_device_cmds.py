@@ -1,0 +1,149 @@
+"""Commands of an enrolled device: enroll, devices, devices revoke, keys rotate-device."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ..errors import ConflictState, HubUnavailable, InvalidInput
+from ._common import home_dir, hub_client, json_option, open_vault, out, print_json
+
+__all__ = ["KEY_FILE", "register"]
+
+#: The device's private keys, in the truthvault home, mode 0600.
+KEY_FILE = "device.key"
+
+
+def _read_code(code: str) -> str:
+    """The code from --code, or from stdin for '-' (so it need not sit in argv)."""
+    return sys.stdin.readline().strip() if code == "-" else code.strip()
+
+
+def register(cli: click.Group) -> None:
+    """Add enroll, devices and keys to the top-level group."""
+
+    @cli.command()
+    @click.option("--hub", "hub_url", required=True, help="The hub's URL, e.g. http://127.0.0.1:8787.")
+    @click.option(
+        "--code",
+        required=True,
+        help="The one-time enrolment code from 'truthvault hub tenant add' or 'hub tenant code' "
+        "('-' reads stdin).",
+    )
+    @click.option(
+        "--name", "device_name", default=None, help="A name for this device (default: the host name)."
+    )
+    def enroll(hub_url: str, code: str, device_name: str | None) -> None:
+        """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
+        from ..crypto import DeviceKeys
+        from ..sync import enroll as enroll_device
+
+        code = _read_code(code)
+        if not code:
+            raise InvalidInput("--code is empty")
+        hub_url = hub_url.rstrip("/")
+        name = device_name or socket.gethostname() or "this-device"
+        key_path = home_dir() / KEY_FILE
+        with open_vault(create=True) as vault:
+            if vault.hub_url and (vault.hub_url.rstrip("/") != hub_url or vault.hub_auth == "signed"):
+                raise ConflictState(
+                    f"this vault is already joined to {vault.hub_url} (tenant {vault.tenant_name!r})",
+                    hint="use another TRUTHVAULT_HOME to enrol with another hub or tenant",
+                )
+            # A key left by an enrolment that failed half way is used again, never replaced.
+            if key_path.exists():
+                keys = DeviceKeys.load(key_path)
+            else:
+                keys = DeviceKeys.generate()
+                keys.save(key_path)
+            joined = enroll_device(hub_url, code, name, keys)
+            vault.join(
+                hub_url=hub_url,
+                token=None,
+                tenant_id=joined["tenant_id"],
+                tenant_name=joined["tenant_name"],
+                device_id=joined["device_id"],
+                vault_mode=joined["vault_mode"],
+                key_path=str(key_path),
+            )
+        out.print(
+            f"enrolled as device {name!r} of tenant {joined['tenant_name']!r} ({joined['vault_mode']}) "
+            f"at {hub_url}; key fingerprint {keys.fingerprint()}; run 'truthvault sync now'"
+        )
+
+    @cli.group(invoke_without_command=True)
+    @json_option
+    @click.pass_context
+    def devices(ctx: click.Context, as_json: bool) -> None:
+        """The devices of this vault's tenant, with when each was last seen."""
+        if ctx.invoked_subcommand is not None:
+            return
+        with open_vault() as vault, hub_client(vault) as client:
+            found = client.devices()
+        if as_json:
+            print_json(found)
+            return
+        wide = out.width >= 110  # ids only where they fit: names are what commands take
+        table = Table(header_style="bold")
+        for col in ("name", *(("id",) if wide else ()), "last seen", "status", "key"):
+            table.add_column(col, no_wrap=True)
+        for d in found:
+            status = "revoked" if d["revoked"] else ("this device" if d.get("this_device") else "active")
+            seen = (d["last_seen_at"] or "never")[:16].replace("T", " ")
+            key = (d["fingerprint"] or "token")[: None if wide else 9]
+            table.add_row(d["name"], *((d["id"],) if wide else ()), seen, status, key)
+        out.print(table if found else "no devices")
+
+    @devices.command("revoke")
+    @click.argument("name")
+    def devices_revoke(name: str) -> None:
+        """Revoke a device of this tenant: its every later request is refused."""
+        with open_vault() as vault, hub_client(vault) as client:
+            client.revoke_device(name)
+        out.print(f"device {name!r} revoked")
+
+    @cli.group()
+    def keys() -> None:
+        """This device's keys."""
+
+    @keys.command("rotate-device")
+    @click.option(
+        "--grace",
+        type=click.FloatRange(0, 720),
+        default=24,
+        show_default=True,
+        help="Hours the old signing key keeps working (for requests already on their way).",
+    )
+    def keys_rotate_device(grace: float) -> None:
+        """Replace this device's signing key; the hub accepts the old one during the grace period."""
+        from ..crypto import DeviceKeys
+
+        with open_vault() as vault:
+            if not vault.key_path:
+                raise ConflictState("this vault has no device key", hint="enrol it with 'truthvault enroll'")
+            key_path = Path(vault.key_path)
+            # The new key is on disk before the hub knows it, so an answer lost on the way back
+            # cannot leave the device without the key the hub expects.
+            pending = key_path.with_name(key_path.name + ".next")
+            new = DeviceKeys.generate()
+            new.save(pending, overwrite=True)
+            try:
+                with hub_client(vault) as client:
+                    result = client.rotate_key(new, grace * 3600)
+            except HubUnavailable as exc:
+                exc.hint = f"the new key is kept at {pending}; if the hub took it, move it to {key_path}"
+                raise
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(pending)
+                raise
+            os.replace(pending, key_path)
+        out.print(
+            f"rotated this device's key (new fingerprint {new.fingerprint()}); old key valid until {result['grace_until']}"
+        )
