@@ -148,10 +148,15 @@ class VaultBase:
 
     def _put_row(self, item: SyncItem, mutation: int | None, hub_known: bool, rowid: int | None) -> int:
         """Write ``item`` as the current version of its entity and keep the index in step."""
+        if rowid is None:
+            found = self._conn.execute("SELECT rowid FROM entities WHERE entity_id = ?", (item.entity_id,))
+            rowid = next((int(r[0]) for r in found), None)
+        if rowid is not None:
+            _search.unindex(self._conn, rowid)  # before the row changes: see _search.unindex
         cur = self._conn.execute(ENTITY_INSERT, entity_params(item, mutation, hub_known))
         if rowid is None:
             rowid = int(cur.lastrowid or 0)
-        _search.reindex(self._conn, rowid)
+        _search.index(self._conn, rowid)
         return rowid
 
     # -- records -----------------------------------------------------------------

@@ -10,7 +10,7 @@ import sqlite3
 
 from ..errors import InvalidInput
 
-__all__ = ["SEARCH_TEXT_SQL", "fts_error", "reindex", "reindex_range", "unindex"]
+__all__ = ["SEARCH_TEXT_SQL", "fts_error", "index", "reindex_range", "unindex"]
 
 #: The text of one ``entities`` row: its type, then every string value of its payload.
 SEARCH_TEXT_SQL = (
@@ -20,13 +20,20 @@ SEARCH_TEXT_SQL = (
 
 
 def unindex(conn: sqlite3.Connection, rowid: int) -> None:
-    """Drop one entity row from the index."""
-    conn.execute("DELETE FROM entities_fts WHERE rowid = ?", (rowid,))
+    """Drop one entity row from the index; call it while the row still holds what was indexed.
+
+    The index is contentless, so FTS5 deletes by being told the text it indexed; that text
+    is computed from the row exactly as it was when the row was indexed.
+    """
+    conn.execute(
+        f"INSERT INTO entities_fts (entities_fts, rowid, body) SELECT 'delete', rowid, {SEARCH_TEXT_SQL} "
+        "FROM entities WHERE rowid = ? AND deleted = 0",
+        (rowid,),
+    )
 
 
-def reindex(conn: sqlite3.Connection, rowid: int) -> None:
-    """Make the index entry of one entity row match the row (none for a tombstone)."""
-    unindex(conn, rowid)
+def index(conn: sqlite3.Connection, rowid: int) -> None:
+    """Index one entity row as it is now (nothing for a tombstone); unindex it first."""
     conn.execute(
         f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
         "FROM entities WHERE rowid = ? AND deleted = 0",
