@@ -20,6 +20,7 @@ TruthvaultError
  +-- RateLimited           (429: too many requests from one device; ``retry_after_s`` says when)
  +-- StorageError          (500: the database failed; detail is logged, not shown)
  +-- HubUnavailable        (the hub could not be reached or answered badly)
+ |    +-- CertificateChanged (the hub's TLS certificate is not the one this device pinned)
  +-- DecryptionFailed      (422: a payload or wrapped key cannot be decrypted; ``reason`` says why)
  +-- InsecureKeyFile       (a private key file is accessible by group or others; refused)
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadSignature",
+    "CertificateChanged",
     "ConflictState",
     "DecryptionFailed",
     "DeviceRevoked",
@@ -121,6 +123,10 @@ class StorageError(TruthvaultError):
 class HubUnavailable(TruthvaultError):
     code = "hub_unavailable"
     status = 503
+
+
+class CertificateChanged(HubUnavailable):
+    code = "certificate_changed"
 
 
 class BadSignature(Unauthorized):

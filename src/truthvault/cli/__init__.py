@@ -6,6 +6,7 @@ import sqlite3
 import sys
 
 import click
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import TruthvaultError
@@ -36,9 +37,13 @@ _up_cmd.register(cli)
 
 
 def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    # soft_wrap: an error is one line however long (a fingerprint is 95 characters); the
+    # terminal wraps it, so a script reading the first line of stderr gets all of it.
+    err_console.print(
+        f"[bold red]error:[/bold red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     if hint:
-        err_console.print(f"hint: {hint}", markup=False, highlight=False)
+        err_console.print(f"hint: {hint}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

@@ -16,7 +16,7 @@ import platformdirs
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ConflictState, NotFound
+from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import Record, SyncItem
 from ..truth import TruthLevel
 
@@ -27,14 +27,25 @@ __all__ = [
     "json_option",
     "open_vault",
     "out",
+    "pin_hub",
+    "pin_option",
     "print_json",
     "summary",
 ]
 
-out = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+# emoji off: rich would turn ":AB:" in a certificate fingerprint (or any id) into a picture
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+pin_option = click.option(
+    "--pin",
+    default=None,
+    metavar="SHA256",
+    help="The https hub certificate's SHA-256 fingerprint ('hub serve' prints it): refuse any other. "
+    "Either way an https hub's certificate is pinned from now on.",
+)
 
 
 def home_dir() -> Path:
@@ -65,13 +76,35 @@ def hub_client(vault: Any) -> Any:
     if vault.hub_url and vault.key_path:
         from ..crypto import DeviceKeys
 
-        return HubClient(vault.hub_url, keys=DeviceKeys.load(vault.key_path), device_id=vault.device_id)
+        return HubClient(
+            vault.hub_url,
+            keys=DeviceKeys.load(vault.key_path),
+            device_id=vault.device_id,
+            cert_pem=vault.hub_cert,
+        )
     if not vault.hub_url or not vault.hub_token:
         raise ConflictState(
             "this vault is not joined to a hub",
             hint="enrol it with 'truthvault enroll --hub URL --code CODE'",
         )
-    return HubClient(vault.hub_url, vault.hub_token)
+    return HubClient(vault.hub_url, vault.hub_token, cert_pem=vault.hub_cert)
+
+
+def pin_hub(hub_url: str, pin: str | None) -> str | None:
+    """An https hub's certificate (PEM) to pin, checked against ``pin``; None for plain HTTP."""
+    if not hub_url.lower().startswith("https://"):
+        if pin:
+            raise InvalidInput(
+                "--pin needs an https:// hub URL", hint="serve the hub with --tls-cert and --tls-key"
+            )
+        return None
+    from ..sync import pin_certificate
+
+    pem, fingerprint = pin_certificate(hub_url, pin)
+    out.print(
+        f"hub certificate SHA256 {fingerprint}" + (" (matches --pin)" if pin else " (pinned on first use)")
+    )
+    return pem
 
 
 def plain(obj: Any) -> Any:

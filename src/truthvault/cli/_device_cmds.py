@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput
-from ._common import home_dir, hub_client, json_option, open_vault, out, print_json
+from ._common import home_dir, hub_client, json_option, open_vault, out, pin_hub, pin_option, print_json
 
 __all__ = ["KEY_FILE", "register"]
 
@@ -39,7 +39,8 @@ def register(cli: click.Group) -> None:
     @click.option(
         "--name", "device_name", default=None, help="A name for this device (default: the host name)."
     )
-    def enroll(hub_url: str, code: str, device_name: str | None) -> None:
+    @pin_option
+    def enroll(hub_url: str, code: str, device_name: str | None, pin: str | None) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
         from ..crypto import DeviceKeys
         from ..sync import enroll as enroll_device
@@ -50,6 +51,7 @@ def register(cli: click.Group) -> None:
         hub_url = hub_url.rstrip("/")
         name = device_name or socket.gethostname() or "this-device"
         key_path = home_dir() / KEY_FILE
+        cert = pin_hub(hub_url, pin)  # before anything is written: a wrong pin leaves no trace
         with open_vault(create=True) as vault:
             if vault.hub_url and (vault.hub_url.rstrip("/") != hub_url or vault.hub_auth == "signed"):
                 raise ConflictState(
@@ -62,7 +64,7 @@ def register(cli: click.Group) -> None:
             else:
                 keys = DeviceKeys.generate()
                 keys.save(key_path)
-            joined = enroll_device(hub_url, code, name, keys)
+            joined = enroll_device(hub_url, code, name, keys, cert_pem=cert)
             vault.join(
                 hub_url=hub_url,
                 token=None,
@@ -71,6 +73,7 @@ def register(cli: click.Group) -> None:
                 device_id=joined["device_id"],
                 vault_mode=joined["vault_mode"],
                 key_path=str(key_path),
+                hub_cert=cert,
             )
         out.print(
             f"enrolled as device {name!r} of tenant {joined['tenant_name']!r} ({joined['vault_mode']}) "

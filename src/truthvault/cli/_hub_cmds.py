@@ -14,9 +14,10 @@ from typing import Any
 import click
 from rich.table import Table
 
+from ..errors import InvalidInput
 from ._common import home_dir, json_option, out, print_json
 
-__all__ = ["db_option", "register", "serve_hub"]
+__all__ = ["check_tls", "db_option", "register", "serve_hub"]
 
 DEFAULT_PORT = 8787
 #: minutes an enrolment code is valid unless --ttl says otherwise
@@ -59,6 +60,28 @@ def _describe(url: str) -> str:
     return f"postgresql {make_url(url).render_as_string(hide_password=True)}"
 
 
+def check_tls(cert_file: str, key_file: str) -> str:
+    """The certificate's SHA-256 fingerprint, once it and its key are readable and match."""
+    import ssl
+
+    from ..sync import cert_fingerprint
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
+        with open(cert_file, encoding="ascii", errors="replace") as f:
+            return cert_fingerprint(f.read())
+    except (ssl.SSLError, InvalidInput) as exc:
+        reason = "the key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else str(exc)
+        raise InvalidInput(
+            f"cannot use {cert_file} and {key_file} for TLS: {reason}",
+            hint="--tls-cert takes a PEM certificate, --tls-key its unencrypted PEM private key",
+        ) from None
+    except OSError as exc:  # after ssl.SSLError, which is one
+        raise InvalidInput(
+            f"cannot read the TLS files: {exc.strerror or exc}: {exc.filename or cert_file}"
+        ) from None
+
+
 def serve_hub(
     store: Any,
     db_url: str,
@@ -67,20 +90,33 @@ def serve_hub(
     settings: Any,
     log_level: str = "warning",
     ready: Any = None,
+    tls: tuple[str, str] | None = None,
 ) -> None:
-    """Run the hub in this process until Ctrl-C (or SIGTERM)."""
+    """Run the hub in this process until Ctrl-C (or SIGTERM); over HTTPS with ``tls`` (cert, key)."""
     import uvicorn
 
     from ..hub.app import create_app
 
+    fingerprint = check_tls(*tls) if tls else None
     app = create_app(store, settings)
     exposure = "loopback only" if host in ("127.0.0.1", "localhost", "::1") else "REACHABLE FROM THE NETWORK"
+    scheme = "https" if tls else "http"
     out.print(
-        f"truthvault hub on http://{host}:{port} ({exposure}) using {_describe(db_url)}"
+        f"truthvault hub on {scheme}://{host}:{port} ({exposure}) using {_describe(db_url)}"
         + ("" if exposure != "loopback only" else "; --host 0.0.0.0 would expose it")
+        + (f"; certificate SHA256 {fingerprint}" if fingerprint else "")
     )
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
+    )
     server = uvicorn.Server(config)
     # What is loaded by now lives as long as the server: keep the collector from rescanning it.
     gc.collect()
@@ -142,6 +178,15 @@ def register(cli: click.Group) -> None:
         help="Requests a second each device may make (bursts up to twice that); 0 turns it off.",
     )
     @click.option(
+        "--tls-cert",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Serve HTTPS with this PEM certificate (needs --tls-key); devices pin it when they enrol.",
+    )
+    @click.option(
+        "--tls-key", type=click.Path(dir_okay=False), default=None, help="The certificate's PEM key."
+    )
+    @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="warning",
@@ -157,11 +202,19 @@ def register(cli: click.Group) -> None:
         tombstone_retention: float,
         signature_window: float,
         rate_limit: str,
+        tls_cert: str | None,
+        tls_key: str | None,
         log_level: str,
     ) -> None:
-        """Serve the hub over HTTP (Ctrl-C stops it)."""
+        """Serve the hub over HTTP, or HTTPS with --tls-cert and --tls-key (Ctrl-C stops it)."""
         from ..hub.app import HubSettings
         from ..hub.store import Limits
+
+        if bool(tls_cert) != bool(tls_key):
+            raise InvalidInput("--tls-cert and --tls-key go together")
+        tls = (tls_cert, tls_key) if tls_cert and tls_key else None
+        if tls:
+            check_tls(*tls)  # before the database is opened: a bad file is the likelier mistake
 
         settings = HubSettings(
             limits=Limits(
@@ -175,7 +228,7 @@ def register(cli: click.Group) -> None:
             rate_burst=2 * rate,
         )
         with _store(db_url) as store:
-            serve_hub(store, db_url or _default_db(), host, port, settings, log_level)
+            serve_hub(store, db_url or _default_db(), host, port, settings, log_level, tls=tls)
 
     @hub.group()
     def tenant() -> None:

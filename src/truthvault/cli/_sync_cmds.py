@@ -9,7 +9,17 @@ import click
 
 from ..errors import ConflictState, InvalidInput
 from ..sync import Syncer, SyncStats
-from ._common import home_dir, hub_client, json_option, open_vault, out, print_json, record_table
+from ._common import (
+    home_dir,
+    hub_client,
+    json_option,
+    open_vault,
+    out,
+    pin_hub,
+    pin_option,
+    print_json,
+    record_table,
+)
 from ._progress import progress_bar
 
 __all__ = ["register"]
@@ -57,9 +67,12 @@ def register(cli: click.Group) -> None:
         "--token",
         help="The device token from 'truthvault hub device add' ('-' reads stdin; or set TRUTHVAULT_TOKEN).",
     )
-    def init(hub_url: str | None, tenant: str | None, token: str | None) -> None:
+    @pin_option
+    def init(hub_url: str | None, tenant: str | None, token: str | None, pin: str | None) -> None:
         """Create the local vault; with --hub, join it to a hub."""
         token = _read_token(token)
+        if pin and not hub_url:
+            raise InvalidInput("--pin needs --hub")
         if hub_url and not token:
             raise InvalidInput("--hub needs --token (or TRUTHVAULT_TOKEN)")
         if (tenant or token) and not hub_url:
@@ -74,7 +87,8 @@ def register(cli: click.Group) -> None:
                 return
             from ..sync import HubClient
 
-            with HubClient(hub_url, token or "") as client:
+            cert = pin_hub(hub_url, pin)
+            with HubClient(hub_url, token or "", cert_pem=cert) as client:
                 me = client.whoami()
             if tenant and tenant != me["tenant_name"]:
                 raise ConflictState(f"this token belongs to tenant {me['tenant_name']!r}, not {tenant!r}")
@@ -85,6 +99,7 @@ def register(cli: click.Group) -> None:
                 tenant_name=me["tenant_name"],
                 device_id=me["device_id"],
                 vault_mode=me["vault_mode"],
+                hub_cert=cert,
             )
             out.print(
                 f"joined hub {hub_url} as device {me['device_name']!r} of tenant "

@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
+from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, enroll
 
-__all__ = ["CheckResult", "HubClient", "Progress", "SigningAuth", "SyncStats", "Syncer", "enroll"]
+__all__ = [
+    "CheckResult",
+    "HubClient",
+    "Progress",
+    "SigningAuth",
+    "SyncStats",
+    "Syncer",
+    "cert_fingerprint",
+    "enroll",
+    "normalize_fingerprint",
+    "pin_certificate",
+    "pinned_context",
+]

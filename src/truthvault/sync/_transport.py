@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Generator
 from typing import Any
@@ -12,6 +13,7 @@ import msgspec
 from .. import errors
 from ..crypto import DeviceKeys, sign_request
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem, encode
+from ._tls import cert_fingerprint, pinned_context, presented_fingerprint
 
 __all__ = ["HubClient", "SigningAuth", "enroll"]
 
@@ -36,6 +38,7 @@ _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
         errors.InvalidEnrolCode,
         errors.DeviceRevoked,
         errors.RateLimited,
+        errors.CertificateChanged,
     )
 }
 
@@ -89,8 +92,13 @@ class HubClient:
         device_id: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        cert_pem: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.cert_pem = cert_pem
+        verify: ssl.SSLContext | bool = True
+        if cert_pem:
+            verify = pinned_context(cert_pem, httpx.URL(self.url).host)
         headers = {"user-agent": "truthvault"}
         auth: httpx.Auth | None = None
         if keys is not None:
@@ -100,7 +108,7 @@ class HubClient:
         elif token:
             headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=self.url, headers=headers, auth=auth, timeout=timeout, transport=transport
+            base_url=self.url, headers=headers, auth=auth, timeout=timeout, transport=transport, verify=verify
         )
 
     def close(self) -> None:
@@ -120,6 +128,8 @@ class HubClient:
                 f"the hub at {self.url} did not answer in time", hint="is it running? try again"
             ) from None
         except httpx.TransportError as exc:
+            if self.cert_pem and _cert_refused(exc):
+                raise self._cert_error() from None
             raise errors.HubUnavailable(
                 f"cannot reach the hub at {self.url} ({type(exc).__name__})",
                 hint="start it with 'truthvault hub serve' or check the URL",
@@ -127,6 +137,24 @@ class HubClient:
         if response.status_code >= 400:
             raise self._error(response)
         return response
+
+    def _cert_error(self) -> errors.TruthvaultError:
+        """Why the pinned certificate refused the hub: another certificate, or this one is unfit."""
+        assert self.cert_pem is not None
+        pinned = cert_fingerprint(self.cert_pem)
+        now = presented_fingerprint(self.url)
+        if now == pinned:
+            return errors.HubUnavailable(
+                f"the hub at {self.url} presents the pinned certificate, but TLS refused it "
+                "(expired, or not valid for this host name)",
+                hint="ask the hub's operator to renew it",
+            )
+        return errors.CertificateChanged(
+            f"the hub's certificate changed: pinned SHA256 {pinned}, the hub at {self.url} "
+            f"presents {now or 'nothing readable'}; refusing to talk to it",
+            hint="someone may be intercepting the connection; if the hub's operator replaced the "
+            "certificate, confirm the new fingerprint with them and enrol again",
+        )
 
     def _error(self, response: httpx.Response) -> errors.TruthvaultError:
         try:
@@ -218,6 +246,18 @@ class HubClient:
         """A short-lived bearer token for this device (the request must be signed)."""
         result: dict[str, str] = self._request("POST", "/v1/auth/token").json()
         return result
+
+
+def _cert_refused(exc: BaseException) -> bool:
+    """Whether a transport error comes from TLS refusing the server's certificate."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx wraps httpcore wraps ssl; a bound guards against a cycle
+        if cause is None:
+            return False
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def enroll(url: str, code: str, device_name: str, keys: DeviceKeys, **kwargs: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ _DEFAULT_META = {
     "hub_token": "",
     "hub_auth": "",
     "key_path": "",
+    "hub_cert": "",
     "cursor": "0",
     "clock": "",
     "next_mutation": "1",
@@ -132,6 +133,11 @@ class Vault(TransferMixin, VaultBase):
     def key_path(self) -> str | None:
         """The device's private key file (enrolled devices), or None."""
         return self._meta_str("key_path") or None
+
+    @property
+    def hub_cert(self) -> str | None:
+        """The hub's TLS certificate (PEM) this device pinned, or None (plain HTTP or not joined)."""
+        return self._meta_str("hub_cert") or None
 
     @property
     def cursor(self) -> int:

@@ -56,11 +56,13 @@ class SyncMixin(RecordsMixin):
         device_id: str,
         vault_mode: str,
         key_path: str | None = None,
+        hub_cert: str | None = None,
     ) -> None:
         """Record the hub; what the hub never saw moves to the new tenant and device id.
 
         An enrolled device signs its requests with the key at ``key_path`` (and has no token);
-        a device added with ``hub device add`` sends its bearer ``token``.
+        a device added with ``hub device add`` sends its bearer ``token``. ``hub_cert`` is the
+        hub's TLS certificate (PEM), pinned: later requests trust it and nothing else.
         """
         if vault_mode not in VAULT_MODES:
             raise InvalidInput(f"vault_mode must be one of {', '.join(VAULT_MODES)}, not {vault_mode!r}")
@@ -108,6 +110,7 @@ class SyncMixin(RecordsMixin):
                 ("hub_token", "" if key_path else token or ""),
                 ("hub_auth", "signed" if key_path else "token"),
                 ("key_path", key_path or ""),
+                ("hub_cert", hub_cert or ""),
                 ("tenant_id", tenant_id),
                 ("tenant_name", tenant_name),
                 ("device_id", device_id),
