@@ -44,7 +44,7 @@ def world(url_for: Any) -> Iterator[tuple[HubStore, list[Vault], list[Syncer]]]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         store = open_store(url_for(Path(tmp)))
         stack.callback(store.close)
-        tenant = store.add_tenant("t", "local_first")
+        tenant = store.add_tenant("t", "cloud_first")
         vaults, syncers = [], []
         for n in range(REPLICAS):
             device, token = store.add_device("t", f"d{n}")

@@ -41,7 +41,7 @@ def _device(store: HubStore, tmp_path: Path, name: str) -> tuple[Vault, Syncer]:
 
 def test_offline_device_resyncs_and_deleted_stays_deleted(hub_url: str, tmp_path: Path) -> None:
     store = open_store(hub_url)
-    store.add_tenant("t", "local_first")
+    store.add_tenant("t", "cloud_first")
     laptop, laptop_sync = _device(store, tmp_path, "laptop")
     phone, phone_sync = _device(store, tmp_path, "phone")
     try:

@@ -134,7 +134,8 @@ def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def hub(hub_db: str, tmp_path: Path) -> Iterator[HubProc]:
     """A running hub with tenant 'family'."""
     proc = HubProc(hub_db, tmp_path / "hub-home")
-    proc.admin.run("hub", "tenant", "add", "family", "--mode", "local_first")
+    # token devices cannot receive a wrapped data key: these stories sync plaintext (cloud_first)
+    proc.admin.run("hub", "tenant", "add", "family", "--mode", "cloud_first")
     proc.start()
     yield proc
     proc.stop()

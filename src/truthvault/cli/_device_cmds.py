@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput
 from ._common import home_dir, hub_client, json_option, open_vault, out, pin_hub, pin_option, print_json
+from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase, recover_keys
 
 __all__ = ["KEY_FILE", "register"]
 
@@ -40,7 +41,18 @@ def register(cli: click.Group) -> None:
         "--name", "device_name", default=None, help="A name for this device (default: the host name)."
     )
     @pin_option
-    def enroll(hub_url: str, code: str, device_name: str | None, pin: str | None) -> None:
+    @click.option(
+        "--recover", is_flag=True, help="Also get the tenant's data key with the recovery passphrase."
+    )
+    @passphrase_file_option
+    def enroll(
+        hub_url: str,
+        code: str,
+        device_name: str | None,
+        pin: str | None,
+        recover: bool,
+        passphrase_file: Path | None,
+    ) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
         from ..crypto import DeviceKeys
         from ..sync import enroll as enroll_device
@@ -48,6 +60,7 @@ def register(cli: click.Group) -> None:
         code = _read_code(code)
         if not code:
             raise InvalidInput("--code is empty")
+        passphrase = read_passphrase(passphrase_file) if recover else None
         hub_url = hub_url.rstrip("/")
         name = device_name or socket.gethostname() or "this-device"
         key_path = home_dir() / KEY_FILE
@@ -75,6 +88,8 @@ def register(cli: click.Group) -> None:
                 key_path=str(key_path),
                 hub_cert=cert,
             )
+            if passphrase is not None:
+                out.print(f"recovered the tenant data key (current {recover_keys(vault, passphrase)})")
         out.print(
             f"enrolled as device {name!r} of tenant {joined['tenant_name']!r} ({joined['vault_mode']}) "
             f"at {hub_url}; key fingerprint {keys.fingerprint()}; run 'truthvault sync now'"
@@ -113,7 +128,9 @@ def register(cli: click.Group) -> None:
 
     @cli.group()
     def keys() -> None:
-        """This device's keys."""
+        """This device's keys, and the tenant's end-to-end data key (local-first tenants)."""
+
+    add_key_commands(keys)
 
     @keys.command("rotate-device")
     @click.option(

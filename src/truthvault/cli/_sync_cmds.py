@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
-from ..errors import ConflictState, InvalidInput
+from ..errors import ConflictState, DecryptionFailed, InvalidInput
 from ..sync import Syncer, SyncStats
 from ._common import (
     home_dir,
@@ -55,6 +56,30 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
     if stats.resynced:
         parts.append("re-synced from scratch (the hub had purged old tombstones)")
     out.print("; ".join(parts) + f"; cursor {stats.cursor}")
+
+
+def make_syncer(vault: Any, client: Any) -> Syncer:
+    """A Syncer for this vault, with the device's keys when it is enrolled (to open wrapped keys)."""
+    keys = None
+    if vault.key_path:
+        from ..crypto import DeviceKeys
+
+        keys = DeviceKeys.load(vault.key_path)
+    return Syncer(vault, client, device_keys=keys)
+
+
+def _check_unreadable(stats: SyncStats) -> None:
+    """One error line (exit 1) when pulled payloads did not decrypt; the rest was applied."""
+    bad = stats.unreadable
+    if bad:
+        named = ", ".join(u.describe() for u in bad[:5]) + (
+            f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        )
+        raise DecryptionFailed(
+            f"{len(bad)} pulled item(s) could not be decrypted and were kept out of the vault: {named}",
+            hint="everything else synced; see 'truthvault events' (DECRYPTION_FAILED)",
+            reason=bad[0].reason,
+        )
 
 
 def register(cli: click.Group) -> None:
@@ -115,8 +140,9 @@ def register(cli: click.Group) -> None:
     def sync_push(as_json: bool) -> None:
         """Push queued local changes to the hub."""
         with open_vault() as vault, hub_client(vault) as client, progress_bar("pushing") as bar:
-            stats = Syncer(vault, client).push(bar)
+            stats = make_syncer(vault, client).push(bar)
         _print_stats(stats, as_json)
+        _check_unreadable(stats)
 
     @sync.command("pull")
     @click.option(
@@ -126,23 +152,25 @@ def register(cli: click.Group) -> None:
     def sync_pull(wait: float, as_json: bool) -> None:
         """Pull the hub's changes since the last pull."""
         with open_vault() as vault, hub_client(vault) as client, progress_bar("pulling") as bar:
-            stats = Syncer(vault, client).pull(bar, wait=wait)
+            stats = make_syncer(vault, client).pull(bar, wait=wait)
         _print_stats(stats, as_json)
+        _check_unreadable(stats)
 
     @sync.command("now")
     @json_option
     def sync_now(as_json: bool) -> None:
         """Push, then pull."""
         with open_vault() as vault, hub_client(vault) as client, progress_bar("syncing") as bar:
-            stats = Syncer(vault, client).sync(bar)
+            stats = make_syncer(vault, client).sync(bar)
         _print_stats(stats, as_json)
+        _check_unreadable(stats)
 
     @sync.command("check")
     @json_option
     def sync_check(as_json: bool) -> None:
         """Compare this vault's state checksum with the hub's (exit 1 if they differ)."""
         with open_vault() as vault, hub_client(vault) as client:
-            result = Syncer(vault, client).check()
+            result = make_syncer(vault, client).check()
         if as_json:
             print_json(
                 {
@@ -170,10 +198,11 @@ def register(cli: click.Group) -> None:
     def sync_resync(as_json: bool) -> None:
         """Re-sync from scratch: pull the hub's whole state again."""
         with open_vault() as vault, hub_client(vault) as client, progress_bar("re-syncing") as bar:
-            syncer = Syncer(vault, client)
+            syncer = make_syncer(vault, client)
             stats = syncer.resync(bar)
             syncer.push(bar, stats)
         _print_stats(stats, as_json)
+        _check_unreadable(stats)
 
     @sync.command("status")
     @json_option
@@ -232,4 +261,4 @@ def register(cli: click.Group) -> None:
             out.print(f"conflict {record.id} on {record.entity_id} resolved: {done}")
             if vault.hub_url:
                 with hub_client(vault) as client:
-                    Syncer(vault, client).sync()
+                    make_syncer(vault, client).sync()

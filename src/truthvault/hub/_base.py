@@ -42,6 +42,7 @@ from ..model import (
 )
 from ..truth import Outcome, TruthLevel, origin_step
 from ._auth import AuthMixin, check_bearer, check_name
+from ._keys import KeysMixin
 from .store import VAULT_MODES, Device, DeviceContext, Event, Limits, Tenant
 
 __all__ = [
@@ -155,7 +156,7 @@ def _select_in(db: Db, select: str, pk: int, column: str, values: Sequence[str])
     return rows
 
 
-class BaseHubStore(AuthMixin, ABC):
+class BaseHubStore(AuthMixin, KeysMixin, ABC):
     """A hub store over a SQL database; subclasses supply connections and transactions."""
 
     backend: str

@@ -22,6 +22,7 @@ from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, Trut
 from ..model import PullResponse, PushRequest, PushResponse, Record, decode_push, encode
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
+from ._key_routes import add_key_routes
 from .store import DeviceContext, HubStore, Limits
 
 __all__ = ["HubSettings", "create_app"]
@@ -275,6 +276,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         return [asdict(e) for e in found]
 
     add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s)
+    add_key_routes(app, store, device)
     _add_wire_schemas(app)
     return app
 

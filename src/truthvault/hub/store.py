@@ -6,6 +6,7 @@ Every method is scoped to one tenant through the :class:`DeviceContext` it is gi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -17,10 +18,12 @@ __all__ = [
     "DeviceContext",
     "Event",
     "HubStore",
+    "KeyHolder",
     "Limits",
     "SecurityEvent",
     "Tenant",
     "VaultMode",
+    "WrappedKey",
     "open_store",
 ]
 
@@ -82,6 +85,25 @@ class SecurityEvent:
     tenant_name: str | None
     device_id: str | None
     detail: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """An active device as key sharing sees it: its box key and which key its wrapped copy has."""
+
+    device_id: str
+    name: str
+    box_public: str | None  # None for a token-only device: nothing can be wrapped to it
+    kid: str | None  # the current key id of its wrapped keyring; None when it has none
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """A device's own wrapped keyring (opaque to the hub) and whether its tenant has a key at all."""
+
+    blob: str | None
+    kid: str | None
+    tenant_keyed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +214,30 @@ class HubStore(Protocol):
 
     def security_events(self, tenant_name: str | None = None, limit: int = 100) -> list[SecurityEvent]:
         """Security events, newest first; of one tenant, or of all (those of no tenant too)."""
+
+    # -- end-to-end encryption keys (opaque envelopes) --------------------------
+    def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
+        """The active devices of the caller's tenant, by name, with their box keys and the
+        current key id of the keyring wrapped to each (None when none is)."""
+
+    def put_wrapped_keys(
+        self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False
+    ) -> int:
+        """Store keyrings wrapped to devices of the caller's tenant ({device id: envelope}),
+        replacing earlier copies, atomically; ``kid`` is the wrapped keyring's current key id.
+        NotFound for a target that is not an active device of the tenant with a box key.
+        With ``genesis`` the caller claims to have created the tenant's keyring: ConflictState
+        if the tenant already has one. Records KEYS_SHARED. Returns how many were stored."""
+
+    def get_wrapped_key(self, ctx: DeviceContext) -> WrappedKey:
+        """The caller's own wrapped keyring (never another device's), and whether the tenant
+        has a data key at all."""
+
+    def put_recovery_blob(self, ctx: DeviceContext, blob: str, kid: str) -> None:
+        """Store the tenant's passphrase-wrapped keyring. Records KEY_RECOVERY_SET."""
+
+    def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
+        """The tenant's passphrase-wrapped keyring, or None. Records KEY_RECOVERY_FETCHED."""
 
     # -- sync ----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:

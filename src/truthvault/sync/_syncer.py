@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..crypto import DeviceKeys, Keyring
 from ..errors import ResyncRequired, StorageError
+from ..model import PullResponse, PushRequest, PushResponse
 from ..vault import Vault
+from ._e2e import Unreadable, open_page, seal_batch
+from ._keys import KeyExchange
 from ._transport import HubClient
 
 __all__ = ["CheckResult", "Progress", "SyncStats", "Syncer"]
@@ -26,6 +30,8 @@ class SyncStats:
     resynced: bool = False
     cursor: int = 0
     checksum: str | None = None
+    #: pulled payloads that did not decrypt (kept out of the vault, recorded as events)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +51,50 @@ class CheckResult:
 class Syncer:
     """Pushes a vault's queued changes to a hub and pulls the hub's changes into it."""
 
-    def __init__(self, vault: Vault, client: HubClient, *, batch: int = 1000) -> None:
+    def __init__(
+        self, vault: Vault, client: HubClient, *, batch: int = 1000, device_keys: DeviceKeys | None = None
+    ) -> None:
         self.vault = vault
         self.client = client
         self.batch = batch
+        #: local-first tenants are end-to-end encrypted: payloads are sealed on the way out
+        self.e2e = vault.vault_mode == "local_first"
+        self.keys = KeyExchange(vault, client, device_keys)
+        self._keyring: Keyring | None = None
+
+    def _ring(self) -> Keyring:
+        """The tenant keyring, fetched, created or shared once per Syncer (local-first only)."""
+        if self._keyring is None:
+            self._keyring = self.keys.ensure()
+        return self._keyring
+
+    def _send(self, batch: PushRequest) -> PushResponse:
+        if self.e2e:
+            batch = seal_batch(batch, self._ring(), self.vault.tenant_id)
+        return self.client.push(batch)
+
+    def _open(self, page: PullResponse, stats: SyncStats) -> PullResponse:
+        """Decrypt a pulled page; an unknown key id fetches this device's keys once and retries."""
+        if not self.e2e:
+            return page
+        opened, failed = open_page(page, self._ring(), self.vault.tenant_id)
+        if any(f.reason == "unknown_key" for f in failed):
+            refreshed = self.keys.refresh()
+            if refreshed is not None:
+                self._keyring = refreshed
+                opened, failed = open_page(page, refreshed, self.vault.tenant_id)
+        for f in failed:
+            self.vault.add_event(
+                "DECRYPTION_FAILED",
+                f.entity_id,
+                entity_type=f.entity_type,
+                version=f.version,
+                reason=f.reason,
+                message=f.message,
+                record_id=f.record_id,
+            )
+        stats.unreadable.extend(failed)
+        return opened
 
     def push(self, progress: Progress | None = None, stats: SyncStats | None = None) -> SyncStats:
         """Push every queued change, a batch at a time, until the queue is empty."""
@@ -66,7 +112,7 @@ class Syncer:
                 raise StorageError("the push queue did not advance after the hub acknowledged a batch")
             previous = fingerprint
             try:
-                response = self.client.push(batch)
+                response = self._send(batch)
             except ResyncRequired:
                 self.resync(progress, stats)
                 continue
@@ -95,6 +141,8 @@ class Syncer:
 
     def sync(self, progress: Progress | None = None) -> SyncStats:
         """Push, then pull: afterwards the vault holds the hub's state plus nothing pending."""
+        if self.e2e:
+            self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
         return self.pull(progress, stats=stats)
 
@@ -116,7 +164,7 @@ class Syncer:
         while True:
             page = self.client.pull(self.vault.cursor, self.batch, wait)
             wait = 0
-            self.vault.apply_pull(page)
+            self.vault.apply_pull(self._open(page, stats))
             stats.pulled += len(page.items)
             stats.records += len(page.records)
             stats.cursor = page.cursor

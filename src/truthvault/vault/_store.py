@@ -10,6 +10,7 @@ from types import TracebackType
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..crypto import Keyring
 from ..errors import StorageError
 from . import _schema
 from ._base import VaultBase
@@ -143,6 +144,17 @@ class Vault(TransferMixin, VaultBase):
     def cursor(self) -> int:
         """The last hub sequence number pulled."""
         return int(self._meta_str("cursor") or 0)
+
+    # -- end-to-end encryption ------------------------------------------------------
+    def keyring(self) -> Keyring | None:
+        """The tenant's data keys (local-first tenants), or None until this device has them."""
+        text = self._meta_str("keyring")
+        return Keyring.deserialize(text.encode()) if text else None
+
+    def set_keyring(self, keyring: Keyring) -> None:
+        """Keep the tenant's data keys here (the file is 0600; they never leave it unwrapped)."""
+        with self._tx():
+            self._set_meta("keyring", keyring.serialize().decode("ascii"))
 
     @property
     def resyncing(self) -> bool:

@@ -1,0 +1,130 @@
+"""Commands for a local-first tenant's data key: keys status, rotate, recovery set, recover."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConflictState, InvalidInput
+from ._common import hub_client, json_option, open_vault, out, print_json
+
+__all__ = ["PASSPHRASE_ENV", "add_key_commands", "passphrase_file_option", "read_passphrase", "recover_keys"]
+
+#: Scripts pass the recovery passphrase here (or in a file), never in argv.
+PASSPHRASE_ENV = "TRUTHVAULT_RECOVERY_PASSPHRASE"
+
+passphrase_file_option = click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"Read the recovery passphrase from this file (or set {PASSPHRASE_ENV}; else you are asked).",
+)
+
+
+def read_passphrase(path: Path | None, *, confirm: bool = False, required: bool = True) -> str | None:
+    """The recovery passphrase from a file, the environment, or a hidden prompt (never argv)."""
+    if path is not None:
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    elif os.environ.get(PASSPHRASE_ENV):
+        text = os.environ[PASSPHRASE_ENV]
+    elif required:
+        text = click.prompt("recovery passphrase", hide_input=True, confirmation_prompt=confirm)
+    else:
+        return None
+    if not text:
+        raise InvalidInput("the recovery passphrase is empty")
+    return text
+
+
+def _exchange(vault: Any, client: Any) -> Any:
+    from ._sync_cmds import make_syncer
+
+    syncer = make_syncer(vault, client)
+    if not syncer.e2e:
+        raise ConflictState(
+            f"tenant {vault.tenant_name!r} is {vault.vault_mode}: its payloads are not end-to-end encrypted"
+        )
+    return syncer.keys
+
+
+def recover_keys(vault: Any, passphrase: str) -> str:
+    """Fetch the recovery copy of the tenant keyring and open it here; its current key id."""
+    with hub_client(vault) as client:
+        return str(_exchange(vault, client).recover(passphrase).current)
+
+
+def add_key_commands(keys: click.Group) -> None:
+    """Add status, rotate, recovery set and recover to the ``keys`` group."""
+
+    @keys.command("status")
+    @json_option
+    def keys_status(as_json: bool) -> None:
+        """The tenant's data keys here and which devices hold a wrapped copy."""
+        with open_vault() as vault, hub_client(vault) as client:
+            exchange = _exchange(vault, client)
+            keyring = vault.keyring()
+            holders = exchange.holders()
+            recovery = exchange.has_recovery()
+            tenant = vault.tenant_name
+        status = {
+            "tenant": tenant,
+            "current_key": keyring.current if keyring else None,
+            "keys": len(keyring.kids) if keyring else 0,
+            "recovery_passphrase_set": recovery,
+            "devices": [
+                {"name": h["name"], "key": h["kid"], "can_receive": bool(h["box_public"])} for h in holders
+            ],
+        }
+        if as_json:
+            print_json(status)
+            return
+        if keyring is None:
+            out.print(
+                "this device has no tenant key yet: sync a device that has it, or 'truthvault keys recover'"
+            )
+        else:
+            out.print(f"current key {keyring.current} ({len(keyring.kids)} key(s) in the keyring)")
+        out.print(f"recovery passphrase: {'set' if recovery else 'not set'}")
+        for h in status["devices"]:
+            out.print(f"  {h['name']}: {h['key'] or 'no copy yet'}")
+
+    @keys.command("rotate")
+    @passphrase_file_option
+    def keys_rotate(passphrase_file: Path | None) -> None:
+        """Rotate the tenant's data key: new writes use it, old entries stay readable, every device gets it.
+
+        When a recovery passphrase is set, its copy is re-wrapped too (the passphrase is asked
+        for, or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
+        """
+        with open_vault() as vault, hub_client(vault) as client:
+            exchange = _exchange(vault, client)
+            passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
+            rotated = exchange.rotate(passphrase)
+        note = "; recovery copy re-wrapped" if passphrase else ""
+        out.print(f"rotated the tenant data key: new writes use {rotated.current}{note}")
+
+    @keys.group("recovery")
+    def recovery() -> None:
+        """The recovery passphrase: a lost-device way back to the tenant's data."""
+
+    @recovery.command("set")
+    @passphrase_file_option
+    def recovery_set(passphrase_file: Path | None) -> None:
+        """Store the tenant key at the hub wrapped with a recovery passphrase (scrypt; the hub cannot open it)."""
+        passphrase = read_passphrase(passphrase_file, confirm=True)
+        assert passphrase is not None
+        with open_vault() as vault, hub_client(vault) as client:
+            _exchange(vault, client).set_recovery(passphrase)
+        out.print("recovery passphrase set: a new device can read everything with 'truthvault keys recover'")
+
+    @keys.command("recover")
+    @passphrase_file_option
+    def keys_recover(passphrase_file: Path | None) -> None:
+        """Get the tenant key on this device with the recovery passphrase."""
+        passphrase = read_passphrase(passphrase_file)
+        assert passphrase is not None
+        with open_vault() as vault:
+            current = recover_keys(vault, passphrase)
+        out.print(f"recovered the tenant key (current {current}); run 'truthvault sync now'")

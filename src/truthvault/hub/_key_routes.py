@@ -1,0 +1,79 @@
+"""The hub's key endpoints for local-first tenants: it relays wrapped keys it cannot open."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import ConflictState
+from .store import DeviceContext, HubStore
+
+__all__ = ["RecoveryBody", "WrappedKeysBody", "add_key_routes"]
+
+_BLOB = Field(min_length=1, max_length=65536, description="a wrapped-key envelope (opaque to the hub)")
+_KID = Field(min_length=1, max_length=64, description="the wrapped keyring's current key id")
+
+
+class WrappedKeysBody(BaseModel):
+    """The body of ``PUT /v1/keys/wrapped``."""
+
+    blobs: dict[str, str] = Field(max_length=1000, description="device id -> keyring wrapped to its box key")
+    kid: str = _KID
+    genesis: bool = Field(default=False, description="the caller created the tenant's first keyring")
+
+
+class RecoveryBody(BaseModel):
+    """The body of ``PUT /v1/keys/recovery``."""
+
+    blob: str = _BLOB
+    kid: str = _KID
+
+
+def _local_first(ctx: DeviceContext) -> None:
+    if ctx.vault_mode != "local_first":
+        raise ConflictState(
+            f"tenant {ctx.tenant_name!r} is {ctx.vault_mode}: its payloads are not end-to-end encrypted"
+        )
+
+
+def add_key_routes(
+    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]]
+) -> None:
+    """Add /v1/keys/* to the app (every route authenticated and scoped to the caller's tenant)."""
+    Device = Annotated[DeviceContext, Depends(device)]
+
+    @app.get("/v1/keys/devices", tags=["keys"])
+    async def key_devices(ctx: Device) -> list[dict[str, Any]]:
+        """The tenant's active devices with their box keys and which key their wrapped copy holds."""
+        _local_first(ctx)
+        found = await run_in_threadpool(store.key_holders, ctx)
+        return [{"id": h.device_id, "name": h.name, "box_public": h.box_public, "kid": h.kid} for h in found]
+
+    @app.put("/v1/keys/wrapped", tags=["keys"])
+    async def put_wrapped(body: WrappedKeysBody, ctx: Device) -> dict[str, int]:
+        """Store the tenant keyring wrapped to devices of this tenant (for each, its own copy)."""
+        _local_first(ctx)
+        stored = await run_in_threadpool(store.put_wrapped_keys, ctx, body.blobs, body.kid, body.genesis)
+        return {"stored": stored}
+
+    @app.get("/v1/keys/wrapped", tags=["keys"])
+    async def get_wrapped(ctx: Device) -> dict[str, Any]:
+        """This device's own wrapped keyring (a device can fetch no other), and whether the tenant has one."""
+        _local_first(ctx)
+        found = await run_in_threadpool(store.get_wrapped_key, ctx)
+        return {"blob": found.blob, "kid": found.kid, "tenant_keyed": found.tenant_keyed}
+
+    @app.put("/v1/keys/recovery", tags=["keys"])
+    async def put_recovery(body: RecoveryBody, ctx: Device) -> dict[str, bool]:
+        """Store the tenant keyring wrapped with the recovery passphrase (scrypt)."""
+        _local_first(ctx)
+        await run_in_threadpool(store.put_recovery_blob, ctx, body.blob, body.kid)
+        return {"stored": True}
+
+    @app.get("/v1/keys/recovery", tags=["keys"])
+    async def get_recovery(ctx: Device) -> dict[str, Any]:
+        """The tenant keyring wrapped with the recovery passphrase, or null when none is set."""
+        _local_first(ctx)
+        return {"blob": await run_in_threadpool(store.get_recovery_blob, ctx)}

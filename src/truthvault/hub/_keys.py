@@ -1,0 +1,125 @@
+"""The hub store's key blobs: tenant keyrings wrapped to devices, and the recovery envelope.
+
+The hub only keeps and hands back these envelopes; it has no key that opens them. Portable
+SQL over the same primitives as :mod:`truthvault.hub._base` (which mixes this in).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from ..errors import ConflictState, InvalidInput, NotFound
+from ._auth import _insert_event, iso_s
+from .store import DeviceContext, KeyHolder, WrappedKey
+
+if TYPE_CHECKING:
+    from ._base import Db
+
+__all__ = ["KeysMixin"]
+
+_MAX_BLOB = 64 << 10
+
+
+def _check_blob(what: str, blob: str) -> None:
+    if not blob or len(blob) > _MAX_BLOB:
+        raise InvalidInput(f"{what}: a key envelope must be 1-{_MAX_BLOB} characters")
+
+
+def _upsert(db: Db, pk: int, kind: str, device_id: str, blob: str, kid: str, at: str, by: str) -> None:
+    db.execute(
+        "INSERT INTO key_blobs (tenant_pk, kind, device_id, blob, kid, updated_at, updated_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_pk, kind, device_id) DO UPDATE SET "
+        "blob = excluded.blob, kid = excluded.kid, updated_at = excluded.updated_at, "
+        "updated_by = excluded.updated_by",
+        (pk, kind, device_id, blob, kid, at, by),
+    )
+
+
+class KeysMixin:
+    """Key-blob methods of :class:`~truthvault.hub.store.HubStore`, over a backend's transactions."""
+
+    _lock_clause: str
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> AbstractContextManager[Db]: ...
+        def _read(self) -> AbstractContextManager[Db]: ...
+        def _tenant_pk(self, tenant_id: str) -> int: ...
+
+    def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
+        """The tenant's active devices with their box keys and the key id of their wrapped copy."""
+        pk = self._tenant_pk(ctx.tenant_id)
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT d.id, d.name, d.box_public, k.kid FROM devices d LEFT JOIN key_blobs k "
+                "ON k.tenant_pk = d.tenant_pk AND k.kind = 'device' AND k.device_id = d.id "
+                "WHERE d.tenant_pk = ? AND d.revoked = ? ORDER BY d.name",
+                (pk, False),
+            ).fetchall()
+        return [KeyHolder(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def put_wrapped_keys(
+        self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False
+    ) -> int:
+        """Store keyrings wrapped to devices of the caller's tenant (see :class:`HubStore`)."""
+        pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())
+        for device_id, blob in blobs.items():
+            _check_blob(f"blobs.{device_id}", blob)
+        with self._write() as db:
+            # The tenant row lock serialises two first devices racing to create the keyring.
+            db.execute("SELECT pk FROM tenants WHERE pk = ?" + self._lock_clause, (pk,))
+            if genesis:
+                taken = db.execute(
+                    "SELECT updated_by FROM key_blobs WHERE tenant_pk = ? AND kind IN ('genesis', 'device') "
+                    "LIMIT 1",
+                    (pk,),
+                ).fetchone()
+                if taken is not None:
+                    raise ConflictState(
+                        "this tenant already has a data key", hint="fetch this device's wrapped copy"
+                    )
+                _upsert(db, pk, "genesis", "", "-", kid, at, ctx.device_id)
+            for device_id, blob in blobs.items():
+                row = db.execute(
+                    "SELECT box_public FROM devices WHERE id = ? AND tenant_pk = ? AND revoked = ?",
+                    (device_id, pk, False),
+                ).fetchone()
+                if row is None or not row[0]:
+                    raise NotFound(f"blobs.{device_id}: no active device with a box key in this tenant")
+                _upsert(db, pk, "device", device_id, blob, kid, at, ctx.device_id)
+            detail = {"kid": kid, "to": sorted(blobs), "genesis": genesis}
+            _insert_event(db, "KEYS_SHARED", pk, ctx.device_id, detail, at)
+        return len(blobs)
+
+    def get_wrapped_key(self, ctx: DeviceContext) -> WrappedKey:
+        """The caller's own wrapped keyring, and whether the tenant has a data key at all."""
+        pk = self._tenant_pk(ctx.tenant_id)
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT kind, device_id, blob, kid FROM key_blobs WHERE tenant_pk = ?", (pk,)
+            ).fetchall()
+        mine = next((r for r in rows if r[0] == "device" and r[1] == ctx.device_id), None)
+        return WrappedKey(mine[2] if mine else None, mine[3] if mine else None, bool(rows))
+
+    def put_recovery_blob(self, ctx: DeviceContext, blob: str, kid: str) -> None:
+        """Store the tenant's passphrase-wrapped keyring, replacing any before it."""
+        _check_blob("blob", blob)
+        pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())
+        with self._write() as db:
+            _upsert(db, pk, "recovery", "", blob, kid, at, ctx.device_id)
+            _insert_event(db, "KEY_RECOVERY_SET", pk, ctx.device_id, {"kid": kid}, at)
+
+    def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
+        """The tenant's passphrase-wrapped keyring, or None; records KEY_RECOVERY_FETCHED."""
+        pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())
+        with self._write() as db:
+            row = db.execute(
+                "SELECT blob FROM key_blobs WHERE tenant_pk = ? AND kind = 'recovery' AND device_id = ''",
+                (pk,),
+            ).fetchone()
+            # Every fetch is on record: the envelope is what a passphrase guesser would need.
+            _insert_event(db, "KEY_RECOVERY_FETCHED", pk, ctx.device_id, {"found": row is not None}, at)
+        return None if row is None else str(row[0])

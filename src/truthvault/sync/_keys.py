@@ -1,0 +1,164 @@
+"""Key exchange for local-first tenants: how the tenant's keyring reaches each of its devices.
+
+The hub only relays envelopes: a keyring wrapped to one device's X25519 box key, or wrapped
+with the recovery passphrase (scrypt). Whoever holds the keyring wraps it for devices whose
+copy is missing or older, at the start of each sync.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..crypto import (
+    DeviceKeys,
+    Keyring,
+    unwrap_for_device,
+    unwrap_with_passphrase,
+    wrap_for_device,
+    wrap_with_passphrase,
+)
+from ..errors import ConflictState, DecryptionFailed, InvalidInput
+from ..vault import Vault
+from ._transport import HubClient
+
+__all__ = ["KeyExchange", "merge_keyrings"]
+
+WAITING_HINT = "sync a device that has the key (it shares it with this one), or run 'truthvault keys recover'"
+
+
+def merge_keyrings(mine: Keyring | None, theirs: Keyring) -> Keyring:
+    """Every key of both; ``theirs`` says which is current (it is the newer copy)."""
+    keys = {kid: key for ring in (mine, theirs) if ring for kid in ring.kids if (key := ring.key(kid))}
+    return Keyring(keys, theirs.current)
+
+
+class KeyExchange:
+    """Gets, shares, rotates and recovers a tenant's keyring through the hub, for one vault."""
+
+    def __init__(self, vault: Vault, client: HubClient, device_keys: DeviceKeys | None) -> None:
+        self.vault = vault
+        self.client = client
+        self.device_keys = device_keys
+
+    # The key endpoints go through the client's one request path (errors, signing) directly,
+    # so this feature adds no surface to the transport module.
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.client._request(method, path, json=body).json()
+
+    def _unwrap(self, blob: str) -> Keyring:
+        if self.device_keys is None:
+            raise ConflictState("this device has no box key to open a wrapped key with")
+        return Keyring.deserialize(unwrap_for_device(blob.encode(), self.device_keys))
+
+    def _own_box(self) -> str | None:
+        return self.device_keys.public_bundle()["box"] if self.device_keys else None
+
+    def refresh(self) -> Keyring | None:
+        """Take in this device's wrapped copy at the hub when it differs from the local keyring."""
+        local = self.vault.keyring()
+        found = self._call("GET", "/v1/keys/wrapped")
+        if found["blob"] and (local is None or found["kid"] != local.current):
+            merged = merge_keyrings(local, self._unwrap(found["blob"]))
+            self.vault.set_keyring(merged)
+            return merged
+        if local is None and not found["tenant_keyed"]:
+            return self._genesis()
+        return local
+
+    def _genesis(self) -> Keyring | None:
+        """Create the tenant's first keyring (this is its first device) and keep a wrapped copy."""
+        keyring = Keyring.new()
+        blobs = {}
+        if (box := self._own_box()) is not None:
+            blobs[self.vault.device_id] = wrap_for_device(keyring.serialize(), box).decode()
+        try:
+            # At the hub first: of two first devices racing, only one keyring may win.
+            self._call("PUT", "/v1/keys/wrapped", {"blobs": blobs, "kid": keyring.current, "genesis": True})
+        except ConflictState:
+            return self.refresh_after_race()
+        self.vault.set_keyring(keyring)
+        return keyring
+
+    def refresh_after_race(self) -> Keyring | None:
+        found = self._call("GET", "/v1/keys/wrapped")
+        if not found["blob"]:
+            return None
+        keyring = self._unwrap(found["blob"])
+        self.vault.set_keyring(keyring)
+        return keyring
+
+    def ensure(self) -> Keyring:
+        """The keyring, fetched or created as needed, shared with devices lacking it; else ConflictState."""
+        keyring = self.refresh()
+        if keyring is None:
+            raise ConflictState(
+                "waiting for the tenant's data key: nothing was pushed or pulled", hint=WAITING_HINT
+            )
+        self.share(keyring)
+        return keyring
+
+    def share(self, keyring: Keyring, *, everyone: bool = False) -> int:
+        """Wrap the keyring for each device whose copy is missing or older (or, ``everyone``, all)."""
+        holders = self._call("GET", "/v1/keys/devices")
+        blobs = {
+            h["id"]: wrap_for_device(keyring.serialize(), h["box_public"]).decode()
+            for h in holders
+            # A key id this device does not know is newer than its own: never overwrite it.
+            if h["box_public"]
+            and (everyone or h["kid"] is None or (h["kid"] in keyring.kids and h["kid"] != keyring.current))
+        }
+        if blobs:
+            self._call("PUT", "/v1/keys/wrapped", {"blobs": blobs, "kid": keyring.current})
+        return len(blobs)
+
+    def rotate(self, passphrase: str | None = None) -> Keyring:
+        """A new current data key: shared with every device (and the recovery copy), then kept here."""
+        keyring = self.refresh()
+        if keyring is None:
+            raise ConflictState("this device has no tenant key to rotate", hint=WAITING_HINT)
+        rotated = Keyring({kid: k for kid in keyring.kids if (k := keyring.key(kid))}, keyring.current)
+        rotated.rotate()
+        # Shared before it is kept here: a device that seals with a key no other device has
+        # would write entries nobody else can read.
+        self.share(rotated, everyone=True)
+        if passphrase is not None:
+            self.set_recovery(passphrase, rotated)
+        self.vault.set_keyring(rotated)
+        return rotated
+
+    def set_recovery(self, passphrase: str, keyring: Keyring | None = None) -> None:
+        """Store the keyring at the hub wrapped with the recovery passphrase."""
+        keyring = keyring or self.ensure()
+        blob = wrap_with_passphrase(keyring.serialize(), passphrase).decode()
+        self._call("PUT", "/v1/keys/recovery", {"blob": blob, "kid": keyring.current})
+
+    def has_recovery(self) -> bool:
+        return bool(self._call("GET", "/v1/keys/recovery")["blob"])
+
+    def recover(self, passphrase: str) -> Keyring:
+        """Open the recovery copy with the passphrase, keep it here, and wrap it to this device."""
+        blob = self._call("GET", "/v1/keys/recovery")["blob"]
+        if not blob:
+            raise ConflictState(
+                "this tenant has no recovery passphrase set",
+                hint="set one on a device that has the key: truthvault keys recovery set",
+            )
+        try:
+            recovered = Keyring.deserialize(unwrap_with_passphrase(blob.encode(), passphrase))
+        except InvalidInput:
+            raise DecryptionFailed("the recovery envelope holds no keyring", reason="malformed") from None
+        local = self.vault.keyring()
+        # A key already here stays current: the recovery copy may predate a rotation.
+        keyring = merge_keyrings(recovered, local) if local else recovered
+        self.vault.set_keyring(keyring)
+        if (box := self._own_box()) is not None:
+            blob = wrap_for_device(keyring.serialize(), box).decode()
+            self._call(
+                "PUT", "/v1/keys/wrapped", {"blobs": {self.vault.device_id: blob}, "kid": keyring.current}
+            )
+        return keyring
+
+    def holders(self) -> list[dict[str, Any]]:
+        """The tenant's devices as key sharing sees them."""
+        result: list[dict[str, Any]] = self._call("GET", "/v1/keys/devices")
+        return result

@@ -1,0 +1,204 @@
+"""End-to-end encryption with real hub processes: the hub never holds a local-first payload in
+the clear, keys reach new devices without it, tampering is caught on the device (both backends)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from .conftest import Cli, HubProc
+
+pytestmark = pytest.mark.e2e
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture
+def hub2(hub_db: str, tmp_path: Path) -> Iterator[HubProc]:
+    """A running hub (no tenants yet)."""
+    proc = HubProc(hub_db, tmp_path / "hub-home")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _tenant(hub: HubProc, name: str, mode: str) -> str:
+    return str(hub.admin.json("hub", "tenant", "add", name, "--mode", mode)["enrol_code"])
+
+
+def _enroll(
+    hub: HubProc, home: Path, tenant: str, name: str, *extra: str, env: dict[str, str] | None = None
+) -> Cli:
+    code = hub.admin.json("hub", "tenant", "code", tenant)["enrol_code"]
+    cli = Cli(home / name)
+    cli.env.update(env or {})
+    cli.run("enroll", "--hub", hub.url, "--code", code, "--name", name, *extra)
+    return cli
+
+
+def _texts(cli: Cli) -> set[str]:
+    return {str(e["payload"].get("text")) for e in cli.json("list", "--limit", "1000")}
+
+
+def _hub_text(hub: HubProc) -> str:
+    """Everything the hub holds, as text: every column of every row of every table, and its files."""
+    chunks: list[str] = []
+    if hub.db.startswith("postgresql"):
+        with psycopg.connect(hub.db) as conn:
+            cols = conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public'"
+            ).fetchall()
+            for table in sorted({c[0] for c in cols}):
+                chunks += [r[0] for r in conn.execute(f'SELECT t::text FROM "{table}" t')]
+            for table, column, kind in cols:
+                if kind == "bytea":  # t::text shows bytea as hex: read it as the text it holds
+                    rows = conn.execute(f'SELECT convert_from("{column}", \'UTF8\') FROM "{table}"')
+                    chunks += [r[0] or "" for r in rows]
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(hub.db + suffix)
+            if path.exists():
+                chunks.append(path.read_bytes().decode("latin-1"))
+        with closing(sqlite3.connect(hub.db)) as conn:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+                for col in cols:
+                    chunks += [
+                        str(r[0]) for r in conn.execute(f'SELECT CAST("{col}" AS TEXT) FROM "{table}"')
+                    ]
+    for path in hub.admin.home.rglob("*"):
+        if path.is_file():
+            chunks.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(chunks)
+
+
+def _hub_sql(hub: HubProc, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    if hub.db.startswith("postgresql"):
+        with psycopg.connect(hub.db, autocommit=True) as conn:
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
+    with closing(sqlite3.connect(hub.db, isolation_level=None)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _stored_items(hub: HubProc, tenant: str) -> dict[str, dict[str, Any]]:
+    rows = _hub_sql(
+        hub,
+        "SELECT e.entity_id, e.wire FROM entities e JOIN tenants t ON t.pk = e.tenant_pk WHERE t.name = ?",
+        (tenant,),
+    )
+    return {r[0]: json.loads(bytes(r[1])) for r in rows}
+
+
+def _store_item(hub: HubProc, entity_id: str, item: dict[str, Any]) -> None:
+    wire = json.dumps(item, separators=(",", ":")).encode()
+    _hub_sql(hub, "UPDATE entities SET wire = ? WHERE entity_id = ?", (wire, entity_id))
+
+
+def test_hub_never_sees_local_first_plaintext(hub2: HubProc, tmp_path: Path) -> None:
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    _tenant(hub, "shop", "cloud_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    marker = uuid.uuid4().hex
+    ids = [
+        laptop.json("note", "add", f"secret {marker} {n}", "--title", f"t-{marker}")["item"]["entity_id"]
+        for n in range(3)
+    ]
+    laptop.sync()
+    assert marker not in _hub_text(hub)
+
+    # The search finds a marker where there is one: a cloud-first tenant keeps plaintext.
+    till = _enroll(hub, tmp_path, "shop", "till")
+    plain = uuid.uuid4().hex
+    till.run("note", "add", f"open {plain}")
+    till.sync()
+    assert plain in _hub_text(hub) and marker not in _hub_text(hub)
+
+    # A second device gets the key once an enrolled device has shared it.
+    phone = _enroll(hub, tmp_path, "family", "phone")
+    waiting = phone.run("sync", "now", check=False)
+    assert waiting.returncode == 1 and "waiting for the tenant's data key" in waiting.stderr
+    laptop.sync()  # wraps the keyring to the phone's box key
+    phone.sync()
+    assert _texts(phone) == {f"secret {marker} {n}" for n in range(3)}
+
+    # Tamper at the hub: flip a ciphertext byte of one entity, move another's envelope onto a third.
+    stored = _stored_items(hub, "family")
+    bad, src, dst = ids
+    item = stored[bad]
+    ct = bytearray(base64.urlsafe_b64decode(item["payload"]["ct"] + "=="))
+    ct[5] ^= 0x01
+    item["payload"]["ct"] = base64.urlsafe_b64encode(bytes(ct)).rstrip(b"=").decode()
+    _store_item(hub, bad, item)
+    moved = stored[dst]
+    moved["payload"] = stored[src]["payload"]
+    _store_item(hub, dst, moved)
+
+    fresh = _enroll(hub, tmp_path, "family", "tablet")
+    laptop.sync()
+    result = fresh.run("sync", "now", check=False)
+    assert result.returncode == 1
+    first, *rest = result.stderr.strip().splitlines()
+    assert first.startswith("error: 2 pulled item(s) could not be decrypted") and len(rest) <= 1
+    assert bad in first and dst in first and "tampered" in first
+    assert _texts(fresh) == {f"secret {marker} 1"}  # the untouched entity arrived intact
+    events = fresh.json("events", "--type", "DECRYPTION_FAILED")
+    assert {e["entity_id"] for e in events} == {bad, dst}
+
+
+def test_recovery_and_rotation(hub2: HubProc, tmp_path: Path) -> None:
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    laptop.run("note", "add", "before rotation")
+    laptop.sync()
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    out = laptop.run("keys", "recovery", "set", "--passphrase-file", str(secret)).stdout
+    assert "recovery passphrase set" in out and PASSPHRASE not in out
+
+    # The lost-device story: a brand-new device reads everything with the passphrase alone.
+    restored = _enroll(
+        hub, tmp_path, "family", "restored", "--recover", env={"TRUTHVAULT_RECOVERY_PASSPHRASE": PASSPHRASE}
+    )
+    restored.sync()
+    assert _texts(restored) == {"before rotation"}
+    code = hub.admin.json("hub", "tenant", "code", "family")["enrol_code"]
+    wrong = Cli(tmp_path / "wrong")
+    wrong.env["TRUTHVAULT_RECOVERY_PASSPHRASE"] = "not the passphrase at all"
+    failed = wrong.run(
+        "enroll", "--hub", hub.url, "--code", code, "--name", "wrong", "--recover", check=False
+    )
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[0].startswith("error: wrong recovery passphrase")
+
+    phone = _enroll(hub, tmp_path, "family", "phone")
+    laptop.sync()
+    phone.sync()
+    before = laptop.json("keys", "status")["current_key"]
+    rotated = laptop.run("keys", "rotate", "--passphrase-file", str(secret)).stdout
+    assert "rotated the tenant data key" in rotated and "recovery copy re-wrapped" in rotated
+    after = laptop.json("keys", "status")["current_key"]
+    assert after != before
+    laptop.run("note", "add", "after rotation")
+    laptop.sync()
+    phone.sync()
+    assert _texts(phone) == {"before rotation", "after rotation"}
+    kids = {item["payload"]["kid"] for item in _stored_items(hub, "family").values()}
+    assert kids == {before, after}
+    # The recovery copy was re-wrapped: a device recovering now reads the new entries too.
+    late = _enroll(hub, tmp_path, "family", "late", "--recover", "--passphrase-file", str(secret))
+    late.sync()
+    assert _texts(late) == {"before rotation", "after rotation"}
