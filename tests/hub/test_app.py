@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from truthvault.clock import HybridClock
 from truthvault.hub.app import HubSettings, create_app
-from truthvault.hub.store import HubStore, Limits
+from truthvault.hub.store import HubStore, Limits, open_store
 from truthvault.model import PushRequest, SyncItem, encode
 
 clock = HybridClock()
@@ -159,6 +159,36 @@ def test_long_poll_wakes_on_a_push(a: Dev) -> None:
     thread.join(15)
     assert [i["entity_id"] for i in result["page"]["items"]] == ["n2"]
     assert 0.2 < result["took"] < 5
+
+
+@pytest.mark.postgres
+def test_a_push_to_one_hub_wakes_a_long_poll_on_another(pg_dsn: str) -> None:
+    """Two hub processes on one PostgreSQL: LISTEN/NOTIFY carries the news between them."""
+    first, second = open_store(pg_dsn), open_store(pg_dsn)
+    result: dict[str, Any] = {}
+    try:
+        first.add_tenant("alpha", "local_first")
+        with TestClient(create_app(first)) as one, TestClient(create_app(second)) as two:
+            dev = Dev(one, first, "alpha", "laptop")
+            dev.push(dev.item("n1", "first"))
+            head = dev.pull().json()["cursor"]
+
+            def waiter() -> None:
+                t0 = time.monotonic()
+                r = two.get("/v1/sync/pull", params={"since": head, "wait": 20}, headers=dev.headers)
+                result["page"], result["took"] = r.json(), time.monotonic() - t0
+
+            thread = threading.Thread(target=waiter)
+            thread.start()
+            time.sleep(0.5)
+            dev.push(dev.item("n2", "second"))
+            thread.join(25)
+    finally:
+        first.close()
+        second.close()
+    assert [i["entity_id"] for i in result["page"]["items"]] == ["n2"]
+    # woken at once by the notification; the safety-net re-read would come only after 5 s
+    assert result["took"] < 3
 
 
 def test_long_poll_times_out_empty(a: Dev) -> None:

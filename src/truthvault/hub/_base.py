@@ -15,7 +15,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -421,10 +421,22 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 PushResult(item.entity_id, out.value, item.mutation, rid) for item, out, rid in plan.results
             ]
             applied = self._apply(db, pk, state, plan, current, request.decisions, ctx.device_id, now, events)
+            if applied.head != state.head_seq:
+                self._announce(db, ctx.tenant_id)
             mutation = max(last, items[-1].mutation or 0) if items else last
             sql = "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?"
             db.execute(sql, (mutation, now, ctx.device_id))
         return PushResponse(results=results, head=applied.head, last_mutation=mutation)
+
+    def _announce(self, db: Db, tenant_id: str) -> None:
+        """Tell other hub processes, at commit, that a tenant changed (see :meth:`watch`)."""
+
+    def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_change(tenant_id)`` when another hub process commits a change to a
+        tenant; return a function that stops watching. One process owns a SQLite hub, so
+        by default there is nothing to watch."""
+        del on_change
+        return lambda: None
 
     def _lock_tenant(self, db: Db, pk: int) -> TenantState:
         head, checksum, purge_seq = db.execute(TENANT_COUNTERS + self._lock_clause, (pk,)).fetchone()
@@ -587,6 +599,7 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 {"record_id": record_id, "resolution": resolution},
             )
             applied = self._apply(db, pk, state, plan, current, [decision], ctx.device_id, now, [event])
+            self._announce(db, ctx.tenant_id)
         return applied.records[record_id], applied.entities.get(record.entity_id)
 
     def purge_tombstones(self, older_than_ms: int) -> int:

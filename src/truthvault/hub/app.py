@@ -100,9 +100,17 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_purge_loop(store, cfg))
+        loop = asyncio.get_running_loop()
+
+        # pushes committed by other hub processes (PostgreSQL LISTEN/NOTIFY) wake our waiters
+        def changed(tenant_id: str) -> None:
+            loop.call_soon_threadsafe(notifier.notify, tenant_id)
+
+        unwatch = store.watch(changed)
         try:
             yield
         finally:
+            unwatch()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -226,7 +234,9 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         ctx, body = await run_in_threadpool(first_page)
         deadline = time.monotonic() + min(wait, cfg.max_wait_s)
         while wait and body.startswith(_EMPTY_PAGE) and time.monotonic() < deadline:
-            await notifier.wait(ctx.tenant_id, min(deadline - time.monotonic(), 0.5))
+            # woken at once by a push here or (LISTEN/NOTIFY) in another hub; the periodic
+            # re-read of the head is only a safety net
+            await notifier.wait(ctx.tenant_id, min(deadline - time.monotonic(), 5.0))
             if await run_in_threadpool(store.head, ctx.tenant_id) > since:
                 body = await run_in_threadpool(store.pull_raw, ctx, since, limit)
         return Response(body, media_type=_JSON)

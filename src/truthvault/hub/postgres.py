@@ -6,7 +6,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,8 @@ from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db
 __all__ = ["PostgresHubStore"]
 
 log = logging.getLogger("truthvault.hub")
+#: the LISTEN/NOTIFY channel that tells hub processes a tenant changed
+_CHANNEL = "truthvault_changes"
 #: new rows after which the first background ANALYZE runs
 _ANALYZE_AFTER_ROWS = 20_000
 
@@ -168,6 +170,36 @@ class PostgresHubStore(BaseHubStore):
                         copy.write_row(row)
                 cur.execute(_UPSERT_FROM_STAGE, (pk,))
         self._note_growth(len(new))
+
+    def _announce(self, db: Db, tenant_id: str) -> None:
+        # Delivered to every listening hub process when (and only if) the push commits.
+        db.execute("SELECT pg_notify(?, ?)", (_CHANNEL, tenant_id))
+
+    def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
+        """LISTEN on a connection of its own in a thread; the hubs on one PostgreSQL
+        coordinate through it, never through their own memory."""
+        stop = threading.Event()
+
+        def listen() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(self.url, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {_CHANNEL}")
+                        while not stop.is_set():
+                            for note in conn.notifies(timeout=0.5):
+                                on_change(note.payload)
+                except psycopg.Error:
+                    log.warning("lost the LISTEN connection; reconnecting", exc_info=True)
+                    stop.wait(1.0)
+
+        thread = threading.Thread(target=listen, name="truthvault-listen", daemon=True)
+        thread.start()
+
+        def unwatch() -> None:
+            stop.set()
+            thread.join(5)
+
+        return unwatch
 
     def _note_growth(self, rows: int) -> None:
         """Re-analyze the big tables in the background once they have grown by a fifth.

@@ -6,7 +6,7 @@ Every method is scoped to one tenant through the :class:`DeviceContext` it is gi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -266,6 +266,10 @@ class HubStore(Protocol):
 
     def pull_raw(self, ctx: DeviceContext, since: int, limit: int) -> bytes:
         """What :meth:`pull` answers, as the exact JSON bytes of a PullResponse."""
+
+    def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_change(tenant_id)`` (from another thread) when another hub process
+        commits a change to a tenant; return a function that stops watching."""
 
     def head(self, tenant_id: str) -> int:
         """The tenant's latest sequence number (0 when empty)."""
