@@ -197,8 +197,9 @@ def test_long_poll_times_out_empty(a: Dev) -> None:
     assert page["items"] == [] and time.monotonic() - t0 >= 0.45
 
 
-def test_conflict_resolve_restores_the_loser(client: TestClient, a: Dev, hub_store: HubStore) -> None:
-    phone = Dev(client, hub_store, "alpha", "phone")
+def test_conflict_resolve_restores_the_loser(client: TestClient, b: Dev, hub_store: HubStore) -> None:
+    a = b  # a cloud_first tenant: the hub holds plaintext it may write back
+    phone = Dev(client, hub_store, "beta", "phone")
     first = a.item("n1", "base")
     a.push(first)
     a.push(a.item("n1", "laptop edit", base_version=1, base_clock=first.last_modified_at))
@@ -226,3 +227,10 @@ def test_conflict_resolve_restores_the_loser(client: TestClient, a: Dev, hub_sto
     assert r.status_code == 422 and "resolution" in r.json()["error"]["message"]
     events = client.get("/v1/events", params={"type": "CONFLICT_DETECTED"}, headers=a.headers).json()
     assert [e["entity_id"] for e in events] == ["n1"]
+
+
+def test_a_local_first_conflict_is_restored_on_a_device_not_the_hub(client: TestClient, a: Dev) -> None:
+    r = client.post(
+        "/v1/sync/conflict-resolve", json={"conflict_id": "any", "resolution": "restore"}, headers=a.headers
+    )
+    assert r.status_code == 409 and "on a device" in r.json()["error"]["message"]
