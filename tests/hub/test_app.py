@@ -229,8 +229,19 @@ def test_conflict_resolve_restores_the_loser(client: TestClient, b: Dev, hub_sto
     assert [e["entity_id"] for e in events] == ["n1"]
 
 
-def test_a_local_first_conflict_is_restored_on_a_device_not_the_hub(client: TestClient, a: Dev) -> None:
+def test_a_local_first_conflict_is_restored_on_a_device_not_the_hub(
+    client: TestClient, a: Dev, hub_store: HubStore
+) -> None:
+    phone = Dev(client, hub_store, "alpha", "phone")
+    first = a.item("n1", "base")
+    a.push(first)
+    a.push(a.item("n1", "laptop edit", base_version=1, base_clock=first.last_modified_at))
+    phone.push(phone.item("n1", "phone edit", base_version=1, base_clock=first.last_modified_at))
+    (conflict,) = client.get("/v1/conflicts", headers=a.headers).json()
     r = client.post(
-        "/v1/sync/conflict-resolve", json={"conflict_id": "any", "resolution": "restore"}, headers=a.headers
+        "/v1/sync/conflict-resolve",
+        json={"conflict_id": conflict["id"], "resolution": "restore"},
+        headers=a.headers,
     )
     assert r.status_code == 409 and "on a device" in r.json()["error"]["message"]
+    assert len(client.get("/v1/conflicts", headers=a.headers).json()) == 1  # still open, nothing written

@@ -575,12 +575,6 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             raise InvalidInput(f"resolution {resolution!r} must be 'keep' or 'restore'")
         if not CANONICAL_STAMP_RE.match(clock):
             raise InvalidInput(f"clock {clock!r} is not a stamp like 2026-11-22T01:36:48.123Z-0000")
-        if resolution == "restore" and ctx.vault_mode == "local_first":
-            # The payload is sealed to its entity and version; only a device can re-seal it.
-            raise ConflictState(
-                "a local-first tenant's conflict can only be restored on a device",
-                hint="run 'truthvault conflicts resolve ID --restore' there",
-            )
         pk, now = self._tenant_pk(ctx.tenant_id), _now()
         with self._write() as db:
             state = self._lock_tenant(db, pk)
@@ -591,6 +585,13 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             record = _record_decoder.decode(row[0])
             if record.status != "open":
                 raise ConflictState(f"conflict {record_id!r} is already {record.status}")
+            if resolution == "restore" and ctx.vault_mode == "local_first":
+                # The payload is sealed to its entity and version; only a device can re-seal it.
+                raise ConflictState(
+                    "a local-first tenant's conflict can only be restored on a device",
+                    hint="run 'truthvault conflicts resolve ID --restore' there",
+                )
+
             plan, current = MergePlan(), {}
             if resolution == "restore":
                 current = self._load_current(db, pk, [record.entity_id])
