@@ -42,8 +42,13 @@ __all__ = [
 EntityType = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 EntityId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Level = Annotated[int, msgspec.Meta(ge=1, le=5)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+#: the largest integer both databases store (SQLite INTEGER, PostgreSQL BIGINT: signed 64-bit)
+MAX_INT64 = 2**63 - 1
+#: text without NUL characters, which PostgreSQL cannot store in a text column
+NO_NUL = r"^[^\x00]*$"
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
 Payload = Annotated[
     msgspec.Raw,
     msgspec.Meta(
@@ -61,7 +66,7 @@ class OriginStep(msgspec.Struct, omit_defaults=True, gc=False):
     level: Level
     source: ShortText
     at: ShortText
-    ref: str | None = None
+    ref: Text | None = None
 
 
 class SyncItem(msgspec.Struct, omit_defaults=True, gc=False):
@@ -80,7 +85,7 @@ class SyncItem(msgspec.Struct, omit_defaults=True, gc=False):
     last_modified_by_level: Level | None = None
     version: NonNegative = 1
     base_version: NonNegative = 0
-    base_clock: str | None = None
+    base_clock: Text | None = None
     contract_version: NonNegative = 1
     deleted: bool = False
     #: push only: the device's number for this mutation (strictly increasing per device)
@@ -110,7 +115,7 @@ class Decision(msgspec.Struct, omit_defaults=True, gc=False):
     id: ShortText
     status: Literal["accepted", "rejected", "resolved"]
     at: ShortText
-    resolution: str | None = None
+    resolution: Text | None = None
 
 
 class PushRequest(msgspec.Struct, omit_defaults=True, gc=False):

@@ -245,3 +245,26 @@ def test_a_local_first_conflict_is_restored_on_a_device_not_the_hub(
     )
     assert r.status_code == 409 and "on a device" in r.json()["error"]["message"]
     assert len(client.get("/v1/conflicts", headers=a.headers).json()) == 1  # still open, nothing written
+
+
+def test_a_body_fastapi_cannot_parse_gets_the_error_shape(client: TestClient) -> None:
+    # Invalid UTF-8 in a JSON body: FastAPI refuses it with 400 before the hub's code runs.
+    r = client.post(
+        "/v1/sync/conflict-resolve", content=b"\xb4", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert r.json() == {"error": {"code": "bad_request", "message": "There was an error parsing the body"}}
+    assert client.get("/v1/nowhere").json()["error"]["code"] == "not_found"
+
+
+def test_what_the_databases_cannot_hold_is_refused_at_the_edge(client: TestClient, a: Dev) -> None:
+    # Found by the schemathesis test: each was a 500 (integer overflow; PostgreSQL and NUL).
+    huge = str(2**64)
+    assert client.get(f"/v1/events?since={huge}", headers=a.headers).status_code == 422
+    assert a.pull(since=2**63).status_code == 422
+    r = client.post("/v1/devices/revoke", json={"name": "lap\x00top"}, headers=a.headers)
+    assert r.status_code == 422 and "NUL" in r.json()["error"]["message"]
+    assert client.get("/v1/events?type=a%00b", headers=a.headers).status_code == 422
+    assert a.push(a.item("n1", "x", mutation=2**63)).status_code == 422
+    assert a.push(a.item("n1", "x", device_id="d\x00")).status_code == 422
+    assert a.pull().json()["items"] == []

@@ -4,14 +4,24 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import BadSignature, RateLimited, TruthvaultError
 from ._guard import Guard, RequestParts
 from .store import DeviceContext, HubStore
 
-__all__ = ["EnrollBody", "RevokeBody", "RotateKeyBody", "add_device_routes"]
+__all__ = ["EnrollBody", "RevokeBody", "RotateKeyBody", "Text", "add_device_routes"]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+#: request text: refused at the edge if it holds a NUL, which PostgreSQL cannot store or compare
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 _KEY = Field(min_length=1, max_length=100, description="a raw public key in unpadded base64url")
 
@@ -19,23 +29,23 @@ _KEY = Field(min_length=1, max_length=100, description="a raw public key in unpa
 class EnrollBody(BaseModel):
     """The body of ``POST /v1/enroll``."""
 
-    code: str = Field(min_length=1, max_length=64, description="the one-time enrolment code")
-    device_name: str = Field(min_length=1, max_length=200, description="a name for the device, e.g. laptop")
-    sign_public: str = _KEY
-    box_public: str = _KEY
+    code: Text = Field(min_length=1, max_length=64, description="the one-time enrolment code")
+    device_name: Text = Field(min_length=1, max_length=200, description="a name for the device, e.g. laptop")
+    sign_public: Text = _KEY
+    box_public: Text = _KEY
 
 
 class RevokeBody(BaseModel):
     """The body of ``POST /v1/devices/revoke``."""
 
-    name: str = Field(min_length=1, max_length=200, description="the device to revoke")
+    name: Text = Field(min_length=1, max_length=200, description="the device to revoke")
 
 
 class RotateKeyBody(BaseModel):
     """The body of ``POST /v1/devices/rotate-key``."""
 
-    sign_public: str = _KEY
-    box_public: str = _KEY
+    sign_public: Text = _KEY
+    box_public: Text = _KEY
     grace_seconds: float = Field(
         default=86400, ge=0, le=30 * 86400, description="how long the old key keeps working"
     )

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import ConflictState
+from ._device_routes import Text
 from .store import DeviceContext, HubStore
 
 __all__ = ["RecoveryBody", "WrappedKeysBody", "add_key_routes"]
@@ -19,16 +20,18 @@ _KID = Field(min_length=1, max_length=64, description="the wrapped keyring's cur
 class WrappedKeysBody(BaseModel):
     """The body of ``PUT /v1/keys/wrapped``."""
 
-    blobs: dict[str, str] = Field(max_length=1000, description="device id -> keyring wrapped to its box key")
-    kid: str = _KID
+    blobs: dict[Text, Text] = Field(
+        max_length=1000, description="device id -> keyring wrapped to its box key"
+    )
+    kid: Text = _KID
     genesis: bool = Field(default=False, description="the caller created the tenant's first keyring")
 
 
 class RecoveryBody(BaseModel):
     """The body of ``PUT /v1/keys/recovery``."""
 
-    blob: str = _BLOB
-    kid: str = _KID
+    blob: Text = _BLOB
+    kid: Text = _KID
 
 
 def _local_first(ctx: DeviceContext) -> None:

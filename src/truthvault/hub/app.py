@@ -15,12 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..clock import HybridClock
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, TruthvaultError, Unauthorized
-from ..model import PullResponse, PushRequest, PushResponse, Record, decode_push, encode
-from ._device_routes import add_device_routes
+from ..model import MAX_INT64, PullResponse, PushRequest, PushResponse, Record, decode_push, encode
+from ._device_routes import Text, add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
 from ._key_routes import add_key_routes
 from .store import DeviceContext, HubStore, Limits
@@ -76,10 +77,14 @@ class _Notifier:
 class ConflictResolveBody(BaseModel):
     """The body of ``POST /v1/sync/conflict-resolve``."""
 
-    conflict_id: str = Field(min_length=1, max_length=200, description="the conflict record's id")
+    conflict_id: Text = Field(min_length=1, max_length=200, description="the conflict record's id")
     resolution: Literal["keep", "restore"] = Field(
         description="keep the current version, or restore the kept loser as a new user version"
     )
+
+
+#: the error code of a refusal FastAPI or Starlette makes before the hub's code runs
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 def _schema_ref(name: str) -> dict[str, str]:
@@ -145,6 +150,17 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
         return _error(InvalidInput(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body it cannot parse: 400; an unknown path: 404; 405) would
+        # otherwise answer {"detail": ...}; every error of the hub has one shape.
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail)}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -216,7 +232,9 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     )
     async def pull(
         request: Request,
-        since: Annotated[int, Query(ge=0, description="the cursor of the last pull (0: from the start)")] = 0,
+        since: Annotated[
+            int, Query(ge=0, le=MAX_INT64, description="the cursor of the last pull (0: from the start)")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, description="at most this many changes")] = 1000,
         wait: Annotated[
             float, Query(ge=0, description="seconds to wait for a change when there is none")
@@ -277,9 +295,9 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     @app.get("/v1/events", tags=["sync"])
     async def events(
         ctx: Device,
-        since: Annotated[int, Query(ge=0)] = 0,
+        since: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-        type: Annotated[str | None, Query(max_length=64)] = None,
+        type: Annotated[Text | None, Query(max_length=64)] = None,
     ) -> list[dict[str, Any]]:
         """The tenant's sync events (SYNC_PUSH, CONFLICT_DETECTED, ...), oldest first."""
         found = await run_in_threadpool(store.events, ctx.tenant_id, since, limit, type)
