@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -40,7 +41,14 @@ class TlsHub(HubProc):
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-        trust = pinned_context(cert.read_text(), "127.0.0.1")
+        try:
+            self._wait_ready(pinned_context(cert.read_text(), "127.0.0.1"))
+        except BaseException:
+            self.stop(kill=True)  # a hub that never got ready must not outlive the test
+            raise
+
+    def _wait_ready(self, trust: ssl.SSLContext) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -50,7 +58,6 @@ class TlsHub(HubProc):
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        self.stop(kill=True)
         raise AssertionError("hub did not start in 30 s")
 
 
