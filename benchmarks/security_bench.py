@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import msgspec
+from sync_bench import serving  # the same hub process, started the same way
 
 from truthvault.clock import HybridClock
 from truthvault.crypto import DeviceKeys, Keyring
@@ -80,27 +79,8 @@ def hub(home: Path) -> Iterator[tuple[str, dict[str, str]]]:
         for n in range(ROUNDS + 1)
         for mode in ("local_first", "cloud_first")
     }
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [*TV, "hub", "serve", "--db", db, "--port", str(port), "--rate-limit", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(url + "/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with serving(db, env, "--rate-limit", "0") as url:
         yield url, codes
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def measure(

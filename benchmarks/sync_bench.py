@@ -89,16 +89,23 @@ def hub_process(db: str, home: Path) -> Iterator[tuple[str, str, str, str]]:
     dev = msgspec.json.decode(
         run("hub", "device", "add", "--tenant", "bench", "--name", "d1", "--db", db, "--json").stdout
     )
+    with serving(db, env) as url:
+        yield url, dev["token"], dev["tenant_id"], dev["id"]
+
+
+@contextmanager
+def serving(db: str, env: dict[str, str], *extra: str) -> Iterator[str]:
+    """Run `truthvault hub serve` on a free loopback port until the block ends; yield its URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [*TV, "hub", "serve", "--db", db, "--port", str(port)],
+        [*TV, "hub", "serve", "--db", db, "--port", str(port), *extra],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _ in range(200):
             try:
                 httpx.get(url + "/healthz", timeout=1).raise_for_status()
                 break
@@ -106,10 +113,12 @@ def hub_process(db: str, home: Path) -> Iterator[tuple[str, str, str, str]]:
                 time.sleep(0.1)
         else:
             raise RuntimeError("hub did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
-        yield url, dev["token"], dev["tenant_id"], dev["id"]
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 def push_all(client: httpx.Client, bodies: list[bytes]) -> float:

@@ -7,6 +7,7 @@ the tenant, entity type, entity id and version, so the hub can neither read it n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -34,27 +35,23 @@ class Unreadable:
         return f"{self.entity_type} {self.entity_id!r} v{self.version}{where} ({self.reason})"
 
 
+def _bound_to(item: SyncItem, tenant_id: str) -> dict[str, Any]:
+    """What a sealed payload is bound to: its tenant, entity and version."""
+    return {
+        "tenant_id": tenant_id,
+        "entity_type": item.entity_type,
+        "entity_id": item.entity_id,
+        "version": item.version,
+    }
+
+
 def _sealed(item: SyncItem, keyring: Keyring, tenant_id: str) -> SyncItem:
-    envelope = seal(
-        keyring,
-        bytes(item.payload),
-        tenant_id=tenant_id,
-        entity_type=item.entity_type,
-        entity_id=item.entity_id,
-        version=item.version,
-    )
+    envelope = seal(keyring, bytes(item.payload), **_bound_to(item, tenant_id))
     return msgspec.structs.replace(item, payload=msgspec.Raw(envelope))
 
 
 def _opened(item: SyncItem, keyring: Keyring, tenant_id: str) -> SyncItem:
-    plaintext = open_sealed(
-        keyring,
-        bytes(item.payload),
-        tenant_id=tenant_id,
-        entity_type=item.entity_type,
-        entity_id=item.entity_id,
-        version=item.version,
-    )
+    plaintext = open_sealed(keyring, bytes(item.payload), **_bound_to(item, tenant_id))
     return msgspec.structs.replace(item, payload=msgspec.Raw(plaintext))
 
 
