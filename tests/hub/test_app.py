@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from truthvault.clock import HybridClock
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore, Limits, open_store
-from truthvault.model import PushRequest, SyncItem, encode
+from truthvault.model import Decision, OriginStep, PushRequest, SyncItem, encode
 
 clock = HybridClock()
 
@@ -268,3 +268,21 @@ def test_what_the_databases_cannot_hold_is_refused_at_the_edge(client: TestClien
     assert a.push(a.item("n1", "x", mutation=2**63)).status_code == 422
     assert a.push(a.item("n1", "x", device_id="d\x00")).status_code == 422
     assert a.pull().json()["items"] == []
+
+
+def test_nul_is_refused_in_every_text_field_of_a_batch_but_kept_in_payloads(a: Dev) -> None:
+    # Decoding leaves NUL to a scan of the bodies that can hold one: each text field is covered.
+    step = OriginStep(level=3, source="ai-local:x", at="2026-01-01T00:00:00.000Z-0000", ref="r\x00")
+    bad = PushRequest(items=[a.item("n1", "x"), a.item("n2", "y", origin_chain=(step,))])
+    r = a.push(raw=encode(bad))
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == (
+        "malformed batch: items[1].origin_chain[0].ref: text must not contain NUL characters"
+    )
+    decision = Decision(id="d\x00", status="rejected", at="2026-01-01T00:00:00.000Z-0000")
+    r = a.push(raw=encode(PushRequest(decisions=[decision])))
+    assert r.status_code == 422 and "decisions[0].id" in r.json()["error"]["message"]
+    assert a.pull().json()["items"] == []
+    # a payload is opaque bytes to the hub (ciphertext for local-first tenants): NUL is fine there
+    assert a.push(a.item("n3", "nul \x00 inside")).status_code == 200
+    assert a.pull().json()["items"][0]["payload"] == {"text": "nul \x00 inside"}

@@ -405,7 +405,8 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             plan = plan_merge(current, fresh, now)
             events: list[_EventRow] = []
             if fresh or request.decisions:
-                counts = Counter(str(outcome) for _, outcome, _ in plan.results)
+                by_outcome = Counter(outcome for _, outcome, _ in plan.results)
+                counts = Counter({outcome.value: n for outcome, n in by_outcome.items()})
                 counts["duplicate"] += applied_before
                 detail: dict[str, object] = {
                     "items": len(items),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,11 @@ _PAGE_ENTITIES = "SELECT seq, wire, 0 FROM entities WHERE tenant_pk = ? AND seq 
 _PAGE_RECORDS = "SELECT seq, wire, 1 FROM records WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
 
 log = logging.getLogger("truthvault.hub")
+
+#: how often (at most) the background thread copies committed WAL pages into the database
+_CHECKPOINT_EVERY_S = 0.2
+#: WAL pages at which the writer checkpoints itself: a backstop should the background fall behind
+_WRITER_CHECKPOINT_PAGES = 16384
 
 
 class SqliteHubStore(BaseHubStore):
@@ -48,10 +55,36 @@ class SqliteHubStore(BaseHubStore):
             # Every use of the writer holds _write_lock, so it may move between threads.
             self._writer = self._connect(check_same_thread=False)
             self._writer.execute("PRAGMA journal_mode=WAL")
+            self._writer.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
             if _revision(self._writer) != migrations.HEAD_REVISION:
                 migrations.upgrade(str(self.path))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the hub database {str(self.path)!r}: {exc}") from exc
+        # Checkpoints (copying the WAL back into the database, with its fsyncs) run in a
+        # thread of their own, so a push's commit only appends to the WAL.
+        self._committed = threading.Event()
+        self._closing = False
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="truthvault-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = self._connect(check_same_thread=True)
+        try:
+            while not self._closing:
+                self._committed.wait()
+                self._committed.clear()
+                if self._closing:
+                    break
+                try:
+                    # PASSIVE never waits for the writer or readers: it copies what it can.
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    log.warning("background checkpoint failed (the writer's backstop remains): %s", exc)
+                time.sleep(_CHECKPOINT_EVERY_S)
+        finally:
+            conn.close()
 
     def _connect(self, *, check_same_thread: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=check_same_thread)
@@ -68,7 +101,12 @@ class SqliteHubStore(BaseHubStore):
     def close(self) -> None:
         """Close the writer and every thread's reader."""
         self._stop_notes()
+        self._closing = True
+        self._committed.set()
+        self._checkpointer.join(10)
         with self._write_lock:
+            with contextlib.suppress(sqlite3.Error):  # the last one to close would do it anyway
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._writer.close()
         with self._readers_lock:
             for conn in self._readers:
@@ -99,6 +137,7 @@ class SqliteHubStore(BaseHubStore):
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            self._committed.set()
 
     @contextmanager
     def _read(self) -> Iterator[Db]:
