@@ -10,13 +10,15 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
+import msgspec
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
 from truthvault.errors import StorageError
 from truthvault.hub import migrations
-from truthvault.hub.store import HubStore, open_store
+from truthvault.hub.store import HubStore, Limits, open_store
+from truthvault.model import PushRequest, SyncItem
 
 Sql = Callable[..., list[Any]]
 TABLES = {"tenants", "devices", "entities", "records", "sync_events"}
@@ -68,6 +70,40 @@ def test_downgrade_then_open_migrates_again(hub_url: str, hub_sql: Sql) -> None:
     finally:
         store.close()
     assert hub_sql("SELECT version_num FROM alembic_version") == [(migrations.HEAD_REVISION,)]
+
+
+def test_slimming_the_entities_table_keeps_every_entity(hub_url: str, hub_sql: Sql) -> None:
+    # 0004 drops the truth columns that repeated the wire form; synced data must survive it both ways.
+    store = open_store(hub_url)
+    try:
+        store.add_tenant("acme", "cloud_first")
+        _, token = store.add_device("acme", "laptop")
+        ctx = store.authenticate(token)
+        item = SyncItem(
+            entity_type="note",
+            entity_id="n1",
+            tenant_id=ctx.tenant_id,
+            truth_level=1,
+            origin_source="user:cli",
+            last_modified_at="2026-11-22T01:00:00.000Z-0000",
+            device_id=ctx.device_id,
+            payload=msgspec.Raw(b'{"text":"kept"}'),
+            mutation=1,
+        )
+        store.push(ctx, PushRequest(items=[item]), Limits(), 1_800_000_000_000)
+        before = store.pull_raw(ctx, 0, 10)
+    finally:
+        store.close()
+    command.downgrade(migrations.alembic_config(hub_url), "0003")
+    assert hub_sql("SELECT entity_type, truth_level, version, base_clock FROM entities") == [("", 1, 1, None)]
+    store = open_store(hub_url)  # migrates to the head again
+    try:
+        assert store.pull_raw(ctx, 0, 10) == before
+        assert b'"text":"kept"' in before
+    finally:
+        store.close()
+    with pytest.raises(Exception, match="entity_type"):
+        hub_sql("SELECT entity_type FROM entities")
 
 
 @pytest.mark.postgres

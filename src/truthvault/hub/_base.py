@@ -68,10 +68,9 @@ _pull_decoder = msgspec.json.Decoder(PullResponse)
 _detail_decoder = msgspec.json.Decoder(dict[str, Any])
 
 # Row columns (before ``wire``) and the getters that read them off a stored item or record.
-ENTITY_COLUMNS = (
-    "entity_id, entity_type, seq, truth_level, last_modified_at, device_id, version, base_version, "
-    "base_clock, deleted"
-)
+# An entity row keeps beside its wire form only what queries need: the key, the feed order,
+# and the clock and flag of a tombstone purge.
+ENTITY_COLUMNS = "entity_id, seq, last_modified_at, deleted"
 #: the SET list of an entity upsert: every column but the key, from the incoming row
 ENTITY_UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in [*ENTITY_COLUMNS.split(", ")[1:], "wire"])
 _RECORD_COLUMNS = "id, kind, entity_id, entity_type, status, created_at, decided_at, resolution, seq"
@@ -258,7 +257,7 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         ``existing`` holds the ids that have a row: under the tenant's lock, the others have none.
         """
         db.executemany(
-            f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?,?,?,?,?,?,?) "
+            f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?) "
             f"ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}",
             rows,
         )

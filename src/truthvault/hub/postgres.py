@@ -34,15 +34,15 @@ _item_decoder = msgspec.json.Decoder(SyncItem)
 # the table, changed ones into a staging table and from there by one upsert. The staging
 # table is created, if missing, in the transaction that uses it and emptied at commit, so
 # it also works behind a pooler that gives each transaction a different server connection.
-_STAGE_COLUMNS = (
-    "entity_id text, entity_type text, seq bigint, truth_level smallint, last_modified_at text, "
-    "device_id text, version bigint, base_version bigint, base_clock text, deleted bool, wire bytea"
-)
+# Its name carries the schema revision: a pooled server session may still hold an older one.
+_STAGE_COLUMNS = "entity_id text, seq bigint, last_modified_at text, deleted bool, wire bytea"
 _ENTITY_TYPES = ["int4", *(column.split()[1] for column in _STAGE_COLUMNS.split(", "))]
 _COPY_ENTITIES = f"COPY entities (tenant_pk, {ENTITY_COLUMNS}, wire) FROM STDIN (FORMAT BINARY)"
-_CREATE_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS hub_entity_stage ({_STAGE_COLUMNS}) ON COMMIT DELETE ROWS"
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS hub_entity_stage_v4 ({_STAGE_COLUMNS}) ON COMMIT DELETE ROWS"
+)
 _UPSERT_FROM_STAGE = (
-    f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) SELECT %s, * FROM hub_entity_stage "
+    f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) SELECT %s, * FROM hub_entity_stage_v4 "
     f"ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}"
 )
 
@@ -164,7 +164,7 @@ class PostgresHubStore(BaseHubStore):
                         copy.write_row(row)
             if changed:
                 cur.execute(_CREATE_STAGE)
-                with cur.copy("COPY hub_entity_stage FROM STDIN (FORMAT BINARY)") as copy:
+                with cur.copy("COPY hub_entity_stage_v4 FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(_ENTITY_TYPES[1:])
                     for row in changed:
                         copy.write_row(row)
