@@ -7,6 +7,7 @@ import json
 from typing import TypedDict
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,11 +27,11 @@ WHERE: Where = {"tenant_id": "t-1", "entity_type": "note", "entity_id": "01J0ABC
 
 
 def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return base64.b64decode(text, validate=True)
 
 
 def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return base64.b64encode(data).decode()
 
 
 @settings(max_examples=200)
@@ -46,7 +47,7 @@ def test_envelope_is_a_json_object_that_hides_the_plaintext() -> None:
     envelope = seal(RING, marker, **WHERE)
     obj = json.loads(envelope)
     assert list(obj) == ["tv_enc", "kid", "n", "ct"]
-    assert obj["tv_enc"] == 1 and obj["kid"] == RING.current
+    assert obj["tv_enc"] == 2 and obj["kid"] == RING.current
     assert len(_b64d(obj["n"])) == 12
     assert len(_b64d(obj["ct"])) == len(marker) + 16
     assert b"MARKER" not in envelope
@@ -136,7 +137,9 @@ def test_a_known_kid_pointing_at_another_key_is_tampering() -> None:
     [
         (b"not json", "malformed"),
         (b'{"text":"plain"}', "malformed"),
-        (b'{"tv_enc":2,"kid":"abcd","n":"","ct":""}', "unsupported"),
+        (b'{"tv_enc":3,"kid":"abcd","n":"","ct":""}', "unsupported"),
+        (b'{"tv_enc":2,"kid":"abcd","n":"AAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "malformed"),
+        (b'{"tv_enc":2,"kid":"abcd","n":"not base64!","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "malformed"),
         (b'{"tv_enc":1,"kid":"abcd"}', "malformed"),
         (b'{"tv_enc":1,"kid":"abcd","n":"AAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA"}', "malformed"),
         (b'{"tv_enc":1,"kid":7,"n":"AAAAAAAAAAAAAAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA"}', "malformed"),
@@ -147,6 +150,22 @@ def test_malformed_envelopes_are_named(envelope: bytes, reason: str) -> None:
         open_sealed(RING, envelope, **WHERE)
     assert info.value.reason == reason
     assert "01J0ABC" in info.value.message
+
+
+def test_format_1_envelopes_still_open() -> None:
+    # Format 1 carried base64url without padding; payloads sealed then stay readable.
+    nonce, plaintext = bytes(range(12)), b'{"text":"sealed by an older version"}'
+    key = RING.key(RING.current)
+    assert key is not None
+    ad = json.dumps(["tv_enc", 1, RING.current, *WHERE.values()], separators=(",", ":")).encode()
+    ct = AESGCM(key).encrypt(nonce, plaintext, ad)
+    url = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    old = json.dumps({"tv_enc": 1, "kid": RING.current, "n": url(nonce), "ct": url(ct)}).encode()
+    assert open_sealed(RING, old, **WHERE) == plaintext
+    moved = {**WHERE, "version": 4}
+    with pytest.raises(DecryptionFailed) as info:
+        open_sealed(RING, old, **moved)
+    assert info.value.reason == "tampered"
 
 
 def test_rotation_keeps_old_payloads_readable_and_seals_new_ones_with_the_new_key() -> None:

@@ -6,14 +6,14 @@ the tenant, entity type, entity id and version, so the hub can neither read it n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from ..crypto import Keyring, open_sealed, seal
 from ..errors import DecryptionFailed
-from ..model import PullResponse, PushRequest, Record, SyncItem
+from ..model import PullResponse, PushRequest, SyncItem
 
 __all__ = ["Unreadable", "open_page", "seal_batch"]
 
@@ -35,24 +35,29 @@ class Unreadable:
         return f"{self.entity_type} {self.entity_id!r} v{self.version}{where} ({self.reason})"
 
 
-def _bound_to(item: SyncItem, tenant_id: str) -> dict[str, Any]:
-    """What a sealed payload is bound to: its tenant, entity and version."""
-    return {
-        "tenant_id": tenant_id,
-        "entity_type": item.entity_type,
-        "entity_id": item.entity_id,
-        "version": item.version,
-    }
-
-
 def _sealed(item: SyncItem, keyring: Keyring, tenant_id: str) -> SyncItem:
-    envelope = seal(keyring, bytes(item.payload), **_bound_to(item, tenant_id))
+    envelope = seal(
+        keyring,
+        item.payload,  # a Raw is a bytes-like buffer: no copy
+        tenant_id=tenant_id,
+        entity_type=item.entity_type,
+        entity_id=item.entity_id,
+        version=item.version,
+    )
     return msgspec.structs.replace(item, payload=msgspec.Raw(envelope))
 
 
-def _opened(item: SyncItem, keyring: Keyring, tenant_id: str) -> SyncItem:
-    plaintext = open_sealed(keyring, bytes(item.payload), **_bound_to(item, tenant_id))
-    return msgspec.structs.replace(item, payload=msgspec.Raw(plaintext))
+def _open(item: SyncItem, keyring: Keyring, tenant_id: str) -> None:
+    """Replace the item's sealed payload by its plaintext, in place."""
+    plaintext = open_sealed(
+        keyring,
+        bytes(item.payload),
+        tenant_id=tenant_id,
+        entity_type=item.entity_type,
+        entity_id=item.entity_id,
+        version=item.version,
+    )
+    item.payload = msgspec.Raw(plaintext)
 
 
 def seal_batch(batch: PushRequest, keyring: Keyring, tenant_id: str) -> PushRequest:
@@ -62,23 +67,40 @@ def seal_batch(batch: PushRequest, keyring: Keyring, tenant_id: str) -> PushRequ
     return msgspec.structs.replace(batch, items=items)
 
 
-def open_page(page: PullResponse, keyring: Keyring, tenant_id: str) -> tuple[PullResponse, list[Unreadable]]:
-    """The page with every payload opened, minus those that did not open, which are listed."""
+def open_page(
+    page: PullResponse,
+    keyring: Keyring,
+    tenant_id: str,
+    refresh: Callable[[], Keyring | None] | None = None,
+) -> tuple[PullResponse, list[Unreadable]]:
+    """The page with every payload opened, minus those that did not open, which are listed.
+
+    The page's items and records are opened in place (a page is decoded for this alone). A
+    payload sealed with a key this keyring lacks calls ``refresh`` (once) for a newer
+    keyring, which then opens the rest.
+    """
     failed: list[Unreadable] = []
-    items: list[SyncItem] = []
-    for item in page.items:
+    ring = keyring
+
+    def opened(item: SyncItem, record_id: str | None) -> bool:
+        nonlocal ring, refresh
         try:
-            items.append(_opened(item, keyring, tenant_id))
+            _open(item, ring, tenant_id)
+            return True
         except DecryptionFailed as exc:
-            failed.append(Unreadable(item.entity_type, item.entity_id, item.version, exc.reason, exc.message))
-    records: list[Record] = []
-    for rec in page.records:
-        try:
-            records.append(msgspec.structs.replace(rec, item=_opened(rec.item, keyring, tenant_id)))
-        except DecryptionFailed as exc:
-            it = rec.item
+            if exc.reason == "unknown_key" and refresh is not None:
+                newer, refresh = refresh(), None
+                if newer is not None:
+                    ring = newer
+                    return opened(item, record_id)
             failed.append(
-                Unreadable(it.entity_type, it.entity_id, it.version, exc.reason, exc.message, rec.id)
+                Unreadable(item.entity_type, item.entity_id, item.version, exc.reason, exc.message, record_id)
             )
+            return False
+
+    items = [item for item in page.items if opened(item, None)]
+    records = [rec for rec in page.records if opened(rec.item, rec.id)]
     # The cursor still moves past what failed: a bad ciphertext does not heal by pulling it again.
-    return msgspec.structs.replace(page, items=items, records=records), failed
+    if failed:
+        page = msgspec.structs.replace(page, items=items, records=records)
+    return page, failed

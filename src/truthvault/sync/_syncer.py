@@ -77,12 +77,14 @@ class Syncer:
         """Decrypt a pulled page; an unknown key id fetches this device's keys once and retries."""
         if not self.e2e:
             return page
-        opened, failed = open_page(page, self._ring(), self.vault.tenant_id)
-        if any(f.reason == "unknown_key" for f in failed):
+
+        def refresh() -> Keyring | None:
             refreshed = self.keys.refresh()
             if refreshed is not None:
                 self._keyring = refreshed
-                opened, failed = open_page(page, refreshed, self.vault.tenant_id)
+            return refreshed
+
+        opened, failed = open_page(page, self._ring(), self.vault.tenant_id, refresh)
         for f in failed:
             self.vault.add_event(
                 "DECRYPTION_FAILED",
