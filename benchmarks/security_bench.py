@@ -29,6 +29,7 @@ from truthvault.clock import HybridClock
 from truthvault.crypto import DeviceKeys, Keyring
 from truthvault.model import PushRequest, SyncItem, encode
 from truthvault.sync import HubClient, enroll
+from truthvault.sync._transport import pages
 from truthvault.sync._e2e import open_page, seal_batch
 
 BATCH = 1000
@@ -92,17 +93,14 @@ def measure(
     for batch in batches:
         client.push(seal_batch(batch, keyring, tenant) if keyring else batch)
     push_s = time.perf_counter() - t0
-    since, pulled = 0, 0
+    pulled = 0
     t0 = time.perf_counter()
-    while True:
-        page = client.pull(since, BATCH)
+    # pages() is how a device pulls: the next page is fetched while this one is opened
+    for page in pages(client, 0, BATCH):
         if keyring:
             page, failed = open_page(page, keyring, tenant)
             assert not failed
         pulled += len(page.items)
-        since = page.cursor
-        if not page.has_more:
-            break
     pull_s = time.perf_counter() - t0
     assert pulled == count, (pulled, count)
     return count / push_s, count / pull_s

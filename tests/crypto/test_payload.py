@@ -159,10 +159,13 @@ def test_format_1_envelopes_still_open() -> None:
     assert key is not None
     ad = json.dumps(["tv_enc", 1, RING.current, *WHERE.values()], separators=(",", ":")).encode()
     ct = AESGCM(key).encrypt(nonce, plaintext, ad)
-    url = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+
+    def url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
     old = json.dumps({"tv_enc": 1, "kid": RING.current, "n": url(nonce), "ct": url(ct)}).encode()
     assert open_sealed(RING, old, **WHERE) == plaintext
-    moved = {**WHERE, "version": 4}
+    moved: Where = {**WHERE, "version": 4}
     with pytest.raises(DecryptionFailed) as info:
         open_sealed(RING, old, **moved)
     assert info.value.reason == "tampered"

@@ -74,3 +74,29 @@ def test_a_payload_under_a_key_this_device_lacks_is_reported_as_unknown_key() ->
     sealed = seal_batch(PushRequest(items=[_item(1, "a")]), new, TENANT).items
     _, failed = open_page(_page(sealed), old, TENANT)
     assert [f.reason for f in failed] == ["unknown_key"]
+
+
+def test_a_rotated_key_met_mid_page_refreshes_the_keyring_once_and_opens_the_rest() -> None:
+    ring = Keyring.new()
+    before = Keyring.deserialize(ring.serialize())
+    first = seal_batch(PushRequest(items=[_item(1, "old key")]), ring, TENANT).items
+    ring.rotate()
+    rest = seal_batch(PushRequest(items=[_item(n, f"new key {n}") for n in (2, 3)]), ring, TENANT).items
+    calls: list[int] = []
+
+    def refresh() -> Keyring:
+        calls.append(1)
+        return ring
+
+    opened, failed = open_page(_page([*first, *rest]), before, TENANT, refresh)
+    assert failed == [] and calls == [1]
+    texts = [msgspec.json.decode(i.payload)["text"] for i in opened.items]
+    assert texts == ["old key", "new key 2", "new key 3"]
+    # a refresh that finds nothing newer leaves the rest reported, without asking again
+    stale = seal_batch(PushRequest(items=[_item(n, "x") for n in (4, 5)]), Keyring.new(), TENANT).items
+
+    def nothing_newer() -> None:
+        calls.append(1)
+
+    _, failed = open_page(_page(stale), before, TENANT, nothing_newer)
+    assert [f.reason for f in failed] == ["unknown_key", "unknown_key"] and len(calls) == 2

@@ -7,7 +7,7 @@ primitives (Ed25519, X25519, HKDF-SHA256, AES-256-GCM, scrypt); nothing here inv
 from __future__ import annotations
 
 from ._keys import DeviceKeys, fingerprint
-from ._payload import Keyring, is_sealed, open_sealed, seal
+from ._payload import Keyring, is_sealed, open_sealed, opener, seal, sealer
 from ._signing import (
     DEFAULT_WINDOW_S,
     SIGNATURE_HEADERS,
@@ -41,7 +41,9 @@ __all__ = [
     "fingerprint",
     "is_sealed",
     "open_sealed",
+    "opener",
     "seal",
+    "sealer",
     "sign_request",
     "unwrap_for_device",
     "unwrap_with_passphrase",

@@ -21,7 +21,7 @@ import binascii
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import DecryptionFailed, InvalidInput
 from ._encoding import b64d, b64e, dumps, loads_object
 
-__all__ = ["Keyring", "is_sealed", "open_sealed", "seal"]
+__all__ = ["Keyring", "is_sealed", "open_sealed", "opener", "seal", "sealer"]
 
 #: the envelope format sealed now: 2 has standard base64 fields, which msgspec reads and
 #: writes in C; 1 (base64url, read through the json module) still opens
@@ -139,6 +139,8 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
+#: what payloads arrive as: bytes, or the Raw slices of a decoded message (no copy)
+Buffer = bytes | msgspec.Raw
 _encoder = msgspec.json.Encoder()
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
@@ -169,12 +171,57 @@ def seal(
     keyring: Keyring, plaintext: bytes, *, tenant_id: str, entity_type: str, entity_id: str, version: int
 ) -> bytes:
     """Encrypt ``plaintext`` under the current key as a JSON-object envelope bound to this entity version."""
+    return sealer(keyring, tenant_id)(plaintext, entity_type, entity_id, version)
+
+
+def sealer(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, str, str, int], bytes]:
+    """``seal`` for many payloads of one tenant in a row: ``(plaintext, type, id, version) -> envelope``."""
     kid = keyring.current
     cipher = keyring._cipher(kid)
     assert cipher is not None  # the current key is always in the keyring
-    nonce = os.urandom(12)
-    ct = cipher.encrypt(nonce, plaintext, _associated_data(kid, tenant_id, entity_type, entity_id, version))
-    return _encoder.encode(_Envelope(_ENC_VERSION, kid, nonce, ct))
+    encode, urandom = _encoder.encode, os.urandom
+
+    def seal_one(plaintext: Buffer, entity_type: str, entity_id: str, version: int) -> bytes:
+        nonce = urandom(12)
+        ad = _associated_data(kid, tenant_id, entity_type, entity_id, version)
+        return encode(_Envelope(_ENC_VERSION, kid, nonce, cipher.encrypt(nonce, plaintext, ad)))
+
+    return seal_one
+
+
+def opener(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, str, str, int], bytes]:
+    """``open_sealed`` for many payloads of one tenant in a row: ``(envelope, type, id, version) ->
+    plaintext``, raising DecryptionFailed like it. The usual case (the current format, a known
+    key, ASCII names) is decided here; anything else goes to ``open_sealed`` to open or say why."""
+    decode, encode, cipher_of = _envelope.decode, _encoder.encode, keyring._cipher
+    ascii_tenant = tenant_id.isascii()
+
+    def open_one(envelope: Buffer, entity_type: str, entity_id: str, version: int) -> bytes:
+        try:
+            env = decode(envelope)
+            cipher = cipher_of(env.kid)
+            if (
+                cipher is not None
+                and env.tv_enc == _ENC_VERSION
+                and len(env.n) == 12
+                and ascii_tenant
+                and entity_type.isascii()
+                and entity_id.isascii()
+            ):
+                ad = encode(("tv_enc", _ENC_VERSION, env.kid, tenant_id, entity_type, entity_id, version))
+                return cipher.decrypt(env.n, env.ct, ad)
+        except (msgspec.DecodeError, InvalidTag, ValueError):
+            pass
+        return open_sealed(
+            keyring,
+            bytes(envelope),
+            tenant_id=tenant_id,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            version=version,
+        )
+
+    return open_one
 
 
 def is_sealed(payload: bytes) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..crypto import Keyring, open_sealed, seal
+from ..crypto import Keyring, opener, sealer
 from ..errors import DecryptionFailed
 from ..model import PullResponse, PushRequest, SyncItem
 
@@ -35,36 +35,16 @@ class Unreadable:
         return f"{self.entity_type} {self.entity_id!r} v{self.version}{where} ({self.reason})"
 
 
-def _sealed(item: SyncItem, keyring: Keyring, tenant_id: str) -> SyncItem:
-    envelope = seal(
-        keyring,
-        item.payload,  # a Raw is a bytes-like buffer: no copy
-        tenant_id=tenant_id,
-        entity_type=item.entity_type,
-        entity_id=item.entity_id,
-        version=item.version,
-    )
-    return msgspec.structs.replace(item, payload=msgspec.Raw(envelope))
-
-
-def _open(item: SyncItem, keyring: Keyring, tenant_id: str) -> None:
-    """Replace the item's sealed payload by its plaintext, in place."""
-    plaintext = open_sealed(
-        keyring,
-        bytes(item.payload),
-        tenant_id=tenant_id,
-        entity_type=item.entity_type,
-        entity_id=item.entity_id,
-        version=item.version,
-    )
-    item.payload = msgspec.Raw(plaintext)
-
-
 def seal_batch(batch: PushRequest, keyring: Keyring, tenant_id: str) -> PushRequest:
     """A copy of ``batch`` whose every payload is sealed under the keyring's current key."""
     # The vault's tenant, not the item's field: what is bound in is what this device belongs to.
-    items = [_sealed(item, keyring, tenant_id) for item in batch.items]
-    return msgspec.structs.replace(batch, items=items)
+    seal = sealer(keyring, tenant_id)
+    replace, raw = msgspec.structs.replace, msgspec.Raw
+    items = [
+        replace(item, payload=raw(seal(item.payload, item.entity_type, item.entity_id, item.version)))
+        for item in batch.items
+    ]
+    return replace(batch, items=items)
 
 
 def open_page(
@@ -80,18 +60,18 @@ def open_page(
     keyring, which then opens the rest.
     """
     failed: list[Unreadable] = []
-    ring = keyring
+    open_one = opener(keyring, tenant_id)
 
     def opened(item: SyncItem, record_id: str | None) -> bool:
-        nonlocal ring, refresh
+        nonlocal open_one, refresh
         try:
-            _open(item, ring, tenant_id)
+            item.payload = msgspec.Raw(open_one(item.payload, item.entity_type, item.entity_id, item.version))
             return True
         except DecryptionFailed as exc:
             if exc.reason == "unknown_key" and refresh is not None:
                 newer, refresh = refresh(), None
                 if newer is not None:
-                    ring = newer
+                    open_one = opener(newer, tenant_id)
                     return opened(item, record_id)
             failed.append(
                 Unreadable(item.entity_type, item.entity_id, item.version, exc.reason, exc.message, record_id)

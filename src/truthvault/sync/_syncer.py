@@ -11,7 +11,7 @@ from ..model import PullResponse, PushRequest, PushResponse
 from ..vault import Vault
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
-from ._transport import HubClient
+from ._transport import HubClient, pages
 
 __all__ = ["CheckResult", "Progress", "SyncStats", "Syncer"]
 
@@ -163,18 +163,16 @@ class Syncer:
 
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
-        while True:
-            page = self.client.pull(self.vault.cursor, self.batch, wait)
-            wait = 0
-            self.vault.apply_pull(self._open(page, stats))
+        for page in pages(self.client, self.vault.cursor, self.batch, wait):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
+            self.vault.apply_pull(self._open(page, stats))
             stats.cursor = page.cursor
             if progress:
                 progress(page.cursor, max(page.head, page.cursor))
             if not page.has_more:
                 stats.checksum = page.checksum
-                return stats
+        return stats
 
     def check(self) -> CheckResult:
         """Compare the vault's checksum with the hub's at the vault's cursor (after a pull)."""

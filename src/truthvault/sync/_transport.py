@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -258,6 +259,23 @@ def _cert_refused(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+def pages(client: HubClient, since: int, limit: int = 1000, wait: float = 0) -> Iterator[PullResponse]:
+    """Pull pages from ``since`` with ``client.pull`` until one says the hub has no more.
+
+    Each next page is fetched in a thread while the caller works on the current one, so a
+    device's decrypting and applying overlap the hub's reading and the transfer. A caller
+    that stops early waits for the one fetch in flight.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="truthvault-pull") as ahead:
+        page = client.pull(since, limit, wait)
+        while True:
+            following = ahead.submit(client.pull, page.cursor, limit) if page.has_more else None
+            yield page
+            if following is None:
+                return
+            page = following.result()
 
 
 def enroll(url: str, code: str, device_name: str, keys: DeviceKeys, **kwargs: Any) -> dict[str, Any]:
