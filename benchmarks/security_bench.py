@@ -3,7 +3,14 @@
 A local-first tenant (every request signed with Ed25519, every payload sealed with AES-256-GCM
 on the way out and opened on the way in) beside a cloud-first one (bearer token, plaintext),
 on the same data: batches of 1,000 items with ~300-byte payloads, one hub process on SQLite.
-Both sides go through the device's HubClient, so encoding and decoding are counted alike.
+Two measurements of each:
+
+- device sync: what a user waits for. Device A's vault pushes its queue (`Syncer.push`, as
+  `truthvault sync push` does) and device B's vault pulls and applies everything
+  (`Syncer.pull`); reading the queue, acknowledging and applying count on both sides alike.
+- wire only: the device's HubClient alone, pushing pre-built batches and pulling pages
+  (fetched ahead, as a device does) without a vault, where nothing but encoding and
+  decoding sits beside the crypto, so its share shows at its largest.
 
     .venv/bin/python benchmarks/security_bench.py             # 50,000 items per tenant
     .venv/bin/python benchmarks/security_bench.py --items 10000
@@ -12,6 +19,7 @@ Both sides go through the device's HubClient, so encoding and decoding are count
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import secrets
 import subprocess
@@ -28,15 +36,19 @@ from sync_bench import serving  # the same hub process, started the same way
 from truthvault.clock import HybridClock
 from truthvault.crypto import DeviceKeys, Keyring
 from truthvault.model import PushRequest, SyncItem, encode
-from truthvault.sync import HubClient, enroll
-from truthvault.sync._transport import pages
+from truthvault.sync import HubClient, Syncer, enroll
 from truthvault.sync._e2e import open_page, seal_batch
+from truthvault.sync._transport import pages
+from truthvault.vault import Vault
 
 BATCH = 1000
 #: each side is measured this many times, alternating which goes first, after one warm-up round
 #: (a cold hub process and a cold page cache would otherwise count against whichever ran first)
 ROUNDS = 3
 TV = [sys.executable, "-m", "truthvault"]
+SIGNED, PLAIN = "local_first (signed + AES-256-GCM)", "cloud_first (bearer, plaintext)"
+#: how each round's tenants are named: one per measurement and side, so each pulls what it pushed
+MEASUREMENTS = ("device", "wire")
 
 
 def _batches(tenant: str, device: str, count: int) -> list[PushRequest]:
@@ -66,88 +78,133 @@ def _batches(tenant: str, device: str, count: int) -> list[PushRequest]:
 
 @contextmanager
 def hub(home: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A hub process on SQLite with a local-first and a cloud-first tenant; yields its URL and codes."""
+    """A hub process on SQLite with a local-first and a cloud-first tenant per round and
+    measurement, two enrolment codes each (devices a and b); yields its URL and the codes."""
     db = str(home / "hub.db")
     env = {**os.environ, "TRUTHVAULT_HOME": str(home), "TRUTHVAULT_HUB_DB": db}
 
-    def run(*args: str) -> str:
-        return subprocess.run([*TV, *args], env=env, check=True, capture_output=True, text=True).stdout
+    def run(*args: str) -> dict[str, str]:
+        out = subprocess.run([*TV, *args, "--json"], env=env, check=True, capture_output=True, text=True)
+        return msgspec.json.decode(out.stdout)  # type: ignore[no-any-return]
 
-    codes = {
-        f"{mode}-{n}": msgspec.json.decode(
-            run("hub", "tenant", "add", f"{mode}-{n}", "--mode", mode, "--json")
-        )["enrol_code"]
-        for n in range(ROUNDS + 1)
-        for mode in ("local_first", "cloud_first")
-    }
+    codes = {}
+    for n in range(ROUNDS + 1):
+        for what in MEASUREMENTS:
+            for mode in ("local_first", "cloud_first"):
+                name = f"{mode}-{what}-{n}"
+                codes[name + "-a"] = run("hub", "tenant", "add", name, "--mode", mode)["enrol_code"]
+                codes[name + "-b"] = run("hub", "tenant", "code", name)["enrol_code"]
     with serving(db, env, "--rate-limit", "0") as url:
         yield url, codes
 
 
-def measure(
-    client: HubClient, batches: list[PushRequest], keyring: Keyring | None, tenant: str
-) -> tuple[float, float]:
-    """(push items/s, pull items/s) for one device, sealing and opening when given a keyring."""
-    count = sum(len(b.items) for b in batches)
+def _client(url: str, keys: DeviceKeys, joined: dict[str, str], signed: bool) -> tuple[HubClient, str | None]:
+    """The device's client, signing every request, or (the plaintext side) with a bearer access
+    token, which it returns too."""
+    signing = HubClient(url, keys=keys, device_id=joined["device_id"])
+    if signed:
+        return signing, None
+    with signing:
+        token = signing.access_token()["token"]
+    return HubClient(url, token), token
+
+
+def wire(url: str, code: str, items: int, signed: bool) -> tuple[float, float]:
+    """(push items/s, pull items/s) of the HubClient alone, sealing and opening when ``signed``."""
+    keys = DeviceKeys.generate()
+    joined = enroll(url, code, "wire", keys)
+    tenant = joined["tenant_id"]
+    batches = _batches(tenant, joined["device_id"], items)
+    keyring = Keyring.new() if signed else None
+    client, _ = _client(url, keys, joined, signed)
+    with client:
+        t0 = time.perf_counter()
+        for batch in batches:
+            client.push(seal_batch(batch, keyring, tenant) if keyring else batch)
+        push_s = time.perf_counter() - t0
+        pulled = 0
+        t0 = time.perf_counter()
+        for page in pages(client, 0, BATCH):
+            if keyring:
+                page, failed = open_page(page, keyring, tenant)
+                assert not failed
+            pulled += len(page.items)
+        pull_s = time.perf_counter() - t0
+    assert pulled == items, (pulled, items)
+    return items / push_s, items / pull_s
+
+
+def _device(url: str, code: str, name: str, home: Path, signed: bool) -> tuple[Vault, Syncer]:
+    """An enrolled device's vault and syncer, as `truthvault enroll` leaves them."""
+    keys = DeviceKeys.generate()
+    keys.save(home / f"{name}.key")
+    joined = enroll(url, code, name, keys)
+    client, token = _client(url, keys, joined, signed)
+    vault = Vault.open(home / name)
+    vault.join(
+        hub_url=url,
+        token=token,
+        tenant_id=joined["tenant_id"],
+        tenant_name=joined["tenant_name"],
+        device_id=joined["device_id"],
+        vault_mode=joined["vault_mode"],
+        key_path=str(home / f"{name}.key") if signed else None,
+    )
+    return vault, Syncer(vault, client, device_keys=keys)
+
+
+def device(url: str, codes: tuple[str, str], items: int, signed: bool, home: Path) -> tuple[float, float]:
+    """(push items/s, pull items/s) of whole device syncs: A's vault pushes, B's vault pulls."""
+    a_vault, a = _device(url, codes[0], "a", home, signed)
+    b_vault, b = _device(url, codes[1], "b", home, signed)  # enrolled first: A shares the key with it
+    lines = b"".join(encode(item) + b"\n" for batch in _batches("any", "a", items) for item in batch.items)
+    a_vault.import_jsonl(io.BytesIO(lines))
     t0 = time.perf_counter()
-    for batch in batches:
-        client.push(seal_batch(batch, keyring, tenant) if keyring else batch)
+    pushed = a.push().pushed
     push_s = time.perf_counter() - t0
-    pulled = 0
     t0 = time.perf_counter()
-    # pages() is how a device pulls: the next page is fetched while this one is opened
-    for page in pages(client, 0, BATCH):
-        if keyring:
-            page, failed = open_page(page, keyring, tenant)
-            assert not failed
-        pulled += len(page.items)
+    pulled = b.pull().pulled
     pull_s = time.perf_counter() - t0
-    assert pulled == count, (pulled, count)
-    return count / push_s, count / pull_s
+    assert pushed == pulled == items, (pushed, pulled, items)
+    for v, s in ((a_vault, a), (b_vault, b)):
+        s.client.close()
+        v.close()
+    return items / push_s, items / pull_s
 
 
-def _round(url: str, codes: dict[str, str], n: int, items: int) -> dict[str, tuple[float, float]]:
-    """One measurement of each side, in fresh tenants (so both pull exactly what they pushed)."""
-    results: dict[str, tuple[float, float]] = {}
+def _round(url: str, codes: dict[str, str], n: int, items: int, home: Path) -> dict[str, tuple[float, ...]]:
+    """One measurement of each side, in fresh tenants: (device push, device pull, wire push, wire pull)."""
+    results: dict[str, tuple[float, ...]] = {}
     order = (SIGNED, PLAIN) if n % 2 else (PLAIN, SIGNED)
     for side in order:
-        keys = DeviceKeys.generate()
-        mode = "local_first" if side == SIGNED else "cloud_first"
-        joined = enroll(url, codes[f"{mode}-{n}"], f"bench-{n}", keys)
-        batches = _batches(joined["tenant_id"], joined["device_id"], items)
-        if side == SIGNED:
-            with HubClient(url, keys=keys, device_id=joined["device_id"]) as client:
-                results[side] = measure(client, batches, Keyring.new(), joined["tenant_id"])
-            continue
-        # The plaintext side authenticates with a bearer access token (taken with one signed request).
-        with HubClient(url, keys=keys, device_id=joined["device_id"]) as client:
-            token = client.access_token()["token"]
-        with HubClient(url, token) as client:
-            results[side] = measure(client, batches, None, joined["tenant_id"])
+        mode, signed = ("local_first", True) if side == SIGNED else ("cloud_first", False)
+        name = f"{mode}-device-{n}"
+        folder = home / f"{mode}-{n}"
+        folder.mkdir()
+        dev = device(url, (codes[name + "-a"], codes[name + "-b"]), items, signed, folder)
+        results[side] = (*dev, *wire(url, codes[f"{mode}-wire-{n}-a"], items, signed))
     return results
-
-
-SIGNED, PLAIN = "local_first (signed + AES-256-GCM)", "cloud_first (bearer, plaintext)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50_000)
     args = parser.parse_args()
-    best: dict[str, tuple[float, float]] = {}
+    best: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, hub(Path(tmp)) as (url, codes):
-        _round(url, codes, 0, min(args.items, 5 * BATCH))  # warm-up, not counted
+        warm = Path(tmp) / "warm-up"
+        warm.mkdir()
+        _round(url, codes, 0, min(args.items, 5 * BATCH), warm)  # not counted
         for n in range(1, ROUNDS + 1):
-            for side, (push, pull) in _round(url, codes, n, args.items).items():
-                old = best.get(side, (0.0, 0.0))
-                best[side] = (max(old[0], push), max(old[1], pull))
-    print(f"\n{'tenant':<36} {'push items/s':>13} {'pull items/s':>13}")
+            for side, figures in _round(url, codes, n, args.items, Path(tmp)).items():
+                old = best.get(side, [0.0] * 4)
+                best[side] = [max(a, b) for a, b in zip(old, figures, strict=True)]
+    columns = ("device push", "device pull", "wire push", "wire pull")
+    print(f"\n{'items/s':<36}" + "".join(f"{c:>13}" for c in columns))
     for side in (SIGNED, PLAIN):
-        print(f"{side:<36} {best[side][0]:>13,.0f} {best[side][1]:>13,.0f}")
-    (lf_push, lf_pull), (cf_push, cf_pull) = best[SIGNED], best[PLAIN]
-    print(
-        f"{'cost of signing + encryption':<36} {1 - lf_push / cf_push:>13.1%} {1 - lf_pull / cf_pull:>13.1%}"
-    )
+        print(f"{side:<36}" + "".join(f"{v:>13,.0f}" for v in best[side]))
+    cost = [1 - lf / cf for lf, cf in zip(best[SIGNED], best[PLAIN], strict=True)]
+    print(f"{'cost of signing + encryption':<36}" + "".join(f"{c:>13.1%}" for c in cost))
     print(
         f"({args.items:,} items per tenant, batches of {BATCH:,}, one hub process on SQLite, "
         f"best of {ROUNDS}; goal: under 30%)"
