@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import PIPE
@@ -169,3 +170,35 @@ def test_open_fails_with_a_storage_error_when_postgresql_is_unreachable() -> Non
     with pytest.raises(StorageError, match="cannot open") as refused:
         open_store("postgresql://postgres:secret@127.0.0.1:1/hub?connect_timeout=2")
     assert "secret" not in str(refused.value)
+
+
+def test_sqlite_checkpoints_in_the_background(tmp_path: Path) -> None:
+    # A push's commit only appends to the WAL; a background thread copies it into the file.
+    path = tmp_path / "hub.db"
+    store = open_store(str(path))
+    try:
+        store.add_tenant("acme", "cloud_first")
+        _, token = store.add_device("acme", "laptop")
+        ctx = store.authenticate(token)
+        before = path.stat().st_size
+        items = [
+            SyncItem(
+                entity_type="note",
+                entity_id=f"n{n}",
+                tenant_id=ctx.tenant_id,
+                truth_level=1,
+                origin_source="user:cli",
+                last_modified_at="2026-11-22T01:00:00.000Z-0000",
+                device_id=ctx.device_id,
+                payload=msgspec.Raw(b'{"text":"%s"}' % (b"x" * 1000)),
+                mutation=n + 1,
+            )
+            for n in range(300)
+        ]
+        store.push(ctx, PushRequest(items=items), Limits(), 1_800_000_000_000)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 300_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size >= before + 300_000
+    finally:
+        store.close()
