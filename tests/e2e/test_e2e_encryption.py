@@ -12,8 +12,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
+
+from truthvault.crypto import DeviceKeys
+from truthvault.sync import HubClient, Syncer, enroll
+from truthvault.vault import Vault
 
 from .conftest import Cli, HubProc
 
@@ -202,3 +207,68 @@ def test_recovery_and_rotation(hub2: HubProc, tmp_path: Path) -> None:
     late = _enroll(hub, tmp_path, "family", "late", "--recover", "--passphrase-file", str(secret))
     late.sync()
     assert _texts(late) == {"before rotation", "after rotation"}
+
+
+class _Device:
+    """An enrolled device in this process (the CLI's objects), so a test can order key exchanges."""
+
+    def __init__(self, hub: HubProc, home: Path, tenant: str, name: str) -> None:
+        code = hub.admin.json("hub", "tenant", "code", tenant)["enrol_code"]
+        self.device_keys = DeviceKeys.generate()
+        key_path = home / f"{name}.key"
+        self.device_keys.save(key_path)
+        joined = enroll(hub.url, code, name, self.device_keys)
+        self.vault = Vault.open(home / name)
+        self.vault.join(
+            hub_url=hub.url,
+            token=None,
+            tenant_id=joined["tenant_id"],
+            tenant_name=joined["tenant_name"],
+            device_id=joined["device_id"],
+            vault_mode=joined["vault_mode"],
+            key_path=str(key_path),
+        )
+        self.client = HubClient(hub.url, keys=self.device_keys, device_id=joined["device_id"])
+
+    def syncer(self) -> Syncer:
+        """A new Syncer, as each `truthvault sync` makes one."""
+        return Syncer(self.vault, self.client, device_keys=self.device_keys)
+
+    def texts(self) -> set[str]:
+        return {str(msgspec.json.decode(e.payload)["text"]) for e in self.vault.list(limit=1000)}
+
+    def close(self) -> None:
+        self.client.close()
+        self.vault.close()
+
+
+def test_concurrent_rotations_converge_and_every_entry_stays_readable(
+    hub2: HubProc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tenant(hub2, "race", "local_first")
+    a, b, c = (_Device(hub2, tmp_path, "race", name) for name in ("a", "b", "c"))
+    try:
+        for device in (a, b, c):
+            device.syncer().sync()  # a makes the key and shares it; all three hold it
+        stale = b.vault.keyring()
+        a.syncer().keys.rotate()  # a: a new key, shared with everyone
+        a.vault.put("note", {"text": "sealed under a's new key"})
+        a.syncer().push()
+        # b rotates from the view it had before a's share reached it: its keyring, shared with
+        # everyone, overwrites a's and lacks a's new key
+        b_keys = b.syncer().keys
+        monkeypatch.setattr(b_keys, "refresh", lambda force=False: stale)
+        b_keys.rotate()
+        monkeypatch.undo()
+        b.vault.put("note", {"text": "sealed under b's new key"})
+        b.syncer().push()
+        # a's next sync finds its copy lacks its own new key and shares the union with everyone
+        a.syncer().sync()
+        both = {"sealed under a's new key", "sealed under b's new key"}
+        for device in (c, b, a):
+            stats = device.syncer().sync()
+            assert stats.unreadable == [], [u.describe() for u in stats.unreadable]
+            assert device.texts() == both
+    finally:
+        for device in (a, b, c):
+            device.close()

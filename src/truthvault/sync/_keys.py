@@ -53,12 +53,22 @@ class KeyExchange:
     def _own_box(self) -> str | None:
         return self.device_keys.public_bundle()["box"] if self.device_keys else None
 
-    def refresh(self) -> Keyring | None:
-        """Take in this device's wrapped copy at the hub when it differs from the local keyring."""
+    def refresh(self, force: bool = False) -> Keyring | None:
+        """Take in this device's wrapped copy at the hub when its current key differs from the
+        local keyring's (or, ``force``, always: a payload named a key this device lacks).
+
+        Two devices rotating at once each share a keyring without the other's new key, and the
+        later share overwrites the earlier. So when the copy taken in lacks a key this device
+        holds, the union goes back to every device: the rotations converge, nothing sealed under
+        either key becomes unreadable.
+        """
         local = self.vault.keyring()
         found = self._call("GET", "/v1/keys/wrapped")
-        if found["blob"] and (local is None or found["kid"] != local.current):
-            merged = merge_keyrings(local, self._unwrap(found["blob"]))
+        if found["blob"] and (force or local is None or found["kid"] != local.current):
+            theirs = self._unwrap(found["blob"])
+            merged = merge_keyrings(local, theirs)
+            if set(merged.kids) != set(theirs.kids):
+                self.share(merged, everyone=True)
             self.vault.set_keyring(merged)
             return merged
         if local is None and not found["tenant_keyed"]:

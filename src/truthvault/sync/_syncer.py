@@ -79,7 +79,7 @@ class Syncer:
             return page
 
         def refresh() -> Keyring | None:
-            refreshed = self.keys.refresh()
+            refreshed = self.keys.refresh(force=True)
             if refreshed is not None:
                 self._keyring = refreshed
             return refreshed
