@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -164,3 +168,38 @@ def test_open_of_a_foreign_file_is_a_storage_error(tmp_path: Path) -> None:
     (home / DB_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError, match="cannot open the vault"):
         Vault.open(home)
+
+
+def test_processes_opening_a_new_vault_together_migrate_once(tmp_path: Path) -> None:
+    # Real processes, released at once onto a vault that does not exist yet.
+    code = (
+        "import sys; from truthvault.vault import Vault; "
+        "print('ready', flush=True); sys.stdin.readline(); "
+        "v = Vault.open(sys.argv[1]); v.put('note', {'text': sys.argv[2]}); v.close()"
+    )
+    home = tmp_path / "new"
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                subprocess.Popen(
+                    [sys.executable, "-c", code, str(home), f"from {n}"],
+                    stdin=PIPE,
+                    stdout=PIPE,
+                    stderr=PIPE,
+                    text=True,
+                )
+            )
+            for n in range(4)
+        ]
+        assert [p.stdout.readline() for p in procs if p.stdout] == ["ready\n"] * 4
+        for p in procs:
+            assert p.stdin
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        errors = [p.stderr.read() for p in procs if p.stderr]
+        assert [p.wait(timeout=120) for p in procs] == [0] * 4, errors
+    with Vault.open(home) as v:
+        assert v.count() == 4
+    conn = sqlite3.connect(home / DB_NAME)
+    assert current_revision(conn) == HEAD_REVISION
+    conn.close()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-__all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "alembic_config", "current_revision", "upgrade"]
+__all__ = [
+    "HEAD_REVISION",
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "current_revision",
+    "migrated",
+    "opening",
+    "upgrade",
+]
 
 #: The newest revision in ``migrations/versions``; a test checks it against Alembic's head.
 HEAD_REVISION = "0002"
@@ -35,3 +46,31 @@ def current_revision(conn: sqlite3.Connection) -> str | None:
 def upgrade(path: Path, revision: str = "head") -> None:
     """Bring the file at ``path`` up to ``revision`` with Alembic."""
     command.upgrade(alembic_config(path), revision)
+
+
+@contextmanager
+def opening(path: Path) -> Iterator[None]:
+    """Hold the vault file's opening lock (a 0600 file beside it) until the block ends.
+
+    Processes opening one vault take turns at it, so of several opening a new vault at the
+    same moment one switches it to WAL and migrates it while the others wait, then find it
+    done (SQLite's own busy wait does not cover the switch to WAL). Only opening is
+    serialised; the lock is released before the vault is used.
+    """
+    fd = os.open(path.with_name(path.name + ".open-lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def migrated(path: Path, conn: sqlite3.Connection) -> None:
+    """Bring the file up to the head unless it is there already (call it under ``opening``)."""
+    if current_revision(conn) != HEAD_REVISION:
+        upgrade(path)

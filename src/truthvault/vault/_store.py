@@ -54,8 +54,11 @@ class Vault(TransferMixin, VaultBase):
         """Open the vault in ``home``, creating the folder (0700) and file (0600) if missing."""
         home = Path(home)
         if not home.exists():
-            home.mkdir(parents=True, mode=0o700)
-            home.chmod(0o700)  # mkdir's mode is masked by the umask
+            try:
+                home.mkdir(parents=True, mode=0o700)
+                home.chmod(0o700)  # mkdir's mode is masked by the umask
+            except FileExistsError:
+                pass  # another process made it a moment ago
         path = home / DB_NAME
         if not path.exists():
             # Create the file ourselves so it is never readable by others, not even briefly.
@@ -63,14 +66,14 @@ class Vault(TransferMixin, VaultBase):
             path.chmod(0o600)
         conn: sqlite3.Connection | None = None
         try:
-            conn = _connect(path)
-            if _schema.current_revision(conn) != _schema.HEAD_REVISION:
-                _schema.upgrade(path)
-            with conn:
-                conn.execute("BEGIN IMMEDIATE")
-                for key, value in {"device_id": str(uuid.uuid4()), **_DEFAULT_META}.items():
-                    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
-        except (sqlite3.Error, SQLAlchemyError) as exc:
+            with _schema.opening(path):
+                conn = _connect(path)
+                _schema.migrated(path, conn)
+                with conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for key, value in {"device_id": str(uuid.uuid4()), **_DEFAULT_META}.items():
+                        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        except (sqlite3.Error, SQLAlchemyError, OSError) as exc:
             if conn is not None:
                 conn.close()
             raise StorageError(
