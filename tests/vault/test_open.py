@@ -77,6 +77,21 @@ def test_join_records_hub_and_restamps_unsynced(vault: Vault) -> None:
     assert {i.tenant_id for i in batch.items} == {"tenant-1"}
 
 
+def test_join_keeps_provenance_pointing_at_renamed_records(vault: Vault) -> None:
+    # Accepting a suggestion names its record in the origin chain; joining renames the record
+    # (its id follows the item's new device id), so the chain must follow too.
+    mine = vault.put("note", {"t": "mine"}).item
+    sug = vault.put("note", {"t": "ai"}, entity_id=mine.entity_id, source="ai-local:llama3")
+    assert sug.record_id is not None
+    accepted = vault.accept(sug.record_id)
+    assert [s.ref for s in accepted.origin_chain if s.ref] == [sug.record_id]
+    vault.join("http://hub", "secret-token", "tenant-1", "family", "device-1", "local_first")
+    [record] = vault.suggestions(status=None)
+    assert record.id != sug.record_id
+    assert [s.ref for s in vault.get(mine.entity_id).origin_chain if s.ref] == [record.id]
+    assert vault.get_record(record.id).status == "accepted"
+
+
 def test_join_refuses_another_hub_after_sync(vault: Vault) -> None:
     vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
     vault.set_cursor(3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from ..errors import ConflictState, InvalidInput
 from ..merge import plan_merge
 from ..model import (
     Decision,
+    OriginStep,
     PullResponse,
     PushRequest,
     PushResponse,
@@ -21,7 +23,7 @@ from ..model import (
 )
 from ..truth import Outcome, record_id
 from . import _search
-from ._codec import ENTITY_SELECT, check_item, current_from_row, item_from_row
+from ._codec import ENTITY_SELECT, check_item, current_from_row, encode_chain, item_from_row
 from ._records import RecordsMixin
 
 __all__ = ["RESYNC_REASON", "VAULT_MODES", "ApplyStats", "SyncMixin"]
@@ -30,6 +32,7 @@ VAULT_MODES = ("local_first", "cloud_first")
 RESYNC_REASON = "deleted on the hub while this device was offline"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 _item_decoder = msgspec.json.Decoder(SyncItem)
+_chain_decoder = msgspec.json.Decoder(tuple[OriginStep, ...])
 _encoder = msgspec.json.Encoder()
 
 
@@ -95,6 +98,7 @@ class SyncMixin(RecordsMixin):
                 "UPDATE entities SET device_id = ? WHERE hub_known = 0 AND device_id = ?",
                 (device_id, old_device),
             )
+            renamed: dict[str, str] = {}
             for rid, blob in conn.execute("SELECT id, item FROM records WHERE hub_known = 0").fetchall():
                 item = _item_decoder.decode(blob)
                 item.tenant_id = tenant_id
@@ -105,6 +109,10 @@ class SyncMixin(RecordsMixin):
                 conn.execute(
                     "UPDATE records SET id = ?, item = ? WHERE id = ?", (new_rid, _encoder.encode(item), rid)
                 )
+                if new_rid != rid:
+                    renamed[rid] = new_rid
+            if renamed:
+                _follow_renamed_records(conn, renamed)
             for key, value in (
                 ("hub_url", hub_url),
                 ("hub_token", "" if key_path else token or ""),
@@ -340,3 +348,28 @@ class SyncMixin(RecordsMixin):
             conn.execute("DELETE FROM resync_seen")
             self._set_meta("resyncing", 0)
         return len(doomed)
+
+
+def _renamed_chain(chain: tuple[OriginStep, ...], renamed: dict[str, str]) -> tuple[OriginStep, ...] | None:
+    """The chain with its refs to renamed records following them, or None when none did."""
+    if not any(step.ref in renamed for step in chain):
+        return None
+    return tuple(
+        msgspec.structs.replace(step, ref=renamed[step.ref]) if step.ref in renamed else step
+        for step in chain
+    )
+
+
+def _follow_renamed_records(conn: sqlite3.Connection, renamed: dict[str, str]) -> None:
+    """Point origin-chain steps that name a renamed record (an accepted suggestion) at its new id."""
+    rows = conn.execute("SELECT rowid, origin_chain FROM entities WHERE instr(origin_chain, '\"ref\"') > 0")
+    for rowid, blob in rows.fetchall():
+        chain = _renamed_chain(_chain_decoder.decode(blob), renamed)
+        if chain is not None:
+            conn.execute("UPDATE entities SET origin_chain = ? WHERE rowid = ?", (encode_chain(chain), rowid))
+    for rid, blob in conn.execute("SELECT id, item FROM records").fetchall():
+        item = _item_decoder.decode(blob)
+        chain = _renamed_chain(item.origin_chain, renamed)
+        if chain is not None:
+            item.origin_chain = chain
+            conn.execute("UPDATE records SET item = ? WHERE id = ?", (_encoder.encode(item), rid))
