@@ -11,6 +11,7 @@ import pytest
 from truthvault.errors import ConflictState, Forbidden, InvalidInput
 from truthvault.model import PullResponse, Record
 from truthvault.vault import RESYNC_REASON, Vault, payload_of
+from truthvault.vault._search import SEARCH_TEXT_SQL
 
 from .conftest import as_pull, deliver, hub_ack
 
@@ -101,6 +102,31 @@ def test_apply_pull_applies_and_is_clean(make_vault: Callable[[str], Vault]) -> 
     # re-applying the same page changes nothing
     request = a.pending_batch()
     assert request is None
+
+
+def test_pulled_changes_keep_the_search_index_in_step(make_vault: Callable[[str], Vault]) -> None:
+    # A pulled page is indexed a statement at a time: new rows, changed rows (their old words
+    # gone), tombstones (gone from search), and an untouched row all come out right.
+    a, b = make_vault("a"), make_vault("b")
+    ids = {word: a.put("note", {"t": f"{word} apple"}).item.entity_id for word in ("one", "two", "three")}
+    deliver(a, b)
+    a.edit(ids["one"], {"t": "one banana"})
+    a.delete(ids["two"])
+    a.put("note", {"t": "four cherry"})
+    deliver(a, b)
+    assert {i.entity_id for i in b.search("apple")} == {ids["three"]}
+    assert [i.entity_id for i in b.search("banana")] == [ids["one"]]
+    assert b.search("two") == [] and len(b.search("cherry")) == 1
+    # and the index matches one rebuilt from scratch
+    conn = b._conn
+    words = ("apple", "banana", "cherry", "one", "two", "three", "four", "note")
+    before = {w: sorted(r[0] for r in conn.execute("SELECT rowid FROM entities_fts(?)", (w,))) for w in words}
+    conn.execute("INSERT INTO entities_fts (entities_fts) VALUES ('delete-all')")
+    conn.execute(
+        f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} FROM entities WHERE deleted = 0"
+    )
+    after = {w: sorted(r[0] for r in conn.execute("SELECT rowid FROM entities_fts(?)", (w,))) for w in words}
+    assert before == after
 
 
 def test_apply_pull_sets_cursor_and_refuses_other_tenants(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +158,13 @@ class VaultBase:
             rowid = int(cur.lastrowid or 0)
         _search.index(self._conn, rowid)
         return rowid
+
+    def _put_rows(self, items: list[SyncItem], hub_known: bool, rowids: Mapping[str, int]) -> None:
+        """:meth:`_put_row` for many items of distinct entities (``rowids``: those that have a
+        row), a statement per step rather than per item."""
+        _search.unindex_rows(self._conn, [rowids[i.entity_id] for i in items if i.entity_id in rowids])
+        self._conn.executemany(ENTITY_INSERT, [entity_params(i, None, hub_known) for i in items])
+        _search.index_entities(self._conn, [i.entity_id for i in items])
 
     # -- records -----------------------------------------------------------------
     def _insert_record(

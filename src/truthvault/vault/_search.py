@@ -6,11 +6,20 @@ writes, bulk imports and the migration that created the index all agree on it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from ..errors import InvalidInput
 
-__all__ = ["SEARCH_TEXT_SQL", "fts_error", "index", "reindex_range", "unindex"]
+__all__ = [
+    "SEARCH_TEXT_SQL",
+    "fts_error",
+    "index",
+    "index_entities",
+    "reindex_range",
+    "unindex",
+    "unindex_rows",
+]
 
 #: The text of one ``entities`` row: its type, then every string value of its payload.
 SEARCH_TEXT_SQL = (
@@ -39,6 +48,26 @@ def index(conn: sqlite3.Connection, rowid: int) -> None:
         "FROM entities WHERE rowid = ? AND deleted = 0",
         (rowid,),
     )
+
+
+def unindex_rows(conn: sqlite3.Connection, rowids: list[int]) -> None:
+    """:func:`unindex` for many rows in one statement."""
+    if rowids:
+        conn.execute(
+            f"INSERT INTO entities_fts (entities_fts, rowid, body) SELECT 'delete', rowid, {SEARCH_TEXT_SQL} "
+            "FROM entities WHERE rowid IN (SELECT value FROM json_each(?)) AND deleted = 0",
+            (json.dumps(rowids),),
+        )
+
+
+def index_entities(conn: sqlite3.Connection, entity_ids: list[str]) -> None:
+    """:func:`index` for many entities (by id) in one statement."""
+    if entity_ids:
+        conn.execute(
+            f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
+            "FROM entities WHERE entity_id IN (SELECT value FROM json_each(?)) AND deleted = 0",
+            (json.dumps(entity_ids),),
+        )
 
 
 def reindex_range(conn: sqlite3.Connection, first: int, last: int) -> None:

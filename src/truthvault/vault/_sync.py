@@ -217,9 +217,9 @@ class SyncMixin(RecordsMixin):
             current = self._currents(item.entity_id for item in items)
             now = self._stamp()
             plan = plan_merge({eid: cur.item for eid, cur in current.items()}, items, now)
-            for eid, item in plan.entities.items():
-                cur = current.get(eid)
-                self._put_row(item, None, True, None if cur is None else cur.rowid)
+            self._put_rows(
+                list(plan.entities.values()), True, {eid: cur.rowid for eid, cur in current.items()}
+            )
             for item, outcome, _ in plan.results:
                 if outcome is Outcome.APPLIED:
                     stats.applied += 1
