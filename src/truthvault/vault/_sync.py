@@ -182,24 +182,29 @@ class SyncMixin(RecordsMixin):
     def ack(self, request: PushRequest, response: PushResponse) -> None:
         """The hub stored ``request``: unqueue what was pushed unless it changed since."""
         with self._tx() as conn:
-            for item in request.items:
-                # An edit made while the push was in flight has a newer number: it stays queued.
-                conn.execute(
-                    "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND mutation = ?",
-                    (item.entity_id, item.mutation),
-                )
-                conn.execute("UPDATE entities SET hub_known = 1 WHERE entity_id = ?", (item.entity_id,))
-                conn.execute(
-                    "UPDATE records SET push_item = 0, hub_known = 1, "
-                    "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ? AND push_item = 1",
-                    (record_id(item.entity_id, item.last_modified_at, item.device_id),),
-                )
-            for decision in request.decisions:
-                conn.execute(
-                    "UPDATE records SET push_decision = 0, "
-                    "mutation = CASE WHEN push_item = 1 THEN mutation END WHERE id = ?",
-                    (decision.id,),
-                )
+            # An edit made while the push was in flight has a newer number: it stays queued.
+            conn.executemany(
+                "UPDATE entities SET hub_known = 1, "
+                "mutation = CASE WHEN mutation = ? THEN NULL ELSE mutation END WHERE entity_id = ?",
+                [(item.mutation, item.entity_id) for item in request.items],
+            )
+            # Kept losers queued for the hub are few: only items of their entities can be one.
+            sql = "SELECT entity_id FROM records WHERE mutation IS NOT NULL AND push_item = 1"
+            queued = {row[0] for row in conn.execute(sql)}
+            conn.executemany(
+                "UPDATE records SET push_item = 0, hub_known = 1, "
+                "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ? AND push_item = 1",
+                [
+                    (record_id(item.entity_id, item.last_modified_at, item.device_id),)
+                    for item in request.items
+                    if item.entity_id in queued
+                ],
+            )
+            conn.executemany(
+                "UPDATE records SET push_decision = 0, "
+                "mutation = CASE WHEN push_item = 1 THEN mutation END WHERE id = ?",
+                [(decision.id,) for decision in request.decisions],
+            )
 
     # -- pull ----------------------------------------------------------------------
     def apply_pull(self, response: PullResponse) -> ApplyStats:
