@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -31,11 +30,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
-from sync_bench import serving  # the same hub process, started the same way
+from sync_bench import make_batches, serving  # the same data and hub process as sync_bench
 
-from truthvault.clock import HybridClock
 from truthvault.crypto import DeviceKeys, Keyring
-from truthvault.model import PushRequest, SyncItem, encode
+from truthvault.model import encode
 from truthvault.sync import HubClient, Syncer, enroll
 from truthvault.sync._e2e import open_page, seal_batch
 from truthvault.sync._transport import pages
@@ -49,31 +47,6 @@ TV = [sys.executable, "-m", "truthvault"]
 SIGNED, PLAIN = "local_first (signed + AES-256-GCM)", "cloud_first (bearer, plaintext)"
 #: how each round's tenants are named: one per measurement and side, so each pulls what it pushed
 MEASUREMENTS = ("device", "wire")
-
-
-def _batches(tenant: str, device: str, count: int) -> list[PushRequest]:
-    clock, out, mutation = HybridClock(), [], 1
-    for start in range(0, count, BATCH):
-        items = []
-        for n in range(start, min(start + BATCH, count)):
-            text = f"note {n}: " + secrets.token_hex(120)  # ~300 bytes of JSON, like a short note
-            payload = msgspec.Raw(encode({"title": f"note {n}", "text": text, "tags": ["bench", "sync"]}))
-            items.append(
-                SyncItem(
-                    entity_type="note",
-                    entity_id=f"e{n:09d}",
-                    tenant_id=tenant,
-                    truth_level=1,
-                    origin_source="user:bench",
-                    last_modified_at=clock.now(),
-                    device_id=device,
-                    payload=payload,
-                    mutation=mutation,
-                )
-            )
-            mutation += 1
-        out.append(PushRequest(items=items))
-    return out
 
 
 @contextmanager
@@ -114,7 +87,7 @@ def wire(url: str, code: str, items: int, signed: bool) -> tuple[float, float]:
     keys = DeviceKeys.generate()
     joined = enroll(url, code, "wire", keys)
     tenant = joined["tenant_id"]
-    batches = _batches(tenant, joined["device_id"], items)
+    batches = make_batches(tenant, joined["device_id"], 0, items, 1)
     keyring = Keyring.new() if signed else None
     client, _ = _client(url, keys, joined, signed)
     with client:
@@ -157,7 +130,9 @@ def device(url: str, codes: tuple[str, str], items: int, signed: bool, home: Pat
     """(push items/s, pull items/s) of whole device syncs: A's vault pushes, B's vault pulls."""
     a_vault, a = _device(url, codes[0], "a", home, signed)
     b_vault, b = _device(url, codes[1], "b", home, signed)  # enrolled first: A shares the key with it
-    lines = b"".join(encode(item) + b"\n" for batch in _batches("any", "a", items) for item in batch.items)
+    lines = b"".join(
+        encode(item) + b"\n" for batch in make_batches("any", "a", 0, items, 1) for item in batch.items
+    )
     a_vault.import_jsonl(io.BytesIO(lines))
     t0 = time.perf_counter()
     pushed = a.push().pushed

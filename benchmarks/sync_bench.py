@@ -48,10 +48,10 @@ def _payload(n: int) -> msgspec.Raw:
     return msgspec.Raw(encode({"title": f"note {n}", "text": text, "tags": ["bench", "sync"]}))
 
 
-def make_bodies(tenant: str, device: str, start: int, count: int, first_mutation: int) -> list[bytes]:
-    """Pre-encoded push bodies, so the clock measures the hub, not the generator."""
+def make_batches(tenant: str, device: str, start: int, count: int, first_mutation: int) -> list[PushRequest]:
+    """Push batches of ``count`` user notes from ``start``, numbered from ``first_mutation``."""
     clock = HybridClock()
-    bodies = []
+    batches = []
     mutation = first_mutation
     for offset in range(0, count, BATCH):
         items = []
@@ -70,8 +70,13 @@ def make_bodies(tenant: str, device: str, start: int, count: int, first_mutation
                 )
             )
             mutation += 1
-        bodies.append(encode(PushRequest(items=items)))
-    return bodies
+        batches.append(PushRequest(items=items))
+    return batches
+
+
+def make_bodies(tenant: str, device: str, start: int, count: int, first_mutation: int) -> list[bytes]:
+    """Pre-encoded push bodies, so the clock measures the hub, not the generator."""
+    return [encode(batch) for batch in make_batches(tenant, device, start, count, first_mutation)]
 
 
 def _free_port() -> int:
