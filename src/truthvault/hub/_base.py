@@ -254,13 +254,18 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
     ) -> None:
         """Write new current versions (rows of ``ENTITY_COLUMNS`` and ``wire``).
 
-        ``existing`` holds the ids that have a row: under the tenant's lock, the others have none.
+        ``existing`` holds the ids that have a row: under the tenant's lock, the others have none,
+        so they are plain inserts (cheaper than an upsert that finds no row).
         """
-        db.executemany(
-            f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?) "
-            f"ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}",
-            rows,
-        )
+        insert = f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?)"
+        new = [row for row in rows if row[0] not in existing]
+        changed = [row for row in rows if row[0] in existing] if len(new) < len(rows) else []
+        if new:
+            db.executemany(insert, new)
+        if changed:
+            db.executemany(
+                f"{insert} ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}", changed
+            )
 
     # -- admin -------------------------------------------------------------------
     def add_tenant(self, name: str, vault_mode: str) -> Tenant:
