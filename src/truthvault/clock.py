@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from .errors import InvalidInput
 
 __all__ = [
+    "CANONICAL_STAMP",
     "CANONICAL_STAMP_RE",
     "HybridClock",
     "format_stamp",
@@ -25,12 +26,15 @@ __all__ = [
     "stamp_ms",
 ]
 
-#: The exact wire form; checking a stamp against it is cheaper than parsing it, and
-#: canonical stamps compare correctly as plain strings.
-CANONICAL_STAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z-[0-9a-f]{4}$")
+#: The exact wire form (the body of the pattern, for building others from it).
+CANONICAL_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z-[0-9a-f]{4}"
+#: Checking a stamp against the wire form is cheaper than parsing it, and canonical stamps
+#: compare correctly as plain strings. ASCII digits only, and ``\Z`` rather than ``$``, which
+#: would let a trailing newline through.
+CANONICAL_STAMP_RE = re.compile(rf"\A{CANONICAL_STAMP}\Z")
 
 _STAMP_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z(?:-([0-9a-f]{4}))?$"
+    r"\A([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z(?:-([0-9a-f]{4}))?\Z"
 )
 _MAX_COUNTER = 0xFFFF
 

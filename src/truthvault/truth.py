@@ -22,6 +22,7 @@ __all__ = [
     "VersionLike",
     "authority",
     "check_source",
+    "implied_level",
     "is_higher_truth",
     "level_of_source",
     "origin_step",
@@ -66,7 +67,8 @@ _PREFIX = {
     TruthLevel.AI_CLOUD: "ai-cloud",
 }
 _LEVEL_OF_PREFIX = {prefix: level for level, prefix in _PREFIX.items()}
-_SOURCE_RE = re.compile(r"^([a-z][a-z-]*):([A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127})$")
+# \Z, not $: "$" would also match before a trailing newline.
+_SOURCE_RE = re.compile(r"\A([a-z][a-z-]*):([A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127})\Z")
 
 #: The origin_source given to an item that arrives with ``accepted_by_user`` set but a
 #: lower level: the user accepted it somewhere we cannot name, so it is user truth now.
@@ -99,13 +101,19 @@ def level_of_source(source: str) -> TruthLevel:
     return parse_source(source)[0]
 
 
-def check_source(source: str, level: int) -> TruthLevel:
-    """Validate that ``source`` implies ``level``; return the level."""
+def implied_level(source: str) -> TruthLevel:
+    """:func:`level_of_source`, remembered: sources repeat constantly, so each is parsed once."""
     implied = _known_sources.get(source)
     if implied is None:
         implied = level_of_source(source)
-        if len(_known_sources) < 4096:  # sources repeat constantly; parse each once
+        if len(_known_sources) < 4096:
             _known_sources[source] = implied
+    return implied
+
+
+def check_source(source: str, level: int) -> TruthLevel:
+    """Validate that ``source`` implies ``level``; return the level."""
+    implied = implied_level(source)
     if int(level) != implied:
         raise InvalidSource(
             f"origin_source {source!r} is level {int(implied)} ({implied.short}) but truth_level says {level}"

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from truthvault.clock import format_stamp
 from truthvault.errors import Forbidden, InvalidInput, InvalidSource, PayloadTooLarge
-from truthvault.model import PushRequest, SyncItem, decode_push, encode, prepare_item
+from truthvault.model import (
+    OriginStep,
+    PushRequest,
+    SyncItem,
+    check_entity_id,
+    decode_push,
+    encode,
+    prepare_item,
+    prepare_items,
+)
 
 NOW = 1_790_000_000_000
 MAX_CLOCK = format_stamp(NOW + 60_000, 0xFFFF)
@@ -50,7 +61,23 @@ def test_roundtrip_keeps_payload_bytes_exactly() -> None:
 def test_schema_errors_name_the_item_and_field(patch: bytes, where: bytes) -> None:
     body = encode(PushRequest(items=[make(), make(entity_id="n2")])).replace(patch, where, 1)
     with pytest.raises(InvalidInput, match=r"items\[0\]\.(truth_level|entity_id|entity_type)"):
-        decode_push(body)
+        # (the id and type patterns are checked after decoding, a batch at a time)
+        items = decode_push(body).items
+        prepare_items(items, tenant_id="t1", max_payload_bytes=1000, max_clock=MAX_CLOCK)
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "a\n", "a\nb", "-a", "x" * 129, "é"])
+def test_entity_ids_are_checked_whole(bad: str) -> None:
+    with pytest.raises(InvalidInput, match="entity_id"):
+        check_entity_id(bad)
+    # in a batch too, where the ids are checked joined by newlines
+    with pytest.raises(InvalidInput, match=r"items\[1\]\.entity_id"):
+        prepare_items(
+            [make(), make(entity_id=bad), make(entity_id="n3")],
+            tenant_id="t1",
+            max_payload_bytes=1000,
+            max_clock=MAX_CLOCK,
+        )
 
 
 def test_not_json_is_refused() -> None:
@@ -81,3 +108,81 @@ def test_accepted_lower_level_item_becomes_user_truth() -> None:
     assert item.truth_level == 1 and item.origin_source == "user:accepted"
     assert item.origin_chain[-1].level == 5 and item.origin_chain[-1].source == "ai-cloud:p/m"
     assert item.last_modified_by_level == 1
+
+
+# -- prepare_items: the batch checks agree with prepare_item, item by item ------------------
+
+_BAD_FIELDS: list[dict[str, object]] = [
+    {"entity_id": "a\nb"},
+    {"entity_id": "n1\n"},
+    {"entity_type": "Note"},
+    {"entity_type": "note\nnote"},
+    {"tenant_id": "t2"},
+    {"payload": msgspec.Raw(b"[1]")},
+    {"payload": msgspec.Raw(b"")},
+    {"payload": msgspec.Raw(b'{"t":"' + b"x" * 2000 + b'"}')},
+    {"last_modified_at": "2026-11-22T01:36:48.123Z"},
+    {"last_modified_at": format_stamp(NOW) + "\n"},
+    {"last_modified_at": format_stamp(NOW).replace("0", "\u0660", 1)},  # an Arabic-Indic zero
+    {"last_modified_at": format_stamp(NOW + 3_600_000)},
+    {"last_modified_at": format_stamp(NOW).replace("2", "a", 1)},  # a hex letter in the date
+    {"last_modified_at": format_stamp(NOW, 0xAB).upper()},  # the counter in capitals
+    {"last_modified_at": format_stamp(NOW)[:-1]},
+    {"base_clock": "yesterday"},
+    {"truth_level": 1, "origin_source": "ai-cloud:x"},
+    {"origin_source": "user:x\n"},
+    {"origin_chain": (OriginStep(level=2, source="user:x", at=format_stamp(NOW)),)},
+]
+_GOOD_FIELDS: list[dict[str, object]] = [
+    {},
+    {"truth_level": 3, "origin_source": "ai-local:m", "last_modified_by_level": 3},
+    {"truth_level": 5, "origin_source": "ai-cloud:p/m", "accepted_by_user": True},
+    {"base_clock": format_stamp(NOW - 5)},
+    {"last_modified_at": format_stamp(NOW - 1, 0xFACE), "base_clock": format_stamp(NOW - 9, 0xBEEF)},
+    {"origin_chain": (OriginStep(level=2, source="automation:x", at=format_stamp(NOW)),)},
+    {"entity_type": "task.sub-1", "entity_id": "A:b.c_d-9"},
+]
+
+
+def _outcome(check: object) -> tuple[str, object]:
+    try:
+        items = check()  # type: ignore[operator]
+    except (InvalidInput, Forbidden, PayloadTooLarge, InvalidSource) as exc:
+        return type(exc).__name__, exc.message
+    return "ok", [encode(item) for item in items]
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, len(_BAD_FIELDS) - 1), st.integers(0, len(_GOOD_FIELDS) - 1)),
+        min_size=1,
+        max_size=12,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_batch_checks_agree_with_item_checks(spec: list[tuple[bool, int, int]]) -> None:
+    def batch() -> list[SyncItem]:
+        return [
+            make(**{"entity_id": f"n{i}", **(_BAD_FIELDS[b] if bad else _GOOD_FIELDS[g])})
+            for i, (bad, b, g) in enumerate(spec)
+        ]
+
+    def one_by_one() -> list[SyncItem]:
+        return [
+            prepare_item(
+                item,
+                f"items[{i}]",
+                tenant_id="t1",
+                device_id=None,
+                max_payload_bytes=1000,
+                max_clock=MAX_CLOCK,
+            )
+            for i, item in enumerate(batch())
+        ]
+
+    def at_once() -> list[SyncItem]:
+        return prepare_items(batch(), tenant_id="t1", max_payload_bytes=1000, max_clock=MAX_CLOCK)
+
+    expected = _outcome(one_by_one)
+    assert _outcome(at_once) == expected
+    assert (expected[0] == "ok") == (not any(bad for bad, _, _ in spec))

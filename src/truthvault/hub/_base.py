@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, lt
 from typing import Any, Protocol
 
 import msgspec
@@ -38,7 +38,7 @@ from ..model import (
     SyncItem,
     checksum_hex,
     encode,
-    prepare_item,
+    prepare_items,
 )
 from ..truth import Outcome, TruthLevel, origin_step
 from ._auth import AuthMixin, check_bearer, check_name
@@ -640,27 +640,38 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
     items = request.items
     if len(items) > limits.max_batch_items:
         raise InvalidInput(f"items: {len(items)} items is over the limit of {limits.max_batch_items}")
-    max_clock = format_stamp(now_ms + limits.max_future_skew_ms, 0xFFFF)
-    previous = -1
-    for i, item in enumerate(items):
-        if item.mutation is None:
-            raise InvalidInput(f"items[{i}].mutation: missing (every pushed item needs one)")
-        if item.mutation <= previous:
-            raise InvalidInput(
-                f"items[{i}].mutation: {item.mutation} is not above the previous item's {previous}"
-            )
-        previous = item.mutation
-        prepare_item(
-            item,
-            f"items[{i}]",
-            tenant_id=ctx.tenant_id,
-            # A device may relay versions another device wrote (an import, a restore): the
-            # version's device_id names its writer, idempotency is per pushing device.
-            device_id=None,
-            max_payload_bytes=limits.max_payload_bytes,
-            max_clock=max_clock,
+    mutations = list(map(_mutation_of, items))
+    bad = _first_bad_mutation(mutations)
+    # A device may relay versions another device wrote (an import, a restore): the version's
+    # device_id names its writer, idempotency is per pushing device.
+    prepare_items(
+        items[:bad],
+        tenant_id=ctx.tenant_id,
+        max_payload_bytes=limits.max_payload_bytes,
+        max_clock=format_stamp(now_ms + limits.max_future_skew_ms, 0xFFFF),
+    )
+    if bad < len(items):  # the items before it are good, so this is the first error
+        if mutations[bad] is None:
+            raise InvalidInput(f"items[{bad}].mutation: missing (every pushed item needs one)")
+        raise InvalidInput(
+            f"items[{bad}].mutation: {mutations[bad]} is not above the previous item's {mutations[bad - 1]}"
         )
     return items
+
+
+_mutation_of = attrgetter("mutation")
+
+
+def _first_bad_mutation(mutations: list[int | None]) -> int:
+    """The index of the first missing or not strictly increasing mutation (len when none is)."""
+    if None not in mutations and all(map(lt, mutations, mutations[1:])):  # type: ignore[arg-type]
+        return len(mutations)
+    previous = -1
+    for i, mutation in enumerate(mutations):
+        if mutation is None or mutation <= previous:
+            return i
+        previous = mutation
+    return len(mutations)
 
 
 def _kept(loss: Loss) -> Record:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidInput
-from ..model import OriginStep, Record, SyncItem, prepare_item
+from ..model import OriginStep, Record, SyncItem, prepare_item, prepare_items
 from ..truth import origin_step
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Current",
     "VaultRecord",
     "check_item",
+    "check_items",
     "current_from_row",
     "decode_record",
     "encode_chain",
@@ -131,6 +132,14 @@ def check_item(item: SyncItem, where: str, tenant_id: str) -> SyncItem:
         device_id=None,
         max_payload_bytes=_NO_SIZE_LIMIT,
         max_clock=_NO_CLOCK_LIMIT,
+    )
+
+
+def check_items(items: list[SyncItem], where: str, tenant_id: str) -> list[SyncItem]:
+    """:func:`check_item` over a batch (a pulled page), checked a field at a time
+    (:func:`truthvault.model.prepare_items`); the items must not carry ``seq`` or ``mutation``."""
+    return prepare_items(
+        items, where, tenant_id=tenant_id, max_payload_bytes=_NO_SIZE_LIMIT, max_clock=_NO_CLOCK_LIMIT
     )
 
 

@@ -33,13 +33,6 @@ TOMBSTONE = b"{}"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 
 
-def _check_field(value: str, kind: object, name: str) -> str:
-    try:
-        return msgspec.convert(value, kind)  # type: ignore[no-any-return]
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"{name} {value!r} is not valid: {exc}") from None
-
-
 def require_user(source: str) -> None:
     """Raise InvalidSource unless ``source`` is a user source (only the user decides)."""
     if level_of_source(source) != TruthLevel.USER:
@@ -169,8 +162,8 @@ class EntitiesMixin(VaultBase):
     ) -> WriteResult:
         """Write an entity (new, or a new version of ``entity_id``) under the truth rule."""
         level_of_source(source)
-        entity_type = _check_field(entity_type, model.EntityType, "entity_type")
-        entity_id = new_id() if entity_id is None else _check_field(entity_id, model.EntityId, "entity_id")
+        entity_type = model.check_entity_type(entity_type)
+        entity_id = new_id() if entity_id is None else model.check_entity_id(entity_id)
         body = encode_payload(payload)
         with self._tx():
             cur = self._current(entity_id)

@@ -18,12 +18,14 @@ from ..model import (
     PushResponse,
     Record,
     SyncItem,
+    check_entity_id,
+    check_entity_type,
     checksum_hex,
     item_digest,
 )
 from ..truth import Outcome, record_id
 from . import _search
-from ._codec import ENTITY_SELECT, check_item, current_from_row, encode_chain, item_from_row
+from ._codec import ENTITY_SELECT, check_items, current_from_row, encode_chain, item_from_row
 from ._records import RecordsMixin
 
 __all__ = ["RESYNC_REASON", "VAULT_MODES", "ApplyStats", "SyncMixin"]
@@ -32,6 +34,13 @@ VAULT_MODES = ("local_first", "cloud_first")
 RESYNC_REASON = "deleted on the hub while this device was offline"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 _item_decoder = msgspec.json.Decoder(SyncItem)
+
+
+def _copy(item: SyncItem) -> SyncItem:
+    """A pulled item as a version to merge: without the hub's seq (a copy, the page stays as pulled)."""
+    return msgspec.structs.replace(item, seq=None, mutation=None)
+
+
 _chain_decoder = msgspec.json.Decoder(tuple[OriginStep, ...])
 _encoder = msgspec.json.Encoder()
 
@@ -212,13 +221,14 @@ class SyncMixin(RecordsMixin):
         stats = ApplyStats()
         with self._tx() as conn:
             tenant = self._meta_str("tenant_id")
-            items = []
-            for n, pulled in enumerate(response.items):
-                item = check_item(msgspec.structs.replace(pulled), f"items[{n}]", tenant)
-                self._clock.observe(item.last_modified_at)
-                items.append(item)
-            for rec in response.records:
-                self._clock.observe(rec.item.last_modified_at)
+            items = check_items(list(map(_copy, response.items)), "items", tenant)
+            for n, rec in enumerate(response.records):
+                check_entity_id(rec.item.entity_id, f"records[{n}].item.entity_id")
+                check_entity_type(rec.item.entity_type, f"records[{n}].item.entity_type")
+            clocks = [item.last_modified_at for item in (*items, *(rec.item for rec in response.records))]
+            if clocks:
+                # canonical stamps sort as strings: observing the greatest is observing them all
+                self._clock.observe(max(clocks))
             current = self._currents(item.entity_id for item in items)
             now = self._stamp()
             plan = plan_merge({eid: cur.item for eid, cur in current.items()}, items, now)
