@@ -3,6 +3,9 @@
 Prints one table: push and pull items/s (batches of 1,000 items, ~300-byte payloads),
 the time to pull one new change after 100k and 1M items of history, and beside them the
 raw rate of inserting the same rows straight into that database in one transaction.
+Push and raw insert are measured in rounds of 100k, each raw insert right before its push,
+and the table shows the medians (this VM's speed drifts by tens of percent within minutes);
+each round's figures go to stderr.
 
     .venv/bin/python benchmarks/sync_bench.py              # both backends, 1M history
     .venv/bin/python benchmarks/sync_bench.py --quick      # 100k history only
@@ -217,35 +220,56 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
             con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def bench_backend(backend: str, histories: list[int]) -> dict[str, str]:
+def bench_backend(backend: str, histories: list[int], rounds: int) -> dict[str, str]:
     row: dict[str, str] = {"backend": backend}
+    step = 100_000
+    raws: list[float] = []
+    pushes: list[float] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        # The raw rate first, while the disk is as idle as it is for the push measured next:
-        # taken after a million rows of history, it came out a quarter lower (the disk still
-        # busy writing them back), which flattered the ratio.
-        with database(backend, tmp) as raw_db:
-            raw = raw_insert_rate(backend, raw_db if backend != "sqlite" else str(tmp / "raw.db"))
         with database(backend, tmp) as db, hub_process(db, tmp) as (url, token, tenant, device):
             client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=120)
-            first = 100_000
-            bodies = make_bodies(tenant, device, 0, first, 1)
-            elapsed = push_all(client, bodies)
-            row["push items/s"] = f"{first / elapsed:,.0f}"
-            head, pull_elapsed = pull_all(client)
-            row["pull items/s"] = f"{head / pull_elapsed:,.0f}"
-            done, mutation = first, first + 1
+            done, mutation = 0, 1
+            for n in range(rounds):
+                # Each round takes the raw rate right before the push, so both meet the disk in
+                # the same state (taken after a million rows of history, the raw rate once came
+                # out a quarter lower, the disk still writing them back, and flattered the ratio).
+                with database(backend, tmp) as raw_db:
+                    raws.append(
+                        raw_insert_rate(backend, raw_db if backend != "sqlite" else str(tmp / f"raw{n}.db"))
+                    )
+                bodies = make_bodies(tenant, device, done, step, mutation)
+                pushes.append(step / push_all(client, bodies))
+                done, mutation = done + step, mutation + step
+                print(
+                    f"  round {n + 1}: push {pushes[-1]:,.0f} items/s, raw insert {raws[-1]:,.0f} rows/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if n == 0 and histories[0] == step:
+                    latency = one_change_latency(client, tenant, device, 10_000_000 + done, mutation)
+                    mutation += 1
+                    row[f"1-change pull @{step // 1000}k"] = f"{latency:.2f} ms"
+            pulls = []
+            for _ in range(rounds):
+                head, pull_elapsed = pull_all(client)
+                pulls.append(head / pull_elapsed)
             for history in histories:
+                if f"1-change pull @{history // 1000}k" in row:
+                    continue
                 while done < history:
-                    step = min(100_000, history - done)
-                    push_all(client, make_bodies(tenant, device, done, step, mutation))
-                    done, mutation = done + step, mutation + step
+                    n = min(step, history - done)
+                    push_all(client, make_bodies(tenant, device, done, n, mutation))
+                    done, mutation = done + n, mutation + n
                 latency = one_change_latency(client, tenant, device, 10_000_000 + done, mutation)
                 mutation += 1
                 row[f"1-change pull @{history // 1000}k"] = f"{latency:.2f} ms"
             client.close()
-        row["raw insert rows/s"] = f"{raw:,.0f}"
-        row["push / raw"] = f"{first / elapsed / raw:.2f}"
+    push, raw = statistics.median(pushes), statistics.median(raws)
+    row["push items/s"] = f"{push:,.0f}"
+    row["pull items/s"] = f"{statistics.median(pulls):,.0f}"
+    row["raw insert rows/s"] = f"{raw:,.0f}"
+    row["push / raw"] = f"{push / raw:.2f}"
     return row
 
 
@@ -255,14 +279,21 @@ def main() -> None:
     )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="only 100k items of history")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="push and raw-insert rounds of 100k each (the medians are shown)",
+    )
     args = parser.parse_args()
     histories = [100_000] if args.quick else [100_000, 1_000_000]
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     rows = []
     for backend in backends:
         print(f"benchmarking {backend} ...", file=sys.stderr, flush=True)
-        rows.append(bench_backend(backend, histories))
-    columns = list(rows[0])
+        rows.append(bench_backend(backend, histories, args.rounds))
+    order = ["backend", "push items/s", "pull items/s"]
+    columns = order + [c for c in rows[0] if c not in order]
     widths = [max(len(c), *(len(r.get(c, "")) for r in rows)) for c in columns]
     print(" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     print("-|-".join("-" * w for w in widths))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .model import Record, SyncItem, item_digest
+from .model import Record, SyncItem, digest_sum, item_digest
 from .truth import Outcome, TruthLevel, record_id, resolve
 
 __all__ = ["Loss", "MergePlan", "item_checksum", "plan_merge"]
@@ -66,27 +66,43 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
     :func:`truthvault.model.prepare_item`). Nothing is written; the plan says what to write.
     """
     plan = MergePlan()
+    items = list(items)
+    ids = [item.entity_id for item in items]
+    if not current and len(set(ids)) == len(ids):
+        # The first versions of new entities, one each: every one applies, nothing can lose.
+        plan.entities = dict(zip(ids, items, strict=True))
+        plan.results = [(item, Outcome.APPLIED, None) for item in items]
+        plan.checksum_delta = digest_sum(items)
+        return plan
     state: dict[str, SyncItem] = {}
+    # the versions that became current and those they replaced, for the checksum
+    added: list[SyncItem] = []
+    replaced: list[SyncItem] = []
     for item in items:
         eid = item.entity_id
         cur = state.get(eid) or current.get(eid)
+        if cur is None:
+            state[eid] = plan.entities[eid] = item
+            added.append(item)
+            plan.results.append((item, Outcome.APPLIED, None))
+            continue
         res = resolve(cur, item)
         rid: str | None = None
         if res.outcome is Outcome.APPLIED:
             state[eid] = item
             plan.entities[eid] = item
-            plan.checksum_delta += item_checksum(item)
-            if cur is not None:
-                plan.checksum_delta -= item_checksum(cur)
-                if res.loser is not None:
-                    loss = _record(res.loser, cur, now)
-                    plan.losses.append(Loss(res.loser, loss, item))
-                if item.truth_level == TruthLevel.USER and cur.truth_level != TruthLevel.USER:
-                    plan.upgrades.append(item)
+            added.append(item)
+            replaced.append(cur)
+            if res.loser is not None:
+                loss = _record(res.loser, cur, now)
+                plan.losses.append(Loss(res.loser, loss, item))
+            if item.truth_level == TruthLevel.USER and cur.truth_level != TruthLevel.USER:
+                plan.upgrades.append(item)
         elif res.outcome in (Outcome.SUGGESTION, Outcome.CONFLICT):
             kind = str(res.outcome)
             loss = _record(kind, item, now)
             rid = loss.id
             plan.losses.append(Loss(kind, loss, cur))
         plan.results.append((item, res.outcome, rid))
+    plan.checksum_delta = digest_sum(added) - (digest_sum(replaced) if replaced else 0)
     return plan

@@ -63,6 +63,7 @@ _RECORD_KINDS = (None, "suggestion", "conflict")
 _RECORD_STATUSES = (None, "open", "accepted", "rejected", "resolved")
 
 _item_decoder = msgspec.json.Decoder(SyncItem)
+_encoder = msgspec.json.Encoder()
 _record_decoder = msgspec.json.Decoder(Record)
 _pull_decoder = msgspec.json.Decoder(PullResponse)
 _detail_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -74,7 +75,6 @@ ENTITY_COLUMNS = "entity_id, seq, last_modified_at, deleted"
 #: the SET list of an entity upsert: every column but the key, from the incoming row
 ENTITY_UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in [*ENTITY_COLUMNS.split(", ")[1:], "wire"])
 _RECORD_COLUMNS = "id, kind, entity_id, entity_type, status, created_at, decided_at, resolution, seq"
-_entity_fields = attrgetter(*ENTITY_COLUMNS.split(", "))
 _record_fields = attrgetter(*_RECORD_COLUMNS.split(", "))
 _decision_fields = attrgetter("status", "decided_at", "resolution", "seq")
 
@@ -423,12 +423,12 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 PushResult(item.entity_id, "duplicate", item.mutation) for item in items[:applied_before]
             ]
             results += [
-                PushResult(item.entity_id, out.value, item.mutation, rid) for item, out, rid in plan.results
+                PushResult(item.entity_id, outcome, item.mutation, rid) for item, outcome, rid in plan.results
             ]
+            mutation = max(last, items[-1].mutation or 0) if items else last
             applied = self._apply(db, pk, state, plan, current, request.decisions, ctx.device_id, now, events)
             if applied.head != state.head_seq:
                 self._announce(db, ctx.tenant_id)
-            mutation = max(last, items[-1].mutation or 0) if items else last
             sql = "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?"
             db.execute(sql, (mutation, now, ctx.device_id))
         return PushResponse(results=results, head=applied.head, last_mutation=mutation)
@@ -460,18 +460,29 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         events: list[_EventRow],
     ) -> _Applied:
         """Write a plan, its kept losers, decisions and events, numbering changes from the head."""
-        out = _Applied(state.head_seq)
-        rows = []
-        for eid, item in plan.entities.items():
-            out.head += 1
-            # The wire form carries the hub's seq, not the device's mutation. Setting and
-            # restoring the mutation is much cheaper than copying every item.
-            mutation, item.mutation, item.seq = item.mutation, None, out.head
-            rows.append((*_entity_fields(item), encode(item)))
-            item.mutation = mutation
-            out.entities[eid] = item
-        if rows:
-            self._upsert_entities(db, pk, rows, current)
+        out = _Applied(state.head_seq, plan.entities)
+        if plan.entities:
+            # The wire form carries the hub's seq, not the device's mutation. Renumbering the
+            # items in place and restoring the mutations after is much cheaper than copying them.
+            versions = list(plan.entities.values())
+            mutations = [item.mutation for item in versions]
+            seqs = range(state.head_seq + 1, state.head_seq + 1 + len(versions))
+            for item, seq in zip(versions, seqs, strict=True):
+                item.mutation, item.seq = None, seq
+            entity_rows = list(  # ENTITY_COLUMNS and wire
+                zip(
+                    plan.entities,
+                    seqs,
+                    [item.last_modified_at for item in versions],
+                    [item.deleted for item in versions],
+                    map(_encoder.encode, versions),
+                    strict=True,
+                )
+            )
+            for item, mutation in zip(versions, mutations, strict=True):
+                item.mutation = mutation
+            out.head = seqs[-1]
+            self._upsert_entities(db, pk, entity_rows, current)
 
         # A loser kept before (a batch replayed by a device that lost its state) is not kept twice.
         losses = {loss.record.id: loss for loss in plan.losses}
@@ -640,7 +651,7 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
     items = request.items
     if len(items) > limits.max_batch_items:
         raise InvalidInput(f"items: {len(items)} items is over the limit of {limits.max_batch_items}")
-    mutations = list(map(_mutation_of, items))
+    mutations = [item.mutation for item in items]
     bad = _first_bad_mutation(mutations)
     # A device may relay versions another device wrote (an import, a restore): the version's
     # device_id names its writer, idempotency is per pushing device.
@@ -657,9 +668,6 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
             f"items[{bad}].mutation: {mutations[bad]} is not above the previous item's {mutations[bad - 1]}"
         )
     return items
-
-
-_mutation_of = attrgetter("mutation")
 
 
 def _first_bad_mutation(mutations: list[int | None]) -> int:
