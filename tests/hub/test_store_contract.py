@@ -195,6 +195,36 @@ def test_authenticate(hub_store: HubStore, hub_sql: Sql) -> None:
 
 
 # -- push: applied, duplicate, idempotent -------------------------------------------------------
+def test_rows_hold_each_version_exactly(laptop: Dev, hub_sql: Sql) -> None:
+    # Payload bytes as a device sent them: spacing, escapes, non-ASCII, and one large.
+    payloads = [
+        b'{"b":1,  "a":[2]}',
+        b'{"t":"caf\\u00e9 \xc3\xa9 \\"q\\" \\\\ ,"}',
+        b'{"t":"' + b"x" * 70_000 + b'"}',
+        b"{ }",
+    ]
+    first = [laptop.item(f"n{i}", at(i), payload=msgspec.Raw(p)) for i, p in enumerate(payloads)]
+    laptop.push(*first)
+    # One batch of new entities, changed ones and a delete, with a repeat of one entity.
+    second = [
+        laptop.item("n1", at(10), payload=msgspec.Raw(b'{"t": "changed"}')),
+        laptop.item("n9", at(11), payload=msgspec.Raw(payloads[1])),
+        laptop.item("n2", at(12), deleted=True, payload=msgspec.Raw(b"{}")),
+        laptop.item("n1", at(13), payload=msgspec.Raw(b'{"t":"again"}')),
+    ]
+    assert [r.outcome for r in laptop.push(*second).results] == ["applied"] * 4
+    rows = hub_sql("SELECT entity_id, seq, last_modified_at, deleted, wire FROM entities ORDER BY entity_id")
+    expected = {"n0": first[0], "n1": second[3], "n2": second[2], "n3": first[3], "n9": second[1]}
+    assert [row[0] for row in rows] == sorted(expected)
+    seqs = {"n0": 1, "n3": 4, "n1": 5, "n9": 6, "n2": 7}  # renumbered in first-change order
+    for eid, seq, clock, deleted, wire in rows:
+        sent = expected[eid]
+        stored = msgspec.json.decode(bytes(wire), type=SyncItem)
+        assert (seq, clock, bool(deleted)) == (seqs[eid], sent.last_modified_at, sent.deleted)
+        assert bytes(stored.payload) == bytes(sent.payload)
+        assert stored == msgspec.structs.replace(sent, seq=seq, mutation=None, last_modified_by_level=1)
+
+
 def test_push_applies_and_a_replay_changes_nothing(laptop: Dev, hub_sql: Sql) -> None:
     items = [laptop.item(f"n{i}", at(i)) for i in range(3)]
     first = laptop.push(*items)

@@ -1,8 +1,8 @@
 """What both hub stores share: push, pull, conflicts and admin over a few database primitives.
 
 The SQL here is portable (SQLite and PostgreSQL) and written with ``?`` placeholders; the
-PostgreSQL adapter rewrites them. A backend supplies connections and transactions and may
-override the two bulk paths of a push (``_load_current``, ``_upsert_entities``).
+PostgreSQL adapter rewrites them. A backend supplies connections, transactions and the bulk
+write of a push (``_upsert_entities``), and may override its bulk read (``_load_current``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import attrgetter, lt
@@ -52,6 +52,7 @@ __all__ = [
     "BaseHubStore",
     "Cursor",
     "Db",
+    "EntityWrites",
 ]
 
 _U64 = 1 << 64
@@ -115,6 +116,37 @@ class TenantState:
     head_seq: int
     checksum: int  # unsigned, modulo 2**64
     purge_seq: int
+
+
+@dataclass(slots=True)
+class EntityWrites:
+    """New current versions of entities, a column each (``ENTITY_COLUMNS``, then ``wire``)."""
+
+    ids: list[str]
+    seqs: Sequence[int]
+    clocks: list[str]
+    deleted: list[bool]
+    wires: list[bytes]
+
+    def rows(self) -> Iterator[tuple[str, int, str, bool, bytes]]:
+        return zip(self.ids, self.seqs, self.clocks, self.deleted, self.wires, strict=True)
+
+    def split(self, existing: Container[str]) -> tuple[EntityWrites, EntityWrites]:
+        """(those whose id is not in ``existing``, those whose id is)."""
+        if not existing:
+            return self, EntityWrites.of([])
+        rows = list(self.rows())
+        return (
+            EntityWrites.of([row for row in rows if row[0] not in existing]),
+            EntityWrites.of([row for row in rows if row[0] in existing]),
+        )
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, int, str, bool, bytes]]) -> EntityWrites:
+        if not rows:
+            return cls([], [], [], [], [])
+        ids, seqs, clocks, deleted, wires = zip(*rows, strict=True)
+        return cls(list(ids), list(seqs), list(clocks), list(deleted), list(wires))
 
 
 @dataclass(slots=True)
@@ -249,23 +281,11 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         ]
         return {item.entity_id: item for item in items}
 
-    def _upsert_entities(
-        self, db: Db, pk: int, rows: list[tuple[Any, ...]], existing: Container[str]
-    ) -> None:
-        """Write new current versions (rows of ``ENTITY_COLUMNS`` and ``wire``).
-
-        ``existing`` holds the ids that have a row: under the tenant's lock, the others have none,
-        so they are plain inserts (cheaper than an upsert that finds no row).
-        """
-        insert = f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) VALUES ({pk}, ?,?,?,?,?)"
-        new = [row for row in rows if row[0] not in existing]
-        changed = [row for row in rows if row[0] in existing] if len(new) < len(rows) else []
-        if new:
-            db.executemany(insert, new)
-        if changed:
-            db.executemany(
-                f"{insert} ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}", changed
-            )
+    @abstractmethod
+    def _upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
+        """Write new current versions. ``existing`` holds the ids that have a row: under the
+        tenant's lock, the others have none, so they can be plain inserts (cheaper than an
+        upsert that finds no row)."""
 
     # -- admin -------------------------------------------------------------------
     def add_tenant(self, name: str, vault_mode: str) -> Tenant:
@@ -469,20 +489,17 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             seqs = range(state.head_seq + 1, state.head_seq + 1 + len(versions))
             for item, seq in zip(versions, seqs, strict=True):
                 item.mutation, item.seq = None, seq
-            entity_rows = list(  # ENTITY_COLUMNS and wire
-                zip(
-                    plan.entities,
-                    seqs,
-                    [item.last_modified_at for item in versions],
-                    [item.deleted for item in versions],
-                    map(_encoder.encode, versions),
-                    strict=True,
-                )
+            writes = EntityWrites(
+                list(plan.entities),
+                seqs,
+                [item.last_modified_at for item in versions],
+                [item.deleted for item in versions],
+                list(map(_encoder.encode, versions)),
             )
             for item, mutation in zip(versions, mutations, strict=True):
                 item.mutation = mutation
             out.head = seqs[-1]
-            self._upsert_entities(db, pk, entity_rows, current)
+            self._upsert_entities(db, pk, writes, current)
 
         # A loser kept before (a batch replayed by a device that lost its state) is not kept twice.
         losses = {loss.record.id: loss for loss in plan.losses}

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import StorageError
 from ..model import SyncItem
 from . import migrations
-from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db
+from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db, EntityWrites
 
 __all__ = ["PostgresHubStore"]
 
@@ -148,28 +148,25 @@ class PostgresHubStore(BaseHubStore):
         items = [_item_decoder.decode(row[0]) for row in rows]
         return {item.entity_id: item for item in items}
 
-    def _upsert_entities(
-        self, db: Db, pk: int, rows: list[tuple[Any, ...]], existing: Container[str]
-    ) -> None:
+    def _upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
         """Write new current versions with binary COPY: new entities straight into the table,
         changed ones through the staging table and one upsert."""
         assert isinstance(db, _PgDb)
-        new = [(pk, *row) for row in rows if row[0] not in existing]
-        changed = [row for row in rows if row[0] in existing]
+        new, changed = writes.split(existing)
         with db.conn.cursor() as cur:
-            if new:
+            if new.ids:
                 with cur.copy(_COPY_ENTITIES) as copy:
                     copy.set_types(_ENTITY_TYPES)
-                    for row in new:
-                        copy.write_row(row)
-            if changed:
+                    for row in new.rows():
+                        copy.write_row((pk, *row))
+            if changed.ids:
                 cur.execute(_CREATE_STAGE)
                 with cur.copy("COPY hub_entity_stage_v4 FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(_ENTITY_TYPES[1:])
-                    for row in changed:
+                    for row in changed.rows():
                         copy.write_row(row)
                 cur.execute(_UPSERT_FROM_STAGE, (pk,))
-        self._note_growth(len(new))
+        self._note_growth(len(new.ids))
 
     def _announce(self, db: Db, tenant_id: str) -> None:
         # Delivered to every listening hub process when (and only if) the push commits.

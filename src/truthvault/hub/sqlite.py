@@ -10,18 +10,29 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StorageError
+from ..model import encode
 from . import migrations
-from ._base import TENANT_COUNTERS, BaseHubStore, Db
+from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, TENANT_COUNTERS, BaseHubStore, Db, EntityWrites
 
 __all__ = ["SqliteHubStore"]
 
 _PAGE_ENTITIES = "SELECT seq, wire, 0 FROM entities WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
 _PAGE_RECORDS = "SELECT seq, wire, 1 FROM records WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
+
+# Entity rows go in by one statement a batch rather than one a row: their small columns as
+# one JSON array, their wire forms as one blob of which each row takes its slice (exact bytes).
+# Binding five values a row from Python cost a tenth of a push.
+_INSERT_ENTITIES = (
+    f"INSERT INTO entities (tenant_pk, {ENTITY_COLUMNS}, wire) SELECT ?1, "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(4))
+    + ", substr(?3, json_extract(value, '$[4]'), json_extract(value, '$[5]')) FROM json_each(?2) WHERE true"
+)
+_UPSERT_ENTITIES = f"{_INSERT_ENTITIES} ON CONFLICT (tenant_pk, entity_id) DO UPDATE SET {ENTITY_UPSERT_SET}"
 
 log = logging.getLogger("truthvault.hub")
 
@@ -143,6 +154,15 @@ class SqliteHubStore(BaseHubStore):
     def _read(self) -> Iterator[Db]:
         with _storage_errors():
             yield self._reader()
+
+    def _upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
+        """Write new current versions: one INSERT for the new entities, one upsert for the others."""
+        for part, sql in zip(writes.split(existing), (_INSERT_ENTITIES, _UPSERT_ENTITIES), strict=True):
+            if part.ids:
+                sizes = [len(wire) for wire in part.wires]
+                starts = itertools.accumulate(sizes[:-1], initial=1)  # substr() counts from 1
+                rows = list(zip(part.ids, part.seqs, part.clocks, part.deleted, starts, sizes, strict=True))
+                db.execute(sql, (pk, encode(rows), b"".join(part.wires)))
 
     def _pull_page(
         self, pk: int, since: int, n: int
