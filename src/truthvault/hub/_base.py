@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from operator import attrgetter, lt
+from operator import attrgetter
 from typing import Any, Protocol
 
 import msgspec
@@ -689,8 +689,6 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
 
 def _first_bad_mutation(mutations: list[int | None]) -> int:
     """The index of the first missing or not strictly increasing mutation (len when none is)."""
-    if None not in mutations and all(map(lt, mutations, mutations[1:])):  # type: ignore[arg-type]
-        return len(mutations)
     previous = -1
     for i, mutation in enumerate(mutations):
         if mutation is None or mutation <= previous:

@@ -28,55 +28,48 @@ SEARCH_TEXT_SQL = (
 )
 
 
+def _write(conn: sqlite3.Connection, *, delete: bool, where: str, params: tuple[object, ...]) -> None:
+    """Add the live ``entities`` rows matching ``where`` to the index, or (``delete``) take
+    them out of it, with their text computed as it is now."""
+    into = "(entities_fts, rowid, body) SELECT 'delete', rowid," if delete else "(rowid, body) SELECT rowid,"
+    conn.execute(
+        f"INSERT INTO entities_fts {into} {SEARCH_TEXT_SQL} FROM entities WHERE {where} AND deleted = 0",
+        params,
+    )
+
+
+_IN_LIST = " IN (SELECT value FROM json_each(?))"
+
+
 def unindex(conn: sqlite3.Connection, rowid: int) -> None:
     """Drop one entity row from the index; call it while the row still holds what was indexed.
 
     The index is contentless, so FTS5 deletes by being told the text it indexed; that text
     is computed from the row exactly as it was when the row was indexed.
     """
-    conn.execute(
-        f"INSERT INTO entities_fts (entities_fts, rowid, body) SELECT 'delete', rowid, {SEARCH_TEXT_SQL} "
-        "FROM entities WHERE rowid = ? AND deleted = 0",
-        (rowid,),
-    )
+    _write(conn, delete=True, where="rowid = ?", params=(rowid,))
 
 
 def index(conn: sqlite3.Connection, rowid: int) -> None:
     """Index one entity row as it is now (nothing for a tombstone); unindex it first."""
-    conn.execute(
-        f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
-        "FROM entities WHERE rowid = ? AND deleted = 0",
-        (rowid,),
-    )
+    _write(conn, delete=False, where="rowid = ?", params=(rowid,))
 
 
 def unindex_rows(conn: sqlite3.Connection, rowids: list[int]) -> None:
     """:func:`unindex` for many rows in one statement."""
     if rowids:
-        conn.execute(
-            f"INSERT INTO entities_fts (entities_fts, rowid, body) SELECT 'delete', rowid, {SEARCH_TEXT_SQL} "
-            "FROM entities WHERE rowid IN (SELECT value FROM json_each(?)) AND deleted = 0",
-            (json.dumps(rowids),),
-        )
+        _write(conn, delete=True, where="rowid" + _IN_LIST, params=(json.dumps(rowids),))
 
 
 def index_entities(conn: sqlite3.Connection, entity_ids: list[str]) -> None:
     """:func:`index` for many entities (by id) in one statement."""
     if entity_ids:
-        conn.execute(
-            f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
-            "FROM entities WHERE entity_id IN (SELECT value FROM json_each(?)) AND deleted = 0",
-            (json.dumps(entity_ids),),
-        )
+        _write(conn, delete=False, where="entity_id" + _IN_LIST, params=(json.dumps(entity_ids),))
 
 
 def reindex_range(conn: sqlite3.Connection, first: int, last: int) -> None:
     """Index freshly inserted rows ``first..last`` (bulk import; they have no entries yet)."""
-    conn.execute(
-        f"INSERT INTO entities_fts (rowid, body) SELECT rowid, {SEARCH_TEXT_SQL} "
-        "FROM entities WHERE rowid BETWEEN ? AND ? AND deleted = 0",
-        (first, last),
-    )
+    _write(conn, delete=False, where="rowid BETWEEN ? AND ?", params=(first, last))
 
 
 def fts_error(query: str, exc: sqlite3.Error) -> InvalidInput:
