@@ -56,8 +56,9 @@ class Cli:
 class HubProc:
     """A hub process on a free loopback port."""
 
-    def __init__(self, db: str, home: Path) -> None:
+    def __init__(self, db: str, home: Path, *serve_args: str) -> None:
         self.db = db
+        self.serve_args = serve_args
         self.admin = Cli(home, hub_db=db)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -80,6 +81,7 @@ class HubProc:
                     self.db,
                     "--port",
                     str(self.port),
+                    *self.serve_args,
                 ],
                 env=self.admin.env,
                 stdout=log,

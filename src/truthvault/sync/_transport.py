@@ -84,6 +84,9 @@ class HubClient:
     """Talks to one hub as one device: signing with ``keys`` (an enrolled device) or with a
     bearer ``token``. ``transport`` lets tests pass an ASGI transport."""
 
+    #: The longest this client waits in all on one request the hub answers 429.
+    RATE_LIMIT_PATIENCE_S = 30.0
+
     def __init__(
         self,
         url: str,
@@ -122,6 +125,22 @@ class HubClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # A 429 is the hub asking this device to slow down, not a failure of the sync: wait as
+        # long as Retry-After says and send again (every request here is safe to repeat: a
+        # push is idempotent, and signing gives the new attempt a fresh nonce), but give up
+        # once the waits would pass RATE_LIMIT_PATIENCE_S, so a hub that keeps refusing is
+        # reported, not waited on forever.
+        waited = 0.0
+        while True:
+            try:
+                return self._send(method, path, **kwargs)
+            except errors.RateLimited as exc:
+                if waited + exc.retry_after_s > self.RATE_LIMIT_PATIENCE_S:
+                    raise
+                time.sleep(exc.retry_after_s)
+                waited += exc.retry_after_s
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
