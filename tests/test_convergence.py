@@ -66,7 +66,7 @@ def world(url_for: Any) -> Iterator[tuple[HubStore, list[Vault], list[Syncer]]]:
 operations = st.lists(
     st.tuples(
         st.integers(0, REPLICAS - 1),
-        st.sampled_from(["write", "write", "write", "delete", "accept", "sync", "sync"]),
+        st.sampled_from(["write", "write", "write", "delete", "accept", "reject", "resolve", "sync", "sync"]),
         st.integers(1, 5),
         st.integers(0, 3),
     ),
@@ -76,6 +76,7 @@ operations = st.lists(
 
 
 def run(url_for: Any, ops: list[tuple[int, str, int, int]]) -> None:
+
     with world(url_for) as (_store, vaults, syncers):
         written: list[SyncItem] = []
         had_user_truth: set[str] = set()
@@ -87,8 +88,21 @@ def run(url_for: Any, ops: list[tuple[int, str, int, int]]) -> None:
             if kind == "accept":
                 open_ = vault.records(kind="suggestion", status="open")
                 if open_:
-                    written.append(vault.accept(open_[0].id))
+                    written.append(vault.accept(open_[0].id, force=True))
                     had_user_truth.add(open_[0].entity_id)
+                continue
+            if kind == "reject":
+                open_ = vault.records(kind="suggestion", status="open")
+                if open_:
+                    vault.reject(open_[slot % len(open_)].id)
+                continue
+            if kind == "resolve":
+                open_ = vault.records(kind="conflict", status="open")
+                if open_:
+                    target = open_[slot % len(open_)]
+                    vault.resolve_conflict(target.id, "restore" if level % 2 else "keep")
+                    if level % 2:
+                        written.append(vault.get(target.entity_id))
                 continue
             try:
                 if kind == "delete":
@@ -122,6 +136,12 @@ def run(url_for: Any, ops: list[tuple[int, str, int, int]]) -> None:
         assert {v.checksum() for v in vaults} == {checksum}
         assert all(v.pending_count() == 0 for v in vaults)
 
+        # (d) the kept records converge too: every replica holds the hub's records, no more, no
+        # fewer, each with the hub's status
+        hub_kept = {r.id: r.status for r in _latest(hub_records)}
+        for v in vaults:
+            assert {r.id: r.status for r in v.records(status=None)} == hub_kept
+
         # (b) no U1 content is ever replaced by a lower level
         for eid in had_user_truth:
             assert states[0][eid][2] == 1, f"{eid} fell below user truth: {states[0][eid]}"
@@ -153,6 +173,11 @@ def run(url_for: Any, ops: list[tuple[int, str, int, int]]) -> None:
             assert built_on or covered, f"lost: {w}"
 
 
+def _latest(records: list[Any]) -> list[Any]:
+    """Each record as last seen in the feed (a decided record comes again with its new status)."""
+    return list({r.id: r for r in records}.values())
+
+
 def _pull_everything(client: StoreClient) -> tuple[list[SyncItem], list[Any], str | None]:
     items: dict[str, SyncItem] = {}
     records: list[Any] = []
@@ -165,6 +190,24 @@ def _pull_everything(client: StoreClient) -> tuple[list[SyncItem], list[Any], st
         since = page.cursor
         if not page.has_more:
             return list(items.values()), records, page.checksum
+
+
+def test_a_replica_that_missed_a_version_keeps_the_hubs_records_not_its_own() -> None:
+    # d1 holds e0 at C5; d0 raises it to LN4 (an edit of its own: nothing to keep), then d2's U1
+    # beats LN4 at the hub, which keeps LN4 as a suggestion. d1 never saw LN4: it must not keep
+    # "C5 lost to U1" of its own, which no other replica has.
+    run(
+        lambda tmp: str(tmp / "hub.db"),
+        [
+            (0, "write", 5, 0),
+            (0, "sync", 1, 0),
+            (1, "sync", 1, 0),
+            (0, "write", 4, 0),
+            (0, "sync", 1, 0),
+            (2, "write", 1, 0),
+            (2, "sync", 1, 0),
+        ],
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

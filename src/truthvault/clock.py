@@ -19,8 +19,10 @@ from .errors import InvalidInput
 __all__ = [
     "CANONICAL_STAMP",
     "CANONICAL_STAMP_RE",
+    "MAX_FUTURE_SKEW_MS",
     "HybridClock",
     "format_stamp",
+    "future_limit",
     "normalize_stamp",
     "parse_stamp",
     "stamp_ms",
@@ -37,6 +39,11 @@ _STAMP_RE = re.compile(
     r"\A([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z(?:-([0-9a-f]{4}))?\Z"
 )
 _MAX_COUNTER = 0xFFFF
+
+#: How far ahead of this machine's clock a stamp from elsewhere may be. The hub refuses
+#: pushes beyond it (``hub serve --max-clock-skew``) and a vault refuses imports beyond it:
+#: a stamp from the far future would win every later edit made here.
+MAX_FUTURE_SKEW_MS = 15 * 60 * 1000
 
 
 def format_stamp(ms: int, counter: int = 0) -> str:
@@ -74,6 +81,11 @@ def stamp_ms(stamp: str) -> int:
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def future_limit(skew_ms: int = MAX_FUTURE_SKEW_MS) -> str:
+    """The greatest stamp accepted from elsewhere now: this machine's time plus ``skew_ms``."""
+    return format_stamp(_wall_ms() + skew_ms, _MAX_COUNTER)
 
 
 class HybridClock:

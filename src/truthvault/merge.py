@@ -68,7 +68,7 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
     plan = MergePlan()
     items = list(items)
     ids = [item.entity_id for item in items]
-    if not current and len(set(ids)) == len(ids):
+    if not current and len(set(ids)) == len(ids) and True not in [item.kept for item in items]:
         # The first versions of new entities, one each: every one applies, nothing can lose.
         plan.entities = dict(zip(ids, items, strict=True))
         plan.results = [(item, Outcome.APPLIED, None) for item in items]
@@ -81,6 +81,14 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
     for item in items:
         eid = item.entity_id
         cur = state.get(eid) or current.get(eid)
+        if item.kept:
+            # It lost where it was written, to a version that is (or will be) pushed too: keep
+            # it as that device does, whatever the current version here is now.
+            kind = "conflict" if item.truth_level == TruthLevel.USER else "suggestion"
+            loss = _record(kind, item, now)
+            plan.losses.append(Loss(kind, loss, cur))
+            plan.results.append((item, Outcome(kind), loss.id))
+            continue
         if cur is None:
             state[eid] = plan.entities[eid] = item
             added.append(item)

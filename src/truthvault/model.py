@@ -19,7 +19,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Annotated, Literal
 
@@ -30,6 +30,7 @@ from .errors import Forbidden, InvalidInput, InvalidSource, PayloadTooLarge
 from .truth import ACCEPTED_SOURCE, TruthLevel, check_source, implied_level, origin_step
 
 __all__ = [
+    "MAX_PAYLOAD_DEPTH",
     "Decision",
     "OriginStep",
     "PullResponse",
@@ -40,6 +41,7 @@ __all__ = [
     "SyncItem",
     "check_entity_id",
     "check_entity_type",
+    "check_payload_depth",
     "checksum_hex",
     "decode_push",
     "digest_sum",
@@ -62,6 +64,14 @@ _id_ok = re.compile(_ID).fullmatch
 _types_ok = re.compile(rf"{_TYPE}(?:\n{_TYPE})*").fullmatch
 _ids_ok = re.compile(rf"{_ID}(?:\n{_ID})*").fullmatch
 Level = Annotated[int, msgspec.Meta(ge=1, le=5)]
+#: How deeply a payload's objects and arrays may nest. Far beyond any real entity, and far
+#: below what a reader's recursion can take: a payload nested a thousand deep was once stored
+#: and then broke every listing of the vault.
+MAX_PAYLOAD_DEPTH = 64
+# Half the limit of either bracket: then both together are within it.
+_FEW_BRACKETS = MAX_PAYLOAD_DEPTH // 2
+# A JSON string (skipped whole, brackets in it are text) or one bracket.
+_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 #: the largest integer both databases store (SQLite INTEGER, PostgreSQL BIGINT: signed 64-bit)
 MAX_INT64 = 2**63 - 1
 #: text without NUL characters, which PostgreSQL cannot store in a text column. The schema
@@ -112,6 +122,9 @@ class SyncItem(msgspec.Struct, omit_defaults=True, gc=False):
     deleted: bool = False
     #: push only: the device's number for this mutation (strictly increasing per device)
     mutation: NonNegative | None = None
+    #: push only: this version already lost on the device, which keeps it as a suggestion (or,
+    #: at level 1, a conflict record); the hub keeps it so too and never makes it current
+    kept: bool = False
     #: pull only: the hub's sequence number of this change in the tenant's feed
     seq: NonNegative | None = None
 
@@ -280,6 +293,7 @@ def prepare_item(
         )
     if not item.payload or memoryview(item.payload)[0] != 0x7B:  # "{" starts a JSON object
         raise InvalidInput(f"{where}.payload: must be a JSON object")
+    check_payload_depth(bytes(item.payload), f"{where}.payload")
     if not _stamp_match(item.last_modified_at):
         raise InvalidInput(f"{where}.last_modified_at: {_NOT_STAMP % (item.last_modified_at,)}")
     if item.base_clock is not None and not _stamp_match(item.base_clock):
@@ -354,6 +368,24 @@ def prepare_items(
     return items
 
 
+def check_payload_depth(payload: bytes, where: str) -> None:
+    """InvalidInput when a JSON payload nests deeper than :data:`MAX_PAYLOAD_DEPTH`."""
+    if payload.count(b"{") + payload.count(b"[") <= MAX_PAYLOAD_DEPTH:
+        return  # the common case, two scans in C: too few brackets to nest that deep
+    depth = deepest = 0
+    for token in _JSON_NESTING.findall(payload):
+        if token in (b"{", b"["):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"}", b"]"):
+            depth -= 1
+    if deepest > MAX_PAYLOAD_DEPTH:
+        raise InvalidInput(
+            f"{where}: nested {deepest} deep, over the limit of {MAX_PAYLOAD_DEPTH}",
+            hint="flatten the data",
+        )
+
+
 def _all_match(ok: Callable[[str], object], values: list[str]) -> bool:
     """True when every value matches: one regex over them all, joined by newlines (a value
     holding a newline of its own would add a piece, so the pieces are counted too)."""
@@ -403,6 +435,15 @@ def _batch_passes(items: list[SyncItem], tenant_id: str, max_payload_bytes: int,
     joined = b"".join([item.payload for item in items])  # msgspec.Raw is a buffer
     if itemgetter(0, *accumulate(sizes[:-1], initial=0))(joined).count(0x7B) != n + 1:
         return False
+    # No payload may nest too deep: when none has more than _FEW_BRACKETS of either bracket,
+    # none can (one with more is checked on its own). Counted over the whole batch first, as
+    # each payload opens one object: flat payloads, the usual kind, need no count of their own.
+    if joined.count(b"{") > n + _FEW_BRACKETS - 1 or joined.count(b"[") > _FEW_BRACKETS:
+        ends = list(accumulate(sizes))
+        starts = [0, *ends[:-1]]
+        for bracket in (b"{", b"["):
+            if max(map(joined.count, repeat(bracket), starts, ends)) > _FEW_BRACKETS:
+                return False
     clocks = [item.last_modified_at for item in items]
     if max(clocks) > max_clock or not _stamps_ok(clocks):
         return False

@@ -121,6 +121,8 @@ _BAD_FIELDS: list[dict[str, object]] = [
     {"payload": msgspec.Raw(b"[1]")},
     {"payload": msgspec.Raw(b"")},
     {"payload": msgspec.Raw(b'{"t":"' + b"x" * 2000 + b'"}')},
+    {"payload": msgspec.Raw(b'{"a":' * 65 + b"1" + b"}" * 65)},  # nested too deep
+    {"payload": msgspec.Raw(b"{" + b'"a":[' * 64 + b"]" * 64 + b"}")},
     {"last_modified_at": "2026-11-22T01:36:48.123Z"},
     {"last_modified_at": format_stamp(NOW) + "\n"},
     {"last_modified_at": format_stamp(NOW).replace("0", "\u0660", 1)},  # an Arabic-Indic zero
@@ -141,6 +143,9 @@ _GOOD_FIELDS: list[dict[str, object]] = [
     {"last_modified_at": format_stamp(NOW - 1, 0xFACE), "base_clock": format_stamp(NOW - 9, 0xBEEF)},
     {"origin_chain": (OriginStep(level=2, source="automation:x", at=format_stamp(NOW)),)},
     {"entity_type": "task.sub-1", "entity_id": "A:b.c_d-9"},
+    {"payload": msgspec.Raw(b'{"a":' * 64 + b"1" + b"}" * 64)},  # as deep as allowed
+    {"payload": msgspec.Raw(b'{"a":"' + b"[{" * 40 + b'"}')},  # brackets in a string are text
+    {"payload": msgspec.Raw(b'{"a":[' + b"{}," * 40 + b"{}]}")},  # many objects, side by side
 ]
 
 

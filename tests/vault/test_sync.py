@@ -252,18 +252,21 @@ def test_pulled_records_are_upserted_status_only_forward(make_vault: Callable[[s
     assert b.get_record(open_rec.id).status == "rejected"
 
 
-def test_local_queued_decision_wins_over_pulled(make_vault: Callable[[str], Vault]) -> None:
+def test_the_hubs_decision_wins_over_a_different_one_made_here(make_vault: Callable[[str], Vault]) -> None:
+    # Another device accepted the suggestion first; the rejection made here meanwhile gives
+    # way, so every replica ends with the one decision the hub took first.
     a = make_vault("a")
     rec = _record(a, "open")
     first = a.pending_batch()
     assert first is not None
     a.ack(first, hub_ack(first))
     a.reject(rec.id)
-    accepted = msgspec.structs.replace(rec, status="accepted")
-    a.apply_pull(PullResponse(items=[], records=[accepted], cursor=6, has_more=False, head=6))
-    assert a.get_record(rec.id).status == "rejected"
     batch = a.pending_batch()
     assert batch is not None and [d.status for d in batch.decisions] == ["rejected"]
+    accepted = msgspec.structs.replace(rec, status="accepted", decided_at="2026-11-22T00:00:01.000Z-0000")
+    a.apply_pull(PullResponse(items=[], records=[accepted], cursor=6, has_more=False, head=6))
+    assert a.get_record(rec.id).status == "accepted"
+    assert a.pending_batch() is None and a.pending_count() == 0
 
 
 def test_pulled_record_of_queued_item_unqueues_it(make_vault: Callable[[str], Vault]) -> None:

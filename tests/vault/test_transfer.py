@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import time
 from collections.abc import Callable
 
 import msgspec
 import pytest
 
+from truthvault.clock import format_stamp
 from truthvault.errors import InvalidInput, InvalidSource
 from truthvault.model import SyncItem
+from truthvault.truth import Outcome
 from truthvault.vault import Vault, _transfer, payload_of
 
 from .conftest import deliver
@@ -86,6 +89,8 @@ def _line(**changes: object) -> bytes:
         (_line(last_modified_at="yesterday"), "line 3: last_modified_at"),
         (_line(payload=[1]), "line 3: payload: must be a JSON object"),
         (_line(entity_type="Bad Type"), "line 3: entity_type"),
+        (_line(last_modified_at="2099-01-01T00:00:00.000Z-0000"), "line 3: last_modified_at: 2099"),
+        (_line(payload=msgspec.json.decode(b'{"a":' * 80 + b"1" + b"}" * 80)), "line 3: payload: nested"),
     ],
 )
 def test_bad_line_imports_nothing(vault: Vault, bad: bytes, message: str) -> None:
@@ -115,14 +120,13 @@ def test_import_takes_this_vaults_tenant_and_upgrade_rule(vault: Vault) -> None:
 
 def test_import_resolves_existing_ids_by_the_truth_rule(vault: Vault) -> None:
     mine = vault.put("note", {"t": "mine"}, entity_id="n1").item
-    lower = _line(
-        truth_level=5, origin_source="ai-cloud:x/y", last_modified_at="2099-01-01T00:00:00.000Z-0000"
-    )
+    later = format_stamp(time.time_ns() // 1_000_000 + 60_000)  # ahead, within the skew allowed
+    lower = _line(truth_level=5, origin_source="ai-cloud:x/y", last_modified_at=later)
     assert vault.import_jsonl(io.BytesIO(lower + b"\n")) == 1
     assert vault.get("n1") == mine  # U1 is never replaced by a lower level
     [sug] = vault.suggestions()
     assert payload_of(sug.item) == {"t": "hello"}
-    newer = _line(payload={"t": "restored"}, last_modified_at="2099-01-01T00:00:00.000Z-0000")
+    newer = _line(payload={"t": "restored"}, last_modified_at=later)
     vault.import_jsonl(io.BytesIO(newer + b"\n"))
     assert payload_of(vault.get("n1")) == {"t": "restored"}
     [conflict] = vault.conflicts()  # the replaced U1 version is kept
@@ -183,3 +187,14 @@ def test_import_then_sync_round_trip(make_vault: Callable[[str], Vault]) -> None
     dst.import_jsonl(buf)
     deliver(dst, peer)
     assert peer.checksum() == src.checksum()
+
+
+def test_an_imported_clock_moves_this_vaults_clock_past_it(vault: Vault) -> None:
+    # A version stamped a few minutes ahead (another device's fast clock, within the skew
+    # allowed) must not win the edits made here afterwards.
+    ahead = format_stamp(time.time_ns() // 1_000_000 + 5 * 60_000)
+    vault.import_jsonl(io.BytesIO(_line(entity_id="skew-1", last_modified_at=ahead) + b"\n"))
+    result = vault.edit("skew-1", {"t": "my new text"})
+    assert result.outcome is Outcome.APPLIED and result.item.last_modified_at > ahead
+    assert payload_of(vault.get("skew-1")) == {"t": "my new text"}
+    assert vault.conflicts() == []

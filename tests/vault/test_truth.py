@@ -85,12 +85,14 @@ def test_put_accepted_applies_the_upgrade_rule(vault: Vault) -> None:
 
 
 def test_accept_merges_suggestion_into_entity(vault: Vault) -> None:
-    eid = _u1(vault, title="mine", body="keep")
-    rid = vault.edit(eid, {"title": "better"}, source=AI).record_id
+    eid = _u1(vault, title="mine", body="keep", old="x")
+    rid = vault.edit(eid, {"title": "better"}, source=AI, replace=False).record_id
     assert rid is not None
-    vault.edit(eid, {"extra": 1})  # the entity moved on since the suggestion
+    # The entity moved on since the suggestion: the user added a field, changed another and
+    # removed a third. Accepting applies only what the suggestion changed.
+    vault.edit(eid, {"title": "mine", "body": "changed since", "extra": 1}, replace=True)
     item = vault.accept(rid)
-    assert payload_of(item) == {"title": "better", "body": "keep", "extra": 1}
+    assert payload_of(item) == {"title": "better", "body": "changed since", "extra": 1}
     assert (item.truth_level, item.accepted_by_user) == (1, True)
     assert [(s.level, s.source, s.ref) for s in item.origin_chain] == [(5, AI, rid)]
     assert vault.get(eid) == item
@@ -102,6 +104,32 @@ def test_accept_merges_suggestion_into_entity(vault: Vault) -> None:
         vault.accept(rid)
     with pytest.raises(ConflictState):
         vault.reject(rid)
+
+
+def test_accept_of_an_unchanged_entity_takes_the_suggestion_whole(vault: Vault) -> None:
+    eid = _u1(vault, title="mine", body="drop me")
+    rid = vault.edit(eid, {"title": "ai title"}, source=AI, replace=True).record_id
+    assert rid is not None
+    assert payload_of(vault.accept(rid)) == {"title": "ai title"}  # the removal is applied too
+
+
+def test_accept_of_a_pulled_suggestion_made_on_an_older_version_needs_force(
+    make_vault: Callable[[str], Vault],
+) -> None:
+    laptop, phone = make_vault("laptop"), make_vault("phone")
+    eid = _u1(laptop, title="mine", body="b")
+    deliver(laptop, phone)
+    phone.edit(eid, {"title": "ai title"}, source=AI)  # the AI on the phone, against U1
+    laptop.edit(eid, {"body": "edited on the laptop"})  # meanwhile, on the laptop
+    deliver(phone, laptop)  # the phone's suggestion reaches the laptop as a lost version
+    [sug] = laptop.suggestions()
+    # The laptop never held what the suggestion was made on, so it cannot tell what it changed.
+    with pytest.raises(ConflictState, match="changed since suggestion"):
+        laptop.accept(sug.id)
+    assert laptop.get_record(sug.id).status == "open"
+    assert payload_of(laptop.get(eid)) == {"title": "mine", "body": "edited on the laptop"}
+    item = laptop.accept(sug.id, force=True)
+    assert payload_of(item) == {"title": "ai title", "body": "b"}
 
 
 def test_accept_needs_a_user_source(vault: Vault) -> None:

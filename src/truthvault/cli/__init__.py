@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 
@@ -66,3 +67,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"the vault's database failed: {exc}", "is another process holding it, or the disk full?")
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+    except Exception as exc:
+        # A bug, not bad input: still one line, with the traceback on request.
+        if os.environ.get("TRUTHVAULT_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _fail(
+            f"internal error: {type(exc).__name__}" + (f": {first}" if first else ""),
+            "this is a bug in truthvault; run again with TRUTHVAULT_DEBUG=1 to see where it happened",
+        )

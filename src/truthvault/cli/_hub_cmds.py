@@ -53,8 +53,8 @@ def _store(db_url: str | None) -> Iterator[Any]:
 
 def _describe(url: str) -> str:
     """The database for a start-up line, with any password hidden."""
-    if "://" not in url:
-        return f"sqlite {url}"
+    if "://" not in url or url.startswith("sqlite://"):
+        return f"sqlite {url.removeprefix('sqlite:///').removeprefix('sqlite://')}"
     from sqlalchemy.engine import make_url
 
     return f"postgresql {make_url(url).render_as_string(hide_password=True)}"
@@ -82,6 +82,24 @@ def check_tls(cert_file: str, key_file: str) -> str:
         ) from None
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse, in one line and before announcing anything, an address this hub cannot listen on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # as uvicorn binds: a port left in TIME_WAIT by a hub that just stopped is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="is another hub running there? pick another --port",
+        ) from None
+
+
 def serve_hub(
     store: Any,
     db_url: str,
@@ -98,6 +116,7 @@ def serve_hub(
     from ..hub.app import create_app
 
     fingerprint = check_tls(*tls) if tls else None
+    _check_port(host, port)
     app = create_app(store, settings)
     exposure = "loopback only" if host in ("127.0.0.1", "localhost", "::1") else "REACHABLE FROM THE NETWORK"
     scheme = "https" if tls else "http"

@@ -68,6 +68,12 @@ def _report(result: Any, as_json: bool) -> None:
             f"({level_name(item.truth_level)} cannot replace higher truth; "
             f"'truthvault accept {result.record_id}' makes it yours)"
         )
+    elif result.outcome == Outcome.CONFLICT:
+        # Only when the vault holds a version stamped later than this machine's clock.
+        out.print(
+            f"kept as a conflict [bold]{result.record_id}[/bold] for {item.entity_id}: the vault holds a "
+            f"later version; 'truthvault conflicts resolve {result.record_id} --restore' makes this one current"
+        )
     else:
         verb = "deleted" if item.deleted else "saved"
         out.print(f"{verb} {item.entity_type} [bold]{item.entity_id}[/bold] ({level_name(item.truth_level)})")
@@ -217,8 +223,12 @@ def register(cli: click.Group) -> None:
         if data is not None:
             changes = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
         changes.update(_parse_fields(fields))
-        if not changes and not replace:
-            raise InvalidInput("nothing to change: give DATA or --set key=value")
+        if data is None and not fields:
+            # --replace alone would empty the payload: that takes an explicit '{}'.
+            raise InvalidInput(
+                "nothing to change: give DATA or --set key=value",
+                hint="to empty the payload, pass '{}' --replace" if replace else None,
+            )
         with open_vault() as vault:
             _report(vault.edit(entity_id, changes, source=source, replace=replace), as_json)
 
@@ -270,11 +280,21 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.argument("suggestion_id")
+    @click.option(
+        "--force",
+        is_flag=True,
+        help="When the entity changed since the suggestion and the vault cannot tell what the "
+        "suggestion changed, lay all its fields over the current ones.",
+    )
     @json_option
-    def accept(suggestion_id: str, as_json: bool) -> None:
-        """Accept a suggestion: it is merged in and becomes user truth (U1)."""
+    def accept(suggestion_id: str, force: bool, as_json: bool) -> None:
+        """Accept a suggestion: it is merged in and becomes user truth (U1).
+
+        What the suggestion changed is applied; edits you made to other fields since it was
+        made are kept.
+        """
         with open_vault() as vault:
-            item = vault.accept(suggestion_id)
+            item = vault.accept(suggestion_id, force=force)
             if as_json:
                 print_json(item)
             else:

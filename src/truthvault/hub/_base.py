@@ -700,7 +700,7 @@ def _first_bad_mutation(mutations: list[int | None]) -> int:
 def _kept(loss: Loss) -> Record:
     """The record to store for a loss: its item as the device sent it, without push/pull numbers."""
     return msgspec.structs.replace(
-        loss.record, item=msgspec.structs.replace(loss.record.item, mutation=None, seq=None)
+        loss.record, item=msgspec.structs.replace(loss.record.item, mutation=None, seq=None, kept=False)
     )
 
 

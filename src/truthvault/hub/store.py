@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ..clock import MAX_FUTURE_SKEW_MS
+from ..errors import InvalidInput
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 __all__ = [
@@ -122,7 +124,7 @@ class Limits:
 
     max_payload_bytes: int = 1 << 20
     max_batch_items: int = 5000
-    max_future_skew_ms: int = 15 * 60 * 1000
+    max_future_skew_ms: int = MAX_FUTURE_SKEW_MS
 
 
 class HubStore(Protocol):
@@ -307,6 +309,13 @@ def open_store(url: str) -> HubStore:
         from .postgres import PostgresHubStore
 
         return PostgresHubStore(url)
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme != "sqlite":
+        # Not a path: a typo'd or unsupported URL must not quietly become a SQLite file.
+        raise InvalidInput(
+            f"the hub database {scheme + '://...'!r} is not a supported URL",
+            hint="give a file path (SQLite), sqlite:///path or postgresql://user@host/db",
+        )
     from .sqlite import SqliteHubStore
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")

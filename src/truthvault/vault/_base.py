@@ -175,15 +175,19 @@ class VaultBase:
         push_item: bool = False,
         hub_known: bool = False,
         reason: str | None = None,
+        base: bytes | None = None,
     ) -> bool:
-        """Keep a record unless one with its id exists; True when it was new."""
+        """Keep a record unless one with its id exists; True when it was new.
+
+        ``base`` is the payload a suggestion was proposed against, when known (see ``accept``).
+        """
         item = record.item
-        if item.seq is not None or item.mutation is not None:
-            item = msgspec.structs.replace(item, seq=None, mutation=None)
+        if item.seq is not None or item.mutation is not None or item.kept:
+            item = msgspec.structs.replace(item, seq=None, mutation=None, kept=False)
         cur = self._conn.execute(
             "INSERT OR IGNORE INTO records (id, kind, entity_id, entity_type, status, item, created_at, "
-            "decided_at, resolution, reason, mutation, push_item, push_decision, hub_known) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "decided_at, resolution, reason, mutation, push_item, push_decision, hub_known, base) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
             (
                 record.id,
                 record.kind,
@@ -198,6 +202,7 @@ class VaultBase:
                 mutation if push_item else None,
                 int(push_item),
                 int(hub_known),
+                base,
             ),
         )
         return cur.rowcount > 0

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidInput
-from ..model import OriginStep, Record, SyncItem, prepare_item, prepare_items
+from ..model import OriginStep, Record, SyncItem, check_payload_depth, prepare_item, prepare_items
 from ..truth import origin_step
 
 __all__ = [
@@ -94,9 +94,11 @@ def encode_payload(payload: object) -> bytes:
     if not isinstance(payload, dict):
         raise InvalidInput(f"payload must be a JSON object, got {type(payload).__name__}")
     try:
-        return _encoder.encode(payload)
+        encoded = _encoder.encode(payload)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
+    check_payload_depth(encoded, "payload")
+    return encoded
 
 
 def payload_of(item: SyncItem) -> dict[str, Any]:
@@ -118,20 +120,22 @@ _NO_CLOCK_LIMIT = "9999-12-31T23:59:59.999Z-ffff"
 _NO_SIZE_LIMIT = 1 << 62
 
 
-def check_item(item: SyncItem, where: str, tenant_id: str) -> SyncItem:
+def check_item(item: SyncItem, where: str, tenant_id: str, max_clock: str = _NO_CLOCK_LIMIT) -> SyncItem:
     """Check an item from outside (a pull, an import) and apply the upgrade rule.
 
     :func:`truthvault.model.prepare_item` without the device and size limits, which only
     the hub applies to pushes; ``seq`` and ``mutation`` are dropped (not truth fields).
+    An import passes ``max_clock``; a pull is bounded by the hub, which refused the push.
     """
     item.seq = item.mutation = None
+    item.kept = False
     return prepare_item(
         item,
         where,
         tenant_id=tenant_id,
         device_id=None,
         max_payload_bytes=_NO_SIZE_LIMIT,
-        max_clock=_NO_CLOCK_LIMIT,
+        max_clock=max_clock,
     )
 
 

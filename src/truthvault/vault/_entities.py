@@ -119,7 +119,8 @@ class EntitiesMixin(VaultBase):
                 item=item,
                 created_at=stamp,
             )
-            self._insert_record(record, mutation=self._take_mutations(), push_item=True)
+            base = bytes(cur.item.payload) if cur is not None and not cur.item.deleted else None
+            self._insert_record(record, mutation=self._take_mutations(), push_item=True, base=base)
             self.add_event(
                 _EVENT_OF_KIND[kind], entity_id, record_id=rid, level=item.truth_level, source=source
             )

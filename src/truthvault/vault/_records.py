@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import SyncItem
 from ._codec import VaultRecord, decode_record, encode_payload, payload_of, step
@@ -79,23 +81,30 @@ class RecordsMixin(EntitiesMixin):
                 (status, at, resolution, record_id),
             )
 
-    def accept(self, record_id: str, *, source: str = "user:cli") -> SyncItem:
-        """Merge an open suggestion into its entity as user truth; returns the new version."""
+    def accept(self, record_id: str, *, source: str = "user:cli", force: bool = False) -> SyncItem:
+        """Merge an open suggestion into its entity as user truth; returns the new version.
+
+        A suggestion made on the current version is taken whole. When the entity changed
+        since, only what the suggestion changed is applied on top of the changes, if the
+        vault knows what it was made on; if it does not, nothing is accepted (ConflictState)
+        unless ``force``, which lays the suggestion's fields over the current ones.
+        """
         require_user(source)
         with self._tx():
             rec, shared = self._open(record_id, "suggestion")
             sug = rec.item
             cur = self._current(rec.entity_id)
-            payload: dict[str, Any] = {}
-            if cur is not None and not cur.item.deleted:
-                payload = payload_of(cur.item)
-            if not sug.deleted:
-                payload.update(payload_of(sug))
+            if sug.deleted:
+                content = TOMBSTONE
+            elif cur is None or cur.item.deleted:
+                content = bytes(sug.payload)
+            else:
+                content = encode_payload(self._accepted_payload(rec, cur.item, force))
             result = self._local_write(
                 cur,
                 entity_type=rec.entity_type,
                 entity_id=rec.entity_id,
-                payload=TOMBSTONE if sug.deleted else encode_payload(payload),
+                payload=content,
                 source=source,
                 accepted=True,
                 deleted=sug.deleted,
@@ -108,6 +117,34 @@ class RecordsMixin(EntitiesMixin):
             )
             self._decide(record_id, "accepted", None, shared)
             return result.item
+
+    def _accepted_payload(self, rec: VaultRecord, current: SyncItem, force: bool) -> dict[str, Any]:
+        """The content accepting suggestion ``rec`` over the live ``current`` version gives."""
+        sug = rec.item
+        proposed = payload_of(sug)
+        if sug.base_version == current.version and sug.base_clock == current.last_modified_at:
+            return proposed  # made on the current version
+        row = self._conn.execute("SELECT base FROM records WHERE id = ?", (rec.id,)).fetchone()
+        if row is not None and row[0] is not None:
+            # A three-way merge: what the suggestion changed of its base, over the current
+            # content (which is the base itself when nothing changed since).
+            base: dict[str, Any] = msgspec.json.decode(row[0])
+            merged = payload_of(current)
+            for key in proposed.keys() | base.keys():
+                if key not in proposed:
+                    if key in base:
+                        merged.pop(key, None)
+                elif key not in base or proposed[key] != base[key]:
+                    merged[key] = proposed[key]
+            return merged
+        if not force:
+            raise ConflictState(
+                f"{rec.entity_type} {rec.entity_id} changed since suggestion {rec.id} was made, and "
+                "this vault does not know what the suggestion was made on",
+                hint=f"compare 'truthvault show {rec.entity_id}' with 'truthvault suggestions --json'; "
+                "'accept --force' lays the suggestion's fields over the current ones",
+            )
+        return {**payload_of(current), **proposed}
 
     def reject(self, record_id: str) -> VaultRecord:
         """Reject an open suggestion; it stays retrievable with status ``rejected``."""

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
+
+from ..errors import StorageError
 
 __all__ = [
     "HEAD_REVISION",
@@ -22,7 +25,7 @@ __all__ = [
 ]
 
 #: The newest revision in ``migrations/versions``; a test checks it against Alembic's head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -45,7 +48,14 @@ def current_revision(conn: sqlite3.Connection) -> str | None:
 
 def upgrade(path: Path, revision: str = "head") -> None:
     """Bring the file at ``path`` up to ``revision`` with Alembic."""
-    command.upgrade(alembic_config(path), revision)
+    try:
+        command.upgrade(alembic_config(path), revision)
+    except CommandError as exc:
+        # Most likely a revision this version does not know: a newer truthvault made the file.
+        raise StorageError(
+            f"cannot bring the vault {str(path)!r} up to date: {exc}",
+            hint="it was probably made by a newer truthvault; upgrade truthvault to open it",
+        ) from None
 
 
 @contextmanager

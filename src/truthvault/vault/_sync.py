@@ -38,7 +38,7 @@ _item_decoder = msgspec.json.Decoder(SyncItem)
 
 def _copy(item: SyncItem) -> SyncItem:
     """A pulled item as a version to merge: without the hub's seq (a copy, the page stays as pulled)."""
-    return msgspec.structs.replace(item, seq=None, mutation=None)
+    return msgspec.structs.replace(item, seq=None, mutation=None, kept=False)
 
 
 _chain_decoder = msgspec.json.Decoder(tuple[OriginStep, ...])
@@ -155,7 +155,10 @@ class SyncMixin(RecordsMixin):
                 "SELECT id, item, mutation FROM records WHERE push_item = 1 ORDER BY mutation LIMIT ?",
                 (limit,),
             ):
-                queued.append((mutation, _item_decoder.decode(blob), rid))
+                # A record's item lost here: the hub keeps it as a record too (see SyncItem.kept).
+                item = _item_decoder.decode(blob)
+                item.kept = True
+                queued.append((mutation, item, rid))
             queued.sort(key=lambda q: q[0])
             del queued[limit:]
             sent_records = {rid for _, _, rid in queued if rid is not None}
@@ -254,8 +257,14 @@ class SyncMixin(RecordsMixin):
                 conn.execute("INSERT OR IGNORE INTO resync_seen SELECT value FROM json_each(?)", (ids,))
             for loss in plan.losses:
                 cur = current.get(loss.record.entity_id)
+                here = cur is not None and loss.record.item is cur.item
+                if here and cur is not None and cur.mutation is None and cur.hub_known:
+                    # A version the hub holds lost: the hub kept it (or a successor it saw and
+                    # this vault did not) and its feed brings that record. Keeping one here
+                    # would keep a version no other replica keeps.
+                    continue
                 # Our own unpushed version lost: keep it queued (as a record) so the hub gets it.
-                mine = cur is not None and cur.mutation is not None and loss.record.item is cur.item
+                mine = here and cur is not None and cur.mutation is not None
                 if self._insert_record(
                     loss.record,
                     mutation=cur.mutation if mine and cur else None,
@@ -278,15 +287,30 @@ class SyncMixin(RecordsMixin):
             "SELECT status, push_decision FROM records WHERE id = ?", (rec.id,)
         ).fetchone()
         if row is None:
-            self._insert_record(rec, hub_known=True)
+            # A suggestion made on the version this vault holds: remember that content, so it
+            # can still be accepted on top of edits made here later (see ``accept``).
+            base = None
+            item = rec.item
+            if rec.kind == "suggestion" and item.base_clock is not None:
+                cur = self._current(rec.entity_id)
+                if (
+                    cur is not None
+                    and not cur.item.deleted
+                    and (cur.item.version, cur.item.last_modified_at) == (item.base_version, item.base_clock)
+                ):
+                    base = bytes(cur.item.payload)
+            self._insert_record(rec, hub_known=True, base=base)
             if rec.status == "open":
                 self.add_event(_EVENT_OF_KIND[rec.kind], rec.entity_id, record_id=rec.id)
             return
-        status, push_decision = row
-        if not push_decision and status == "open" and rec.status != "open":
-            # Status only moves forward; a decision queued here wins over the hub's.
+        status, _ = row
+        if rec.status != "open" and status != rec.status:
+            # The first decision to reach the hub is the record's, everywhere: a different one
+            # made here, pushed or still queued, gives way (what it wrote, an accepted version
+            # or a restored one, is an entity version of its own and syncs as one).
             self._conn.execute(
-                "UPDATE records SET status = ?, decided_at = ?, resolution = ? WHERE id = ?",
+                "UPDATE records SET status = ?, decided_at = ?, resolution = ?, push_decision = 0 "
+                "WHERE id = ?",
                 (rec.status, rec.decided_at, rec.resolution, rec.id),
             )
         self._conn.execute(

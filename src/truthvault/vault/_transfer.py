@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import msgspec
 
+from ..clock import future_limit
 from ..errors import InvalidInput
 from ..merge import plan_merge
 from ..model import SyncItem
@@ -35,7 +36,7 @@ def _where(message: str) -> str:
     return f"{path.rstrip('`').removeprefix('$.')}: {head}" if sep else message
 
 
-def _parse(line: bytes | str, n: int, tenant: str) -> SyncItem:
+def _parse(line: bytes | str, n: int, tenant: str, max_clock: str) -> SyncItem:
     try:
         item = _decoder.decode(line)
     except msgspec.ValidationError as exc:
@@ -45,7 +46,7 @@ def _parse(line: bytes | str, n: int, tenant: str) -> SyncItem:
     # A vault holds one tenant: an imported item joins this vault's tenant.
     item.tenant_id = tenant
     try:
-        return check_item(item, f"line {n}", tenant)
+        return check_item(item, f"line {n}", tenant, max_clock)
     except InvalidInput as exc:
         # "line 3.payload: ..." -> "line 3: payload: ...", like the schema errors above.
         raise type(exc)(exc.message.replace(f"line {n}.", f"line {n}: ", 1), hint=exc.hint) from None
@@ -90,7 +91,9 @@ class TransferMixin(SyncMixin):
         All or nothing: the whole file is one transaction, so a bad line (InvalidInput
         "line N: field: message") leaves the vault as it was. Items keep their truth
         fields but take this vault's tenant. An id already present is resolved by the
-        truth rule like a pulled version, and any loser is kept as a record.
+        truth rule like a pulled version, and any loser is kept as a record. A clock more
+        than :data:`~truthvault.clock.MAX_FUTURE_SKEW_MS` ahead of this machine's is refused:
+        it would win every edit made here until then.
         """
         count = 0
         conn = self._conn
@@ -111,7 +114,11 @@ class TransferMixin(SyncMixin):
                         # A big import into a smaller vault: building the secondary indexes
                         # once at the end is faster than updating them row by row.
                         deferred = self._drop_secondary_indexes()
-                    self._import_chunk([_parse(line, n, tenant) for n, line in chunk], queue_for_push, now)
+                    max_clock = future_limit()
+                    items = [_parse(line, n, tenant, max_clock) for n, line in chunk]
+                    # Later edits here must come after every imported version, as after a pull.
+                    self._clock.observe(max(item.last_modified_at for item in items))
+                    self._import_chunk(items, queue_for_push, now)
                     count += len(chunk)
                     if progress is not None:
                         progress(count)
