@@ -16,6 +16,7 @@ TruthvaultError
  |    +-- DeviceRevoked    (the device was revoked; every request of it is refused)
  +-- ConflictState         (409: the operation does not fit the current state)
  +-- ResyncRequired        (410: the cursor can no longer be served; re-sync from scratch)
+ +-- HubReset              (410: the cursor is ahead of the hub: it lost history; re-send it)
  +-- PayloadTooLarge       (413)
  +-- RateLimited           (429: too many requests from one device; ``retry_after_s`` says when)
  +-- StorageError          (500: the database failed; detail is logged, not shown)
@@ -34,6 +35,7 @@ __all__ = [
     "DecryptionFailed",
     "DeviceRevoked",
     "Forbidden",
+    "HubReset",
     "HubUnavailable",
     "InsecureKeyFile",
     "InvalidEnrolCode",
@@ -107,6 +109,15 @@ class ConflictState(TruthvaultError):
 
 class ResyncRequired(TruthvaultError):
     code = "resync_required"
+    status = 410
+
+
+class HubReset(TruthvaultError):
+    """The device's cursor is ahead of the hub's head: the hub's database was restored from a
+    backup or replaced, and lost changes this device had seen. Not a ResyncRequired: what the
+    hub lacks must be sent to it again, not dropped."""
+
+    code = "hub_reset"
     status = 410
 
 

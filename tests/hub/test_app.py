@@ -191,6 +191,32 @@ def test_a_push_to_one_hub_wakes_a_long_poll_on_another(pg_dsn: str) -> None:
     assert result["took"] < 3
 
 
+def test_long_poll_is_woken_by_a_push_that_commits_just_after_its_first_read(
+    a: Dev, hub_store: HubStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race: the first (empty) read is done, and a push commits before the pull starts
+    # waiting. It must be seen at once, not at the next re-read of the head seconds later.
+    a.push(a.item("n1", "first"))
+    head = a.pull().json()["cursor"]
+    first_read = hub_store.pull_raw
+    late = a.item("n2", "committed in the gap")
+    calls = []
+
+    def read_then_push(ctx: Any, since: int, limit: int) -> bytes:
+        body = first_read(ctx, since, limit)
+        if not calls:
+            # straight into the store: no in-process wake-up, as from another hub process
+            hub_store.push(ctx, PushRequest(items=[late]), Limits(), time.time_ns() // 1_000_000)
+        calls.append(since)
+        return body
+
+    monkeypatch.setattr(hub_store, "pull_raw", read_then_push)
+    t0 = time.monotonic()
+    page = a.pull(head, wait=10).json()
+    assert [i["entity_id"] for i in page["items"]] == ["n2"]
+    assert time.monotonic() - t0 < 4  # the safety-net re-read comes after 5 s
+
+
 def test_long_poll_times_out_empty(a: Dev) -> None:
     t0 = time.monotonic()
     page = a.pull(0, wait=0.5).json()

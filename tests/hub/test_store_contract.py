@@ -586,25 +586,29 @@ def test_resolve_conflict_errors(laptop: Dev, phone: Dev) -> None:
 
 # -- tombstones ----------------------------------------------------------------------------------
 def test_purge_tombstones_moves_the_horizon(laptop: Dev, other: Dev) -> None:
-    laptop.push(
-        laptop.item("live", at(0)),
-        laptop.item("old", at(-10 * 86400), deleted=True),
-        laptop.item("young", at(-60), deleted=True),
-    )
+    day = 86400 * 1000
+    laptop.push(laptop.item("live", at(0)), laptop.item("old", at(-10 * 86400), deleted=True))
     other.push(other.item("old", at(-20 * 86400), deleted=True))
+    # Ten days ago (by the hub's clock) the hub marked how far it had got; nothing was older.
+    assert laptop.store.purge_tombstones(NOW_MS - 20 * day, now_ms=NOW_MS - 10 * day) == 0
+    laptop.push(
+        laptop.item("young", at(-60), deleted=True),
+        # received after that mark: its writer's clock, forty days back, does not count
+        laptop.item("stale", at(-40 * 86400), deleted=True),
+    )
     before = laptop.pull_all()[2].checksum
-    assert laptop.store.purge_tombstones(NOW_MS - 86400 * 1000) == 2
+    assert laptop.store.purge_tombstones(NOW_MS - day) == 2  # both "old" ones, each tenant's
     items, _, last = laptop.pull_all()
-    assert [i.entity_id for i in items] == ["live", "young"]
+    assert [i.entity_id for i in items] == ["live", "young", "stale"]
     assert last.checksum == before
     with pytest.raises(ResyncRequired):
         laptop.store.pull(laptop.ctx, 1, 10)
     assert laptop.store.pull(laptop.ctx, 2, 10).items[0].entity_id == "young"
     with pytest.raises(ResyncRequired):
         laptop.push(laptop.item("new", at(1)), cursor=1)
-    assert laptop.store.head(laptop.ctx.tenant_id) == 3
+    assert laptop.store.head(laptop.ctx.tenant_id) == 4
     assert laptop.outcomes(laptop.item("new", at(1)), cursor=2) == ["applied"]
-    assert laptop.store.purge_tombstones(NOW_MS - 86400 * 1000) == 0
+    assert laptop.store.purge_tombstones(NOW_MS - day) == 0
     assert other.store.pull(other.ctx, 0, 10).items == []
 
 

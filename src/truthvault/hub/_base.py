@@ -25,7 +25,7 @@ import msgspec
 
 from ..clock import CANONICAL_STAMP_RE, format_stamp
 from ..crypto import fingerprint
-from ..errors import ConflictState, DeviceRevoked, InvalidInput, NotFound, ResyncRequired
+from ..errors import ConflictState, DeviceRevoked, HubReset, InvalidInput, NotFound, ResyncRequired
 from ..merge import Loss, MergePlan, plan_merge
 from ..model import (
     Decision,
@@ -86,7 +86,8 @@ _NOTES_EVERY_S = 0.5
 _INSERT_EVENTS = (
     "INSERT INTO sync_events (tenant_pk, type, at, device_id, entity_id, detail) VALUES (?, ?, ?, ?, ?, ?)"
 )
-_TOMBSTONES = "deleted AND last_modified_at < ?"
+#: the tombstones up to a sequence number (ix_entities_tombstone_seq)
+_TOMBSTONES = "deleted AND seq <= ?"
 
 #: A tenant's counters (a push locks the row with the backend's lock clause appended).
 TENANT_COUNTERS = "SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?"
@@ -417,6 +418,8 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                     f"cursor {request.cursor} is behind the purge horizon {state.purge_seq}",
                     hint="pull from 0, then push again",
                 )
+            if request.cursor > state.head_seq:
+                raise _reset(request.cursor, state.head_seq)
             sql = "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?"
             row = db.execute(sql, (ctx.device_id, pk)).fetchone()
             if row is None or row[1]:
@@ -562,6 +565,8 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 f"cursor {since} is behind the purge horizon {purge_seq}",
                 hint="pull from 0 and drop what the hub no longer has",
             )
+        if since > head:
+            raise _reset(since, head)
         has_more = len(page) > limit
         del page[limit:]
         items = [row[1] for row in page if not row[2]]
@@ -642,25 +647,46 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             self._announce(db, ctx.tenant_id)
         return applied.records[record_id], applied.entities.get(record.entity_id)
 
-    def purge_tombstones(self, older_than_ms: int) -> int:
-        """Delete old tombstones in every tenant and move the purge horizons past them."""
-        cutoff = format_stamp(older_than_ms, 0)
+    def purge_tombstones(self, older_than_ms: int, now_ms: int | None = None) -> int:
+        """Delete tombstones received before a time (see :meth:`HubStore.purge_tombstones`)."""
+        cutoff, now = _iso_ms(older_than_ms), _now() if now_ms is None else _iso_ms(now_ms)
         with self._read() as db:
-            rows = db.execute(f"SELECT DISTINCT tenant_pk FROM entities WHERE {_TOMBSTONES}", (cutoff,))
-            tenants = [int(row[0]) for row in rows.fetchall()]
+            tenants = [int(row[0]) for row in db.execute("SELECT pk FROM tenants").fetchall()]
         purged = 0
         for pk in tenants:
             # A tenant at a time under its row lock, like a push: no lock-order deadlock, no long lock.
             with self._write() as db:
                 state = self._lock_tenant(db, pk)
+                db.execute(
+                    "INSERT INTO head_marks (tenant_pk, at, head) VALUES (?, ?, ?)", (pk, now, state.head_seq)
+                )
+                # Everything up to the head at the latest mark before the cutoff came before it.
+                sql = (
+                    "SELECT at, head FROM head_marks WHERE tenant_pk = ? AND at <= ? ORDER BY at DESC LIMIT 1"
+                )
+                mark = db.execute(sql, (pk, cutoff)).fetchone()
+                if mark is None:
+                    continue
+                # Older marks say nothing the latest of them does not.
+                db.execute("DELETE FROM head_marks WHERE tenant_pk = ? AND at < ?", (pk, mark[0]))
                 sql = f"SELECT max(seq), count(*) FROM entities WHERE tenant_pk = ? AND {_TOMBSTONES}"
-                top, count = db.execute(sql, (pk, cutoff)).fetchone()
+                top, count = db.execute(sql, (pk, int(mark[1]))).fetchone()
                 if count:
-                    db.execute(f"DELETE FROM entities WHERE tenant_pk = ? AND {_TOMBSTONES}", (pk, cutoff))
+                    db.execute(
+                        f"DELETE FROM entities WHERE tenant_pk = ? AND {_TOMBSTONES}", (pk, int(mark[1]))
+                    )
                     horizon = max(state.purge_seq, int(top))
                     db.execute("UPDATE tenants SET purge_seq = ? WHERE pk = ?", (horizon, pk))
                     purged += int(count)
         return purged
+
+
+def _reset(cursor: int, head: int) -> HubReset:
+    return HubReset(
+        f"cursor {cursor} is ahead of the hub's last change {head}: the hub lost changes "
+        "(its database was restored or replaced)",
+        hint="pull from 0, then send the hub what it lacks",
+    )
 
 
 def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> list[SyncItem]:

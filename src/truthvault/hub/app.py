@@ -68,8 +68,13 @@ class _Notifier:
         if event is not None:
             event.set()
 
-    async def wait(self, tenant_id: str, timeout: float) -> None:
-        event = self._events.setdefault(tenant_id, asyncio.Event())
+    def arm(self, tenant_id: str) -> asyncio.Event:
+        """The event the next push to the tenant sets: take it before reading the head, so a
+        push that commits between the read and the wait still wakes the waiter."""
+        return self._events.setdefault(tenant_id, asyncio.Event())
+
+    @staticmethod
+    async def wait(event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
@@ -259,12 +264,18 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
 
         ctx, body = await run_in_threadpool(first_page)
         deadline = time.monotonic() + min(wait, cfg.max_wait_s)
+        read_at = -1  # the head the last page was read at
         while wait and body.startswith(_EMPTY_PAGE) and time.monotonic() < deadline:
             # woken at once by a push here or (LISTEN/NOTIFY) in another hub; the periodic
             # re-read of the head is only a safety net
-            await notifier.wait(ctx.tenant_id, min(deadline - time.monotonic(), 5.0))
-            if await run_in_threadpool(store.head, ctx.tenant_id) > since:
+            event = notifier.arm(ctx.tenant_id)
+            head = await run_in_threadpool(store.head, ctx.tenant_id)
+            if head > since and head != read_at:
+                # (a purged tombstone can leave the head past an empty page: read once a head)
+                read_at = head
                 body = await run_in_threadpool(store.pull_raw, ctx, since, limit)
+                continue
+            await notifier.wait(event, min(deadline - time.monotonic(), 5.0))
         return Response(body, media_type=_JSON)
 
     @app.post("/v1/sync/conflict-resolve", tags=["sync"])

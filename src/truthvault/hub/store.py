@@ -293,10 +293,16 @@ class HubStore(Protocol):
     ) -> list[Event]:
         """The tenant's events after id ``since``, oldest first."""
 
-    def purge_tombstones(self, older_than_ms: int) -> int:
-        """Delete tombstones whose clock is older than the given time, in every tenant;
+    def purge_tombstones(self, older_than_ms: int, now_ms: int | None = None) -> int:
+        """Delete the tombstones the hub received before the given time, in every tenant;
         move each tenant's purge horizon past the purged sequence numbers. Returns how
-        many were purged."""
+        many were purged.
+
+        When a change was received is known from the marks each call leaves (the tenant's
+        head and the time), so a tombstone is purged once a mark taken after it is older
+        than the given time: the hub's clock decides, never the writing device's. ``now_ms``
+        is the time the mark of this call gives (default: now).
+        """
 
 
 def open_store(url: str) -> HubStore:

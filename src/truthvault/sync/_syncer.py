@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..crypto import DeviceKeys, Keyring
-from ..errors import ResyncRequired, StorageError
+from ..errors import HubReset, ResyncRequired, StorageError
 from ..model import PullResponse, PushRequest, PushResponse
 from ..vault import Vault
 from ._e2e import Unreadable, open_page, seal_batch
@@ -118,6 +118,17 @@ class Syncer:
             except ResyncRequired:
                 self.resync(progress, stats)
                 continue
+            except HubReset:
+                self.resync(progress, stats, hub_reset=True)
+                continue
+            if batch.items and response.last_mutation > max(i.mutation or 0 for i in batch.items):
+                # The hub has seen higher numbers from this device than this vault has given:
+                # its answers of "duplicate" were for other changes. Number the queue above
+                # them and push it again (what the hub does hold comes back as a duplicate
+                # version, which writes nothing).
+                self.vault.renumber_pending(response.last_mutation)
+                previous = None
+                continue
             self.vault.ack(batch, response)
             for result in response.results:
                 outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
@@ -140,19 +151,27 @@ class Syncer:
             return self._pull_pages(progress, stats, wait)
         except ResyncRequired:
             return self.resync(progress, stats)
+        except HubReset:
+            return self.resync(progress, stats, hub_reset=True)
 
     def sync(self, progress: Progress | None = None) -> SyncStats:
         """Push, then pull: afterwards the vault holds the hub's state plus nothing pending."""
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
-        return self.pull(progress, stats=stats)
+        stats = self.pull(progress, stats=stats)
+        if stats.resynced and self.vault.pending_count():
+            self.push(progress, stats)  # what a reset hub lost goes back to it now
+        return stats
 
-    def resync(self, progress: Progress | None = None, stats: SyncStats | None = None) -> SyncStats:
-        """Re-sync from scratch: pull the hub's whole state and drop what it purged."""
+    def resync(
+        self, progress: Progress | None = None, stats: SyncStats | None = None, *, hub_reset: bool = False
+    ) -> SyncStats:
+        """Re-sync from scratch: pull the hub's whole state and drop what it purged (or, after
+        a ``hub_reset``, queue what it lost to be pushed again)."""
         stats = stats or SyncStats()
         stats.resynced = True
-        self.vault.begin_resync()
+        self.vault.begin_resync(hub_reset=hub_reset)
         return self._finish_resync(progress, stats)
 
     def _finish_resync(self, progress: Progress | None, stats: SyncStats) -> SyncStats:

@@ -28,6 +28,7 @@ _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
         errors.Forbidden,
         errors.ConflictState,
         errors.ResyncRequired,
+        errors.HubReset,
         errors.PayloadTooLarge,
         errors.StorageError,
         errors.BadSignature,

@@ -162,4 +162,4 @@ class Vault(TransferMixin, VaultBase):
     @property
     def resyncing(self) -> bool:
         """True between begin_resync() and finish_resync()."""
-        return self._meta_str("resyncing") == "1"
+        return self._meta_str("resyncing") in ("1", "2")

@@ -180,6 +180,31 @@ class SyncMixin(RecordsMixin):
             items.append(item)
         return PushRequest(items=items, decisions=decisions, cursor=cursor)
 
+    def renumber_pending(self, above: int) -> None:
+        """Give every queued change a new number above ``above``, in the order they had.
+
+        For a vault whose numbers fell behind what the hub has seen from this device (a
+        restored copy of the vault file, or a new vault given an old device's token): the hub
+        would take those numbers for changes it already applied and drop them.
+        """
+        with self._tx() as conn:
+            queued = sorted(
+                [
+                    (m, "entities", "entity_id", key)
+                    for m, key in conn.execute(
+                        "SELECT mutation, entity_id FROM entities WHERE mutation IS NOT NULL"
+                    )
+                ]
+                + [
+                    (m, "records", "id", key)
+                    for m, key in conn.execute("SELECT mutation, id FROM records WHERE mutation IS NOT NULL")
+                ]
+            )
+            first = max(above + 1, int(self._meta("next_mutation") or 1))
+            for n, (_, table, column, key) in enumerate(queued):
+                conn.execute(f"UPDATE {table} SET mutation = ? WHERE {column} = ?", (first + n, key))
+            self._set_meta("next_mutation", first + len(queued))
+
     def pending_count(self) -> int:
         """How many changes wait to be pushed (entity versions, record items, decisions)."""
         with self._read() as conn:
@@ -253,7 +278,7 @@ class SyncMixin(RecordsMixin):
                 "UPDATE entities SET hub_known = 1 WHERE entity_id IN (SELECT value FROM json_each(?))",
                 (ids,),
             )
-            if self._meta("resyncing") == "1":
+            if self._meta("resyncing") in ("1", "2"):
                 conn.execute("INSERT OR IGNORE INTO resync_seen SELECT value FROM json_each(?)", (ids,))
             for loss in plan.losses:
                 cur = current.get(loss.record.entity_id)
@@ -330,11 +355,15 @@ class SyncMixin(RecordsMixin):
         return checksum_hex(total)
 
     # -- re-sync from scratch ------------------------------------------------------
-    def begin_resync(self) -> None:
-        """Start a full re-pull: cursor 0; every entity id pulled from now on is noted."""
+    def begin_resync(self, *, hub_reset: bool = False) -> None:
+        """Start a full re-pull: cursor 0; every entity id pulled from now on is noted.
+
+        ``hub_reset``: the hub lost history (restored from a backup), so at the end what it
+        lacks is sent to it again rather than dropped here.
+        """
         with self._tx() as conn:
             conn.execute("DELETE FROM resync_seen")
-            self._set_meta("resyncing", 1)
+            self._set_meta("resyncing", 2 if hub_reset else 1)
             self._set_meta("cursor", 0)
 
     def finish_resync(self, seen_ids: Iterable[str] = ()) -> int:
@@ -342,12 +371,16 @@ class SyncMixin(RecordsMixin):
 
         An entity the hub knew that is absent from its full snapshot was deleted and
         purged there. It is dropped here so it cannot come back; an unpushed local change
-        to it is kept as an open conflict record (never pushed) so nothing is lost.
+        to it is kept as an open conflict record (never pushed) so nothing is lost. After a
+        hub reset, such entities (and every record) are queued to be sent again instead.
         """
         with self._tx() as conn:
-            if self._meta("resyncing") != "1":
+            mode = self._meta("resyncing")
+            if mode not in ("1", "2"):
                 raise ConflictState("no re-sync in progress", hint="call begin_resync() first")
             conn.executemany("INSERT OR IGNORE INTO resync_seen VALUES (?)", ((i,) for i in seen_ids))
+            if mode == "2":
+                return self._resend_what_the_hub_lost(conn)
             doomed = [
                 current_from_row(row)
                 for row in conn.execute(
@@ -387,6 +420,34 @@ class SyncMixin(RecordsMixin):
             conn.execute("DELETE FROM resync_seen")
             self._set_meta("resyncing", 0)
         return len(doomed)
+
+    def _resend_what_the_hub_lost(self, conn: sqlite3.Connection) -> int:
+        """Queue every entity and record to be pushed again; return how many entities.
+
+        The hub may lack an entity, or hold an older version of it, and this vault does not
+        know which: it sends everything, and what the hub holds already comes back as a
+        duplicate version, which writes nothing.
+        """
+        lost = [
+            row[0]
+            for row in conn.execute("SELECT entity_id FROM entities WHERE mutation IS NULL ORDER BY rowid")
+        ]
+        first = self._take_mutations(len(lost)) if lost else 0
+        conn.executemany(
+            "UPDATE entities SET mutation = ? WHERE entity_id = ?",
+            [(first + n, eid) for n, eid in enumerate(lost)],
+        )
+        # Records the hub has are kept once there (by id); a decision it has taken stands.
+        shared = [row[0] for row in conn.execute("SELECT id FROM records WHERE hub_known = 1 ORDER BY rowid")]
+        first = self._take_mutations(len(shared)) if shared else 0
+        conn.executemany(
+            "UPDATE records SET hub_known = 0, push_item = 1, push_decision = (status != 'open'), "
+            "mutation = ? WHERE id = ?",
+            [(first + n, rid) for n, rid in enumerate(shared)],
+        )
+        conn.execute("DELETE FROM resync_seen")
+        self._set_meta("resyncing", 0)
+        return len(lost)
 
 
 def _renamed_chain(chain: tuple[OriginStep, ...], renamed: dict[str, str]) -> tuple[OriginStep, ...] | None:

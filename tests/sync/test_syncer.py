@@ -1,0 +1,158 @@
+"""The sync client against a real hub store on both backends: numbering, purges, cursors."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from truthvault.errors import HubReset
+from truthvault.hub.store import Limits, open_store
+from truthvault.model import PushRequest
+from truthvault.sync import Syncer
+from truthvault.vault import Vault, payload_of
+
+from ..test_resync import StoreClient
+
+
+def _join(vault: Vault, store: object, token: str) -> Syncer:
+    ctx = StoreClient(store, token).ctx  # type: ignore[arg-type]
+    tenant = store.get_tenant("t")  # type: ignore[attr-defined]
+    vault.join(
+        hub_url="store://",
+        token=token,
+        tenant_id=tenant.id,
+        tenant_name="t",
+        device_id=ctx.device_id,
+        vault_mode=tenant.vault_mode,
+    )
+    return Syncer(vault, StoreClient(store, token))  # type: ignore[arg-type]
+
+
+def test_a_vault_whose_numbers_fell_behind_the_hubs_loses_nothing(hub_url: str, tmp_path: Path) -> None:
+    # A new vault given an old device's token (or a restored copy of the vault file) numbers
+    # its changes from 1 again, numbers the hub has already seen from that device.
+    store = open_store(hub_url)
+    try:
+        store.add_tenant("t", "cloud_first")
+        _, token = store.add_device("t", "laptop")
+        with Vault.open(tmp_path / "old") as old:
+            sync = _join(old, store, token)
+            for n in range(5):
+                old.put("note", {"text": f"old {n}"})
+            sync.sync()
+        with Vault.open(tmp_path / "new") as new:
+            sync = _join(new, store, token)
+            ids = [new.put("note", {"text": f"new {n}"}).item.entity_id for n in range(3)]
+            stats = sync.sync()
+            assert stats.push_outcomes == {"applied": 3}
+            assert new.pending_count() == 0
+            assert new.count() == 8  # the old five came down too
+            hub_ids = {i.entity_id for i in store.pull(StoreClient(store, token).ctx, 0, 100).items}
+            assert set(ids) <= hub_ids
+            assert sync.check().in_sync
+            # and numbering goes on from above the hub's
+            new.put("note", {"text": "one more"})
+            assert sync.push().push_outcomes == {"applied": 1}
+    finally:
+        store.close()
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    """A consistent copy of a SQLite database, as a backup tool takes one."""
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+
+
+def test_a_hub_restored_from_a_backup_gets_back_what_it_lost(tmp_path: Path) -> None:
+    live, backup = tmp_path / "hub.db", tmp_path / "backup.db"
+    store = open_store(str(live))
+    store.add_tenant("t", "cloud_first")
+    tokens = [store.add_device("t", name)[1] for name in ("laptop", "phone")]
+    with Vault.open(tmp_path / "laptop") as laptop, Vault.open(tmp_path / "phone") as phone:
+        a = laptop.put("note", {"text": "before the backup"}).item.entity_id
+        syncs = [_join(laptop, store, tokens[0]), _join(phone, store, tokens[1])]
+        for s in syncs:
+            s.sync()
+        _copy_db(live, backup)
+
+        # After the backup: an edit, a new note, a suggestion and a deletion reach the hub.
+        laptop.edit(a, {"text": "after the backup"})
+        b = laptop.put("note", {"text": "new after the backup"}).item.entity_id
+        gone = phone.put("note", {"text": "deleted after the backup"}).item.entity_id
+        syncs[1].sync()
+        syncs[0].sync()
+        rid = phone.edit(a, {"text": "an AI's idea"}, source="ai-cloud:x/y").record_id
+        phone.delete(gone)
+        syncs[1].sync()
+        syncs[0].sync()
+        assert laptop.pending_count() == phone.pending_count() == 0
+
+        # The hub's database is restored from the backup: it lost all of that.
+        store.close()
+        _copy_db(backup, live)
+        store = open_store(str(live))
+        syncs = [_join(laptop, store, tokens[0]), _join(phone, store, tokens[1])]
+        first = syncs[1].sync()  # the phone's cursor is ahead of the hub: it sends it all again
+        assert first.resynced
+        for s in [*syncs, *syncs]:
+            s.sync()
+
+        hub = {i.entity_id: i for i in store.pull(syncs[0].client.ctx, 0, 100).items}  # type: ignore[attr-defined]
+        assert payload_of(hub[a]) == {"text": "after the backup"} and b in hub and hub[gone].deleted
+        assert rid in {r.id for r in store.list_records(syncs[0].client.ctx, status=None)}  # type: ignore[attr-defined]
+        for vault, s in zip((laptop, phone), syncs, strict=True):
+            assert vault.pending_count() == 0 and s.check().in_sync
+            assert payload_of(vault.get(a)) == {"text": "after the backup"} and vault.get(b)
+            assert [r.id for r in vault.suggestions()] == [rid]
+    store.close()
+
+
+def test_a_cursor_ahead_of_the_hub_is_answered_hub_reset(hub_url: str, tmp_path: Path) -> None:
+    store = open_store(hub_url)
+    try:
+        store.add_tenant("t", "cloud_first")
+        _, token = store.add_device("t", "laptop")
+        ctx = StoreClient(store, token).ctx
+        assert store.pull(ctx, 0, 10).head == 0
+        with pytest.raises(HubReset, match="ahead of the hub"):
+            store.pull(ctx, 5, 10)
+        with pytest.raises(HubReset):
+            store.push(ctx, PushRequest(items=[], cursor=5), Limits(), time.time_ns() // 1_000_000)
+    finally:
+        store.close()
+
+
+def test_after_a_purge_a_lower_level_write_cannot_bring_a_deleted_entity_back(
+    hub_url: str, tmp_path: Path
+) -> None:
+    store = open_store(hub_url)
+    try:
+        store.add_tenant("t", "cloud_first")
+        tokens = [store.add_device("t", name)[1] for name in ("laptop", "phone")]
+        with Vault.open(tmp_path / "laptop") as laptop, Vault.open(tmp_path / "phone") as phone:
+            syncs = [_join(laptop, store, tokens[0]), _join(phone, store, tokens[1])]
+            eid = laptop.put("note", {"text": "mine"}).item.entity_id
+            for s in syncs:
+                s.sync()
+            laptop.delete(eid)
+            for s in syncs:
+                s.sync()
+            assert store.purge_tombstones(time.time_ns() // 1_000_000 + 60_000) == 1
+            # The phone still holds the user's tombstone: an AI's write is only a suggestion.
+            result = phone.put("note", {"text": "an AI brings it back"}, entity_id=eid, source="ai-local:m")
+            assert result.record_id is not None
+            for s in [*syncs, *syncs]:
+                s.sync()
+            ctx = syncs[0].client.ctx  # type: ignore[attr-defined]
+            assert eid not in {i.entity_id for i in store.pull(ctx, 0, 100).items}
+            assert [r.id for r in store.list_records(ctx, status=None)] == [result.record_id]
+            for vault, s in zip((laptop, phone), syncs, strict=True):
+                assert vault.get(eid, include_deleted=True).deleted and [
+                    r.id for r in vault.suggestions()
+                ] == [result.record_id]
+                assert s.check().in_sync
+    finally:
+        store.close()
