@@ -96,3 +96,19 @@ def test_an_unexpected_failure_is_one_line_naming_it(cli: Cli) -> None:
     debug = Cli(cli.home)
     debug.env["TRUTHVAULT_DEBUG"] = "1"
     assert "Traceback" in debug.run("show", "e1", check=False).stderr
+
+
+def test_tables_fit_an_80_column_terminal_and_keep_every_column(cli: Cli) -> None:
+    long = "a note long enough to need more room than any terminal has " * 3
+    eid = cli.json("note", "add", long + "🎉")["item"]["entity_id"]
+    cli.run("task", "add", "short")
+    rid = cli.json("edit", eid, "--set", "text=an AI's idea", "--source", "ai-local:m")["record_id"]
+    cli.run("reject", rid)
+    cli.env["COLUMNS"] = "80"
+    listing = cli.run("list").stdout.splitlines()
+    assert all(len(line) <= 80 for line in listing), listing
+    row = next(line for line in listing if eid in line)  # the id in full
+    assert " note " in row and " U1 " in row and "…" in row
+    assert any(" task " in line and "short" in line for line in listing)
+    records = cli.run("suggestions", "--status", "all").stdout
+    assert rid in records and "(rejected)" in records

@@ -272,3 +272,23 @@ def test_concurrent_rotations_converge_and_every_entry_stays_readable(
     finally:
         for device in (a, b, c):
             device.close()
+
+
+def test_a_token_device_in_a_local_first_tenant_is_told_how_to_get_the_key(
+    hub2: HubProc, tmp_path: Path
+) -> None:
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    laptop.run("note", "add", "sealed")
+    laptop.sync()
+    added = hub.admin.run("hub", "device", "add", "--tenant", "family", "--name", "script")
+    assert "local-first" in added.stderr and "hub tenant code family" in added.stderr
+    token = added.stdout.split("token (shown once, keep it secret): ")[1].split()[0]
+    script = Cli(tmp_path / "script")
+    script.run("init", "--hub", hub.url, "--tenant", "family", "--token", "-", stdin=token + "\n")
+    laptop.sync()  # it has no box key: nothing can be wrapped to it
+    result = script.run("sync", "now", check=False)
+    first = result.stderr.strip().splitlines()[0]
+    assert result.returncode == 1 and "added with a token" in first
+    assert "keys recover" in result.stderr and "enroll" in result.stderr

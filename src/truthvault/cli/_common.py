@@ -85,7 +85,8 @@ def hub_client(vault: Any) -> Any:
     if not vault.hub_url or not vault.hub_token:
         raise ConflictState(
             "this vault is not joined to a hub",
-            hint="enrol it with 'truthvault enroll --hub URL --code CODE'",
+            hint="enrol it with 'truthvault enroll --hub URL --code CODE' "
+            "(or, for a script: 'truthvault init --hub URL --tenant NAME --token -')",
         )
     return HubClient(vault.hub_url, vault.hub_token, cert_pem=vault.hub_cert)
 
@@ -156,47 +157,48 @@ def summary(item: SyncItem, width: int = 60) -> str:
 def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
     """A table of entities (ids in full: commands take them)."""
     wide = out.width >= 110
-    table = Table(title=title, header_style="bold")
-    table.add_column("id", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("level", no_wrap=True)
-    table.add_column("what", ratio=1, overflow="ellipsis", no_wrap=True, min_width=12)
-    if wide:
-        table.add_column("modified", no_wrap=True)
+    rows = []
     for item in items:
         level = level_name(item.truth_level) + (" ✓" if item.accepted_by_user else "")
         what = "[strike]deleted[/strike]" if item.deleted else summary(item)
         row = [item.entity_id, item.entity_type, level, what]
         if wide:
             row.append(item.last_modified_at[:16].replace("T", " "))
-        table.add_row(*row)
-    return table
+        rows.append(row)
+    headers = ["id", "type", "level", "what", *(["modified"] if wide else [])]
+    return _table(title, headers, rows, squeeze=3)
 
 
 def record_table(records: list[Record], title: str | None = None) -> Table:
     """A table of suggestions or conflict records (record ids in full: commands take them)."""
     wide = out.width >= 130
-    table = Table(title=title, header_style="bold")
-    table.add_column("id", no_wrap=True)
-    if wide:
-        table.add_column("kind", no_wrap=True)
-    table.add_column("entity", no_wrap=True)
-    table.add_column("from", no_wrap=True)
-    table.add_column("what", ratio=1, overflow="ellipsis", no_wrap=True, min_width=10)
-    if wide:
-        table.add_column("status", no_wrap=True)
+    rows = []
     for record in records:
         item = record.item
         what = "[strike]delete[/strike]" if item.deleted else summary(item, 50)
         if wide:
-            table.add_row(
-                record.id,
-                record.kind,
-                record.entity_id,
-                f"{level_name(item.truth_level)} {item.origin_source}",
-                what,
-                record.status,
-            )
+            source = f"{level_name(item.truth_level)} {item.origin_source}"
+            rows.append([record.id, record.kind, record.entity_id, source, what, record.status])
         else:
-            table.add_row(record.id, record.entity_id[:8] + "…", level_name(item.truth_level), what)
+            if record.status != "open":  # no status column here: say it where it matters
+                what = f"({record.status}) {what}"
+            rows.append([record.id, record.entity_id[:8] + "…", level_name(item.truth_level), what])
+    headers = ["id", "kind", "entity", "from", "what", "status"] if wide else ["id", "entity", "from", "what"]
+    return _table(title, headers, rows, squeeze=4 if wide else 3)
+
+
+def _table(title: str | None, headers: list[str], rows: list[list[str]], squeeze: int) -> Table:
+    """A table that fits the terminal by cutting column ``squeeze`` short (with an ellipsis),
+    never the others: Rich would otherwise narrow the small columns to nothing."""
+    table = Table(title=title, header_style="bold")
+    widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(headers)]
+    # a table of n columns spends 3n + 1 characters on borders and padding
+    room = out.width - 3 * len(headers) - 1 - sum(w for n, w in enumerate(widths) if n != squeeze)
+    for n, header in enumerate(headers):
+        if n == squeeze:
+            table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=max(12, room))
+        else:
+            table.add_column(header, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table

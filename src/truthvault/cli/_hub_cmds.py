@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from ..errors import InvalidInput
-from ._common import home_dir, json_option, out, print_json
+from ._common import err_console, home_dir, json_option, out, print_json
 
 __all__ = ["check_tls", "db_option", "register", "serve_hub"]
 
@@ -325,11 +325,20 @@ def register(cli: click.Group) -> None:
         """Register a device that syncs with a bearer token (for scripts); print it, once."""
         with _store(db_url) as store:
             created, token = store.add_device(tenant_name, device_name)
+            created_mode = store.get_tenant(tenant_name).vault_mode
         if as_json:
             print_json({**_as_dict(created), "token": token})
             return
         out.print(f"device {created.name!r} added to tenant {tenant_name!r} (id {created.id})")
         out.print(f"token (shown once, keep it secret): {token}")
+        if created_mode == "local_first":
+            err_console.print(
+                f"note: {tenant_name!r} is local-first (end-to-end encrypted): a device added with a token "
+                "has no key pair, so it can read the tenant's data only after 'truthvault keys recover' "
+                "with the recovery passphrase. To add a device people use, give it a code instead: "
+                f"'truthvault hub tenant code {tenant_name}', then 'truthvault enroll' on it.",
+                soft_wrap=True,
+            )
         out.print(
             f"on the device: truthvault init --hub http://127.0.0.1:{DEFAULT_PORT} --tenant {tenant_name} --token <token>"
         )

@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
-from ..errors import ConflictState, DecryptionFailed, InvalidInput
+from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput
 from ..sync import Syncer, SyncStats
 from ._common import (
+    err_console,
     home_dir,
     hub_client,
     json_option,
@@ -253,12 +254,25 @@ def register(cli: click.Group) -> None:
         flag_value="restore",
         help="Bring the losing version back as the current one.",
     )
-    def conflicts_resolve(conflict_id: str, resolution: str) -> None:
-        """Close a conflict: keep the current version or restore the one that lost."""
+    @json_option
+    def conflicts_resolve(conflict_id: str, resolution: str, as_json: bool) -> None:
+        """Close a conflict: keep the current version or restore the one that lost.
+
+        The decision is made here at once and reaches the hub now if it can be reached,
+        otherwise on the next sync.
+        """
         with open_vault() as vault:
             record = vault.resolve_conflict(conflict_id, resolution)
+            synced = False
+            if vault.hub_url:
+                try:
+                    with hub_client(vault) as client:
+                        make_syncer(vault, client).sync()
+                    synced = True
+                except HubUnavailable as exc:
+                    err_console.print(f"note: {exc.message}; the decision goes to the hub on the next sync")
+            if as_json:
+                print_json({"record": record, "synced": synced})
+                return
             done = "restored the losing version" if resolution == "restore" else "kept the current version"
             out.print(f"conflict {record.id} on {record.entity_id} resolved: {done}")
-            if vault.hub_url:
-                with hub_client(vault) as client:
-                    make_syncer(vault, client).sync()

@@ -304,11 +304,15 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.argument("suggestion_id")
-    def reject(suggestion_id: str) -> None:
+    @json_option
+    def reject(suggestion_id: str, as_json: bool) -> None:
         """Reject a suggestion; it stays retrievable with status rejected."""
         with open_vault() as vault:
             record = vault.reject(suggestion_id)
-            out.print(f"rejected suggestion {record.id} for {record.entity_id}")
+            if as_json:
+                print_json(record)
+            else:
+                out.print(f"rejected suggestion {record.id} for {record.entity_id}")
 
     @cli.group()
     def entity() -> None:
@@ -362,18 +366,25 @@ def register(cli: click.Group) -> None:
                     if isinstance(detail, dict)
                     else str(detail),
                 )
-            out.print(table if rows else "no events yet")
+            out.print(table if rows else f"no {event_type} events" if event_type else "no events yet")
 
     @cli.command("import")
     @click.argument("source", type=click.File("rb"))
     @click.option("--no-push", is_flag=True, help="Do not queue the imported entities for the hub.")
-    def import_(source: Any, no_push: bool) -> None:
-        """Import entities from JSON Lines (one SyncItem a line; '-' reads stdin)."""
+    @json_option
+    def import_(source: Any, no_push: bool, as_json: bool) -> None:
+        """Import entities from JSON Lines (one SyncItem a line; '-' reads stdin).
+
+        All or nothing: a bad line (named in the error) imports nothing.
+        """
         from ._progress import progress_bar
 
         with open_vault() as vault, progress_bar("importing", unit="entities") as advance:
             count = vault.import_jsonl(source, queue_for_push=not no_push, progress=advance)
-        out.print(f"imported {count} entities into {home_dir()}")
+        if as_json:
+            print_json({"imported": count, "vault": str(home_dir())})
+        else:
+            out.print(f"imported {count} entities into {home_dir()}")
 
     @cli.command("export")
     @click.argument("target", type=click.File("wb"), default="-")

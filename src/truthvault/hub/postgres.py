@@ -105,7 +105,9 @@ class PostgresHubStore(BaseHubStore):
             self._pool.open(wait=True, timeout=30)
         except (psycopg.Error, TimeoutError) as exc:
             raise StorageError(
-                f"cannot open the hub database: {exc}", hint="check that PostgreSQL runs and the URL"
+                # psycopg's messages run over several lines: an error here is one
+                f"cannot open the hub database: {' '.join(str(exc).split())}",
+                hint="check that PostgreSQL runs and the URL",
             ) from exc
 
     def close(self) -> None:

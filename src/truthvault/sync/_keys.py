@@ -101,6 +101,14 @@ class KeyExchange:
         """The keyring, fetched or created as needed, shared with devices lacking it; else ConflictState."""
         keyring = self.refresh()
         if keyring is None:
+            if self._own_box() is None:
+                # Added with a bearer token: no box key, so no device can ever wrap the key to it.
+                raise ConflictState(
+                    "this device has no key to receive the tenant's data key with (it was added "
+                    "with a token), and the tenant is local-first: nothing was pushed or pulled",
+                    hint="run 'truthvault keys recover' (the recovery passphrase), or enrol the "
+                    "device instead: 'truthvault hub tenant code' on the hub, 'truthvault enroll' here",
+                )
             raise ConflictState(
                 "waiting for the tenant's data key: nothing was pushed or pulled", hint=WAITING_HINT
             )
