@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from truthvault.clock import HybridClock
 from truthvault.errors import ConflictState, NotFound
 from truthvault.hub.store import HubStore, Limits, open_store
 from truthvault.model import PullResponse, PushRequest, PushResponse, SyncItem
@@ -39,8 +40,13 @@ class StoreClient:
         return self.store.pull(self.ctx, since, min(limit, 7))  # small pages exercise paging
 
 
+def _skewed(vault: Vault, skew_ms: int) -> None:
+    """Give the vault a wall clock that runs ``skew_ms`` ahead (or behind) of the real one."""
+    vault._clock = HybridClock(vault.clock.last, wall=lambda: time.time_ns() // 1_000_000 + skew_ms)
+
+
 @contextmanager
-def world(url_for: Any) -> Iterator[tuple[HubStore, list[Vault], list[Syncer]]]:
+def world(url_for: Any, skews: tuple[int, ...] = ()) -> Iterator[tuple[HubStore, list[Vault], list[Syncer]]]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         store = open_store(url_for(Path(tmp)))
         stack.callback(store.close)
@@ -50,6 +56,8 @@ def world(url_for: Any) -> Iterator[tuple[HubStore, list[Vault], list[Syncer]]]:
             device, token = store.add_device("t", f"d{n}")
             vault = Vault.open(Path(tmp) / f"v{n}")
             stack.callback(vault.close)
+            if skews:
+                _skewed(vault, skews[n])
             vault.join(
                 hub_url="store://",
                 token=token,
@@ -75,9 +83,8 @@ operations = st.lists(
 )
 
 
-def run(url_for: Any, ops: list[tuple[int, str, int, int]]) -> None:
-
-    with world(url_for) as (_store, vaults, syncers):
+def run(url_for: Any, ops: list[tuple[int, str, int, int]], skews: tuple[int, ...] = ()) -> None:
+    with world(url_for, skews) as (_store, vaults, syncers):
         written: list[SyncItem] = []
         had_user_truth: set[str] = set()
         for n, (r, kind, level, slot) in enumerate(ops):
@@ -210,10 +217,14 @@ def test_a_replica_that_missed_a_version_keeps_the_hubs_records_not_its_own() ->
     )
 
 
+#: each replica's clock off by up to ten minutes either way (the hub refuses 15 minutes ahead)
+skews = st.tuples(*[st.integers(-600_000, 600_000)] * REPLICAS)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(operations)
-def test_replicas_converge_on_sqlite(ops: list[tuple[int, str, int, int]]) -> None:
-    run(lambda tmp: str(tmp / "hub.db"), ops)
+@given(operations, skews)
+def test_replicas_converge_on_sqlite(ops: list[tuple[int, str, int, int]], skews: tuple[int, ...]) -> None:
+    run(lambda tmp: str(tmp / "hub.db"), ops, skews)
 
 
 @pytest.mark.postgres
@@ -222,8 +233,10 @@ def test_replicas_converge_on_sqlite(ops: list[tuple[int, str, int, int]]) -> No
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(ops=operations)
-def test_replicas_converge_on_postgresql(pg_database: str, ops: list[tuple[int, str, int, int]]) -> None:
+@given(ops=operations, skews=skews)
+def test_replicas_converge_on_postgresql(
+    pg_database: str, ops: list[tuple[int, str, int, int]], skews: tuple[int, ...]
+) -> None:
     import uuid
 
     import psycopg
@@ -232,7 +245,7 @@ def test_replicas_converge_on_postgresql(pg_database: str, ops: list[tuple[int, 
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        run(lambda tmp: f"{pg_database}?options=-csearch_path%3D{schema}", ops)
+        run(lambda tmp: f"{pg_database}?options=-csearch_path%3D{schema}", ops, skews)
     finally:
         with psycopg.connect(pg_database, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
