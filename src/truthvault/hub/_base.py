@@ -431,16 +431,12 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             current = self._load_current(db, pk, list({item.entity_id: None for item in fresh}))
             plan = plan_merge(current, fresh, now)
             events: list[_EventRow] = []
+            detail: dict[str, object] | None = None
             if fresh or request.decisions:
                 by_outcome = Counter(outcome for _, outcome, _ in plan.results)
                 counts = Counter({outcome.value: n for outcome, n in by_outcome.items()})
                 counts["duplicate"] += applied_before
-                detail: dict[str, object] = {
-                    "items": len(items),
-                    "decisions": len(request.decisions),
-                    **counts,
-                }
-                events.append(("SYNC_PUSH", None, detail))
+                detail = {"items": len(items), "decisions": len(request.decisions), **counts}
             # (the results are taken before _apply, which renumbers the items in place)
             results = [
                 PushResult(item.entity_id, "duplicate", item.mutation) for item in items[:applied_before]
@@ -449,7 +445,9 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 PushResult(item.entity_id, outcome, item.mutation, rid) for item, outcome, rid in plan.results
             ]
             mutation = max(last, items[-1].mutation or 0) if items else last
-            applied = self._apply(db, pk, state, plan, current, request.decisions, ctx.device_id, now, events)
+            applied = self._apply(
+                db, pk, state, plan, current, request.decisions, ctx.device_id, now, events, detail
+            )
             if applied.head != state.head_seq:
                 self._announce(db, ctx.tenant_id)
             sql = "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?"
@@ -481,8 +479,12 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         device_id: str,
         now: str,
         events: list[_EventRow],
+        push_detail: dict[str, object] | None = None,
     ) -> _Applied:
-        """Write a plan, its kept losers, decisions and events, numbering changes from the head."""
+        """Write a plan, its kept losers, decisions and events, numbering changes from the head.
+
+        ``push_detail`` is a push's SYNC_PUSH event, written only when the push changed
+        something (a replayed batch of decisions already taken writes nothing at all)."""
         out = _Applied(state.head_seq, plan.entities)
         if plan.entities:
             # The wire form carries the hub's seq, not the device's mutation. Renumbering the
@@ -526,6 +528,8 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             if target is stored:
                 changed[decision.id] = record
 
+        if push_detail is not None and (plan.results or new or changed):
+            events.insert(0, ("SYNC_PUSH", None, push_detail))
         for record in (*new.values(), *changed.values()):
             out.head += 1
             record.seq = out.head
