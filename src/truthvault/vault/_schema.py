@@ -8,11 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
-from alembic.util import CommandError
 
-from ..errors import StorageError
+from .._alembic import run_upgrade
 
 __all__ = [
     "HEAD_REVISION",
@@ -48,14 +46,7 @@ def current_revision(conn: sqlite3.Connection) -> str | None:
 
 def upgrade(path: Path, revision: str = "head") -> None:
     """Bring the file at ``path`` up to ``revision`` with Alembic."""
-    try:
-        command.upgrade(alembic_config(path), revision)
-    except CommandError as exc:
-        # Most likely a revision this version does not know: a newer truthvault made the file.
-        raise StorageError(
-            f"cannot bring the vault {str(path)!r} up to date: {exc}",
-            hint="it was probably made by a newer truthvault; upgrade truthvault to open it",
-        ) from None
+    run_upgrade(alembic_config(path), revision, f"the vault {str(path)!r}")
 
 
 @contextmanager

@@ -44,17 +44,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the hub database at ``url`` to ``revision``."""
-    from alembic import command
-    from alembic.util import CommandError
-
-    from ...errors import StorageError
+    from ..._alembic import run_upgrade
 
     with _upgrade_lock:
-        try:
-            command.upgrade(alembic_config(url), revision)
-        except CommandError as exc:
-            # Most likely a revision this version does not know: a newer truthvault made it.
-            raise StorageError(
-                f"cannot bring the hub database up to date: {exc}",
-                hint="it was probably made by a newer truthvault; upgrade truthvault to open it",
-            ) from None
+        run_upgrade(alembic_config(url), revision, "the hub database")
