@@ -24,19 +24,25 @@ class StoreClient:
         return self.store.pull(self.ctx, since, limit)
 
 
-def _device(store: HubStore, tmp_path: Path, name: str) -> tuple[Vault, Syncer]:
+def join_store(vault: Vault, store: HubStore, token: str) -> Syncer:
+    """Join ``vault`` to the store's tenant "t" as the device ``token`` names; its Syncer."""
+    client = StoreClient(store, token)
     tenant = store.get_tenant("t")
-    device, token = store.add_device("t", name)
-    vault = Vault.open(tmp_path / name)
     vault.join(
         hub_url="store://",
         token=token,
         tenant_id=tenant.id,
         tenant_name="t",
-        device_id=device.id,
+        device_id=client.ctx.device_id,
         vault_mode=tenant.vault_mode,
     )
-    return vault, Syncer(vault, StoreClient(store, token))  # type: ignore[arg-type]
+    return Syncer(vault, client)  # type: ignore[arg-type]
+
+
+def _device(store: HubStore, tmp_path: Path, name: str) -> tuple[Vault, Syncer]:
+    _, token = store.add_device("t", name)
+    vault = Vault.open(tmp_path / name)
+    return vault, join_store(vault, store, token)
 
 
 def test_offline_device_resyncs_and_deleted_stays_deleted(hub_url: str, tmp_path: Path) -> None:

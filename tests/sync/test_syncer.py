@@ -11,24 +11,10 @@ import pytest
 from truthvault.errors import HubReset
 from truthvault.hub.store import Limits, open_store
 from truthvault.model import PushRequest
-from truthvault.sync import Syncer
 from truthvault.vault import Vault, payload_of
 
 from ..test_resync import StoreClient
-
-
-def _join(vault: Vault, store: object, token: str) -> Syncer:
-    ctx = StoreClient(store, token).ctx  # type: ignore[arg-type]
-    tenant = store.get_tenant("t")  # type: ignore[attr-defined]
-    vault.join(
-        hub_url="store://",
-        token=token,
-        tenant_id=tenant.id,
-        tenant_name="t",
-        device_id=ctx.device_id,
-        vault_mode=tenant.vault_mode,
-    )
-    return Syncer(vault, StoreClient(store, token))  # type: ignore[arg-type]
+from ..test_resync import join_store as _join
 
 
 def test_a_vault_whose_numbers_fell_behind_the_hubs_loses_nothing(hub_url: str, tmp_path: Path) -> None:

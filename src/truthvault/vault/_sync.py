@@ -283,7 +283,7 @@ class SyncMixin(RecordsMixin):
             for loss in plan.losses:
                 cur = current.get(loss.record.entity_id)
                 here = cur is not None and loss.record.item is cur.item
-                if here and cur is not None and cur.mutation is None and cur.hub_known:
+                if cur is not None and here and cur.mutation is None and cur.hub_known:
                     # A version the hub holds lost: the hub kept it (or a successor it saw and
                     # this vault did not) and its feed brings that record. Keeping one here
                     # would keep a version no other replica keeps.
@@ -308,9 +308,7 @@ class SyncMixin(RecordsMixin):
         return stats
 
     def _upsert_pulled_record(self, rec: Record) -> None:
-        row = self._conn.execute(
-            "SELECT status, push_decision FROM records WHERE id = ?", (rec.id,)
-        ).fetchone()
+        row = self._conn.execute("SELECT status FROM records WHERE id = ?", (rec.id,)).fetchone()
         if row is None:
             # A suggestion made on the version this vault holds: remember that content, so it
             # can still be accepted on top of edits made here later (see ``accept``).
@@ -328,8 +326,7 @@ class SyncMixin(RecordsMixin):
             if rec.status == "open":
                 self.add_event(_EVENT_OF_KIND[rec.kind], rec.entity_id, record_id=rec.id)
             return
-        status, _ = row
-        if rec.status != "open" and status != rec.status:
+        if rec.status != "open" and row[0] != rec.status:
             # The first decision to reach the hub is the record's, everywhere: a different one
             # made here, pushed or still queued, gives way (what it wrote, an accepted version
             # or a restored one, is an entity version of its own and syncs as one).
