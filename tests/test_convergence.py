@@ -36,8 +36,10 @@ class StoreClient:
     def push(self, batch: PushRequest) -> PushResponse:
         return self.store.push(self.ctx, batch, Limits(), time.time_ns() // 1_000_000)
 
-    def pull(self, since: int, limit: int = 1000, wait: float = 0) -> PullResponse:
-        return self.store.pull(self.ctx, since, min(limit, 7))  # small pages exercise paging
+    def pull(
+        self, since: int, limit: int = 1000, wait: float = 0, tag: str | None = None, refused: object = None
+    ) -> PullResponse:
+        return self.store.pull(self.ctx, since, min(limit, 7), tag)  # small pages exercise paging
 
 
 def _skewed(vault: Vault, skew_ms: int) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from .errors import InvalidInput
 
@@ -21,6 +22,7 @@ __all__ = [
     "CANONICAL_STAMP_RE",
     "MAX_FUTURE_SKEW_MS",
     "HybridClock",
+    "first_unreal_stamp",
     "format_stamp",
     "future_limit",
     "normalize_stamp",
@@ -67,6 +69,28 @@ def parse_stamp(stamp: str) -> tuple[int, int]:
         raise InvalidInput(f"clock {stamp!r} is not a real date: {exc}") from None
     ms = int(dt.timestamp()) * 1000 + (int((frac or "0").ljust(3, "0")[:3]))
     return ms, int(counter, 16) if counter else 0
+
+
+_date_time = itemgetter(slice(0, 19))
+
+
+def first_unreal_stamp(stamps: Sequence[str]) -> str | None:
+    """The first of some stamps in the canonical form that names no real time (a 32nd of
+    November, a 25th hour), or None when every one does.
+
+    The canonical form says only which characters stand where; a stamp that parses no further
+    once stopped every pull of a tenant. Stamps of one batch share few distinct seconds, so each
+    distinct date and time is parsed once.
+    """
+    bad = []
+    for head in set(map(_date_time, stamps)):
+        try:
+            datetime.fromisoformat(head)
+        except ValueError:
+            bad.append(head)
+    if not bad:
+        return None
+    return next(stamp for stamp in stamps if stamp[:19] in bad)
 
 
 def normalize_stamp(stamp: str) -> str:

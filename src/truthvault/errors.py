@@ -20,6 +20,7 @@ TruthvaultError
  +-- PayloadTooLarge       (413)
  +-- RateLimited           (429: too many requests from one device; ``retry_after_s`` says when)
  +-- StorageError          (500: the database failed; detail is logged, not shown)
+ +-- SyncIncomplete        (a sync moved what it could, but kept something aside or differs from the hub)
  +-- HubUnavailable        (the hub could not be reached or answered badly)
  |    +-- CertificateChanged (the hub's TLS certificate is not the one this device pinned)
  +-- DecryptionFailed      (422: a payload or wrapped key cannot be decrypted; ``reason`` says why)
@@ -27,6 +28,8 @@ TruthvaultError
 """
 
 from __future__ import annotations
+
+from typing import Self
 
 __all__ = [
     "BadSignature",
@@ -49,6 +52,7 @@ __all__ = [
     "ResyncRequired",
     "StaleRequest",
     "StorageError",
+    "SyncIncomplete",
     "TokenExpired",
     "TruthvaultError",
     "Unauthorized",
@@ -61,20 +65,31 @@ class TruthvaultError(Exception):
 
     code = "error"
     status = 500
+    #: which item of a batch the error is about (its index), when it is about one
+    item: int | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
 
+    def for_item(self, index: int | None, name: str | None = None) -> Self:
+        """This error, said of item ``index`` of a batch (``name``: how a person knows it)."""
+        self.item = index
+        if name and name not in self.message:
+            self.message = f"{self.message} ({name})"
+        return self
+
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | int]:
         """The HTTP error body's inner object."""
-        body = {"code": self.code, "message": self.message}
+        body: dict[str, str | int] = {"code": self.code, "message": self.message}
         if self.hint:
             body["hint"] = self.hint
+        if self.item is not None:
+            body["item"] = self.item
         return body
 
 
@@ -128,6 +143,14 @@ class PayloadTooLarge(TruthvaultError):
 
 class StorageError(TruthvaultError):
     code = "storage_error"
+    status = 500
+
+
+class SyncIncomplete(TruthvaultError):
+    """A sync moved everything it could, but kept items aside (refused by the hub or by this
+    device) or ended with a state that differs from the hub's: never reported as success."""
+
+    code = "sync_incomplete"
     status = 500
 
 

@@ -25,11 +25,21 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .clock import CANONICAL_STAMP_RE
-from .errors import Forbidden, InvalidInput, InvalidSource, PayloadTooLarge
-from .truth import ACCEPTED_SOURCE, TruthLevel, check_source, implied_level, origin_step
+from .clock import CANONICAL_STAMP_RE, first_unreal_stamp
+from .errors import Forbidden, InvalidInput, InvalidSource, PayloadTooLarge, TruthvaultError
+from .payload import (
+    MAX_INT64,
+    MAX_PAYLOAD_DEPTH,
+    check_payload,
+    check_payload_depth,
+    check_payloads,
+    decode_error_reason,
+)
+from .truth import ACCEPTED_SOURCE, TruthLevel, check_acceptance, check_source, implied_level, origin_step
 
 __all__ = [
+    "MAX_COUNTER",
+    "MAX_INT64",
     "MAX_PAYLOAD_DEPTH",
     "Decision",
     "OriginStep",
@@ -38,17 +48,26 @@ __all__ = [
     "PushResponse",
     "PushResult",
     "Record",
+    "Refused",
     "SyncItem",
     "check_entity_id",
     "check_entity_type",
     "check_payload_depth",
     "checksum_hex",
+    "decode_item",
+    "decode_pull",
     "decode_push",
+    "describe_item",
     "digest_sum",
     "encode",
     "item_digest",
     "prepare_item",
     "prepare_items",
+    "record_digest",
+    "refuse",
+    "refuse_nul",
+    "seal_context",
+    "sort_out",
 ]
 
 _TYPE = r"[a-z][a-z0-9_.-]{0,63}"
@@ -64,21 +83,19 @@ _id_ok = re.compile(_ID).fullmatch
 _types_ok = re.compile(rf"{_TYPE}(?:\n{_TYPE})*").fullmatch
 _ids_ok = re.compile(rf"{_ID}(?:\n{_ID})*").fullmatch
 Level = Annotated[int, msgspec.Meta(ge=1, le=5)]
-#: How deeply a payload's objects and arrays may nest. Far beyond any real entity, and far
-#: below what a reader's recursion can take: a payload nested a thousand deep was once stored
-#: and then broke every listing of the vault.
-MAX_PAYLOAD_DEPTH = 64
 # Half the limit of either bracket: then both together are within it.
 _FEW_BRACKETS = MAX_PAYLOAD_DEPTH // 2
-# A JSON string (skipped whole, brackets in it are text) or one bracket.
-_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-#: the largest integer both databases store (SQLite INTEGER, PostgreSQL BIGINT: signed 64-bit)
-MAX_INT64 = 2**63 - 1
+#: The largest version, base version, contract version and mutation number an item may carry:
+#: 2**53 - 1, the largest integer every JSON reader holds exactly, which leaves a 64-bit
+#: column room to count on (an item at 2**63 - 1 was once taken in, and its next edit
+#: overflowed on every device).
+MAX_COUNTER = 2**53 - 1
 #: text without NUL characters, which PostgreSQL cannot store in a text column. The schema
 #: says so, but decoding does not run this pattern on every string (it was half the cost of
 #: decoding a batch): :func:`decode_push` looks for NUL only in a body that can hold one.
 NO_NUL = r"^[^\x00]*$"
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)]
+Counter = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNTER)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, extra_json_schema={"pattern": NO_NUL})]
 Text = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": NO_NUL})]
 Payload = Annotated[
@@ -115,13 +132,13 @@ class SyncItem(msgspec.Struct, omit_defaults=True, gc=False):
     origin_chain: tuple[OriginStep, ...] = ()
     accepted_by_user: bool = False
     last_modified_by_level: Level | None = None
-    version: NonNegative = 1
-    base_version: NonNegative = 0
+    version: Counter = 1
+    base_version: Counter = 0
     base_clock: Text | None = None
-    contract_version: NonNegative = 1
+    contract_version: Counter = 1
     deleted: bool = False
     #: push only: the device's number for this mutation (strictly increasing per device)
-    mutation: NonNegative | None = None
+    mutation: Counter | None = None
     #: push only: this version already lost on the device, which keeps it as a suggestion (or,
     #: at level 1, a conflict record); the hub keeps it so too and never makes it current
     kept: bool = False
@@ -142,6 +159,9 @@ class Record(msgspec.Struct, omit_defaults=True, gc=False):
     decided_at: str | None = None
     resolution: str | None = None
     seq: NonNegative | None = None
+    #: for a suggestion: the version it was made on, when known, so that accepting it applies
+    #: what it changed even on a device that never held that version
+    base: SyncItem | None = None
 
 
 class Decision(msgspec.Struct, omit_defaults=True, gc=False):
@@ -160,6 +180,11 @@ class PushRequest(msgspec.Struct, omit_defaults=True, gc=False):
     decisions: list[Decision] = []
     #: the device's pull cursor; a cursor behind the purge horizon means re-sync first
     cursor: NonNegative = 0
+    #: the tag of the hub commit the cursor points into (see :class:`PullResponse`)
+    tag: ShortText | None = None
+    #: the versions kept items of this batch (suggestions) were made on, when the device knows
+    #: them: the hub keeps each with its suggestion (``Record.base``)
+    bases: list[SyncItem] = []
 
 
 class PushResult(msgspec.Struct, omit_defaults=True, gc=False):
@@ -182,8 +207,11 @@ class PushResponse(msgspec.Struct, gc=False):
 class PullResponse(msgspec.Struct, gc=False):
     """The answer to a pull.
 
-    ``checksum`` is the tenant's state checksum at ``cursor``; it is only given when
-    ``has_more`` is false (the page reaches the head).
+    ``checksum`` is the tenant's state checksum at ``cursor`` and ``records_checksum`` that of
+    its records (their ids and statuses); both are only given when ``has_more`` is false (the
+    page reaches the head). ``tag`` names the hub commit that ``cursor`` points into: a device
+    sends it back with its cursor, and a hub whose history at that cursor is another one (its
+    database was restored from a backup, then took new changes) answers ``410 hub_reset``.
     """
 
     items: list[SyncItem]
@@ -192,6 +220,8 @@ class PullResponse(msgspec.Struct, gc=False):
     has_more: bool
     head: int
     checksum: str | None = None
+    records_checksum: str | None = None
+    tag: str | None = None
 
 
 _push_decoder = msgspec.json.Decoder(PushRequest)
@@ -208,33 +238,184 @@ def decode_push(body: bytes) -> PushRequest:
     try:
         request = _push_decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"malformed batch: {_where(str(exc))}") from None
+        raise _malformed(str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"malformed batch: body is not valid JSON ({exc})") from None
+        raise InvalidInput(
+            f"malformed batch: body is not valid JSON ({decode_error_reason(body, exc)})"
+        ) from None
+    except RecursionError:
+        raise _too_deep("malformed batch: body") from None
     # JSON cannot hold a raw NUL, so a decoded string has one only where the body has this escape.
     if b"\\u0000" in body:
-        _refuse_nul(request)
+        for i, item in enumerate(request.items):
+            refuse_nul(item, f"malformed batch: items[{i}]", i)
+        for i, decision in enumerate(request.decisions):
+            _no_nul(
+                [
+                    (f"malformed batch: decisions[{i}].{k}", getattr(decision, k))
+                    for k in ("id", "at", "resolution")
+                ]
+            )
     return request
 
 
-def _refuse_nul(request: PushRequest) -> None:
-    """Refuse a batch with a NUL character in any text field (payloads may hold them)."""
+def decode_item(text: bytes | str, where: str) -> SyncItem:
+    """One SyncItem from JSON (a line of an export), schema-checked as a push checks it."""
+    try:
+        item = _item_decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{where}: {_where(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        data = text.encode(errors="surrogatepass") if isinstance(text, str) else bytes(text)
+        raise InvalidInput(f"{where}: not a valid JSON object ({decode_error_reason(data, exc)})") from None
+    except RecursionError:
+        raise _too_deep(where) from None
+    if (isinstance(text, str) and "\\u0000" in text) or (isinstance(text, bytes) and b"\\u0000" in text):
+        refuse_nul(item, where)
+    return item
+
+
+class Refused(msgspec.Struct, frozen=True, gc=False):
+    """A pulled item or record a device would not take in, and why; it is kept aside."""
+
+    kind: Literal["item", "record"]
+    entity_id: str | None
+    reason: str
+    #: the JSON as the hub sent it, cut at 4 KiB
+    raw: str
+    record_id: str | None = None
+
+
+class _LoosePage(msgspec.Struct, gc=False):
+    items: list[msgspec.Raw]
+    records: list[msgspec.Raw]
+    cursor: int
+    has_more: bool
+    head: int
+    checksum: str | None = None
+    records_checksum: str | None = None
+    tag: str | None = None
+
+
+_pull_decoder = msgspec.json.Decoder(PullResponse)
+_loose_page_decoder = msgspec.json.Decoder(_LoosePage)
+_record_decoder = msgspec.json.Decoder(Record)
+_item_decoder = msgspec.json.Decoder(SyncItem)
+
+
+def decode_pull(body: bytes) -> tuple[PullResponse, list[Refused]]:
+    """A pulled page and what of it a device cannot take in (kept aside, never stopping a pull).
+
+    A page that decodes whole is the usual case; one that does not is taken apart item by item,
+    so one bad item (a hostile or broken hub) costs that item only. InvalidInput when the page
+    itself, not one of its items, is not a page.
+    """
+    refused: list[Refused] = []
+    try:
+        page = _pull_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        page = _decode_apart(body, refused)
+    if b"\\u0000" in body:
+        page = _without_nul(page, refused)
+    return page, refused
+
+
+def _decode_apart(body: bytes, refused: list[Refused]) -> PullResponse:
+    try:
+        loose = _loose_page_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidInput(f"the hub's answer is not a pull page ({exc})") from None
+    items: list[SyncItem] = []
+    for raw in loose.items:
+        try:
+            items.append(_item_decoder.decode(raw))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            refused.append(Refused("item", _id_in(raw), _reason(exc), _cut(raw)))
+    records: list[Record] = []
+    for raw in loose.records:
+        try:
+            records.append(_record_decoder.decode(raw))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            refused.append(Refused("record", _id_in(raw), _reason(exc), _cut(raw), _id_in(raw, "id")))
+    fields = msgspec.structs.asdict(loose)
+    fields.update(items=items, records=records)
+    return PullResponse(**fields)
+
+
+def _without_nul(page: PullResponse, refused: list[Refused]) -> PullResponse:
+    def fine(item: SyncItem, kind: Literal["item", "record"], record_id: str | None = None) -> bool:
+        try:
+            refuse_nul(item, kind)
+        except InvalidInput as exc:
+            refused.append(Refused(kind, item.entity_id, exc.message, _cut(encode(item)), record_id))
+            return False
+        return True
+
+    items = [item for item in page.items if fine(item, "item")]
+    records = [rec for rec in page.records if fine(rec.item, "record", rec.id)]
+    return msgspec.structs.replace(page, items=items, records=records)
+
+
+def refuse(
+    kind: Literal["item", "record"], item: SyncItem, exc: TruthvaultError, record_id: str | None = None
+) -> Refused:
+    """A :class:`Refused` for a decoded item that failed a check."""
+    return Refused(kind, item.entity_id, exc.message, _cut(encode(item)), record_id)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return f"nested deeper than a reader can take (the limit is {MAX_PAYLOAD_DEPTH})"
+    return _where(str(exc))
+
+
+def _cut(raw: bytes | msgspec.Raw) -> str:
+    return bytes(raw)[:4096].decode(errors="replace")
+
+
+def _id_in(raw: bytes | msgspec.Raw, key: str = "entity_id") -> str | None:
+    """The entity (or record) id of an item that did not decode, when one can be read off it."""
+    match = re.search(rb'"%s"\s*:\s*"([A-Za-z0-9._:-]{1,128})"' % key.encode(), bytes(raw)[:65536])
+    return match.group(1).decode() if match else None
+
+
+def refuse_nul(item: SyncItem, where: str, index: int | None = None) -> None:
+    """InvalidInput when a text field of ``item`` holds a NUL character (payloads may hold them:
+    they are JSON, where a NUL is an escape), which PostgreSQL cannot store in text."""
     fields = ("tenant_id", "origin_source", "last_modified_at", "device_id", "base_clock")
-    for i, item in enumerate(request.items):
-        named = [(f"items[{i}].{name}", getattr(item, name)) for name in fields]
-        for n, step in enumerate(item.origin_chain):
-            named += [
-                (f"items[{i}].origin_chain[{n}].{k}", getattr(step, k)) for k in ("source", "at", "ref")
-            ]
+    named = [(f"{where}.{name}", getattr(item, name)) for name in fields]
+    for n, step in enumerate(item.origin_chain):
+        named += [(f"{where}.origin_chain[{n}].{k}", getattr(step, k)) for k in ("source", "at", "ref")]
+    try:
         _no_nul(named)
-    for i, decision in enumerate(request.decisions):
-        _no_nul([(f"decisions[{i}].{k}", getattr(decision, k)) for k in ("id", "at", "resolution")])
+    except InvalidInput as exc:
+        raise exc.for_item(index, describe_item(item)) if index is not None else exc from None
 
 
 def _no_nul(named: list[tuple[str, str | None]]) -> None:
     for where, value in named:
         if value is not None and "\x00" in value:
-            raise InvalidInput(f"malformed batch: {where}: text must not contain NUL characters")
+            raise InvalidInput(f"{where}: text must not contain NUL characters")
+
+
+def _malformed(message: str) -> InvalidInput:
+    """InvalidInput for a batch that failed its schema, naming the item it failed at."""
+    where = _where(message)
+    exc = InvalidInput(f"malformed batch: {where}")
+    found = re.match(r"items\[(\d+)\]", where)
+    return exc.for_item(int(found.group(1))) if found else exc
+
+
+def _too_deep(where: str) -> InvalidInput:
+    return InvalidInput(
+        f"{where}: nested deeper than a reader can take (a payload may nest {MAX_PAYLOAD_DEPTH} deep)",
+        hint="flatten the data",
+    )
+
+
+def describe_item(item: SyncItem) -> str:
+    """How an error names an item: its type and id (the batch index alone means nothing to a person)."""
+    return f"{item.entity_type[:64]} {item.entity_id[:128]!r}"
 
 
 def _where(message: str) -> str:
@@ -293,11 +474,10 @@ def prepare_item(
         )
     if not item.payload or memoryview(item.payload)[0] != 0x7B:  # "{" starts a JSON object
         raise InvalidInput(f"{where}.payload: must be a JSON object")
-    check_payload_depth(bytes(item.payload), f"{where}.payload")
-    if not _stamp_match(item.last_modified_at):
-        raise InvalidInput(f"{where}.last_modified_at: {_NOT_STAMP % (item.last_modified_at,)}")
-    if item.base_clock is not None and not _stamp_match(item.base_clock):
-        raise InvalidInput(f"{where}.base_clock: {_NOT_STAMP % (item.base_clock,)}")
+    check_payload(item.payload, f"{where}.payload")
+    for field, stamp in (("last_modified_at", item.last_modified_at), ("base_clock", item.base_clock)):
+        if stamp is not None and (not _stamp_match(stamp) or first_unreal_stamp([stamp])):
+            raise InvalidInput(f"{where}.{field}: {_NOT_STAMP % (stamp,)}")
     if item.last_modified_at > max_clock:
         raise InvalidInput(
             f"{where}.last_modified_at: {item.last_modified_at} is too far in the future "
@@ -316,8 +496,16 @@ def prepare_item(
     if item.last_modified_by_level is None:
         item.last_modified_by_level = item.truth_level
     if item.accepted_by_user and item.truth_level != TruthLevel.USER:
+        _check_acceptance(item, where)
         _upgrade(item)
     return item
+
+
+def _check_acceptance(item: SyncItem, where: str) -> None:
+    try:
+        check_acceptance(item.truth_level, item.accepted_by_user, [step.level for step in item.origin_chain])
+    except InvalidSource as exc:
+        raise InvalidSource(f"{where}.{exc.message}", hint=exc.hint) from None
 
 
 def _upgrade(item: SyncItem) -> None:
@@ -348,42 +536,66 @@ def prepare_items(
     """
     if not _batch_passes(items, tenant_id, max_payload_bytes, max_clock):
         for i, item in enumerate(items):
-            prepare_item(
-                item,
-                f"{where}[{i}]",
-                tenant_id=tenant_id,
-                device_id=None,
-                max_payload_bytes=max_payload_bytes,
-                max_clock=max_clock,
-            )
+            try:
+                prepare_item(
+                    item,
+                    f"{where}[{i}]",
+                    tenant_id=tenant_id,
+                    device_id=None,
+                    max_payload_bytes=max_payload_bytes,
+                    max_clock=max_clock,
+                )
+            except TruthvaultError as exc:
+                raise exc.for_item(i, describe_item(item)) from None
         return items
+    try:
+        check_payloads([item.payload for item in items], where)
+    except InvalidInput as exc:
+        raise exc.for_item(exc.item, None if exc.item is None else describe_item(items[exc.item])) from None
     if None in [item.last_modified_by_level for item in items]:
         for item in items:
             if item.last_modified_by_level is None:
                 item.last_modified_by_level = item.truth_level
     if True in [item.accepted_by_user for item in items]:
-        for item in items:
+        for i, item in enumerate(items):
             if item.accepted_by_user and item.truth_level != TruthLevel.USER:
+                try:
+                    _check_acceptance(item, f"{where}[{i}]")
+                except InvalidSource as exc:
+                    raise exc.for_item(i, describe_item(item)) from None
                 _upgrade(item)
     return items
 
 
-def check_payload_depth(payload: bytes, where: str) -> None:
-    """InvalidInput when a JSON payload nests deeper than :data:`MAX_PAYLOAD_DEPTH`."""
-    if payload.count(b"{") + payload.count(b"[") <= MAX_PAYLOAD_DEPTH:
-        return  # the common case, two scans in C: too few brackets to nest that deep
-    depth = deepest = 0
-    for token in _JSON_NESTING.findall(payload):
-        if token in (b"{", b"["):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"}", b"]"):
-            depth -= 1
-    if deepest > MAX_PAYLOAD_DEPTH:
-        raise InvalidInput(
-            f"{where}: nested {deepest} deep, over the limit of {MAX_PAYLOAD_DEPTH}",
-            hint="flatten the data",
-        )
+def sort_out(
+    items: list[SyncItem], where: str = "items", *, tenant_id: str, max_payload_bytes: int, max_clock: str
+) -> tuple[list[SyncItem], list[tuple[SyncItem, TruthvaultError]]]:
+    """:func:`prepare_items`, but an item that fails a check is set aside with its error rather
+    than failing the batch: (the items that passed, prepared; the others). For a device taking
+    in a pulled page, where one bad item must not stop the rest."""
+    try:
+        return prepare_items(
+            items, where, tenant_id=tenant_id, max_payload_bytes=max_payload_bytes, max_clock=max_clock
+        ), []
+    except TruthvaultError:
+        pass
+    good: list[SyncItem] = []
+    bad: list[tuple[SyncItem, TruthvaultError]] = []
+    for i, item in enumerate(items):
+        try:
+            good.append(
+                prepare_item(
+                    item,
+                    f"{where}[{i}]",
+                    tenant_id=tenant_id,
+                    device_id=None,
+                    max_payload_bytes=max_payload_bytes,
+                    max_clock=max_clock,
+                )
+            )
+        except TruthvaultError as exc:
+            bad.append((item, exc.for_item(i, describe_item(item))))
+    return good, bad
 
 
 def _all_match(ok: Callable[[str], object], values: list[str]) -> bool:
@@ -447,7 +659,8 @@ def _batch_passes(items: list[SyncItem], tenant_id: str, max_payload_bytes: int,
     clocks = [item.last_modified_at for item in items]
     if max(clocks) > max_clock or not _stamps_ok(clocks):
         return False
-    if not _stamps_ok([item.base_clock for item in items if item.base_clock is not None]):
+    bases = [item.base_clock for item in items if item.base_clock is not None]
+    if not _stamps_ok(bases) or first_unreal_stamp(clocks + bases) is not None:
         return False
     # Each source names its level: look each distinct one up once, then compare the lists.
     sources = [item.origin_source for item in items]
@@ -493,6 +706,39 @@ def digest_sum(items: Iterable[SyncItem]) -> int:
         ]
     )
     return sum(struct.unpack(f">{len(digests) // 8}Q", digests))
+
+
+def seal_context(item: SyncItem) -> bytes:
+    """What a sealed payload of ``item`` is bound to besides its tenant: every truth field of its
+    version, so that no payload can be passed off as another version's (another writer's, level's
+    or origin's) even of the same entity and version number."""
+    return _encoder.encode(
+        (
+            item.entity_type,
+            item.entity_id,
+            item.version,
+            item.base_version,
+            item.base_clock,
+            item.last_modified_at,
+            item.device_id,
+            item.truth_level,
+            item.origin_source,
+            item.origin_chain,
+            item.accepted_by_user,
+            item.last_modified_by_level,
+            item.contract_version,
+            item.deleted,
+        )
+    )
+
+
+def record_digest(record_id: str, status: str, resolution: str | None) -> int:
+    """A record's contribution to the tenant's records checksum: its id and its decision.
+
+    Two replicas with equal records checksums keep the same records, each with the same status
+    (and, for a resolved conflict, the same resolution: keep or restore).
+    """
+    return int.from_bytes(_blake8(f"{record_id}\x1f{status}\x1f{resolution or ''}".encode()).digest())
 
 
 def checksum_hex(total: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,7 @@ __all__ = [
     "TruthLevel",
     "VersionLike",
     "authority",
+    "check_acceptance",
     "check_source",
     "implied_level",
     "is_higher_truth",
@@ -119,6 +121,26 @@ def check_source(source: str, level: int) -> TruthLevel:
             f"origin_source {source!r} is level {int(implied)} ({implied.short}) but truth_level says {level}"
         )
     return implied
+
+
+def check_acceptance(level: int, accepted_by_user: bool, chain_levels: Sequence[int]) -> None:
+    """InvalidSource unless a claim of the user's acceptance is backed by the user.
+
+    Acceptance is a user act: content below level 1 may say ``accepted_by_user`` only when the
+    last step of its origin chain is a level-1 source (the user who accepted it). Content a user
+    source wrote (level 1) is the user's already. Without this, any writer could pass its text
+    off as the user's by setting one flag.
+    """
+    if (
+        accepted_by_user
+        and int(level) != TruthLevel.USER
+        and (not chain_levels or int(chain_levels[-1]) != TruthLevel.USER)
+    ):
+        raise InvalidSource(
+            f"accepted_by_user: a level-{int(level)} version may claim the user's acceptance only when "
+            "the last step of its origin_chain is a level-1 (user) source",
+            hint="acceptance is the user's act: accept the suggestion, or edit it as a user source",
+        )
 
 
 def authority(level: int) -> int:

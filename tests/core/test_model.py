@@ -15,6 +15,7 @@ from truthvault.model import (
     SyncItem,
     check_entity_id,
     decode_push,
+    describe_item,
     encode,
     prepare_item,
     prepare_items,
@@ -103,11 +104,46 @@ def test_level_source_mismatch_and_oversize_and_future() -> None:
         prep(make(payload=msgspec.Raw(b"[1,2]")))
 
 
+_USER_STEP = OriginStep(level=1, source="user:mobile", at=format_stamp(NOW - 10))
+
+
 def test_accepted_lower_level_item_becomes_user_truth() -> None:
-    item = prep(make(truth_level=5, origin_source="ai-cloud:p/m", accepted_by_user=True))
+    item = prep(
+        make(truth_level=5, origin_source="ai-cloud:p/m", accepted_by_user=True, origin_chain=(_USER_STEP,))
+    )
     assert item.truth_level == 1 and item.origin_source == "user:accepted"
     assert item.origin_chain[-1].level == 5 and item.origin_chain[-1].source == "ai-cloud:p/m"
+    assert item.origin_chain[-2] == _USER_STEP
     assert item.last_modified_by_level == 1
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        (),
+        (OriginStep(level=3, source="ai-local:m", at=format_stamp(NOW - 10)),),
+        (_USER_STEP, OriginStep(level=2, source="automation:r", at=format_stamp(NOW - 5))),
+    ],
+)
+def test_only_a_users_step_backs_a_claim_of_acceptance(chain: tuple[OriginStep, ...]) -> None:
+    """An AI (or any writer below level 1) cannot pass its text off as the user's by a flag."""
+    with pytest.raises(InvalidSource, match="accepted_by_user"):
+        prep(make(truth_level=5, origin_source="ai-cloud:evil/m", accepted_by_user=True, origin_chain=chain))
+    with pytest.raises(InvalidSource, match="accepted_by_user") as caught:
+        prepare_items(
+            [
+                make(entity_id="ok"),
+                make(
+                    truth_level=5, origin_source="ai-cloud:evil/m", accepted_by_user=True, origin_chain=chain
+                ),
+            ],
+            tenant_id="t1",
+            max_payload_bytes=1000,
+            max_clock=MAX_CLOCK,
+        )
+    assert caught.value.item == 1
+    # a user's own write may say it was accepted: it is the user's already
+    assert prep(make(accepted_by_user=True, origin_chain=chain)).truth_level == 1
 
 
 # -- prepare_items: the batch checks agree with prepare_item, item by item ------------------
@@ -134,11 +170,23 @@ _BAD_FIELDS: list[dict[str, object]] = [
     {"truth_level": 1, "origin_source": "ai-cloud:x"},
     {"origin_source": "user:x\n"},
     {"origin_chain": (OriginStep(level=2, source="user:x", at=format_stamp(NOW)),)},
+    {"last_modified_at": "2026-11-32T00:00:00.000Z-0000"},  # the right shape, no real date
+    {"last_modified_at": "2026-02-29T00:00:00.000Z-0000"},  # not a leap year
+    {"last_modified_at": "2026-11-30T24:00:00.000Z-0000"},
+    {"base_clock": "2026-13-01T00:00:00.000Z-0000"},
+    {"truth_level": 5, "origin_source": "ai-cloud:p/m", "accepted_by_user": True},  # no user behind it
+    {"payload": msgspec.Raw(b'{"n":1e99999}')},
+    {"payload": msgspec.Raw(b'{"n":-1E+400}')},
+    {"payload": msgspec.Raw(b'{"n":' + b"9" * 400 + b".5}")},
+    {"payload": msgspec.Raw(b'{"n":9223372036854775808}')},
+    {"payload": msgspec.Raw(b'{"n":[-9223372036854775809]}')},
+    {"payload": msgspec.Raw(b'{"t":"\xff\xfe"}')},  # not UTF-8
+    {"payload": msgspec.Raw(b'{"t":"\\ud800"}')},  # half a surrogate pair
+    {"payload": msgspec.Raw(b'{"t":"\\uDC00x"}')},
 ]
 _GOOD_FIELDS: list[dict[str, object]] = [
     {},
     {"truth_level": 3, "origin_source": "ai-local:m", "last_modified_by_level": 3},
-    {"truth_level": 5, "origin_source": "ai-cloud:p/m", "accepted_by_user": True},
     {"base_clock": format_stamp(NOW - 5)},
     {"last_modified_at": format_stamp(NOW - 1, 0xFACE), "base_clock": format_stamp(NOW - 9, 0xBEEF)},
     {"origin_chain": (OriginStep(level=2, source="automation:x", at=format_stamp(NOW)),)},
@@ -146,15 +194,25 @@ _GOOD_FIELDS: list[dict[str, object]] = [
     {"payload": msgspec.Raw(b'{"a":' * 64 + b"1" + b"}" * 64)},  # as deep as allowed
     {"payload": msgspec.Raw(b'{"a":"' + b"[{" * 40 + b'"}')},  # brackets in a string are text
     {"payload": msgspec.Raw(b'{"a":[' + b"{}," * 40 + b"{}]}")},  # many objects, side by side
+    {"last_modified_at": "2024-02-29T23:59:59.999Z-ffff"},  # a leap day
+    {
+        "truth_level": 5,
+        "origin_source": "ai-cloud:p/m",
+        "accepted_by_user": True,
+        "origin_chain": (_USER_STEP,),
+    },
+    {"payload": msgspec.Raw(b'{"n":9223372036854775807,"m":-9223372036854775808,"x":1e308,"y":1.5e-99999}')},
+    {"payload": msgspec.Raw(b'{"t":"caf\\u00e9 \\ud83d\\ude00 e1234 1234567890123456789012 \xc3\xa9"}')},
+    {"payload": msgspec.Raw(b'{"t":"a\\u0000b","id":"3e4a9e1000e+0000"}')},
 ]
 
 
-def _outcome(check: object) -> tuple[str, object]:
+def _outcome(check: object) -> tuple[str, object, object]:
     try:
         items = check()  # type: ignore[operator]
     except (InvalidInput, Forbidden, PayloadTooLarge, InvalidSource) as exc:
-        return type(exc).__name__, exc.message
-    return "ok", [encode(item) for item in items]
+        return type(exc).__name__, exc.message, exc.item
+    return "ok", [encode(item) for item in items], None
 
 
 @given(
@@ -173,17 +231,22 @@ def test_batch_checks_agree_with_item_checks(spec: list[tuple[bool, int, int]]) 
         ]
 
     def one_by_one() -> list[SyncItem]:
-        return [
-            prepare_item(
-                item,
-                f"items[{i}]",
-                tenant_id="t1",
-                device_id=None,
-                max_payload_bytes=1000,
-                max_clock=MAX_CLOCK,
-            )
-            for i, item in enumerate(batch())
-        ]
+        done = []
+        for i, item in enumerate(batch()):
+            try:
+                done.append(
+                    prepare_item(
+                        item,
+                        f"items[{i}]",
+                        tenant_id="t1",
+                        device_id=None,
+                        max_payload_bytes=1000,
+                        max_clock=MAX_CLOCK,
+                    )
+                )
+            except (InvalidInput, Forbidden, PayloadTooLarge, InvalidSource) as exc:
+                raise exc.for_item(i, describe_item(item)) from None
+        return done
 
     def at_once() -> list[SyncItem]:
         return prepare_items(batch(), tenant_id="t1", max_payload_bytes=1000, max_clock=MAX_CLOCK)

@@ -1,4 +1,5 @@
-"""Payload encryption: sealed envelopes bound to one entity version, keyrings and rotation."""
+"""Payload encryption: sealed envelopes bound to every truth field of one entity version,
+keyrings and rotation."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import json
 from typing import TypedDict
 
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
@@ -13,17 +15,33 @@ from hypothesis import strategies as st
 
 from truthvault.crypto import Keyring, is_sealed, open_sealed, seal
 from truthvault.errors import DecryptionFailed, InvalidInput
+from truthvault.model import OriginStep, SyncItem, seal_context
 
 
 class Where(TypedDict):
     tenant_id: str
-    entity_type: str
-    entity_id: str
-    version: int
+    context: bytes
 
 
 RING = Keyring.new()
-WHERE: Where = {"tenant_id": "t-1", "entity_type": "note", "entity_id": "01J0ABC", "version": 3}
+VERSION = SyncItem(
+    entity_type="note",
+    entity_id="01J0ABC",
+    tenant_id="t-1",
+    truth_level=1,
+    origin_source="user:cli",
+    last_modified_at="2026-12-01T10:00:00.000Z-0000",
+    device_id="d-1",
+    version=3,
+    base_version=2,
+    base_clock="2026-12-01T09:00:00.000Z-0000",
+    last_modified_by_level=1,
+)
+WHERE: Where = {"tenant_id": "t-1", "context": seal_context(VERSION)}
+
+
+def _moved(**change: object) -> Where:
+    return {"tenant_id": "t-1", "context": seal_context(msgspec.structs.replace(VERSION, **change))}
 
 
 def _b64d(text: str) -> bytes:
@@ -47,7 +65,7 @@ def test_envelope_is_a_json_object_that_hides_the_plaintext() -> None:
     envelope = seal(RING, marker, **WHERE)
     obj = json.loads(envelope)
     assert list(obj) == ["tv_enc", "kid", "n", "ct"]
-    assert obj["tv_enc"] == 2 and obj["kid"] == RING.current
+    assert obj["tv_enc"] == 3 and obj["kid"] == RING.current
     assert len(_b64d(obj["n"])) == 12
     assert len(_b64d(obj["ct"])) == len(marker) + 16
     assert b"MARKER" not in envelope
@@ -66,11 +84,24 @@ def test_is_sealed_accepts_spacing() -> None:
 
 
 MOVED: list[Where] = [
-    {**WHERE, "entity_id": "01J0ABD"},
-    {**WHERE, "entity_type": "task"},
+    _moved(entity_id="01J0ABD"),
+    _moved(entity_type="task"),
     {**WHERE, "tenant_id": "t-2"},
-    {**WHERE, "version": 4},
-    {**WHERE, "version": 2},
+    _moved(version=4),
+    _moved(version=2),
+    # the payload of another writer, level or origin of the same version: a hub that swapped
+    # a suggestion's ciphertext with the current one's would pass AI text off as the user's
+    _moved(truth_level=5, origin_source="ai-cloud:p/m", last_modified_by_level=5),
+    _moved(origin_source="user:mobile"),
+    _moved(device_id="d-2"),
+    _moved(last_modified_at="2026-12-01T10:00:00.000Z-0001"),
+    _moved(base_version=1),
+    _moved(base_clock=None),
+    _moved(accepted_by_user=True),
+    _moved(deleted=True),
+    _moved(contract_version=2),
+    _moved(last_modified_by_level=2),
+    _moved(origin_chain=(OriginStep(level=5, source="ai-cloud:p/m", at="2026-12-01T08:00:00.000Z-0000"),)),
 ]
 
 
@@ -81,14 +112,14 @@ def test_a_moved_ciphertext_does_not_open(where: Where) -> None:
         open_sealed(RING, envelope, **where)
     assert info.value.reason == "tampered"
     assert "moved" in info.value.message
-    assert f"{where['entity_type']} {where['entity_id']!r}" in info.value.message
-    assert f"version {where['version']}" in info.value.message
 
 
 def test_fields_cannot_shift_between_entity_type_and_id() -> None:
-    envelope = seal(RING, b"x", tenant_id="t", entity_type="note", entity_id="a.b", version=1)
+    a = seal_context(msgspec.structs.replace(VERSION, entity_type="note", entity_id="a.b"))
+    b = seal_context(msgspec.structs.replace(VERSION, entity_type="note.a", entity_id="b"))
+    envelope = seal(RING, b"x", tenant_id="t", context=a)
     with pytest.raises(DecryptionFailed):
-        open_sealed(RING, envelope, tenant_id="t", entity_type="note.a", entity_id="b", version=1)
+        open_sealed(RING, envelope, tenant_id="t", context=b)
 
 
 def test_every_single_flipped_bit_of_nonce_or_ciphertext_is_detected() -> None:
@@ -119,7 +150,7 @@ def test_an_unknown_key_id_says_to_sync_keys() -> None:
     with pytest.raises(DecryptionFailed) as info:
         open_sealed(RING, envelope, **WHERE)
     assert info.value.reason == "unknown_key"
-    assert other.current in info.value.message and "01J0ABC" in info.value.message
+    assert other.current in info.value.message
     assert info.value.hint == "the tenant key was rotated on another device: sync keys"
 
 
@@ -137,38 +168,34 @@ def test_a_known_kid_pointing_at_another_key_is_tampering() -> None:
     [
         (b"not json", "malformed"),
         (b'{"text":"plain"}', "malformed"),
-        (b'{"tv_enc":3,"kid":"abcd","n":"","ct":""}', "unsupported"),
-        (b'{"tv_enc":2,"kid":"abcd","n":"AAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "malformed"),
-        (b'{"tv_enc":2,"kid":"abcd","n":"not base64!","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "malformed"),
-        (b'{"tv_enc":1,"kid":"abcd"}', "malformed"),
-        (b'{"tv_enc":1,"kid":"abcd","n":"AAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA"}', "malformed"),
-        (b'{"tv_enc":1,"kid":7,"n":"AAAAAAAAAAAAAAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA"}', "malformed"),
+        (b'{"tv_enc":4,"kid":"abcd","n":"","ct":""}', "unsupported"),
+        (b'{"tv_enc":3,"kid":"abcd","n":"AAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "malformed"),
+        (b'{"tv_enc":3,"kid":"abcd","n":"not base64!","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "malformed"),
+        (b'{"tv_enc":3,"kid":"abcd"}', "malformed"),
+        (b'{"tv_enc":3,"kid":7,"n":"AAAAAAAAAAAAAAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA"}', "malformed"),
+        (b'{"tv_enc":2,"kid":"abcd","n":"AAAAAAAAAAAAAAAA","ct":"AAAAAAAAAAAAAAAAAAAAAA=="}', "unsupported"),
+        (b'{"tv_enc":1,"kid":"abcd"}', "unsupported"),
     ],
 )
 def test_malformed_envelopes_are_named(envelope: bytes, reason: str) -> None:
     with pytest.raises(DecryptionFailed) as info:
         open_sealed(RING, envelope, **WHERE)
     assert info.value.reason == reason
-    assert "01J0ABC" in info.value.message
 
 
-def test_format_1_envelopes_still_open() -> None:
-    # Format 1 carried base64url without padding; payloads sealed then stay readable.
+def test_retired_formats_do_not_open_even_when_genuine() -> None:
+    """Format 2 bound only the tenant, type, id and version: its payloads of one version were
+    interchangeable (a user's and an AI's), so a genuine one is refused, never opened."""
     nonce, plaintext = bytes(range(12)), b'{"text":"sealed by an older version"}'
     key = RING.key(RING.current)
     assert key is not None
-    ad = json.dumps(["tv_enc", 1, RING.current, *WHERE.values()], separators=(",", ":")).encode()
+    fields = ["tv_enc", 2, RING.current, "t-1", VERSION.entity_type, VERSION.entity_id, VERSION.version]
+    ad = json.dumps(fields, separators=(",", ":")).encode()
     ct = AESGCM(key).encrypt(nonce, plaintext, ad)
-
-    def url(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    old = json.dumps({"tv_enc": 1, "kid": RING.current, "n": url(nonce), "ct": url(ct)}).encode()
-    assert open_sealed(RING, old, **WHERE) == plaintext
-    moved: Where = {**WHERE, "version": 4}
+    old = json.dumps({"tv_enc": 2, "kid": RING.current, "n": _b64e(nonce), "ct": _b64e(ct)}).encode()
     with pytest.raises(DecryptionFailed) as info:
-        open_sealed(RING, old, **moved)
-    assert info.value.reason == "tampered"
+        open_sealed(RING, old, **WHERE)
+    assert info.value.reason == "unsupported" and "no longer read" in info.value.message
 
 
 def test_rotation_keeps_old_payloads_readable_and_seals_new_ones_with_the_new_key() -> None:

@@ -26,13 +26,11 @@ PASSPHRASE = "correct horse battery staple"
 def test_a_keyring_reaches_a_new_device_through_a_wrapped_envelope() -> None:
     ring = Keyring.new()
     ring.rotate()
-    sealed = seal(ring, b"hello", tenant_id="t", entity_type="note", entity_id="e", version=1)
+    sealed = seal(ring, b"hello", tenant_id="t", context=b'["note","e",1]')
     new_device = DeviceKeys.generate()
     envelope = wrap_for_device(ring.serialize(), new_device.public_bundle()["box"])
     received = Keyring.deserialize(unwrap_for_device(envelope, new_device))
-    assert (
-        open_sealed(received, sealed, tenant_id="t", entity_type="note", entity_id="e", version=1) == b"hello"
-    )
+    assert open_sealed(received, sealed, tenant_id="t", context=b'["note","e",1]') == b"hello"
     assert ring.serialize() not in envelope
 
 

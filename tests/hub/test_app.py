@@ -202,8 +202,8 @@ def test_long_poll_is_woken_by_a_push_that_commits_just_after_its_first_read(
     late = a.item("n2", "committed in the gap")
     calls = []
 
-    def read_then_push(ctx: Any, since: int, limit: int) -> bytes:
-        body = first_read(ctx, since, limit)
+    def read_then_push(ctx: Any, since: int, limit: int, tag: str | None = None) -> bytes:
+        body = first_read(ctx, since, limit, tag)
         if not calls:
             # straight into the store: no in-process wake-up, as from another hub process
             hub_store.push(ctx, PushRequest(items=[late]), Limits(), time.time_ns() // 1_000_000)
@@ -303,8 +303,9 @@ def test_nul_is_refused_in_every_text_field_of_a_batch_but_kept_in_payloads(a: D
     r = a.push(raw=encode(bad))
     assert r.status_code == 422
     assert r.json()["error"]["message"] == (
-        "malformed batch: items[1].origin_chain[0].ref: text must not contain NUL characters"
+        "malformed batch: items[1].origin_chain[0].ref: text must not contain NUL characters (note 'n2')"
     )
+    assert r.json()["error"]["item"] == 1
     decision = Decision(id="d\x00", status="rejected", at="2026-01-01T00:00:00.000Z-0000")
     r = a.push(raw=encode(PushRequest(decisions=[decision])))
     assert r.status_code == 422 and "decisions[0].id" in r.json()["error"]["message"]

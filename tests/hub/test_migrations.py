@@ -99,7 +99,10 @@ def test_slimming_the_entities_table_keeps_every_entity(hub_url: str, hub_sql: S
     assert hub_sql("SELECT entity_type, truth_level, version, base_clock FROM entities") == [("", 1, 1, None)]
     store = open_store(hub_url)  # migrates to the head again
     try:
-        assert store.pull_raw(ctx, 0, 10) == before
+        # the same page, but for the tag of its history: 0006 tags the history it finds anew
+        after = msgspec.json.decode(store.pull_raw(ctx, 0, 10))
+        assert after.pop("tag") != msgspec.json.decode(before).pop("tag")
+        assert after == {k: v for k, v in msgspec.json.decode(before).items() if k != "tag"}
         assert b'"text":"kept"' in before
     finally:
         store.close()

@@ -355,12 +355,20 @@ def test_delete_rule(laptop: Dev, phone: Dev) -> None:
 
 def test_upgrade_rule_at_sync(laptop: Dev, phone: Dev) -> None:
     phone.push(phone.item("n1", at(0), level=5))
-    accepted = laptop.item("n1", at(1), level=5, accepted_by_user=True)
+    # an AI claiming the user's acceptance, with no user behind the claim, is refused whole
+    claim = laptop.item("n1", at(1), level=5, accepted_by_user=True)
+    with pytest.raises(InvalidSource, match=r"items\[0\]\.accepted_by_user"):
+        laptop.push(claim)
+    assert laptop.current("n1").truth_level == 5
+    # accepted by the user on some other app: the user's step is the chain's last
+    user = OriginStep(1, "user:mobile", at(1))
+    accepted = laptop.item("n1", at(1), level=5, accepted_by_user=True, origin_chain=(user,))
     assert laptop.outcomes(accepted) == ["applied"]
     stored = laptop.current("n1")
     assert (stored.truth_level, stored.origin_source, stored.accepted_by_user) == (1, "user:accepted", True)
     assert stored.last_modified_by_level == 1
     assert (stored.origin_chain[-1].level, stored.origin_chain[-1].source) == (5, SOURCES[5])
+    assert stored.origin_chain[-2] == user
     (upgrade,) = laptop.store.events(laptop.ctx.tenant_id, type="TRUTH_UPGRADE")
     assert upgrade.entity_id == "n1"
     # Now user truth, a cloud AI can only suggest.
@@ -383,6 +391,22 @@ BAD_ITEMS: dict[str, tuple[dict[str, Any], type[Exception], str]] = {
     "loose-clock": ({"last_modified_at": "2027-01-15T08:00:00Z"}, InvalidInput, "items[1].last_modified_at"),
     "no-mutation": ({"mutation": None}, InvalidInput, "items[1].mutation"),
     "mutation-not-increasing": ({"mutation": 1}, InvalidInput, "items[1].mutation"),
+    # what a device could not store or print, refused with nothing stored (issue 9)
+    "unreal-clock": (
+        {"last_modified_at": "2026-11-32T00:00:00.000Z-0000"},
+        InvalidInput,
+        "items[1].last_modified_at",
+    ),
+    "unreal-base": ({"base_clock": "2026-02-29T00:00:00.000Z-0000"}, InvalidInput, "items[1].base_clock"),
+    "infinite": ({"payload": msgspec.Raw(b'{"n":1e99999}')}, InvalidInput, "items[1].payload"),
+    "not-utf8": ({"payload": msgspec.Raw(b'{"t":"\xff"}')}, InvalidInput, "items[1].payload"),
+    "surrogate": ({"payload": msgspec.Raw(b'{"t":"\\udfff"}')}, InvalidInput, "items[1].payload"),
+    "huge-int": ({"payload": msgspec.Raw(b'{"n":-99999999999999999999}')}, InvalidInput, "items[1].payload"),
+    "claimed-acceptance": (
+        {"truth_level": 4, "origin_source": "ai-lan:m", "accepted_by_user": True},
+        InvalidSource,
+        "items[1].accepted_by_user",
+    ),
 }
 
 
@@ -394,7 +418,8 @@ def test_a_bad_item_refuses_the_whole_batch(laptop: Dev, hub_sql: Sql, case: str
     request = PushRequest(items=[good, bad])
     with pytest.raises(error) as refused:
         laptop.store.push(laptop.ctx, request, Limits(max_payload_bytes=100), NOW_MS)
-    assert where in str(refused.value)
+    assert where in str(refused.value) and "(note 'bad')" in str(refused.value)
+    assert refused.value.item == 1  # so that a device can set it aside and push the rest
     assert laptop.store.head(laptop.ctx.tenant_id) == 0
     assert laptop.store.pull(laptop.ctx, 0, 100).items == []
     assert hub_sql("SELECT count(*) FROM entities") == [(0,)]

@@ -81,7 +81,8 @@ def test_delete_writes_tombstone(vault: Vault) -> None:
 def test_list_and_count_filters(vault: Vault) -> None:
     a = vault.put("note", {"t": "a"}).item
     b = vault.put("task", {"t": "b"}, source="ai-cloud:openai/gpt-4o").item
-    c = vault.put("note", {"t": "c"}, source="ai-local:llama3", accepted=True).item
+    c = vault.put("note", {"t": "c"}, source="ai-local:llama3").item
+    c = vault.upgrade_truth(c.entity_id)
     d = vault.put("note", {"t": "d"}).item
     vault.delete(d.entity_id)
     assert [i.entity_id for i in vault.list()] == [c.entity_id, b.entity_id, a.entity_id]

@@ -117,10 +117,13 @@ def test_public_api_is_curated() -> None:
         [
             "DB_NAME",
             "HEAD_REVISION",
+            "LOCAL_ONLY_REASON",
             "MAX_PAYLOAD_BYTES",
             "RESYNC_REASON",
             "ApplyStats",
             "Event",
+            "Overruled",
+            "Refusal",
             "Vault",
             "VaultRecord",
             "WriteResult",

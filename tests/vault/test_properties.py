@@ -1,4 +1,8 @@
-"""Convergence and truth invariants under random writes and random exchange orders."""
+"""Convergence and truth invariants under random writes and random exchange orders.
+
+These vaults exchange their queues directly, with no hub between them. That nothing is lost is
+a property of the system with its hub, which keeps the losers a device leaves to it (a device
+keeps only its own losing versions, so that records converge): tests/test_convergence.py."""
 
 from __future__ import annotations
 
@@ -34,10 +38,6 @@ operations = st.lists(st.one_of(write, write, exchange, push_all), min_size=1, m
 class Written:
     item: SyncItem
     outcome: Outcome
-
-
-def _key(item: SyncItem) -> tuple[str, str, str]:
-    return (item.entity_id, item.last_modified_at, item.device_id)
 
 
 def _send(src: Vault, dst: Vault) -> None:
@@ -81,18 +81,6 @@ def _run(vaults: list[Vault], ops: list[tuple[object, ...]]) -> list[Written]:
     return log
 
 
-def _lineage_successor(w: SyncItem, log: list[Written]) -> bool:
-    for later in log:
-        x = later.item
-        if later.outcome is not Outcome.APPLIED or x.entity_id != w.entity_id or x is w:
-            continue
-        if x.device_id == w.device_id and x.last_modified_at > w.last_modified_at:
-            return True
-        if (x.base_clock, x.base_version) == (w.last_modified_at, w.version):
-            return True
-    return False
-
-
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(count=st.integers(2, 3), ops=operations)
 def test_vaults_converge_and_keep_truth(count: int, ops: list[tuple[object, ...]]) -> None:
@@ -110,17 +98,6 @@ def test_vaults_converge_and_keep_truth(count: int, ops: list[tuple[object, ...]
             for eid in written:
                 if any(w.item.entity_id == eid and w.item.truth_level == 1 for w in log):
                     assert all(v.get(eid, include_deleted=True).truth_level == 1 for v in vaults), eid
-            # (c) nothing is lost
-            current = {_key(v.get(eid, include_deleted=True)) for v in vaults for eid in written}
-            kept = {_key(r.item) for v in vaults for r in v.records(status=None)}
-            for w in log:
-                if _key(w.item) in current or _key(w.item) in kept or _lineage_successor(w.item, log):
-                    continue
-                # Two tombstones never make a record: both say "gone".
-                assert w.item.deleted, w
-                assert any(
-                    o.item.deleted and o.item.entity_id == w.item.entity_id and o is not w for o in log
-                ), w
         finally:
             for v in vaults:
                 v.close()

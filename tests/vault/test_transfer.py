@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from truthvault.clock import format_stamp
-from truthvault.errors import InvalidInput, InvalidSource
+from truthvault.errors import InvalidInput, InvalidSource, TruthvaultError
 from truthvault.model import SyncItem
 from truthvault.truth import Outcome
 from truthvault.vault import Vault, _transfer, payload_of
@@ -27,7 +27,8 @@ def _fill(v: Vault) -> None:
     v.edit(ai.entity_id, {"todo": "mine now"})  # U1, accepted, with an origin chain
     gone = v.put("note", {"t": "bye"}).item
     v.delete(gone.entity_id)
-    v.put("note", {"t": "accepted"}, source="ai-cloud:x/y", accepted=True)
+    accepted = v.put("note", {"t": "accepted"}, source="ai-cloud:x/y").item
+    v.upgrade_truth(accepted.entity_id)
 
 
 def _all(v: Vault) -> list[SyncItem]:
@@ -82,7 +83,7 @@ def _line(**changes: object) -> bytes:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (b"not json", "line 3: not a JSON object"),
+        (b"not json", "line 3: not a valid JSON object"),
         (_line(truth_level="high"), "line 3: truth_level: Expected `int`, got `str`"),
         (_line(truth_level=9), "line 3: truth_level"),
         (_line(entity_id=None), "line 3: "),
@@ -91,13 +92,32 @@ def _line(**changes: object) -> bytes:
         (_line(entity_type="Bad Type"), "line 3: entity_type"),
         (_line(last_modified_at="2099-01-01T00:00:00.000Z-0000"), "line 3: last_modified_at: 2099"),
         (_line(payload=msgspec.json.decode(b'{"a":' * 80 + b"1" + b"}" * 80)), "line 3: payload: nested"),
+        # what the hub would refuse at every push, so a device's queue would jam on it (issue 9)
+        (_line(last_modified_at="2026-11-32T00:00:00.000Z-0000"), "line 3: last_modified_at"),
+        (_line(base_clock="2026-02-30T00:00:00.000Z-0000"), "line 3: base_clock"),
+        (_line(device_id="d\u0000x"), "line 3: device_id: text must not contain NUL"),
+        (
+            _line(origin_chain=[{"level": 1, "source": "user:cli", "at": "x\u0000"}]),
+            "line 3: origin_chain[0].at: text must not contain NUL",
+        ),
+        (_line(payload={"t": "x" * (1 << 21)}), "line 3: payload: 2097160 bytes is over the limit"),
+        (_line(version=2**63 - 1), "line 3: version: Expected `int` <= 9007199254740991"),
+        (_line().replace(b'"hello"', b"1e99999"), "line 3: payload: Number out of range"),
+        (_line().replace(b'"hello"', b"99999999999999999999"), "line 3: payload: the integer"),
+        (_line().replace(b"hello", b"\xff\xfe"), "line 3: payload: not valid JSON text (invalid UTF-8"),
+        (_line().replace(b"hello", b"\\ud800"), "line 3: not a valid JSON object (half of a surrogate"),
+        (
+            _line().replace(b'"hello"', b"[" * 1000 + b"]" * 1000),
+            "line 3: nested deeper than a reader can take",
+        ),
+        (_line(truth_level=3, origin_source=AI, accepted_by_user=True), "line 3: accepted_by_user"),
     ],
 )
 def test_bad_line_imports_nothing(vault: Vault, bad: bytes, message: str) -> None:
     vault.put("note", {"t": "existing"})
     good = [_line(entity_id="ok1"), _line(entity_id="ok2")]
     data = b"\n".join([*good, bad]) + b"\n"
-    with pytest.raises(InvalidInput) as info:
+    with pytest.raises(TruthvaultError) as info:
         vault.import_jsonl(io.BytesIO(data))
     assert message in str(info.value)
     assert vault.count() == 1 and vault.search("hello") == []
@@ -110,12 +130,14 @@ def test_bad_source_names_the_field(vault: Vault) -> None:
 
 
 def test_import_takes_this_vaults_tenant_and_upgrade_rule(vault: Vault) -> None:
-    data = _line(truth_level=3, origin_source=AI, accepted_by_user=True) + b"\n\n"
+    # accepted on another app by the user, whose acceptance is the chain's last step
+    user = {"level": 1, "source": "user:mobile", "at": "2026-01-01T00:00:00.000Z-0000"}
+    data = _line(truth_level=3, origin_source=AI, accepted_by_user=True, origin_chain=[user]) + b"\n\n"
     assert vault.import_jsonl(io.BytesIO(data)) == 1
     item = vault.get("n1")
     assert item.tenant_id == "local"
     assert (item.truth_level, item.origin_source) == (1, "user:accepted")
-    assert [s.source for s in item.origin_chain] == [AI]
+    assert [s.source for s in item.origin_chain] == ["user:mobile", AI]
 
 
 def test_import_resolves_existing_ids_by_the_truth_rule(vault: Vault) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from truthvault.errors import ConflictState, InvalidInput, InvalidSource, NotFound
-from truthvault.truth import ACCEPTED_SOURCE, Outcome
+from truthvault.truth import Outcome
 from truthvault.vault import Vault, payload_of
 
 from .conftest import deliver
@@ -76,11 +76,28 @@ def test_user_edit_of_ai_content_becomes_accepted_u1(vault: Vault) -> None:
     assert vault.suggestions(status=None) == []
 
 
-def test_put_accepted_applies_the_upgrade_rule(vault: Vault) -> None:
-    item = vault.put("note", {"t": "x"}, source="ai-local:llama3", accepted=True).item
-    assert (item.truth_level, item.origin_source, item.accepted_by_user) == (1, ACCEPTED_SOURCE, True)
-    assert item.last_modified_by_level == 1
+def test_no_writer_but_the_user_can_claim_acceptance(vault: Vault) -> None:
+    """Only accept, an edit by a user source or upgrade-truth make content the user's: a write
+    by an AI that says it was accepted is refused, and nothing is stored (issue 9, item 7)."""
+    mine = vault.put("note", {"t": "my words"}).item
+    with pytest.raises(TypeError):
+        vault.put("note", {"t": "x"}, entity_id=mine.entity_id, source="ai-cloud:evil/m", accepted=True)  # type: ignore[call-arg]
+    with pytest.raises(InvalidSource, match="only the user"):
+        vault._local_write(
+            vault._current(mine.entity_id),
+            entity_type="note",
+            entity_id=mine.entity_id,
+            payload=b'{"t":"evil"}',
+            source="ai-cloud:evil/m",
+            accepted=True,
+        )
+    assert vault.get(mine.entity_id) == mine
+    # the user's own acts still raise AI content to user truth
+    ai = vault.put("note", {"t": "draft"}, source="ai-local:llama3").item
+    item = vault.upgrade_truth(ai.entity_id)
+    assert (item.truth_level, item.accepted_by_user) == (1, True)
     assert [(s.level, s.source) for s in item.origin_chain] == [(3, "ai-local:llama3")]
+    assert item.last_modified_by_level == 1
     assert len(vault.events(type="TRUTH_UPGRADE")) == 1
 
 
@@ -111,25 +128,6 @@ def test_accept_of_an_unchanged_entity_takes_the_suggestion_whole(vault: Vault) 
     rid = vault.edit(eid, {"title": "ai title"}, source=AI, replace=True).record_id
     assert rid is not None
     assert payload_of(vault.accept(rid)) == {"title": "ai title"}  # the removal is applied too
-
-
-def test_accept_of_a_pulled_suggestion_made_on_an_older_version_needs_force(
-    make_vault: Callable[[str], Vault],
-) -> None:
-    laptop, phone = make_vault("laptop"), make_vault("phone")
-    eid = _u1(laptop, title="mine", body="b")
-    deliver(laptop, phone)
-    phone.edit(eid, {"title": "ai title"}, source=AI)  # the AI on the phone, against U1
-    laptop.edit(eid, {"body": "edited on the laptop"})  # meanwhile, on the laptop
-    deliver(phone, laptop)  # the phone's suggestion reaches the laptop as a lost version
-    [sug] = laptop.suggestions()
-    # The laptop never held what the suggestion was made on, so it cannot tell what it changed.
-    with pytest.raises(ConflictState, match="changed since suggestion"):
-        laptop.accept(sug.id)
-    assert laptop.get_record(sug.id).status == "open"
-    assert payload_of(laptop.get(eid)) == {"title": "mine", "body": "edited on the laptop"}
-    item = laptop.accept(sug.id, force=True)
-    assert payload_of(item) == {"title": "ai title", "body": "b"}
 
 
 def test_accept_needs_a_user_source(vault: Vault) -> None:

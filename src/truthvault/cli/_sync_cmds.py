@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from typing import Any
 
 import click
+import msgspec
+from rich.table import Table
 
-from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput
+from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
 from ..sync import Syncer, SyncStats
 from ._common import (
     err_console,
@@ -35,6 +38,17 @@ def _read_token(token: str | None) -> str | None:
     return token or None
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+_RESYNCED = {
+    "purged": "re-synced from scratch: the hub had purged deletions older than this device's cursor",
+    "reset": "the hub had lost changes (restored from a backup?): re-synced and sent it what it lacked",
+    "asked": "re-synced from scratch",
+}
+
+
 def _print_stats(stats: SyncStats, as_json: bool) -> None:
     if as_json:
         print_json(
@@ -42,21 +56,34 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
                 "pushed": stats.pushed,
                 "outcomes": stats.push_outcomes or {},
                 "pulled": stats.pulled,
+                "applied": stats.applied,
                 "records": stats.records,
+                "new_records": stats.new_records,
                 "cursor": stats.cursor,
                 "resynced": stats.resynced,
+                "resync_reason": stats.resync_reason,
                 "checksum": stats.checksum,
+                "records_checksum": stats.records_checksum,
+                "refused_pushes": [{"entity_id": e, "reason": r} for e, r in stats.refused_pushes],
+                "refused_pulls": [msgspec.structs.asdict(r) for r in stats.refused_pulls],
+                "overruled": [dataclasses.asdict(o) for o in stats.overruled],
+                "diverged": stats.diverged,
             }
         )
         return
     parts = []
     if stats.push_outcomes is not None:
         detail = ", ".join(f"{n} {k}" for k, n in sorted(stats.push_outcomes.items()))
-        parts.append(f"pushed {stats.pushed}" + (f" ({detail})" if detail else ""))
-    parts.append(f"pulled {stats.pulled} changes and {stats.records} suggestions/conflicts")
-    if stats.resynced:
-        parts.append("re-synced from scratch (the hub had purged old tombstones)")
+        parts.append(f"pushed {stats.pushed:,}" + (f" ({detail})" if detail else ""))
+    # what was new here: the hub also sends back what this device itself pushed
+    parts.append(
+        f"pulled {_n(stats.applied, 'new change')} and {_n(stats.new_records, 'new suggestion or conflict', 'new suggestions or conflicts')}"
+    )
+    if stats.resync_reason:
+        parts.append(_RESYNCED[stats.resync_reason])
     out.print("; ".join(parts) + f"; cursor {stats.cursor}")
+    for overruled in stats.overruled:
+        err_console.print(f"note: {overruled.describe()}", markup=False)
 
 
 def make_syncer(vault: Any, client: Any) -> Syncer:
@@ -69,17 +96,38 @@ def make_syncer(vault: Any, client: Any) -> Syncer:
     return Syncer(vault, client, device_keys=keys)
 
 
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def _check_unreadable(stats: SyncStats) -> None:
-    """One error line (exit 1) when pulled payloads did not decrypt; the rest was applied."""
+    """One error line (exit 1) for what synced only in part, or a state that differs from the
+    hub's; everything else was applied."""
     bad = stats.unreadable
     if bad:
-        named = ", ".join(u.describe() for u in bad[:5]) + (
-            f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        )
         raise DecryptionFailed(
-            f"{len(bad)} pulled item(s) could not be decrypted and were kept out of the vault: {named}",
+            f"{_n(len(bad), 'pulled item')} could not be decrypted and were kept out of the vault: "
+            f"{_some([u.describe() for u in bad])}",
             hint="everything else synced; see 'truthvault events' (DECRYPTION_FAILED)",
             reason=bad[0].reason,
+        )
+    if stats.refused_pushes:
+        raise SyncIncomplete(
+            f"the hub refused {_n(len(stats.refused_pushes), 'item')}, kept here out of the push queue: "
+            f"{_some([f'{eid} ({why})' for eid, why in stats.refused_pushes])}",
+            hint="everything else was pushed; see 'truthvault sync rejected'",
+        )
+    if stats.refused_pulls:
+        raise SyncIncomplete(
+            f"{_n(len(stats.refused_pulls), 'pulled item')} could not be taken in and were kept aside: "
+            f"{_some([f'{r.entity_id} ({r.reason})' for r in stats.refused_pulls])}",
+            hint="everything else was applied; see 'truthvault sync rejected'",
+        )
+    if stats.diverged:
+        raise SyncIncomplete(
+            f"this device's {' and '.join(stats.diverged)} differ from the hub's after the sync",
+            hint="'truthvault sync check' compares them; 'truthvault sync rejected' lists what was "
+            "kept aside; 'truthvault sync resync' pulls the hub's state again",
         )
 
 
@@ -177,18 +225,33 @@ def register(cli: click.Group) -> None:
                 {
                     "local": result.local,
                     "hub": result.hub,
+                    "local_records": result.local_records,
+                    "hub_records": result.hub_records,
                     "cursor": result.cursor,
                     "pending": result.pending,
+                    "refused": result.refused,
                     "in_sync": result.in_sync,
+                    "differs": result.differs,
                 }
             )
         elif result.in_sync:
-            out.print(f"in sync at cursor {result.cursor} (checksum {result.local})")
-        elif result.pending:
-            out.print(f"{result.pending} local changes are not pushed yet; run 'truthvault sync now' first")
-        else:
             out.print(
-                f"DIVERGED at cursor {result.cursor}: local {result.local}, hub {result.hub}; "
+                f"in sync at cursor {result.cursor} (entities {result.local}, records {result.local_records})"
+            )
+        elif result.pending:
+            out.print(f"{_n(result.pending, 'local change')} not pushed yet; run 'truthvault sync now' first")
+        else:
+            sides = {
+                "entities": f"entities local {result.local}, hub {result.hub}",
+                "records": f"records local {result.local_records}, hub {result.hub_records}",
+            }
+            aside = (
+                f"; {_n(result.refused, 'item')} kept aside ('truthvault sync rejected')"
+                if result.refused
+                else ""
+            )
+            out.print(
+                f"DIVERGED at cursor {result.cursor}: {'; '.join(sides[d] for d in result.differs)}{aside}; "
                 "re-sync with 'truthvault sync resync'"
             )
         if not result.in_sync:
@@ -201,9 +264,73 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault, hub_client(vault) as client, progress_bar("re-syncing") as bar:
             syncer = make_syncer(vault, client)
             stats = syncer.resync(bar)
+            stats.resync_reason = "asked"
             syncer.push(bar, stats)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
+
+    @sync.group("rejected", invoke_without_command=True)
+    @json_option
+    @click.pass_context
+    def sync_rejected(ctx: click.Context, as_json: bool) -> None:
+        """Items kept aside: refused by the hub when pushed, or by this device when pulled.
+
+        One bad item never stops a sync: it is kept here, out of the way, and listed here.
+        'retry' queues a refused push again (after you fixed it, or the hub's limits changed);
+        'forget' drops the note of a refusal (the vault's data is not touched).
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        with open_vault() as vault:
+            found = vault.refusals()
+        if as_json:
+            print_json([dataclasses.asdict(r) for r in found])
+            return
+        if not found:
+            out.print("nothing was refused")
+            return
+        table = Table(box=None, pad_edge=False)
+        for column in ("id", "when", "refused by", "kind", "entity", "why"):
+            table.add_column(column, overflow="fold" if column == "why" else "ellipsis")
+        for r in found:
+            by = "the hub (push)" if r.direction == "push" else "this device (pull)"
+            table.add_row(str(r.id), r.at[:19], by, r.kind, r.entity_id or "?", r.reason)
+        out.print(table)
+
+    def _refusal_ids(vault: Any, ids: tuple[int, ...], every: bool, direction: str | None) -> list[int]:
+        if every:
+            return [r.id for r in vault.refusals(direction)]
+        if not ids:
+            raise InvalidInput("name the refusals (ids from 'truthvault sync rejected') or pass --all")
+        return list(ids)
+
+    @sync_rejected.command("retry")
+    @click.argument("ids", nargs=-1, type=int)
+    @click.option("--all", "every", is_flag=True, help="Every refused push.")
+    def sync_rejected_retry(ids: tuple[int, ...], every: bool) -> None:
+        """Queue refused pushes again; the next sync sends them."""
+        with open_vault() as vault:
+            chosen = _refusal_ids(vault, ids, every, "push")
+            queued = sum(vault.retry_refused(rid) for rid in chosen)
+        out.print(
+            f"queued {_n(queued, 'item')} again"
+            + (
+                f"; {_n(len(chosen) - queued, 'other')} changed since and went as they are"
+                if len(chosen) > queued
+                else ""
+            )
+        )
+
+    @sync_rejected.command("forget")
+    @click.argument("ids", nargs=-1, type=int)
+    @click.option("--all", "every", is_flag=True, help="Every refusal.")
+    def sync_rejected_forget(ids: tuple[int, ...], every: bool) -> None:
+        """Drop the note of refusals (what the vault holds stays as it is)."""
+        with open_vault() as vault:
+            chosen = _refusal_ids(vault, ids, every, None)
+            for rid in chosen:
+                vault.forget_refused(rid)
+        out.print(f"forgot {_n(len(chosen), 'refusal')}")
 
     @sync.command("status")
     @json_option

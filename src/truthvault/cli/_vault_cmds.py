@@ -36,7 +36,7 @@ source_option = click.option(
 def _parse_json_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = msgspec.json.decode(text.encode())
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidInput(f"{what}: not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{what}: must be a JSON object")
@@ -124,9 +124,6 @@ def register(cli: click.Group) -> None:
     @click.argument("data", required=False)
     @click.option("--set", "fields", multiple=True, metavar="KEY=VALUE", help="A payload field (repeatable).")
     @click.option("--id", "entity_id", help="Write this entity id (default: a new one).")
-    @click.option(
-        "--accepted", is_flag=True, help="The user accepted this content: it is stored as user truth."
-    )
     @source_option
     @json_option
     def put(
@@ -134,17 +131,20 @@ def register(cli: click.Group) -> None:
         data: str | None,
         fields: tuple[str, ...],
         entity_id: str | None,
-        accepted: bool,
         source: str,
         as_json: bool,
     ) -> None:
-        """Write an entity of any type. DATA is a JSON object ('-' reads it from stdin)."""
+        """Write an entity of any type. DATA is a JSON object ('-' reads it from stdin).
+
+        Writing as a lower level (--source ai-...) over something you wrote keeps it as a
+        suggestion; only 'accept', your own edit or 'entity upgrade-truth' make it yours.
+        """
         payload: dict[str, Any] = {}
         if data is not None:
             payload = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
         payload.update(_parse_fields(fields))
         with open_vault() as vault:
-            result = vault.put(entity_type, payload, entity_id=entity_id, source=source, accepted=accepted)
+            result = vault.put(entity_type, payload, entity_id=entity_id, source=source)
             _report(result, as_json)
 
     @cli.command("list")

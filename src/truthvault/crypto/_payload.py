@@ -7,17 +7,19 @@ new key long before that matters for a person's vault.
 
 A sealed payload is itself a JSON object, because the hub requires every payload to be one::
 
-    {"tv_enc":2,"kid":"<key id>","n":"<nonce>","ct":"<ciphertext and tag>"}
+    {"tv_enc":3,"kid":"<key id>","n":"<nonce>","ct":"<ciphertext and tag>"}
 
-with the nonce and ciphertext in standard base64 (format 1, still read, had unpadded
-base64url). The associated data binds the format, key id, tenant, entity type, entity id and
-version, so a ciphertext
-copied onto another entity, tenant or version fails to open instead of showing wrong data.
+with the nonce and ciphertext in standard base64. The associated data binds the format, key
+id, tenant and a context the caller gives: for an entity version, every truth field (type,
+id, version and base, clock, writer, level, origin and its chain, acceptance, deletion, contract
+version). A ciphertext copied onto another entity, version, writer or tenant fails to open
+instead of showing wrong data: whoever holds the hub's database cannot pass a suggestion's text
+off as the user's. Formats 1 and 2 bound only the tenant, type, id and version, and are no
+longer read.
 """
 
 from __future__ import annotations
 
-import binascii
 import os
 import re
 import secrets
@@ -32,10 +34,11 @@ from ._encoding import b64d, b64e, dumps, loads_object
 
 __all__ = ["Keyring", "is_sealed", "open_sealed", "opener", "seal", "sealer"]
 
-#: the envelope format sealed now: 2 has standard base64 fields, which msgspec reads and
-#: writes in C; 1 (base64url, read through the json module) still opens
-_ENC_VERSION = 2
-_READABLE = (1, 2)
+#: the envelope format: standard base64 fields (which msgspec reads and writes in C) and
+#: associated data that binds every truth field of the version
+_ENC_VERSION = 3
+#: formats 1 and 2 bound only the key, tenant, type, id and version: not read any more
+_RETIRED = (1, 2)
 _KEYRING_VERSION = 1
 _KID = re.compile(r"[A-Za-z0-9_-]{4,32}")
 _SEALED_PREFIX = re.compile(rb'\s*\{\s*"tv_enc"\s*:')
@@ -142,84 +145,54 @@ _envelope = msgspec.json.Decoder(_Envelope)
 #: what payloads arrive as: bytes, or the Raw slices of a decoded message (no copy)
 Buffer = bytes | msgspec.Raw
 _encoder = msgspec.json.Encoder()
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
-def _unb64url(text: object) -> bytes | None:
-    """The bytes of unpadded base64url text (format 1), or None when it is not that."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return binascii.a2b_base64(
-            text.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-len(text) % 4), strict_mode=True
-        )
-    except (binascii.Error, UnicodeEncodeError):
-        return None
+def _associated_data(kid: str, tenant_id: str, context: bytes) -> bytes:
+    """What the ciphertext is bound to: the format, the key, the tenant and ``context``.
+
+    ``context`` is the caller's canonical JSON of everything else a reader must not be misled
+    about (for an entity version: every truth field, see :func:`truthvault.model.seal_context`).
+    Two payloads of one entity and version but of different writers, levels or origins are then
+    not interchangeable: a hub that swapped them would only make both fail to open.
+    """
+    return _encoder.encode(("tv_enc", _ENC_VERSION, kid, tenant_id, msgspec.Raw(context)))
 
 
-def _associated_data(
-    kid: str, tenant_id: str, entity_type: str, entity_id: str, version: int, fmt: int = _ENC_VERSION
-) -> bytes:
-    # JSON of a list is unambiguous (each string is quoted and escaped), unlike joining with a separator.
-    fields = ("tv_enc", fmt, kid, tenant_id, entity_type, entity_id, version)
-    if tenant_id.isascii() and entity_type.isascii() and entity_id.isascii():
-        return _encoder.encode(fields)  # the same bytes as dumps() for ASCII text, faster
-    return dumps(list(fields))
+def seal(keyring: Keyring, plaintext: bytes, *, tenant_id: str, context: bytes) -> bytes:
+    """Encrypt ``plaintext`` under the current key as a JSON-object envelope bound to ``context``."""
+    return sealer(keyring, tenant_id)(plaintext, context)
 
 
-def seal(
-    keyring: Keyring, plaintext: bytes, *, tenant_id: str, entity_type: str, entity_id: str, version: int
-) -> bytes:
-    """Encrypt ``plaintext`` under the current key as a JSON-object envelope bound to this entity version."""
-    return sealer(keyring, tenant_id)(plaintext, entity_type, entity_id, version)
-
-
-def sealer(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, str, str, int], bytes]:
-    """``seal`` for many payloads of one tenant in a row: ``(plaintext, type, id, version) -> envelope``."""
+def sealer(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, bytes], bytes]:
+    """``seal`` for many payloads of one tenant in a row: ``(plaintext, context) -> envelope``."""
     kid = keyring.current
     cipher = keyring._cipher(kid)
     assert cipher is not None  # the current key is always in the keyring
     encode, urandom = _encoder.encode, os.urandom
 
-    def seal_one(plaintext: Buffer, entity_type: str, entity_id: str, version: int) -> bytes:
+    def seal_one(plaintext: Buffer, context: bytes) -> bytes:
         nonce = urandom(12)
-        ad = _associated_data(kid, tenant_id, entity_type, entity_id, version)
+        ad = _associated_data(kid, tenant_id, context)
         return encode(_Envelope(_ENC_VERSION, kid, nonce, cipher.encrypt(nonce, plaintext, ad)))
 
     return seal_one
 
 
-def opener(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, str, str, int], bytes]:
-    """``open_sealed`` for many payloads of one tenant in a row: ``(envelope, type, id, version) ->
-    plaintext``, raising DecryptionFailed like it. The usual case (the current format, a known
-    key, ASCII names) is decided here; anything else goes to ``open_sealed`` to open or say why."""
-    decode, encode, cipher_of = _envelope.decode, _encoder.encode, keyring._cipher
-    ascii_tenant = tenant_id.isascii()
+def opener(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, bytes], bytes]:
+    """``open_sealed`` for many payloads of one tenant in a row: ``(envelope, context) ->
+    plaintext``, raising DecryptionFailed like it. The usual case (the current format and a
+    known key) is decided here; anything else goes to ``open_sealed`` to say why."""
+    decode, cipher_of = _envelope.decode, keyring._cipher
 
-    def open_one(envelope: Buffer, entity_type: str, entity_id: str, version: int) -> bytes:
+    def open_one(envelope: Buffer, context: bytes) -> bytes:
         try:
             env = decode(envelope)
             cipher = cipher_of(env.kid)
-            if (
-                cipher is not None
-                and env.tv_enc == _ENC_VERSION
-                and len(env.n) == 12
-                and ascii_tenant
-                and entity_type.isascii()
-                and entity_id.isascii()
-            ):
-                ad = encode(("tv_enc", _ENC_VERSION, env.kid, tenant_id, entity_type, entity_id, version))
-                return cipher.decrypt(env.n, env.ct, ad)
+            if cipher is not None and env.tv_enc == _ENC_VERSION and len(env.n) == 12:
+                return cipher.decrypt(env.n, env.ct, _associated_data(env.kid, tenant_id, context))
         except (msgspec.DecodeError, InvalidTag, ValueError):
             pass
-        return open_sealed(
-            keyring,
-            bytes(envelope),
-            tenant_id=tenant_id,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            version=version,
-        )
+        return open_sealed(keyring, bytes(envelope), tenant_id=tenant_id, context=context)
 
     return open_one
 
@@ -229,64 +202,51 @@ def is_sealed(payload: bytes) -> bool:
     return _SEALED_PREFIX.match(payload) is not None
 
 
-def open_sealed(
-    keyring: Keyring, envelope: bytes, *, tenant_id: str, entity_type: str, entity_id: str, version: int
-) -> bytes:
-    """Decrypt a ``seal`` envelope for this entity version, or raise ``DecryptionFailed`` saying why."""
+def open_sealed(keyring: Keyring, envelope: bytes, *, tenant_id: str, context: bytes) -> bytes:
+    """Decrypt a ``seal`` envelope bound to ``context``, or raise ``DecryptionFailed`` saying why."""
     try:
         env = _envelope.decode(envelope)
     except msgspec.DecodeError:
-        env = _older(envelope, tenant_id, entity_type, entity_id, version)
-    if env.tv_enc not in _READABLE:
-        raise _refusal(envelope, tenant_id, entity_type, entity_id, version)
+        raise _refusal(envelope) from None
+    if env.tv_enc != _ENC_VERSION:
+        raise _refusal(envelope)
     if len(env.n) != 12 or len(env.ct) < 16:
-        what = _what(tenant_id, entity_type, entity_id, version)
-        raise DecryptionFailed(f"{what} is a damaged encrypted envelope", reason="malformed")
+        raise DecryptionFailed("the payload is a damaged encrypted envelope", reason="malformed")
     cipher = keyring._cipher(env.kid)
     if cipher is None:
         raise DecryptionFailed(
-            f"{_what(tenant_id, entity_type, entity_id, version)} is encrypted with key {env.kid!r}, "
-            "which this device does not have",
+            f"the payload is encrypted with key {env.kid!r}, which this device does not have",
             hint="the tenant key was rotated on another device: sync keys",
             reason="unknown_key",
         )
-    ad = _associated_data(env.kid, tenant_id, entity_type, entity_id, version, env.tv_enc)
     try:
-        return cipher.decrypt(env.n, env.ct, ad)
+        return cipher.decrypt(env.n, env.ct, _associated_data(env.kid, tenant_id, context))
     except InvalidTag:
         raise DecryptionFailed(
-            f"{_what(tenant_id, entity_type, entity_id, version)} failed authentication: the ciphertext "
-            "was tampered with, or moved from another entity, version or tenant",
+            "the payload failed authentication: the ciphertext was tampered with, or moved from "
+            "another entity, version, writer or tenant",
             reason="tampered",
         ) from None
 
 
-def _older(envelope: bytes, tenant_id: str, entity_type: str, entity_id: str, version: int) -> _Envelope:
-    """A format-1 envelope (base64url fields) as an _Envelope; DecryptionFailed if it is not one."""
-    obj = loads_object(envelope)
-    if obj is not None and obj.get("tv_enc") == 1:
-        kid, nonce, ct = obj.get("kid"), _unb64url(obj.get("n")), _unb64url(obj.get("ct"))
-        if isinstance(kid, str) and nonce is not None and ct is not None:
-            return _Envelope(1, kid, nonce, ct)
-    raise _refusal(envelope, tenant_id, entity_type, entity_id, version)
-
-
-def _what(tenant_id: str, entity_type: str, entity_id: str, version: int) -> str:
-    return f"payload of {entity_type} {entity_id!r} (version {version}, tenant {tenant_id!r})"
-
-
-def _refusal(
-    envelope: bytes, tenant_id: str, entity_type: str, entity_id: str, version: int
-) -> DecryptionFailed:
+def _refusal(envelope: bytes) -> DecryptionFailed:
     """Why an envelope that did not decode is refused: not one, of another format, or damaged."""
-    what = _what(tenant_id, entity_type, entity_id, version)
     obj = loads_object(envelope)
     if obj is None or "tv_enc" not in obj:
-        return DecryptionFailed(f"{what} is not an encrypted envelope", reason="malformed")
-    if obj["tv_enc"] not in _READABLE:
+        return DecryptionFailed("the payload is not an encrypted envelope", reason="malformed")
+    fmt = obj["tv_enc"]
+    if fmt in _RETIRED:
         return DecryptionFailed(
-            f"{what} uses encryption format {obj['tv_enc']!r}, which this version does not know",
+            f"the payload uses encryption format {fmt}, which did not bind the writer and the "
+            "truth level, so a hub could swap such payloads; it is no longer read",
+            hint="it was sealed by a development build before format 3: edit it on a device that still "
+            "holds it, which seals the new version anew",
+            reason="unsupported",
+        )
+    if fmt != _ENC_VERSION:
+        return DecryptionFailed(
+            f"the payload uses encryption format {fmt!r}, which this version does not know",
             hint="upgrade truthvault on this device",
             reason="unsupported",
         )
-    return DecryptionFailed(f"{what} is a damaged encrypted envelope", reason="malformed")
+    return DecryptionFailed("the payload is a damaged encrypted envelope", reason="malformed")

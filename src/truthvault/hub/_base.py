@@ -37,8 +37,10 @@ from ..model import (
     Record,
     SyncItem,
     checksum_hex,
+    describe_item,
     encode,
     prepare_items,
+    record_digest,
 )
 from ..truth import Outcome, TruthLevel, origin_step
 from ._auth import AuthMixin, check_bearer, check_name
@@ -90,7 +92,9 @@ _INSERT_EVENTS = (
 _TOMBSTONES = "deleted AND seq <= ?"
 
 #: A tenant's counters (a push locks the row with the backend's lock clause appended).
-TENANT_COUNTERS = "SELECT head_seq, checksum, purge_seq FROM tenants WHERE pk = ?"
+TENANT_COUNTERS = "SELECT head_seq, checksum, purge_seq, head_tag, records_checksum FROM tenants WHERE pk = ?"
+#: The tag of the commit a cursor points into: the first commit that reached it.
+_TAG_AT = "SELECT tag FROM commits WHERE tenant_pk = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1"
 
 #: An event to write: (type, entity id, detail).
 _EventRow = tuple[str, str | None, dict[str, object]]
@@ -117,6 +121,8 @@ class TenantState:
     head_seq: int
     checksum: int  # unsigned, modulo 2**64
     purge_seq: int
+    head_tag: str | None  # the tag of the commit that wrote head_seq (None while empty)
+    records_checksum: int  # unsigned, modulo 2**64
 
 
 @dataclass(slots=True)
@@ -157,6 +163,7 @@ class _Applied:
     head: int
     entities: dict[str, SyncItem] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
+    tag: str | None = None
 
 
 def _iso_ms(ms: int) -> str:
@@ -270,9 +277,10 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
     @abstractmethod
     def _pull_page(
         self, pk: int, since: int, n: int
-    ) -> tuple[tuple[int, int, int], list[tuple[int, bytes, int]]]:
-        """From one snapshot: the tenant's (head_seq, checksum, purge_seq) and its first ``n``
-        changes after ``since`` as (seq, wire, 1 for a record else 0), in sequence order."""
+    ) -> tuple[tuple[int, int, int, str | None, int], list[tuple[int, bytes, int]]]:
+        """From one snapshot: the tenant's (head_seq, checksum, purge_seq, head_tag,
+        records_checksum) and its first ``n`` changes after ``since`` as (seq, wire, 1 for a
+        record else 0), in sequence order."""
 
     def _load_current(self, db: Db, pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
         """The current versions of the given entities (those that exist)."""
@@ -409,6 +417,13 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         """Apply a batch atomically and idempotently (see :meth:`HubStore.push`)."""
         items = _checked_items(ctx, request, limits, now_ms)
+        bases = prepare_items(
+            request.bases,
+            "bases",
+            tenant_id=ctx.tenant_id,
+            max_payload_bytes=limits.max_payload_bytes,
+            max_clock=_max_clock(limits, now_ms),
+        )
         now = _iso_ms(now_ms)
         pk = self._tenant_pk(ctx.tenant_id)
         with self._write() as db:
@@ -420,6 +435,13 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 )
             if request.cursor > state.head_seq:
                 raise _reset(request.cursor, state.head_seq)
+            tag = request.tag
+            if (
+                tag is not None
+                and request.cursor
+                and self._tag_at(db, pk, request.cursor, state.head_seq, state.head_tag) != tag
+            ):
+                raise _other_history(request.cursor)
             sql = "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?"
             row = db.execute(sql, (ctx.device_id, pk)).fetchone()
             if row is None or row[1]:
@@ -446,7 +468,7 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             ]
             mutation = max(last, items[-1].mutation or 0) if items else last
             applied = self._apply(
-                db, pk, state, plan, current, request.decisions, ctx.device_id, now, events, detail
+                db, pk, state, plan, current, request.decisions, ctx.device_id, now, events, detail, bases
             )
             if applied.head != state.head_seq:
                 self._announce(db, ctx.tenant_id)
@@ -465,8 +487,18 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         return lambda: None
 
     def _lock_tenant(self, db: Db, pk: int) -> TenantState:
-        head, checksum, purge_seq = db.execute(TENANT_COUNTERS + self._lock_clause, (pk,)).fetchone()
-        return TenantState(int(head), int(checksum) % _U64, int(purge_seq))
+        head, checksum, purge_seq, tag, records = db.execute(
+            TENANT_COUNTERS + self._lock_clause, (pk,)
+        ).fetchone()
+        return TenantState(int(head), int(checksum) % _U64, int(purge_seq), tag, int(records) % _U64)
+
+    @staticmethod
+    def _tag_at(db: Db, pk: int, seq: int, state_head: int, head_tag: str | None) -> str | None:
+        """The tag of the commit sequence number ``seq`` belongs to (None: no commit has it)."""
+        if seq == state_head:
+            return head_tag
+        row = db.execute(_TAG_AT, (pk, seq)).fetchone()
+        return None if row is None else str(row[0])
 
     def _apply(
         self,
@@ -480,11 +512,13 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         now: str,
         events: list[_EventRow],
         push_detail: dict[str, object] | None = None,
+        bases: Sequence[SyncItem] = (),
     ) -> _Applied:
         """Write a plan, its kept losers, decisions and events, numbering changes from the head.
 
         ``push_detail`` is a push's SYNC_PUSH event, written only when the push changed
-        something (a replayed batch of decisions already taken writes nothing at all)."""
+        something (a replayed batch of decisions already taken writes nothing at all). ``bases``
+        are versions the batch's suggestions were made on (see :func:`_base_of`)."""
         out = _Applied(state.head_seq, plan.entities)
         if plan.entities:
             # The wire form carries the hub's seq, not the device's mutation. Renumbering the
@@ -509,7 +543,7 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         # A loser kept before (a batch replayed by a device that lost its state) is not kept twice.
         losses = {loss.record.id: loss for loss in plan.losses}
         known = {row[0] for row in _select_in(db, "SELECT id FROM records", pk, "id", list(losses))}
-        new = {rid: _kept(loss) for rid, loss in losses.items() if rid not in known}
+        new = {rid: _kept(loss, bases, current) for rid, loss in losses.items() if rid not in known}
         events += [_loss_event(losses[rid], record) for rid, record in new.items()]
         events += [("TRUTH_UPGRADE", i.entity_id, {"source": i.origin_source}) for i in plan.upgrades]
 
@@ -517,16 +551,21 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         rows = _select_in(db, "SELECT wire FROM records", pk, "id", wanted)
         stored = {r.id: r for r in map(_record_decoder.decode, (row[0] for row in rows))}
         changed: dict[str, Record] = {}
+        records_delta = 0
         for decision in decisions:
             target = new if decision.id in new else stored
             record = target.get(decision.id)
             if record is None or record.status != "open":
                 continue  # unknown or already decided: a replayed decision changes nothing
+            if target is stored:
+                records_delta -= record_digest(record.id, record.status, record.resolution)
             target[decision.id] = record = msgspec.structs.replace(
                 record, status=decision.status, decided_at=decision.at, resolution=decision.resolution
             )
             if target is stored:
                 changed[decision.id] = record
+                records_delta += record_digest(record.id, record.status, record.resolution)
+        records_delta += sum(record_digest(r.id, r.status, r.resolution) for r in new.values())
 
         if push_detail is not None and (plan.results or new or changed):
             events.insert(0, ("SYNC_PUSH", None, push_detail))
@@ -550,20 +589,34 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             rows = [(pk, kind, now, device_id, eid, encode(detail).decode()) for kind, eid, detail in events]
             db.executemany(_INSERT_EVENTS, rows)
         if out.head != state.head_seq:
-            checksum = _signed(state.checksum + plan.checksum_delta)
-            db.execute("UPDATE tenants SET head_seq = ?, checksum = ? WHERE pk = ?", (out.head, checksum, pk))
+            # Every commit gets a tag of its own, which a restored copy of the database has never
+            # seen: a device whose cursor points into a commit the hub has no longer learns so.
+            out.tag = secrets.token_hex(8)
+            db.execute(
+                "INSERT INTO commits (tenant_pk, last_seq, tag) VALUES (?, ?, ?)", (pk, out.head, out.tag)
+            )
+            db.execute(
+                "UPDATE tenants SET head_seq = ?, checksum = ?, records_checksum = ?, head_tag = ? WHERE pk = ?",
+                (
+                    out.head,
+                    _signed(state.checksum + plan.checksum_delta),
+                    _signed(state.records_checksum + records_delta),
+                    out.tag,
+                    pk,
+                ),
+            )
         return out
 
-    def pull(self, ctx: DeviceContext, since: int, limit: int) -> PullResponse:
+    def pull(self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None) -> PullResponse:
         """Changes after ``since`` (see :meth:`HubStore.pull`)."""
-        return _pull_decoder.decode(self.pull_raw(ctx, since, limit))
+        return _pull_decoder.decode(self.pull_raw(ctx, since, limit, tag))
 
-    def pull_raw(self, ctx: DeviceContext, since: int, limit: int) -> bytes:
+    def pull_raw(self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None) -> bytes:
         """What :meth:`pull` answers, as the exact JSON bytes of a PullResponse."""
         if since < 0 or limit < 1:
             raise InvalidInput(f"since ({since}) must be >= 0 and limit ({limit}) >= 1")
         pk = self._tenant_pk(ctx.tenant_id)
-        (head, checksum, purge_seq), page = self._pull_page(pk, since, limit + 1)
+        (head, checksum, purge_seq, head_tag, records_checksum), page = self._pull_page(pk, since, limit + 1)
         if 0 < since < purge_seq:
             raise ResyncRequired(
                 f"cursor {since} is behind the purge horizon {purge_seq}",
@@ -576,6 +629,14 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         items = [row[1] for row in page if not row[2]]
         records = [row[1] for row in page if row[2]]
         cursor = page[-1][0] if has_more else head
+        # Commits below the snapshot's head never change, so these reads need not share it.
+        if (tag is not None and since > 0) or cursor != head:
+            with self._read() as db:
+                if tag is not None and since > 0 and self._tag_at(db, pk, since, head, head_tag) != tag:
+                    raise _other_history(since)
+                cursor_tag = self._tag_at(db, pk, cursor, head, head_tag)
+        else:
+            cursor_tag = head_tag
         if page:
             detail = {"since": since, "cursor": cursor, "items": len(items), "records": len(records)}
             self._note_pull(ctx, pk, detail)
@@ -584,13 +645,21 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 self._notes_seen[ctx.device_id] = _now()
             self._start_notes()
         # Byte for byte what msgspec makes of a PullResponse (a test holds it to that).
-        tail = b"null}" if has_more else b'"%s"}' % checksum_hex(checksum).encode()
-        meta = b'],"cursor":%d,"has_more":%s,"head":%d,"checksum":' % (
+        if has_more:
+            sums = b'null,"records_checksum":null'
+        else:
+            sums = b'"%s","records_checksum":"%s"' % (
+                checksum_hex(checksum).encode(),
+                checksum_hex(records_checksum).encode(),
+            )
+        meta = b'],"cursor":%d,"has_more":%s,"head":%d,"checksum":%s,"tag":%s}' % (
             cursor,
             b"true" if has_more else b"false",
             head,
+            sums,
+            b"null" if cursor_tag is None else b'"%s"' % cursor_tag.encode(),
         )
-        return b"".join((b'{"items":[', b",".join(items), b'],"records":[', b",".join(records), meta, tail))
+        return b"".join((b'{"items":[', b",".join(items), b'],"records":[', b",".join(records), meta))
 
     def _note_pull(self, ctx: DeviceContext, pk: int, detail: Mapping[str, object]) -> None:
         now = _now()
@@ -681,8 +750,18 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                     )
                     horizon = max(state.purge_seq, int(top))
                     db.execute("UPDATE tenants SET purge_seq = ? WHERE pk = ?", (horizon, pk))
+                    # A cursor behind the horizon re-syncs from 0, so no one asks for these tags.
+                    db.execute("DELETE FROM commits WHERE tenant_pk = ? AND last_seq < ?", (pk, horizon))
                     purged += int(count)
         return purged
+
+
+def _other_history(cursor: int) -> HubReset:
+    return HubReset(
+        f"cursor {cursor} points into a history the hub no longer has (its database was restored "
+        "or replaced, then took other changes)",
+        hint="pull from 0, then send the hub what it lacks",
+    )
 
 
 def _reset(cursor: int, head: int) -> HubReset:
@@ -706,15 +785,22 @@ def _checked_items(ctx: DeviceContext, request: PushRequest, limits: Limits, now
         items[:bad],
         tenant_id=ctx.tenant_id,
         max_payload_bytes=limits.max_payload_bytes,
-        max_clock=format_stamp(now_ms + limits.max_future_skew_ms, 0xFFFF),
+        max_clock=_max_clock(limits, now_ms),
     )
     if bad < len(items):  # the items before it are good, so this is the first error
         if mutations[bad] is None:
-            raise InvalidInput(f"items[{bad}].mutation: missing (every pushed item needs one)")
+            raise InvalidInput(f"items[{bad}].mutation: missing (every pushed item needs one)").for_item(
+                bad, describe_item(items[bad])
+            )
         raise InvalidInput(
             f"items[{bad}].mutation: {mutations[bad]} is not above the previous item's {mutations[bad - 1]}"
-        )
+        ).for_item(bad, describe_item(items[bad]))
     return items
+
+
+def _max_clock(limits: Limits, now_ms: int) -> str:
+    """The latest clock a push may carry now."""
+    return format_stamp(now_ms + limits.max_future_skew_ms, 0xFFFF)
 
 
 def _first_bad_mutation(mutations: list[int | None]) -> int:
@@ -727,11 +813,37 @@ def _first_bad_mutation(mutations: list[int | None]) -> int:
     return len(mutations)
 
 
-def _kept(loss: Loss) -> Record:
-    """The record to store for a loss: its item as the device sent it, without push/pull numbers."""
+def _kept(loss: Loss, bases: Sequence[SyncItem], current: Mapping[str, SyncItem]) -> Record:
+    """The record to store for a loss: its item as the device sent it, without push/pull numbers,
+    and for a suggestion the version it was made on when that is known (see :func:`_base_of`)."""
+    base = _base_of(loss, bases, current)
     return msgspec.structs.replace(
-        loss.record, item=msgspec.structs.replace(loss.record.item, mutation=None, seq=None, kept=False)
+        loss.record,
+        item=_bare(loss.record.item),
+        base=None if base is None else _bare(base),
     )
+
+
+def _bare(item: SyncItem) -> SyncItem:
+    return msgspec.structs.replace(item, mutation=None, seq=None, kept=False)
+
+
+def _base_of(loss: Loss, bases: Sequence[SyncItem], current: Mapping[str, SyncItem]) -> SyncItem | None:
+    """The version a lost suggestion was made on: one the pushing device sent beside it, the
+    version it lost to, or the hub's current one, whichever is that version (None: unknown)."""
+    item = loss.record.item
+    if loss.kind != "suggestion" or item.base_clock is None:
+        return None
+    for candidate in (*bases, loss.winner, current.get(item.entity_id)):
+        if (
+            candidate is not None
+            and candidate.entity_id == item.entity_id
+            and candidate.version == item.base_version
+            and candidate.last_modified_at == item.base_clock
+            and not candidate.deleted
+        ):
+            return candidate
+    return None
 
 
 def _loss_event(loss: Loss, record: Record) -> _EventRow:

@@ -252,6 +252,16 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         wait: Annotated[
             float, Query(ge=0, description="seconds to wait for a change when there is none")
         ] = 0,
+        tag: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=64,
+                pattern=r"^[0-9a-f]+$",
+                description="the tag the page that gave `since` came with; a hub whose history at "
+                "`since` is another one answers 410 hub_reset",
+            ),
+        ] = None,
     ) -> Response:
         """Changes after a cursor, in order, with the next cursor and `has_more`."""
         limit = min(limit, cfg.max_pull_limit)
@@ -260,7 +270,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         def first_page() -> tuple[DeviceContext, bytes]:
             # authentication and the read in one trip to the thread pool: pulls are the hot path
             ctx = guard.authenticate(req)
-            return ctx, store.pull_raw(ctx, since, limit)
+            return ctx, store.pull_raw(ctx, since, limit, tag)
 
         ctx, body = await run_in_threadpool(first_page)
         deadline = time.monotonic() + min(wait, cfg.max_wait_s)
@@ -273,7 +283,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
             if head > since and head != read_at:
                 # (a purged tombstone can leave the head past an empty page: read once a head)
                 read_at = head
-                body = await run_in_threadpool(store.pull_raw, ctx, since, limit)
+                body = await run_in_threadpool(store.pull_raw, ctx, since, limit, tag)
                 continue
             await notifier.wait(event, min(deadline - time.monotonic(), 5.0))
         return Response(body, media_type=_JSON)

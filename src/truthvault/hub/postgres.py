@@ -49,7 +49,8 @@ _UPSERT_FROM_STAGE = (
 
 # The tenant's counters beside every page row (one row of NULLs when the page is empty).
 _PULL = (
-    "SELECT t.head_seq, t.checksum, t.purge_seq, p.seq, p.wire, p.kind FROM tenants t LEFT JOIN ("
+    "SELECT t.head_seq, t.checksum, t.purge_seq, t.head_tag, t.records_checksum, p.seq, p.wire, p.kind "
+    "FROM tenants t LEFT JOIN ("
     "(SELECT seq, wire, 0 AS kind FROM entities WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?) "
     "UNION ALL (SELECT seq, wire, 1 FROM records WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?) "
     "ORDER BY seq LIMIT ?) AS p ON true WHERE t.pk = ? ORDER BY p.seq"
@@ -134,12 +135,12 @@ class PostgresHubStore(BaseHubStore):
 
     def _pull_page(
         self, pk: int, since: int, n: int
-    ) -> tuple[tuple[int, int, int], list[tuple[int, bytes, int]]]:
+    ) -> tuple[tuple[int, int, int, str | None, int], list[tuple[int, bytes, int]]]:
         """Counters and page in one statement, so one snapshot and one round trip."""
         with self._read() as db:
             rows = db.execute(_PULL, (pk, since, n, pk, since, n, n, pk)).fetchall()
-        page = [row[3:] for row in rows] if rows[0][3] is not None else []
-        return rows[0][:3], page
+        page = [row[5:] for row in rows] if rows[0][5] is not None else []
+        return rows[0][:5], page
 
     def _load_current(self, db: Db, pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
         """The current versions of the given entities, in one query."""

@@ -166,7 +166,7 @@ class SqliteHubStore(BaseHubStore):
 
     def _pull_page(
         self, pk: int, since: int, n: int
-    ) -> tuple[tuple[int, int, int], list[tuple[int, bytes, int]]]:
+    ) -> tuple[tuple[int, int, int, str | None, int], list[tuple[int, bytes, int]]]:
         """Counters and page from one read transaction (a snapshot of the WAL)."""
         with _storage_errors():
             db = self._reader()

@@ -1,7 +1,8 @@
 """End-to-end encryption at the sync boundary: seal a push, open a pull (pure, no I/O).
 
 The vault keeps plaintext; only what crosses to the hub is sealed. Each payload is bound to
-the tenant, entity type, entity id and version, so the hub can neither read it nor move it.
+the tenant and every truth field of its version, so the hub can neither read it nor move it,
+nor pass one version's payload off as another's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import msgspec
 
 from ..crypto import Keyring, opener, sealer
 from ..errors import DecryptionFailed
-from ..model import PullResponse, PushRequest, SyncItem
+from ..model import PullResponse, PushRequest, SyncItem, seal_context
 
 __all__ = ["Unreadable", "open_page", "seal_batch"]
 
@@ -40,11 +41,14 @@ def seal_batch(batch: PushRequest, keyring: Keyring, tenant_id: str) -> PushRequ
     # The vault's tenant, not the item's field: what is bound in is what this device belongs to.
     seal = sealer(keyring, tenant_id)
     replace, raw = msgspec.structs.replace, msgspec.Raw
-    items = [
-        replace(item, payload=raw(seal(item.payload, item.entity_type, item.entity_id, item.version)))
-        for item in batch.items
-    ]
-    return replace(batch, items=items)
+
+    def sealed(item: SyncItem) -> SyncItem:
+        if item.last_modified_by_level is None:
+            # as the hub fills it in, so that the bound field is the one every reader sees
+            item = replace(item, last_modified_by_level=item.truth_level)
+        return replace(item, payload=raw(seal(item.payload, seal_context(item))))
+
+    return replace(batch, items=list(map(sealed, batch.items)), bases=list(map(sealed, batch.bases)))
 
 
 def open_page(
@@ -57,7 +61,8 @@ def open_page(
 
     The page's items and records are opened in place (a page is decoded for this alone). A
     payload sealed with a key this keyring lacks calls ``refresh`` (once) for a newer
-    keyring, which then opens the rest.
+    keyring, which then opens the rest. A suggestion's base that does not open is dropped (it
+    is only a help to accepting it) and listed too.
     """
     failed: list[Unreadable] = []
     open_one = opener(keyring, tenant_id)
@@ -65,7 +70,7 @@ def open_page(
     def opened(item: SyncItem, record_id: str | None) -> bool:
         nonlocal open_one, refresh
         try:
-            item.payload = msgspec.Raw(open_one(item.payload, item.entity_type, item.entity_id, item.version))
+            item.payload = msgspec.Raw(open_one(item.payload, seal_context(item)))
             return True
         except DecryptionFailed as exc:
             if exc.reason == "unknown_key" and refresh is not None:
@@ -80,6 +85,9 @@ def open_page(
 
     items = [item for item in page.items if opened(item, None)]
     records = [rec for rec in page.records if opened(rec.item, rec.id)]
+    for rec in records:
+        if rec.base is not None and not opened(rec.base, rec.id):
+            rec.base = None
     # The cursor still moves past what failed: a bad ciphertext does not heal by pulling it again.
     if failed:
         page = msgspec.structs.replace(page, items=items, records=records)

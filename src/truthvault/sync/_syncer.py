@@ -6,9 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..crypto import DeviceKeys, Keyring
-from ..errors import HubReset, ResyncRequired, StorageError
-from ..model import PullResponse, PushRequest, PushResponse
-from ..vault import Vault
+from ..errors import (
+    DeviceRevoked,
+    Forbidden,
+    HubReset,
+    InvalidInput,
+    PayloadTooLarge,
+    ResyncRequired,
+    StorageError,
+)
+from ..model import PullResponse, PushRequest, PushResponse, Refused
+from ..vault import Overruled, Vault
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._transport import HubClient, pages
@@ -25,13 +33,32 @@ class SyncStats:
 
     pushed: int = 0
     push_outcomes: dict[str, int] | None = None
+    #: items pulled (echoes of this device's own pushes included) ...
     pulled: int = 0
+    #: ... and how many of them changed something here (new versions from other devices)
+    applied: int = 0
     records: int = 0
+    #: records new to this device (suggestions and conflicts kept elsewhere)
+    new_records: int = 0
     resynced: bool = False
+    #: why it re-synced: "purged" (its cursor was behind the hub's purge horizon), "reset" (the
+    #: hub lost history) or "asked"
+    resync_reason: str | None = None
     cursor: int = 0
     checksum: str | None = None
     #: pulled payloads that did not decrypt (kept out of the vault, recorded as events)
     unreadable: list[Unreadable] = field(default_factory=list)
+    #: pushed items the hub refused: (entity id, why); kept here, out of the queue
+    refused_pushes: list[tuple[str, str]] = field(default_factory=list)
+    #: pulled items and records this device would not take in (kept aside)
+    refused_pulls: list[Refused] = field(default_factory=list)
+    #: decisions made here that another device's decision, first at the hub, overruled
+    overruled: list[Overruled] = field(default_factory=list)
+    #: after a whole sync: what differs from the hub although nothing waits to be pushed
+    #: ("entities", "records"); empty when this device holds what the hub holds
+    diverged: list[str] = field(default_factory=list)
+    #: the hub's records checksum at ``cursor`` (given with ``checksum``)
+    records_checksum: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +69,28 @@ class CheckResult:
     hub: str | None
     cursor: int
     pending: int
+    local_records: str = ""
+    hub_records: str | None = None
+    #: items kept aside (refused by the hub, or by this device when pulled): they explain a difference
+    refused: int = 0
 
     @property
     def in_sync(self) -> bool:
-        return self.pending == 0 and self.hub == self.local
+        return self.pending == 0 and self.hub == self.local and self.hub_records == self.local_records
+
+    @property
+    def differs(self) -> list[str]:
+        """What differs from the hub: "entities", "records" (empty when in sync or pending)."""
+        if self.pending:
+            return []
+        return [
+            what
+            for what, mine, theirs in (
+                ("entities", self.local, self.hub),
+                ("records", self.local_records, self.hub_records),
+            )
+            if mine != theirs
+        ]
 
 
 class Syncer:
@@ -116,10 +161,21 @@ class Syncer:
             try:
                 response = self._send(batch)
             except ResyncRequired:
+                stats.resync_reason = "purged"
                 self.resync(progress, stats)
                 continue
             except HubReset:
                 self.resync(progress, stats, hub_reset=True)
+                continue
+            except (InvalidInput, PayloadTooLarge, Forbidden) as exc:
+                # One item the hub will never take must not jam the queue: keep it here, aside
+                # (``sync rejected``), and push the rest.
+                if exc.item is None or isinstance(exc, DeviceRevoked) or not 0 <= exc.item < len(batch.items):
+                    raise
+                refused = batch.items[exc.item]
+                self.vault.refuse_pushed(refused, exc.message.removeprefix("hub: "))
+                stats.refused_pushes.append((refused.entity_id, exc.message.removeprefix("hub: ")))
+                previous = None
                 continue
             if batch.items and response.last_mutation > max(i.mutation or 0 for i in batch.items):
                 # The hub has seen higher numbers from this device than this vault has given:
@@ -150,18 +206,30 @@ class Syncer:
         try:
             return self._pull_pages(progress, stats, wait)
         except ResyncRequired:
+            stats.resync_reason = "purged"
             return self.resync(progress, stats)
         except HubReset:
             return self.resync(progress, stats, hub_reset=True)
 
     def sync(self, progress: Progress | None = None) -> SyncStats:
-        """Push, then pull: afterwards the vault holds the hub's state plus nothing pending."""
+        """Push, then pull: afterwards the vault holds the hub's state plus nothing pending.
+
+        Then the checksums the last page came with are compared with this vault's (cheap: the
+        vault keeps its own as it writes): ``stats.diverged`` says what differs, so a sync never
+        reports success while this device and the hub disagree.
+        """
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
         stats = self.pull(progress, stats=stats)
         if stats.resynced and self.vault.pending_count():
             self.push(progress, stats)  # what a reset hub lost goes back to it now
+            stats = self.pull(progress, stats=stats)
+        if stats.checksum is not None and not self.vault.pending_count():
+            if self.vault.checksum() != stats.checksum:
+                stats.diverged.append("entities")
+            if stats.records_checksum is not None and self.vault.records_checksum() != stats.records_checksum:
+                stats.diverged.append("records")
         return stats
 
     def resync(
@@ -171,6 +239,8 @@ class Syncer:
         a ``hub_reset``, queue what it lost to be pushed again)."""
         stats = stats or SyncStats()
         stats.resynced = True
+        if stats.resync_reason is None or hub_reset:
+            stats.resync_reason = "reset" if hub_reset else "asked"
         self.vault.begin_resync(hub_reset=hub_reset)
         return self._finish_resync(progress, stats)
 
@@ -182,23 +252,33 @@ class Syncer:
 
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
-        for page in pages(self.client, self.vault.cursor, self.batch, wait):
+        vault = self.vault
+        for page, refused in pages(self.client, vault.cursor, self.batch, wait, vault.cursor_tag):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
-            self.vault.apply_pull(self._open(page, stats))
+            applied = vault.apply_pull(self._open(page, stats), refused)
+            stats.applied += applied.applied
+            stats.new_records += applied.new_records
+            stats.refused_pulls += applied.refused
+            stats.overruled += applied.overruled
             stats.cursor = page.cursor
             if progress:
                 progress(page.cursor, max(page.head, page.cursor))
             if not page.has_more:
                 stats.checksum = page.checksum
+                stats.records_checksum = page.records_checksum
         return stats
 
     def check(self) -> CheckResult:
-        """Compare the vault's checksum with the hub's at the vault's cursor (after a pull)."""
+        """Compare this vault's entities and records with the hub's, by checksum, at the vault's
+        cursor (after a pull); the entity checksum is computed afresh from every entity."""
         stats = self.pull()
         return CheckResult(
-            local=self.vault.checksum(),
+            local=self.vault.checksum(recount=True),
             hub=stats.checksum,
             cursor=self.vault.cursor,
             pending=self.vault.pending_count(),
+            local_records=self.vault.records_checksum(),
+            hub_records=stats.records_checksum,
+            refused=len(self.vault.refusals()),
         )

@@ -13,7 +13,7 @@ import msgspec
 
 from .. import errors
 from ..crypto import DeviceKeys, sign_request
-from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem, encode
+from ..model import PullResponse, PushRequest, PushResponse, Record, Refused, SyncItem, decode_pull, encode
 from ._tls import cert_fingerprint, pinned_context, presented_fingerprint
 
 __all__ = ["HubClient", "SigningAuth", "enroll"]
@@ -45,7 +45,6 @@ _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
 }
 
 _push_response = msgspec.json.Decoder(PushResponse)
-_pull_response = msgspec.json.Decoder(PullResponse)
 _records = msgspec.json.Decoder(list[Record])
 
 
@@ -185,6 +184,8 @@ class HubClient:
             return errors.HubUnavailable(f"the hub answered {response.status_code} without an error body")
         cls = _BY_CODE.get(code, errors.TruthvaultError)
         exc = cls(f"hub: {message}", hint=hint)
+        if isinstance(body.get("item"), int):
+            exc.item = body["item"]
         if cls is errors.TruthvaultError:
             exc.code, exc.status = code, response.status_code
         if isinstance(exc, errors.RateLimited):
@@ -205,13 +206,32 @@ class HubClient:
         )
         return _push_response.decode(response.content)
 
-    def pull(self, since: int, limit: int = 1000, wait: float = 0) -> PullResponse:
+    def pull(
+        self,
+        since: int,
+        limit: int = 1000,
+        wait: float = 0,
+        tag: str | None = None,
+        refused: list[Refused] | None = None,
+    ) -> PullResponse:
+        """A page of changes after ``since`` (``tag``: the one that came with ``since``). What of
+        it cannot be taken in is left out and added to ``refused`` (given: it must be kept
+        aside, see :func:`truthvault.model.decode_pull`); without ``refused`` such a page fails."""
         params: dict[str, Any] = {"since": since, "limit": limit}
         if wait:
             params["wait"] = wait
+        if tag and since:
+            params["tag"] = tag
         timeout = httpx.Timeout(max(30.0, wait + 30.0))
         response = self._request("GET", "/v1/sync/pull", params=params, timeout=timeout)
-        return _pull_response.decode(response.content)
+        page, bad = decode_pull(response.content)
+        if bad and refused is None:
+            raise errors.InvalidInput(
+                f"the hub sent {len(bad)} item(s) that cannot be taken in: {bad[0].reason}"
+            )
+        if refused is not None:
+            refused.extend(bad)
+        return page
 
     def conflicts(self, status: str = "open") -> list[Record]:
         return _records.decode(self._request("GET", "/v1/conflicts", params={"status": status}).content)
@@ -281,21 +301,27 @@ def _cert_refused(exc: BaseException) -> bool:
     return False
 
 
-def pages(client: HubClient, since: int, limit: int = 1000, wait: float = 0) -> Iterator[PullResponse]:
-    """Pull pages from ``since`` with ``client.pull`` until one says the hub has no more.
+def pages(
+    client: HubClient, since: int, limit: int = 1000, wait: float = 0, tag: str | None = None
+) -> Iterator[tuple[PullResponse, list[Refused]]]:
+    """Pull pages from ``since`` with ``client.pull`` until one says the hub has no more; each
+    with what of it could not be decoded (to keep aside).
 
     Each next page is fetched in a thread while the caller works on the current one, so a
     device's decrypting and applying overlap the hub's reading and the transfer. A caller
     that stops early waits for the one fetch in flight.
     """
     with ThreadPoolExecutor(1, thread_name_prefix="truthvault-pull") as ahead:
-        page = client.pull(since, limit, wait)
+        refused: list[Refused] = []
+        page = client.pull(since, limit, wait, tag, refused)
         while True:
-            following = ahead.submit(client.pull, page.cursor, limit) if page.has_more else None
-            yield page
+            following, next_refused = None, list[Refused]()
+            if page.has_more:
+                following = ahead.submit(client.pull, page.cursor, limit, 0, page.tag, next_refused)
+            yield page, refused
             if following is None:
                 return
-            page = following.result()
+            page, refused = following.result(), next_refused
 
 
 def enroll(url: str, code: str, device_name: str, keys: DeviceKeys, **kwargs: Any) -> dict[str, Any]:

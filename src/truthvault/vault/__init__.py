@@ -8,15 +8,18 @@ from ._entities import MAX_PAYLOAD_BYTES
 from ._ids import new_id
 from ._schema import HEAD_REVISION
 from ._store import DB_NAME, Vault
-from ._sync import RESYNC_REASON, ApplyStats
+from ._sync import LOCAL_ONLY_REASON, RESYNC_REASON, ApplyStats, Overruled, Refusal
 
 __all__ = [
     "DB_NAME",
     "HEAD_REVISION",
+    "LOCAL_ONLY_REASON",
     "MAX_PAYLOAD_BYTES",
     "RESYNC_REASON",
     "ApplyStats",
     "Event",
+    "Overruled",
+    "Refusal",
     "Vault",
     "VaultRecord",
     "WriteResult",

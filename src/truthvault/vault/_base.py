@@ -14,7 +14,7 @@ import msgspec
 
 from ..clock import HybridClock
 from ..errors import InvalidInput
-from ..model import Record, SyncItem
+from ..model import Record, SyncItem, digest_sum, item_digest
 from ..truth import Outcome
 from . import _search
 from ._codec import ENTITY_INSERT, ENTITY_SELECT, Current, current_from_row, entity_params
@@ -22,6 +22,14 @@ from ._codec import ENTITY_INSERT, ENTITY_SELECT, Current, current_from_row, ent
 __all__ = ["Event", "VaultBase", "WriteResult"]
 
 _encoder = msgspec.json.Encoder()
+_U64 = 1 << 64
+
+
+def _bare(item: SyncItem) -> SyncItem:
+    """A version as it is kept: without the numbers it travelled with."""
+    if item.seq is None and item.mutation is None and not item.kept:
+        return item
+    return msgspec.structs.replace(item, seq=None, mutation=None, kept=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class VaultBase:
         # keeps its transactions from interleaving.
         self._lock = threading.RLock()
         self._depth = 0
+        # what this transaction's entity writes changed the state checksum by (see _tx)
+        self._checksum_delta = 0
         stored = self._meta("clock")
         self._clock = HybridClock(stored or None)
 
@@ -72,6 +82,7 @@ class VaultBase:
                 return
             self._conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
+            self._checksum_delta = 0
             try:
                 # Another process may have stamped writes since we last looked.
                 stored = self._meta("clock")
@@ -81,6 +92,9 @@ class VaultBase:
                 last = self._clock.last
                 if last != stored:
                     self._set_meta("clock", last)
+                if self._checksum_delta:
+                    total = int(self._meta("checksum") or 0) + self._checksum_delta
+                    self._set_meta("checksum", total % _U64)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -146,25 +160,40 @@ class VaultBase:
         )
         return {row[0]: current_from_row(row) for row in rows}
 
-    def _put_row(self, item: SyncItem, mutation: int | None, hub_known: bool, rowid: int | None) -> int:
-        """Write ``item`` as the current version of its entity and keep the index in step."""
-        if rowid is None:
-            found = self._conn.execute("SELECT rowid FROM entities WHERE entity_id = ?", (item.entity_id,))
-            rowid = next((int(r[0]) for r in found), None)
-        if rowid is not None:
-            _search.unindex(self._conn, rowid)  # before the row changes: see _search.unindex
+    def _put_row(self, item: SyncItem, mutation: int | None, hub_known: bool, old: Current | None) -> int:
+        """Write ``item`` as the current version of its entity (``old``: the row it replaces,
+        None for a new entity) and keep the index and the checksum in step."""
+        if old is not None:
+            _search.unindex(self._conn, old.rowid)  # before the row changes: see _search.unindex
         cur = self._conn.execute(ENTITY_INSERT, entity_params(item, mutation, hub_known))
-        if rowid is None:
-            rowid = int(cur.lastrowid or 0)
+        rowid = old.rowid if old is not None else int(cur.lastrowid or 0)
         _search.index(self._conn, rowid)
+        self._count([item], [] if old is None else [old.item])
         return rowid
 
-    def _put_rows(self, items: list[SyncItem], hub_known: bool, rowids: Mapping[str, int]) -> None:
-        """:meth:`_put_row` for many items of distinct entities (``rowids``: those that have a
-        row), a statement per step rather than per item."""
-        _search.unindex_rows(self._conn, [rowids[i.entity_id] for i in items if i.entity_id in rowids])
+    def _put_rows(self, items: list[SyncItem], hub_known: bool, old: Mapping[str, Current]) -> None:
+        """:meth:`_put_row` for many items of distinct entities (``old``: the rows of those that
+        have one), a statement per step rather than per item."""
+        replaced = [old[i.entity_id] for i in items if i.entity_id in old]
+        _search.unindex_rows(self._conn, [cur.rowid for cur in replaced])
         self._conn.executemany(ENTITY_INSERT, [entity_params(i, None, hub_known) for i in items])
         _search.index_entities(self._conn, [i.entity_id for i in items])
+        self._count(items, [cur.item for cur in replaced])
+
+    def _count(self, added: Iterable[SyncItem], removed: Iterable[SyncItem]) -> None:
+        """Move the state checksum: ``added`` became current versions, ``removed`` stopped being."""
+        self._checksum_delta += digest_sum(added) - digest_sum(removed)
+
+    def _recount(self) -> int:
+        """Compute the state checksum from every entity and store it (inside a transaction)."""
+        total = 0
+        for eid, clock, device, level in self._conn.execute(
+            "SELECT entity_id, last_modified_at, device_id, truth_level FROM entities WHERE deleted = 0"
+        ):
+            total += item_digest(eid, clock, device, level, False)
+        self._checksum_delta = 0
+        self._set_meta("checksum", total % _U64)
+        return total % _U64
 
     # -- records -----------------------------------------------------------------
     def _insert_record(
@@ -175,19 +204,17 @@ class VaultBase:
         push_item: bool = False,
         hub_known: bool = False,
         reason: str | None = None,
-        base: bytes | None = None,
+        base: SyncItem | None = None,
     ) -> bool:
         """Keep a record unless one with its id exists; True when it was new.
 
-        ``base`` is the payload a suggestion was proposed against, when known (see ``accept``).
+        ``base`` is the version a suggestion was proposed against, when known (see ``accept``).
         """
-        item = record.item
-        if item.seq is not None or item.mutation is not None or item.kept:
-            item = msgspec.structs.replace(item, seq=None, mutation=None, kept=False)
+        item = _bare(record.item)
         cur = self._conn.execute(
             "INSERT OR IGNORE INTO records (id, kind, entity_id, entity_type, status, item, created_at, "
-            "decided_at, resolution, reason, mutation, push_item, push_decision, hub_known, base) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            "decided_at, resolution, reason, mutation, push_item, push_decision, hub_known, base, base_item) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
             (
                 record.id,
                 record.kind,
@@ -202,7 +229,8 @@ class VaultBase:
                 mutation if push_item else None,
                 int(push_item),
                 int(hub_known),
-                base,
+                None if base is None else bytes(base.payload),
+                None if base is None else _encoder.encode(_bare(base)),
             ),
         )
         return cur.rowcount > 0

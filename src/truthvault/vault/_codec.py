@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -9,17 +10,20 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidInput
-from ..model import OriginStep, Record, SyncItem, check_payload_depth, prepare_item, prepare_items
+from ..model import OriginStep, Record, SyncItem, prepare_item
+from ..payload import check_payload
 from ..truth import origin_step
 
 __all__ = [
     "ENTITY_COLUMNS",
     "ENTITY_INSERT",
     "ENTITY_SELECT",
+    "MAX_PAYLOAD_BYTES",
+    "NO_CLOCK_LIMIT",
+    "NO_SIZE_LIMIT",
     "Current",
     "VaultRecord",
     "check_item",
-    "check_items",
     "current_from_row",
     "decode_record",
     "encode_chain",
@@ -90,15 +94,32 @@ def encode_chain(chain: tuple[OriginStep, ...]) -> bytes:
 
 
 def encode_payload(payload: object) -> bytes:
-    """A payload dict as JSON bytes; InvalidInput for anything else."""
+    """A payload dict as JSON bytes; InvalidInput for anything else, and for what no replica
+    could take in (see :mod:`truthvault.payload`)."""
     if not isinstance(payload, dict):
         raise InvalidInput(f"payload must be a JSON object, got {type(payload).__name__}")
     try:
         encoded = _encoder.encode(payload)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
-    check_payload_depth(encoded, "payload")
+    if b"null" in encoded and _has_non_finite(payload):
+        # msgspec writes NaN and infinities as null: say so rather than store another value
+        raise InvalidInput("payload: numbers must be finite (not NaN or infinity)")
+    check_payload(encoded, "payload")
     return encoded
+
+
+def _has_non_finite(value: object) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+        elif isinstance(node, float) and not math.isfinite(node):
+            return True
+    return False
 
 
 def payload_of(item: SyncItem) -> dict[str, Any]:
@@ -114,19 +135,19 @@ def step(item: SyncItem, ref: str | None = None) -> OriginStep:
     return OriginStep(**origin_step(item.truth_level, item.origin_source, item.last_modified_at, ref))  # type: ignore[arg-type]
 
 
-#: Later than any real stamp: pulls and imports are not bounded by the hub's skew limit.
-_NO_CLOCK_LIMIT = "9999-12-31T23:59:59.999Z-ffff"
-#: Pulls and imports take what the hub or the file holds; only pushes are size-limited.
-_NO_SIZE_LIMIT = 1 << 62
+#: Same as the hub's default limit: a bigger payload could never be pushed.
+MAX_PAYLOAD_BYTES = 1 << 20
+#: Later than any real stamp: pulls are not bounded by the hub's skew limit.
+NO_CLOCK_LIMIT = "9999-12-31T23:59:59.999Z-ffff"
+#: Pulls take what the hub holds; the hub limited the size when the item was pushed.
+NO_SIZE_LIMIT = 1 << 62
 
 
-def check_item(item: SyncItem, where: str, tenant_id: str, max_clock: str = _NO_CLOCK_LIMIT) -> SyncItem:
-    """Check an item from outside (a pull, an import) and apply the upgrade rule.
-
-    :func:`truthvault.model.prepare_item` without the device and size limits, which only
-    the hub applies to pushes; ``seq`` and ``mutation`` are dropped (not truth fields).
-    An import passes ``max_clock``; a pull is bounded by the hub, which refused the push.
-    """
+def check_item(item: SyncItem, where: str, tenant_id: str, max_clock: str) -> SyncItem:
+    """Check an item to import exactly as a hub checks a pushed one (so an imported item can
+    always be pushed) and apply the upgrade rule: :func:`truthvault.model.prepare_item` with
+    the default hub's size limit and ``max_clock``; ``seq`` and ``mutation`` are dropped (not
+    truth fields)."""
     item.seq = item.mutation = None
     item.kept = False
     return prepare_item(
@@ -134,16 +155,8 @@ def check_item(item: SyncItem, where: str, tenant_id: str, max_clock: str = _NO_
         where,
         tenant_id=tenant_id,
         device_id=None,
-        max_payload_bytes=_NO_SIZE_LIMIT,
+        max_payload_bytes=MAX_PAYLOAD_BYTES,
         max_clock=max_clock,
-    )
-
-
-def check_items(items: list[SyncItem], where: str, tenant_id: str) -> list[SyncItem]:
-    """:func:`check_item` over a batch (a pulled page), checked a field at a time
-    (:func:`truthvault.model.prepare_items`); the items must not carry ``seq`` or ``mutation``."""
-    return prepare_items(
-        items, where, tenant_id=tenant_id, max_payload_bytes=_NO_SIZE_LIMIT, max_clock=_NO_CLOCK_LIMIT
     )
 
 

@@ -16,6 +16,7 @@ from ..truth import Outcome, TruthLevel, level_of_source, record_id, resolve
 from ._base import VaultBase, WriteResult
 from ._codec import (
     ENTITY_SELECT,
+    MAX_PAYLOAD_BYTES,
     Current,
     encode_payload,
     item_from_row,
@@ -27,8 +28,6 @@ from ._search import fts_error
 
 __all__ = ["MAX_PAYLOAD_BYTES", "TOMBSTONE", "EntitiesMixin", "require_user"]
 
-#: Same as the hub's default limit: a bigger payload could never be pushed.
-MAX_PAYLOAD_BYTES = 1 << 20
 TOMBSTONE = b"{}"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 
@@ -58,6 +57,8 @@ class EntitiesMixin(VaultBase):
     ) -> WriteResult:
         """Write a new version made on this device (inside a transaction)."""
         level = level_of_source(source)
+        if accepted:
+            require_user(source)  # only the user accepts
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise PayloadTooLarge(f"payload is {len(payload)} bytes, over the limit of {MAX_PAYLOAD_BYTES}")
         stamp = self._stamp()
@@ -119,7 +120,7 @@ class EntitiesMixin(VaultBase):
                 item=item,
                 created_at=stamp,
             )
-            base = bytes(cur.item.payload) if cur is not None and not cur.item.deleted else None
+            base = cur.item if cur is not None and not cur.item.deleted else None
             self._insert_record(record, mutation=self._take_mutations(), push_item=True, base=base)
             self.add_event(
                 _EVENT_OF_KIND[kind], entity_id, record_id=rid, level=item.truth_level, source=source
@@ -128,12 +129,7 @@ class EntitiesMixin(VaultBase):
         # A fresh stamp is later than anything seen, so it can only win; and a local
         # write builds on what it replaces, so nothing else needs keeping.
         assert res.outcome is Outcome.APPLIED, res
-        self._put_row(
-            item,
-            self._take_mutations(),
-            cur.hub_known if cur else False,
-            cur.rowid if cur else None,
-        )
+        self._put_row(item, self._take_mutations(), cur.hub_known if cur else False, cur)
         if upgrade is not None or raised_from is not None or level != item.truth_level:
             detail = dict(upgrade or {})
             if raised_from is not None:
@@ -159,9 +155,12 @@ class EntitiesMixin(VaultBase):
         *,
         entity_id: str | None = None,
         source: str = "user:cli",
-        accepted: bool = False,
     ) -> WriteResult:
-        """Write an entity (new, or a new version of ``entity_id``) under the truth rule."""
+        """Write an entity (new, or a new version of ``entity_id``) under the truth rule.
+
+        Acceptance is the user's act and never a flag a writer sets: :meth:`accept` a
+        suggestion, :meth:`edit` as a user source, or :meth:`upgrade_truth`.
+        """
         level_of_source(source)
         entity_type = model.check_entity_type(entity_type)
         entity_id = new_id() if entity_id is None else model.check_entity_id(entity_id)
@@ -176,7 +175,6 @@ class EntitiesMixin(VaultBase):
                 entity_id=entity_id,
                 payload=body,
                 source=source,
-                accepted=accepted,
             )
 
     def edit(

@@ -29,6 +29,8 @@ _DEFAULT_META = {
     "key_path": "",
     "hub_cert": "",
     "cursor": "0",
+    "cursor_tag": "",
+    "checksum": "0",
     "clock": "",
     "next_mutation": "1",
     "resyncing": "0",

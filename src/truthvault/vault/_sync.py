@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
-from ..errors import ConflictState, InvalidInput
-from ..merge import plan_merge
+from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
+from ..merge import Loss, plan_merge
 from ..model import (
     Decision,
     OriginStep,
@@ -17,21 +18,40 @@ from ..model import (
     PushRequest,
     PushResponse,
     Record,
+    Refused,
     SyncItem,
-    check_entity_id,
-    check_entity_type,
     checksum_hex,
-    item_digest,
+    prepare_item,
+    record_digest,
+    refuse,
+    sort_out,
 )
 from ..truth import Outcome, record_id
 from . import _search
-from ._codec import ENTITY_SELECT, check_items, current_from_row, encode_chain, item_from_row
+from ._codec import (
+    ENTITY_SELECT,
+    NO_CLOCK_LIMIT,
+    NO_SIZE_LIMIT,
+    Current,
+    current_from_row,
+    encode_chain,
+    item_from_row,
+)
 from ._records import RecordsMixin
 
-__all__ = ["RESYNC_REASON", "VAULT_MODES", "ApplyStats", "SyncMixin"]
+__all__ = [
+    "LOCAL_ONLY_REASON",
+    "RESYNC_REASON",
+    "VAULT_MODES",
+    "ApplyStats",
+    "Overruled",
+    "Refusal",
+    "SyncMixin",
+]
 
 VAULT_MODES = ("local_first", "cloud_first")
 RESYNC_REASON = "deleted on the hub while this device was offline"
+LOCAL_ONLY_REASON = "lost here to a version the hub refused, so the hub never keeps it"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 _item_decoder = msgspec.json.Decoder(SyncItem)
 
@@ -53,6 +73,83 @@ class ApplyStats:
     suggestions: int = 0  # new suggestion records kept here
     conflicts: int = 0  # new conflict records kept here
     records: int = 0  # pulled records stored or updated
+    new_records: int = 0  # pulled records this vault did not hold
+    #: pulled items and records this vault would not take in (kept aside, see ``refusals``)
+    refused: list[Refused] = field(default_factory=list)
+    #: this vault's decisions that gave way to another device's, which reached the hub first
+    overruled: list[Overruled] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Overruled:
+    """A decision made here on a record that another device decided differently first."""
+
+    record_id: str
+    entity_id: str
+    mine: str  # this vault's status ...
+    my_resolution: str | None  # ... and resolution (keep / restore)
+    status: str  # the decision that stands
+    resolution: str | None
+
+    def describe(self) -> str:
+        """How one line says it: ``record R on E: another device restored it first (you kept it)``."""
+        return (
+            f"{self.record_id} on {self.entity_id}: another device's decision came first "
+            f"({self.resolution or self.status}; yours: {self.my_resolution or self.mine})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An item kept aside: one the hub refused when this vault pushed it (``push``), or one of
+    a pulled page this vault would not take in (``pull``)."""
+
+    id: int
+    direction: str
+    kind: str  # item | record
+    entity_id: str | None
+    record_id: str | None
+    reason: str
+    at: str
+    item: str  # its JSON as it was sent or received (cut at 4 KiB when pulled)
+
+
+def _checked_record(rec: Record, n: int, tenant: str) -> Record:
+    """A pulled record checked as the hub checks pushed items, bound to its item (its id is the
+    one its item gives), with its base dropped when the base is not the suggestion's."""
+    where = f"records[{n}]"
+    item = prepare_item(
+        _copy(rec.item),
+        f"{where}.item",
+        tenant_id=tenant,
+        device_id=None,
+        max_payload_bytes=NO_SIZE_LIMIT,
+        max_clock=NO_CLOCK_LIMIT,
+    )
+    if rec.id != record_id(item.entity_id, item.last_modified_at, item.device_id):
+        raise InvalidInput(f"{where}.id: {rec.id!r} is not the id of the version it keeps")
+    if (rec.entity_id, rec.entity_type) != (item.entity_id, item.entity_type):
+        raise InvalidInput(f"{where}: names another entity than the version it keeps")
+    base = rec.base
+    if base is not None:
+        try:
+            base = prepare_item(
+                _copy(base),
+                f"{where}.base",
+                tenant_id=tenant,
+                device_id=None,
+                max_payload_bytes=NO_SIZE_LIMIT,
+                max_clock=NO_CLOCK_LIMIT,
+            )
+        except TruthvaultError:
+            base = None  # a base that does not check out is only a base unknown
+        if base is not None and (base.entity_id, base.version, base.last_modified_at) != (
+            item.entity_id,
+            item.base_version,
+            item.base_clock,
+        ):
+            base = None
+    return msgspec.structs.replace(rec, item=item, base=base)
 
 
 class SyncMixin(RecordsMixin):
@@ -134,6 +231,7 @@ class SyncMixin(RecordsMixin):
                 ("vault_mode", vault_mode),
             ):
                 self._set_meta(key, value)
+            self._recount()  # versions the hub never saw now name this device
 
     def set_cursor(self, cursor: int) -> None:
         """Remember the last hub sequence number pulled."""
@@ -141,6 +239,7 @@ class SyncMixin(RecordsMixin):
             raise InvalidInput(f"cursor must be >= 0, not {cursor}")
         with self._tx():
             self._set_meta("cursor", cursor)
+            self._set_meta("cursor_tag", "")  # a cursor set by hand comes with no tag
 
     # -- push ----------------------------------------------------------------------
     def pending_batch(self, limit: int = 1000) -> PushRequest | None:
@@ -151,17 +250,22 @@ class SyncMixin(RecordsMixin):
                 f"{ENTITY_SELECT} WHERE mutation IS NOT NULL ORDER BY mutation LIMIT ?", (limit,)
             ):
                 queued.append((row[16], item_from_row(row), None))
-            for rid, blob, mutation in conn.execute(
-                "SELECT id, item, mutation FROM records WHERE push_item = 1 ORDER BY mutation LIMIT ?",
+            base_of: dict[str, bytes] = {}
+            for rid, blob, mutation, base in conn.execute(
+                "SELECT id, item, mutation, base_item FROM records WHERE push_item = 1 ORDER BY mutation LIMIT ?",
                 (limit,),
             ):
                 # A record's item lost here: the hub keeps it as a record too (see SyncItem.kept).
                 item = _item_decoder.decode(blob)
                 item.kept = True
                 queued.append((mutation, item, rid))
+                if base is not None:
+                    base_of[rid] = base
             queued.sort(key=lambda q: q[0])
             del queued[limit:]
             sent_records = {rid for _, _, rid in queued if rid is not None}
+            # what the suggestions sent were made on, so every device can accept only what they changed
+            bases = list({base_of[rid]: None for rid in sent_records if rid in base_of})
             decisions = [
                 Decision(id=rid, status=status, at=at, resolution=resolution)
                 for rid, status, at, resolution, hub_known in conn.execute(
@@ -172,13 +276,25 @@ class SyncMixin(RecordsMixin):
                 if hub_known or rid in sent_records
             ]
             cursor = int(self._meta("cursor") or 0)
+            tag = self._meta("cursor_tag") or None
         if not queued and not decisions:
             return None
         items = []
         for mutation, item, _ in queued:
             item.mutation = mutation
             items.append(item)
-        return PushRequest(items=items, decisions=decisions, cursor=cursor)
+        return PushRequest(
+            items=items,
+            decisions=decisions,
+            cursor=cursor,
+            tag=tag if cursor else None,
+            bases=[_item_decoder.decode(blob) for blob in bases],
+        )
+
+    @property
+    def cursor_tag(self) -> str | None:
+        """The tag of the hub commit the cursor points into (see PullResponse.tag)."""
+        return self._meta_str("cursor_tag") or None
 
     def renumber_pending(self, above: int) -> None:
         """Give every queued change a new number above ``above``, in the order they had.
@@ -244,25 +360,37 @@ class SyncMixin(RecordsMixin):
             )
 
     # -- pull ----------------------------------------------------------------------
-    def apply_pull(self, response: PullResponse) -> ApplyStats:
-        """Merge a pulled page into the vault in one transaction and advance the cursor."""
+    def apply_pull(self, response: PullResponse, refused: Sequence[Refused] = ()) -> ApplyStats:
+        """Merge a pulled page into the vault in one transaction and advance the cursor.
+
+        Every item and record is checked as the hub checks a push; one that fails (or that
+        ``refused`` names: what did not even decode) is kept aside in ``refused`` with an event,
+        and the rest of the page is applied: one bad item never stops a pull.
+        """
         stats = ApplyStats()
         with self._tx() as conn:
             tenant = self._meta_str("tenant_id")
-            items = check_items(list(map(_copy, response.items)), "items", tenant)
+            items, bad = sort_out(
+                list(map(_copy, response.items)),
+                tenant_id=tenant,
+                max_payload_bytes=NO_SIZE_LIMIT,
+                max_clock=NO_CLOCK_LIMIT,
+            )
+            aside = [*refused, *(refuse("item", item, exc) for item, exc in bad)]
+            records = []
             for n, rec in enumerate(response.records):
-                check_entity_id(rec.item.entity_id, f"records[{n}].item.entity_id")
-                check_entity_type(rec.item.entity_type, f"records[{n}].item.entity_type")
-            clocks = [item.last_modified_at for item in (*items, *(rec.item for rec in response.records))]
+                try:
+                    records.append(_checked_record(rec, n, tenant))
+                except TruthvaultError as exc:
+                    aside.append(refuse("record", rec.item, exc, rec.id))
+            clocks = [item.last_modified_at for item in (*items, *(rec.item for rec in records))]
             if clocks:
                 # canonical stamps sort as strings: observing the greatest is observing them all
                 self._clock.observe(max(clocks))
             current = self._currents(item.entity_id for item in items)
             now = self._stamp()
             plan = plan_merge({eid: cur.item for eid, cur in current.items()}, items, now)
-            self._put_rows(
-                list(plan.entities.values()), True, {eid: cur.rowid for eid, cur in current.items()}
-            )
+            self._put_rows(list(plan.entities.values()), True, current)
             for item, outcome, _ in plan.results:
                 if outcome is Outcome.APPLIED:
                     stats.applied += 1
@@ -279,57 +407,80 @@ class SyncMixin(RecordsMixin):
                 (ids,),
             )
             if self._meta("resyncing") in ("1", "2"):
-                conn.execute("INSERT OR IGNORE INTO resync_seen SELECT value FROM json_each(?)", (ids,))
+                # an item kept aside is at the hub all the same: a re-sync must not drop it here
+                seen = [*(item.entity_id for item in items), *(r.entity_id for r in aside if r.entity_id)]
+                conn.execute(
+                    "INSERT OR IGNORE INTO resync_seen SELECT value FROM json_each(?)",
+                    (_encoder.encode(seen),),
+                )
             for loss in plan.losses:
-                cur = current.get(loss.record.entity_id)
-                here = cur is not None and loss.record.item is cur.item
-                if cur is not None and here and cur.mutation is None and cur.hub_known:
-                    # A version the hub holds lost: the hub kept it (or a successor it saw and
-                    # this vault did not) and its feed brings that record. Keeping one here
-                    # would keep a version no other replica keeps.
-                    continue
-                # Our own unpushed version lost: keep it queued (as a record) so the hub gets it.
-                mine = here and cur is not None and cur.mutation is not None
-                if self._insert_record(
-                    loss.record,
-                    mutation=cur.mutation if mine and cur else None,
-                    push_item=mine,
-                    hub_known=not mine,
-                ):
-                    if loss.kind == "conflict":
-                        stats.conflicts += 1
-                    else:
-                        stats.suggestions += 1
+                kept = self._keep_pulled_loss(loss, current.get(loss.record.entity_id))
+                if kept:
+                    stats.conflicts += loss.kind == "conflict"
+                    stats.suggestions += loss.kind == "suggestion"
                     self.add_event(_EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
-            for rec in response.records:
+            for rec in records:
                 stats.records += 1
-                self._upsert_pulled_record(rec)
+                stats.new_records += not self._has_record(rec.id)
+                overruled = self._upsert_pulled_record(rec)
+                if overruled is not None:
+                    stats.overruled.append(overruled)
+            for r in aside:
+                self._keep_aside("pull", r.kind, r.entity_id, r.record_id, r.reason, r.raw.encode())
+            stats.refused.extend(aside)
             self._set_meta("cursor", response.cursor)
+            self._set_meta("cursor_tag", response.tag or "")
         return stats
 
-    def _upsert_pulled_record(self, rec: Record) -> None:
-        row = self._conn.execute("SELECT status FROM records WHERE id = ?", (rec.id,)).fetchone()
+    def _keep_pulled_loss(self, loss: Loss, cur: Current | None) -> bool:
+        """Keep what lost when a pulled version met this vault's; True when a record was kept.
+
+        Records converge as entities do: this vault keeps only its own versions that lose, and
+        the hub decides everything else. Its own unpushed version is kept queued (it reaches
+        the hub marked ``kept``); a version the hub will never see (one it refused) stays here.
+        A version the hub holds that loses, or a pulled version that loses to this vault's, is
+        the hub's to keep: it has done so already, or will when this vault's version reaches it,
+        and its feed brings the record. Keeping one here could keep a version no other replica
+        keeps (the hub may have a successor of it that this vault has not seen yet).
+        """
+        if cur is None:
+            return False
+        here = loss.record.item is cur.item
+        if cur.mutation is not None:
+            if not here:
+                return False  # our unpushed version won: the hub decides when it gets it
+            return self._insert_record(loss.record, mutation=cur.mutation, push_item=True)
+        if cur.hub_known:
+            return False
+        # this vault's version is one the hub never took: nothing of this reaches the hub
+        return self._insert_record(loss.record, reason=LOCAL_ONLY_REASON)
+
+    def _has_record(self, rid: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM records WHERE id = ?", (rid,)).fetchone() is not None
+
+    def _upsert_pulled_record(self, rec: Record) -> Overruled | None:
+        """Store a pulled record, or take the hub's decision on one this vault holds (the first
+        decision to reach the hub stands everywhere); the decision of this vault's that gave
+        way, if one did."""
+        row = self._conn.execute("SELECT status, resolution FROM records WHERE id = ?", (rec.id,)).fetchone()
         if row is None:
-            # A suggestion made on the version this vault holds: remember that content, so it
-            # can still be accepted on top of edits made here later (see ``accept``).
-            base = None
-            item = rec.item
-            if rec.kind == "suggestion" and item.base_clock is not None:
-                cur = self._current(rec.entity_id)
-                if (
-                    cur is not None
-                    and not cur.item.deleted
-                    and (cur.item.version, cur.item.last_modified_at) == (item.base_version, item.base_clock)
-                ):
-                    base = bytes(cur.item.payload)
-            self._insert_record(rec, hub_known=True, base=base)
+            self._insert_record(rec, hub_known=True, base=self._base_for(rec))
             if rec.status == "open":
                 self.add_event(_EVENT_OF_KIND[rec.kind], rec.entity_id, record_id=rec.id)
-            return
-        if rec.status != "open" and row[0] != rec.status:
-            # The first decision to reach the hub is the record's, everywhere: a different one
-            # made here, pushed or still queued, gives way (what it wrote, an accepted version
-            # or a restored one, is an entity version of its own and syncs as one).
+            return None
+        overruled = None
+        if rec.status != "open" and (row[0], row[1]) != (rec.status, rec.resolution):
+            if row[0] != "open":
+                # Another device's decision came first: what this one wrote for its own (an
+                # accepted or restored version) stays, as an edit of its own.
+                overruled = Overruled(rec.id, rec.entity_id, row[0], row[1], rec.status, rec.resolution)
+                self.add_event(
+                    "DECISION_OVERRULED",
+                    rec.entity_id,
+                    record_id=rec.id,
+                    mine=row[1] or row[0],
+                    kept=rec.resolution or rec.status,
+                )
             self._conn.execute(
                 "UPDATE records SET status = ?, decided_at = ?, resolution = ?, push_decision = 0 "
                 "WHERE id = ?",
@@ -340,15 +491,148 @@ class SyncMixin(RecordsMixin):
             "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ?",
             (rec.id,),
         )
+        if rec.base is not None:
+            self._conn.execute(
+                "UPDATE records SET base = ?, base_item = ? WHERE id = ? AND base_item IS NULL",
+                (bytes(rec.base.payload), _encoder.encode(rec.base), rec.id),
+            )
+        return overruled
 
-    def checksum(self) -> str:
-        """The state checksum over all entities, comparable with the hub's."""
+    def _base_for(self, rec: Record) -> SyncItem | None:
+        """The version a pulled suggestion was made on: the one it came with, or this vault's
+        current version when it is that one (None: unknown here)."""
+        item = rec.item
+        if rec.kind != "suggestion" or item.base_clock is None:
+            return None
+        if rec.base is not None:
+            return rec.base
+        cur = self._current(rec.entity_id)
+        if (
+            cur is not None
+            and not cur.item.deleted
+            and (cur.item.version, cur.item.last_modified_at) == (item.base_version, item.base_clock)
+        ):
+            return cur.item
+        return None
+
+    # -- refusals --------------------------------------------------------------------
+    def _keep_aside(
+        self,
+        direction: str,
+        kind: str,
+        entity_id: str | None,
+        record_id: str | None,
+        reason: str,
+        raw: bytes,
+        mutation: int | None = None,
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO refused (direction, kind, entity_id, record_id, reason, at, item, mutation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (direction, kind, entity_id, record_id, reason, self._stamp(), raw, mutation),
+        )
+        event = "PULL_REFUSED" if direction == "pull" else "PUSH_REFUSED"
+        self.add_event(event, entity_id, kind=kind, record_id=record_id, reason=reason)
+
+    def refuse_pushed(self, item: SyncItem, reason: str) -> None:
+        """The hub refused ``item`` of a push: take it out of the queue and keep it aside.
+
+        The version stays in the vault as it is; ``sync rejected`` lists it and ``retry``
+        queues it again (after the hub's limits changed, say). An edit made since stays queued.
+        """
+        with self._tx() as conn:
+            if item.kept:
+                rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
+                conn.execute(
+                    "UPDATE records SET push_item = 0, "
+                    "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ? AND mutation = ?",
+                    (rid, item.mutation),
+                )
+                kind, rec_id = "record", rid
+            else:
+                conn.execute(
+                    "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND mutation = ?",
+                    (item.entity_id, item.mutation),
+                )
+                kind, rec_id = "item", None
+            bare = msgspec.structs.replace(item, mutation=None, kept=False)
+            self._keep_aside(
+                "push", kind, item.entity_id, rec_id, reason, _encoder.encode(bare), item.mutation
+            )
+
+    def refusals(self, direction: str | None = None) -> list[Refusal]:
+        """What the hub refused of this vault's pushes and what this vault refused of pulls,
+        newest first."""
+        sql = "SELECT id, direction, kind, entity_id, record_id, reason, at, item FROM refused"
+        args: list[Any] = []
+        if direction is not None:
+            sql += " WHERE direction = ?"
+            args.append(direction)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY id DESC", args).fetchall()
+        return [
+            Refusal(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]).decode(errors="replace"))
+            for r in rows
+        ]
+
+    def retry_refused(self, refusal_id: int) -> bool:
+        """Queue a version the hub refused again (True), or say it changed since (False: the
+        newer version is queued or pushed already); either way the refusal is forgotten."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT direction, kind, entity_id, record_id, item FROM refused WHERE id = ?", (refusal_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no refusal {refusal_id}", hint="list them with 'truthvault sync rejected'")
+            direction, kind, entity_id, rid, blob = row
+            if direction != "push":
+                raise ConflictState(
+                    f"refusal {refusal_id} is of a pulled item, which only the hub can send again",
+                    hint="'truthvault sync resync' pulls everything again; 'sync rejected forget' drops the note",
+                )
+            item = _item_decoder.decode(blob)
+            queued = False
+            if kind == "record":
+                cur = conn.execute(
+                    "UPDATE records SET push_item = 1, mutation = coalesce(mutation, ?) "
+                    "WHERE id = ? AND push_item = 0 AND hub_known = 0",
+                    (self._take_mutations(), rid),
+                )
+                queued = cur.rowcount > 0
+            else:
+                cur = conn.execute(
+                    "UPDATE entities SET mutation = ? WHERE entity_id = ? AND mutation IS NULL "
+                    "AND last_modified_at = ? AND device_id = ?",
+                    (self._take_mutations(), entity_id, item.last_modified_at, item.device_id),
+                )
+                queued = cur.rowcount > 0
+            conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,))
+            return queued
+
+    def forget_refused(self, refusal_id: int) -> None:
+        """Drop the note of a refusal (what the vault holds is not touched)."""
+        with self._tx() as conn:
+            if conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,)).rowcount == 0:
+                raise NotFound(f"no refusal {refusal_id}", hint="list them with 'truthvault sync rejected'")
+
+    def checksum(self, *, recount: bool = False) -> str:
+        """The state checksum over all entities, comparable with the hub's: the running one every
+        write keeps, or with ``recount`` one computed from every entity (which also corrects
+        the running one)."""
+        if recount:
+            with self._tx():
+                return checksum_hex(self._recount())
+        return checksum_hex(int(self._meta_str("checksum") or 0))
+
+    def records_checksum(self) -> str:
+        """The checksum of the records this vault shares with the hub (their ids and statuses),
+        comparable with the hub's ``records_checksum``."""
         total = 0
         with self._read() as conn:
-            for eid, clock, device, level in conn.execute(
-                "SELECT entity_id, last_modified_at, device_id, truth_level FROM entities WHERE deleted = 0"
+            for rid, status, resolution in conn.execute(
+                "SELECT id, status, resolution FROM records WHERE hub_known = 1"
             ):
-                total += item_digest(eid, clock, device, level, False)
+                total += record_digest(rid, status, resolution)
         return checksum_hex(total)
 
     # -- re-sync from scratch ------------------------------------------------------
@@ -362,6 +646,7 @@ class SyncMixin(RecordsMixin):
             conn.execute("DELETE FROM resync_seen")
             self._set_meta("resyncing", 2 if hub_reset else 1)
             self._set_meta("cursor", 0)
+            self._set_meta("cursor_tag", "")
 
     def finish_resync(self, seen_ids: Iterable[str] = ()) -> int:
         """End a full re-pull: drop what the hub had and no longer has; return how many.
@@ -414,6 +699,7 @@ class SyncMixin(RecordsMixin):
                 )
                 _search.unindex(conn, cur.rowid)
                 conn.execute("DELETE FROM entities WHERE rowid = ?", (cur.rowid,))
+                self._count([], [cur.item])
             conn.execute("DELETE FROM resync_seen")
             self._set_meta("resyncing", 0)
         return len(doomed)

@@ -10,9 +10,9 @@ from typing import IO, Any
 import msgspec
 
 from ..clock import future_limit
-from ..errors import InvalidInput
+from ..errors import TruthvaultError
 from ..merge import plan_merge
-from ..model import SyncItem
+from ..model import SyncItem, decode_item
 from . import _search
 from ._codec import ENTITY_COLUMNS, ENTITY_SELECT, Current, check_item, entity_params, item_from_row
 from ._sync import _EVENT_OF_KIND, SyncMixin
@@ -26,29 +26,18 @@ _FRESH_INSERT = (
     f"INSERT INTO entities (rowid, {', '.join(ENTITY_COLUMNS)}, mutation, hub_known) "
     f"VALUES ({', '.join('?' * 19)})"
 )
-_decoder = msgspec.json.Decoder(SyncItem)
 _encoder = msgspec.json.Encoder()
 
 
-def _where(message: str) -> str:
-    # msgspec says "Expected `int`, got `str` - at `$.truth_level`"; lead with the field.
-    head, sep, path = message.rpartition(" - at `")
-    return f"{path.rstrip('`').removeprefix('$.')}: {head}" if sep else message
-
-
 def _parse(line: bytes | str, n: int, tenant: str, max_clock: str) -> SyncItem:
+    # Decoded and checked as a push is: a line the hub would refuse is refused here, naming it.
     try:
-        item = _decoder.decode(line)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"line {n}: {_where(str(exc))}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"line {n}: not a JSON object ({exc})") from None
-    # A vault holds one tenant: an imported item joins this vault's tenant.
-    item.tenant_id = tenant
-    try:
+        item = decode_item(line, f"line {n}")
+        # A vault holds one tenant: an imported item joins this vault's tenant.
+        item.tenant_id = tenant
         return check_item(item, f"line {n}", tenant, max_clock)
-    except InvalidInput as exc:
-        # "line 3.payload: ..." -> "line 3: payload: ...", like the schema errors above.
+    except TruthvaultError as exc:
+        # "line 3.payload: ..." -> "line 3: payload: ...", like the schema errors.
         raise type(exc)(exc.message.replace(f"line {n}.", f"line {n}: ", 1), hint=exc.hint) from None
 
 
@@ -151,17 +140,20 @@ class TransferMixin(SyncMixin):
         existing = self._currents(seen)
         start = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM entities").fetchone()[0]) + 1
         fresh: list[tuple[Any, ...]] = []
+        fresh_items: list[SyncItem] = []
         contested: list[SyncItem] = []
         mutation_of: dict[int, int | None] = {}
         for n, item in enumerate(items):
             mutation = first_mutation + n if queue else None
             if seen[item.entity_id] == 1 and item.entity_id not in existing:
                 fresh.append((start + len(fresh), *entity_params(item, mutation, False)))
+                fresh_items.append(item)
             else:
                 mutation_of[id(item)] = mutation
                 contested.append(item)
         if fresh:
             conn.executemany(_FRESH_INSERT, fresh)
+            self._count(fresh_items, [])
             # One set-based pass indexes the whole run of new rows.
             _search.reindex_range(conn, start, start + len(fresh) - 1)
         if contested:
@@ -178,9 +170,7 @@ class TransferMixin(SyncMixin):
         plan = plan_merge({eid: cur.item for eid, cur in existing.items()}, items, now)
         for eid, item in plan.entities.items():
             cur = existing.get(eid)
-            self._put_row(
-                item, mutation_of[id(item)], cur.hub_known if cur else False, cur.rowid if cur else None
-            )
+            self._put_row(item, mutation_of[id(item)], cur.hub_known if cur else False, cur)
         for loss in plan.losses:
             cur = existing.get(loss.record.entity_id)
             if cur is not None and loss.record.item is cur.item:
