@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput
-from ..sync import Syncer, SyncStats
+from ..sync import Syncer, SyncStats, check_hub_url
 from ._common import (
     err_console,
     home_dir,
@@ -97,6 +97,8 @@ def register(cli: click.Group) -> None:
     def init(hub_url: str | None, tenant: str | None, token: str | None, pin: str | None) -> None:
         """Create the local vault; with --hub, join it to a hub."""
         token = _read_token(token)
+        if hub_url:
+            hub_url = check_hub_url(hub_url)
         if pin and not hub_url:
             raise InvalidInput("--pin needs --hub")
         if hub_url and not token:
@@ -245,22 +247,18 @@ def register(cli: click.Group) -> None:
 
     @conflicts.command("resolve")
     @click.argument("conflict_id")
-    @click.option(
-        "--keep", "resolution", flag_value="keep", help="Keep the current version (default).", default=True
-    )
-    @click.option(
-        "--restore",
-        "resolution",
-        flag_value="restore",
-        help="Bring the losing version back as the current one.",
-    )
+    @click.option("--keep", is_flag=True, help="Keep the current version (the default).")
+    @click.option("--restore", is_flag=True, help="Bring the losing version back as the current one.")
     @json_option
-    def conflicts_resolve(conflict_id: str, resolution: str, as_json: bool) -> None:
+    def conflicts_resolve(conflict_id: str, keep: bool, restore: bool, as_json: bool) -> None:
         """Close a conflict: keep the current version or restore the one that lost.
 
         The decision is made here at once and reaches the hub now if it can be reached,
         otherwise on the next sync.
         """
+        if keep and restore:
+            raise InvalidInput("--keep and --restore exclude each other: give one")
+        resolution = "restore" if restore else "keep"
         with open_vault() as vault:
             record = vault.resolve_conflict(conflict_id, resolution)
             synced = False

@@ -46,7 +46,7 @@ def register(cli: click.Group) -> None:
             raise ConflictState(
                 f"port {port} on {host} is in use", hint="is a hub already running? try --port"
             )
-        with _store(db) as store:
+        with _store(db, create=True) as store:
             _enrol(store, hub_url)
             _hints(home)
             serve_hub(store, db, host, port, HubSettings())
