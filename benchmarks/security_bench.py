@@ -60,6 +60,7 @@ def hub(home: Path) -> Iterator[tuple[str, dict[str, str]]]:
         out = subprocess.run([*TV, *args, "--json"], env=env, check=True, capture_output=True, text=True)
         return msgspec.json.decode(out.stdout)  # type: ignore[no-any-return]
 
+    subprocess.run([*TV, "hub", "init"], env=env, check=True, capture_output=True)
     codes = {}
     for n in range(ROUNDS + 1):
         for what in MEASUREMENTS:

@@ -94,6 +94,7 @@ def hub_process(db: str, home: Path) -> Iterator[tuple[str, str, str, str]]:
     """A real `truthvault hub serve` process with one tenant and device; yields (url, token, tenant, device)."""
     env = {**os.environ, "TRUTHVAULT_HOME": str(home)}
     run = lambda *a: subprocess.run([*TV, *a], env=env, check=True, capture_output=True, text=True)  # noqa: E731
+    run("hub", "init", "--db", db)
     run("hub", "tenant", "add", "bench", "--mode", "cloud_first", "--db", db)
     dev = msgspec.json.decode(
         run("hub", "device", "add", "--tenant", "bench", "--name", "d1", "--db", db, "--json").stdout

@@ -17,6 +17,8 @@ import httpx
 import psycopg
 import pytest
 
+from truthvault.hub.store import open_store
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -54,12 +56,15 @@ class Cli:
 
 
 class HubProc:
-    """A hub process on a free loopback port."""
+    """A hub process on a free loopback port, over a hub database made for it."""
 
     def __init__(self, db: str, home: Path, *serve_args: str) -> None:
         self.db = db
         self.serve_args = serve_args
         self.admin = Cli(home, hub_db=db)
+        # as 'truthvault hub init' would (in this process, as it costs no start-up): neither
+        # 'hub serve' nor the admin commands make a hub database they do not find
+        open_store(db, create=True).close()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])

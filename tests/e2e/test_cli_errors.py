@@ -60,6 +60,7 @@ def test_a_vault_made_by_a_newer_version_is_refused_in_one_line(cli: Cli) -> Non
 
 def test_a_hub_database_made_by_a_newer_version_is_refused_in_one_line(cli: Cli, tmp_path: Path) -> None:
     db = str(tmp_path / "hub.db")
+    cli.run("hub", "init", "--db", db)
     cli.run("hub", "tenant", "add", "family", "--db", db)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0099'")
@@ -73,7 +74,9 @@ def test_a_port_in_use_is_refused_before_the_hub_announces_itself(cli: Cli, tmp_
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        result = cli.run("hub", "serve", "--db", str(tmp_path / "hub.db"), "--port", port, check=False)
+        result = cli.run(
+            "hub", "serve", "--db", str(tmp_path / "hub.db"), "--create", "--port", port, check=False
+        )
     _one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
     assert "truthvault hub on" not in result.stdout
 

@@ -31,6 +31,8 @@ def test_enrol_sync_list_revoke(hub_and_code: tuple[HubProc, str], tmp_path: Pat
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     laptop.run("note", "add", "buy oat milk")
     assert laptop.sync()["outcomes"] == {"applied": 1}
+    for _ in range(2):  # only looking whether a recovery copy exists fetches none
+        assert laptop.json("keys", "status")["recovery_passphrase_set"] is False
     laptop.run("keys", "rotate-device", "--grace", "1")
     assert laptop.sync()["pushed"] == 0  # signed with the new key
 
@@ -42,6 +44,12 @@ def test_enrol_sync_list_revoke(hub_and_code: tuple[HubProc, str], tmp_path: Pat
     laptop.sync()  # a local-first tenant: the laptop wraps the tenant's data key to the phone
     phone.sync()
     assert "buy oat milk" in phone.run("list", "--json").stdout
+    # the hub's events newest first, as the device's own are, with the device of each
+    every = laptop.json("events", "--hub", "--limit", "100")
+    assert [e["id"] for e in every] == sorted((e["id"] for e in every), reverse=True)
+    assert laptop.json("events", "--hub", "--limit", "1") == every[:1]
+    assert (every[0]["type"], every[0]["device_name"]) == ("SYNC_PULL", "phone")
+    assert {e["device_name"] for e in every} == {"laptop", "phone"}
 
     listed = laptop.json("devices")
     assert [(d["name"], d["revoked"]) for d in listed] == [("laptop", False), ("phone", False)]
@@ -58,6 +66,7 @@ def test_enrol_sync_list_revoke(hub_and_code: tuple[HubProc, str], tmp_path: Pat
     events = hub.admin.json("hub", "security-events", "--tenant", "family")
     kinds = [e["type"] for e in events]
     assert {"DEVICE_ENROLLED", "KEY_ROTATED", "DEVICE_REVOKED", "AUTH_REVOKED"} <= set(kinds)
+    assert "KEY_RECOVERY_FETCHED" not in kinds
     (revoked,) = [e for e in events if e["type"] == "AUTH_REVOKED"]
     assert revoked["device_id"] == phone_id and revoked["detail"]["path"].startswith(
         ("/v1/sync/", "/v1/keys/")

@@ -51,6 +51,10 @@ def test_up_serves_syncs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         synced = cli.json("sync", "now")
         assert synced["outcomes"] == {"applied": 1}
         assert cli.json("sync", "check")["in_sync"]
+        # enrolled as a user would be: with its own key pair, so the tenant key is wrapped to it
+        assert (tmp_path / "home" / "device.key").exists()
+        status = cli.json("keys", "status")
+        assert [(d["key"], d["can_receive"]) for d in status["devices"]] == [(status["current_key"], True)]
         again = Cli(tmp_path / "home")  # a second `up` on the same home must refuse the busy port
         busy = again.run("up", "--port", str(port), check=False)
         assert busy.returncode == 1 and "in use" in busy.stderr

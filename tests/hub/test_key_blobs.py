@@ -103,3 +103,15 @@ def test_recovery_blob_is_per_tenant_and_every_fetch_is_recorded(
     assert [e for e in beta if e[0].startswith("KEY_RECOVERY")] == [
         ("KEY_RECOVERY_FETCHED", desktop.device_id, {"found": False})
     ]
+
+
+def test_whether_a_recovery_copy_exists_is_told_without_a_fetch_on_record(
+    hub_store: HubStore, devices: tuple[DeviceContext, ...]
+) -> None:
+    laptop, phone, desktop = devices
+    assert hub_store.recovery_kid(phone) is None
+    hub_store.put_recovery_blob(laptop, "scrypt-envelope-1", "k1")
+    assert hub_store.recovery_kid(phone) == "k1"
+    assert hub_store.recovery_kid(desktop) is None  # another tenant's copy is not this one's
+    kinds = [e.type for e in hub_store.security_events(None)]
+    assert "KEY_RECOVERY_FETCHED" not in kinds and kinds.count("KEY_RECOVERY_SET") == 1

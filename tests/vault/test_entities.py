@@ -124,13 +124,73 @@ def test_search_ranks_better_matches_first(vault: Vault) -> None:
     assert len(vault.search("kiwi", limit=1)) == 1
 
 
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("e-mail", True),
+        ("2026-12-24", True),
+        ("ada@example.com", True),
+        ("don't", True),
+        ("C++", True),
+        ('say "hi"', True),
+        ("mail e", True),  # words, not a phrase: each must occur, in any order
+        ("e-mail bob", False),
+        ("nosuchcol:x", False),
+        ('"unterminated', False),
+        ("AND", False),
+        ("(a OR", False),
+        ("-", False),
+    ],
+)
+def test_plain_search_takes_words_as_typed(vault: Vault, query: str, found: bool) -> None:
+    # FTS5's own syntax (a-b is a column filter, ' and + are errors) must not leak into a search.
+    eid = vault.put("note", {"t": 'e-mail ada@example.com on 2026-12-24, don\'t forget C++, say "hi"'}).item
+    assert [i.entity_id for i in vault.search(query)] == ([eid.entity_id] if found else [])
+
+
+def test_plain_search_takes_a_trailing_star_as_a_prefix(vault: Vault) -> None:
+    eid = vault.put("note", {"t": "call the plumber"}).item.entity_id
+    assert [i.entity_id for i in vault.search("plumb*")] == [eid]
+    assert [i.entity_id for i in vault.search("call plumb*")] == [eid]
+    assert vault.search("*") == []
+
+
+def test_fts_search_takes_fts5_syntax(vault: Vault) -> None:
+    a = vault.put("note", {"t": "apples and pears"}).item.entity_id
+    b = vault.put("note", {"t": "apples only"}).item.entity_id
+    assert [i.entity_id for i in vault.search("apples NOT pears", fts=True)] == [b]
+    assert {i.entity_id for i in vault.search("pears OR only", fts=True)} == {a, b}
+    assert vault.search("apples NOT pears") == []  # plain: four words, all of them needed
+
+
 @pytest.mark.parametrize("query", ['"unterminated', "AND", "(a OR", "nosuchcol:x"])
-def test_malformed_search_is_invalid_input(vault: Vault, query: str) -> None:
+def test_malformed_fts_search_is_invalid_input(vault: Vault, query: str) -> None:
     vault.put("note", {"t": "a"})
     with pytest.raises(InvalidInput, match="search query"):
-        vault.search(query)
+        vault.search(query, fts=True)
 
 
 def test_empty_search_is_invalid_input(vault: Vault) -> None:
     with pytest.raises(InvalidInput):
         vault.search("  ")
+
+
+def test_list_without_a_limit_lists_everything_and_types_are_case_insensitive(vault: Vault) -> None:
+    ids = [vault.put("note", {"n": n}).item.entity_id for n in range(120)]
+    assert [i.entity_id for i in vault.list(limit=None)] == ids[::-1]
+    assert len(vault.list()) == 100
+    assert len(vault.list(entity_type="Note", limit=None)) == vault.count(entity_type="NOTE") == 120
+    with pytest.raises(InvalidInput, match="entity_type"):
+        vault.list(entity_type="not a type")
+
+
+def test_event_types_are_case_insensitive_and_an_unknown_one_is_refused(vault: Vault) -> None:
+    eid = vault.put("note", {"t": "x"}, source="ai-local:m").item.entity_id
+    vault.upgrade_truth(eid)
+    vault.add_event("MY_OWN_EVENT")
+    assert [e.entity_id for e in vault.events(type="truth_upgrade")] == [eid]
+    assert len(vault.events(type="my_own_event")) == 1  # a type the vault holds is known
+    assert vault.events(type="decryption_failed") == []  # one it writes, though none yet
+    with pytest.raises(InvalidInput, match="unknown event type 'BOGUS'") as refused:
+        vault.events(type="bogus")
+    assert "TRUTH_UPGRADE" in refused.value.message and "MY_OWN_EVENT" in refused.value.message

@@ -116,6 +116,7 @@ def test_public_api_is_curated() -> None:
     assert sorted(vault_pkg.__all__) == sorted(
         [
             "DB_NAME",
+            "EVENT_TYPES",
             "HEAD_REVISION",
             "LOCAL_ONLY_REASON",
             "MAX_PAYLOAD_BYTES",

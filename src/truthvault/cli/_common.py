@@ -29,6 +29,7 @@ __all__ = [
     "out",
     "pin_hub",
     "pin_option",
+    "plural",
     "print_json",
     "summary",
 ]
@@ -129,6 +130,20 @@ def print_json(data: Any) -> None:
     """Print data (wire structs included) as indented JSON on stdout."""
     text = msgspec.json.format(msgspec.json.encode(plain(data)), indent=2)
     sys.stdout.write(text.decode() + "\n")
+
+
+def plural(count: float, word: str, many: str | None = None) -> str:
+    """A count with its noun in the right number: ``1 entity``, ``1,203 entities``, ``2.5 minutes``."""
+    if count == 1:
+        noun = word
+    elif many is not None:
+        noun = many
+    elif word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        noun = word[:-1] + "ies"
+    else:
+        noun = word + "s"
+    number = f"{count:,}" if isinstance(count, int) else f"{count:,g}"
+    return f"{number} {noun}"
 
 
 def level_name(level: int) -> str:

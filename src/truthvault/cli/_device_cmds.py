@@ -55,13 +55,14 @@ def register(cli: click.Group) -> None:
     ) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
         from ..crypto import DeviceKeys
+        from ..sync import check_hub_url
         from ..sync import enroll as enroll_device
 
+        hub_url = check_hub_url(hub_url)
         code = _read_code(code)
         if not code:
             raise InvalidInput("--code is empty")
         passphrase = read_passphrase(passphrase_file) if recover else None
-        hub_url = hub_url.rstrip("/")
         name = device_name or socket.gethostname() or "this-device"
         key_path = home_dir() / KEY_FILE
         cert = pin_hub(hub_url, pin)  # before anything is written: a wrong pin leaves no trace

@@ -15,11 +15,12 @@ import click
 from rich.table import Table
 
 from ..errors import InvalidInput
-from ._common import err_console, home_dir, json_option, out, print_json
+from ._common import err_console, home_dir, json_option, out, plural, print_json
 
 __all__ = ["check_tls", "db_option", "register", "serve_hub"]
 
 DEFAULT_PORT = 8787
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 #: minutes an enrolment code is valid unless --ttl says otherwise
 _CODE_TTL_MIN = 15
 
@@ -37,27 +38,66 @@ db_option = click.option(
 )
 
 
+def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # checked before the command runs: a bad --url must not leave a tenant made and its code unseen
+    from ..sync import check_hub_url
+
+    return None if value is None else check_hub_url(value)
+
+
+url_option = click.option(
+    "--url",
+    "hub_url",
+    default=None,
+    metavar="URL",
+    callback=_checked_url,
+    help="The hub's URL as devices reach it, for the command printed for them "
+    f"(default: the address 'hub serve' uses by default, {DEFAULT_URL}).",
+)
+
+
 @contextmanager
-def _store(db_url: str | None) -> Iterator[Any]:
+def _store(db_url: str | None, *, create: bool = False) -> Iterator[Any]:
+    """The hub store --db names (or the default one); a new database only with ``create``."""
+    from ..errors import NotFound
     from ..hub import open_store
 
     url = db_url or _default_db()
-    if "://" not in url:
-        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
-    store = open_store(url)
+    try:
+        store = open_store(url, create=create)
+    except NotFound as exc:
+        db = f" --db {_where(url)}" if db_url else ""  # a PostgreSQL password is not shown
+        exc.hint = f"create one with 'truthvault hub init{db}' (or 'truthvault hub serve{db} --create')"
+        raise
     try:
         yield store
     finally:
         store.close()
 
 
-def _describe(url: str) -> str:
-    """The database for a start-up line, with any password hidden."""
+def _where(url: str) -> str:
+    """Where a hub database is, for a message: its file, or its URL with any password hidden."""
     if "://" not in url or url.startswith("sqlite://"):
-        return f"sqlite {url.removeprefix('sqlite:///').removeprefix('sqlite://')}"
+        return url.removeprefix("sqlite:///").removeprefix("sqlite://")
     from sqlalchemy.engine import make_url
 
-    return f"postgresql {make_url(url).render_as_string(hide_password=True)}"
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _describe(url: str) -> str:
+    """The database for a start-up line, with any password hidden."""
+    kind = "sqlite" if "://" not in url or url.startswith("sqlite://") else "postgresql"
+    return f"{kind} {_where(url)}"
+
+
+def _device_command(command: str, hub_url: str | None) -> str:
+    """The line that tells what to run on the device, with the hub's URL as --url gave it."""
+    if hub_url is not None:
+        return f"on the device: truthvault {command.format(hub=hub_url)}"
+    return (
+        f"on the device: truthvault {command.format(hub=DEFAULT_URL)}   "
+        "(hub serve's default address; --url prints the one your devices use)"
+    )
 
 
 def check_tls(cert_file: str, key_file: str) -> str:
@@ -211,6 +251,9 @@ def register(cli: click.Group) -> None:
         default="warning",
         show_default=True,
     )
+    @click.option(
+        "--create", is_flag=True, help="Create the hub database if there is none (as 'hub init' does)."
+    )
     def serve(
         db_url: str | None,
         host: str,
@@ -224,8 +267,12 @@ def register(cli: click.Group) -> None:
         tls_cert: str | None,
         tls_key: str | None,
         log_level: str,
+        create: bool,
     ) -> None:
-        """Serve the hub over HTTP, or HTTPS with --tls-cert and --tls-key (Ctrl-C stops it)."""
+        """Serve the hub over HTTP, or HTTPS with --tls-cert and --tls-key (Ctrl-C stops it).
+
+        The database must exist ('truthvault hub init' makes one), unless --create is given.
+        """
         from ..hub.app import HubSettings
         from ..hub.store import Limits
 
@@ -246,8 +293,22 @@ def register(cli: click.Group) -> None:
             rate_per_s=(rate := _parse_rate(rate_limit)),
             rate_burst=2 * rate,
         )
-        with _store(db_url) as store:
+        with _store(db_url, create=create) as store:
             serve_hub(store, db_url or _default_db(), host, port, settings, log_level, tls=tls)
+
+    @hub.command("init")
+    @db_option
+    def init(db_url: str | None) -> None:
+        """Create the hub database (SQLite file or PostgreSQL schema), or bring it up to date."""
+        from ..errors import NotFound
+
+        url = db_url or _default_db()
+        try:
+            with _store(url):
+                out.print(f"a hub database already exists at {_where(url)}")
+        except NotFound:
+            with _store(url, create=True):
+                out.print(f"created a hub database at {_where(url)}")
 
     @hub.group()
     def tenant() -> None:
@@ -263,8 +324,9 @@ def register(cli: click.Group) -> None:
         help="local_first: the devices hold the canonical data; cloud_first: the hub does.",
     )
     @db_option
+    @url_option
     @json_option
-    def tenant_add(name: str, mode: str, db_url: str | None, as_json: bool) -> None:
+    def tenant_add(name: str, mode: str, db_url: str | None, hub_url: str | None, as_json: bool) -> None:
         """Create a tenant and print a one-time enrolment code for its first device."""
         with _store(db_url) as store:
             created = store.add_tenant(name, mode)
@@ -273,7 +335,7 @@ def register(cli: click.Group) -> None:
             print_json({**_as_dict(created), "enrol_code": code, "code_ttl_minutes": _CODE_TTL_MIN})
         else:
             out.print(f"tenant {created.name!r} created ({created.vault_mode}, id {created.id})")
-            _print_code(code, _CODE_TTL_MIN)
+            _print_code(code, _CODE_TTL_MIN, hub_url)
 
     @tenant.command("code")
     @click.argument("name")
@@ -285,15 +347,16 @@ def register(cli: click.Group) -> None:
         help="Minutes the code stays valid.",
     )
     @db_option
+    @url_option
     @json_option
-    def tenant_code(name: str, ttl: float, db_url: str | None, as_json: bool) -> None:
+    def tenant_code(name: str, ttl: float, db_url: str | None, hub_url: str | None, as_json: bool) -> None:
         """Issue another one-time enrolment code for a tenant's next device."""
         with _store(db_url) as store:
             code = store.create_enrol_code(name, ttl * 60)
         if as_json:
             print_json({"tenant": name, "enrol_code": code, "code_ttl_minutes": ttl})
         else:
-            _print_code(code, ttl)
+            _print_code(code, ttl, hub_url)
 
     @tenant.command("list")
     @db_option
@@ -320,8 +383,11 @@ def register(cli: click.Group) -> None:
     @click.option("--tenant", "tenant_name", required=True, help="The tenant the device belongs to.")
     @click.option("--name", "device_name", required=True, help="A name for the device, e.g. laptop.")
     @db_option
+    @url_option
     @json_option
-    def device_add(tenant_name: str, device_name: str, db_url: str | None, as_json: bool) -> None:
+    def device_add(
+        tenant_name: str, device_name: str, db_url: str | None, hub_url: str | None, as_json: bool
+    ) -> None:
         """Register a device that syncs with a bearer token (for scripts); print it, once."""
         with _store(db_url) as store:
             created, token = store.add_device(tenant_name, device_name)
@@ -339,9 +405,7 @@ def register(cli: click.Group) -> None:
                 f"'truthvault hub tenant code {tenant_name}', then 'truthvault enroll' on it.",
                 soft_wrap=True,
             )
-        out.print(
-            f"on the device: truthvault init --hub http://127.0.0.1:{DEFAULT_PORT} --tenant {tenant_name} --token <token>"
-        )
+        out.print(_device_command(f"init --hub {{hub}} --tenant {tenant_name} --token <token>", hub_url))
 
     @device.command("list")
     @click.option("--tenant", "tenant_name", required=True)
@@ -402,7 +466,7 @@ def register(cli: click.Group) -> None:
         """Delete tombstones older than the retention now (the hub also does this hourly)."""
         with _store(db_url) as store:
             count = store.purge_tombstones(int((time.time() - older_than * 86400) * 1000))
-        out.print(f"purged {count} tombstones")
+        out.print(f"purged {plural(count, 'tombstone')}")
 
 
 def _parse_rate(text: str) -> float:
@@ -417,9 +481,9 @@ def _parse_rate(text: str) -> float:
     return rate
 
 
-def _print_code(code: str, ttl_min: float) -> None:
-    out.print(f"enrolment code (single use, valid {ttl_min:g} minutes): {code}")
-    out.print(f"on the device: truthvault enroll --hub http://127.0.0.1:{DEFAULT_PORT} --code {code}")
+def _print_code(code: str, ttl_min: float, hub_url: str | None) -> None:
+    out.print(f"enrolment code (single use, valid {plural(ttl_min, 'minute')}): {code}")
+    out.print(_device_command(f"enroll --hub {{hub}} --code {code}", hub_url))
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import ConflictState, InvalidInput
-from ._common import hub_client, json_option, open_vault, out, print_json
+from ._common import hub_client, json_option, open_vault, out, plural, print_json
 
 __all__ = ["PASSPHRASE_ENV", "add_key_commands", "passphrase_file_option", "read_passphrase", "recover_keys"]
 
@@ -85,7 +85,7 @@ def add_key_commands(keys: click.Group) -> None:
                 "this device has no tenant key yet: sync a device that has it, or 'truthvault keys recover'"
             )
         else:
-            out.print(f"current key {keyring.current} ({len(keyring.kids)} key(s) in the keyring)")
+            out.print(f"current key {keyring.current} ({plural(len(keyring.kids), 'key')} in the keyring)")
         out.print(f"recovery passphrase: {'set' if recovery else 'not set'}")
         for h in status["devices"]:
             out.print(f"  {h['name']}: {h['key'] or 'no copy yet'}")

@@ -12,7 +12,7 @@ import msgspec
 from rich.table import Table
 
 from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
-from ..sync import Syncer, SyncStats
+from ..sync import Syncer, SyncStats, check_hub_url
 from ._common import (
     err_console,
     home_dir,
@@ -22,6 +22,7 @@ from ._common import (
     out,
     pin_hub,
     pin_option,
+    plural,
     print_json,
     record_table,
 )
@@ -36,10 +37,6 @@ def _read_token(token: str | None) -> str | None:
         token = sys.stdin.readline().strip()
     token = token or os.environ.get("TRUTHVAULT_TOKEN")
     return token or None
-
-
-def _n(count: int, one: str, many: str | None = None) -> str:
-    return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
 
 _RESYNCED = {
@@ -77,7 +74,7 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
         parts.append(f"pushed {stats.pushed:,}" + (f" ({detail})" if detail else ""))
     # what was new here: the hub also sends back what this device itself pushed
     parts.append(
-        f"pulled {_n(stats.applied, 'new change')} and {_n(stats.new_records, 'new suggestion or conflict', 'new suggestions or conflicts')}"
+        f"pulled {plural(stats.applied, 'new change')} and {plural(stats.new_records, 'new suggestion or conflict', 'new suggestions or conflicts')}"
     )
     if stats.resync_reason:
         parts.append(_RESYNCED[stats.resync_reason])
@@ -106,20 +103,20 @@ def _check_unreadable(stats: SyncStats) -> None:
     bad = stats.unreadable
     if bad:
         raise DecryptionFailed(
-            f"{_n(len(bad), 'pulled item')} could not be decrypted and were kept out of the vault: "
+            f"{plural(len(bad), 'pulled item')} could not be decrypted and were kept out of the vault: "
             f"{_some([u.describe() for u in bad])}",
             hint="everything else synced; see 'truthvault events' (DECRYPTION_FAILED)",
             reason=bad[0].reason,
         )
     if stats.refused_pushes:
         raise SyncIncomplete(
-            f"the hub refused {_n(len(stats.refused_pushes), 'item')}, kept here out of the push queue: "
+            f"the hub refused {plural(len(stats.refused_pushes), 'item')}, kept here out of the push queue: "
             f"{_some([f'{eid} ({why})' for eid, why in stats.refused_pushes])}",
             hint="everything else was pushed; see 'truthvault sync rejected'",
         )
     if stats.refused_pulls:
         raise SyncIncomplete(
-            f"{_n(len(stats.refused_pulls), 'pulled item')} could not be taken in and were kept aside: "
+            f"{plural(len(stats.refused_pulls), 'pulled item')} could not be taken in and were kept aside: "
             f"{_some([f'{r.entity_id} ({r.reason})' for r in stats.refused_pulls])}",
             hint="everything else was applied; see 'truthvault sync rejected'",
         )
@@ -145,6 +142,8 @@ def register(cli: click.Group) -> None:
     def init(hub_url: str | None, tenant: str | None, token: str | None, pin: str | None) -> None:
         """Create the local vault; with --hub, join it to a hub."""
         token = _read_token(token)
+        if hub_url:
+            hub_url = check_hub_url(hub_url)
         if pin and not hub_url:
             raise InvalidInput("--pin needs --hub")
         if hub_url and not token:
@@ -239,14 +238,16 @@ def register(cli: click.Group) -> None:
                 f"in sync at cursor {result.cursor} (entities {result.local}, records {result.local_records})"
             )
         elif result.pending:
-            out.print(f"{_n(result.pending, 'local change')} not pushed yet; run 'truthvault sync now' first")
+            out.print(
+                f"{plural(result.pending, 'local change')} not pushed yet; run 'truthvault sync now' first"
+            )
         else:
             sides = {
                 "entities": f"entities local {result.local}, hub {result.hub}",
                 "records": f"records local {result.local_records}, hub {result.hub_records}",
             }
             aside = (
-                f"; {_n(result.refused, 'item')} kept aside ('truthvault sync rejected')"
+                f"; {plural(result.refused, 'item')} kept aside ('truthvault sync rejected')"
                 if result.refused
                 else ""
             )
@@ -313,9 +314,9 @@ def register(cli: click.Group) -> None:
             chosen = _refusal_ids(vault, ids, every, "push")
             queued = sum(vault.retry_refused(rid) for rid in chosen)
         out.print(
-            f"queued {_n(queued, 'item')} again"
+            f"queued {plural(queued, 'item')} again"
             + (
-                f"; {_n(len(chosen) - queued, 'other')} changed since and went as they are"
+                f"; {plural(len(chosen) - queued, 'other')} changed since and went as they are"
                 if len(chosen) > queued
                 else ""
             )
@@ -330,7 +331,7 @@ def register(cli: click.Group) -> None:
             chosen = _refusal_ids(vault, ids, every, None)
             for rid in chosen:
                 vault.forget_refused(rid)
-        out.print(f"forgot {_n(len(chosen), 'refusal')}")
+        out.print(f"forgot {plural(len(chosen), 'refusal')}")
 
     @sync.command("status")
     @json_option
@@ -372,34 +373,37 @@ def register(cli: click.Group) -> None:
 
     @conflicts.command("resolve")
     @click.argument("conflict_id")
-    @click.option(
-        "--keep", "resolution", flag_value="keep", help="Keep the current version (default).", default=True
-    )
-    @click.option(
-        "--restore",
-        "resolution",
-        flag_value="restore",
-        help="Bring the losing version back as the current one.",
-    )
+    @click.option("--keep", is_flag=True, help="Keep the current version (the default).")
+    @click.option("--restore", is_flag=True, help="Bring the losing version back as the current one.")
     @json_option
-    def conflicts_resolve(conflict_id: str, resolution: str, as_json: bool) -> None:
+    def conflicts_resolve(conflict_id: str, keep: bool, restore: bool, as_json: bool) -> None:
         """Close a conflict: keep the current version or restore the one that lost.
 
         The decision is made here at once and reaches the hub now if it can be reached,
         otherwise on the next sync.
         """
+        if keep and restore:
+            raise InvalidInput("--keep and --restore exclude each other: give one")
+        resolution = "restore" if restore else "keep"
         with open_vault() as vault:
             record = vault.resolve_conflict(conflict_id, resolution)
-            synced = False
+            synced, overruled = False, None
             if vault.hub_url:
                 try:
                     with hub_client(vault) as client:
-                        make_syncer(vault, client).sync()
+                        stats = make_syncer(vault, client).sync()
                     synced = True
+                    overruled = next((o for o in stats.overruled if o.record_id == record.id), None)
                 except HubUnavailable as exc:
                     err_console.print(f"note: {exc.message}; the decision goes to the hub on the next sync")
+            if overruled is not None:
+                record = vault.get_record(record.id)
             if as_json:
-                print_json({"record": record, "synced": synced})
+                print_json({"record": record, "synced": synced, "overruled": overruled is not None})
+                return
+            if overruled is not None:
+                # another device decided first; its decision stands everywhere
+                out.print(f"conflict {overruled.describe()}")
                 return
             done = "restored the losing version" if resolution == "restore" else "kept the current version"
             out.print(f"conflict {record.id} on {record.entity_id} resolved: {done}")

@@ -12,6 +12,7 @@ import click
 
 from ..errors import ConflictState, NotFound
 from ._common import home_dir, open_vault, out
+from ._device_cmds import KEY_FILE
 from ._hub_cmds import DEFAULT_PORT, _store, serve_hub
 
 __all__ = ["register"]
@@ -46,7 +47,7 @@ def register(cli: click.Group) -> None:
             raise ConflictState(
                 f"port {port} on {host} is in use", hint="is a hub already running? try --port"
             )
-        with _store(db) as store:
+        with _store(db, create=True) as store:
             _enrol(store, hub_url)
             _hints(home)
             serve_hub(store, db, host, port, HubSettings())
@@ -54,29 +55,43 @@ def register(cli: click.Group) -> None:
 
 
 def _enrol(store: Any, hub_url: str) -> None:
-    """Make sure the vault exists and is joined to this hub, as a device of TENANT."""
+    """Make sure the vault exists and is enrolled with this hub as a device of TENANT.
+
+    As a user enrols one: an enrolment code spent on this device's own key pair, so the
+    device signs its requests and can be given the tenant's data key. The hub is not
+    serving yet, so the code is spent on its store directly rather than over HTTP.
+    """
+    from ..crypto import DeviceKeys
+
     with open_vault(create=True) as vault:
-        if vault.hub_url == hub_url and vault.hub_token:
+        if vault.hub_url == hub_url and (vault.key_path or vault.hub_token):
             return
         try:
-            tenant = store.get_tenant(TENANT)
+            store.get_tenant(TENANT)
         except NotFound:
-            tenant = store.add_tenant(TENANT, "local_first")
+            store.add_tenant(TENANT, "local_first")
         name = socket.gethostname() or "this-device"
         taken = {d.name for d in store.list_devices(TENANT)}
         base, n = name, 2
         while name in taken:
             name, n = f"{base}-{n}", n + 1
-        device, token = store.add_device(TENANT, name)
+        key_path = home_dir() / KEY_FILE
+        # A key left by an enrolment that failed half way is used again, as 'enroll' does.
+        keys = DeviceKeys.load(key_path) if key_path.exists() else DeviceKeys.generate()
+        if not key_path.exists():
+            keys.save(key_path)
+        bundle = keys.public_bundle()
+        device, tenant = store.enroll(store.create_enrol_code(TENANT), name, bundle["sign"], bundle["box"])
         vault.join(
             hub_url=hub_url,
-            token=token,
+            token=None,
             tenant_id=tenant.id,
             tenant_name=tenant.name,
             device_id=device.id,
             vault_mode=tenant.vault_mode,
+            key_path=str(key_path),
         )
-        out.print(f"enrolled this vault as device {name!r} of tenant {TENANT!r}")
+        out.print(f"enrolled this vault as device {name!r} of tenant {TENANT!r} (key {keys.fingerprint()})")
 
 
 def _hints(home: Path) -> None:

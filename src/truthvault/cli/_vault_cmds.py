@@ -12,12 +12,14 @@ from ..errors import InvalidInput
 from ..truth import Outcome, TruthLevel
 from ._common import (
     entity_table,
+    err_console,
     home_dir,
     json_option,
     level_name,
     open_vault,
     out,
     plain,
+    plural,
     print_json,
     record_table,
 )
@@ -77,6 +79,26 @@ def _report(result: Any, as_json: bool) -> None:
     else:
         verb = "deleted" if item.deleted else "saved"
         out.print(f"{verb} {item.entity_type} [bold]{item.entity_id}[/bold] ({level_name(item.truth_level)})")
+
+
+#: entities ``list`` shows unless --limit or --all says otherwise
+_LIST_LIMIT = 50
+
+
+def _say_part_shown(offset: int, shown: int, total: int) -> None:
+    """Tell (on stderr, so --json output stays clean) that a listing shows only part of the matches."""
+    where = f"{shown:,}" if not offset else f"{offset + 1:,}-{offset + shown:,}"
+    more = offset + shown < total
+    err_console.print(
+        f"{where} of {total:,} shown"
+        + (
+            f"; --offset {offset + shown} for the next page, --limit N for longer ones, --all for every one"
+            if more
+            else ""
+        ),
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def register(cli: click.Group) -> None:
@@ -148,33 +170,49 @@ def register(cli: click.Group) -> None:
             _report(result, as_json)
 
     @cli.command("list")
-    @click.option("--type", "entity_type", help="Only this entity type.")
+    @click.option("--type", "entity_type", help="Only this entity type (any case).")
     @click.option("--level", type=click.IntRange(1, 5), help="Only this truth level (1=user ... 5=cloud AI).")
     @click.option(
         "--accepted/--not-accepted", default=None, help="Only entities the user has (not) accepted."
     )
     @click.option("--deleted", is_flag=True, help="Include tombstones.")
-    @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+    @click.option(
+        "--limit", type=click.IntRange(1), default=None, help=f"At most this many.  [default: {_LIST_LIMIT}]"
+    )
+    @click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many first (to page).")
+    @click.option("--all", "everything", is_flag=True, help="List every match (no --limit).")
     @json_option
     def list_(
         entity_type: str | None,
         level: int | None,
         accepted: bool | None,
         deleted: bool,
-        limit: int,
+        limit: int | None,
+        offset: int,
+        everything: bool,
         as_json: bool,
     ) -> None:
-        """List entities, newest first."""
+        """List entities, newest first. When there are more than are shown, stderr says so."""
+        if everything and limit is not None:
+            raise InvalidInput("--all and --limit exclude each other: give one")
+        limit = None if everything else limit or _LIST_LIMIT
+        filters: dict[str, Any] = dict(
+            entity_type=entity_type, level=level, accepted=accepted, include_deleted=deleted
+        )
         with open_vault() as vault:
-            items = vault.list(
-                entity_type=entity_type, level=level, accepted=accepted, include_deleted=deleted, limit=limit
-            )
-            if as_json:
-                print_json(items)
-            elif items:
-                out.print(entity_table(items))
-            else:
-                out.print("nothing here yet — try: truthvault note add 'hello'")
+            items = vault.list(**filters, limit=limit, offset=offset)
+            # Counted only when the page is full or not the first: the count reads every match.
+            total = vault.count(**filters) if limit is not None and (len(items) == limit or offset) else None
+        if as_json:
+            print_json(items)
+        elif items:
+            out.print(entity_table(items))
+        elif offset:
+            out.print(f"nothing past the first {plural(offset, 'match', 'matches')}")
+        else:
+            out.print("nothing here yet — try: truthvault note add 'hello'")
+        if total is not None and items and (offset or offset + len(items) < total):
+            _say_part_shown(offset, len(items), total)
 
     @cli.command()
     @click.argument("entity_id")
@@ -244,11 +282,20 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("query")
     @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+    @click.option(
+        "--fts",
+        is_flag=True,
+        help='QUERY is SQLite FTS5 syntax: "phrases", AND / OR / NOT, NEAR(...), prefix*.',
+    )
     @json_option
-    def search(query: str, limit: int, as_json: bool) -> None:
-        """Full-text search over the text of every entity."""
+    def search(query: str, limit: int, fts: bool, as_json: bool) -> None:
+        """Full-text search over the text of every entity: entities holding every word of QUERY.
+
+        Words are searched as typed (e-mail, ada@example.com and C++ are words, not syntax);
+        a word ending in * matches as a prefix.
+        """
         with open_vault() as vault:
-            items = vault.search(query, limit=limit)
+            items = vault.search(query, limit=limit, fts=fts)
             if as_json:
                 print_json(items)
             elif items:
@@ -332,13 +379,16 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.option("--limit", type=click.IntRange(1), default=30, show_default=True)
-    @click.option("--type", "event_type", help="Only this event type (e.g. TRUTH_UPGRADE).")
+    @click.option("--type", "event_type", help="Only this event type, in any case (e.g. truth_upgrade).")
     @click.option(
-        "--hub", "from_hub", is_flag=True, help="Show the hub's sync events instead of this device's."
+        "--hub",
+        "from_hub",
+        is_flag=True,
+        help="Show the hub's sync events (with the device of each) instead of this device's.",
     )
     @json_option
     def events(limit: int, event_type: str | None, from_hub: bool, as_json: bool) -> None:
-        """Events: truth upgrades, suggestions, conflicts, syncs."""
+        """Events, newest first: truth upgrades, suggestions, conflicts, syncs."""
         from rich.table import Table
 
         from ._common import hub_client
@@ -346,27 +396,28 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault:
             if from_hub:
                 with hub_client(vault) as client:
-                    rows = client.events(limit=limit, type=event_type)
+                    rows = client.events(limit=limit, type=event_type, newest_first=True)
             else:
                 rows = vault.events(limit=limit, type=event_type)
             rows = [plain(r) for r in rows]
-            if as_json:
-                print_json(rows)
-                return
-            table = Table(header_style="bold")
-            for col in ("at", "type", "entity", "detail"):
-                table.add_column(col)
-            for row in rows:
-                detail = row.get("detail") or {}
-                table.add_row(
-                    str(row.get("at", ""))[:23],
-                    str(row.get("type", "")),
-                    str(row.get("entity_id") or ""),
-                    ", ".join(f"{k}={v}" for k, v in detail.items())
-                    if isinstance(detail, dict)
-                    else str(detail),
-                )
-            out.print(table if rows else f"no {event_type} events" if event_type else "no events yet")
+        if as_json:
+            print_json(rows)
+            return
+        table = Table(header_style="bold")
+        columns = ("at", "type", *(("device",) if from_hub else ()), "entity", "detail")
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            detail = row.get("detail") or {}
+            device = (row.get("device_name") or row.get("device_id") or "",) if from_hub else ()
+            table.add_row(
+                str(row.get("at", ""))[:23],
+                str(row.get("type", "")),
+                *(str(d) for d in device),
+                str(row.get("entity_id") or ""),
+                ", ".join(f"{k}={v}" for k, v in detail.items()) if isinstance(detail, dict) else str(detail),
+            )
+        out.print(table if rows else f"no {event_type.upper()} events" if event_type else "no events yet")
 
     @cli.command("import")
     @click.argument("source", type=click.File("rb"))
@@ -384,7 +435,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json({"imported": count, "vault": str(home_dir())})
         else:
-            out.print(f"imported {count} entities into {home_dir()}")
+            out.print(f"imported {plural(count, 'entity')} into {home_dir()}")
 
     @cli.command("export")
     @click.argument("target", type=click.File("wb"), default="-")
@@ -393,4 +444,4 @@ def register(cli: click.Group) -> None:
         """Export every entity with its truth fields as JSON Lines ('-' or nothing: stdout)."""
         with open_vault() as vault:
             count = vault.export_jsonl(target, include_deleted=not live)
-        click.echo(f"exported {count} entities", err=True)
+        click.echo(f"exported {plural(count, 'entity')}", err=True)

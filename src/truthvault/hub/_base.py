@@ -45,7 +45,7 @@ from ..model import (
 from ..truth import Outcome, TruthLevel, origin_step
 from ._auth import AuthMixin, check_bearer, check_name
 from ._keys import KeysMixin
-from .store import VAULT_MODES, Device, DeviceContext, Event, Limits, Tenant
+from .store import SYNC_EVENT_TYPES, VAULT_MODES, Device, DeviceContext, Event, Limits, Tenant
 
 __all__ = [
     "ENTITY_COLUMNS",
@@ -384,18 +384,32 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         return pk
 
     def events(
-        self, tenant_id: str, since: int = 0, limit: int = 100, type: str | None = None
+        self,
+        tenant_id: str,
+        since: int = 0,
+        limit: int = 100,
+        type: str | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
-        """The tenant's events after id ``since``, oldest first."""
+        """The tenant's events after id ``since``, oldest (or newest) first, with device names."""
+        if type is not None:
+            type = type.upper()
+            if type not in SYNC_EVENT_TYPES:
+                raise InvalidInput(f"type: unknown event type {type!r}; known: {', '.join(SYNC_EVENT_TYPES)}")
         self.flush_notes()
-        sql = "SELECT id, type, at, device_id, entity_id, detail FROM sync_events WHERE tenant_pk = ? AND id > ?"
+        sql = (
+            "SELECT e.id, e.type, e.at, e.device_id, e.entity_id, e.detail, d.name FROM sync_events e "
+            "LEFT JOIN devices d ON d.id = e.device_id AND d.tenant_pk = e.tenant_pk "
+            "WHERE e.tenant_pk = ? AND e.id > ?"
+        )
         params: list[object] = [self._tenant_pk(tenant_id), since]
         if type is not None:
-            sql += " AND type = ?"
+            sql += " AND e.type = ?"
             params.append(type)
+        order = " ORDER BY e.id DESC" if newest_first else " ORDER BY e.id"
         with self._read() as db:
-            rows = db.execute(sql + " ORDER BY id LIMIT ?", (*params, limit)).fetchall()
-        return [Event(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5])) for r in rows]
+            rows = db.execute(sql + order + " LIMIT ?", (*params, limit)).fetchall()
+        return [Event(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5]), r[6]) for r in rows]
 
     def list_records(
         self, ctx: DeviceContext, kind: str | None = None, status: str | None = "open", limit: int = 1000

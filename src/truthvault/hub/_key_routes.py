@@ -75,6 +75,13 @@ def add_key_routes(
         await run_in_threadpool(store.put_recovery_blob, ctx, body.blob, body.kid)
         return {"stored": True}
 
+    @app.get("/v1/keys/recovery/status", tags=["keys"])
+    async def recovery_status(ctx: Device) -> dict[str, Any]:
+        """Whether the tenant has a recovery copy (and its key id), without fetching it: not on record."""
+        _local_first(ctx)
+        kid = await run_in_threadpool(store.recovery_kid, ctx)
+        return {"set": kid is not None, "kid": kid}
+
     @app.get("/v1/keys/recovery", tags=["keys"])
     async def get_recovery(ctx: Device) -> dict[str, Any]:
         """The tenant keyring wrapped with the recovery passphrase, or null when none is set."""

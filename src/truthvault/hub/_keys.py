@@ -112,6 +112,16 @@ class KeysMixin:
             _upsert(db, pk, "recovery", "", blob, kid, at, ctx.device_id)
             _insert_event(db, "KEY_RECOVERY_SET", pk, ctx.device_id, {"kid": kid}, at)
 
+    def recovery_kid(self, ctx: DeviceContext) -> str | None:
+        """The key id of the tenant's recovery copy, or None when there is none; records nothing."""
+        pk = self._tenant_pk(ctx.tenant_id)
+        with self._read() as db:
+            row = db.execute(
+                "SELECT kid FROM key_blobs WHERE tenant_pk = ? AND kind = 'recovery' AND device_id = ''",
+                (pk,),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
         """The tenant's passphrase-wrapped keyring, or None; records KEY_RECOVERY_FETCHED."""
         pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())

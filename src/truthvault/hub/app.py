@@ -326,10 +326,16 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         ctx: Device,
         since: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
         limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-        type: Annotated[Text | None, Query(max_length=64)] = None,
+        type: Annotated[Text | None, Query(max_length=64, description="only this type (any case)")] = None,
+        order: Annotated[
+            Literal["oldest", "newest"],
+            Query(
+                description="oldest: the first `limit` after `since`, in order; newest: the last, newest first"
+            ),
+        ] = "oldest",
     ) -> list[dict[str, Any]]:
-        """The tenant's sync events (SYNC_PUSH, CONFLICT_DETECTED, ...), oldest first."""
-        found = await run_in_threadpool(store.events, ctx.tenant_id, since, limit, type)
+        """The tenant's sync events (SYNC_PUSH, CONFLICT_DETECTED, ...) after `since`, with device names."""
+        found = await run_in_threadpool(store.events, ctx.tenant_id, since, limit, type, order == "newest")
         return [asdict(e) for e in found]
 
     add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s)

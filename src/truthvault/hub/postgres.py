@@ -15,7 +15,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
-from ..errors import StorageError
+from ..errors import NotFound, StorageError
 from ..model import SyncItem
 from . import migrations
 from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db, EntityWrites
@@ -89,7 +89,9 @@ class PostgresHubStore(BaseHubStore):
     _lock_clause = " FOR NO KEY UPDATE"
     _integrity_errors = (psycopg.errors.UniqueViolation,)
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16, create: bool = True) -> None:
+        """Open the hub in the database at ``url``; one without the hub's tables only with
+        ``create``, else NotFound."""
         super().__init__()
         self.url = url
         self._growth_lock = threading.Lock()
@@ -98,6 +100,11 @@ class PostgresHubStore(BaseHubStore):
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 current = _revision(conn)
+            if current is None and not create:
+                from sqlalchemy.engine import make_url
+
+                shown = make_url(url).render_as_string(hide_password=True)
+                raise NotFound(f"no hub database at {shown} (the database holds no truthvault hub)")
             if current != migrations.HEAD_REVISION:
                 migrations.upgrade(url)
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(

@@ -14,7 +14,7 @@ from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StorageError
+from ..errors import NotFound, StorageError
 from ..model import encode
 from . import migrations
 from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, TENANT_COUNTERS, BaseHubStore, Db, EntityWrites
@@ -48,9 +48,13 @@ class SqliteHubStore(BaseHubStore):
     backend = "sqlite"
     _integrity_errors = (sqlite3.IntegrityError,)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        """Open the hub in the file at ``path``; a new (or empty) file only with ``create``,
+        else NotFound."""
         super().__init__()
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise NotFound(f"no hub database at {self.path}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Create the file ourselves so that it (and the -wal/-shm files SQLite derives
@@ -65,9 +69,13 @@ class SqliteHubStore(BaseHubStore):
         try:
             # Every use of the writer holds _write_lock, so it may move between threads.
             self._writer = self._connect(check_same_thread=False)
+            revision = _revision(self._writer)
+            if revision is None and not create:
+                self._writer.close()
+                raise NotFound(f"no hub database at {self.path} (the file holds no truthvault hub)")
             self._writer.execute("PRAGMA journal_mode=WAL")
             self._writer.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
-            if _revision(self._writer) != migrations.HEAD_REVISION:
+            if revision != migrations.HEAD_REVISION:
                 migrations.upgrade(str(self.path))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the hub database {str(self.path)!r}: {exc}") from exc

@@ -15,6 +15,7 @@ from ..errors import InvalidInput
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 __all__ = [
+    "SYNC_EVENT_TYPES",
     "Device",
     "DeviceAuth",
     "DeviceContext",
@@ -108,14 +109,25 @@ class WrappedKey:
     tenant_keyed: bool
 
 
+#: Every type of sync event a hub records (security events are kept apart).
+SYNC_EVENT_TYPES: tuple[str, ...] = (
+    "SYNC_PUSH",
+    "SYNC_PULL",
+    "TRUTH_UPGRADE",
+    "CONFLICT_DETECTED",
+    "AI_SUGGESTION_GENERATED",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     id: int
-    type: str  # SYNC_PUSH, SYNC_PULL, TRUTH_UPGRADE, CONFLICT_DETECTED, AI_SUGGESTION_GENERATED, ...
+    type: str  # one of SYNC_EVENT_TYPES
     at: str
     device_id: str | None
     entity_id: str | None
     detail: dict[str, object]
+    device_name: str | None = None  # of device_id, when the tenant still has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +250,10 @@ class HubStore(Protocol):
     def put_recovery_blob(self, ctx: DeviceContext, blob: str, kid: str) -> None:
         """Store the tenant's passphrase-wrapped keyring. Records KEY_RECOVERY_SET."""
 
+    def recovery_kid(self, ctx: DeviceContext) -> str | None:
+        """The current key id of the tenant's passphrase-wrapped keyring, or None when it has
+        none. Records nothing: it tells whether a copy exists, not what it holds."""
+
     def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
         """The tenant's passphrase-wrapped keyring, or None. Records KEY_RECOVERY_FETCHED."""
 
@@ -291,9 +307,16 @@ class HubStore(Protocol):
         stamped ``clock``. NotFound / ConflictState (already closed) otherwise."""
 
     def events(
-        self, tenant_id: str, since: int = 0, limit: int = 100, type: str | None = None
+        self,
+        tenant_id: str,
+        since: int = 0,
+        limit: int = 100,
+        type: str | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
-        """The tenant's events after id ``since``, oldest first."""
+        """The tenant's events after id ``since``: the oldest ``limit`` of them oldest first, or
+        with ``newest_first`` the newest ``limit`` newest first. ``type`` is one of
+        :data:`SYNC_EVENT_TYPES`, in any case; InvalidInput naming the known ones otherwise."""
 
     def purge_tombstones(self, older_than_ms: int, now_ms: int | None = None) -> int:
         """Delete the tombstones the hub received before the given time, in every tenant;
@@ -307,16 +330,19 @@ class HubStore(Protocol):
         """
 
 
-def open_store(url: str) -> HubStore:
-    """Open (creating and migrating as needed) the hub store a URL or path names.
+def open_store(url: str, *, create: bool = True) -> HubStore:
+    """Open (migrating as needed) the hub store a URL or path names.
 
     ``postgresql://...`` opens PostgreSQL; anything else is a SQLite file path
-    (``sqlite:///path`` or a plain path).
+    (``sqlite:///path`` or a plain path). A database that holds no hub yet (a missing
+    SQLite file, an empty one, a PostgreSQL database without the hub's tables) is made
+    into one only with ``create``; otherwise NotFound, so that a mistyped path or URL
+    does not quietly become a new, empty hub.
     """
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresHubStore
 
-        return PostgresHubStore(url)
+        return PostgresHubStore(url, create=create)
     scheme, sep, _ = url.partition("://")
     if sep and scheme != "sqlite":
         # Not a path: a typo'd or unsupported URL must not quietly become a SQLite file.
@@ -327,4 +353,4 @@ def open_store(url: str) -> HubStore:
     from .sqlite import SqliteHubStore
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return SqliteHubStore(path)
+    return SqliteHubStore(path, create=create)

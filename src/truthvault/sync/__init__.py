@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
-from ._transport import HubClient, SigningAuth, enroll
+from ._transport import HubClient, SigningAuth, check_hub_url, enroll
 
 __all__ = [
     "CheckResult",
@@ -14,6 +14,7 @@ __all__ = [
     "SyncStats",
     "Syncer",
     "cert_fingerprint",
+    "check_hub_url",
     "enroll",
     "normalize_fingerprint",
     "pin_certificate",

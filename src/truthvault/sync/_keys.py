@@ -151,7 +151,8 @@ class KeyExchange:
         self._call("PUT", "/v1/keys/recovery", {"blob": blob, "kid": keyring.current})
 
     def has_recovery(self) -> bool:
-        return bool(self._call("GET", "/v1/keys/recovery")["blob"])
+        """Whether the tenant has a recovery copy; asks without fetching it, so nothing is on record."""
+        return bool(self._call("GET", "/v1/keys/recovery/status")["set"])
 
     def recover(self, passphrase: str) -> Keyring:
         """Open the recovery copy with the passphrase, keep it here, and wrap it to this device."""

@@ -16,7 +16,7 @@ from ..crypto import DeviceKeys, sign_request
 from ..model import PullResponse, PushRequest, PushResponse, Record, Refused, SyncItem, decode_pull, encode
 from ._tls import cert_fingerprint, pinned_context, presented_fingerprint
 
-__all__ = ["HubClient", "SigningAuth", "enroll"]
+__all__ = ["HubClient", "SigningAuth", "check_hub_url", "enroll"]
 
 _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
     cls.code: cls
@@ -54,6 +54,28 @@ class _Resolved(msgspec.Struct):
 
 
 _resolved = msgspec.json.Decoder(_Resolved)
+
+
+def check_hub_url(url: str) -> str:
+    """``url`` without a trailing slash, once it is an http:// or https:// URL with a host.
+
+    Without a scheme, ``127.0.0.1:8787`` would fail only when first used, as a hub that
+    cannot be reached; the mistake is in the URL, so say so at once.
+    """
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise errors.InvalidInput(
+            f"the hub URL {url!r} needs http:// or https://",
+            hint=f"e.g. http://{(rest if sep else url).rstrip('/') or '127.0.0.1:8787'}",
+        )
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL as exc:
+        raise errors.InvalidInput(f"the hub URL {url!r} is not valid: {exc}") from None
+    if not host:
+        raise errors.InvalidInput(f"the hub URL {url!r} names no host", hint="e.g. http://127.0.0.1:8787")
+    return url.rstrip("/")
 
 
 class SigningAuth(httpx.Auth):
@@ -98,7 +120,7 @@ class HubClient:
         transport: httpx.BaseTransport | None = None,
         cert_pem: str | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url = check_hub_url(url)
         self.cert_pem = cert_pem
         verify: ssl.SSLContext | bool = True
         if cert_pem:
@@ -248,10 +270,14 @@ class HubClient:
         resolved = _resolved.decode(response.content)
         return resolved.record, resolved.item
 
-    def events(self, since: int = 0, limit: int = 100, type: str | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, since: int = 0, limit: int = 100, type: str | None = None, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"since": since, "limit": limit}
         if type:
             params["type"] = type
+        if newest_first:
+            params["order"] = "newest"
         result: list[dict[str, Any]] = self._request("GET", "/v1/events", params=params).json()
         return result
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Event, WriteResult
+from ._base import EVENT_TYPES, Event, WriteResult
 from ._codec import VaultRecord, payload_of
 from ._entities import MAX_PAYLOAD_BYTES
 from ._ids import new_id
@@ -12,6 +12,7 @@ from ._sync import LOCAL_ONLY_REASON, RESYNC_REASON, ApplyStats, Overruled, Refu
 
 __all__ = [
     "DB_NAME",
+    "EVENT_TYPES",
     "HEAD_REVISION",
     "LOCAL_ONLY_REASON",
     "MAX_PAYLOAD_BYTES",

@@ -19,7 +19,15 @@ from ..truth import Outcome
 from . import _search
 from ._codec import ENTITY_INSERT, ENTITY_SELECT, Current, current_from_row, entity_params
 
-__all__ = ["Event", "VaultBase", "WriteResult"]
+__all__ = ["EVENT_TYPES", "Event", "VaultBase", "WriteResult"]
+
+#: The event types the vault itself records; add_event may record others.
+EVENT_TYPES: tuple[str, ...] = (
+    "TRUTH_UPGRADE",
+    "AI_SUGGESTION_GENERATED",
+    "CONFLICT_DETECTED",
+    "DECRYPTION_FAILED",
+)
 
 _encoder = msgspec.json.Encoder()
 _U64 = 1 << 64
@@ -249,10 +257,15 @@ class VaultBase:
             return Event(int(cur.lastrowid or 0), type, at, entity_id, detail)
 
     def events(self, limit: int = 50, type: str | None = None) -> list[Event]:
-        """The newest events first, optionally of one type."""
+        """The newest events first, optionally of one type (any case; InvalidInput if unknown)."""
         sql = "SELECT id, type, at, entity_id, detail FROM events"
         args: list[Any] = []
         if type is not None:
+            type = type.upper()
+            if type not in EVENT_TYPES:
+                known = self.event_types()
+                if type not in known:
+                    raise InvalidInput(f"unknown event type {type!r}; known: {', '.join(known)}")
             sql += " WHERE type = ?"
             args.append(type)
         sql += " ORDER BY id DESC LIMIT ?"
@@ -260,3 +273,9 @@ class VaultBase:
         with self._read() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [Event(r[0], r[1], r[2], r[3], msgspec.json.decode(r[4])) for r in rows]
+
+    def event_types(self) -> list[str]:
+        """The types :meth:`events` knows: those the vault records, then any others it holds."""
+        with self._read() as conn:
+            held = [r[0] for r in conn.execute("SELECT DISTINCT type FROM events ORDER BY type")]
+        return [*EVENT_TYPES, *(t for t in held if t not in EVENT_TYPES)]

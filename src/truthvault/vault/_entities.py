@@ -24,7 +24,7 @@ from ._codec import (
     step,
 )
 from ._ids import new_id
-from ._search import fts_error
+from ._search import fts_error, plain_query
 
 __all__ = ["MAX_PAYLOAD_BYTES", "TOMBSTONE", "EntitiesMixin", "require_user"]
 
@@ -238,8 +238,9 @@ class EntitiesMixin(VaultBase):
             )
         return cur.item
 
-    def search(self, query: str, limit: int = 50) -> builtins.list[SyncItem]:
-        """Live entities whose type or payload text matches an FTS5 query, best first."""
+    def search(self, query: str, limit: int = 50, *, fts: bool = False) -> builtins.list[SyncItem]:
+        """Live entities whose type or payload text holds every word of ``query``, best first;
+        with ``fts`` the query is FTS5 syntax (phrases, AND / OR / NOT, NEAR, prefix*)."""
         if not query or not query.strip():
             raise InvalidInput("search query must not be empty")
         sql = (
@@ -248,7 +249,7 @@ class EntitiesMixin(VaultBase):
         )
         with self._read() as conn:
             try:
-                rows = conn.execute(sql, (query, limit)).fetchall()
+                rows = conn.execute(sql, (query if fts else plain_query(query), limit)).fetchall()
             except sqlite3.OperationalError as exc:
                 raise fts_error(query, exc) from None
         return [item_from_row(r) for r in rows]
@@ -260,8 +261,9 @@ class EntitiesMixin(VaultBase):
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
         if entity_type is not None:
+            # Entity types are lowercase by rule: "Note" can only mean note.
             where.append("entity_type = ?")
-            args.append(entity_type)
+            args.append(model.check_entity_type(entity_type.lower()))
         if level is not None:
             where.append("truth_level = ?")
             args.append(int(level))
@@ -290,12 +292,14 @@ class EntitiesMixin(VaultBase):
         level: int | None = None,
         accepted: bool | None = None,
         include_deleted: bool = False,
-        limit: int = 100,
+        limit: int | None = 100,
         offset: int = 0,
     ) -> builtins.list[SyncItem]:
-        """Current versions, newest first, filtered by type, level and acceptance."""
+        """Current versions, newest first, filtered by type (any case), level and acceptance;
+        ``limit=None`` lists them all."""
         where, args = self._filters(entity_type, level, accepted, include_deleted)
         sql = f"{ENTITY_SELECT}{where} ORDER BY last_modified_at DESC, entity_id DESC LIMIT ? OFFSET ?"
         with self._read() as conn:
-            rows = conn.execute(sql, [*args, limit, offset]).fetchall()
+            # SQLite reads a negative LIMIT as none
+            rows = conn.execute(sql, [*args, -1 if limit is None else limit, offset]).fetchall()
         return [item_from_row(r) for r in rows]

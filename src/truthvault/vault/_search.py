@@ -16,6 +16,7 @@ __all__ = [
     "fts_error",
     "index",
     "index_entities",
+    "plain_query",
     "reindex_range",
     "unindex",
     "unindex_rows",
@@ -72,10 +73,25 @@ def reindex_range(conn: sqlite3.Connection, first: int, last: int) -> None:
     _write(conn, delete=False, where="rowid BETWEEN ? AND ?", params=(first, last))
 
 
+def plain_query(text: str) -> str:
+    """The FTS5 query that finds every whitespace-separated word of ``text`` as typed.
+
+    Each word becomes an FTS5 string, so ``e-mail``, ``ada@example.com`` or ``C++`` are text,
+    never a column filter or a syntax error; a word ending in ``*`` still matches as a prefix.
+    """
+    terms = []
+    for word in text.split():
+        prefix = word.endswith("*") and word.rstrip("*") != ""
+        word = word.rstrip("*") if prefix else word
+        terms.append('"' + word.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " ".join(terms)
+
+
 def fts_error(query: str, exc: sqlite3.Error) -> InvalidInput:
     """The InvalidInput to raise for a query FTS5 could not parse."""
     detail = str(exc).removeprefix("fts5: ")
     return InvalidInput(
         f"search query {query!r} is not valid: {detail}",
-        hint='use plain words, "quoted phrases", AND / OR / NOT, or prefix*',
+        hint='FTS5 syntax takes words, "quoted phrases", AND / OR / NOT, or prefix*; '
+        "without fts, words are searched as typed",
     )
