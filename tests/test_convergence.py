@@ -76,7 +76,9 @@ def world(url_for: Any, skews: tuple[int, ...] = ()) -> Iterator[tuple[HubStore,
 operations = st.lists(
     st.tuples(
         st.integers(0, REPLICAS - 1),
-        st.sampled_from(["write", "write", "write", "delete", "accept", "reject", "resolve", "sync", "sync"]),
+        st.sampled_from(
+            ["write", "write", "write", "delete", "accept", "reject", "resolve", "sync", "sync", "pull"]
+        ),
         st.integers(1, 5),
         st.integers(0, 3),
     ),
@@ -93,6 +95,9 @@ def run(url_for: Any, ops: list[tuple[int, str, int, int]], skews: tuple[int, ..
             vault, eid, source = vaults[r], f"e{slot}", SOURCES[level]
             if kind == "sync":
                 syncers[r].sync()
+                continue
+            if kind == "pull":  # while this replica's own changes wait to be pushed
+                syncers[r].pull()
                 continue
             if kind == "accept":
                 open_ = vault.records(kind="suggestion", status="open")
@@ -147,9 +152,14 @@ def run(url_for: Any, ops: list[tuple[int, str, int, int]], skews: tuple[int, ..
 
         # (d) the kept records converge too: every replica holds the hub's records, no more, no
         # fewer, each with the hub's status
-        hub_kept = {r.id: r.status for r in _latest(hub_records)}
+        hub_kept = {r.id: (r.status, r.resolution) for r in _latest(hub_records)}
         for v in vaults:
-            assert {r.id: r.status for r in v.records(status=None)} == hub_kept
+            assert {r.id: (r.status, r.resolution) for r in v.records(status=None)} == hub_kept
+        # and every replica's sync says so: entities and records by checksum, nothing differs
+        for syncer in syncers:
+            result = syncer.check()
+            assert result.in_sync, result
+            assert syncer.sync().diverged == []
 
         # (b) no U1 content is ever replaced by a lower level
         for eid in had_user_truth:

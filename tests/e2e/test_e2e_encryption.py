@@ -156,11 +156,82 @@ def test_hub_never_sees_local_first_plaintext(hub2: HubProc, tmp_path: Path) -> 
     result = fresh.run("sync", "now", check=False)
     assert result.returncode == 1
     first, *rest = result.stderr.strip().splitlines()
-    assert first.startswith("error: 2 pulled item(s) could not be decrypted") and len(rest) <= 1
+    assert first.startswith("error: 2 pulled items could not be decrypted") and len(rest) <= 1
     assert bad in first and dst in first and "tampered" in first
     assert _texts(fresh) == {f"secret {marker} 1"}  # the untouched entity arrived intact
     events = fresh.json("events", "--type", "DECRYPTION_FAILED")
     assert {e["entity_id"] for e in events} == {bad, dst}
+
+
+def _record_wires(hub: HubProc, entity_id: str) -> dict[str, dict[str, Any]]:
+    rows = _hub_sql(hub, "SELECT id, wire FROM records WHERE entity_id = ?", (entity_id,))
+    return {r[0]: json.loads(bytes(r[1])) for r in rows}
+
+
+def test_whoever_holds_the_hubs_database_cannot_pass_ai_text_off_as_the_users(
+    hub2: HubProc, tmp_path: Path
+) -> None:
+    """The current version (v2, U1, user:cli) and a suggestion (v2, C5) have payloads of the same
+    entity and version. Swapped in the hub's database, a new device used to show the AI's text
+    as the user's, with no error and 'sync check' in sync. Now both fail to open."""
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    eid = laptop.json("note", "add", "mine v1")["item"]["entity_id"]
+    laptop.sync()
+    phone = _enroll(hub, tmp_path, "family", "phone")
+    laptop.sync()
+    phone.sync()
+    phone.run("edit", eid, "--set", "text=the AI's words", "--source", "ai-cloud:evil/model")
+    phone.sync()
+    laptop.run("edit", eid, "--set", "text=mine v2")
+    laptop.sync()
+    [(rid, record)] = _record_wires(hub, eid).items()
+    current = _stored_items(hub, "family")[eid]
+    assert (current["version"], current["truth_level"]) == (2, 1)
+    assert (record["item"]["version"], record["item"]["truth_level"]) == (2, 5)
+    current["payload"], record["item"]["payload"] = record["item"]["payload"], current["payload"]
+    _store_item(hub, eid, current)
+    _hub_sql(hub, "UPDATE records SET wire = ? WHERE id = ?", (json.dumps(record).encode(), rid))
+
+    tablet = _enroll(hub, tmp_path, "family", "tablet")
+    laptop.sync()
+    result = tablet.run("sync", "now", check=False)
+    assert result.returncode == 1 and "could not be decrypted" in result.stderr
+    assert "tampered" in result.stderr
+    assert "the AI's words" not in json.dumps(tablet.json("list", "--all"))
+    assert tablet.run("show", eid, check=False).returncode == 1  # kept out, not shown as the user's
+    failed = tablet.json("events", "--type", "DECRYPTION_FAILED")
+    assert [e["entity_id"] for e in failed] == [eid, eid]
+
+
+def test_a_suggestion_made_on_another_device_is_accepted_over_later_edits(
+    hub2: HubProc, tmp_path: Path
+) -> None:
+    """The AI on the phone suggests against a version the laptop holds too; the laptop edits
+    another field, syncs and accepts: the suggestion travels with the version it was made on
+    (sealed like any payload), so only what it changed is applied, without --force."""
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    eid = laptop.json("put", "note", '{"text": "draft", "title": "orig"}')["item"]["entity_id"]
+    phone = _enroll(hub, tmp_path, "family", "phone")
+    laptop.sync()
+    phone.sync()
+    phone.run("edit", eid, "--set", "text=an AI rewrite", "--source", "ai-cloud:openai/gpt-4o")
+    phone.sync()
+    laptop.run("edit", eid, "--set", "title=mine")
+    laptop.sync()
+    [suggestion] = laptop.json("suggestions")
+    [stored] = _record_wires(hub, eid).values()
+    assert stored["base"]["version"] == 1 and "tv_enc" in stored["base"]["payload"]
+    assert "draft" not in _hub_text(hub)  # the base is sealed like every payload
+    laptop.run("accept", suggestion["id"])
+    assert laptop.json("show", eid)["item"]["payload"] == {"text": "an AI rewrite", "title": "mine"}
+    laptop.sync()
+    phone.sync()
+    assert phone.json("show", eid)["item"]["payload"] == {"text": "an AI rewrite", "title": "mine"}
+    assert phone.run("sync", "check").returncode == 0
 
 
 def test_recovery_and_rotation(hub2: HubProc, tmp_path: Path) -> None:

@@ -313,3 +313,40 @@ def test_nul_is_refused_in_every_text_field_of_a_batch_but_kept_in_payloads(a: D
     # a payload is opaque bytes to the hub (ciphertext for local-first tenants): NUL is fine there
     assert a.push(a.item("n3", "nul \x00 inside")).status_code == 200
     assert a.pull().json()["items"][0]["payload"] == {"text": "nul \x00 inside"}
+
+
+def test_a_batch_refused_with_422_stores_nothing(a: Dev) -> None:
+    """A clock of the right shape but no real date, deep in a batch: the hub used to store the
+    other items, answer 422 for the batch, and every later push of that device failed on it."""
+    items = [a.item(f"n{i}", f"text {i}") for i in range(1000)]
+    items[500] = msgspec.structs.replace(items[500], last_modified_at="2026-11-32T00:00:00.000Z-0000")
+    r = a.push(*items)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["item"] == 500
+    assert error["message"].startswith("items[500].last_modified_at") and "(note 'n500')" in error["message"]
+    assert a.pull().json()["items"] == [] and a.pull().json()["head"] == 0
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ((b'{"text":"x"}', b'{"text":"\xff"}'), "items[0].payload"),  # not UTF-8
+        ((b'{"text":"x"}', b'{"n":1e99999}'), "items[0].payload"),  # no double holds it
+        ((b'{"text":"x"}', b'{"n":18446744073709551616}'), "items[0].payload"),  # beyond 64 bits
+        ((b'{"text":"x"}', b'{"t":"\\ud800"}'), "surrogate"),  # half a surrogate pair
+        ((b'"version":1', b'"version":9223372036854775807'), "items[0].version"),  # no room to grow
+        ((b'{"text":"x"}', b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}"), "nested"),  # was a 500
+    ],
+)
+def test_what_would_break_another_device_is_refused_with_422(
+    a: Dev, patch: tuple[bytes, bytes], field: str
+) -> None:
+    body = encode(PushRequest(items=[a.item("n1", "x", version=1)])).replace(
+        b'"mutation"', b'"version":1,"mutation"', 1
+    )
+    assert patch[0] in body
+    r = a.push(raw=body.replace(*patch))
+    assert r.status_code == 422, r.text
+    assert field in r.json()["error"]["message"]
+    assert a.pull().json()["items"] == []
