@@ -64,3 +64,18 @@ def test_enrol_sync_list_revoke(hub_and_code: tuple[HubProc, str], tmp_path: Pat
     )  # a sync starts with keys
     table = hub.admin.run("hub", "security-events").stdout
     assert "AUTH_REVOKED" in table and "ENROLL_FAILED" in table
+
+
+def test_a_moved_vault_folder_keeps_its_key_and_syncs(
+    hub_and_code: tuple[HubProc, str], tmp_path: Path
+) -> None:
+    hub, code = hub_and_code
+    laptop = Cli(tmp_path / "laptop")
+    laptop.run("enroll", "--hub", hub.url, "--code", code, "--name", "laptop")
+    laptop.run("note", "add", "before the move")
+    assert laptop.sync()["outcomes"] == {"applied": 1}
+
+    (tmp_path / "laptop").rename(tmp_path / "renamed")
+    moved = Cli(tmp_path / "renamed")
+    moved.run("note", "add", "after the move")
+    assert moved.sync()["outcomes"] == {"applied": 1}

@@ -117,6 +117,7 @@ def test_public_api_is_curated() -> None:
         [
             "DB_NAME",
             "HEAD_REVISION",
+            "KEY_FILE",
             "MAX_PAYLOAD_BYTES",
             "RESYNC_REASON",
             "ApplyStats",
@@ -218,3 +219,44 @@ def test_processes_opening_a_new_vault_together_migrate_once(tmp_path: Path) -> 
     conn = sqlite3.connect(home / DB_NAME)
     assert current_revision(conn) == HEAD_REVISION
     conn.close()
+
+
+def _raw_meta(home: Path, key: str) -> str:
+    with contextlib.closing(sqlite3.connect(home / DB_NAME)) as conn:
+        return str(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+def test_key_path_is_kept_relative_to_the_home_so_a_moved_folder_keeps_its_key(tmp_path: Path) -> None:
+    home = tmp_path / "first"
+    with Vault.open(home) as v:
+        (home / "device.key").write_bytes(b"k")
+        v.join(
+            "http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(home / "device.key")
+        )
+    assert _raw_meta(home, "key_path") == "device.key"
+    moved = tmp_path / "renamed"
+    home.rename(moved)
+    with Vault.open(moved) as v:
+        assert v.key_path == str(moved / "device.key")
+
+
+def test_an_absolute_key_path_of_an_older_vault_falls_back_to_the_key_in_its_home(tmp_path: Path) -> None:
+    home = tmp_path / "first"
+    with Vault.open(home) as v:
+        v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path="device.key")
+    with contextlib.closing(sqlite3.connect(home / DB_NAME)) as conn, conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'key_path'", (str(home / "device.key"),))
+    (home / "device.key").write_bytes(b"k")
+    with Vault.open(home) as v:
+        assert v.key_path == str(home / "device.key")  # an absolute path that exists is used as is
+    moved = tmp_path / "renamed"
+    home.rename(moved)
+    with Vault.open(moved) as v:
+        assert v.key_path == str(moved / "device.key")
+    # a key kept outside the home stays where it was named
+    outside = tmp_path / "keys" / "laptop.key"
+    outside.parent.mkdir()
+    outside.write_bytes(b"k")
+    with Vault.open(moved) as v:
+        v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(outside))
+        assert v.key_path == str(outside)

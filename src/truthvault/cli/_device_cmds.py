@@ -15,10 +15,7 @@ from ..errors import ConflictState, HubUnavailable, InvalidInput
 from ._common import home_dir, hub_client, json_option, open_vault, out, pin_hub, pin_option, print_json
 from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase, recover_keys
 
-__all__ = ["KEY_FILE", "register"]
-
-#: The device's private keys, in the truthvault home, mode 0600.
-KEY_FILE = "device.key"
+__all__ = ["register"]
 
 
 def _read_code(code: str) -> str:
@@ -56,6 +53,7 @@ def register(cli: click.Group) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
         from ..crypto import DeviceKeys
         from ..sync import enroll as enroll_device
+        from ..vault import KEY_FILE
 
         code = _read_code(code)
         if not code:

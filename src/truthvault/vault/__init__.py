@@ -7,12 +7,13 @@ from ._codec import VaultRecord, payload_of
 from ._entities import MAX_PAYLOAD_BYTES
 from ._ids import new_id
 from ._schema import HEAD_REVISION
-from ._store import DB_NAME, Vault
+from ._store import DB_NAME, KEY_FILE, Vault
 from ._sync import RESYNC_REASON, ApplyStats
 
 __all__ = [
     "DB_NAME",
     "HEAD_REVISION",
+    "KEY_FILE",
     "MAX_PAYLOAD_BYTES",
     "RESYNC_REASON",
     "ApplyStats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -126,7 +127,7 @@ class SyncMixin(RecordsMixin):
                 ("hub_url", hub_url),
                 ("hub_token", "" if key_path else token or ""),
                 ("hub_auth", "signed" if key_path else "token"),
-                ("key_path", key_path or ""),
+                ("key_path", self._home_relative(key_path) if key_path else ""),
                 ("hub_cert", hub_cert or ""),
                 ("tenant_id", tenant_id),
                 ("tenant_name", tenant_name),
@@ -134,6 +135,14 @@ class SyncMixin(RecordsMixin):
                 ("vault_mode", vault_mode),
             ):
                 self._set_meta(key, value)
+
+    def _home_relative(self, path: str) -> str:
+        """``path`` relative to the vault's home when it lies inside it, so the folder can move."""
+        target = Path(path)
+        try:
+            return str(target.resolve().relative_to(self.home.resolve()))
+        except ValueError:
+            return str(target.resolve())
 
     def set_cursor(self, cursor: int) -> None:
         """Remember the last hub sequence number pulled."""
