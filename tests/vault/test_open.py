@@ -19,6 +19,8 @@ from truthvault.errors import ConflictState, InvalidInput, StorageError
 from truthvault.vault import DB_NAME, HEAD_REVISION, Vault, new_id
 from truthvault.vault._schema import alembic_config, current_revision, upgrade
 
+from ..certs import make_cert, pem
+
 
 def test_open_creates_private_folder_and_file(tmp_path: Path) -> None:
     home = tmp_path / "a" / "home"
@@ -260,3 +262,17 @@ def test_an_absolute_key_path_of_an_older_vault_falls_back_to_the_key_in_its_hom
     with Vault.open(moved) as v:
         v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(outside))
         assert v.key_path == str(outside)
+
+
+def test_set_hub_cert_pins_a_certificate_of_an_https_hub_only(vault: Vault) -> None:
+    cert = pem(make_cert()[0])
+    with pytest.raises(ConflictState):
+        vault.set_hub_cert(cert)  # not joined
+    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    with pytest.raises(ConflictState):
+        vault.set_hub_cert(cert)  # plain HTTP has no certificate
+    vault.join("https://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    with pytest.raises(InvalidInput):
+        vault.set_hub_cert("not a certificate")
+    vault.set_hub_cert(cert)
+    assert vault.hub_cert == cert

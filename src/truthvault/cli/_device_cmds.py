@@ -12,10 +12,20 @@ import click
 from rich.table import Table
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput
-from ._common import home_dir, hub_client, json_option, open_vault, out, pin_hub, pin_option, print_json
+from ._common import (
+    confirm,
+    home_dir,
+    hub_client,
+    json_option,
+    open_vault,
+    out,
+    pin_hub,
+    pin_option,
+    print_json,
+)
 from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase, recover_keys
 
-__all__ = ["register"]
+__all__ = ["register", "register_repin"]
 
 
 def _read_code(code: str) -> str:
@@ -165,3 +175,43 @@ def register(cli: click.Group) -> None:
         out.print(
             f"rotated this device's key (new fingerprint {new.fingerprint()}); old key valid until {result['grace_until']}"
         )
+
+
+def register_repin(cli: click.Group) -> None:
+    """Add ``hub repin`` to the hub group (a device-side command: it changes this device's vault)."""
+    hub = cli.commands["hub"]
+    assert isinstance(hub, click.Group)
+
+    @hub.command("repin")
+    @click.argument("fingerprint")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+    def hub_repin(fingerprint: str, yes: bool) -> None:
+        """On this device: trust the hub's new TLS certificate, given its SHA-256 fingerprint.
+
+        Acts on this device's vault, not on a hub database. Run it when the hub's operator has
+        replaced its certificate: the device fetches what the hub now presents, refuses it unless
+        its fingerprint is FINGERPRINT (get it from the operator: 'hub serve' prints it, never
+        take it from the error message), asks you to confirm, and pins it in place of the old one.
+        """
+        from ..sync import cert_fingerprint, pin_certificate
+
+        with open_vault() as vault:
+            hub_url = vault.hub_url
+            if not hub_url:
+                raise ConflictState(
+                    "this vault is not joined to a hub", hint="enrol it with 'truthvault enroll'"
+                )
+            old = cert_fingerprint(vault.hub_cert) if vault.hub_cert else None
+            pem, got = pin_certificate(hub_url, fingerprint)
+            if got == old:
+                out.print(
+                    f"the hub at {vault.hub_url} presents the certificate already pinned (SHA256 {got}): nothing to do"
+                )
+                return
+            out.print(f"the hub at {vault.hub_url} presents certificate SHA256 {got} (matches the one given)")
+            out.print(f"pinned until now: {old or 'none'}")
+            confirm(
+                "trust this certificate for this vault from now on?", yes, "re-pinning the hub's certificate"
+            )
+            vault.set_hub_cert(pem)
+        out.print(f"pinned SHA256 {got} for the hub at {hub_url}; run 'truthvault sync now'")

@@ -174,7 +174,8 @@ class HubClient:
             f"the hub's certificate changed: pinned SHA256 {pinned}, the hub at {self.url} "
             f"presents {now or 'nothing readable'}; refusing to talk to it",
             hint="someone may be intercepting the connection; if the hub's operator replaced the "
-            "certificate, confirm the new fingerprint with them and enrol again",
+            "certificate, get its fingerprint from them ('hub serve' prints it) and run "
+            "'truthvault hub repin FINGERPRINT'",
         )
 
     def _error(self, response: httpx.Response) -> errors.TruthvaultError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,20 @@ class SyncMixin(RecordsMixin):
                 ("vault_mode", vault_mode),
             ):
                 self._set_meta(key, value)
+
+    def set_hub_cert(self, pem: str) -> None:
+        """Pin another TLS certificate (PEM) for this vault's https hub: it alone is trusted from now on."""
+        hub = self._meta_str("hub_url")
+        if not hub.lower().startswith("https://"):
+            raise ConflictState(
+                f"this vault's hub is {hub or 'not set'}: only an https hub has a certificate to pin"
+            )
+        try:
+            ssl.PEM_cert_to_DER_cert(pem)
+        except ValueError:
+            raise InvalidInput("not a PEM certificate") from None
+        with self._tx():
+            self._set_meta("hub_cert", pem)
 
     def _home_relative(self, path: str) -> str:
         """``path`` relative to the vault's home when it lies inside it, so the folder can move."""
