@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from truthvault.crypto import DeviceKeys
-from truthvault.errors import ConflictState, InvalidInput, NotFound
+from truthvault.errors import ConflictState, InvalidEnrolCode, InvalidInput, NotFound
 from truthvault.hub.store import DeviceContext, HubStore, WrappedKey
 
 
@@ -102,4 +102,37 @@ def test_recovery_blob_is_per_tenant_and_every_fetch_is_recorded(
     beta = [(e.type, e.device_id, e.detail) for e in hub_store.security_events("beta")]
     assert [e for e in beta if e[0].startswith("KEY_RECOVERY")] == [
         ("KEY_RECOVERY_FETCHED", desktop.device_id, {"found": False})
+    ]
+
+
+def test_an_unspent_enrolment_code_reads_the_recovery_blob_without_spending_it(
+    hub_store: HubStore, devices: tuple[DeviceContext, ...]
+) -> None:
+    laptop, _, _ = devices
+    code = hub_store.create_enrol_code("alpha")
+    tenant, blob = hub_store.recovery_blob_for_code(code)
+    assert (tenant.name, blob) == ("alpha", None)
+    hub_store.put_recovery_blob(laptop, "scrypt-envelope", "k1")
+    assert hub_store.recovery_blob_for_code(code.lower().replace("-", " ")) == (tenant, "scrypt-envelope")
+    bundle = DeviceKeys.generate().public_bundle()
+    hub_store.enroll(code, "restored", bundle["sign"], bundle["box"])  # the code still works once
+    with pytest.raises(InvalidEnrolCode, match="already used"):
+        hub_store.recovery_blob_for_code(code)
+    with pytest.raises(InvalidEnrolCode, match="unknown"):
+        hub_store.recovery_blob_for_code("AAAA-BBBB-CCCC-DDDD")
+    expired = hub_store.create_enrol_code("alpha", ttl_s=-1)
+    with pytest.raises(InvalidEnrolCode, match="expired"):
+        hub_store.recovery_blob_for_code(expired)
+    hub_store.add_tenant("gamma", "cloud_first")
+    with pytest.raises(ConflictState, match="cloud_first"):
+        hub_store.recovery_blob_for_code(hub_store.create_enrol_code("gamma"))
+    fetches = [
+        (e.device_id, e.detail)
+        for e in hub_store.security_events("alpha")
+        if e.type == "KEY_RECOVERY_FETCHED"
+    ]
+    # on record like a device's fetch, with no device: the code stood in for one
+    assert fetches == [
+        (None, {"found": True, "by": "enrolment code"}),
+        (None, {"found": False, "by": "enrolment code"}),
     ]

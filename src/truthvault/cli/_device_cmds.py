@@ -14,7 +14,6 @@ from rich.table import Table
 from ..errors import ConflictState, HubUnavailable, InvalidInput
 from ._common import (
     confirm,
-    home_dir,
     hub_client,
     json_option,
     open_vault,
@@ -23,7 +22,7 @@ from ._common import (
     pin_option,
     print_json,
 )
-from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase, recover_keys
+from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase
 
 __all__ = ["register", "register_repin"]
 
@@ -61,9 +60,7 @@ def register(cli: click.Group) -> None:
         passphrase_file: Path | None,
     ) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
-        from ..crypto import DeviceKeys
-        from ..sync import enroll as enroll_device
-        from ..vault import KEY_FILE
+        from ..sync import enrol_vault, recovery_keyring
 
         code = _read_code(code)
         if not code:
@@ -71,36 +68,17 @@ def register(cli: click.Group) -> None:
         passphrase = read_passphrase(passphrase_file) if recover else None
         hub_url = hub_url.rstrip("/")
         name = device_name or socket.gethostname() or "this-device"
-        key_path = home_dir() / KEY_FILE
-        cert = pin_hub(hub_url, pin)  # before anything is written: a wrong pin leaves no trace
+        # Both before anything is written: a wrong pin or passphrase leaves no trace, and the
+        # code stays unspent for the next attempt.
+        cert = pin_hub(hub_url, pin)
+        recovered = recovery_keyring(hub_url, code, passphrase, cert) if passphrase is not None else None
         with open_vault(create=True) as vault:
-            if vault.hub_url and (vault.hub_url.rstrip("/") != hub_url or vault.hub_auth == "signed"):
-                raise ConflictState(
-                    f"this vault is already joined to {vault.hub_url} (tenant {vault.tenant_name!r})",
-                    hint="use another TRUTHVAULT_HOME to enrol with another hub or tenant",
-                )
-            # A key left by an enrolment that failed half way is used again, never replaced.
-            if key_path.exists():
-                keys = DeviceKeys.load(key_path)
-            else:
-                keys = DeviceKeys.generate()
-                keys.save(key_path)
-            joined = enroll_device(hub_url, code, name, keys, cert_pem=cert)
-            vault.join(
-                hub_url=hub_url,
-                token=None,
-                tenant_id=joined["tenant_id"],
-                tenant_name=joined["tenant_name"],
-                device_id=joined["device_id"],
-                vault_mode=joined["vault_mode"],
-                key_path=str(key_path),
-                hub_cert=cert,
-            )
-            if passphrase is not None:
-                out.print(f"recovered the tenant data key (current {recover_keys(vault, passphrase)})")
+            done = enrol_vault(vault, hub_url, code, name, cert_pem=cert, recovered=recovered)
+        if done.recovered_key:
+            out.print(f"recovered the tenant data key (current {done.recovered_key})")
         out.print(
-            f"enrolled as device {name!r} of tenant {joined['tenant_name']!r} ({joined['vault_mode']}) "
-            f"at {hub_url}; key fingerprint {keys.fingerprint()}; run 'truthvault sync now'"
+            f"enrolled as device {done.device_name!r} of tenant {done.tenant_name!r} ({done.vault_mode}) "
+            f"at {hub_url}; key fingerprint {done.fingerprint}; run 'truthvault sync now'"
         )
 
     @cli.group(invoke_without_command=True)

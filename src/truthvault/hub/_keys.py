@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ..errors import ConflictState, InvalidInput, NotFound
-from ._auth import _insert_event, iso_s
-from .store import DeviceContext, KeyHolder, WrappedKey
+from ..errors import ConflictState, InvalidEnrolCode, InvalidInput, NotFound
+from ._auth import _hash, _insert_event, iso_s, normalise_code
+from .store import DeviceContext, KeyHolder, Tenant, WrappedKey
 
 if TYPE_CHECKING:
     from ._base import Db
@@ -123,3 +123,33 @@ class KeysMixin:
             # Every fetch is on record: the envelope is what a passphrase guesser would need.
             _insert_event(db, "KEY_RECOVERY_FETCHED", pk, ctx.device_id, {"found": row is not None}, at)
         return None if row is None else str(row[0])
+
+    def recovery_blob_for_code(self, code: str) -> tuple[Tenant, str | None]:
+        """The passphrase-wrapped keyring of an unspent enrolment code's tenant; the code stays unspent."""
+        at = iso_s(time.time())
+        with self._write() as db:
+            row = db.execute(
+                "SELECT c.used_at, c.expires_at, t.id, t.name, t.vault_mode, t.created_at, t.pk, k.blob "
+                "FROM enrol_codes c JOIN tenants t ON t.pk = c.tenant_pk LEFT JOIN key_blobs k "
+                "ON k.tenant_pk = t.pk AND k.kind = 'recovery' AND k.device_id = '' WHERE c.code_hash = ?",
+                (_hash(normalise_code(code)),),
+            ).fetchone()
+            if row is None:
+                raise InvalidEnrolCode("unknown enrolment code", hint="check it, or ask for a new one")
+            if row[0] is not None or row[1] <= at:
+                used = "was already used" if row[0] is not None else "has expired"
+                raise InvalidEnrolCode(
+                    f"this enrolment code {used}",
+                    hint="issue another with: truthvault hub tenant code TENANT",
+                )
+            tenant = Tenant(*row[2:6])
+            if tenant.vault_mode != "local_first":
+                raise ConflictState(
+                    f"tenant {tenant.name!r} is {tenant.vault_mode}: its payloads are not end-to-end "
+                    "encrypted, there is no data key to recover"
+                )
+            # A code's holder could enrol and fetch the envelope as a device; this fetch is on
+            # record the same way, so a passphrase guesser's copy shows up either way.
+            detail = {"found": row[7] is not None, "by": "enrolment code"}
+            _insert_event(db, "KEY_RECOVERY_FETCHED", int(row[6]), None, detail, at)
+        return tenant, None if row[7] is None else str(row[7])

@@ -241,6 +241,12 @@ class HubStore(Protocol):
     def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
         """The tenant's passphrase-wrapped keyring, or None. Records KEY_RECOVERY_FETCHED."""
 
+    def recovery_blob_for_code(self, code: str) -> tuple[Tenant, str | None]:
+        """The tenant of an unspent enrolment code and its passphrase-wrapped keyring (or None),
+        so a device can check a recovery passphrase before it spends the code. The code stays
+        unspent. InvalidEnrolCode for an unknown, expired or used code; ConflictState for a
+        tenant that is not local-first. Records KEY_RECOVERY_FETCHED (no device)."""
+
     # -- sync ----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         """Apply a batch atomically and idempotently.

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from ._enrol import Enrolment, enrol_vault, recovery_keyring
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, enroll
 
 __all__ = [
     "CheckResult",
+    "Enrolment",
     "HubClient",
     "Progress",
     "SigningAuth",
     "SyncStats",
     "Syncer",
     "cert_fingerprint",
+    "enrol_vault",
     "enroll",
     "normalize_fingerprint",
     "pin_certificate",
     "pinned_context",
+    "recovery_keyring",
 ]

@@ -21,7 +21,7 @@ from ..errors import ConflictState, DecryptionFailed, InvalidInput
 from ..vault import Vault
 from ._transport import HubClient
 
-__all__ = ["KeyExchange", "merge_keyrings"]
+__all__ = ["KeyExchange", "merge_keyrings", "open_recovery"]
 
 WAITING_HINT = "sync a device that has the key (it shares it with this one), or run 'truthvault keys recover'"
 
@@ -30,6 +30,19 @@ def merge_keyrings(mine: Keyring | None, theirs: Keyring) -> Keyring:
     """Every key of both; ``theirs`` says which is current (it is the newer copy)."""
     keys = {kid: key for ring in (mine, theirs) if ring for kid in ring.kids if (key := ring.key(kid))}
     return Keyring(keys, theirs.current)
+
+
+def open_recovery(blob: str | None, passphrase: str) -> Keyring:
+    """The keyring in a tenant's recovery envelope; DecryptionFailed for a wrong passphrase."""
+    if not blob:
+        raise ConflictState(
+            "this tenant has no recovery passphrase set",
+            hint="set one on a device that has the key: truthvault keys recovery set",
+        )
+    try:
+        return Keyring.deserialize(unwrap_with_passphrase(blob.encode(), passphrase))
+    except InvalidInput:
+        raise DecryptionFailed("the recovery envelope holds no keyring", reason="malformed") from None
 
 
 class KeyExchange:
@@ -155,16 +168,10 @@ class KeyExchange:
 
     def recover(self, passphrase: str) -> Keyring:
         """Open the recovery copy with the passphrase, keep it here, and wrap it to this device."""
-        blob = self._call("GET", "/v1/keys/recovery")["blob"]
-        if not blob:
-            raise ConflictState(
-                "this tenant has no recovery passphrase set",
-                hint="set one on a device that has the key: truthvault keys recovery set",
-            )
-        try:
-            recovered = Keyring.deserialize(unwrap_with_passphrase(blob.encode(), passphrase))
-        except InvalidInput:
-            raise DecryptionFailed("the recovery envelope holds no keyring", reason="malformed") from None
+        return self.adopt(open_recovery(self._call("GET", "/v1/keys/recovery")["blob"], passphrase))
+
+    def adopt(self, recovered: Keyring) -> Keyring:
+        """Keep a keyring opened from the recovery copy here, and wrap it to this device."""
         local = self.vault.keyring()
         # A key already here stays current: the recovery copy may predate a rotation.
         keyring = merge_keyrings(recovered, local) if local else recovered

@@ -249,6 +249,12 @@ class HubClient:
         result: dict[str, Any] = self._request("POST", "/v1/enroll", json=body).json()
         return result
 
+    def recovery_for_code(self, code: str) -> dict[str, Any]:
+        """The recovery envelope of an unspent enrolment code's tenant (needs no credentials;
+        the code stays unspent): tenant_name and blob (None when no passphrase is set)."""
+        result: dict[str, Any] = self._request("POST", "/v1/enroll/recovery", json={"code": code}).json()
+        return result
+
     def devices(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._request("GET", "/v1/devices").json()
         return result
