@@ -276,3 +276,19 @@ def test_set_hub_cert_pins_a_certificate_of_an_https_hub_only(vault: Vault) -> N
         vault.set_hub_cert("not a certificate")
     vault.set_hub_cert(cert)
     assert vault.hub_cert == cert
+
+
+def test_joining_the_same_tenant_again_keeps_who_wrote_the_unsynced_changes(vault: Vault) -> None:
+    # A rejoin (a revoked device enrolled again): the old device id is a real device of the
+    # tenant, the writer of what is queued; renaming would make a version the hub may already
+    # hold (a push whose answer was lost) look like another device's, and keep it as a conflict.
+    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    mine = vault.put("note", {"t": "mine"}).item
+    sug = vault.put("note", {"t": "ai"}, entity_id=mine.entity_id, source="ai-local:llama3")
+    before = vault.pending_batch()
+    vault.join("http://hub", "t2", "tenant-1", "fam", "dev-2", "local_first")
+    assert vault.device_id == "dev-2"
+    assert vault.get(mine.entity_id).device_id == "dev-1"
+    assert [r.id for r in vault.suggestions()] == [sug.record_id]
+    assert vault.pending_batch() == before  # the same queue, the same numbers
+    assert vault.put("note", {"t": "new"}).item.device_id == "dev-2"

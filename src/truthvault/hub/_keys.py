@@ -50,16 +50,18 @@ class KeysMixin:
         def _tenant_pk(self, tenant_id: str) -> int: ...
 
     def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
-        """The tenant's active devices with their box keys and the key id of their wrapped copy."""
+        """The tenant's devices with their box keys (none for a revoked one) and their copy's key id."""
         pk = self._tenant_pk(ctx.tenant_id)
         with self._read() as db:
             rows = db.execute(
-                "SELECT d.id, d.name, d.box_public, k.kid FROM devices d LEFT JOIN key_blobs k "
+                "SELECT d.id, d.name, d.box_public, k.kid, d.revoked FROM devices d LEFT JOIN key_blobs k "
                 "ON k.tenant_pk = d.tenant_pk AND k.kind = 'device' AND k.device_id = d.id "
-                "WHERE d.tenant_pk = ? AND d.revoked = ? ORDER BY d.name",
-                (pk, False),
+                "WHERE d.tenant_pk = ? ORDER BY d.name",
+                (pk,),
             ).fetchall()
-        return [KeyHolder(r[0], r[1], r[2], r[3]) for r in rows]
+        # A revoked device is listed for what its copy holds (a key it may still have), never
+        # with its box key: nothing is wrapped to it again, by this client or an older one.
+        return [KeyHolder(r[0], r[1], None if r[4] else r[2], r[3], bool(r[4])) for r in rows]
 
     def put_wrapped_keys(
         self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False

@@ -91,12 +91,13 @@ class SecurityEvent:
 
 @dataclass(frozen=True, slots=True)
 class KeyHolder:
-    """An active device as key sharing sees it: its box key and which key its wrapped copy has."""
+    """A device as key sharing sees it: its box key and which key its wrapped copy has."""
 
     device_id: str
     name: str
-    box_public: str | None  # None for a token-only device: nothing can be wrapped to it
+    box_public: str | None  # None for a token-only or revoked device: nothing can be wrapped to it
     kid: str | None  # the current key id of its wrapped keyring; None when it has none
+    revoked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +220,10 @@ class HubStore(Protocol):
 
     # -- end-to-end encryption keys (opaque envelopes) --------------------------
     def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
-        """The active devices of the caller's tenant, by name, with their box keys and the
-        current key id of the keyring wrapped to each (None when none is)."""
+        """The devices of the caller's tenant, by name, with their box keys and the current key
+        id of the keyring wrapped to each (None when none is). A revoked device is listed with
+        ``revoked`` and no box key: what its copy holds, a key it may still have, is what a user
+        needs to know to decide on a rotation."""
 
     def put_wrapped_keys(
         self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._enrol import Enrolment, enrol_vault, recovery_keyring
+from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, enroll
@@ -22,4 +22,5 @@ __all__ = [
     "pin_certificate",
     "pinned_context",
     "recovery_keyring",
+    "rejoin_hub",
 ]

@@ -184,6 +184,20 @@ class KeyExchange:
         return keyring
 
     def holders(self) -> list[dict[str, Any]]:
-        """The tenant's devices as key sharing sees them."""
+        """The tenant's devices as key sharing sees them (revoked ones flagged, with no box key)."""
         result: list[dict[str, Any]] = self._call("GET", "/v1/keys/devices")
         return result
+
+    def exposed_to(self, holders: list[dict[str, Any]] | None = None) -> list[str]:
+        """The revoked devices whose copy holds the current data key (or one newer than this
+        device's): a rotation gives new writes a key they never had."""
+        keyring = self.vault.keyring()
+        if keyring is None:
+            return []
+        return [
+            h["name"]
+            for h in (self.holders() if holders is None else holders)
+            if h.get("revoked")
+            and h["kid"] is not None
+            and (h["kid"] == keyring.current or h["kid"] not in keyring.kids)
+        ]
