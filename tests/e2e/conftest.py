@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import socket
 import subprocess
 import sys
@@ -47,6 +48,24 @@ class Cli:
                 f"truthvault {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
             )
         return result
+
+    def run_at_terminal(self, *args: str, answers: str) -> subprocess.CompletedProcess[str]:
+        """Run with stdin a terminal (a pseudo-terminal) that has ``answers`` typed ahead."""
+        controller, terminal = pty.openpty()
+        try:
+            # typed ahead: the terminal holds the lines until the command reads them
+            os.write(controller, answers.encode())
+            return subprocess.run(
+                [sys.executable, "-m", "truthvault", *args],
+                env=self.env,
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            os.close(terminal)
+            os.close(controller)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)

@@ -17,7 +17,9 @@ import psycopg
 import pytest
 
 from truthvault.crypto import DeviceKeys
-from truthvault.sync import HubClient, Syncer, enroll
+from truthvault.errors import HubUnavailable
+from truthvault.sync import HubClient, Syncer, enrol_vault, enroll, recovery_keyring
+from truthvault.sync._keys import KeyExchange
 from truthvault.vault import Vault
 
 from .conftest import Cli, HubProc
@@ -240,6 +242,12 @@ def test_recovery_and_rotation(hub2: HubProc, tmp_path: Path) -> None:
     laptop = _enroll(hub, tmp_path, "family", "laptop")
     laptop.run("note", "add", "before rotation")
     laptop.sync()
+    early = Cli(tmp_path / "early")
+    early.env["TRUTHVAULT_RECOVERY_PASSPHRASE"] = PASSPHRASE
+    code = hub.admin.json("hub", "tenant", "code", "family")["enrol_code"]
+    unset = early.run("enroll", "--hub", hub.url, "--code", code, "--recover", check=False)
+    assert unset.returncode == 1 and "no recovery passphrase set" in unset.stderr
+    assert not (tmp_path / "early" / "vault.db").exists()  # refused before enrolling
     secret = tmp_path / "passphrase.txt"
     secret.write_text(PASSPHRASE + "\n")
     out = laptop.run("keys", "recovery", "set", "--passphrase-file", str(secret)).stdout
@@ -259,6 +267,20 @@ def test_recovery_and_rotation(hub2: HubProc, tmp_path: Path) -> None:
     )
     assert failed.returncode == 1
     assert failed.stderr.splitlines()[0].startswith("error: wrong recovery passphrase")
+    # checked before enrolling: no device was added, nothing was written, the code is not spent
+    assert "wrong" not in {d["name"] for d in laptop.json("devices")}
+    assert not (tmp_path / "wrong" / "vault.db").exists()
+    wrong.env["TRUTHVAULT_RECOVERY_PASSPHRASE"] = PASSPHRASE
+    out = wrong.run("enroll", "--hub", hub.url, "--code", code, "--name", "wrong", "--recover").stdout
+    assert "recovered the tenant data key" in out
+    wrong.sync()
+    assert _texts(wrong) == {"before rotation"}
+    # an enrolled device retries the passphrase as often as it needs to
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not the passphrase at all\n")
+    retried = wrong.run("keys", "recover", "--passphrase-file", str(bad), check=False)
+    assert retried.returncode == 1 and "wrong recovery passphrase" in retried.stderr
+    assert "recovered the tenant key" in wrong.run("keys", "recover", "--passphrase-file", str(secret)).stdout
 
     phone = _enroll(hub, tmp_path, "family", "phone")
     laptop.sync()
@@ -363,3 +385,29 @@ def test_a_token_device_in_a_local_first_tenant_is_told_how_to_get_the_key(
     first = result.stderr.strip().splitlines()[0]
     assert result.returncode == 1 and "added with a token" in first
     assert "keys recover" in result.stderr and "enroll" in result.stderr
+
+
+def test_an_enrolment_whose_recovery_fails_after_enrolling_says_how_to_finish(
+    hub2: HubProc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    laptop.sync()
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    laptop.run("keys", "recovery", "set", "--passphrase-file", str(secret))
+
+    code = hub.admin.json("hub", "tenant", "code", "family")["enrol_code"]
+    recovered = recovery_keyring(hub.url, code, PASSPHRASE)
+
+    def lost(*_: object) -> None:
+        raise HubUnavailable("the hub did not answer in time")
+
+    monkeypatch.setattr(KeyExchange, "adopt", lost)
+    with Vault.open(tmp_path / "phone") as vault, pytest.raises(HubUnavailable) as failed:
+        enrol_vault(vault, hub.url, code, "phone", recovered=recovered)
+    assert "IS enrolled" in str(failed.value) and "keys recover" in str(failed.value)
+    monkeypatch.undo()
+    phone = Cli(tmp_path / "phone")
+    assert "recovered the tenant key" in phone.run("keys", "recover", "--passphrase-file", str(secret)).stdout

@@ -107,7 +107,24 @@ def test_pinned_enrol_sync_and_a_changed_certificate(tls_hub: tuple[TlsHub, str]
     first_line, *rest = failed.stderr.strip().splitlines()
     assert first_line.startswith("error: the hub's certificate changed") and len(rest) <= 1
     assert first in first_line and _fingerprint(second_cert) in first_line
+    assert "truthvault hub repin" in failed.stderr  # the hint names the way out
     assert _dump(vault) == before
+
+    # The operator says which certificate is the new one: the device re-pins to it, and only it.
+    second = _fingerprint(second_cert)
+    refused = laptop.run("hub", "repin", first, "--yes", check=False)
+    assert refused.returncode != 0 and second in refused.stderr and first in refused.stderr
+    unconfirmed = laptop.run("hub", "repin", second, check=False)  # no terminal to ask at
+    assert unconfirmed.returncode != 0 and "--yes" in unconfirmed.stderr
+    declined = laptop.run_at_terminal("hub", "repin", second, answers="n\n")
+    assert declined.returncode != 0 and "not confirmed" in declined.stderr
+    assert _dump(vault) == before
+    agreed = laptop.run_at_terminal("hub", "repin", second.replace(":", "").lower(), answers="y\n")
+    assert agreed.returncode == 0, agreed.stderr
+    assert "trust this certificate" in agreed.stdout and f"pinned SHA256 {second}" in agreed.stdout
+    assert laptop.sync()["outcomes"] == {"applied": 1}  # the note queued before the change
+    again = laptop.run("hub", "repin", second, "--yes").stdout
+    assert "already pinned" in again
 
 
 def test_token_device_pins_with_init(tls_hub: tuple[TlsHub, str], tmp_path: Path) -> None:

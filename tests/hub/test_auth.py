@@ -174,6 +174,31 @@ def test_enrol_refuses_malformed_keys(client: TestClient, hub_store: HubStore) -
     assert hub_store.list_devices("alpha") == []
 
 
+def test_an_unspent_code_reads_the_recovery_envelope_over_http(
+    client: TestClient, hub_store: HubStore, a: Signer
+) -> None:
+    code = hub_store.create_enrol_code("alpha")
+    r = client.post("/v1/enroll/recovery", json={"code": code})
+    assert r.status_code == 200 and r.json() == {"tenant_name": "alpha", "blob": None}
+    holder = hub_store.device_keys(a.id)
+    assert holder is not None
+    hub_store.put_recovery_blob(holder.ctx, "scrypt-envelope", "k1")
+    assert client.post("/v1/enroll/recovery", json={"code": code}).json()["blob"] == "scrypt-envelope"
+    assert _enrol(client, code, "restored").status_code == 200  # the code was not spent
+    refused(client.post("/v1/enroll/recovery", json={"code": code}), 401, "invalid_enrol_code")
+    refused(
+        client.post("/v1/enroll/recovery", json={"code": "AAAA-BBBB-CCCC-DDDD"}), 401, "invalid_enrol_code"
+    )
+    r = client.post("/v1/enroll/recovery", json={"code": ""})
+    refused(r, 422, "invalid_input")
+    assert r.json()["error"]["message"].startswith("code:")
+    beta = hub_store.create_enrol_code("beta")
+    refused(client.post("/v1/enroll/recovery", json={"code": beta}), 409, "conflict_state")
+    assert len(events(hub_store, "KEY_RECOVERY_FETCHED")) == 2
+    failed = events(hub_store, "ENROLL_FAILED")  # as a refused enrolment is
+    assert [e.detail["path"] for e in failed] == ["/v1/enroll/recovery"] * 2
+
+
 # -- signed requests -------------------------------------------------------------------------
 def test_signed_push_and_pull(a: Signer) -> None:
     r = a.push(a.item("n1", "hello"))

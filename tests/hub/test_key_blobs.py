@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from truthvault.crypto import DeviceKeys
-from truthvault.errors import ConflictState, InvalidInput, NotFound
+from truthvault.errors import ConflictState, InvalidEnrolCode, InvalidInput, NotFound
 from truthvault.hub.store import DeviceContext, HubStore, WrappedKey
 
 
@@ -72,7 +72,12 @@ def test_blobs_go_only_to_active_devices_of_the_tenant_all_or_nothing(
     assert hub_store.get_wrapped_key(phone).blob is None  # the good half was not kept either
     assert hub_store.get_wrapped_key(desktop).blob is None
     hub_store.revoke_device("alpha", "phone")
-    assert [h.name for h in hub_store.key_holders(laptop)] == ["laptop"]
+    # listed for what its copy held, with no box key to wrap another to
+    assert [(h.name, h.revoked, h.box_public) for h in hub_store.key_holders(laptop)][1] == (
+        "phone",
+        True,
+        None,
+    )
     with pytest.raises(NotFound):
         hub_store.put_wrapped_keys(laptop, {phone.device_id: "to a revoked device"}, "k1")
     with pytest.raises(InvalidInput, match="key envelope"):
@@ -115,3 +120,36 @@ def test_whether_a_recovery_copy_exists_is_told_without_a_fetch_on_record(
     assert hub_store.recovery_kid(desktop) is None  # another tenant's copy is not this one's
     kinds = [e.type for e in hub_store.security_events(None)]
     assert "KEY_RECOVERY_FETCHED" not in kinds and kinds.count("KEY_RECOVERY_SET") == 1
+
+
+def test_an_unspent_enrolment_code_reads_the_recovery_blob_without_spending_it(
+    hub_store: HubStore, devices: tuple[DeviceContext, ...]
+) -> None:
+    laptop, _, _ = devices
+    code = hub_store.create_enrol_code("alpha")
+    tenant, blob = hub_store.recovery_blob_for_code(code)
+    assert (tenant.name, blob) == ("alpha", None)
+    hub_store.put_recovery_blob(laptop, "scrypt-envelope", "k1")
+    assert hub_store.recovery_blob_for_code(code.lower().replace("-", " ")) == (tenant, "scrypt-envelope")
+    bundle = DeviceKeys.generate().public_bundle()
+    hub_store.enroll(code, "restored", bundle["sign"], bundle["box"])  # the code still works once
+    with pytest.raises(InvalidEnrolCode, match="already used"):
+        hub_store.recovery_blob_for_code(code)
+    with pytest.raises(InvalidEnrolCode, match="unknown"):
+        hub_store.recovery_blob_for_code("AAAA-BBBB-CCCC-DDDD")
+    expired = hub_store.create_enrol_code("alpha", ttl_s=-1)
+    with pytest.raises(InvalidEnrolCode, match="expired"):
+        hub_store.recovery_blob_for_code(expired)
+    hub_store.add_tenant("gamma", "cloud_first")
+    with pytest.raises(ConflictState, match="cloud_first"):
+        hub_store.recovery_blob_for_code(hub_store.create_enrol_code("gamma"))
+    fetches = [
+        (e.device_id, e.detail)
+        for e in hub_store.security_events("alpha")
+        if e.type == "KEY_RECOVERY_FETCHED"
+    ]
+    # on record like a device's fetch, with no device: the code stood in for one
+    assert fetches == [
+        (None, {"found": True, "by": "enrolment code"}),
+        (None, {"found": False, "by": "enrolment code"}),
+    ]

@@ -142,3 +142,41 @@ def test_after_a_purge_a_lower_level_write_cannot_bring_a_deleted_entity_back(
                 assert s.check().in_sync
     finally:
         store.close()
+
+
+def test_a_rejoined_vault_pushes_its_queue_as_the_new_device_and_nothing_twice(
+    hub_url: str, tmp_path: Path
+) -> None:
+    # A revoked device enrolled again: a new device of the same tenant, whose numbering at the
+    # hub starts afresh, pushing what the old one queued, including a batch the hub applied
+    # but whose answer never came back.
+    store = open_store(hub_url)
+    try:
+        store.add_tenant("t", "cloud_first")
+        _, old_token = store.add_device("t", "laptop")
+        with Vault.open(tmp_path / "laptop") as laptop:
+            sync = _join(laptop, store, old_token)
+            synced = laptop.put("note", {"text": "synced"}).item.entity_id
+            sync.sync()
+            laptop.put("note", {"text": "applied, answer lost"})
+            laptop.put("note", {"text": "ai draft"}, entity_id=synced, source="ai-local:llama3")
+            batch = laptop.pending_batch()
+            assert batch is not None
+            StoreClient(store, old_token).push(batch)  # never acknowledged here
+            laptop.edit(synced, {"text": "synced, then edited"})
+            laptop.put("note", {"text": "never pushed"})
+            store.revoke_device("t", "laptop")
+
+            _, new_token = store.add_device("t", "laptop-2")
+            sync = _join(laptop, store, new_token)
+            stats = sync.sync()
+            assert stats.push_outcomes == {"duplicate": 1, "applied": 2, "suggestion": 1}
+            assert laptop.pending_count() == 0
+            ctx = StoreClient(store, new_token).ctx
+            assert store.list_records(ctx, "conflict", None, 100) == []  # nothing taken for another's
+            assert len(store.list_records(ctx, "suggestion", None, 100)) == 1  # kept once
+            texts = sorted(payload_of(i)["text"] for i in store.pull(ctx, 0, 100).items)
+            assert texts == ["applied, answer lost", "never pushed", "synced, then edited"]
+            assert sync.check().in_sync
+    finally:
+        store.close()

@@ -19,6 +19,8 @@ from truthvault.errors import ConflictState, InvalidInput, StorageError
 from truthvault.vault import DB_NAME, HEAD_REVISION, Vault, new_id
 from truthvault.vault._schema import alembic_config, current_revision, upgrade
 
+from ..certs import make_cert, pem
+
 
 def test_open_creates_private_folder_and_file(tmp_path: Path) -> None:
     home = tmp_path / "a" / "home"
@@ -119,6 +121,7 @@ def test_public_api_is_curated() -> None:
             "EVENT_TYPES",
             "HEAD_REVISION",
             "LOCAL_ONLY_REASON",
+            "KEY_FILE",
             "MAX_PAYLOAD_BYTES",
             "RESYNC_REASON",
             "ApplyStats",
@@ -222,3 +225,74 @@ def test_processes_opening_a_new_vault_together_migrate_once(tmp_path: Path) -> 
     conn = sqlite3.connect(home / DB_NAME)
     assert current_revision(conn) == HEAD_REVISION
     conn.close()
+
+
+def _raw_meta(home: Path, key: str) -> str:
+    with contextlib.closing(sqlite3.connect(home / DB_NAME)) as conn:
+        return str(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+def test_key_path_is_kept_relative_to_the_home_so_a_moved_folder_keeps_its_key(tmp_path: Path) -> None:
+    home = tmp_path / "first"
+    with Vault.open(home) as v:
+        (home / "device.key").write_bytes(b"k")
+        v.join(
+            "http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(home / "device.key")
+        )
+    assert _raw_meta(home, "key_path") == "device.key"
+    moved = tmp_path / "renamed"
+    home.rename(moved)
+    with Vault.open(moved) as v:
+        assert v.key_path == str(moved / "device.key")
+
+
+def test_an_absolute_key_path_of_an_older_vault_falls_back_to_the_key_in_its_home(tmp_path: Path) -> None:
+    home = tmp_path / "first"
+    with Vault.open(home) as v:
+        v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path="device.key")
+    with contextlib.closing(sqlite3.connect(home / DB_NAME)) as conn, conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'key_path'", (str(home / "device.key"),))
+    (home / "device.key").write_bytes(b"k")
+    with Vault.open(home) as v:
+        assert v.key_path == str(home / "device.key")  # an absolute path that exists is used as is
+    moved = tmp_path / "renamed"
+    home.rename(moved)
+    with Vault.open(moved) as v:
+        assert v.key_path == str(moved / "device.key")
+    # a key kept outside the home stays where it was named
+    outside = tmp_path / "keys" / "laptop.key"
+    outside.parent.mkdir()
+    outside.write_bytes(b"k")
+    with Vault.open(moved) as v:
+        v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(outside))
+        assert v.key_path == str(outside)
+
+
+def test_set_hub_cert_pins_a_certificate_of_an_https_hub_only(vault: Vault) -> None:
+    cert = pem(make_cert()[0])
+    with pytest.raises(ConflictState):
+        vault.set_hub_cert(cert)  # not joined
+    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    with pytest.raises(ConflictState):
+        vault.set_hub_cert(cert)  # plain HTTP has no certificate
+    vault.join("https://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    with pytest.raises(InvalidInput):
+        vault.set_hub_cert("not a certificate")
+    vault.set_hub_cert(cert)
+    assert vault.hub_cert == cert
+
+
+def test_joining_the_same_tenant_again_keeps_who_wrote_the_unsynced_changes(vault: Vault) -> None:
+    # A rejoin (a revoked device enrolled again): the old device id is a real device of the
+    # tenant, the writer of what is queued; renaming would make a version the hub may already
+    # hold (a push whose answer was lost) look like another device's, and keep it as a conflict.
+    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    mine = vault.put("note", {"t": "mine"}).item
+    sug = vault.put("note", {"t": "ai"}, entity_id=mine.entity_id, source="ai-local:llama3")
+    before = vault.pending_batch()
+    vault.join("http://hub", "t2", "tenant-1", "fam", "dev-2", "local_first")
+    assert vault.device_id == "dev-2"
+    assert vault.get(mine.entity_id).device_id == "dev-1"
+    assert [r.id for r in vault.suggestions()] == [sug.record_id]
+    assert vault.pending_batch() == before  # the same queue, the same numbers
+    assert vault.put("note", {"t": "new"}).item.device_id == "dev-2"

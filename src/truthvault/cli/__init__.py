@@ -34,6 +34,7 @@ _vault_cmds.register(cli)
 _sync_cmds.register(cli)
 _device_cmds.register(cli)
 _hub_cmds.register(cli)
+_device_cmds.register_repin(cli)  # after the hub group it joins
 _up_cmd.register(cli)
 
 

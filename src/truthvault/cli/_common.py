@@ -16,14 +16,16 @@ import platformdirs
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ConflictState, InvalidInput, NotFound
+from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
 from ..model import Record, SyncItem
 from ..truth import TruthLevel
 
 __all__ = [
+    "confirm",
     "err_console",
     "home_dir",
     "hub_client",
+    "interactive",
     "json_option",
     "open_vault",
     "out",
@@ -90,6 +92,23 @@ def hub_client(vault: Any) -> Any:
             "(or, for a script: 'truthvault init --hub URL --tenant NAME --token -')",
         )
     return HubClient(vault.hub_url, vault.hub_token, cert_pem=vault.hub_cert)
+
+
+def confirm(question: str, yes: bool, what: str) -> None:
+    """Go on only if ``yes`` (--yes) or the user agrees at a terminal; ``what`` names the action."""
+    if yes:
+        return
+    if not interactive():
+        raise InvalidInput(
+            f"{what} needs confirmation", hint="run it at a terminal to be asked, or pass --yes"
+        )
+    if not click.confirm(question, default=False):
+        raise TruthvaultError(f"{what}: not confirmed, nothing changed")
+
+
+def interactive() -> bool:
+    """Whether a person can be asked: stdin is a terminal."""
+    return sys.stdin.isatty()
 
 
 def pin_hub(hub_url: str, pin: str | None) -> str | None:

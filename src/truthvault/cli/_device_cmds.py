@@ -12,13 +12,21 @@ import click
 from rich.table import Table
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput
-from ._common import home_dir, hub_client, json_option, open_vault, out, pin_hub, pin_option, print_json
-from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase, recover_keys
+from ._common import (
+    confirm,
+    err_console,
+    hub_client,
+    interactive,
+    json_option,
+    open_vault,
+    out,
+    pin_hub,
+    pin_option,
+    print_json,
+)
+from ._key_cmds import add_key_commands, key_exchange, passphrase_file_option, read_passphrase
 
-__all__ = ["KEY_FILE", "register"]
-
-#: The device's private keys, in the truthvault home, mode 0600.
-KEY_FILE = "device.key"
+__all__ = ["register", "register_repin"]
 
 
 def _read_code(code: str) -> str:
@@ -30,7 +38,12 @@ def register(cli: click.Group) -> None:
     """Add enroll, devices and keys to the top-level group."""
 
     @cli.command()
-    @click.option("--hub", "hub_url", required=True, help="The hub's URL, e.g. http://127.0.0.1:8787.")
+    @click.option(
+        "--hub",
+        "hub_url",
+        default=None,
+        help="The hub's URL, e.g. http://127.0.0.1:8787 (with --rejoin: the vault's own hub).",
+    )
     @click.option(
         "--code",
         required=True,
@@ -45,55 +58,69 @@ def register(cli: click.Group) -> None:
         "--recover", is_flag=True, help="Also get the tenant's data key with the recovery passphrase."
     )
     @passphrase_file_option
+    @click.option(
+        "--rejoin",
+        is_flag=True,
+        help="Enrol this joined vault again as a new device of its tenant (after its device was "
+        "revoked): what it synced stays, its unsynced changes are pushed by the new device.",
+    )
     def enroll(
-        hub_url: str,
+        hub_url: str | None,
         code: str,
         device_name: str | None,
         pin: str | None,
         recover: bool,
         passphrase_file: Path | None,
+        rejoin: bool,
     ) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
-        from ..crypto import DeviceKeys
-        from ..sync import check_hub_url
-        from ..sync import enroll as enroll_device
+        from ..sync import check_hub_url, enrol_vault, recovery_keyring, rejoin_hub
 
-        hub_url = check_hub_url(hub_url)
+        if hub_url is not None:
+            hub_url = check_hub_url(hub_url)
         code = _read_code(code)
         if not code:
             raise InvalidInput("--code is empty")
+        if not hub_url and not rejoin:
+            raise InvalidInput("--hub is required", hint="or --rejoin, to enrol a joined vault again")
         passphrase = read_passphrase(passphrase_file) if recover else None
         name = device_name or socket.gethostname() or "this-device"
-        key_path = home_dir() / KEY_FILE
-        cert = pin_hub(hub_url, pin)  # before anything is written: a wrong pin leaves no trace
-        with open_vault(create=True) as vault:
-            if vault.hub_url and (vault.hub_url.rstrip("/") != hub_url or vault.hub_auth == "signed"):
-                raise ConflictState(
-                    f"this vault is already joined to {vault.hub_url} (tenant {vault.tenant_name!r})",
-                    hint="use another TRUTHVAULT_HOME to enrol with another hub or tenant",
-                )
-            # A key left by an enrolment that failed half way is used again, never replaced.
-            if key_path.exists():
-                keys = DeviceKeys.load(key_path)
-            else:
-                keys = DeviceKeys.generate()
-                keys.save(key_path)
-            joined = enroll_device(hub_url, code, name, keys, cert_pem=cert)
-            vault.join(
-                hub_url=hub_url,
-                token=None,
-                tenant_id=joined["tenant_id"],
-                tenant_name=joined["tenant_name"],
-                device_id=joined["device_id"],
-                vault_mode=joined["vault_mode"],
-                key_path=str(key_path),
-                hub_cert=cert,
+        if rejoin:
+            with open_vault() as vault:
+                url = rejoin_hub(vault, hub_url)
+                # the certificate this vault pinned already, unless --pin names another
+                cert = pin_hub(url, pin) if pin else vault.hub_cert
+                recovered = recovery_keyring(url, code, passphrase, cert) if passphrase is not None else None
+                previous = vault.device_id
+                done = enrol_vault(vault, url, code, name, cert_pem=cert, recovered=recovered, rejoin=True)
+                queued = vault.pending_count()
+            if done.recovered_key:
+                out.print(f"recovered the tenant data key (current {done.recovered_key})")
+            out.print(
+                f"rejoined as device {done.device_name!r} of tenant {done.tenant_name!r} at {url} "
+                f"(this vault was device {previous}); key fingerprint {done.fingerprint}; "
+                f"{queued} unsynced change(s) wait to be pushed: run 'truthvault sync now'"
             )
-            if passphrase is not None:
-                out.print(f"recovered the tenant data key (current {recover_keys(vault, passphrase)})")
+            if done.previous_active:
+                err_console.print(
+                    f"note: device {done.previous_active!r}, which this vault was until now, is not "
+                    f"revoked: revoke it ('truthvault devices revoke {done.previous_active}') unless "
+                    "another copy of this vault still uses it"
+                )
+            return
+        assert hub_url is not None
+        hub_url = hub_url.rstrip("/")
+        # Both before anything is written: a wrong pin or passphrase leaves no trace, and the
+        # code stays unspent for the next attempt.
+        cert = pin_hub(hub_url, pin)
+        recovered = recovery_keyring(hub_url, code, passphrase, cert) if passphrase is not None else None
+        with open_vault(create=True) as vault:
+            done = enrol_vault(vault, hub_url, code, name, cert_pem=cert, recovered=recovered)
+        if done.recovered_key:
+            out.print(f"recovered the tenant data key (current {done.recovered_key})")
         out.print(
-            f"enrolled as device {name!r} of tenant {joined['tenant_name']!r} ({joined['vault_mode']}) "
-            f"at {hub_url}; key fingerprint {keys.fingerprint()}; run 'truthvault sync now'"
+            f"enrolled as device {done.device_name!r} of tenant {done.tenant_name!r} ({done.vault_mode}) "
+            f"at {hub_url}; key fingerprint {done.fingerprint}; run 'truthvault sync now'"
         )
 
     @cli.group(invoke_without_command=True)
@@ -121,11 +148,75 @@ def register(cli: click.Group) -> None:
 
     @devices.command("revoke")
     @click.argument("name")
-    def devices_revoke(name: str) -> None:
-        """Revoke a device of this tenant: its every later request is refused."""
+    @click.option("--yes", is_flag=True, help="Revoke this very device without asking (for scripts).")
+    @click.option(
+        "--rotate-key/--no-rotate-key",
+        default=None,
+        help="Then rotate the tenant's data key (local-first tenants), so new writes use a key the "
+        "revoked device never had (default: asked at a terminal, else only advised).",
+    )
+    @passphrase_file_option
+    def devices_revoke(name: str, yes: bool, rotate_key: bool | None, passphrase_file: Path | None) -> None:
+        """Revoke a device of this tenant: its every later request is refused.
+
+        Revoking this very device asks first (--yes for scripts): the vault can then no longer
+        sync until 'truthvault enroll --rejoin' makes it a new device, keeping its unsynced
+        changes. A revoked device of a local-first tenant still holds the data key: the command
+        offers to rotate it (--rotate-key rotates without asking; the recovery passphrase, if
+        one is set, is asked for or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
+        """
         with open_vault() as vault, hub_client(vault) as client:
+            e2e = vault.vault_mode == "local_first"
+            if rotate_key and not e2e:
+                raise InvalidInput(
+                    f"--rotate-key: tenant {vault.tenant_name!r} is {vault.vault_mode}: "
+                    "its payloads are not end-to-end encrypted"
+                )
+            this = any(d["name"] == name and d.get("this_device") for d in client.devices())
+            if this:
+                if rotate_key:
+                    raise InvalidInput(
+                        "--rotate-key: a revoked device cannot rotate the key",
+                        hint="revoke this device, then run 'truthvault keys rotate' on another one",
+                    )
+                confirm(
+                    f"revoke THIS device ({name!r})? this vault can no longer sync until enrolled again",
+                    yes,
+                    "revoking this device",
+                )
+                client.revoke_device(name)
+                _print_self_revoked(name, vault.tenant_name, vault.pending_count(), e2e)
+                return
+            exchange = key_exchange(vault, client) if e2e else None
+            # asked for before revoking: a rotation that cannot run should not follow a revocation
+            passphrase = (
+                read_passphrase(passphrase_file)
+                if rotate_key and exchange and exchange.has_recovery()
+                else None
+            )
             client.revoke_device(name)
-        out.print(f"device {name!r} revoked")
+            out.print(f"device {name!r} revoked")
+            if exchange is None or rotate_key is False:
+                return
+            if rotate_key is None:
+                if name not in exchange.exposed_to():
+                    return  # it never had the current key: nothing to rotate away from
+                if not (
+                    interactive()
+                    and click.confirm(
+                        f"rotate the tenant data key now, so new writes use a key {name!r} never had?",
+                        default=True,
+                    )
+                ):
+                    out.print(
+                        f"{name!r} still holds the tenant's current data key: run 'truthvault keys rotate' "
+                        "so new writes use a key it never had"
+                    )
+                    return
+                passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
+            rotated = exchange.rotate(passphrase)
+        note = "; recovery copy re-wrapped" if passphrase else ""
+        out.print(f"rotated the tenant data key: new writes use {rotated.current}{note}")
 
     @cli.group()
     def keys() -> None:
@@ -168,3 +259,56 @@ def register(cli: click.Group) -> None:
         out.print(
             f"rotated this device's key (new fingerprint {new.fingerprint()}); old key valid until {result['grace_until']}"
         )
+
+
+def _print_self_revoked(name: str, tenant: str, queued: int, e2e: bool) -> None:
+    out.print(
+        f"device {name!r} (this device) revoked: this vault can no longer sync. Its {queued} unsynced "
+        f"change(s) stay here: to enrol it again as a new device, get a code ('truthvault hub tenant "
+        f"code {tenant}' on the hub) and run 'truthvault enroll --rejoin --code -'"
+    )
+    if e2e:
+        out.print(
+            "it still holds the tenant's data key: run 'truthvault keys rotate' on another device so "
+            "new writes use a key it never had"
+        )
+
+
+def register_repin(cli: click.Group) -> None:
+    """Add ``hub repin`` to the hub group (a device-side command: it changes this device's vault)."""
+    hub = cli.commands["hub"]
+    assert isinstance(hub, click.Group)
+
+    @hub.command("repin")
+    @click.argument("fingerprint")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+    def hub_repin(fingerprint: str, yes: bool) -> None:
+        """On this device: trust the hub's new TLS certificate, given its SHA-256 fingerprint.
+
+        Acts on this device's vault, not on a hub database. Run it when the hub's operator has
+        replaced its certificate: the device fetches what the hub now presents, refuses it unless
+        its fingerprint is FINGERPRINT (get it from the operator: 'hub serve' prints it, never
+        take it from the error message), asks you to confirm, and pins it in place of the old one.
+        """
+        from ..sync import cert_fingerprint, pin_certificate
+
+        with open_vault() as vault:
+            hub_url = vault.hub_url
+            if not hub_url:
+                raise ConflictState(
+                    "this vault is not joined to a hub", hint="enrol it with 'truthvault enroll'"
+                )
+            old = cert_fingerprint(vault.hub_cert) if vault.hub_cert else None
+            pem, got = pin_certificate(hub_url, fingerprint)
+            if got == old:
+                out.print(
+                    f"the hub at {vault.hub_url} presents the certificate already pinned (SHA256 {got}): nothing to do"
+                )
+                return
+            out.print(f"the hub at {vault.hub_url} presents certificate SHA256 {got} (matches the one given)")
+            out.print(f"pinned until now: {old or 'none'}")
+            confirm(
+                "trust this certificate for this vault from now on?", yes, "re-pinning the hub's certificate"
+            )
+            vault.set_hub_cert(pem)
+        out.print(f"pinned SHA256 {got} for the hub at {hub_url}; run 'truthvault sync now'")

@@ -11,7 +11,7 @@ import click
 from ..errors import ConflictState, InvalidInput
 from ._common import hub_client, json_option, open_vault, out, plural, print_json
 
-__all__ = ["PASSPHRASE_ENV", "add_key_commands", "passphrase_file_option", "read_passphrase", "recover_keys"]
+__all__ = ["PASSPHRASE_ENV", "add_key_commands", "key_exchange", "passphrase_file_option", "read_passphrase"]
 
 #: Scripts pass the recovery passphrase here (or in a file), never in argv.
 PASSPHRASE_ENV = "TRUTHVAULT_RECOVERY_PASSPHRASE"
@@ -38,7 +38,8 @@ def read_passphrase(path: Path | None, *, confirm: bool = False, required: bool 
     return text
 
 
-def _exchange(vault: Any, client: Any) -> Any:
+def key_exchange(vault: Any, client: Any) -> Any:
+    """The vault's KeyExchange; ConflictState for a tenant whose payloads are not encrypted."""
     from ._sync_cmds import make_syncer
 
     syncer = make_syncer(vault, client)
@@ -52,7 +53,7 @@ def _exchange(vault: Any, client: Any) -> Any:
 def recover_keys(vault: Any, passphrase: str) -> str:
     """Fetch the recovery copy of the tenant keyring and open it here; its current key id."""
     with hub_client(vault) as client:
-        return str(_exchange(vault, client).recover(passphrase).current)
+        return str(key_exchange(vault, client).recover(passphrase).current)
 
 
 def add_key_commands(keys: click.Group) -> None:
@@ -63,9 +64,10 @@ def add_key_commands(keys: click.Group) -> None:
     def keys_status(as_json: bool) -> None:
         """The tenant's data keys here and which devices hold a wrapped copy."""
         with open_vault() as vault, hub_client(vault) as client:
-            exchange = _exchange(vault, client)
+            exchange = key_exchange(vault, client)
             keyring = vault.keyring()
             holders = exchange.holders()
+            exposed = exchange.exposed_to(holders)
             recovery = exchange.has_recovery()
             tenant = vault.tenant_name
         status = {
@@ -74,8 +76,15 @@ def add_key_commands(keys: click.Group) -> None:
             "keys": len(keyring.kids) if keyring else 0,
             "recovery_passphrase_set": recovery,
             "devices": [
-                {"name": h["name"], "key": h["kid"], "can_receive": bool(h["box_public"])} for h in holders
+                {
+                    "name": h["name"],
+                    "key": h["kid"],
+                    "can_receive": bool(h["box_public"]),
+                    "revoked": bool(h.get("revoked")),
+                }
+                for h in holders
             ],
+            "revoked_devices_hold_current_key": exposed,
         }
         if as_json:
             print_json(status)
@@ -88,7 +97,19 @@ def add_key_commands(keys: click.Group) -> None:
             out.print(f"current key {keyring.current} ({plural(len(keyring.kids), 'key')} in the keyring)")
         out.print(f"recovery passphrase: {'set' if recovery else 'not set'}")
         for h in status["devices"]:
-            out.print(f"  {h['name']}: {h['key'] or 'no copy yet'}")
+            if not h["revoked"]:
+                out.print(f"  {h['name']}: {h['key'] or 'no copy yet'}")
+            elif h["name"] in exposed:
+                out.print(f"  {h['name']}: revoked, holds the current key {h['key']}")
+            else:
+                out.print(
+                    f"  {h['name']}: revoked, " + (f"held {h['key']}" if h["key"] else "never had a copy")
+                )
+        if exposed:
+            out.print(
+                f"revoked devices hold the current key ({', '.join(exposed)}): run 'truthvault keys rotate' "
+                "so new writes use a key they never had"
+            )
 
     @keys.command("rotate")
     @passphrase_file_option
@@ -99,7 +120,7 @@ def add_key_commands(keys: click.Group) -> None:
         for, or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
         """
         with open_vault() as vault, hub_client(vault) as client:
-            exchange = _exchange(vault, client)
+            exchange = key_exchange(vault, client)
             passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
             rotated = exchange.rotate(passphrase)
         note = "; recovery copy re-wrapped" if passphrase else ""
@@ -116,7 +137,7 @@ def add_key_commands(keys: click.Group) -> None:
         passphrase = read_passphrase(passphrase_file, confirm=True)
         assert passphrase is not None
         with open_vault() as vault, hub_client(vault) as client:
-            _exchange(vault, client).set_recovery(passphrase)
+            key_exchange(vault, client).set_recovery(passphrase)
         out.print("recovery passphrase set: a new device can read everything with 'truthvault keys recover'")
 
     @keys.command("recover")

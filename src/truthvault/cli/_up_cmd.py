@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from ..errors import ConflictState, NotFound
+from ..vault import KEY_FILE
 from ._common import home_dir, open_vault, out
-from ._device_cmds import KEY_FILE
 from ._hub_cmds import DEFAULT_PORT, _store, serve_hub
 
 __all__ = ["register"]

@@ -11,7 +11,7 @@ from ..errors import BadSignature, RateLimited, TruthvaultError
 from ._guard import Guard, RequestParts
 from .store import DeviceContext, HubStore
 
-__all__ = ["EnrollBody", "RevokeBody", "RotateKeyBody", "Text", "add_device_routes"]
+__all__ = ["EnrollBody", "RecoveryCheckBody", "RevokeBody", "RotateKeyBody", "Text", "add_device_routes"]
 
 
 def _no_nul(value: str) -> str:
@@ -33,6 +33,12 @@ class EnrollBody(BaseModel):
     device_name: Text = Field(min_length=1, max_length=200, description="a name for the device, e.g. laptop")
     sign_public: Text = _KEY
     box_public: Text = _KEY
+
+
+class RecoveryCheckBody(BaseModel):
+    """The body of ``POST /v1/enroll/recovery``."""
+
+    code: Text = Field(min_length=1, max_length=64, description="an unspent one-time enrolment code")
 
 
 class RevokeBody(BaseModel):
@@ -66,7 +72,7 @@ def add_device_routes(
     parts: Callable[[Request], Awaitable[RequestParts]],
     access_token_ttl_s: float,
 ) -> None:
-    """Add /v1/enroll, /v1/auth/token and /v1/devices* to the app."""
+    """Add /v1/enroll, /v1/enroll/recovery, /v1/auth/token and /v1/devices* to the app."""
     Device = Annotated[DeviceContext, Depends(device)]
 
     @app.post("/v1/enroll", tags=["devices"])
@@ -91,6 +97,27 @@ def add_device_routes(
                 "device_id": created.id,
                 "device_name": created.name,
             }
+
+        return await run_in_threadpool(run)
+
+    @app.post("/v1/enroll/recovery", tags=["keys"])
+    async def enroll_recovery(body: RecoveryCheckBody, request: Request) -> dict[str, Any]:
+        """The passphrase-wrapped keyring of an unspent enrolment code's tenant (authenticated by
+        the code alone, which stays unspent), so a device checks its recovery passphrase before
+        it enrols. Whoever holds the code could enrol and fetch it anyway; each fetch is recorded."""
+        req = await parts(request)
+
+        def run() -> dict[str, Any]:
+            try:
+                # the same budget as enrolling: a code guessed here is a code guessed
+                wait = guard.limiter.take(f"enroll:{req.client}")
+                if wait > 0:
+                    raise RateLimited("too many enrolment attempts", retry_after_s=wait)
+                tenant, blob = store.recovery_blob_for_code(body.code)
+            except TruthvaultError as exc:
+                guard.record(exc, req, None)
+                raise
+            return {"tenant_name": tenant.name, "blob": blob}
 
         return await run_in_threadpool(run)
 

@@ -49,10 +49,20 @@ def add_key_routes(
 
     @app.get("/v1/keys/devices", tags=["keys"])
     async def key_devices(ctx: Device) -> list[dict[str, Any]]:
-        """The tenant's active devices with their box keys and which key their wrapped copy holds."""
+        """The tenant's devices with their box keys and which key their wrapped copy holds (a
+        revoked device: no box key, so nothing is wrapped to it again)."""
         _local_first(ctx)
         found = await run_in_threadpool(store.key_holders, ctx)
-        return [{"id": h.device_id, "name": h.name, "box_public": h.box_public, "kid": h.kid} for h in found]
+        return [
+            {
+                "id": h.device_id,
+                "name": h.name,
+                "box_public": h.box_public,
+                "kid": h.kid,
+                "revoked": h.revoked,
+            }
+            for h in found
+        ]
 
     @app.put("/v1/keys/wrapped", tags=["keys"])
     async def put_wrapped(body: WrappedKeysBody, ctx: Device) -> dict[str, int]:

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ..errors import ConflictState, InvalidInput, NotFound
-from ._auth import _insert_event, iso_s
-from .store import DeviceContext, KeyHolder, WrappedKey
+from ..errors import ConflictState, InvalidEnrolCode, InvalidInput, NotFound
+from ._auth import _hash, _insert_event, iso_s, normalise_code
+from .store import DeviceContext, KeyHolder, Tenant, WrappedKey
 
 if TYPE_CHECKING:
     from ._base import Db
@@ -50,16 +50,18 @@ class KeysMixin:
         def _tenant_pk(self, tenant_id: str) -> int: ...
 
     def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
-        """The tenant's active devices with their box keys and the key id of their wrapped copy."""
+        """The tenant's devices with their box keys (none for a revoked one) and their copy's key id."""
         pk = self._tenant_pk(ctx.tenant_id)
         with self._read() as db:
             rows = db.execute(
-                "SELECT d.id, d.name, d.box_public, k.kid FROM devices d LEFT JOIN key_blobs k "
+                "SELECT d.id, d.name, d.box_public, k.kid, d.revoked FROM devices d LEFT JOIN key_blobs k "
                 "ON k.tenant_pk = d.tenant_pk AND k.kind = 'device' AND k.device_id = d.id "
-                "WHERE d.tenant_pk = ? AND d.revoked = ? ORDER BY d.name",
-                (pk, False),
+                "WHERE d.tenant_pk = ? ORDER BY d.name",
+                (pk,),
             ).fetchall()
-        return [KeyHolder(r[0], r[1], r[2], r[3]) for r in rows]
+        # A revoked device is listed for what its copy holds (a key it may still have), never
+        # with its box key: nothing is wrapped to it again, by this client or an older one.
+        return [KeyHolder(r[0], r[1], None if r[4] else r[2], r[3], bool(r[4])) for r in rows]
 
     def put_wrapped_keys(
         self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False
@@ -133,3 +135,33 @@ class KeysMixin:
             # Every fetch is on record: the envelope is what a passphrase guesser would need.
             _insert_event(db, "KEY_RECOVERY_FETCHED", pk, ctx.device_id, {"found": row is not None}, at)
         return None if row is None else str(row[0])
+
+    def recovery_blob_for_code(self, code: str) -> tuple[Tenant, str | None]:
+        """The passphrase-wrapped keyring of an unspent enrolment code's tenant; the code stays unspent."""
+        at = iso_s(time.time())
+        with self._write() as db:
+            row = db.execute(
+                "SELECT c.used_at, c.expires_at, t.id, t.name, t.vault_mode, t.created_at, t.pk, k.blob "
+                "FROM enrol_codes c JOIN tenants t ON t.pk = c.tenant_pk LEFT JOIN key_blobs k "
+                "ON k.tenant_pk = t.pk AND k.kind = 'recovery' AND k.device_id = '' WHERE c.code_hash = ?",
+                (_hash(normalise_code(code)),),
+            ).fetchone()
+            if row is None:
+                raise InvalidEnrolCode("unknown enrolment code", hint="check it, or ask for a new one")
+            if row[0] is not None or row[1] <= at:
+                used = "was already used" if row[0] is not None else "has expired"
+                raise InvalidEnrolCode(
+                    f"this enrolment code {used}",
+                    hint="issue another with: truthvault hub tenant code TENANT",
+                )
+            tenant = Tenant(*row[2:6])
+            if tenant.vault_mode != "local_first":
+                raise ConflictState(
+                    f"tenant {tenant.name!r} is {tenant.vault_mode}: its payloads are not end-to-end "
+                    "encrypted, there is no data key to recover"
+                )
+            # A code's holder could enrol and fetch the envelope as a device; this fetch is on
+            # record the same way, so a passphrase guesser's copy shows up either way.
+            detail = {"found": row[7] is not None, "by": "enrolment code"}
+            _insert_event(db, "KEY_RECOVERY_FETCHED", int(row[6]), None, detail, at)
+        return tenant, None if row[7] is None else str(row[7])

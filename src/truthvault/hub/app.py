@@ -129,7 +129,8 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         title="truthvault hub",
         version=__version__,
         description="Relays and mirrors what the devices of each tenant push. Every /v1 request "
-        "but `POST /v1/enroll` is authenticated as one device: enrolled devices sign each request "
+        "but `POST /v1/enroll` and `POST /v1/enroll/recovery` (which take a one-time enrolment code) is "
+        "authenticated as one device: enrolled devices sign each request "
         "(`X-TV-Device`, `X-TV-Timestamp`, `X-TV-Nonce`, `X-TV-Signature`); sessions that cannot "
         "sign send `Authorization: Bearer <access token>` (from `POST /v1/auth/token`), and "
         "devices added with `hub device add` their device token.",

@@ -92,12 +92,13 @@ class SecurityEvent:
 
 @dataclass(frozen=True, slots=True)
 class KeyHolder:
-    """An active device as key sharing sees it: its box key and which key its wrapped copy has."""
+    """A device as key sharing sees it: its box key and which key its wrapped copy has."""
 
     device_id: str
     name: str
-    box_public: str | None  # None for a token-only device: nothing can be wrapped to it
+    box_public: str | None  # None for a token-only or revoked device: nothing can be wrapped to it
     kid: str | None  # the current key id of its wrapped keyring; None when it has none
+    revoked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +232,10 @@ class HubStore(Protocol):
 
     # -- end-to-end encryption keys (opaque envelopes) --------------------------
     def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
-        """The active devices of the caller's tenant, by name, with their box keys and the
-        current key id of the keyring wrapped to each (None when none is)."""
+        """The devices of the caller's tenant, by name, with their box keys and the current key
+        id of the keyring wrapped to each (None when none is). A revoked device is listed with
+        ``revoked`` and no box key: what its copy holds, a key it may still have, is what a user
+        needs to know to decide on a rotation."""
 
     def put_wrapped_keys(
         self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False
@@ -256,6 +259,12 @@ class HubStore(Protocol):
 
     def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
         """The tenant's passphrase-wrapped keyring, or None. Records KEY_RECOVERY_FETCHED."""
+
+    def recovery_blob_for_code(self, code: str) -> tuple[Tenant, str | None]:
+        """The tenant of an unspent enrolment code and its passphrase-wrapped keyring (or None),
+        so a device can check a recovery passphrase before it spends the code. The code stays
+        unspent. InvalidEnrolCode for an unknown, expired or used code; ConflictState for a
+        tenant that is not local-first. Records KEY_RECOVERY_FETCHED (no device)."""
 
     # -- sync ----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:

@@ -21,7 +21,7 @@ from ..errors import ConflictState, DecryptionFailed, InvalidInput
 from ..vault import Vault
 from ._transport import HubClient
 
-__all__ = ["KeyExchange", "merge_keyrings"]
+__all__ = ["KeyExchange", "merge_keyrings", "open_recovery"]
 
 WAITING_HINT = "sync a device that has the key (it shares it with this one), or run 'truthvault keys recover'"
 
@@ -30,6 +30,19 @@ def merge_keyrings(mine: Keyring | None, theirs: Keyring) -> Keyring:
     """Every key of both; ``theirs`` says which is current (it is the newer copy)."""
     keys = {kid: key for ring in (mine, theirs) if ring for kid in ring.kids if (key := ring.key(kid))}
     return Keyring(keys, theirs.current)
+
+
+def open_recovery(blob: str | None, passphrase: str) -> Keyring:
+    """The keyring in a tenant's recovery envelope; DecryptionFailed for a wrong passphrase."""
+    if not blob:
+        raise ConflictState(
+            "this tenant has no recovery passphrase set",
+            hint="set one on a device that has the key: truthvault keys recovery set",
+        )
+    try:
+        return Keyring.deserialize(unwrap_with_passphrase(blob.encode(), passphrase))
+    except InvalidInput:
+        raise DecryptionFailed("the recovery envelope holds no keyring", reason="malformed") from None
 
 
 class KeyExchange:
@@ -156,16 +169,10 @@ class KeyExchange:
 
     def recover(self, passphrase: str) -> Keyring:
         """Open the recovery copy with the passphrase, keep it here, and wrap it to this device."""
-        blob = self._call("GET", "/v1/keys/recovery")["blob"]
-        if not blob:
-            raise ConflictState(
-                "this tenant has no recovery passphrase set",
-                hint="set one on a device that has the key: truthvault keys recovery set",
-            )
-        try:
-            recovered = Keyring.deserialize(unwrap_with_passphrase(blob.encode(), passphrase))
-        except InvalidInput:
-            raise DecryptionFailed("the recovery envelope holds no keyring", reason="malformed") from None
+        return self.adopt(open_recovery(self._call("GET", "/v1/keys/recovery")["blob"], passphrase))
+
+    def adopt(self, recovered: Keyring) -> Keyring:
+        """Keep a keyring opened from the recovery copy here, and wrap it to this device."""
         local = self.vault.keyring()
         # A key already here stays current: the recovery copy may predate a rotation.
         keyring = merge_keyrings(recovered, local) if local else recovered
@@ -178,6 +185,20 @@ class KeyExchange:
         return keyring
 
     def holders(self) -> list[dict[str, Any]]:
-        """The tenant's devices as key sharing sees them."""
+        """The tenant's devices as key sharing sees them (revoked ones flagged, with no box key)."""
         result: list[dict[str, Any]] = self._call("GET", "/v1/keys/devices")
         return result
+
+    def exposed_to(self, holders: list[dict[str, Any]] | None = None) -> list[str]:
+        """The revoked devices whose copy holds the current data key (or one newer than this
+        device's): a rotation gives new writes a key they never had."""
+        keyring = self.vault.keyring()
+        if keyring is None:
+            return []
+        return [
+            h["name"]
+            for h in (self.holders() if holders is None else holders)
+            if h.get("revoked")
+            and h["kid"] is not None
+            and (h["kid"] == keyring.current or h["kid"] not in keyring.kids)
+        ]

@@ -195,7 +195,8 @@ class HubClient:
             f"the hub's certificate changed: pinned SHA256 {pinned}, the hub at {self.url} "
             f"presents {now or 'nothing readable'}; refusing to talk to it",
             hint="someone may be intercepting the connection; if the hub's operator replaced the "
-            "certificate, confirm the new fingerprint with them and enrol again",
+            "certificate, get its fingerprint from them ('hub serve' prints it) and run "
+            "'truthvault hub repin FINGERPRINT'",
         )
 
     def _error(self, response: httpx.Response) -> errors.TruthvaultError:
@@ -292,6 +293,12 @@ class HubClient:
             "box_public": bundle["box"],
         }
         result: dict[str, Any] = self._request("POST", "/v1/enroll", json=body).json()
+        return result
+
+    def recovery_for_code(self, code: str) -> dict[str, Any]:
+        """The recovery envelope of an unspent enrolment code's tenant (needs no credentials;
+        the code stays unspent): tenant_name and blob (None when no passphrase is set)."""
+        result: dict[str, Any] = self._request("POST", "/v1/enroll/recovery", json={"code": code}).json()
         return result
 
     def devices(self) -> list[dict[str, Any]]:

@@ -7,13 +7,14 @@ from ._codec import VaultRecord, payload_of
 from ._entities import MAX_PAYLOAD_BYTES
 from ._ids import new_id
 from ._schema import HEAD_REVISION
-from ._store import DB_NAME, Vault
+from ._store import DB_NAME, KEY_FILE, Vault
 from ._sync import LOCAL_ONLY_REASON, RESYNC_REASON, ApplyStats, Overruled, Refusal
 
 __all__ = [
     "DB_NAME",
     "EVENT_TYPES",
     "HEAD_REVISION",
+    "KEY_FILE",
     "LOCAL_ONLY_REASON",
     "MAX_PAYLOAD_BYTES",
     "RESYNC_REASON",

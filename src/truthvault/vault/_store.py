@@ -16,9 +16,11 @@ from . import _schema
 from ._base import VaultBase
 from ._transfer import TransferMixin
 
-__all__ = ["DB_NAME", "Vault"]
+__all__ = ["DB_NAME", "KEY_FILE", "Vault"]
 
 DB_NAME = "vault.db"
+#: An enrolled device's private keys, beside the vault in its home (mode 0600).
+KEY_FILE = "device.key"
 _DEFAULT_META = {
     "tenant_id": "local",
     "tenant_name": "",
@@ -138,7 +140,17 @@ class Vault(TransferMixin, VaultBase):
     @property
     def key_path(self) -> str | None:
         """The device's private key file (enrolled devices), or None."""
-        return self._meta_str("key_path") or None
+        stored = self._meta_str("key_path")
+        if not stored:
+            return None
+        path = self.home / stored  # a relative path is the home's; an absolute one stays itself
+        if not path.exists():
+            # Vaults made before keys were kept by relative path name the key where the folder
+            # was then: a moved or renamed folder still holds it.
+            for moved in (self.home / path.name, self.home / KEY_FILE):
+                if moved.exists():
+                    return str(moved)
+        return str(path)
 
     @property
     def hub_cert(self) -> str | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -167,7 +169,7 @@ class SyncMixin(RecordsMixin):
         key_path: str | None = None,
         hub_cert: str | None = None,
     ) -> None:
-        """Record the hub; what the hub never saw moves to the new tenant and device id.
+        """Record the hub; when the tenant changes, what the hub never saw moves to it and the new device id.
 
         An enrolled device signs its requests with the key at ``key_path`` (and has no token);
         a device added with ``hub device add`` sends its bearer ``token``. ``hub_cert`` is the
@@ -199,31 +201,17 @@ class SyncMixin(RecordsMixin):
                     "it cannot join another hub or tenant",
                     hint="create a new vault (another TRUTHVAULT_HOME) to join a different tenant",
                 )
-            conn.execute("UPDATE entities SET tenant_id = ? WHERE hub_known = 0", (tenant_id,))
-            conn.execute(
-                "UPDATE entities SET device_id = ? WHERE hub_known = 0 AND device_id = ?",
-                (device_id, old_device),
-            )
-            renamed: dict[str, str] = {}
-            for rid, blob in conn.execute("SELECT id, item FROM records WHERE hub_known = 0").fetchall():
-                item = _item_decoder.decode(blob)
-                item.tenant_id = tenant_id
-                if item.device_id == old_device:
-                    item.device_id = device_id
-                # The hub derives a record's id from its item, so the id follows the item.
-                new_rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
-                conn.execute(
-                    "UPDATE records SET id = ?, item = ? WHERE id = ?", (new_rid, _encoder.encode(item), rid)
-                )
-                if new_rid != rid:
-                    renamed[rid] = new_rid
-            if renamed:
-                _follow_renamed_records(conn, renamed)
+            if tenant_id != old_tenant:
+                self._move_unsynced(conn, tenant_id, old_device, device_id)
+            # Joining the same tenant again (a revoked device enrolled anew) changes who this
+            # vault is from now on, not who wrote what it holds: the old device id is a device
+            # of this tenant, and a queued version the hub may already hold (a push whose answer
+            # was lost) must come back a duplicate, not look like another device's version.
             for key, value in (
                 ("hub_url", hub_url),
                 ("hub_token", "" if key_path else token or ""),
                 ("hub_auth", "signed" if key_path else "token"),
-                ("key_path", key_path or ""),
+                ("key_path", self._home_relative(key_path) if key_path else ""),
                 ("hub_cert", hub_cert or ""),
                 ("tenant_id", tenant_id),
                 ("tenant_name", tenant_name),
@@ -232,6 +220,60 @@ class SyncMixin(RecordsMixin):
             ):
                 self._set_meta(key, value)
             self._recount()  # versions the hub never saw now name this device
+
+    def set_key_path(self, key_path: str) -> None:
+        """Where this enrolled device's private key file is now (kept relative to the home when in it)."""
+        if not self._meta_str("key_path"):
+            raise ConflictState("this vault is not enrolled: it has no device key")
+        with self._tx():
+            self._set_meta("key_path", self._home_relative(key_path))
+
+    def _move_unsynced(
+        self, conn: sqlite3.Connection, tenant_id: str, old_device: str, device_id: str
+    ) -> None:
+        """Move what the hub never saw to the tenant joined and this vault's device id there."""
+        conn.execute("UPDATE entities SET tenant_id = ? WHERE hub_known = 0", (tenant_id,))
+        conn.execute(
+            "UPDATE entities SET device_id = ? WHERE hub_known = 0 AND device_id = ?",
+            (device_id, old_device),
+        )
+        renamed: dict[str, str] = {}
+        for rid, blob in conn.execute("SELECT id, item FROM records WHERE hub_known = 0").fetchall():
+            item = _item_decoder.decode(blob)
+            item.tenant_id = tenant_id
+            if item.device_id == old_device:
+                item.device_id = device_id
+            # The hub derives a record's id from its item, so the id follows the item.
+            new_rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
+            conn.execute(
+                "UPDATE records SET id = ?, item = ? WHERE id = ?", (new_rid, _encoder.encode(item), rid)
+            )
+            if new_rid != rid:
+                renamed[rid] = new_rid
+        if renamed:
+            _follow_renamed_records(conn, renamed)
+
+    def set_hub_cert(self, pem: str) -> None:
+        """Pin another TLS certificate (PEM) for this vault's https hub: it alone is trusted from now on."""
+        hub = self._meta_str("hub_url")
+        if not hub.lower().startswith("https://"):
+            raise ConflictState(
+                f"this vault's hub is {hub or 'not set'}: only an https hub has a certificate to pin"
+            )
+        try:
+            ssl.PEM_cert_to_DER_cert(pem)
+        except ValueError:
+            raise InvalidInput("not a PEM certificate") from None
+        with self._tx():
+            self._set_meta("hub_cert", pem)
+
+    def _home_relative(self, path: str) -> str:
+        """``path`` relative to the vault's home when it lies inside it, so the folder can move."""
+        target = Path(path)
+        try:
+            return str(target.resolve().relative_to(self.home.resolve()))
+        except ValueError:
+            return str(target.resolve())
 
     def set_cursor(self, cursor: int) -> None:
         """Remember the last hub sequence number pulled."""
