@@ -289,3 +289,19 @@ def test_an_item_the_hub_refuses_is_kept_aside_and_the_rest_is_pushed(
     d.syncers["b"].sync()
     assert payload_of(b.get(big)) == {"t": "x" * 400}
     assert d.syncers["a"].check().in_sync and d.syncers["b"].check().in_sync
+
+
+def test_a_base_the_hub_would_refuse_is_dropped_not_the_batch(devices: Callable[..., Devices]) -> None:
+    d = devices("a")
+    a = d.vaults["a"]
+    eid = a.put("note", {"t": "mine"}).item.entity_id
+    d.syncers["a"].sync()
+    rid = a.edit(eid, {"t": "ai"}, source=AI).record_id
+    batch = a.pending_batch()
+    assert batch is not None and [b.entity_id for b in batch.bases] == [eid]
+    batch.bases[0].last_modified_at = "2026-11-32T00:00:00.000Z-0000"
+    response = d.syncers["a"].client.push(batch)
+    assert [r.outcome for r in response.results] == ["suggestion"]
+    ctx = d.syncers["a"].client.ctx  # type: ignore[attr-defined]
+    [record] = d.store.list_records(ctx)
+    assert record.id == rid and record.base is None

@@ -41,6 +41,7 @@ from ..model import (
     encode,
     prepare_items,
     record_digest,
+    sort_out,
 )
 from ..truth import Outcome, TruthLevel, origin_step
 from ._auth import AuthMixin, check_bearer, check_name
@@ -431,7 +432,8 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         """Apply a batch atomically and idempotently (see :meth:`HubStore.push`)."""
         items = _checked_items(ctx, request, limits, now_ms)
-        bases = prepare_items(
+        # A base only helps accepting a suggestion: one that fails a check is dropped, not the batch.
+        bases, _ = sort_out(
             request.bases,
             "bases",
             tenant_id=ctx.tenant_id,
