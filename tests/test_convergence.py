@@ -229,6 +229,25 @@ def test_a_replica_that_missed_a_version_keeps_the_hubs_records_not_its_own() ->
     )
 
 
+def test_a_pull_while_changes_wait_converges_records_too() -> None:
+    # Issue 9, item 2: d0 puts e0 at C5; d2 writes its own U1 e0 and pulls while it is queued;
+    # d1 edits the AI draft. d2 used to keep the draft as a suggestion no other replica had.
+    run(
+        lambda tmp: str(tmp / "hub.db"),
+        [
+            (0, "write", 5, 0),
+            (0, "sync", 1, 0),
+            (2, "write", 1, 0),
+            (2, "pull", 1, 0),
+            (1, "sync", 1, 0),
+            (1, "write", 1, 0),
+            (0, "sync", 1, 0),
+            (1, "sync", 1, 0),
+            (2, "sync", 1, 0),
+        ],
+    )
+
+
 #: each replica's clock off by up to ten minutes either way (the hub refuses 15 minutes ahead)
 skews = st.tuples(*[st.integers(-600_000, 600_000)] * REPLICAS)
 

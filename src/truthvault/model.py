@@ -534,7 +534,12 @@ def prepare_items(
     Only a batch that fails one is checked item by item, to name the first bad item
     (``items[3].entity_id: ...``).
     """
-    if not _batch_passes(items, tenant_id, max_payload_bytes, max_clock):
+    if not (
+        _batch_passes(items, tenant_id, max_payload_bytes, max_clock)
+        and _payloads_pass(items, where)
+        and _acceptance_passes(items)
+    ):
+        # Checked item by item, in order: the error names the first bad item.
         for i, item in enumerate(items):
             try:
                 prepare_item(
@@ -548,23 +553,35 @@ def prepare_items(
             except TruthvaultError as exc:
                 raise exc.for_item(i, describe_item(item)) from None
         return items
-    try:
-        check_payloads([item.payload for item in items], where)
-    except InvalidInput as exc:
-        raise exc.for_item(exc.item, None if exc.item is None else describe_item(items[exc.item])) from None
     if None in [item.last_modified_by_level for item in items]:
         for item in items:
             if item.last_modified_by_level is None:
                 item.last_modified_by_level = item.truth_level
     if True in [item.accepted_by_user for item in items]:
-        for i, item in enumerate(items):
+        for item in items:
             if item.accepted_by_user and item.truth_level != TruthLevel.USER:
-                try:
-                    _check_acceptance(item, f"{where}[{i}]")
-                except InvalidSource as exc:
-                    raise exc.for_item(i, describe_item(item)) from None
                 _upgrade(item)
     return items
+
+
+def _payloads_pass(items: list[SyncItem], where: str) -> bool:
+    try:
+        check_payloads([item.payload for item in items], where)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _acceptance_passes(items: list[SyncItem]) -> bool:
+    if True not in [item.accepted_by_user for item in items]:
+        return True
+    try:
+        for item in items:
+            if item.accepted_by_user and item.truth_level != TruthLevel.USER:
+                check_acceptance(item.truth_level, True, [step.level for step in item.origin_chain])
+    except InvalidSource:
+        return False
+    return True
 
 
 def sort_out(

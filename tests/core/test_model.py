@@ -170,9 +170,11 @@ _BAD_FIELDS: list[dict[str, object]] = [
     {"truth_level": 1, "origin_source": "ai-cloud:x"},
     {"origin_source": "user:x\n"},
     {"origin_chain": (OriginStep(level=2, source="user:x", at=format_stamp(NOW)),)},
-    {"last_modified_at": "2026-11-32T00:00:00.000Z-0000"},  # the right shape, no real date
+    {"last_modified_at": "2025-11-32T00:00:00.000Z-0000"},  # the right shape, no real date
+    {"last_modified_at": "2025-11-31T00:00:00.000Z-0000"},
     {"last_modified_at": "2026-02-29T00:00:00.000Z-0000"},  # not a leap year
-    {"last_modified_at": "2026-11-30T24:00:00.000Z-0000"},
+    {"last_modified_at": "2025-11-30T24:00:00.000Z-0000"},
+    {"last_modified_at": "2025-11-30T23:60:00.000Z-0000"},
     {"base_clock": "2026-13-01T00:00:00.000Z-0000"},
     {"truth_level": 5, "origin_source": "ai-cloud:p/m", "accepted_by_user": True},  # no user behind it
     {"payload": msgspec.Raw(b'{"n":1e99999}')},
