@@ -304,4 +304,6 @@ def test_a_base_the_hub_would_refuse_is_dropped_not_the_batch(devices: Callable[
     assert [r.outcome for r in response.results] == ["suggestion"]
     ctx = d.syncers["a"].client.ctx  # type: ignore[attr-defined]
     [record] = d.store.list_records(ctx)
-    assert record.id == rid and record.base is None
+    # the bad copy is dropped; the hub keeps its own current version, which is the one it was made on
+    assert record.id == rid and record.base is not None
+    assert record.base.last_modified_at == a.get(eid).last_modified_at

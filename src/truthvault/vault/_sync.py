@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import ssl
 from collections.abc import Iterable, Sequence
@@ -116,35 +117,33 @@ class Refusal:
     item: str  # its JSON as it was sent or received (cut at 4 KiB when pulled)
 
 
-def _checked_record(rec: Record, n: int, tenant: str) -> Record:
-    """A pulled record checked as the hub checks pushed items, bound to its item (its id is the
-    one its item gives), with its base dropped when the base is not the suggestion's."""
-    where = f"records[{n}]"
-    item = prepare_item(
-        _copy(rec.item),
-        f"{where}.item",
+def _pulled(item: SyncItem, where: str, tenant: str) -> SyncItem:
+    """A copy of a pulled version, checked as the hub checks pushed ones (no size or clock
+    limit: the hub applied those when it took the version)."""
+    return prepare_item(
+        _copy(item),
+        where,
         tenant_id=tenant,
         device_id=None,
         max_payload_bytes=NO_SIZE_LIMIT,
         max_clock=NO_CLOCK_LIMIT,
     )
+
+
+def _checked_record(rec: Record, n: int, tenant: str) -> Record:
+    """A pulled record checked as the hub checks pushed items, bound to its item (its id is the
+    one its item gives), with its base dropped when the base is not the suggestion's."""
+    where = f"records[{n}]"
+    item = _pulled(rec.item, f"{where}.item", tenant)
     if rec.id != record_id(item.entity_id, item.last_modified_at, item.device_id):
         raise InvalidInput(f"{where}.id: {rec.id!r} is not the id of the version it keeps")
     if (rec.entity_id, rec.entity_type) != (item.entity_id, item.entity_type):
         raise InvalidInput(f"{where}: names another entity than the version it keeps")
-    base = rec.base
-    if base is not None:
-        try:
-            base = prepare_item(
-                _copy(base),
-                f"{where}.base",
-                tenant_id=tenant,
-                device_id=None,
-                max_payload_bytes=NO_SIZE_LIMIT,
-                max_clock=NO_CLOCK_LIMIT,
-            )
-        except TruthvaultError:
-            base = None  # a base that does not check out is only a base unknown
+    base = None
+    if rec.base is not None:
+        # a base that does not check out is only a base unknown
+        with contextlib.suppress(TruthvaultError):
+            base = _pulled(rec.base, f"{where}.base", tenant)
         if base is not None and (base.entity_id, base.version, base.last_modified_at) != (
             item.entity_id,
             item.base_version,
