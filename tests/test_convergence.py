@@ -37,9 +37,15 @@ class StoreClient:
         return self.store.push(self.ctx, batch, Limits(), time.time_ns() // 1_000_000)
 
     def pull(
-        self, since: int, limit: int = 1000, wait: float = 0, tag: str | None = None, refused: object = None
+        self,
+        since: int,
+        limit: int = 1000,
+        wait: float = 0,
+        tag: str | None = None,
+        refused: object = None,
+        tag_seq: int | None = None,
     ) -> PullResponse:
-        return self.store.pull(self.ctx, since, min(limit, 7), tag)  # small pages exercise paging
+        return self.store.pull(self.ctx, since, min(limit, 7), tag, tag_seq)  # small pages exercise paging
 
 
 def _skewed(vault: Vault, skew_ms: int) -> None:

@@ -21,9 +21,15 @@ class StoreClient:
         return self.store.push(self.ctx, batch, Limits(), time.time_ns() // 1_000_000)
 
     def pull(
-        self, since: int, limit: int = 1000, wait: float = 0, tag: str | None = None, refused: object = None
+        self,
+        since: int,
+        limit: int = 1000,
+        wait: float = 0,
+        tag: str | None = None,
+        refused: object = None,
+        tag_seq: int | None = None,
     ) -> PullResponse:
-        return self.store.pull(self.ctx, since, limit, tag)
+        return self.store.pull(self.ctx, since, limit, tag, tag_seq)
 
 
 def join_store(vault: Vault, store: HubStore, token: str) -> Syncer:

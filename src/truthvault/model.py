@@ -180,8 +180,10 @@ class PushRequest(msgspec.Struct, omit_defaults=True, gc=False):
     decisions: list[Decision] = []
     #: the device's pull cursor; a cursor behind the purge horizon means re-sync first
     cursor: NonNegative = 0
-    #: the tag of the hub commit the cursor points into (see :class:`PullResponse`)
+    #: the tag of the latest hub commit this device knows of (see :class:`PullResponse`), and
+    #: the sequence number it was given for (the cursor when none is given)
     tag: ShortText | None = None
+    tag_seq: NonNegative | None = None
     #: the versions kept items of this batch (suggestions) were made on, when the device knows
     #: them: the hub keeps each with its suggestion (``Record.base``)
     bases: list[SyncItem] = []
@@ -197,11 +199,18 @@ class PushResult(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 class PushResponse(msgspec.Struct, gc=False):
-    """The answer to a push: one result per item, the tenant's head, the device's last mutation."""
+    """The answer to a push: one result per item, the tenant's head, the device's last mutation.
+
+    ``previous_mutation`` is the device's last mutation before this push: items numbered at or
+    below it were taken as already applied. ``tag`` names the commit the push wrote (None when it
+    wrote nothing), whose last sequence number is ``head``.
+    """
 
     results: list[PushResult]
     head: int
     last_mutation: int
+    previous_mutation: int = 0
+    tag: str | None = None
 
 
 class PullResponse(msgspec.Struct, gc=False):

@@ -15,6 +15,7 @@ import msgspec
 import platformdirs
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
 from ..model import Record, SyncItem
@@ -36,9 +37,35 @@ __all__ = [
     "summary",
 ]
 
-# emoji off: rich would turn ":AB:" in a certificate fingerprint (or any id) into a picture
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, highlight=False, emoji=False)
+#: Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides, each shown
+#: as U+FFFD: text synced from any device of the tenant must never drive the user's terminal
+#: (an escape sequence can set the title, clear the screen or, on some terminals, write the
+#: clipboard) nor reorder what the user reads.
+_UNPRINTABLE = {
+    code: "\ufffd"
+    for code in [
+        *range(0x00, 0x09),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
+
+
+class _Console(Console):
+    """A console that takes no markup from text unless asked (``markup=True``, for the CLI's own
+    messages) and shows no control character: what it prints comes from other devices."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(text.translate(_UNPRINTABLE), **kwargs)
+
+
+# emoji off: rich would turn ":AB:" in a certificate fingerprint (or any id) into a picture.
+# markup off: "[/]" in a note would break every listing; the few styled lines say markup=True
+# and put only ids (which hold no brackets) into the markup.
+out = _Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+err_console = _Console(stderr=True, highlight=False, emoji=False, markup=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -194,7 +221,7 @@ def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
     rows = []
     for item in items:
         level = level_name(item.truth_level) + (" ✓" if item.accepted_by_user else "")
-        what = "[strike]deleted[/strike]" if item.deleted else summary(item)
+        what: str | Text = Text("deleted", style="strike") if item.deleted else summary(item)
         row = [item.entity_id, item.entity_type, level, what]
         if wide:
             row.append(item.last_modified_at[:16].replace("T", " "))
@@ -209,7 +236,7 @@ def record_table(records: list[Record], title: str | None = None) -> Table:
     rows = []
     for record in records:
         item = record.item
-        what = "[strike]delete[/strike]" if item.deleted else summary(item, 50)
+        what: str | Text = Text("delete", style="strike") if item.deleted else summary(item, 50)
         if wide:
             source = f"{level_name(item.truth_level)} {item.origin_source}"
             rows.append([record.id, record.kind, record.entity_id, source, what, record.status])
@@ -221,7 +248,7 @@ def record_table(records: list[Record], title: str | None = None) -> Table:
     return _table(title, headers, rows, squeeze=4 if wide else 3)
 
 
-def _table(title: str | None, headers: list[str], rows: list[list[str]], squeeze: int) -> Table:
+def _table(title: str | None, headers: list[str], rows: list[list[str | Text]], squeeze: int) -> Table:
     """A table that fits the terminal by cutting column ``squeeze`` short (with an ellipsis),
     never the others: Rich would otherwise narrow the small columns to nothing."""
     table = Table(title=title, header_style="bold")

@@ -68,17 +68,22 @@ def _report(result: Any, as_json: bool) -> None:
         out.print(
             f"kept as a suggestion [bold]{result.record_id}[/bold] for {item.entity_id} "
             f"({level_name(item.truth_level)} cannot replace higher truth; "
-            f"'truthvault accept {result.record_id}' makes it yours)"
+            f"'truthvault accept {result.record_id}' makes it yours)",
+            markup=True,
         )
     elif result.outcome == Outcome.CONFLICT:
         # Only when the vault holds a version stamped later than this machine's clock.
         out.print(
             f"kept as a conflict [bold]{result.record_id}[/bold] for {item.entity_id}: the vault holds a "
-            f"later version; 'truthvault conflicts resolve {result.record_id} --restore' makes this one current"
+            f"later version; 'truthvault conflicts resolve {result.record_id} --restore' makes this one current",
+            markup=True,
         )
     else:
         verb = "deleted" if item.deleted else "saved"
-        out.print(f"{verb} {item.entity_type} [bold]{item.entity_id}[/bold] ({level_name(item.truth_level)})")
+        out.print(
+            f"{verb} {item.entity_type} [bold]{item.entity_id}[/bold] ({level_name(item.truth_level)})",
+            markup=True,
+        )
 
 
 #: entities ``list`` shows unless --limit or --all says otherwise
@@ -228,7 +233,8 @@ def register(cli: click.Group) -> None:
             payload = msgspec.json.decode(item.payload)
             out.print(
                 f"[bold]{item.entity_type} {item.entity_id}[/bold]"
-                + ("  [red](deleted)[/red]" if item.deleted else "")
+                + ("  [red](deleted)[/red]" if item.deleted else ""),
+                markup=True,
             )
             out.print(
                 f"truth: {level_name(item.truth_level)} ({TruthLevel(item.truth_level).name.lower()}) "
@@ -346,7 +352,8 @@ def register(cli: click.Group) -> None:
                 print_json(item)
             else:
                 out.print(
-                    f"accepted: {item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)"
+                    f"accepted: {item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)",
+                    markup=True,
                 )
 
     @cli.command()
@@ -375,7 +382,9 @@ def register(cli: click.Group) -> None:
             if as_json:
                 print_json(item)
             else:
-                out.print(f"{item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)")
+                out.print(
+                    f"{item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)", markup=True
+                )
 
     @cli.command()
     @click.option("--limit", type=click.IntRange(1), default=30, show_default=True)

@@ -451,13 +451,9 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 )
             if request.cursor > state.head_seq:
                 raise _reset(request.cursor, state.head_seq)
-            tag = request.tag
-            if (
-                tag is not None
-                and request.cursor
-                and self._tag_at(db, pk, request.cursor, state.head_seq, state.head_tag) != tag
-            ):
-                raise _other_history(request.cursor)
+            self._check_history(
+                db, pk, state, request.tag, request.cursor if request.tag_seq is None else request.tag_seq
+            )
             sql = "SELECT last_mutation, revoked FROM devices WHERE id = ? AND tenant_pk = ?"
             row = db.execute(sql, (ctx.device_id, pk)).fetchone()
             if row is None or row[1]:
@@ -490,7 +486,13 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
                 self._announce(db, ctx.tenant_id)
             sql = "UPDATE devices SET last_mutation = ?, last_seen_at = ? WHERE id = ?"
             db.execute(sql, (mutation, now, ctx.device_id))
-        return PushResponse(results=results, head=applied.head, last_mutation=mutation)
+        return PushResponse(
+            results=results,
+            head=applied.head,
+            last_mutation=mutation,
+            previous_mutation=last,
+            tag=applied.tag,
+        )
 
     def _announce(self, db: Db, tenant_id: str) -> None:
         """Tell other hub processes, at commit, that a tenant changed (see :meth:`watch`)."""
@@ -507,6 +509,16 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             TENANT_COUNTERS + self._lock_clause, (pk,)
         ).fetchone()
         return TenantState(int(head), int(checksum) % _U64, int(purge_seq), tag, int(records) % _U64)
+
+    def _check_history(self, db: Db, pk: int, state: TenantState, tag: str | None, seq: int) -> None:
+        """HubReset unless ``tag`` (given for sequence number ``seq``) is the tag of the commit
+        ``seq`` belongs to here: else this is not the history the device has seen."""
+        if tag is None or not seq:
+            return
+        if seq > state.head_seq:
+            raise _reset(seq, state.head_seq)
+        if self._tag_at(db, pk, seq, state.head_seq, state.head_tag) != tag:
+            raise _other_history(seq)
 
     @staticmethod
     def _tag_at(db: Db, pk: int, seq: int, state_head: int, head_tag: str | None) -> str | None:
@@ -623,11 +635,15 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             )
         return out
 
-    def pull(self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None) -> PullResponse:
+    def pull(
+        self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> PullResponse:
         """Changes after ``since`` (see :meth:`HubStore.pull`)."""
-        return _pull_decoder.decode(self.pull_raw(ctx, since, limit, tag))
+        return _pull_decoder.decode(self.pull_raw(ctx, since, limit, tag, tag_seq))
 
-    def pull_raw(self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None) -> bytes:
+    def pull_raw(
+        self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> bytes:
         """What :meth:`pull` answers, as the exact JSON bytes of a PullResponse."""
         if since < 0 or limit < 1:
             raise InvalidInput(f"since ({since}) must be >= 0 and limit ({limit}) >= 1")
@@ -646,10 +662,11 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
         records = [row[1] for row in page if row[2]]
         cursor = page[-1][0] if has_more else head
         # Commits below the snapshot's head never change, so these reads need not share it.
-        if (tag is not None and since > 0) or cursor != head:
+        seq = since if tag_seq is None else tag_seq
+        if (tag is not None and seq > 0) or cursor != head:
             with self._read() as db:
-                if tag is not None and since > 0 and self._tag_at(db, pk, since, head, head_tag) != tag:
-                    raise _other_history(since)
+                state = TenantState(head, checksum, purge_seq, head_tag, records_checksum)
+                self._check_history(db, pk, state, tag, seq)
                 cursor_tag = self._tag_at(db, pk, cursor, head, head_tag)
         else:
             cursor_tag = head_tag
@@ -722,7 +739,9 @@ class BaseHubStore(AuthMixin, KeysMixin, ABC):
             plan, current = MergePlan(), {}
             if resolution == "restore":
                 current = self._load_current(db, pk, [record.entity_id])
-                restored = _restoration(record, current.get(record.entity_id), ctx.device_id, clock)
+                # Written by the hub for the device, not as it: the device's own queued edits
+                # must not be taken as ones this version was made on (same writer, earlier clock).
+                restored = _restoration(record, current.get(record.entity_id), f"hub:{ctx.device_id}", clock)
                 plan = plan_merge(current, [restored], now)
                 if plan.results[0][1] is not Outcome.APPLIED:
                     raise InvalidInput(f"clock {clock} is not later than the current version's")
@@ -845,12 +864,13 @@ def _bare(item: SyncItem) -> SyncItem:
 
 
 def _base_of(loss: Loss, bases: Sequence[SyncItem], current: Mapping[str, SyncItem]) -> SyncItem | None:
-    """The version a lost suggestion was made on: one the pushing device sent beside it, the
-    version it lost to, or the hub's current one, whichever is that version (None: unknown)."""
+    """The version a lost suggestion was made on: the version it lost to or the hub's current
+    one, whichever is that version, else one the pushing device sent beside it (None: unknown).
+    The hub's own copies come first: a device could send a forged one of the same number."""
     item = loss.record.item
     if loss.kind != "suggestion" or item.base_clock is None:
         return None
-    for candidate in (*bases, loss.winner, current.get(item.entity_id)):
+    for candidate in (loss.winner, current.get(item.entity_id), *bases):
         if (
             candidate is not None
             and candidate.entity_id == item.entity_id

@@ -259,8 +259,14 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
                 min_length=1,
                 max_length=64,
                 pattern=r"^[0-9a-f]+$",
-                description="the tag the page that gave `since` came with; a hub whose history at "
-                "`since` is another one answers 410 hub_reset",
+                description="the tag of the latest commit the device knows of (a pull page's or a "
+                "push's); a hub whose history there is another one answers 410 hub_reset",
+            ),
+        ] = None,
+        tag_seq: Annotated[
+            int | None,
+            Query(
+                ge=0, le=MAX_INT64, description="the sequence number `tag` was given for (default: `since`)"
             ),
         ] = None,
     ) -> Response:
@@ -271,7 +277,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
         def first_page() -> tuple[DeviceContext, bytes]:
             # authentication and the read in one trip to the thread pool: pulls are the hot path
             ctx = guard.authenticate(req)
-            return ctx, store.pull_raw(ctx, since, limit, tag)
+            return ctx, store.pull_raw(ctx, since, limit, tag, tag_seq)
 
         ctx, body = await run_in_threadpool(first_page)
         deadline = time.monotonic() + min(wait, cfg.max_wait_s)
@@ -284,7 +290,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
             if head > since and head != read_at:
                 # (a purged tombstone can leave the head past an empty page: read once a head)
                 read_at = head
-                body = await run_in_threadpool(store.pull_raw, ctx, since, limit, tag)
+                body = await run_in_threadpool(store.pull_raw, ctx, since, limit, tag, tag_seq)
                 continue
             await notifier.wait(event, min(deadline - time.monotonic(), 5.0))
         return Response(body, media_type=_JSON)

@@ -283,17 +283,22 @@ class HubStore(Protocol):
         ResyncRequired if ``request.cursor`` is behind the tenant's purge horizon.
         """
 
-    def pull(self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None) -> PullResponse:
+    def pull(
+        self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> PullResponse:
         """Changes after ``since``, in sequence order, at most ``limit`` (items and records
         together), read from one consistent snapshot. ``cursor`` is the last sequence
         number returned, or the head when the page reaches it; ``checksum`` and
         ``records_checksum`` are given only then; ``tag`` names the commit ``cursor`` points
         into. ResyncRequired when ``0 < since < purge horizon``; HubReset when ``since`` is
-        past the head or ``tag`` (the one a device got with ``since``) is not the tag of the
-        commit ``since`` points into now. Records a SYNC_PULL event when it returns anything.
+        past the head or ``tag`` (the one a device got for sequence number ``tag_seq``, by
+        default ``since``) is not the tag of the commit that number belongs to now. Records a
+        SYNC_PULL event when it returns anything.
         """
 
-    def pull_raw(self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None) -> bytes:
+    def pull_raw(
+        self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> bytes:
         """What :meth:`pull` answers, as the exact JSON bytes of a PullResponse."""
 
     def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:

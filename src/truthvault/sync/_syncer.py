@@ -40,6 +40,8 @@ class SyncStats:
     records: int = 0
     #: records new to this device (suggestions and conflicts kept elsewhere)
     new_records: int = 0
+    #: versions of this device's that the hub had lost, sent again
+    requeued: int = 0
     resynced: bool = False
     #: why it re-synced: "purged" (its cursor was behind the hub's purge horizon), "reset" (the
     #: hub lost history) or "asked"
@@ -149,7 +151,8 @@ class Syncer:
         outcomes: dict[str, int] = stats.push_outcomes or {}
         total = self.vault.pending_count()
         previous: tuple[object, ...] | None = None
-        while (batch := self.vault.pending_batch(self.batch)) is not None:
+        limit = self.batch
+        while (batch := self.vault.pending_batch(limit)) is not None:
             fingerprint = (
                 [(i.entity_id, i.mutation) for i in batch.items],
                 [(d.id, d.status) for d in batch.decisions],
@@ -163,25 +166,35 @@ class Syncer:
             except ResyncRequired:
                 stats.resync_reason = "purged"
                 self.resync(progress, stats)
+                previous = None  # the queue was rebuilt: the same batch may rightly go again
                 continue
             except HubReset:
                 self.resync(progress, stats, hub_reset=True)
+                previous = None
                 continue
             except (InvalidInput, PayloadTooLarge, Forbidden) as exc:
                 # One item the hub will never take must not jam the queue: keep it here, aside
                 # (``sync rejected``), and push the rest.
-                if exc.item is None or isinstance(exc, DeviceRevoked) or not 0 <= exc.item < len(batch.items):
+                index = exc.item
+                if index is None and isinstance(exc, PayloadTooLarge) and batch.items:
+                    if len(batch.items) > 1:
+                        # the batch as a whole is over the hub's body limit: send smaller ones
+                        limit = max(1, len(batch.items) // 2)
+                        previous = None
+                        continue
+                    index = 0  # one item alone is over it
+                if index is None or isinstance(exc, DeviceRevoked) or not 0 <= index < len(batch.items):
                     raise
-                refused = batch.items[exc.item]
+                refused = batch.items[index]
                 self.vault.refuse_pushed(refused, exc.message.removeprefix("hub: "))
                 stats.refused_pushes.append((refused.entity_id, exc.message.removeprefix("hub: ")))
                 previous = None
                 continue
-            if batch.items and response.last_mutation > max(i.mutation or 0 for i in batch.items):
-                # The hub has seen higher numbers from this device than this vault has given:
-                # its answers of "duplicate" were for other changes. Number the queue above
-                # them and push it again (what the hub does hold comes back as a duplicate
-                # version, which writes nothing).
+            if batch.items and self._behind(batch, response):
+                # The hub has seen numbers from this device that this vault never had
+                # acknowledged: its answers of "duplicate" may be for other changes. Number the
+                # queue above them and push it again (what the hub does hold comes back as a
+                # duplicate version, which writes nothing).
                 self.vault.renumber_pending(response.last_mutation)
                 previous = None
                 continue
@@ -195,6 +208,17 @@ class Syncer:
                 break
         stats.push_outcomes = outcomes
         return stats
+
+    def _behind(self, batch: PushRequest, response: PushResponse) -> bool:
+        """Whether this vault's change numbers fell behind the hub's (a restored copy of the vault
+        file, a new vault given an old device's token): numbers the hub took as already applied
+        that this vault never had acknowledged."""
+        top = max(i.mutation or 0 for i in batch.items)
+        if response.last_mutation > top:
+            return True
+        acked = self.vault.acked_mutation
+        low = min(i.mutation or 0 for i in batch.items)
+        return acked is not None and response.previous_mutation > acked and low <= response.previous_mutation
 
     def pull(
         self, progress: Progress | None = None, wait: float = 0, stats: SyncStats | None = None
@@ -222,8 +246,8 @@ class Syncer:
             self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
         stats = self.pull(progress, stats=stats)
-        if stats.resynced and self.vault.pending_count():
-            self.push(progress, stats)  # what a reset hub lost goes back to it now
+        if (stats.resynced or stats.requeued) and self.vault.pending_count():
+            self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
         if stats.checksum is not None and not self.vault.pending_count():
             if self.vault.checksum() != stats.checksum:
@@ -239,6 +263,16 @@ class Syncer:
         a ``hub_reset``, queue what it lost to be pushed again)."""
         stats = stats or SyncStats()
         stats.resynced = True
+        mark = self.vault.history_mark
+        if not hub_reset and mark is not None:
+            # A re-pull drops what the hub no longer has, as purged: first make sure the hub has
+            # not lost history instead (a restore), whose changes must be sent to it, not dropped.
+            try:
+                self.client.pull(mark[0], 1, 0, mark[1], [], mark[0])
+            except HubReset:
+                hub_reset = True
+            except ResyncRequired:
+                pass
         if stats.resync_reason is None or hub_reset:
             stats.resync_reason = "reset" if hub_reset else "asked"
         self.vault.begin_resync(hub_reset=hub_reset)
@@ -253,12 +287,13 @@ class Syncer:
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
         vault = self.vault
-        for page, refused in pages(self.client, vault.cursor, self.batch, wait, vault.cursor_tag):
+        for page, refused in pages(self.client, vault.cursor, self.batch, wait, vault.history_mark):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
             applied = vault.apply_pull(self._open(page, stats), refused)
             stats.applied += applied.applied
             stats.new_records += applied.new_records
+            stats.requeued += applied.requeued
             stats.refused_pulls += applied.refused
             stats.overruled += applied.overruled
             stats.cursor = page.cursor

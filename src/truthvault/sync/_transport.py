@@ -236,15 +236,19 @@ class HubClient:
         wait: float = 0,
         tag: str | None = None,
         refused: list[Refused] | None = None,
+        tag_seq: int | None = None,
     ) -> PullResponse:
-        """A page of changes after ``since`` (``tag``: the one that came with ``since``). What of
-        it cannot be taken in is left out and added to ``refused`` (given: it must be kept
-        aside, see :func:`truthvault.model.decode_pull`); without ``refused`` such a page fails."""
+        """A page of changes after ``since``; ``tag`` is the tag of the latest commit this device
+        knows of, given for sequence number ``tag_seq`` (by default ``since``). What of the page
+        cannot be taken in is left out and added to ``refused`` (given: it must be kept aside,
+        see :func:`truthvault.model.decode_pull`); without ``refused`` such a page fails."""
         params: dict[str, Any] = {"since": since, "limit": limit}
         if wait:
             params["wait"] = wait
-        if tag and since:
+        if tag:
             params["tag"] = tag
+            if tag_seq is not None:
+                params["tag_seq"] = tag_seq
         timeout = httpx.Timeout(max(30.0, wait + 30.0))
         response = self._request("GET", "/v1/sync/pull", params=params, timeout=timeout)
         page, bad = decode_pull(response.content)
@@ -335,7 +339,7 @@ def _cert_refused(exc: BaseException) -> bool:
 
 
 def pages(
-    client: HubClient, since: int, limit: int = 1000, wait: float = 0, tag: str | None = None
+    client: HubClient, since: int, limit: int = 1000, wait: float = 0, mark: tuple[int, str] | None = None
 ) -> Iterator[tuple[PullResponse, list[Refused]]]:
     """Pull pages from ``since`` with ``client.pull`` until one says the hub has no more; each
     with what of it could not be decoded (to keep aside).
@@ -346,7 +350,10 @@ def pages(
     """
     with ThreadPoolExecutor(1, thread_name_prefix="truthvault-pull") as ahead:
         refused: list[Refused] = []
-        page = client.pull(since, limit, wait, tag, refused)
+        if mark is None:
+            page = client.pull(since, limit, wait, None, refused)
+        else:
+            page = client.pull(since, limit, wait, mark[1], refused, mark[0])
         while True:
             following, next_refused = None, list[Refused]()
             if page.has_more:

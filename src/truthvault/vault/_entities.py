@@ -11,7 +11,7 @@ import msgspec
 
 from .. import model
 from ..errors import ConflictState, InvalidInput, InvalidSource, NotFound, PayloadTooLarge
-from ..model import OriginStep, Record, SyncItem, prepare_item
+from ..model import MAX_COUNTER, OriginStep, Record, SyncItem, prepare_item
 from ..truth import Outcome, TruthLevel, level_of_source, record_id, resolve
 from ._base import VaultBase, WriteResult
 from ._codec import (
@@ -69,7 +69,9 @@ class EntitiesMixin(VaultBase):
         if cur is not None:
             old = cur.item
             chain = list(old.origin_chain)
-            version = old.version + 1
+            # saturating: a version is only ever compared with its clock, so one at the largest
+            # number (taken in from a hostile device, say) can still be edited and synced
+            version = min(old.version + 1, MAX_COUNTER)
             if cur.mutation is None:
                 base_version, base_clock = old.version, old.last_modified_at
             else:

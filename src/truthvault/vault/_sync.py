@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ..clock import future_limit
 from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
 from ..merge import Loss, plan_merge
 from ..model import (
@@ -29,11 +30,10 @@ from ..model import (
     refuse,
     sort_out,
 )
-from ..truth import Outcome, record_id
+from ..truth import Outcome, TruthLevel, record_id
 from . import _search
 from ._codec import (
     ENTITY_SELECT,
-    NO_CLOCK_LIMIT,
     NO_SIZE_LIMIT,
     Current,
     current_from_row,
@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 VAULT_MODES = ("local_first", "cloud_first")
+#: How far ahead of this device's clock a pulled stamp may be. The hub refuses pushes beyond its
+#: own skew limit (15 minutes unless its operator chose more); a stamp far beyond that comes
+#: from a broken or hostile hub, and taking it in would move this vault's clock there for good.
+PULL_CLOCK_SKEW_MS = 24 * 3600 * 1000
 RESYNC_REASON = "deleted on the hub while this device was offline"
 LOCAL_ONLY_REASON = "lost here to a version the hub refused, so the hub never keeps it"
 _EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
@@ -77,6 +81,7 @@ class ApplyStats:
     conflicts: int = 0  # new conflict records kept here
     records: int = 0  # pulled records stored or updated
     new_records: int = 0  # pulled records this vault did not hold
+    requeued: int = 0  # versions the hub had lost, queued to be pushed again
     #: pulled items and records this vault would not take in (kept aside, see ``refusals``)
     refused: list[Refused] = field(default_factory=list)
     #: this vault's decisions that gave way to another device's, which reached the hub first
@@ -117,33 +122,38 @@ class Refusal:
     item: str  # its JSON as it was sent or received (cut at 4 KiB when pulled)
 
 
-def _pulled(item: SyncItem, where: str, tenant: str) -> SyncItem:
-    """A copy of a pulled version, checked as the hub checks pushed ones (no size or clock
-    limit: the hub applied those when it took the version)."""
+def _pulled(item: SyncItem, where: str, tenant: str, max_clock: str) -> SyncItem:
+    """A copy of a pulled version, checked as the hub checks pushed ones (no size limit: the hub
+    applied its own when it took the version)."""
     return prepare_item(
         _copy(item),
         where,
         tenant_id=tenant,
         device_id=None,
         max_payload_bytes=NO_SIZE_LIMIT,
-        max_clock=NO_CLOCK_LIMIT,
+        max_clock=max_clock,
     )
 
 
-def _checked_record(rec: Record, n: int, tenant: str) -> Record:
+def _checked_record(rec: Record, n: int, tenant: str, max_clock: str) -> Record:
     """A pulled record checked as the hub checks pushed items, bound to its item (its id is the
-    one its item gives), with its base dropped when the base is not the suggestion's."""
+    one its item gives, its kind the one its level gives), with its base dropped when the base is
+    not the suggestion's."""
     where = f"records[{n}]"
-    item = _pulled(rec.item, f"{where}.item", tenant)
+    item = _pulled(rec.item, f"{where}.item", tenant, max_clock)
     if rec.id != record_id(item.entity_id, item.last_modified_at, item.device_id):
         raise InvalidInput(f"{where}.id: {rec.id!r} is not the id of the version it keeps")
     if (rec.entity_id, rec.entity_type) != (item.entity_id, item.entity_type):
         raise InvalidInput(f"{where}: names another entity than the version it keeps")
+    if (rec.kind == "conflict") != (item.truth_level == TruthLevel.USER):
+        # a conflict keeps a user's version, a suggestion a lower one: a record that says
+        # otherwise would let a restore turn an AI's text into the user's
+        raise InvalidInput(f"{where}.kind: a {rec.kind} cannot keep a level-{item.truth_level} version")
     base = None
     if rec.base is not None:
         # a base that does not check out is only a base unknown
         with contextlib.suppress(TruthvaultError):
-            base = _pulled(rec.base, f"{where}.base", tenant)
+            base = _pulled(rec.base, f"{where}.base", tenant, max_clock)
         if base is not None and (base.entity_id, base.version, base.last_modified_at) != (
             item.entity_id,
             item.base_version,
@@ -280,7 +290,7 @@ class SyncMixin(RecordsMixin):
             raise InvalidInput(f"cursor must be >= 0, not {cursor}")
         with self._tx():
             self._set_meta("cursor", cursor)
-            self._set_meta("cursor_tag", "")  # a cursor set by hand comes with no tag
+            self._forget_history()  # a cursor set by hand comes with no tag
 
     # -- push ----------------------------------------------------------------------
     def pending_batch(self, limit: int = 1000) -> PushRequest | None:
@@ -317,7 +327,7 @@ class SyncMixin(RecordsMixin):
                 if hub_known or rid in sent_records
             ]
             cursor = int(self._meta("cursor") or 0)
-            tag = self._meta("cursor_tag") or None
+            mark = self._history_mark()
         if not queued and not decisions:
             return None
         items = []
@@ -328,14 +338,38 @@ class SyncMixin(RecordsMixin):
             items=items,
             decisions=decisions,
             cursor=cursor,
-            tag=tag if cursor else None,
+            tag=None if mark is None else mark[1],
+            tag_seq=None if mark is None else mark[0],
             bases=[_item_decoder.decode(blob) for blob in bases],
         )
 
     @property
-    def cursor_tag(self) -> str | None:
-        """The tag of the hub commit the cursor points into (see PullResponse.tag)."""
-        return self._meta_str("cursor_tag") or None
+    def history_mark(self) -> tuple[int, str] | None:
+        """The latest hub commit this vault knows of, (its last sequence number, its tag): from
+        a pull page (the commit its cursor points into) or a push (the commit it wrote). A hub
+        that does not find that tag there has lost history (see PullResponse.tag)."""
+        with self._lock:
+            return self._history_mark()
+
+    def _history_mark(self) -> tuple[int, str] | None:
+        tag = self._meta("tag")
+        return (int(self._meta("tag_seq") or 0), tag) if tag else None
+
+    def _note_history(self, seq: int, tag: str | None) -> None:
+        """Move the history mark to commit ``seq`` (tag ``tag``) when it is the latest known."""
+        if tag and seq >= int(self._meta("tag_seq") or 0):
+            self._set_meta("tag", tag)
+            self._set_meta("tag_seq", seq)
+
+    def _forget_history(self) -> None:
+        self._set_meta("tag", "")
+        self._set_meta("tag_seq", 0)
+
+    @property
+    def acked_mutation(self) -> int | None:
+        """The highest change number the hub acknowledged to this vault (None: not known yet)."""
+        value = self._meta_str("acked_mutation")
+        return int(value) if value else None
 
     def renumber_pending(self, above: int) -> None:
         """Give every queued change a new number above ``above``, in the order they had.
@@ -376,6 +410,10 @@ class SyncMixin(RecordsMixin):
     def ack(self, request: PushRequest, response: PushResponse) -> None:
         """The hub stored ``request``: unqueue what was pushed unless it changed since."""
         with self._tx() as conn:
+            self._note_history(response.head, response.tag)
+            top = max([i.mutation or 0 for i in request.items], default=0)
+            if top > (self.acked_mutation or 0):
+                self._set_meta("acked_mutation", top)
             # An edit made while the push was in flight has a newer number: it stays queued.
             conn.executemany(
                 "UPDATE entities SET hub_known = 1, "
@@ -411,17 +449,18 @@ class SyncMixin(RecordsMixin):
         stats = ApplyStats()
         with self._tx() as conn:
             tenant = self._meta_str("tenant_id")
+            max_clock = future_limit(PULL_CLOCK_SKEW_MS)
             items, bad = sort_out(
                 list(map(_copy, response.items)),
                 tenant_id=tenant,
                 max_payload_bytes=NO_SIZE_LIMIT,
-                max_clock=NO_CLOCK_LIMIT,
+                max_clock=max_clock,
             )
             aside = [*refused, *(refuse("item", item, exc) for item, exc in bad)]
             records = []
             for n, rec in enumerate(response.records):
                 try:
-                    records.append(_checked_record(rec, n, tenant))
+                    records.append(_checked_record(rec, n, tenant, max_clock))
                 except TruthvaultError as exc:
                     aside.append(refuse("record", rec.item, exc, rec.id))
             clocks = [item.last_modified_at for item in (*items, *(rec.item for rec in records))]
@@ -454,8 +493,9 @@ class SyncMixin(RecordsMixin):
                     "INSERT OR IGNORE INTO resync_seen SELECT value FROM json_each(?)",
                     (_encoder.encode(seen),),
                 )
+            requeue: list[str] = []
             for loss in plan.losses:
-                kept = self._keep_pulled_loss(loss, current.get(loss.record.entity_id))
+                kept = self._keep_pulled_loss(loss, current.get(loss.record.entity_id), requeue)
                 if kept:
                     stats.conflicts += loss.kind == "conflict"
                     stats.suggestions += loss.kind == "suggestion"
@@ -466,14 +506,21 @@ class SyncMixin(RecordsMixin):
                 overruled = self._upsert_pulled_record(rec)
                 if overruled is not None:
                     stats.overruled.append(overruled)
+            if requeue:
+                stats.requeued = len(requeue)
+                first = self._take_mutations(len(requeue))
+                conn.executemany(
+                    "UPDATE entities SET mutation = ? WHERE entity_id = ? AND mutation IS NULL",
+                    [(first + n, eid) for n, eid in enumerate(requeue)],
+                )
             for r in aside:
                 self._keep_aside("pull", r.kind, r.entity_id, r.record_id, r.reason, r.raw.encode())
             stats.refused.extend(aside)
             self._set_meta("cursor", response.cursor)
-            self._set_meta("cursor_tag", response.tag or "")
+            self._note_history(response.cursor, response.tag)
         return stats
 
-    def _keep_pulled_loss(self, loss: Loss, cur: Current | None) -> bool:
+    def _keep_pulled_loss(self, loss: Loss, cur: Current | None, requeue: list[str]) -> bool:
         """Keep what lost when a pulled version met this vault's; True when a record was kept.
 
         Records converge as entities do: this vault keeps only its own versions that lose, and
@@ -492,6 +539,11 @@ class SyncMixin(RecordsMixin):
                 return False  # our unpushed version won: the hub decides when it gets it
             return self._insert_record(loss.record, mutation=cur.mutation, push_item=True)
         if cur.hub_known:
+            if not here:
+                # The hub sends a version that this one, which the hub had, beats: the hub lost
+                # this one (a purged tombstone, a restore). Sending it again puts the winner back
+                # there; otherwise the replicas would differ for good.
+                requeue.append(cur.item.entity_id)
             return False
         # this vault's version is one the hub never took: nothing of this reaches the hub
         return self._insert_record(loss.record, reason=LOCAL_ONLY_REASON)
@@ -584,15 +636,19 @@ class SyncMixin(RecordsMixin):
         with self._tx() as conn:
             if item.kept:
                 rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
+                # a decision on it cannot travel either (the hub never has the record): it stays
+                # here, and nothing waits to be pushed that never can be
                 conn.execute(
-                    "UPDATE records SET push_item = 0, "
-                    "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ? AND mutation = ?",
+                    "UPDATE records SET push_item = 0, push_decision = 0, mutation = NULL "
+                    "WHERE id = ? AND mutation = ?",
                     (rid, item.mutation),
                 )
                 kind, rec_id = "record", rid
             else:
+                # The hub does not hold this version: when another one of the entity arrives and
+                # wins, this one is kept here as a record rather than dropped (_keep_pulled_loss).
                 conn.execute(
-                    "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND mutation = ?",
+                    "UPDATE entities SET mutation = NULL, hub_known = 0 WHERE entity_id = ? AND mutation = ?",
                     (item.entity_id, item.mutation),
                 )
                 kind, rec_id = "item", None
@@ -646,6 +702,17 @@ class SyncMixin(RecordsMixin):
                     "AND last_modified_at = ? AND device_id = ?",
                     (self._take_mutations(), entity_id, item.last_modified_at, item.device_id),
                 )
+                if not cur.rowcount:
+                    # another version won here since: the refused one was kept as a record, which
+                    # goes to the hub as a kept loser
+                    cur = conn.execute(
+                        "UPDATE records SET push_item = 1, mutation = ?, reason = NULL "
+                        "WHERE id = ? AND push_item = 0 AND hub_known = 0",
+                        (
+                            self._take_mutations(),
+                            record_id(item.entity_id, item.last_modified_at, item.device_id),
+                        ),
+                    )
                 queued = cur.rowcount > 0
             conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,))
             return queued
@@ -687,7 +754,7 @@ class SyncMixin(RecordsMixin):
             conn.execute("DELETE FROM resync_seen")
             self._set_meta("resyncing", 2 if hub_reset else 1)
             self._set_meta("cursor", 0)
-            self._set_meta("cursor_tag", "")
+            self._forget_history()
 
     def finish_resync(self, seen_ids: Iterable[str] = ()) -> int:
         """End a full re-pull: drop what the hub had and no longer has; return how many.

@@ -174,10 +174,13 @@ class TransferMixin(SyncMixin):
         for loss in plan.losses:
             cur = existing.get(loss.record.entity_id)
             if cur is not None and loss.record.item is cur.item:
-                mutation, hub_known = cur.mutation, cur.hub_known and cur.mutation is None
+                queued_winner = loss.winner is not None and mutation_of.get(id(loss.winner)) is not None
+                if cur.hub_known and cur.mutation is None and queued_winner:
+                    # as after a pull: the hub holds the version that lost here, and decides what
+                    # to keep of it when the imported one reaches it (it may hold a newer one)
+                    continue
+                mutation = cur.mutation
             else:
-                mutation, hub_known = mutation_of[id(loss.record.item)], False
-            if self._insert_record(
-                loss.record, mutation=mutation, push_item=mutation is not None, hub_known=hub_known
-            ):
+                mutation = mutation_of[id(loss.record.item)]
+            if self._insert_record(loss.record, mutation=mutation, push_item=mutation is not None):
                 self.add_event(_EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
