@@ -202,8 +202,10 @@ def test_long_poll_is_woken_by_a_push_that_commits_just_after_its_first_read(
     late = a.item("n2", "committed in the gap")
     calls = []
 
-    def read_then_push(ctx: Any, since: int, limit: int, tag: str | None = None) -> bytes:
-        body = first_read(ctx, since, limit, tag)
+    def read_then_push(
+        ctx: Any, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> bytes:
+        body = first_read(ctx, since, limit, tag, tag_seq)
         if not calls:
             # straight into the store: no in-process wake-up, as from another hub process
             hub_store.push(ctx, PushRequest(items=[late]), Limits(), time.time_ns() // 1_000_000)

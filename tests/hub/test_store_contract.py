@@ -576,10 +576,11 @@ def test_resolve_conflict_restore(laptop: Dev, phone: Dev) -> None:
     assert item is not None and item.seq is not None
     assert (record.status, record.resolution) == ("resolved", "restore")
     assert item.payload == conflict.item.payload
+    # written by the hub for the laptop, not as the laptop (whose own queued edits it never held)
     assert (item.truth_level, item.origin_source, item.device_id) == (
         1,
         "user:conflict-resolve",
-        laptop.ctx.device_id,
+        f"hub:{laptop.ctx.device_id}",
     )
     assert (item.last_modified_at, item.version) == (at(3), current.version + 1)
     assert (item.base_version, item.base_clock) == (current.version, current.last_modified_at)

@@ -7,10 +7,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from .._alembic import run_upgrade
+from ..errors import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "HEAD_REVISION",
@@ -29,6 +32,10 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 def alembic_config(path: Path) -> Config:
     """An Alembic config for the vault file at ``path`` (no alembic.ini needed)."""
+    # Alembic (and SQLAlchemy under it) is imported only when a file needs migrating: every
+    # command opens the vault, and the import alone took a third of a second.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
@@ -45,8 +52,13 @@ def current_revision(conn: sqlite3.Connection) -> str | None:
 
 
 def upgrade(path: Path, revision: str = "head") -> None:
-    """Bring the file at ``path`` up to ``revision`` with Alembic."""
-    run_upgrade(alembic_config(path), revision, f"the vault {str(path)!r}")
+    """Bring the file at ``path`` up to ``revision`` with Alembic (StorageError if it cannot)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        run_upgrade(alembic_config(path), revision, f"the vault {str(path)!r}")
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot migrate the vault at {path}: {exc}") from exc
 
 
 @contextmanager

@@ -8,8 +8,6 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..crypto import Keyring
 from ..errors import StorageError
 from . import _schema
@@ -79,7 +77,7 @@ class Vault(TransferMixin, VaultBase):
                     conn.execute("BEGIN IMMEDIATE")
                     for key, value in {"device_id": str(uuid.uuid4()), **_DEFAULT_META}.items():
                         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
-        except (sqlite3.Error, SQLAlchemyError, OSError) as exc:
+        except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
             raise StorageError(
