@@ -207,6 +207,9 @@ def test_whoever_holds_the_hubs_database_cannot_pass_ai_text_off_as_the_users(
     assert [e["entity_id"] for e in failed] == [eid, eid]
 
 
+# The hub's part of this is tested on both backends at the store (tests/sync, tests/hub); the
+# story through real processes once, on SQLite, keeps the suite within its time.
+@pytest.mark.parametrize("hub_db", ["sqlite"], indirect=True)
 def test_a_suggestion_made_on_another_device_is_accepted_over_later_edits(
     hub2: HubProc, tmp_path: Path
 ) -> None:

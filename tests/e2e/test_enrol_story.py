@@ -98,6 +98,9 @@ def _texts(cli: Cli) -> list[str]:
     return sorted(str(e["payload"].get("text")) for e in cli.json("list"))
 
 
+# The hub's part of this is tested on both backends at the store (tests/sync, tests/hub); the
+# story through real processes once, on SQLite, keeps the suite within its time.
+@pytest.mark.parametrize("hub_db", ["sqlite"], indirect=True)
 def test_revoking_another_device_offers_to_rotate_the_data_key(
     hub_and_code: tuple[HubProc, str], tmp_path: Path
 ) -> None:
@@ -134,6 +137,9 @@ def test_revoking_another_device_offers_to_rotate_the_data_key(
     assert phone.sync()["outcomes"] == {"applied": 1}
 
 
+# The hub's part of this is tested on both backends at the store (tests/sync, tests/hub); the
+# story through real processes once, on SQLite, keeps the suite within its time.
+@pytest.mark.parametrize("hub_db", ["sqlite"], indirect=True)
 def test_revoking_this_device_asks_and_a_rejoin_keeps_its_unsynced_changes(
     hub_and_code: tuple[HubProc, str], tmp_path: Path
 ) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
 from rich.table import Table
 
 from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
-from ..sync import Syncer, SyncStats, check_hub_url
 from ._common import (
     err_console,
     home_dir,
@@ -27,6 +26,9 @@ from ._common import (
     record_table,
 )
 from ._progress import progress_bar
+
+if TYPE_CHECKING:  # the sync client (httpx and all) is imported by the commands that sync
+    from ..sync import Syncer, SyncStats
 
 __all__ = ["register"]
 
@@ -90,6 +92,8 @@ def make_syncer(vault: Any, client: Any) -> Syncer:
         from ..crypto import DeviceKeys
 
         keys = DeviceKeys.load(vault.key_path)
+    from ..sync import Syncer
+
     return Syncer(vault, client, device_keys=keys)
 
 
@@ -143,6 +147,8 @@ def register(cli: click.Group) -> None:
         """Create the local vault; with --hub, join it to a hub."""
         token = _read_token(token)
         if hub_url:
+            from ..sync import check_hub_url
+
             hub_url = check_hub_url(hub_url)
         if pin and not hub_url:
             raise InvalidInput("--pin needs --hub")
