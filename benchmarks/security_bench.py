@@ -98,7 +98,8 @@ def wire(url: str, code: str, items: int, signed: bool) -> tuple[float, float]:
         push_s = time.perf_counter() - t0
         pulled = 0
         t0 = time.perf_counter()
-        for page in pages(client, 0, BATCH):
+        for page, refused in pages(client, 0, BATCH):
+            assert not refused
             if keyring:
                 page, failed = open_page(page, keyring, tenant)
                 assert not failed

@@ -155,7 +155,13 @@ def _associated_data(kid: str, tenant_id: str, context: bytes) -> bytes:
     Two payloads of one entity and version but of different writers, levels or origins are then
     not interchangeable: a hub that swapped them would only make both fail to open.
     """
-    return _encoder.encode(("tv_enc", _ENC_VERSION, kid, tenant_id, msgspec.Raw(context)))
+    return _ad_prefix(kid, tenant_id) + context + b"]"
+
+
+def _ad_prefix(kid: str, tenant_id: str) -> bytes:
+    """``["tv_enc",3,"<kid>","<tenant>",``: the associated data up to the context, which is
+    JSON too, so the whole is one JSON array."""
+    return _encoder.encode(("tv_enc", _ENC_VERSION, kid, tenant_id))[:-1] + b","
 
 
 def seal(keyring: Keyring, plaintext: bytes, *, tenant_id: str, context: bytes) -> bytes:
@@ -170,9 +176,11 @@ def sealer(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, bytes], bytes]
     assert cipher is not None  # the current key is always in the keyring
     encode, urandom = _encoder.encode, os.urandom
 
+    prefix = _ad_prefix(kid, tenant_id)
+
     def seal_one(plaintext: Buffer, context: bytes) -> bytes:
         nonce = urandom(12)
-        ad = _associated_data(kid, tenant_id, context)
+        ad = prefix + context + b"]"
         return encode(_Envelope(_ENC_VERSION, kid, nonce, cipher.encrypt(nonce, plaintext, ad)))
 
     return seal_one
@@ -183,13 +191,15 @@ def opener(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, bytes], bytes]
     plaintext``, raising DecryptionFailed like it. The usual case (the current format and a
     known key) is decided here; anything else goes to ``open_sealed`` to say why."""
     decode, cipher_of = _envelope.decode, keyring._cipher
+    prefixes: dict[str, bytes] = {}
 
     def open_one(envelope: Buffer, context: bytes) -> bytes:
         try:
             env = decode(envelope)
             cipher = cipher_of(env.kid)
             if cipher is not None and env.tv_enc == _ENC_VERSION and len(env.n) == 12:
-                return cipher.decrypt(env.n, env.ct, _associated_data(env.kid, tenant_id, context))
+                prefix = prefixes.get(env.kid) or prefixes.setdefault(env.kid, _ad_prefix(env.kid, tenant_id))
+                return cipher.decrypt(env.n, env.ct, prefix + context + b"]")
         except (msgspec.DecodeError, InvalidTag, ValueError):
             pass
         return open_sealed(keyring, bytes(envelope), tenant_id=tenant_id, context=context)
