@@ -13,7 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from truthvault.hub.store import HubStore, open_store
+from truthvault.hub.store import HubStore, Limits, open_store
+
+from .stores import Devices
 
 # -- PostgreSQL ----------------------------------------------------------------------------
 #: The server the tests use; each test session makes its own database on it and drops it after.
@@ -88,3 +90,18 @@ def hub_sql(hub_url: str) -> Callable[..., list[Any]]:
             return conn.execute(sql, params).fetchall()
 
     return run
+
+
+# -- devices of one tenant on a hub store --------------------------------------------------
+@pytest.fixture
+def devices(hub_url: str, tmp_path: Path) -> Iterator[Callable[..., Devices]]:
+    """Make vaults joined to one cloud-first tenant of a fresh hub store (each backend)."""
+    made: list[Devices] = []
+
+    def make(*names: str, limits: Limits | None = None) -> Devices:
+        made.append(Devices(hub_url, tmp_path, list(names), limits))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.close()

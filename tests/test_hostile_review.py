@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -44,28 +44,14 @@ from truthvault.sync._e2e import open_page, seal_batch
 from truthvault.truth import record_id
 from truthvault.vault import Vault, payload_of
 
-from .sync.test_divergence import Devices, _backup, _Limited, _records
+from .stores import Devices, Limited, backup, records
 
 AI = "ai-cloud:openai/gpt-4o"
 _clock = HybridClock()
 
 
 # -- helpers -------------------------------------------------------------------------------------
-@pytest.fixture
-def devices(hub_url: str, tmp_path: Path) -> Iterator[Callable[..., Devices]]:
-    """Vaults joined to one cloud-first tenant of a hub store (as in tests/sync/test_divergence.py)."""
-    made: list[Devices] = []
-
-    def make(*names: str, limits: Limits | None = None) -> Devices:
-        made.append(Devices(hub_url, tmp_path, list(names), limits))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
-
-
-class Wire(_Limited):
+class Wire(Limited):
     """A store driven as the HTTP app drives it: a push body is encoded and decoded
     (``decode_push``, with its schema checks), a pull page is the store's raw bytes through
     ``decode_pull``, as :class:`HubClient` reads it."""
@@ -408,7 +394,7 @@ def test_a_hub_restore_that_lost_a_pushed_change_is_detected(devices: Callable[.
     a = d.vaults["a"]
     a.put("note", {"t": "x"})
     d.syncers["a"].sync()
-    with _backup(d.url) as restore:
+    with backup(d.url) as restore:
         lost = a.put("note", {"t": "pushed after the backup"}).item.entity_id
         d.syncers["a"].push()
         d.store.close()
@@ -429,7 +415,7 @@ def test_resync_after_a_hub_restore_deletes_nothing_the_hub_lost(devices: Callab
     a = d.vaults["a"]
     a.put("note", {"t": "x"})
     d.syncers["a"].sync()
-    with _backup(d.url) as restore:
+    with backup(d.url) as restore:
         lost = a.put("note", {"t": "written after the backup"}).item.entity_id
         d.syncers["a"].sync()
         d.store.close()
@@ -533,7 +519,7 @@ def test_an_import_into_a_stale_vault_keeps_no_record_the_hub_never_has(
     for _ in range(2):
         stats_a, stats_b = d.syncers["a"].sync(), d.syncers["b"].sync()
     assert stats_a.diverged == [] and stats_b.diverged == []
-    assert _records(a) == _records(b) == d.hub_records()
+    assert records(a) == records(b) == d.hub_records()
 
 
 @pytest.mark.xfail(
@@ -552,7 +538,7 @@ def test_a_hub_reset_makes_no_conflict_out_of_an_ordinary_edit_chain(devices: Ca
     eid = b.put("note", {"t": "v1"}).item.entity_id
     d.syncers["b"].sync()
     d.syncers["a"].sync()
-    with _backup(d.url) as restore:
+    with backup(d.url) as restore:
         b.edit(eid, {"t": "v2 by b"})
         d.syncers["b"].sync()
         d.syncers["a"].sync()

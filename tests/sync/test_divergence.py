@@ -4,120 +4,18 @@ lost, an item the hub refuses)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
-import psycopg
-import pytest
+from truthvault.hub.store import Limits
+from truthvault.vault import payload_of
 
-from truthvault.hub.store import HubStore, Limits, open_store
-from truthvault.model import PushRequest, PushResponse
-from truthvault.sync import Syncer
-from truthvault.vault import Vault, payload_of
-
-from ..test_resync import StoreClient, join_store
+from ..stores import Devices, backup, records
 
 AI = "ai-cloud:openai/gpt-4o"
 
 
-class Devices:
-    """Vaults joined to one cloud-first tenant of a hub store, with a Syncer each."""
-
-    def __init__(self, url: str, tmp: Path, names: list[str], limits: Limits | None = None) -> None:
-        self.url, self.limits = url, limits or Limits()
-        self.store = open_store(url)
-        self.store.add_tenant("t", "cloud_first")
-        self.tokens = {name: self.store.add_device("t", name)[1] for name in names}
-        self.vaults = {name: Vault.open(tmp / name) for name in names}
-        self.syncers = {name: join_store(self.vaults[name], self.store, self.tokens[name]) for name in names}
-        self._connect()
-
-    def _connect(self) -> None:
-        for name, token in self.tokens.items():
-            self.syncers[name] = Syncer(self.vaults[name], _Limited(self.store, token, self.limits))  # type: ignore[arg-type]
-
-    def reopen(self) -> None:
-        """Close the store and open it again (after its database changed underneath)."""
-        self.store.close()
-        self.store = open_store(self.url)
-        self._connect()
-
-    def close(self) -> None:
-        for vault in self.vaults.values():
-            vault.close()
-        self.store.close()
-
-    def hub_records(self) -> dict[str, tuple[str, str | None]]:
-        ctx = self.syncers[next(iter(self.tokens))].client.ctx  # type: ignore[attr-defined]
-        return {
-            r.id: (r.status, r.resolution) for r in self.store.list_records(ctx, status=None, limit=10_000)
-        }
-
-
-class _Limited(StoreClient):
-    def __init__(self, store: HubStore, token: str, limits: Limits) -> None:
-        super().__init__(store, token)
-        self.limits = limits
-
-    def push(self, batch: PushRequest) -> PushResponse:
-        return self.store.push(self.ctx, batch, self.limits, time.time_ns() // 1_000_000)
-
-
-@pytest.fixture
-def devices(hub_url: str, tmp_path: Path) -> Iterator[Callable[..., Devices]]:
-    made: list[Devices] = []
-
-    def make(*names: str, limits: Limits | None = None) -> Devices:
-        made.append(Devices(hub_url, tmp_path, list(names), limits))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
-
-
-def _records(vault: Vault) -> dict[str, tuple[str, str | None]]:
-    return {r.id: (r.status, r.resolution) for r in vault.records(status=None)}
-
-
 # -- 1. a hub restored from a backup ---------------------------------------------------------
-@contextmanager
-def _backup(url: str) -> Iterator[Callable[[], None]]:
-    """Take a backup of the hub's database now; the callable restores it (the store closed)."""
-    if url.startswith("postgresql"):
-        with psycopg.connect(url, autocommit=True) as conn:
-            tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-                )
-            ]
-            for table in tables:
-                conn.execute(f'CREATE TABLE "bak_{table}" AS TABLE "{table}"')
-
-        def restore() -> None:
-            with psycopg.connect(url) as conn:
-                # as pg_restore does: the rows go back whole, so their foreign keys need no check
-                conn.execute("SET LOCAL session_replication_role = replica")
-                for table in tables:
-                    conn.execute(f'DELETE FROM "{table}"')
-                    conn.execute(f'INSERT INTO "{table}" SELECT * FROM "bak_{table}"')
-
-    else:
-        copy = url + ".backup"
-        with closing(sqlite3.connect(url)) as live, closing(sqlite3.connect(copy)) as bak:
-            live.backup(bak)
-
-        def restore() -> None:
-            with closing(sqlite3.connect(copy)) as bak, closing(sqlite3.connect(url)) as live:
-                bak.backup(live)
-
-    yield restore
-
-
 def test_a_device_whose_cursor_points_into_a_lost_history_gets_it_again(
     devices: Callable[..., Devices],
 ) -> None:
@@ -129,7 +27,7 @@ def test_a_device_whose_cursor_points_into_a_lost_history_gets_it_again(
     a.put("note", {"text": "before the backup"})
     d.syncers["a"].sync()
     d.syncers["b"].sync()
-    with _backup(d.url) as restore:
+    with backup(d.url) as restore:
         lost = a.put("note", {"text": "after the backup"}).item.entity_id
         d.syncers["a"].sync()
         d.syncers["b"].sync()
@@ -183,7 +81,7 @@ def test_a_pull_while_changes_wait_keeps_no_record_no_one_else_has(devices: Call
             d.syncers[name].sync()
     hub = d.hub_records()
     for name, vault in d.vaults.items():
-        assert _records(vault) == hub, name
+        assert records(vault) == hub, name
         check = d.syncers[name].check()
         assert check.in_sync and check.hub_records == check.local_records, name
 
@@ -257,7 +155,7 @@ def test_a_decision_that_another_device_made_first_is_reported(devices: Callable
     assert [e.entity_id for e in laptop.events(type="DECISION_OVERRULED")] == [eid]
     d.syncers["phone"].sync()
     assert payload_of(laptop.get(eid)) == payload_of(phone.get(eid))
-    assert _records(laptop) == _records(phone) == d.hub_records()
+    assert records(laptop) == records(phone) == d.hub_records()
 
 
 # -- 4. one item the hub refuses never jams the queue ---------------------------------------
