@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from ..errors import ConflictState, NotFound
-from ..vault import KEY_FILE
 from ._common import home_dir, open_vault, out
 from ._hub_cmds import DEFAULT_PORT, _store, serve_hub
 
@@ -75,6 +74,8 @@ def _enrol(store: Any, hub_url: str) -> None:
         base, n = name, 2
         while name in taken:
             name, n = f"{base}-{n}", n + 1
+        from ..vault import KEY_FILE
+
         key_path = home_dir() / KEY_FILE
         # A key left by an enrolment that failed half way is used again, as 'enroll' does.
         keys = DeviceKeys.load(key_path) if key_path.exists() else DeviceKeys.generate()
