@@ -7,7 +7,6 @@ import sqlite3
 import sys
 
 import click
-from rich.markup import escape
 
 from .. import __version__
 from ..errors import TruthvaultError
@@ -39,6 +38,8 @@ _up_cmd.register(cli)
 
 
 def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
+    from rich.markup import escape
+
     # soft_wrap: an error is one line however long (a fingerprint is 95 characters); the
     # terminal wraps it, so a script reading the first line of stderr gets all of it.
     err_console.print(

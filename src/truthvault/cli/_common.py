@@ -8,18 +8,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 import msgspec
-import platformdirs
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
 from ..model import Record, SyncItem
 from ..truth import TruthLevel
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "confirm",
@@ -53,19 +54,45 @@ _UNPRINTABLE = {
 }
 
 
-class _Console(Console):
+def _console(**options: Any) -> Console:
     """A console that takes no markup from text unless asked (``markup=True``, for the CLI's own
     messages) and shows no control character: what it prints comes from other devices."""
+    from rich.console import Console
 
-    def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(text.translate(_UNPRINTABLE), **kwargs)
+    class _Console(Console):
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            return super().render_str(text.translate(_UNPRINTABLE), **kwargs)
+
+    return _Console(**options)
+
+
+class _LazyConsole:
+    """A console made when first used: Rich costs tens of milliseconds to import, which
+    ``--version``, ``--help`` and commands that print JSON need not pay."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._made: Console | None = None
+
+    def real(self) -> Console:
+        if self._made is None:
+            self._made = _console(**self._options)
+        return self._made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+def real_console(console: Console) -> Console:
+    """The Rich console behind ``out`` or ``err_console`` (for Rich objects that take one)."""
+    return console.real() if isinstance(console, _LazyConsole) else console
 
 
 # emoji off: rich would turn ":AB:" in a certificate fingerprint (or any id) into a picture.
 # markup off: "[/]" in a note would break every listing; the few styled lines say markup=True
 # and put only ids (which hold no brackets) into the markup.
-out = _Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
-err_console = _Console(stderr=True, highlight=False, emoji=False, markup=False)
+out = cast("Console", _LazyConsole(highlight=False, soft_wrap=True, emoji=False, markup=False))
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, emoji=False, markup=False))
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -81,7 +108,11 @@ pin_option = click.option(
 def home_dir() -> Path:
     """$TRUTHVAULT_HOME, or the platform's user data folder."""
     env = os.environ.get("TRUTHVAULT_HOME")
-    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("truthvault"))
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("truthvault"))
 
 
 @contextmanager
@@ -215,13 +246,19 @@ def summary(item: SyncItem, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _struck(word: str) -> Text:
+    from rich.text import Text
+
+    return Text(word, style="strike")
+
+
 def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
     """A table of entities (ids in full: commands take them)."""
     wide = out.width >= 110
     rows = []
     for item in items:
         level = level_name(item.truth_level) + (" ✓" if item.accepted_by_user else "")
-        what: str | Text = Text("deleted", style="strike") if item.deleted else summary(item)
+        what: str | Text = _struck("deleted") if item.deleted else summary(item)
         row = [item.entity_id, item.entity_type, level, what]
         if wide:
             row.append(item.last_modified_at[:16].replace("T", " "))
@@ -236,7 +273,7 @@ def record_table(records: list[Record], title: str | None = None) -> Table:
     rows = []
     for record in records:
         item = record.item
-        what: str | Text = Text("delete", style="strike") if item.deleted else summary(item, 50)
+        what: str | Text = _struck("delete") if item.deleted else summary(item, 50)
         if wide:
             source = f"{level_name(item.truth_level)} {item.origin_source}"
             rows.append([record.id, record.kind, record.entity_id, source, what, record.status])
@@ -251,6 +288,8 @@ def record_table(records: list[Record], title: str | None = None) -> Table:
 def _table(title: str | None, headers: list[str], rows: list[list[str | Text]], squeeze: int) -> Table:
     """A table that fits the terminal by cutting column ``squeeze`` short (with an ellipsis),
     never the others: Rich would otherwise narrow the small columns to nothing."""
+    from rich.table import Table
+
     table = Table(title=title, header_style="bold")
     widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(headers)]
     # a table of n columns spends 3n + 1 characters on borders and padding

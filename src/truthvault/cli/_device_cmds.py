@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput
 from ._common import (
@@ -136,6 +135,8 @@ def register(cli: click.Group) -> None:
             print_json(found)
             return
         wide = out.width >= 110  # ids only where they fit: names are what commands take
+        from rich.table import Table
+
         table = Table(header_style="bold")
         for col in ("name", *(("id",) if wide else ()), "last seen", "status", "key"):
             table.add_column(col, no_wrap=True)

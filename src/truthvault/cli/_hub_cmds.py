@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.table import Table
 
 from ..errors import InvalidInput
 from ._common import err_console, home_dir, json_option, out, plural, print_json
@@ -368,6 +367,8 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([_as_dict(t) for t in tenants])
             return
+        from rich.table import Table
+
         table = Table(header_style="bold")
         for col in ("name", "mode", "id", "created"):
             table.add_column(col)
@@ -418,6 +419,8 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([_as_dict(d) for d in devices])
             return
+        from rich.table import Table
+
         table = Table(header_style="bold")
         for col in ("name", "id", "last seen", "status", "last mutation"):
             table.add_column(col)
@@ -448,6 +451,8 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([_as_dict(e) for e in found])
             return
+        from rich.table import Table
+
         table = Table(header_style="bold")
         for col in ("at", "type", "tenant", "device", "detail"):
             table.add_column(col, overflow="fold")

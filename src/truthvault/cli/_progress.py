@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from ._common import err_console
+from ._common import err_console, real_console
 
 __all__ = ["progress_bar"]
 
@@ -18,6 +16,8 @@ def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[..., No
     if not err_console.is_terminal:
         yield lambda done, total=None: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = (
         TextColumn(f"{label}"),
         BarColumn(),
@@ -25,7 +25,7 @@ def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[..., No
         TextColumn(unit),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with Progress(*columns, console=real_console(err_console), transient=True) as bar:
         task = bar.add_task(label, total=None)
 
         def advance(done: int, total: int | None = None) -> None:

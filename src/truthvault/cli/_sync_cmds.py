@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
-from rich.table import Table
 
 from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
 from ._common import (
@@ -296,6 +295,8 @@ def register(cli: click.Group) -> None:
         if not found:
             out.print("nothing was refused")
             return
+        from rich.table import Table
+
         table = Table(box=None, pad_edge=False)
         for column in ("id", "when", "refused by", "kind", "entity", "why"):
             table.add_column(column, overflow="fold" if column == "why" else "ellipsis")
