@@ -10,8 +10,11 @@ from truthvault.cli import cli
 def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
     found = [(path, command)]
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            found += walk(command.commands[name], [*path, name])
+        ctx = click.Context(command)  # the root group loads its commands when asked for them
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            assert sub is not None
+            found += walk(sub, [*path, name])
     return found
 
 

@@ -10,13 +10,27 @@ import click
 
 from .. import __version__
 from ..errors import TruthvaultError
-from . import _device_cmds, _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
-from ._common import err_console
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "load_commands", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """The root group: its commands are loaded when one is looked up or listed, so that
+    ``--version`` costs no import of the library behind them."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        load_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="truthvault")
 def cli() -> None:
     """truthvault: a local-first vault in which you, the user, are the source of truth.
@@ -29,16 +43,29 @@ def cli() -> None:
     """
 
 
-_vault_cmds.register(cli)
-_sync_cmds.register(cli)
-_device_cmds.register(cli)
-_hub_cmds.register(cli)
-_device_cmds.register_repin(cli)  # after the hub group it joins
-_up_cmd.register(cli)
+_loaded = False
+
+
+def load_commands() -> None:
+    """Add every command to the root group (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from . import _device_cmds, _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
+
+    _vault_cmds.register(cli)
+    _sync_cmds.register(cli)
+    _device_cmds.register(cli)
+    _hub_cmds.register(cli)
+    _device_cmds.register_repin(cli)  # after the hub group it joins
+    _up_cmd.register(cli)
 
 
 def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
     from rich.markup import escape
+
+    from ._common import err_console
 
     # soft_wrap: an error is one line however long (a fingerprint is 95 characters); the
     # terminal wraps it, so a script reading the first line of stderr gets all of it.
