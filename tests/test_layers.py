@@ -16,7 +16,7 @@ import truthvault
 
 PACKAGE = Path(truthvault.__file__).parent
 #: the pure core: no I/O, no store, no engine, no face
-CORE = {"truth", "clock", "model", "merge", "payload", "errors"}
+CORE = {"truth", "clock", "model", "intake", "merge", "payload", "errors"}
 #: what the pure core may import from outside the standard library
 CORE_THIRD_PARTY = {"msgspec"}
 #: modules that do I/O (or pull in a framework that does), never imported by the core

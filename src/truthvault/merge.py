@@ -63,7 +63,7 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
 
     ``current`` must hold the current version of every entity the items touch (those
     absent are new). Items must have had the upgrade rule applied (see
-    :func:`truthvault.model.prepare_item`). Nothing is written; the plan says what to write.
+    :func:`truthvault.intake.prepare_item`). Nothing is written; the plan says what to write.
     """
     plan = MergePlan()
     items = list(items)

@@ -9,17 +9,8 @@ from hypothesis import strategies as st
 
 from truthvault.clock import format_stamp
 from truthvault.errors import Forbidden, InvalidInput, InvalidSource, PayloadTooLarge
-from truthvault.model import (
-    OriginStep,
-    PushRequest,
-    SyncItem,
-    check_entity_id,
-    decode_push,
-    describe_item,
-    encode,
-    prepare_item,
-    prepare_items,
-)
+from truthvault.intake import check_entity_id, prepare_item, prepare_items
+from truthvault.model import OriginStep, PushRequest, SyncItem, decode_push, describe_item, encode
 
 NOW = 1_790_000_000_000
 MAX_CLOCK = format_stamp(NOW + 60_000, 0xFFFF)

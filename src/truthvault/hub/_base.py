@@ -26,6 +26,7 @@ import msgspec
 from ..clock import CANONICAL_STAMP_RE, format_stamp
 from ..crypto import fingerprint
 from ..errors import ConflictState, DeviceRevoked, HubReset, InvalidInput, NotFound, ResyncRequired
+from ..intake import prepare_items, sort_out
 from ..merge import Loss, MergePlan, plan_merge
 from ..model import (
     Decision,
@@ -39,9 +40,7 @@ from ..model import (
     checksum_hex,
     describe_item,
     encode,
-    prepare_items,
     record_digest,
-    sort_out,
 )
 from ..truth import Outcome, TruthLevel, origin_step
 from ._auth import AuthMixin, check_bearer, check_name

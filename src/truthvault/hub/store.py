@@ -270,7 +270,7 @@ class HubStore(Protocol):
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         """Apply a batch atomically and idempotently.
 
-        Every item is checked first (:func:`truthvault.model.prepare_item`, mutations
+        Every item is checked first (:func:`truthvault.intake.prepare_item`, mutations
         strictly increasing and present); one bad item refuses the whole batch with an
         error naming it and nothing is written. Items whose mutation is not above the
         device's last applied mutation are answered ``duplicate`` and write nothing.

@@ -10,7 +10,8 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidInput
-from ..model import OriginStep, Record, SyncItem, prepare_item
+from ..intake import prepare_item
+from ..model import OriginStep, Record, SyncItem
 from ..payload import check_payload
 from ..truth import origin_step
 
@@ -145,7 +146,7 @@ NO_SIZE_LIMIT = 1 << 62
 
 def check_item(item: SyncItem, where: str, tenant_id: str, max_clock: str) -> SyncItem:
     """Check an item to import exactly as a hub checks a pushed one (so an imported item can
-    always be pushed) and apply the upgrade rule: :func:`truthvault.model.prepare_item` with
+    always be pushed) and apply the upgrade rule: :func:`truthvault.intake.prepare_item` with
     the default hub's size limit and ``max_clock``; ``seq`` and ``mutation`` are dropped (not
     truth fields)."""
     item.seq = item.mutation = None

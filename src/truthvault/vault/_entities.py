@@ -9,9 +9,10 @@ from typing import Any
 
 import msgspec
 
-from .. import model
+from .. import intake
 from ..errors import ConflictState, InvalidInput, InvalidSource, NotFound, PayloadTooLarge
-from ..model import MAX_COUNTER, OriginStep, Record, SyncItem, prepare_item
+from ..intake import prepare_item
+from ..model import MAX_COUNTER, OriginStep, Record, SyncItem
 from ..truth import Outcome, TruthLevel, level_of_source, record_id, resolve
 from ._base import VaultBase, WriteResult
 from ._codec import (
@@ -164,8 +165,8 @@ class EntitiesMixin(VaultBase):
         suggestion, :meth:`edit` as a user source, or :meth:`upgrade_truth`.
         """
         level_of_source(source)
-        entity_type = model.check_entity_type(entity_type)
-        entity_id = new_id() if entity_id is None else model.check_entity_id(entity_id)
+        entity_type = intake.check_entity_type(entity_type)
+        entity_id = new_id() if entity_id is None else intake.check_entity_id(entity_id)
         body = encode_payload(payload)
         with self._tx():
             cur = self._current(entity_id)
@@ -265,7 +266,7 @@ class EntitiesMixin(VaultBase):
         if entity_type is not None:
             # Entity types are lowercase by rule: "Note" can only mean note.
             where.append("entity_type = ?")
-            args.append(model.check_entity_type(entity_type.lower()))
+            args.append(intake.check_entity_type(entity_type.lower()))
         if level is not None:
             where.append("truth_level = ?")
             args.append(int(level))

@@ -14,6 +14,7 @@ import msgspec
 
 from ..clock import future_limit
 from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
+from ..intake import prepare_item, sort_out
 from ..merge import Loss, plan_merge
 from ..model import (
     Decision,
@@ -25,10 +26,8 @@ from ..model import (
     Refused,
     SyncItem,
     checksum_hex,
-    prepare_item,
     record_digest,
     refuse,
-    sort_out,
 )
 from ..truth import Outcome, TruthLevel, record_id
 from . import _search

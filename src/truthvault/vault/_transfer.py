@@ -11,8 +11,9 @@ import msgspec
 
 from ..clock import future_limit
 from ..errors import InvalidInput, TruthvaultError
+from ..intake import prepare_items
 from ..merge import plan_merge
-from ..model import SyncItem, decode_item, prepare_items
+from ..model import SyncItem, decode_item
 from . import _search
 from ._codec import (
     ENTITY_COLUMNS,
@@ -55,7 +56,7 @@ def _at_line(exc: TruthvaultError, n: int) -> TruthvaultError:
 
 def _parse_chunk(chunk: list[tuple[int, bytes | str]], tenant: str, max_clock: str) -> list[SyncItem]:
     """A chunk of lines as items, decoded in one go and checked as a hub checks a push, a
-    thousand at a time (:func:`truthvault.model.prepare_items`); a chunk with a bad line is taken
+    thousand at a time (:func:`truthvault.intake.prepare_items`); a chunk with a bad line is taken
     line by line, so that the error names the first one."""
     lines = [line.encode() if isinstance(line, str) else line for _, line in chunk]
     try:
