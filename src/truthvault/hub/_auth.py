@@ -34,7 +34,7 @@ from ..errors import (
 from .store import Device, DeviceAuth, DeviceContext, SecurityEvent, Tenant
 
 if TYPE_CHECKING:
-    from ._base import Db
+    from ._storage import Db
 
 __all__ = ["ACCESS_TOKEN_PREFIX", "AuthMixin", "check_bearer", "check_name", "iso_s", "normalise_code"]
 

@@ -16,7 +16,7 @@ from ._auth import _hash, _insert_event, iso_s, normalise_code
 from .store import DeviceContext, KeyHolder, Tenant, WrappedKey
 
 if TYPE_CHECKING:
-    from ._base import Db
+    from ._storage import Db
 
 __all__ = ["KeysMixin"]
 
