@@ -16,13 +16,7 @@ from operator import itemgetter
 
 from .clock import CANONICAL_STAMP_RE, first_unreal_stamp
 from .errors import Forbidden, InvalidInput, InvalidSource, PayloadTooLarge, TruthvaultError
-from .model import (
-    _ID,
-    _TYPE,
-    OriginStep,
-    SyncItem,
-    describe_item,
-)
+from .model import _ID, _TYPE, OriginStep, SyncItem, describe_item
 from .payload import MAX_PAYLOAD_DEPTH, check_payload, check_payloads
 from .truth import ACCEPTED_SOURCE, TruthLevel, check_acceptance, check_source, implied_level, origin_step
 

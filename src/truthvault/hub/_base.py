@@ -9,9 +9,7 @@ import uuid
 
 from ..crypto import fingerprint
 from ..errors import ConflictState, InvalidInput, NotFound
-from ..model import (
-    Record,
-)
+from ..model import Record
 from ._auth import AuthMixin, check_bearer, check_name
 from ._keys import KeysMixin
 from ._storage import (

@@ -12,13 +12,7 @@ from ..clock import format_stamp
 from ..errors import HubReset, InvalidInput
 from ..intake import prepare_items
 from ..merge import Loss
-from ..model import (
-    OriginStep,
-    PushRequest,
-    Record,
-    SyncItem,
-    describe_item,
-)
+from ..model import OriginStep, PushRequest, Record, SyncItem, describe_item
 from ..truth import TruthLevel, origin_step
 from ._storage import _EventRow
 from .store import DeviceContext, Limits

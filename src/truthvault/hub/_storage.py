@@ -23,12 +23,7 @@ import msgspec
 
 from ..clock import format_stamp
 from ..errors import NotFound
-from ..model import (
-    PullResponse,
-    Record,
-    SyncItem,
-    encode,
-)
+from ..model import PullResponse, Record, SyncItem, encode
 from .store import DeviceContext
 
 __all__ = [

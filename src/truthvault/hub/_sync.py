@@ -27,15 +27,7 @@ from ..model import (
     record_digest,
 )
 from ..truth import Outcome
-from ._rules import (
-    checked_items,
-    kept_record,
-    loss_event,
-    max_clock,
-    other_history,
-    reset_error,
-    restoration,
-)
+from ._rules import checked_items, kept_record, loss_event, max_clock, other_history, reset_error, restoration
 from ._storage import (
     _INSERT_EVENTS,
     _RECORD_COLUMNS,

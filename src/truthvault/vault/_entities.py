@@ -27,10 +27,11 @@ from ._codec import (
 from ._ids import new_id
 from ._search import fts_error, plain_query
 
-__all__ = ["MAX_PAYLOAD_BYTES", "TOMBSTONE", "EntitiesMixin", "require_user"]
+__all__ = ["EVENT_OF_KIND", "MAX_PAYLOAD_BYTES", "TOMBSTONE", "EntitiesMixin", "require_user"]
 
 TOMBSTONE = b"{}"
-_EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
+#: the event a kept record of each kind is recorded as
+EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 
 
 def require_user(source: str) -> None:
@@ -126,7 +127,7 @@ class EntitiesMixin(VaultBase):
             base = cur.item if cur is not None and not cur.item.deleted else None
             self._insert_record(record, mutation=self._take_mutations(), push_item=True, base=base)
             self.add_event(
-                _EVENT_OF_KIND[kind], entity_id, record_id=rid, level=item.truth_level, source=source
+                EVENT_OF_KIND[kind], entity_id, record_id=rid, level=item.truth_level, source=source
             )
             return WriteResult(item, res.outcome, rid)
         # A fresh stamp is later than anything seen, so it can only win; and a local

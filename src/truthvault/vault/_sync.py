@@ -1,24 +1,20 @@
-"""Sync plumbing for the sync client: joining a hub, the push queue, applying pulls, re-sync."""
+"""Sync plumbing for the sync client: the push queue and its acknowledgement, applying pulled
+pages, and the checksums compared with the hub's."""
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from ..clock import future_limit
-from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
+from ..errors import InvalidInput, TruthvaultError
 from ..intake import prepare_item, sort_out
 from ..merge import Loss, plan_merge
 from ..model import (
     Decision,
-    OriginStep,
     PullResponse,
     PushRequest,
     PushResponse,
@@ -30,35 +26,17 @@ from ..model import (
     refuse,
 )
 from ..truth import Outcome, TruthLevel, record_id
-from . import _search
-from ._codec import (
-    ENTITY_SELECT,
-    NO_SIZE_LIMIT,
-    Current,
-    current_from_row,
-    encode_chain,
-    item_from_row,
-)
-from ._records import RecordsMixin
+from ._codec import ENTITY_SELECT, NO_SIZE_LIMIT, Current, item_from_row
+from ._entities import EVENT_OF_KIND
+from ._resync import ResyncMixin
 
-__all__ = [
-    "LOCAL_ONLY_REASON",
-    "RESYNC_REASON",
-    "VAULT_MODES",
-    "ApplyStats",
-    "Overruled",
-    "Refusal",
-    "SyncMixin",
-]
+__all__ = ["LOCAL_ONLY_REASON", "ApplyStats", "Overruled", "SyncMixin"]
 
-VAULT_MODES = ("local_first", "cloud_first")
 #: How far ahead of this device's clock a pulled stamp may be. The hub refuses pushes beyond its
 #: own skew limit (15 minutes unless its operator chose more); a stamp far beyond that comes
 #: from a broken or hostile hub, and taking it in would move this vault's clock there for good.
 PULL_CLOCK_SKEW_MS = 24 * 3600 * 1000
-RESYNC_REASON = "deleted on the hub while this device was offline"
 LOCAL_ONLY_REASON = "lost here to a version the hub refused, so the hub never keeps it"
-_EVENT_OF_KIND = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 _item_decoder = msgspec.json.Decoder(SyncItem)
 
 
@@ -67,7 +45,6 @@ def _copy(item: SyncItem) -> SyncItem:
     return msgspec.structs.replace(item, seq=None, mutation=None, kept=False)
 
 
-_chain_decoder = msgspec.json.Decoder(tuple[OriginStep, ...])
 _encoder = msgspec.json.Encoder()
 
 
@@ -104,21 +81,6 @@ class Overruled:
             f"{self.record_id} on {self.entity_id}: another device's decision came first "
             f"({self.resolution or self.status}; yours: {self.my_resolution or self.mine})"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An item kept aside: one the hub refused when this vault pushed it (``push``), or one of
-    a pulled page this vault would not take in (``pull``)."""
-
-    id: int
-    direction: str
-    kind: str  # item | record
-    entity_id: str | None
-    record_id: str | None
-    reason: str
-    at: str
-    item: str  # its JSON as it was sent or received (cut at 4 KiB when pulled)
 
 
 def _pulled(item: SyncItem, where: str, tenant: str, max_clock: str) -> SyncItem:
@@ -162,136 +124,9 @@ def _checked_record(rec: Record, n: int, tenant: str, max_clock: str) -> Record:
     return msgspec.structs.replace(rec, item=item, base=base)
 
 
-class SyncMixin(RecordsMixin):
-    """join / set_cursor / pending_batch / ack / apply_pull / checksum / re-sync."""
+class SyncMixin(ResyncMixin):
+    """pending_batch / renumber_pending / pending_count / ack / apply_pull / checksums."""
 
-    # -- identity ------------------------------------------------------------------
-    def join(
-        self,
-        hub_url: str,
-        token: str | None,
-        tenant_id: str,
-        tenant_name: str,
-        device_id: str,
-        vault_mode: str,
-        key_path: str | None = None,
-        hub_cert: str | None = None,
-    ) -> None:
-        """Record the hub; when the tenant changes, what the hub never saw moves to it and the new device id.
-
-        An enrolled device signs its requests with the key at ``key_path`` (and has no token);
-        a device added with ``hub device add`` sends its bearer ``token``. ``hub_cert`` is the
-        hub's TLS certificate (PEM), pinned: later requests trust it and nothing else.
-        """
-        if vault_mode not in VAULT_MODES:
-            raise InvalidInput(f"vault_mode must be one of {', '.join(VAULT_MODES)}, not {vault_mode!r}")
-        for name, value in (
-            ("hub_url", hub_url),
-            ("token or key_path", token or key_path),
-            ("tenant_id", tenant_id),
-            ("device_id", device_id),
-        ):
-            if not value:
-                raise InvalidInput(f"{name} must not be empty")
-        with self._tx() as conn:
-            old_hub, old_tenant = self._meta_str("hub_url"), self._meta_str("tenant_id")
-            old_device = self._meta_str("device_id")
-            synced = (
-                int(self._meta("cursor") or 0) > 0
-                or conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM entities WHERE hub_known = 1) "
-                    "OR EXISTS (SELECT 1 FROM records WHERE hub_known = 1)"
-                ).fetchone()[0]
-            )
-            if synced and (hub_url != old_hub or tenant_id != old_tenant):
-                raise ConflictState(
-                    f"this vault already syncs with tenant {old_tenant!r} at {old_hub}; "
-                    "it cannot join another hub or tenant",
-                    hint="create a new vault (another TRUTHVAULT_HOME) to join a different tenant",
-                )
-            if tenant_id != old_tenant:
-                self._move_unsynced(conn, tenant_id, old_device, device_id)
-            # Joining the same tenant again (a revoked device enrolled anew) changes who this
-            # vault is from now on, not who wrote what it holds: the old device id is a device
-            # of this tenant, and a queued version the hub may already hold (a push whose answer
-            # was lost) must come back a duplicate, not look like another device's version.
-            for key, value in (
-                ("hub_url", hub_url),
-                ("hub_token", "" if key_path else token or ""),
-                ("hub_auth", "signed" if key_path else "token"),
-                ("key_path", self._home_relative(key_path) if key_path else ""),
-                ("hub_cert", hub_cert or ""),
-                ("tenant_id", tenant_id),
-                ("tenant_name", tenant_name),
-                ("device_id", device_id),
-                ("vault_mode", vault_mode),
-            ):
-                self._set_meta(key, value)
-            self._recount()  # versions the hub never saw now name this device
-
-    def set_key_path(self, key_path: str) -> None:
-        """Where this enrolled device's private key file is now (kept relative to the home when in it)."""
-        if not self._meta_str("key_path"):
-            raise ConflictState("this vault is not enrolled: it has no device key")
-        with self._tx():
-            self._set_meta("key_path", self._home_relative(key_path))
-
-    def _move_unsynced(
-        self, conn: sqlite3.Connection, tenant_id: str, old_device: str, device_id: str
-    ) -> None:
-        """Move what the hub never saw to the tenant joined and this vault's device id there."""
-        conn.execute("UPDATE entities SET tenant_id = ? WHERE hub_known = 0", (tenant_id,))
-        conn.execute(
-            "UPDATE entities SET device_id = ? WHERE hub_known = 0 AND device_id = ?",
-            (device_id, old_device),
-        )
-        renamed: dict[str, str] = {}
-        for rid, blob in conn.execute("SELECT id, item FROM records WHERE hub_known = 0").fetchall():
-            item = _item_decoder.decode(blob)
-            item.tenant_id = tenant_id
-            if item.device_id == old_device:
-                item.device_id = device_id
-            # The hub derives a record's id from its item, so the id follows the item.
-            new_rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
-            conn.execute(
-                "UPDATE records SET id = ?, item = ? WHERE id = ?", (new_rid, _encoder.encode(item), rid)
-            )
-            if new_rid != rid:
-                renamed[rid] = new_rid
-        if renamed:
-            _follow_renamed_records(conn, renamed)
-
-    def set_hub_cert(self, pem: str) -> None:
-        """Pin another TLS certificate (PEM) for this vault's https hub: it alone is trusted from now on."""
-        hub = self._meta_str("hub_url")
-        if not hub.lower().startswith("https://"):
-            raise ConflictState(
-                f"this vault's hub is {hub or 'not set'}: only an https hub has a certificate to pin"
-            )
-        try:
-            ssl.PEM_cert_to_DER_cert(pem)
-        except ValueError:
-            raise InvalidInput("not a PEM certificate") from None
-        with self._tx():
-            self._set_meta("hub_cert", pem)
-
-    def _home_relative(self, path: str) -> str:
-        """``path`` relative to the vault's home when it lies inside it, so the folder can move."""
-        target = Path(path)
-        try:
-            return str(target.resolve().relative_to(self.home.resolve()))
-        except ValueError:
-            return str(target.resolve())
-
-    def set_cursor(self, cursor: int) -> None:
-        """Remember the last hub sequence number pulled."""
-        if cursor < 0:
-            raise InvalidInput(f"cursor must be >= 0, not {cursor}")
-        with self._tx():
-            self._set_meta("cursor", cursor)
-            self._forget_history()  # a cursor set by hand comes with no tag
-
-    # -- push ----------------------------------------------------------------------
     def pending_batch(self, limit: int = 1000) -> PushRequest | None:
         """The oldest queued changes (at most ``limit`` items) as a push, or None if none."""
         with self._read() as conn:
@@ -341,34 +176,6 @@ class SyncMixin(RecordsMixin):
             tag_seq=None if mark is None else mark[0],
             bases=[_item_decoder.decode(blob) for blob in bases],
         )
-
-    @property
-    def history_mark(self) -> tuple[int, str] | None:
-        """The latest hub commit this vault knows of, (its last sequence number, its tag): from
-        a pull page (the commit its cursor points into) or a push (the commit it wrote). A hub
-        that does not find that tag there has lost history (see PullResponse.tag)."""
-        with self._lock:
-            return self._history_mark()
-
-    def _history_mark(self) -> tuple[int, str] | None:
-        tag = self._meta("tag")
-        return (int(self._meta("tag_seq") or 0), tag) if tag else None
-
-    def _note_history(self, seq: int, tag: str | None) -> None:
-        """Move the history mark to commit ``seq`` (tag ``tag``) when it is the latest known."""
-        if tag and seq >= int(self._meta("tag_seq") or 0):
-            self._set_meta("tag", tag)
-            self._set_meta("tag_seq", seq)
-
-    def _forget_history(self) -> None:
-        self._set_meta("tag", "")
-        self._set_meta("tag_seq", 0)
-
-    @property
-    def acked_mutation(self) -> int | None:
-        """The highest change number the hub acknowledged to this vault (None: not known yet)."""
-        value = self._meta_str("acked_mutation")
-        return int(value) if value else None
 
     def renumber_pending(self, above: int) -> None:
         """Give every queued change a new number above ``above``, in the order they had.
@@ -437,7 +244,6 @@ class SyncMixin(RecordsMixin):
                 [(decision.id,) for decision in request.decisions],
             )
 
-    # -- pull ----------------------------------------------------------------------
     def apply_pull(self, response: PullResponse, refused: Sequence[Refused] = ()) -> ApplyStats:
         """Merge a pulled page into the vault in one transaction and advance the cursor.
 
@@ -498,7 +304,7 @@ class SyncMixin(RecordsMixin):
                 if kept:
                     stats.conflicts += loss.kind == "conflict"
                     stats.suggestions += loss.kind == "suggestion"
-                    self.add_event(_EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
+                    self.add_event(EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
             for rec in records:
                 stats.records += 1
                 stats.new_records += not self._has_record(rec.id)
@@ -558,7 +364,7 @@ class SyncMixin(RecordsMixin):
         if row is None:
             self._insert_record(rec, hub_known=True, base=self._base_for(rec))
             if rec.status == "open":
-                self.add_event(_EVENT_OF_KIND[rec.kind], rec.entity_id, record_id=rec.id)
+                self.add_event(EVENT_OF_KIND[rec.kind], rec.entity_id, record_id=rec.id)
             return None
         overruled = None
         if rec.status != "open" and (row[0], row[1]) != (rec.status, rec.resolution):
@@ -607,121 +413,6 @@ class SyncMixin(RecordsMixin):
             return cur.item
         return None
 
-    # -- refusals --------------------------------------------------------------------
-    def _keep_aside(
-        self,
-        direction: str,
-        kind: str,
-        entity_id: str | None,
-        record_id: str | None,
-        reason: str,
-        raw: bytes,
-        mutation: int | None = None,
-    ) -> None:
-        self._conn.execute(
-            "INSERT INTO refused (direction, kind, entity_id, record_id, reason, at, item, mutation) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (direction, kind, entity_id, record_id, reason, self._stamp(), raw, mutation),
-        )
-        event = "PULL_REFUSED" if direction == "pull" else "PUSH_REFUSED"
-        self.add_event(event, entity_id, kind=kind, record_id=record_id, reason=reason)
-
-    def refuse_pushed(self, item: SyncItem, reason: str) -> None:
-        """The hub refused ``item`` of a push: take it out of the queue and keep it aside.
-
-        The version stays in the vault as it is; ``sync rejected`` lists it and ``retry``
-        queues it again (after the hub's limits changed, say). An edit made since stays queued.
-        """
-        with self._tx() as conn:
-            if item.kept:
-                rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
-                # a decision on it cannot travel either (the hub never has the record): it stays
-                # here, and nothing waits to be pushed that never can be
-                conn.execute(
-                    "UPDATE records SET push_item = 0, push_decision = 0, mutation = NULL "
-                    "WHERE id = ? AND mutation = ?",
-                    (rid, item.mutation),
-                )
-                kind, rec_id = "record", rid
-            else:
-                # The hub does not hold this version: when another one of the entity arrives and
-                # wins, this one is kept here as a record rather than dropped (_keep_pulled_loss).
-                conn.execute(
-                    "UPDATE entities SET mutation = NULL, hub_known = 0 WHERE entity_id = ? AND mutation = ?",
-                    (item.entity_id, item.mutation),
-                )
-                kind, rec_id = "item", None
-            bare = msgspec.structs.replace(item, mutation=None, kept=False)
-            self._keep_aside(
-                "push", kind, item.entity_id, rec_id, reason, _encoder.encode(bare), item.mutation
-            )
-
-    def refusals(self, direction: str | None = None) -> list[Refusal]:
-        """What the hub refused of this vault's pushes and what this vault refused of pulls,
-        newest first."""
-        sql = "SELECT id, direction, kind, entity_id, record_id, reason, at, item FROM refused"
-        args: list[Any] = []
-        if direction is not None:
-            sql += " WHERE direction = ?"
-            args.append(direction)
-        with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY id DESC", args).fetchall()
-        return [
-            Refusal(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]).decode(errors="replace"))
-            for r in rows
-        ]
-
-    def retry_refused(self, refusal_id: int) -> bool:
-        """Queue a version the hub refused again (True), or say it changed since (False: the
-        newer version is queued or pushed already); either way the refusal is forgotten."""
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT direction, kind, entity_id, record_id, item FROM refused WHERE id = ?", (refusal_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no refusal {refusal_id}", hint="list them with 'truthvault sync rejected'")
-            direction, kind, entity_id, rid, blob = row
-            if direction != "push":
-                raise ConflictState(
-                    f"refusal {refusal_id} is of a pulled item, which only the hub can send again",
-                    hint="'truthvault sync resync' pulls everything again; 'sync rejected forget' drops the note",
-                )
-            item = _item_decoder.decode(blob)
-            queued = False
-            if kind == "record":
-                cur = conn.execute(
-                    "UPDATE records SET push_item = 1, mutation = coalesce(mutation, ?) "
-                    "WHERE id = ? AND push_item = 0 AND hub_known = 0",
-                    (self._take_mutations(), rid),
-                )
-                queued = cur.rowcount > 0
-            else:
-                cur = conn.execute(
-                    "UPDATE entities SET mutation = ? WHERE entity_id = ? AND mutation IS NULL "
-                    "AND last_modified_at = ? AND device_id = ?",
-                    (self._take_mutations(), entity_id, item.last_modified_at, item.device_id),
-                )
-                if not cur.rowcount:
-                    # another version won here since: the refused one was kept as a record, which
-                    # goes to the hub as a kept loser
-                    cur = conn.execute(
-                        "UPDATE records SET push_item = 1, mutation = ?, reason = NULL "
-                        "WHERE id = ? AND push_item = 0 AND hub_known = 0",
-                        (
-                            self._take_mutations(),
-                            record_id(item.entity_id, item.last_modified_at, item.device_id),
-                        ),
-                    )
-                queued = cur.rowcount > 0
-            conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,))
-            return queued
-
-    def forget_refused(self, refusal_id: int) -> None:
-        """Drop the note of a refusal (what the vault holds is not touched)."""
-        with self._tx() as conn:
-            if conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,)).rowcount == 0:
-                raise NotFound(f"no refusal {refusal_id}", hint="list them with 'truthvault sync rejected'")
-
     def checksum(self, *, recount: bool = False) -> str:
         """The state checksum over all entities, comparable with the hub's: the running one every
         write keeps, or with ``recount`` one computed from every entity (which also corrects
@@ -741,125 +432,3 @@ class SyncMixin(RecordsMixin):
             ):
                 total += record_digest(rid, status, resolution)
         return checksum_hex(total)
-
-    # -- re-sync from scratch ------------------------------------------------------
-    def begin_resync(self, *, hub_reset: bool = False) -> None:
-        """Start a full re-pull: cursor 0; every entity id pulled from now on is noted.
-
-        ``hub_reset``: the hub lost history (restored from a backup), so at the end what it
-        lacks is sent to it again rather than dropped here.
-        """
-        with self._tx() as conn:
-            conn.execute("DELETE FROM resync_seen")
-            self._set_meta("resyncing", 2 if hub_reset else 1)
-            self._set_meta("cursor", 0)
-            self._forget_history()
-
-    def finish_resync(self, seen_ids: Iterable[str] = ()) -> int:
-        """End a full re-pull: drop what the hub had and no longer has; return how many.
-
-        An entity the hub knew that is absent from its full snapshot was deleted and
-        purged there. It is dropped here so it cannot come back; an unpushed local change
-        to it is kept as an open conflict record (never pushed) so nothing is lost. After a
-        hub reset, such entities (and every record) are queued to be sent again instead.
-        """
-        with self._tx() as conn:
-            mode = self._meta("resyncing")
-            if mode not in ("1", "2"):
-                raise ConflictState("no re-sync in progress", hint="call begin_resync() first")
-            conn.executemany("INSERT OR IGNORE INTO resync_seen VALUES (?)", ((i,) for i in seen_ids))
-            if mode == "2":
-                return self._resend_what_the_hub_lost(conn)
-            doomed = [
-                current_from_row(row)
-                for row in conn.execute(
-                    f"{ENTITY_SELECT} WHERE hub_known = 1 AND entity_id NOT IN (SELECT entity_id FROM resync_seen)"
-                ).fetchall()
-            ]
-            now = self._stamp()
-            for cur in doomed:
-                item = cur.item
-                if cur.mutation is not None and not item.deleted:
-                    rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
-                    record = Record(
-                        kind="conflict",
-                        id=rid,
-                        entity_id=item.entity_id,
-                        entity_type=item.entity_type,
-                        status="open",
-                        item=item,
-                        created_at=now,
-                    )
-                    if self._insert_record(record, reason=RESYNC_REASON):
-                        self.add_event(
-                            "CONFLICT_DETECTED", item.entity_id, record_id=rid, reason=RESYNC_REASON
-                        )
-                # Queued record items would recreate the entity at the hub: keep them local.
-                conn.execute(
-                    "UPDATE records SET push_item = 0, push_decision = push_decision * hub_known, "
-                    "reason = coalesce(reason, ?) WHERE entity_id = ? AND push_item = 1",
-                    (RESYNC_REASON, item.entity_id),
-                )
-                conn.execute(
-                    "UPDATE records SET mutation = NULL WHERE entity_id = ? AND push_item = 0 AND push_decision = 0",
-                    (item.entity_id,),
-                )
-                _search.unindex(conn, cur.rowid)
-                conn.execute("DELETE FROM entities WHERE rowid = ?", (cur.rowid,))
-                self._count([], [cur.item])
-            conn.execute("DELETE FROM resync_seen")
-            self._set_meta("resyncing", 0)
-        return len(doomed)
-
-    def _resend_what_the_hub_lost(self, conn: sqlite3.Connection) -> int:
-        """Queue every entity and record to be pushed again; return how many entities.
-
-        The hub may lack an entity, or hold an older version of it, and this vault does not
-        know which: it sends everything, and what the hub holds already comes back as a
-        duplicate version, which writes nothing.
-        """
-        lost = [
-            row[0]
-            for row in conn.execute("SELECT entity_id FROM entities WHERE mutation IS NULL ORDER BY rowid")
-        ]
-        first = self._take_mutations(len(lost)) if lost else 0
-        conn.executemany(
-            "UPDATE entities SET mutation = ? WHERE entity_id = ?",
-            [(first + n, eid) for n, eid in enumerate(lost)],
-        )
-        # Records the hub has are kept once there (by id); a decision it has taken stands.
-        shared = [row[0] for row in conn.execute("SELECT id FROM records WHERE hub_known = 1 ORDER BY rowid")]
-        first = self._take_mutations(len(shared)) if shared else 0
-        conn.executemany(
-            "UPDATE records SET hub_known = 0, push_item = 1, push_decision = (status != 'open'), "
-            "mutation = ? WHERE id = ?",
-            [(first + n, rid) for n, rid in enumerate(shared)],
-        )
-        conn.execute("DELETE FROM resync_seen")
-        self._set_meta("resyncing", 0)
-        return len(lost)
-
-
-def _renamed_chain(chain: tuple[OriginStep, ...], renamed: dict[str, str]) -> tuple[OriginStep, ...] | None:
-    """The chain with its refs to renamed records following them, or None when none did."""
-    if not any(step.ref in renamed for step in chain):
-        return None
-    return tuple(
-        msgspec.structs.replace(step, ref=renamed[step.ref]) if step.ref in renamed else step
-        for step in chain
-    )
-
-
-def _follow_renamed_records(conn: sqlite3.Connection, renamed: dict[str, str]) -> None:
-    """Point origin-chain steps that name a renamed record (an accepted suggestion) at its new id."""
-    rows = conn.execute("SELECT rowid, origin_chain FROM entities WHERE instr(origin_chain, '\"ref\"') > 0")
-    for rowid, blob in rows.fetchall():
-        chain = _renamed_chain(_chain_decoder.decode(blob), renamed)
-        if chain is not None:
-            conn.execute("UPDATE entities SET origin_chain = ? WHERE rowid = ?", (encode_chain(chain), rowid))
-    for rid, blob in conn.execute("SELECT id, item FROM records").fetchall():
-        item = _item_decoder.decode(blob)
-        chain = _renamed_chain(item.origin_chain, renamed)
-        if chain is not None:
-            item.origin_chain = chain
-            conn.execute("UPDATE records SET item = ? WHERE id = ?", (_encoder.encode(item), rid))

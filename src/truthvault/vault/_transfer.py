@@ -24,7 +24,8 @@ from ._codec import (
     entity_params,
     item_from_row,
 )
-from ._sync import _EVENT_OF_KIND, SyncMixin
+from ._entities import EVENT_OF_KIND
+from ._sync import SyncMixin
 
 __all__ = ["IMPORT_CHUNK", "TransferMixin"]
 
@@ -227,4 +228,4 @@ class TransferMixin(SyncMixin):
             else:
                 mutation = mutation_of[id(loss.record.item)]
             if self._insert_record(loss.record, mutation=mutation, push_item=mutation is not None):
-                self.add_event(_EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
+                self.add_event(EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
