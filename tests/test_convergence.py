@@ -16,25 +16,21 @@ from hypothesis import strategies as st
 
 from truthvault.clock import HybridClock
 from truthvault.errors import ConflictState, NotFound
-from truthvault.hub.store import HubStore, Limits, open_store
-from truthvault.model import PullResponse, PushRequest, PushResponse, SyncItem
+from truthvault.hub.store import HubStore, open_store
+from truthvault.model import PullResponse, SyncItem
 from truthvault.sync import Syncer
 from truthvault.truth import Outcome, record_id, resolution_key
 from truthvault.vault import Vault
+
+from .test_resync import StoreClient as _StoreClient
 
 SOURCES = {1: "user:cli", 2: "automation:rule", 3: "ai-local:m", 4: "ai-lan:m", 5: "ai-cloud:p/m"}
 REPLICAS = 3
 
 
-class StoreClient:
-    """The sync client's view of a hub, straight onto a store (the HTTP layer is tested elsewhere)."""
-
-    def __init__(self, store: HubStore, token: str) -> None:
-        self.store = store
-        self.ctx = store.authenticate(token)
-
-    def push(self, batch: PushRequest) -> PushResponse:
-        return self.store.push(self.ctx, batch, Limits(), time.time_ns() // 1_000_000)
+class StoreClient(_StoreClient):
+    """The sync client's view of a hub, straight onto a store, in small pages (which exercise
+    paging)."""
 
     def pull(
         self,
@@ -45,7 +41,7 @@ class StoreClient:
         refused: object = None,
         tag_seq: int | None = None,
     ) -> PullResponse:
-        return self.store.pull(self.ctx, since, min(limit, 7), tag, tag_seq)  # small pages exercise paging
+        return super().pull(since, min(limit, 7), wait, tag, refused, tag_seq)
 
 
 def _skewed(vault: Vault, skew_ms: int) -> None:

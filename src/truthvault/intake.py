@@ -151,17 +151,7 @@ def prepare_items(
     ):
         # Checked item by item, in order: the error names the first bad item.
         for i, item in enumerate(items):
-            try:
-                prepare_item(
-                    item,
-                    f"{where}[{i}]",
-                    tenant_id=tenant_id,
-                    device_id=None,
-                    max_payload_bytes=max_payload_bytes,
-                    max_clock=max_clock,
-                )
-            except TruthvaultError as exc:
-                raise exc.for_item(i, describe_item(item)) from None
+            _prepare_nth(item, i, where, tenant_id, max_payload_bytes, max_clock)
         return items
     if None in [item.last_modified_by_level for item in items]:
         for item in items:
@@ -214,19 +204,27 @@ def sort_out(
     bad: list[tuple[SyncItem, TruthvaultError]] = []
     for i, item in enumerate(items):
         try:
-            good.append(
-                prepare_item(
-                    item,
-                    f"{where}[{i}]",
-                    tenant_id=tenant_id,
-                    device_id=None,
-                    max_payload_bytes=max_payload_bytes,
-                    max_clock=max_clock,
-                )
-            )
+            good.append(_prepare_nth(item, i, where, tenant_id, max_payload_bytes, max_clock))
         except TruthvaultError as exc:
-            bad.append((item, exc.for_item(i, describe_item(item))))
+            bad.append((item, exc))
     return good, bad
+
+
+def _prepare_nth(
+    item: SyncItem, i: int, where: str, tenant_id: str, max_payload_bytes: int, max_clock: str
+) -> SyncItem:
+    """:func:`prepare_item` on item ``i`` of a batch (any device's version), an error naming it."""
+    try:
+        return prepare_item(
+            item,
+            f"{where}[{i}]",
+            tenant_id=tenant_id,
+            device_id=None,
+            max_payload_bytes=max_payload_bytes,
+            max_clock=max_clock,
+        )
+    except TruthvaultError as exc:
+        raise exc.for_item(i, describe_item(item)) from None
 
 
 def _all_match(ok: Callable[[str], object], values: list[str]) -> bool:

@@ -79,16 +79,7 @@ def enrol_vault(
             keys.save(key_file)
         with HubClient(hub_url, cert_pem=cert_pem) as client:
             joined = client.enroll(code, device_name, keys)
-        vault.join(
-            hub_url=hub_url,
-            token=None,
-            tenant_id=joined["tenant_id"],
-            tenant_name=joined["tenant_name"],
-            device_id=joined["device_id"],
-            vault_mode=joined["vault_mode"],
-            key_path=str(key_file),
-            hub_cert=cert_pem,
-        )
+        _join(vault, hub_url, joined, key_file, cert_pem)
         previous = None
     enrolment = Enrolment(
         joined["tenant_id"],
@@ -102,6 +93,20 @@ def enrol_vault(
     if recovered is None:
         return enrolment
     return _adopt(vault, keys, enrolment, recovered)
+
+
+def _join(vault: Vault, hub_url: str, joined: dict[str, Any], key_file: Path, cert_pem: str | None) -> None:
+    """Join the vault to the tenant and device the hub's answer to an enrolment names."""
+    vault.join(
+        hub_url=hub_url,
+        token=None,
+        tenant_id=joined["tenant_id"],
+        tenant_name=joined["tenant_name"],
+        device_id=joined["device_id"],
+        vault_mode=joined["vault_mode"],
+        key_path=str(key_file),
+        hub_cert=cert_pem,
+    )
 
 
 def rejoin_hub(vault: Vault, hub_url: str | None = None) -> str:
@@ -142,16 +147,7 @@ def _rejoin(
             hint=f"the code enrolled a device {joined['device_name']!r} in {joined['tenant_name']!r}: "
             "revoke it there, and ask for a code of this vault's tenant",
         )
-    vault.join(
-        hub_url=hub_url,
-        token=None,
-        tenant_id=joined["tenant_id"],
-        tenant_name=joined["tenant_name"],
-        device_id=joined["device_id"],
-        vault_mode=joined["vault_mode"],
-        key_path=str(pending),
-        hub_cert=cert_pem,
-    )
+    _join(vault, hub_url, joined, pending, cert_pem)
     os.replace(pending, key_file)
     vault.set_key_path(str(key_file))
     try:
