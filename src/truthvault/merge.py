@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final, Literal
 
 from .model import Record, SyncItem, digest_sum, item_digest
 from .truth import Outcome, TruthLevel, record_id, resolve
 
-__all__ = ["Loss", "MergePlan", "item_checksum", "plan_merge"]
+__all__ = [
+    "EVENT_OF_KIND",
+    "HUB_FATE",
+    "Fate",
+    "Loss",
+    "MergePlan",
+    "Place",
+    "fate",
+    "item_checksum",
+    "loss_record",
+    "plan_merge",
+]
+
+#: the event that announces a kept loser of each kind, on the hub and on a device
+EVENT_OF_KIND: Final = {"suggestion": "AI_SUGGESTION_GENERATED", "conflict": "CONFLICT_DETECTED"}
 
 
 def item_checksum(item: SyncItem) -> int:
@@ -25,7 +41,7 @@ def item_checksum(item: SyncItem) -> int:
 class Loss:
     """A losing version to keep, and why."""
 
-    kind: str  # "suggestion" | "conflict"
+    kind: Literal["suggestion", "conflict"]
     record: Record
     winner: SyncItem | None  # the version it lost to, when known
 
@@ -46,9 +62,63 @@ class MergePlan:
     checksum_delta: int = 0
 
 
-def _record(kind: str, item: SyncItem, now: str) -> Record:
+class Place(StrEnum):
+    """Where a version in a device's merge stands, which decides what its loss keeps."""
+
+    #: at the hub already: pushed and acknowledged, or pulled before
+    HUB = "hub"
+    #: arriving from the hub now, in a pulled page
+    PULLED = "pulled"
+    #: this device's change, queued for the hub and not pushed yet
+    QUEUED = "queued"
+    #: this device's only: a version the hub never took (an import not queued, say)
+    LOCAL = "local"
+    #: written on this device now, on top of the current version (and queued)
+    WRITTEN = "written"
+
+
+class Fate(StrEnum):
+    """What a replica does with a losing version."""
+
+    #: keep it as a record that every replica holds: the hub keeps it, a device pushes it
+    SHARE = "share"
+    #: keep it as a record on this device only, since the hub will never see it
+    LOCAL = "local"
+    #: keep nothing here: the hub keeps it (or has), and its feed brings the record
+    LEAVE = "leave"
+    #: keep nothing, and queue this device's winner again: the hub sent a version that one it
+    #: held beats, so the hub lost it (a purged tombstone, a restore)
+    RESEND = "resend"
+
+
+#: the hub keeps every loser of a merge: it is the replica every record reaches first
+HUB_FATE: Final = Fate.SHARE
+
+
+def fate(loser: Place, winner: Place | None) -> Fate:
+    """What a device keeps of a losing version, from where it and its winner stand.
+
+    Records converge as entities do: a device keeps its own losing versions the hub has not
+    seen, and the hub decides everything else. A version the hub holds that loses, or a pulled
+    version that loses to a queued one, is the hub's to keep: it has done so already, or will
+    when the queued version reaches it. Keeping one here as well could keep a version no other
+    replica keeps (the hub may hold a successor of it that this device has not seen yet).
+    """
+    if winner is Place.WRITTEN:
+        return Fate.LEAVE  # an edit supersedes the version it was made on
+    if loser in (Place.QUEUED, Place.WRITTEN):
+        return Fate.SHARE  # it reaches the hub marked kept, and the hub keeps it too
+    if Place.LOCAL in (loser, winner):
+        return Fate.LOCAL
+    if loser is Place.PULLED and winner is Place.HUB:
+        return Fate.RESEND
+    return Fate.LEAVE
+
+
+def loss_record(kind: Literal["suggestion", "conflict"], item: SyncItem, now: str) -> Record:
+    """The open record that keeps ``item`` as a losing version of ``kind``."""
     return Record(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         id=record_id(item.entity_id, item.last_modified_at, item.device_id),
         entity_id=item.entity_id,
         entity_type=item.entity_type,
@@ -84,8 +154,10 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
         if item.kept:
             # It lost where it was written, to a version that is (or will be) pushed too: keep
             # it as that device does, whatever the current version here is now.
-            kind = "conflict" if item.truth_level == TruthLevel.USER else "suggestion"
-            loss = _record(kind, item, now)
+            kind: Literal["suggestion", "conflict"] = (
+                "conflict" if item.truth_level == TruthLevel.USER else "suggestion"
+            )
+            loss = loss_record(kind, item, now)
             plan.losses.append(Loss(kind, loss, cur))
             plan.results.append((item, Outcome(kind), loss.id))
             continue
@@ -102,13 +174,13 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
             added.append(item)
             replaced.append(cur)
             if res.loser is not None:
-                loss = _record(res.loser, cur, now)
-                plan.losses.append(Loss(res.loser, loss, item))
+                loss = loss_record("conflict" if res.loser == "conflict" else "suggestion", cur, now)
+                plan.losses.append(Loss(loss.kind, loss, item))
             if item.truth_level == TruthLevel.USER and cur.truth_level != TruthLevel.USER:
                 plan.upgrades.append(item)
         elif res.outcome in (Outcome.SUGGESTION, Outcome.CONFLICT):
-            kind = str(res.outcome)
-            loss = _record(kind, item, now)
+            kind = "conflict" if res.outcome is Outcome.CONFLICT else "suggestion"
+            loss = loss_record(kind, item, now)
             rid = loss.id
             plan.losses.append(Loss(kind, loss, cur))
         plan.results.append((item, res.outcome, rid))
