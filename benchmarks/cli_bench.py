@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from _figures import Figures
+
 #: issue 10's targets on the project's 2-core VM, in milliseconds
 TARGETS = {"--version": 120, "--help": 120, "note add": 200, "list": 200, "show": 200, "search": 200}
 
@@ -37,7 +39,9 @@ def _time(args: list[str], env: dict[str, str], runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11, help="runs of each command (median shown)")
-    runs = parser.parse_args().runs
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
+    args = parser.parse_args()
+    runs = args.runs
     tv = [sys.executable, "-m", "truthvault"]
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "TRUTHVAULT_HOME": home, "NO_COLOR": "1"}
@@ -72,6 +76,10 @@ def main() -> None:
     print(f"{'-' * 16}-|-{'-' * 9}-|-{'-' * 9}")
     for name, ms, target in rows:
         print(f"{name:<16} | {ms:>9.0f} | {target if target else '':>9}")
+    figures = Figures()
+    for name, ms, _ in rows:
+        figures.add(name, ms, "ms", "lower")
+    figures.write(args.json)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import msgspec
+from _figures import Figures
 
 from truthvault.clock import HybridClock
 from truthvault.model import SyncItem, encode
@@ -48,6 +49,7 @@ def write_jsonl(path: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -69,6 +71,10 @@ def main() -> None:
     print("-----|----------|----|---------|-----------")
     print(f"import | {args.count:,} | {size_mb:.0f} | {imported:.1f} | {args.count / imported:,.0f}")
     print(f"export | {lines:,} | {size_mb:.0f} | {exported:.1f} | {lines / exported:,.0f}")
+    figures = Figures()
+    figures.add("import entities/s", args.count / imported, "/s", "higher")
+    figures.add("export entities/s", lines / exported, "/s", "higher")
+    figures.write(args.json)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
+from _figures import Figures
 from sync_bench import make_batches, serving  # the same data and hub process as sync_bench
 
 from truthvault.crypto import DeviceKeys, Keyring
@@ -166,6 +167,7 @@ def _round(url: str, codes: dict[str, str], n: int, items: int, home: Path) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args()
     best: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, hub(Path(tmp)) as (url, codes):
@@ -180,6 +182,11 @@ def main() -> None:
     print(f"\n{'items/s':<36}" + "".join(f"{c:>13}" for c in columns))
     for side in (SIGNED, PLAIN):
         print(f"{side:<36}" + "".join(f"{v:>13,.0f}" for v in best[side]))
+    figures = Figures()
+    for side in (SIGNED, PLAIN):
+        for column, value in zip(columns, best[side], strict=True):
+            figures.add(f"{side}: {column} items/s", value, "/s", "higher")
+    figures.write(args.json)
     cost = [1 - lf / cf for lf, cf in zip(best[SIGNED], best[PLAIN], strict=True)]
     print(f"{'cost of signing + encryption':<36}" + "".join(f"{c:>13.1%}" for c in cost))
     print(

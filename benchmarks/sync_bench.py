@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+from _figures import Figures
 
 from truthvault.clock import HybridClock
 from truthvault.model import PushRequest, SyncItem, encode
@@ -337,6 +338,7 @@ def main() -> None:
         default="stdlib",
         help="the HTTP client that generates the load (default: the standard library's http.client)",
     )
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args()
     histories = [100_000] if args.quick else [100_000, 1_000_000]
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -351,6 +353,15 @@ def main() -> None:
     print("-|-".join("-" * w for w in widths))
     for r in rows:
         print(" | ".join(r.get(c, "").ljust(w) for c, w in zip(columns, widths, strict=True)))
+    figures = Figures()
+    for r in rows:
+        for column, text in r.items():
+            if column in ("backend", "push / raw"):
+                continue
+            value = float(text.split()[0].replace(",", ""))
+            unit, better = ("ms", "lower") if text.endswith(" ms") else ("/s", "higher")
+            figures.add(f"{r['backend']}: {column}", value, unit, better)
+    figures.write(args.json)
 
 
 if __name__ == "__main__":
