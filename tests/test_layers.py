@@ -46,6 +46,11 @@ FORBIDDEN = {
 }
 
 
+#: the faces: each calls the core and the public API of the library and kernel, never another
+#: face, and never the private modules (a leading underscore) of any part but its own
+FACES = {"cli", "kernel", "shell", "agent", "web"}
+
+
 def _modules() -> list[tuple[str, Path]]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -105,6 +110,36 @@ def test_each_part_imports_only_what_lies_below_it(name: str, path: Path) -> Non
         parts = module.split(".")
         if parts[0] == "truthvault" and len(parts) > 1:
             assert parts[1] not in banned, f"{name} imports {module}"
+
+
+def _face_violations(name: str, path: Path) -> list[str]:
+    """What face module ``name`` imports that it must not: another face, or a private module."""
+    face, found = name.split(".")[0], []
+    for module in sorted(_imports(name, path)):
+        parts = module.split(".")
+        if parts[0] != "truthvault" or len(parts) < 2 or parts[1] == face:
+            continue
+        if parts[1] in FACES:
+            found.append(f"{name} imports {module}: faces never import each other")
+        elif any(p.startswith("_") for p in parts[2:]):
+            found.append(f"{name} imports {module}: a face uses the public API, not another part's insides")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [m for m in MODULES if m[0].split(".")[0] in FACES], ids=lambda v: str(v)
+)
+def test_a_face_uses_only_the_public_api(name: str, path: Path) -> None:
+    assert _face_violations(name, path) == []
+
+
+def test_the_face_rule_catches_a_private_import_and_another_face(tmp_path: Path) -> None:
+    source = tmp_path / "_fake.py"
+    source.write_text("from ..vault._store import Vault\nfrom ..hub import Hub\nfrom ..cli import main\n")
+    found = _face_violations("shell._fake", source)
+    assert any("truthvault.vault._store" in v and "insides" in v for v in found)
+    assert any("truthvault.cli" in v and "each other" in v for v in found)
+    assert not any("truthvault.hub" in v for v in found)
 
 
 def _stdlib(top: str) -> bool:

@@ -1,10 +1,108 @@
-"""truthvault: a local-first, cloud-augmented vault in which the user is the source of truth."""
+"""truthvault: a local-first, cloud-augmented vault in which the user is the source of truth.
+
+The public API, which docs/python-api.md shows in use::
+
+    from truthvault import Vault
+
+    with Vault.open("~/notes", source="user:me") as vault:
+        vault.put("note", {"text": "milk"})
+
+Names load when first used, so ``import truthvault`` (and every command of the CLI, which
+imports it first) costs almost nothing.
+"""
 
 from __future__ import annotations
 
-from .errors import TruthvaultError
-from .truth import TruthLevel, is_higher_truth
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-__all__ = ["TruthLevel", "TruthvaultError", "__version__", "is_higher_truth"]
+from .errors import (
+    ConflictState,
+    DecryptionFailed,
+    Forbidden,
+    HubReset,
+    HubUnavailable,
+    InvalidInput,
+    InvalidSource,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ResyncRequired,
+    StorageError,
+    SyncIncomplete,
+    TruthvaultError,
+    Unauthorized,
+)
+
+if TYPE_CHECKING:
+    from .clock import HybridClock
+    from .model import Record, SyncItem
+    from .sync import CheckResult, HubClient, Syncer, SyncStats
+    from .truth import Outcome, TruthLevel, is_higher_truth
+    from .vault import Event, Vault, VaultRecord, WriteResult
 
 __version__ = "0.1.0"
+
+#: each lazily loaded name and the module that defines it
+_LAZY = {
+    "HybridClock": "clock",
+    "Record": "model",
+    "SyncItem": "model",
+    "CheckResult": "sync",
+    "HubClient": "sync",
+    "SyncStats": "sync",
+    "Syncer": "sync",
+    "Outcome": "truth",
+    "TruthLevel": "truth",
+    "is_higher_truth": "truth",
+    "Event": "vault",
+    "Vault": "vault",
+    "VaultRecord": "vault",
+    "WriteResult": "vault",
+}
+
+__all__ = [
+    "CheckResult",
+    "ConflictState",
+    "DecryptionFailed",
+    "Event",
+    "Forbidden",
+    "HubClient",
+    "HubReset",
+    "HubUnavailable",
+    "HybridClock",
+    "InvalidInput",
+    "InvalidSource",
+    "NotFound",
+    "Outcome",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Record",
+    "ResyncRequired",
+    "StorageError",
+    "SyncIncomplete",
+    "SyncItem",
+    "SyncStats",
+    "Syncer",
+    "TruthLevel",
+    "TruthvaultError",
+    "Unauthorized",
+    "Vault",
+    "VaultRecord",
+    "WriteResult",
+    "__version__",
+    "is_higher_truth",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'truthvault' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next access skips this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
