@@ -21,6 +21,18 @@ import pytest
 from truthvault.hub.store import open_store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: An end-to-end test runs up to some fifty commands, each a process with its own 120 s limit
+#: (which is what catches a hang). On a loaded 2-core machine a command can take seconds, and
+#: the suite's 300 s cap for a whole test once fired on a story that had not hung: these tests
+#: get a cap that fits their length instead.
+E2E_TIMEOUT_S = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
 
 
 class Cli:
