@@ -4,16 +4,19 @@ over real HTTP (both backends)."""
 from __future__ import annotations
 
 import socket
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 import truthvault.hub
 from truthvault.errors import InvalidInput, NotFound
 from truthvault.hub import Hub, HubServer, HubSettings
 from truthvault.model import PushRequest, SyncItem, encode
+
+from ..certs import write_cert
 
 
 def _free_port() -> int:
@@ -84,9 +87,8 @@ def test_a_hub_served_in_process_syncs_over_http(hub_url: str) -> None:
 def test_the_app_can_be_served_by_any_asgi_server(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    with Hub.open(str(tmp_path / "hub.db"), create=True) as hub:
-        with TestClient(hub.app()) as client:
-            assert client.get("/healthz").json()["backend"] == "sqlite"
+    with Hub.open(str(tmp_path / "hub.db"), create=True) as hub, TestClient(hub.app()) as client:
+        assert client.get("/healthz").json()["backend"] == "sqlite"
 
 
 def test_a_server_refuses_an_address_in_use_and_bad_tls_files(tmp_path: Path) -> None:
@@ -99,28 +101,23 @@ def test_a_server_refuses_an_address_in_use_and_bad_tls_files(tmp_path: Path) ->
                 hub.server(port=port)
         cert = tmp_path / "cert.pem"
         cert.write_text("not a certificate")
-        with pytest.raises(InvalidInput, match="cannot use .* for TLS"):
+        with pytest.raises(InvalidInput, match=r"cannot use .* for TLS"):
             hub.server(port=_free_port(), tls=(str(cert), str(cert)))
 
 
 def test_a_hub_serves_https_with_the_certificate_it_announces(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    openssl = subprocess.run(
-        ["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    expected = openssl.stdout.strip().split("=", 1)[1]
+    cert, key = write_cert(tmp_path, "hub")
+    _, other_key = write_cert(tmp_path, "other")
+    with pytest.raises(InvalidInput, match="the key does not match the certificate"):
+        HubServer.check_tls(str(cert), str(other_key))
+    digest = x509.load_pem_x509_certificate(cert.read_bytes()).fingerprint(hashes.SHA256())
+    expected = ":".join(f"{b:02X}" for b in digest)
     assert HubServer.check_tls(str(cert), str(key)) == expected
-    with Hub.open(str(tmp_path / "hub.db"), create=True) as hub:
-        with hub.server(port=_free_port(), tls=(str(cert), str(key))) as server:
-            assert server.url.startswith("https://") and server.fingerprint == expected
-            answer = httpx.get(f"{server.url}/healthz", verify=False, timeout=10)
-            assert answer.json()["status"] == "ok"
+    tls = (str(cert), str(key))
+    with (
+        Hub.open(str(tmp_path / "hub.db"), create=True) as hub,
+        hub.server(port=_free_port(), tls=tls) as server,
+    ):
+        assert server.url.startswith("https://") and server.fingerprint == expected
+        answer = httpx.get(f"{server.url}/healthz", verify=False, timeout=10)
+        assert answer.json()["status"] == "ok"
