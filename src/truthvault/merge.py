@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Literal
 
-from .model import Record, SyncItem, digest_sum, item_digest
-from .truth import Outcome, TruthLevel, record_id, resolve
+import msgspec
+
+from .model import OriginStep, Record, SyncItem, digest_sum, item_digest
+from .truth import Outcome, TruthLevel, origin_step, record_id, resolve
 
 __all__ = [
     "EVENT_OF_KIND",
@@ -24,8 +26,10 @@ __all__ = [
     "Place",
     "fate",
     "item_checksum",
+    "keeps",
     "loss_record",
     "plan_merge",
+    "restoration",
 ]
 
 #: the event that announces a kept loser of each kind, on the hub and on a device
@@ -115,6 +119,11 @@ def fate(loser: Place, winner: Place | None) -> Fate:
     return Fate.LEAVE
 
 
+def keeps(decided: Fate) -> bool:
+    """True when a replica that decided ``decided`` for a loss keeps it as a record of its own."""
+    return decided in (Fate.SHARE, Fate.LOCAL)
+
+
 def loss_record(kind: Literal["suggestion", "conflict"], item: SyncItem, now: str) -> Record:
     """The open record that keeps ``item`` as a losing version of ``kind``."""
     return Record(
@@ -186,3 +195,26 @@ def plan_merge(current: Mapping[str, SyncItem], items: Iterable[SyncItem], now: 
         plan.results.append((item, res.outcome, rid))
     plan.checksum_delta = digest_sum(added) - (digest_sum(replaced) if replaced else 0)
     return plan
+
+
+def restoration(record: Record, current: SyncItem | None, device_id: str, clock: str) -> SyncItem:
+    """The new level-1 version that brings a conflict's loser back, built on the current one."""
+    loser = record.item
+    step = origin_step(loser.truth_level, loser.origin_source, loser.last_modified_at, record.id)
+    return SyncItem(
+        entity_type=loser.entity_type,
+        entity_id=loser.entity_id,
+        tenant_id=loser.tenant_id,
+        truth_level=int(TruthLevel.USER),
+        origin_source="user:conflict-resolve",
+        last_modified_at=clock,
+        device_id=device_id,
+        payload=loser.payload,
+        origin_chain=(*loser.origin_chain, msgspec.convert(step, type=OriginStep)),
+        last_modified_by_level=int(TruthLevel.USER),
+        version=current.version + 1 if current else 1,
+        base_version=current.version if current else 0,
+        base_clock=current.last_modified_at if current else None,
+        contract_version=loser.contract_version,
+        deleted=loser.deleted,
+    )

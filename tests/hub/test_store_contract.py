@@ -493,6 +493,18 @@ def test_pull_raw_is_the_encoded_pull(laptop: Dev, phone: Dev) -> None:
         laptop.store.pull(laptop.ctx, 0, 0)
 
 
+def test_a_push_leaves_the_items_it_was_given_as_they_were(laptop: Dev) -> None:
+    items = [laptop.item("n1", at(0)), laptop.item("n2", at(1))]
+    request = PushRequest(
+        items=[msgspec.structs.replace(item, mutation=i + 1) for i, item in enumerate(items)]
+    )
+    laptop.store.push(laptop.ctx, request, laptop.limits, NOW_MS)
+    # numbered copies are stored: the request's items keep their mutations and have no seq
+    assert [(item.mutation, item.seq) for item in request.items] == [(1, None), (2, None)]
+    stored = laptop.pull_all()[0]
+    assert [(item.seq, item.mutation) for item in stored] == [(1, None), (2, None)]
+
+
 def test_checksum_is_the_sum_of_live_item_digests(laptop: Dev, phone: Dev) -> None:
     laptop.push(*(laptop.item(f"n{i}", at(i)) for i in range(5)))
     phone.push(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import time
@@ -101,42 +99,9 @@ def _device_command(command: str, hub_url: str | None) -> str:
 
 def check_tls(cert_file: str, key_file: str) -> str:
     """The certificate's SHA-256 fingerprint, once it and its key are readable and match."""
-    import ssl
+    from ..hub import HubServer
 
-    from ..sync import cert_fingerprint
-
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
-        with open(cert_file, encoding="ascii", errors="replace") as f:
-            return cert_fingerprint(f.read())
-    except (ssl.SSLError, InvalidInput) as exc:
-        reason = "the key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else str(exc)
-        raise InvalidInput(
-            f"cannot use {cert_file} and {key_file} for TLS: {reason}",
-            hint="--tls-cert takes a PEM certificate, --tls-key its unencrypted PEM private key",
-        ) from None
-    except OSError as exc:  # after ssl.SSLError, which is one
-        raise InvalidInput(
-            f"cannot read the TLS files: {exc.strerror or exc}: {exc.filename or cert_file}"
-        ) from None
-
-
-def _check_port(host: str, port: int) -> None:
-    """Refuse, in one line and before announcing anything, an address this hub cannot listen on."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            # as uvicorn binds: a port left in TIME_WAIT by a hub that just stopped is free
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="is another hub running there? pick another --port",
-        ) from None
+    return HubServer.check_tls(cert_file, key_file)
 
 
 def serve_hub(
@@ -150,40 +115,19 @@ def serve_hub(
     tls: tuple[str, str] | None = None,
 ) -> None:
     """Run the hub in this process until Ctrl-C (or SIGTERM); over HTTPS with ``tls`` (cert, key)."""
-    import uvicorn
+    from ..hub import Hub
 
-    from ..hub.app import create_app
-
-    fingerprint = check_tls(*tls) if tls else None
-    _check_port(host, port)
-    app = create_app(store, settings)
-    exposure = "loopback only" if host in ("127.0.0.1", "localhost", "::1") else "REACHABLE FROM THE NETWORK"
-    scheme = "https" if tls else "http"
+    server = Hub(store, settings).server(host, port, tls=tls, log_level=log_level)
+    exposure = "loopback only" if server.loopback else "REACHABLE FROM THE NETWORK"
     out.print(
-        f"truthvault hub on {scheme}://{host}:{port} ({exposure}) using {_describe(db_url)}"
+        f"truthvault hub on {server.url} ({exposure}) using {_describe(db_url)}"
         + ("" if exposure != "loopback only" else "; --host 0.0.0.0 would expose it")
-        + (f"; certificate SHA256 {fingerprint}" if fingerprint else "")
+        + (f"; certificate SHA256 {server.fingerprint}" if server.fingerprint else "")
     )
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        ssl_certfile=tls[0] if tls else None,
-        ssl_keyfile=tls[1] if tls else None,
-    )
-    server = uvicorn.Server(config)
-    # What is loaded by now lives as long as the server: keep the collector from rescanning it.
-    gc.collect()
-    gc.freeze()
     if ready is not None:
-        ready(server)
-    # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught: a clean stop
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        ready(server.server)
+    server.run()
     out.print("hub stopped")
 
 

@@ -1,7 +1,7 @@
-"""The hub store's credentials: enrolment codes, device keys, nonces, access tokens, security events.
+"""The hub's credentials: enrolment codes, device keys, nonces, access tokens, security events.
 
-Portable SQL over the same primitives as :mod:`truthvault.hub._base` (which mixes this in).
-Secrets (codes, tokens) are stored as SHA-256 hashes only; public keys are stored as they are.
+A repository over the hub's :class:`~._sql.SqlDatabase`, in portable SQL. Secrets (codes,
+tokens) are stored as SHA-256 hashes only; public keys are stored as they are.
 """
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
 import logging
 import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -31,12 +29,19 @@ from ..errors import (
     TokenExpired,
     UnknownDevice,
 )
+from ._sql import Db, SqlDatabase, hash_secret
+from ._tenants import Tenants, check_name
 from .store import Device, DeviceAuth, DeviceContext, SecurityEvent, Tenant
 
-if TYPE_CHECKING:
-    from ._storage import Db
-
-__all__ = ["ACCESS_TOKEN_PREFIX", "AuthMixin", "check_bearer", "check_name", "iso_s", "normalise_code"]
+__all__ = [
+    "ACCESS_TOKEN_PREFIX",
+    "Credentials",
+    "check_bearer",
+    "hash_secret",
+    "insert_security_event",
+    "iso_s",
+    "normalise_code",
+]
 
 log = logging.getLogger("truthvault.hub")
 
@@ -60,20 +65,10 @@ def iso_s(seconds: float) -> str:
     return format_stamp(int(seconds * 1000))[:-5]
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def normalise_code(code: str) -> str:
     """An enrolment code as stored: upper case, no separators, look-alikes mapped (O->0, I/L->1)."""
     flat = "".join(code.split()).replace("-", "").upper()
     return flat.translate(str.maketrans("OIL", "011"))
-
-
-def check_name(what: str, name: str) -> None:
-    """InvalidInput unless ``name`` is 1-200 printable characters without surrounding spaces."""
-    if not name or len(name) > 200 or name != name.strip() or not name.isprintable():
-        raise InvalidInput(f"{what} {name!r} must be 1-200 printable characters, no surrounding spaces")
 
 
 def check_bearer(holder: DeviceAuth | None, now: float) -> DeviceContext:
@@ -106,30 +101,32 @@ def _check_public_keys(sign_public: str, box_public: str) -> str:
     return found
 
 
-class AuthMixin:
-    """Credential methods of :class:`~truthvault.hub.store.HubStore`, over a backend's transactions."""
+class Credentials:
+    """Enrolment, authentication lookups, nonces, key rotation, access tokens, security events."""
 
-    _integrity_errors: tuple[type[Exception], ...]
-    _lock_clause: str
-    _tenant_pks: dict[str, int]
-    _last_prune: float = 0.0
+    def __init__(self, database: SqlDatabase, tenants: Tenants) -> None:
+        self._db = database
+        self._tenants = tenants
+        self._last_prune = 0.0
 
-    if TYPE_CHECKING:
-
-        def _write(self) -> AbstractContextManager[Db]: ...
-        def _read(self) -> AbstractContextManager[Db]: ...
-        def _tenant_pk(self, tenant_id: str) -> int: ...
-        def get_tenant(self, name: str) -> Tenant: ...
+    def authenticate(self, token: str) -> DeviceContext:
+        """The device a bearer token belongs to (see :meth:`HubStore.authenticate`)."""
+        return check_bearer(self.token_holder(token), time.time())
 
     # -- enrolment -----------------------------------------------------------------
     def create_enrol_code(self, tenant_name: str, ttl_s: float = 900) -> str:
         """A one-time enrolment code for the tenant, valid ``ttl_s`` (see :class:`HubStore`)."""
-        tenant = self.get_tenant(tenant_name)
+        tenant = self._tenants.get_tenant(tenant_name)
         code, now = _new_code(), time.time()
-        with self._write() as db:
+        with self._db.write() as db:
             db.execute(
                 "INSERT INTO enrol_codes (code_hash, tenant_pk, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (_hash(normalise_code(code)), self._tenant_pk(tenant.id), iso_s(now), iso_s(now + ttl_s)),
+                (
+                    hash_secret(normalise_code(code)),
+                    self._db.tenant_pk(tenant.id),
+                    iso_s(now),
+                    iso_s(now + ttl_s),
+                ),
             )
         return code
 
@@ -140,9 +137,9 @@ class AuthMixin:
         check_name("device name", device_name)
         key_fingerprint = _check_public_keys(sign_public, box_public)
         at = iso_s(time.time() if now is None else now)
-        code_hash, device_id = _hash(normalise_code(code)), str(uuid.uuid4())
+        code_hash, device_id = hash_secret(normalise_code(code)), str(uuid.uuid4())
         try:
-            with self._write() as db:
+            with self._db.write() as db:
                 # Claim the code first: of two enrolments racing with one code, the second's
                 # UPDATE waits for the first to commit and then matches nothing.
                 db.execute(
@@ -171,8 +168,8 @@ class AuthMixin:
                     (device_id, pk, device_name, at, sign_public, box_public),
                 )
                 detail = {"device_name": device_name, "fingerprint": key_fingerprint}
-                _insert_event(db, "DEVICE_ENROLLED", pk, device_id, detail, at)
-        except self._integrity_errors:
+                insert_security_event(db, "DEVICE_ENROLLED", pk, device_id, detail, at)
+        except self._db.integrity_errors:
             raise ConflictState(
                 f"the tenant already has a device {device_name!r}",
                 hint="enrol with another --name (the code was not spent)",
@@ -182,25 +179,25 @@ class AuthMixin:
     # -- lookups for authentication ------------------------------------------------
     def device_keys(self, device_id: str) -> DeviceAuth | None:
         """What verifying a request of this device needs; None for an unknown device."""
-        with self._read() as db:
+        with self._db.read() as db:
             row = db.execute(_DEVICE_AUTH + " WHERE d.id = ?", (device_id,)).fetchone()
         return None if row is None else self._device_auth(row)
 
     def token_holder(self, token: str) -> DeviceAuth | None:
         """The device a bearer token (device token or access token) belongs to, or None."""
-        with self._read() as db:
+        with self._db.read() as db:
             if token.startswith(ACCESS_TOKEN_PREFIX):
                 row = db.execute(
                     _DEVICE_AUTH.replace("SELECT ", "SELECT a.expires_at, ", 1)
                     + " JOIN access_tokens a ON a.device_id = d.id WHERE a.token_hash = ?",
-                    (_hash(token),),
+                    (hash_secret(token),),
                 ).fetchone()
                 return None if row is None else self._device_auth(row[1:], expires_at=row[0])
-            row = db.execute(_DEVICE_AUTH + " WHERE d.token_hash = ?", (_hash(token),)).fetchone()
+            row = db.execute(_DEVICE_AUTH + " WHERE d.token_hash = ?", (hash_secret(token),)).fetchone()
         return None if row is None else self._device_auth(row)
 
     def _device_auth(self, row: Any, expires_at: str | None = None) -> DeviceAuth:
-        self._tenant_pks[row[0]] = int(row[9])
+        self._db.remember_tenant(row[0], int(row[9]))
         ctx = DeviceContext(row[0], row[1], row[2], row[3], row[4])
         return DeviceAuth(ctx, bool(row[5]), row[6], row[7], row[8], expires_at)
 
@@ -214,23 +211,23 @@ class AuthMixin:
         """Remember a nonce; False if this device already used it (see :class:`HubStore`)."""
         now = time.time()
         try:
-            with self._write() as db:
+            with self._db.write() as db:
                 if now - self._last_prune >= _PRUNE_EVERY_S:
                     self._last_prune = now
                     db.execute("DELETE FROM nonces WHERE ts < ?", (int(now - keep_s) - 1,))
                 db.execute(
                     "INSERT INTO nonces (device_id, nonce, ts) VALUES (?, ?, ?)", (device_id, nonce, ts)
                 )
-        except self._integrity_errors:
+        except self._db.integrity_errors:
             return False
         return True
 
     # -- changes to devices' credentials -------------------------------------------
     def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
         """Revoke a device (see :class:`HubStore`)."""
-        tenant = self.get_tenant(tenant_name)
-        pk, at = self._tenant_pk(tenant.id), iso_s(time.time())
-        with self._write() as db:
+        tenant = self._tenants.get_tenant(tenant_name)
+        pk, at = self._db.tenant_pk(tenant.id), iso_s(time.time())
+        with self._db.write() as db:
             row = db.execute(
                 "SELECT id, created_at, last_seen_at, last_mutation, sign_public FROM devices "
                 "WHERE tenant_pk = ? AND name = ?",
@@ -243,7 +240,7 @@ class AuthMixin:
             detail: dict[str, object] = {"device_name": device_name}
             if by:
                 detail["by_device"] = by
-            _insert_event(db, "DEVICE_REVOKED", pk, device_id, detail, at)
+            insert_security_event(db, "DEVICE_REVOKED", pk, device_id, detail, at)
         fp = fingerprint(row[4]) if row[4] else None
         return Device(device_id, tenant.id, device_name, row[1], row[2], int(row[3]), True, fp)
 
@@ -254,7 +251,7 @@ class AuthMixin:
             raise InvalidInput(f"grace_seconds ({grace_s}) must be >= 0")
         now = time.time()
         at, until = iso_s(now), iso_s(now + grace_s)
-        with self._write() as db:
+        with self._db.write() as db:
             row = db.execute("SELECT sign_public FROM devices WHERE id = ?", (ctx.device_id,)).fetchone()
             if row is None or row[0] is None:
                 raise ConflictState("this device has no signing key to rotate", hint="enrol it first")
@@ -266,7 +263,9 @@ class AuthMixin:
                 (until, sign_public, box_public, ctx.device_id),
             )
             detail = {"old": fingerprint(row[0]), "new": new_fingerprint, "grace_until": until}
-            _insert_event(db, "KEY_ROTATED", self._tenant_pk(ctx.tenant_id), ctx.device_id, detail, at)
+            insert_security_event(
+                db, "KEY_ROTATED", self._db.tenant_pk(ctx.tenant_id), ctx.device_id, detail, at
+            )
         return until
 
     def issue_access_token(self, ctx: DeviceContext, ttl_s: float = 900) -> tuple[str, str]:
@@ -274,7 +273,7 @@ class AuthMixin:
         token = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
         expires_at = iso_s(now + ttl_s)
-        with self._write() as db:
+        with self._db.write() as db:
             # Expired tokens of this device go as a new one comes: the table stays small.
             db.execute(
                 "DELETE FROM access_tokens WHERE device_id = ? AND expires_at < ?",
@@ -282,7 +281,7 @@ class AuthMixin:
             )
             db.execute(
                 "INSERT INTO access_tokens (token_hash, device_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (_hash(token), ctx.device_id, iso_s(now), expires_at),
+                (hash_secret(token), ctx.device_id, iso_s(now), expires_at),
             )
         return token, expires_at
 
@@ -296,9 +295,9 @@ class AuthMixin:
         detail: dict[str, object] | None = None,
     ) -> None:
         """Record a security event (see :class:`HubStore`)."""
-        pk = self._tenant_pk(tenant_id) if tenant_id else None
-        with self._write() as db:
-            _insert_event(db, type, pk, device_id, detail or {}, iso_s(time.time()))
+        pk = self._db.tenant_pk(tenant_id) if tenant_id else None
+        with self._db.write() as db:
+            insert_security_event(db, type, pk, device_id, detail or {}, iso_s(time.time()))
 
     def security_events(self, tenant_name: str | None = None, limit: int = 100) -> list[SecurityEvent]:
         """Security events, newest first; of one tenant, or of all."""
@@ -309,15 +308,16 @@ class AuthMixin:
         params: list[object] = []
         if tenant_name is not None:
             sql += " WHERE e.tenant_pk = ?"
-            params.append(self._tenant_pk(self.get_tenant(tenant_name).id))
-        with self._read() as db:
+            params.append(self._db.tenant_pk(self._tenants.get_tenant(tenant_name).id))
+        with self._db.read() as db:
             rows = db.execute(sql + " ORDER BY e.id DESC LIMIT ?", (*params, limit)).fetchall()
         return [SecurityEvent(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5])) for r in rows]
 
 
-def _insert_event(
+def insert_security_event(
     db: Db, type: str, tenant_pk: int | None, device_id: str | None, detail: Mapping[str, object], at: str
 ) -> None:
+    """Append a security event inside a transaction."""
     db.execute(
         "INSERT INTO security_events (tenant_pk, device_id, type, at, detail) VALUES (?, ?, ?, ?, ?)",
         (tenant_pk, device_id, type, at, msgspec.json.encode(detail).decode()),

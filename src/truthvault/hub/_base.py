@@ -1,122 +1,83 @@
-"""The hub store both backends share: the sync engine with the tenants, devices, events and
-records a hub's admin and devices read, and the authentication and key-blob methods."""
+"""The hub store both backends share: a facade that satisfies :class:`~.store.HubStore` by
+handing each call to the part that owns it, all composed over one database object.
+
+- :class:`~._tenants.Tenants`: tenants, devices, and reading a tenant's head, events, records;
+- :class:`~._auth.Credentials`: enrolment, authentication, nonces, tokens, security events;
+- :class:`~._keys.KeyBlobs`: wrapped keyrings and the recovery envelope;
+- :class:`~._engine.SyncEngine`: push, pull, conflict resolution and purges, over the storage
+  port (:mod:`._port`) that :class:`~._sync_sql.SqlSyncStorage` implements.
+"""
 
 from __future__ import annotations
 
-import secrets
-import time
-import uuid
+from collections.abc import Callable, Mapping
 
-from ..crypto import fingerprint
-from ..errors import ConflictState, InvalidInput, NotFound
-from ..model import Record
-from ._auth import AuthMixin, check_bearer, check_name
-from ._keys import KeysMixin
-from ._storage import (
-    _RECORD_KINDS,
-    _RECORD_STATUSES,
-    ENTITY_COLUMNS,
-    ENTITY_UPSERT_SET,
-    TENANT_COUNTERS,
-    Cursor,
-    Db,
-    EntityWrites,
-    _detail_decoder,
-    _now,
-    _record_decoder,
-    _token_hash,
+from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
+from ._auth import Credentials
+from ._engine import SyncEngine
+from ._keys import KeyBlobs
+from ._notes import PullNotes
+from ._sql import SqlDatabase
+from ._sync_sql import SqlSyncStorage
+from ._tenants import Tenants
+from .store import (
+    Device,
+    DeviceAuth,
+    DeviceContext,
+    Event,
+    KeyHolder,
+    Limits,
+    SecurityEvent,
+    Tenant,
+    WrappedKey,
 )
-from ._sync import SyncStore
-from .store import SYNC_EVENT_TYPES, VAULT_MODES, Device, DeviceContext, Event, Tenant
 
-__all__ = [
-    "ENTITY_COLUMNS",
-    "ENTITY_UPSERT_SET",
-    "TENANT_COUNTERS",
-    "BaseHubStore",
-    "Cursor",
-    "Db",
-    "EntityWrites",
-]
+__all__ = ["SqlHubStore"]
 
 
-class BaseHubStore(AuthMixin, KeysMixin, SyncStore):
-    """A hub store over a SQL database; subclasses supply connections and transactions."""
+class SqlHubStore:
+    """A hub store over a SQL database (see :class:`~.store.HubStore` for every method's
+    contract); a backend's subclass makes the database object."""
 
+    def __init__(self, database: SqlDatabase) -> None:
+        self.database = database
+        self.backend = database.backend
+        self.notes = PullNotes(database)
+        self.tenants = Tenants(database, self.notes)
+        self.credentials = Credentials(database, self.tenants)
+        self.key_blobs = KeyBlobs(database)
+        self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
+
+    def close(self) -> None:
+        """Write what is noted, then release connections."""
+        self.notes.stop()
+        self.database.close()
+
+    def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
+        return self.database.watch(on_change)
+
+    def flush_notes(self) -> None:
+        """Write the pull events and last-seen times noted so far."""
+        self.notes.flush()
+
+    # -- tenants, devices and what is read of a tenant (Tenants) -----------------------
     def add_tenant(self, name: str, vault_mode: str) -> Tenant:
-        """Create a tenant; ConflictState if the name is taken, InvalidInput for a bad mode."""
-        check_name("tenant name", name)
-        if vault_mode not in VAULT_MODES:
-            raise InvalidInput(f"vault_mode {vault_mode!r} is not one of {', '.join(VAULT_MODES)}")
-        tenant = Tenant(str(uuid.uuid4()), name, vault_mode, _now())
-        try:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO tenants (id, name, vault_mode, created_at) VALUES (?, ?, ?, ?)",
-                    (tenant.id, name, vault_mode, tenant.created_at),
-                )
-        except self._integrity_errors:
-            raise ConflictState(f"tenant {name!r} already exists") from None
-        return tenant
+        return self.tenants.add_tenant(name, vault_mode)
 
     def get_tenant(self, name: str) -> Tenant:
-        """A tenant by name; NotFound if there is none."""
-        with self._read() as db:
-            sql = "SELECT id, name, vault_mode, created_at FROM tenants WHERE name = ?"
-            row = db.execute(sql, (name,)).fetchone()
-        if row is None:
-            raise NotFound(f"no tenant {name!r}", hint="list them with: truthvault hub tenant list")
-        return Tenant(*row)
+        return self.tenants.get_tenant(name)
 
     def list_tenants(self) -> list[Tenant]:
-        """All tenants, by name."""
-        with self._read() as db:
-            rows = db.execute("SELECT id, name, vault_mode, created_at FROM tenants ORDER BY name").fetchall()
-        return [Tenant(*row) for row in rows]
+        return self.tenants.list_tenants()
 
     def add_device(self, tenant_name: str, device_name: str) -> tuple[Device, str]:
-        """Register a device; return it with its bearer token (shown once, stored hashed)."""
-        check_name("device name", device_name)
-        tenant = self.get_tenant(tenant_name)
-        token = secrets.token_urlsafe(32)
-        device = Device(str(uuid.uuid4()), tenant.id, device_name, _now(), None, 0)
-        try:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO devices (id, tenant_pk, name, token_hash, created_at) "
-                    "VALUES (?, (SELECT pk FROM tenants WHERE id = ?), ?, ?, ?)",
-                    (device.id, tenant.id, device_name, _token_hash(token), device.created_at),
-                )
-        except self._integrity_errors:
-            raise ConflictState(f"tenant {tenant_name!r} already has a device {device_name!r}") from None
-        return device, token
+        return self.tenants.add_device(tenant_name, device_name)
 
     def list_devices(self, tenant_name: str) -> list[Device]:
-        """A tenant's devices, by name."""
-        tenant = self.get_tenant(tenant_name)
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT d.id, d.name, d.created_at, d.last_seen_at, d.last_mutation, d.revoked, d.sign_public "
-                "FROM devices d "
-                "JOIN tenants t ON t.pk = d.tenant_pk WHERE t.id = ? ORDER BY d.name",
-                (tenant.id,),
-            ).fetchall()
-        return [
-            Device(
-                r[0], tenant.id, r[1], r[2], r[3], int(r[4]), bool(r[5]), fingerprint(r[6]) if r[6] else None
-            )
-            for r in rows
-        ]
-
-    def authenticate(self, token: str) -> DeviceContext:
-        """The device a bearer token belongs to (see :meth:`HubStore.authenticate`)."""
-        return check_bearer(self.token_holder(token), time.time())
+        return self.tenants.list_devices(tenant_name)
 
     def head(self, tenant_id: str) -> int:
-        """The tenant's latest sequence number (0 when empty)."""
-        with self._read() as db:
-            row = db.execute("SELECT head_seq FROM tenants WHERE pk = ?", (self._tenant_pk(tenant_id),))
-            return int(row.fetchone()[0])
+        return self.tenants.head(tenant_id)
 
     def events(
         self,
@@ -126,38 +87,101 @@ class BaseHubStore(AuthMixin, KeysMixin, SyncStore):
         type: str | None = None,
         newest_first: bool = False,
     ) -> list[Event]:
-        """The tenant's events after id ``since``, oldest (or newest) first, with device names."""
-        if type is not None:
-            type = type.upper()
-            if type not in SYNC_EVENT_TYPES:
-                raise InvalidInput(f"type: unknown event type {type!r}; known: {', '.join(SYNC_EVENT_TYPES)}")
-        self.flush_notes()
-        sql = (
-            "SELECT e.id, e.type, e.at, e.device_id, e.entity_id, e.detail, d.name FROM sync_events e "
-            "LEFT JOIN devices d ON d.id = e.device_id AND d.tenant_pk = e.tenant_pk "
-            "WHERE e.tenant_pk = ? AND e.id > ?"
-        )
-        params: list[object] = [self._tenant_pk(tenant_id), since]
-        if type is not None:
-            sql += " AND e.type = ?"
-            params.append(type)
-        order = " ORDER BY e.id DESC" if newest_first else " ORDER BY e.id"
-        with self._read() as db:
-            rows = db.execute(sql + order + " LIMIT ?", (*params, limit)).fetchall()
-        return [Event(int(r[0]), r[1], r[2], r[3], r[4], _detail_decoder.decode(r[5]), r[6]) for r in rows]
+        return self.tenants.events(tenant_id, since, limit, type, newest_first)
 
     def list_records(
         self, ctx: DeviceContext, kind: str | None = None, status: str | None = "open", limit: int = 1000
     ) -> list[Record]:
-        """The tenant's suggestions and conflict records, newest first."""
-        if kind not in _RECORD_KINDS or status not in _RECORD_STATUSES:
-            raise InvalidInput(f"no records of kind {kind!r} with status {status!r}")
-        sql = "SELECT wire FROM records WHERE tenant_pk = ?"
-        params: list[object] = [self._tenant_pk(ctx.tenant_id)]
-        for column, value in (("kind", kind), ("status", status)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)).fetchall()
-        return [_record_decoder.decode(row[0]) for row in rows]
+        return self.tenants.list_records(ctx, kind, status, limit)
+
+    # -- credentials (Credentials) -------------------------------------------------------
+    def authenticate(self, token: str) -> DeviceContext:
+        return self.credentials.authenticate(token)
+
+    def create_enrol_code(self, tenant_name: str, ttl_s: float = 900) -> str:
+        return self.credentials.create_enrol_code(tenant_name, ttl_s)
+
+    def enroll(
+        self, code: str, device_name: str, sign_public: str, box_public: str, now: float | None = None
+    ) -> tuple[Device, Tenant]:
+        return self.credentials.enroll(code, device_name, sign_public, box_public, now)
+
+    def device_keys(self, device_id: str) -> DeviceAuth | None:
+        return self.credentials.device_keys(device_id)
+
+    def token_holder(self, token: str) -> DeviceAuth | None:
+        return self.credentials.token_holder(token)
+
+    def authenticate_access_token(self, token: str) -> DeviceContext:
+        return self.credentials.authenticate_access_token(token)
+
+    def remember_nonce(self, device_id: str, nonce: str, ts: int, keep_s: float = 300) -> bool:
+        return self.credentials.remember_nonce(device_id, nonce, ts, keep_s)
+
+    def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
+        return self.credentials.revoke_device(tenant_name, device_name, by)
+
+    def rotate_key(self, ctx: DeviceContext, sign_public: str, box_public: str, grace_s: float) -> str:
+        return self.credentials.rotate_key(ctx, sign_public, box_public, grace_s)
+
+    def issue_access_token(self, ctx: DeviceContext, ttl_s: float = 900) -> tuple[str, str]:
+        return self.credentials.issue_access_token(ctx, ttl_s)
+
+    def add_security_event(
+        self,
+        type: str,
+        *,
+        tenant_id: str | None = None,
+        device_id: str | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        self.credentials.add_security_event(type, tenant_id=tenant_id, device_id=device_id, detail=detail)
+
+    def security_events(self, tenant_name: str | None = None, limit: int = 100) -> list[SecurityEvent]:
+        return self.credentials.security_events(tenant_name, limit)
+
+    # -- key blobs (KeyBlobs) ------------------------------------------------------------
+    def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
+        return self.key_blobs.key_holders(ctx)
+
+    def put_wrapped_keys(
+        self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False
+    ) -> int:
+        return self.key_blobs.put_wrapped_keys(ctx, blobs, kid, genesis)
+
+    def get_wrapped_key(self, ctx: DeviceContext) -> WrappedKey:
+        return self.key_blobs.get_wrapped_key(ctx)
+
+    def put_recovery_blob(self, ctx: DeviceContext, blob: str, kid: str) -> None:
+        self.key_blobs.put_recovery_blob(ctx, blob, kid)
+
+    def recovery_kid(self, ctx: DeviceContext) -> str | None:
+        return self.key_blobs.recovery_kid(ctx)
+
+    def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
+        return self.key_blobs.get_recovery_blob(ctx)
+
+    def recovery_blob_for_code(self, code: str) -> tuple[Tenant, str | None]:
+        return self.key_blobs.recovery_blob_for_code(code)
+
+    # -- sync (SyncEngine) -----------------------------------------------------------------
+    def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
+        return self.engine.push(ctx, request, limits, now_ms)
+
+    def pull(
+        self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> PullResponse:
+        return self.engine.pull(ctx, since, limit, tag, tag_seq)
+
+    def pull_raw(
+        self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None
+    ) -> bytes:
+        return self.engine.pull_raw(ctx, since, limit, tag, tag_seq)
+
+    def resolve_conflict(
+        self, ctx: DeviceContext, record_id: str, resolution: str, clock: str
+    ) -> tuple[Record, SyncItem | None]:
+        return self.engine.resolve_conflict(ctx, record_id, resolution, clock)
+
+    def purge_tombstones(self, older_than_ms: int, now_ms: int | None = None) -> int:
+        return self.engine.purge_tombstones(older_than_ms, now_ms)

@@ -1,7 +1,7 @@
 """The hub's enrolment, access-token and device endpoints (each tenant sees only its own devices)."""
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import AfterValidator, BaseModel, Field
@@ -10,6 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import BadSignature, RateLimited, TruthvaultError
 from ._guard import Guard, RequestParts
 from .store import DeviceContext, HubStore
+
+_T = TypeVar("_T")
 
 __all__ = ["EnrollBody", "RecoveryCheckBody", "RevokeBody", "RotateKeyBody", "Text", "add_device_routes"]
 
@@ -73,23 +75,38 @@ def add_device_routes(
     access_token_ttl_s: float,
 ) -> None:
     """Add /v1/enroll, /v1/enroll/recovery, /v1/auth/token and /v1/devices* to the app."""
-    Device = Annotated[DeviceContext, Depends(device)]
+    _add_enrol_routes(app, store, guard, parts)
+    _add_device_routes(app, store, device, access_token_ttl_s)
 
+
+def _with_code(guard: Guard, req: RequestParts, use: Callable[[], _T]) -> _T:
+    """Spend one of the client's code attempts on ``use`` (which spends or reads a code); a
+    refusal is on record. Codes are 80 bits, but guessing still costs a client its rate, the
+    same budget whether it enrols or checks a recovery: a code guessed there is a code guessed."""
+    try:
+        wait = guard.limiter.take(f"enroll:{req.client}")
+        if wait > 0:
+            raise RateLimited("too many enrolment attempts", retry_after_s=wait)
+        return use()
+    except TruthvaultError as exc:
+        guard.record(exc, req, None)
+        raise
+
+
+def _add_enrol_routes(
+    app: FastAPI, store: HubStore, guard: Guard, parts: Callable[[Request], Awaitable[RequestParts]]
+) -> None:
     @app.post("/v1/enroll", tags=["devices"])
     async def enroll(body: EnrollBody, request: Request) -> dict[str, Any]:
         """Register a new device with a one-time enrolment code and its public keys (unauthenticated)."""
         req = await parts(request)
 
         def run() -> dict[str, Any]:
-            try:
-                # Codes are 80 bits, but guessing still costs a client its rate.
-                wait = guard.limiter.take(f"enroll:{req.client}")
-                if wait > 0:
-                    raise RateLimited("too many enrolment attempts", retry_after_s=wait)
-                created, tenant = store.enroll(body.code, body.device_name, body.sign_public, body.box_public)
-            except TruthvaultError as exc:
-                guard.record(exc, req, None)
-                raise
+            created, tenant = _with_code(
+                guard,
+                req,
+                lambda: store.enroll(body.code, body.device_name, body.sign_public, body.box_public),
+            )
             return {
                 "tenant_id": tenant.id,
                 "tenant_name": tenant.name,
@@ -108,18 +125,19 @@ def add_device_routes(
         req = await parts(request)
 
         def run() -> dict[str, Any]:
-            try:
-                # the same budget as enrolling: a code guessed here is a code guessed
-                wait = guard.limiter.take(f"enroll:{req.client}")
-                if wait > 0:
-                    raise RateLimited("too many enrolment attempts", retry_after_s=wait)
-                tenant, blob = store.recovery_blob_for_code(body.code)
-            except TruthvaultError as exc:
-                guard.record(exc, req, None)
-                raise
+            tenant, blob = _with_code(guard, req, lambda: store.recovery_blob_for_code(body.code))
             return {"tenant_name": tenant.name, "blob": blob}
 
         return await run_in_threadpool(run)
+
+
+def _add_device_routes(
+    app: FastAPI,
+    store: HubStore,
+    device: Callable[[Request], Awaitable[DeviceContext]],
+    access_token_ttl_s: float,
+) -> None:
+    Device = Annotated[DeviceContext, Depends(device)]
 
     @app.post("/v1/auth/token", tags=["devices"])
     async def access_token(ctx: Device) -> dict[str, str]:

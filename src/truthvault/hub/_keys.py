@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
 from ..errors import ConflictState, InvalidEnrolCode, InvalidInput, NotFound
-from ._auth import _hash, _insert_event, iso_s, normalise_code
+from ._auth import hash_secret, insert_security_event, iso_s, normalise_code
+from ._sql import Db, SqlDatabase
 from .store import DeviceContext, KeyHolder, Tenant, WrappedKey
 
-if TYPE_CHECKING:
-    from ._storage import Db
-
-__all__ = ["KeysMixin"]
+__all__ = ["KeyBlobs"]
 
 _MAX_BLOB = 64 << 10
 
@@ -38,21 +34,16 @@ def _upsert(db: Db, pk: int, kind: str, device_id: str, blob: str, kid: str, at:
     )
 
 
-class KeysMixin:
-    """Key-blob methods of :class:`~truthvault.hub.store.HubStore`, over a backend's transactions."""
+class KeyBlobs:
+    """Tenant keyrings wrapped to devices, and the tenant's recovery envelope."""
 
-    _lock_clause: str
-
-    if TYPE_CHECKING:
-
-        def _write(self) -> AbstractContextManager[Db]: ...
-        def _read(self) -> AbstractContextManager[Db]: ...
-        def _tenant_pk(self, tenant_id: str) -> int: ...
+    def __init__(self, database: SqlDatabase) -> None:
+        self._db = database
 
     def key_holders(self, ctx: DeviceContext) -> list[KeyHolder]:
         """The tenant's devices with their box keys (none for a revoked one) and their copy's key id."""
-        pk = self._tenant_pk(ctx.tenant_id)
-        with self._read() as db:
+        pk = self._db.tenant_pk(ctx.tenant_id)
+        with self._db.read() as db:
             rows = db.execute(
                 "SELECT d.id, d.name, d.box_public, k.kid, d.revoked FROM devices d LEFT JOIN key_blobs k "
                 "ON k.tenant_pk = d.tenant_pk AND k.kind = 'device' AND k.device_id = d.id "
@@ -67,12 +58,12 @@ class KeysMixin:
         self, ctx: DeviceContext, blobs: Mapping[str, str], kid: str, genesis: bool = False
     ) -> int:
         """Store keyrings wrapped to devices of the caller's tenant (see :class:`HubStore`)."""
-        pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())
+        pk, at = self._db.tenant_pk(ctx.tenant_id), iso_s(time.time())
         for device_id, blob in blobs.items():
             _check_blob(f"blobs.{device_id}", blob)
-        with self._write() as db:
+        with self._db.write() as db:
             # The tenant row lock serialises two first devices racing to create the keyring.
-            db.execute("SELECT pk FROM tenants WHERE pk = ?" + self._lock_clause, (pk,))
+            db.execute("SELECT pk FROM tenants WHERE pk = ?" + self._db.lock_clause, (pk,))
             if genesis:
                 taken = db.execute(
                     "SELECT updated_by FROM key_blobs WHERE tenant_pk = ? AND kind IN ('genesis', 'device') "
@@ -93,13 +84,13 @@ class KeysMixin:
                     raise NotFound(f"blobs.{device_id}: no active device with a box key in this tenant")
                 _upsert(db, pk, "device", device_id, blob, kid, at, ctx.device_id)
             detail = {"kid": kid, "to": sorted(blobs), "genesis": genesis}
-            _insert_event(db, "KEYS_SHARED", pk, ctx.device_id, detail, at)
+            insert_security_event(db, "KEYS_SHARED", pk, ctx.device_id, detail, at)
         return len(blobs)
 
     def get_wrapped_key(self, ctx: DeviceContext) -> WrappedKey:
         """The caller's own wrapped keyring, and whether the tenant has a data key at all."""
-        pk = self._tenant_pk(ctx.tenant_id)
-        with self._read() as db:
+        pk = self._db.tenant_pk(ctx.tenant_id)
+        with self._db.read() as db:
             rows = db.execute(
                 "SELECT kind, device_id, blob, kid FROM key_blobs WHERE tenant_pk = ?", (pk,)
             ).fetchall()
@@ -109,15 +100,15 @@ class KeysMixin:
     def put_recovery_blob(self, ctx: DeviceContext, blob: str, kid: str) -> None:
         """Store the tenant's passphrase-wrapped keyring, replacing any before it."""
         _check_blob("blob", blob)
-        pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())
-        with self._write() as db:
+        pk, at = self._db.tenant_pk(ctx.tenant_id), iso_s(time.time())
+        with self._db.write() as db:
             _upsert(db, pk, "recovery", "", blob, kid, at, ctx.device_id)
-            _insert_event(db, "KEY_RECOVERY_SET", pk, ctx.device_id, {"kid": kid}, at)
+            insert_security_event(db, "KEY_RECOVERY_SET", pk, ctx.device_id, {"kid": kid}, at)
 
     def recovery_kid(self, ctx: DeviceContext) -> str | None:
         """The key id of the tenant's recovery copy, or None when there is none; records nothing."""
-        pk = self._tenant_pk(ctx.tenant_id)
-        with self._read() as db:
+        pk = self._db.tenant_pk(ctx.tenant_id)
+        with self._db.read() as db:
             row = db.execute(
                 "SELECT kid FROM key_blobs WHERE tenant_pk = ? AND kind = 'recovery' AND device_id = ''",
                 (pk,),
@@ -126,25 +117,27 @@ class KeysMixin:
 
     def get_recovery_blob(self, ctx: DeviceContext) -> str | None:
         """The tenant's passphrase-wrapped keyring, or None; records KEY_RECOVERY_FETCHED."""
-        pk, at = self._tenant_pk(ctx.tenant_id), iso_s(time.time())
-        with self._write() as db:
+        pk, at = self._db.tenant_pk(ctx.tenant_id), iso_s(time.time())
+        with self._db.write() as db:
             row = db.execute(
                 "SELECT blob FROM key_blobs WHERE tenant_pk = ? AND kind = 'recovery' AND device_id = ''",
                 (pk,),
             ).fetchone()
             # Every fetch is on record: the envelope is what a passphrase guesser would need.
-            _insert_event(db, "KEY_RECOVERY_FETCHED", pk, ctx.device_id, {"found": row is not None}, at)
+            insert_security_event(
+                db, "KEY_RECOVERY_FETCHED", pk, ctx.device_id, {"found": row is not None}, at
+            )
         return None if row is None else str(row[0])
 
     def recovery_blob_for_code(self, code: str) -> tuple[Tenant, str | None]:
         """The passphrase-wrapped keyring of an unspent enrolment code's tenant; the code stays unspent."""
         at = iso_s(time.time())
-        with self._write() as db:
+        with self._db.write() as db:
             row = db.execute(
                 "SELECT c.used_at, c.expires_at, t.id, t.name, t.vault_mode, t.created_at, t.pk, k.blob "
                 "FROM enrol_codes c JOIN tenants t ON t.pk = c.tenant_pk LEFT JOIN key_blobs k "
                 "ON k.tenant_pk = t.pk AND k.kind = 'recovery' AND k.device_id = '' WHERE c.code_hash = ?",
-                (_hash(normalise_code(code)),),
+                (hash_secret(normalise_code(code)),),
             ).fetchone()
             if row is None:
                 raise InvalidEnrolCode("unknown enrolment code", hint="check it, or ask for a new one")
@@ -163,5 +156,5 @@ class KeysMixin:
             # A code's holder could enrol and fetch the envelope as a device; this fetch is on
             # record the same way, so a passphrase guesser's copy shows up either way.
             detail = {"found": row[7] is not None, "by": "enrolment code"}
-            _insert_event(db, "KEY_RECOVERY_FETCHED", int(row[6]), None, detail, at)
+            insert_security_event(db, "KEY_RECOVERY_FETCHED", int(row[6]), None, detail, at)
         return tenant, None if row[7] is None else str(row[7])

@@ -1,6 +1,5 @@
-"""What a push and a conflict resolution decide beyond storage: the checks of a batch, what a
-lost version keeps, the version that restores a conflict's loser, and the refusals of a cursor
-the hub cannot serve. Pure functions."""
+"""What a push decides beyond storage and merging: the checks of a batch, what a lost version's
+record holds, and the refusals of a cursor the hub cannot serve. Pure functions."""
 
 from __future__ import annotations
 
@@ -12,19 +11,15 @@ from ..clock import format_stamp
 from ..errors import HubReset, InvalidInput
 from ..intake import prepare_items
 from ..merge import Loss
-from ..model import OriginStep, PushRequest, Record, SyncItem, describe_item
-from ..truth import TruthLevel, origin_step
-from ._storage import _EventRow
+from ..model import PushRequest, Record, SyncItem, describe_item
 from .store import DeviceContext, Limits
 
 __all__ = [
     "checked_items",
     "kept_record",
-    "loss_event",
     "max_clock",
     "other_history",
     "reset_error",
-    "restoration",
 ]
 
 
@@ -117,38 +112,3 @@ def _base_of(loss: Loss, bases: Sequence[SyncItem], current: Mapping[str, SyncIt
         ):
             return candidate
     return None
-
-
-def loss_event(loss: Loss, record: Record) -> _EventRow:
-    """CONFLICT_DETECTED for a kept U1 loser, AI_SUGGESTION_GENERATED for a kept suggestion."""
-    item, winner = record.item, loss.winner
-    if record.kind == "conflict":
-        sides = {"loser": {"clock": item.last_modified_at, "device_id": item.device_id}}
-        if winner is not None:
-            sides["winner"] = {"clock": winner.last_modified_at, "device_id": winner.device_id}
-        return ("CONFLICT_DETECTED", record.entity_id, {"record_id": record.id, **sides})
-    detail = {"record_id": record.id, "level": item.truth_level, "source": item.origin_source}
-    return ("AI_SUGGESTION_GENERATED", record.entity_id, detail)
-
-
-def restoration(record: Record, current: SyncItem | None, device_id: str, clock: str) -> SyncItem:
-    """The new level-1 version that brings a conflict's loser back, built on the current one."""
-    loser = record.item
-    step = origin_step(loser.truth_level, loser.origin_source, loser.last_modified_at, record.id)
-    return SyncItem(
-        entity_type=loser.entity_type,
-        entity_id=loser.entity_id,
-        tenant_id=loser.tenant_id,
-        truth_level=int(TruthLevel.USER),
-        origin_source="user:conflict-resolve",
-        last_modified_at=clock,
-        device_id=device_id,
-        payload=loser.payload,
-        origin_chain=(*loser.origin_chain, msgspec.convert(step, type=OriginStep)),
-        last_modified_by_level=int(TruthLevel.USER),
-        version=current.version + 1 if current else 1,
-        base_version=current.version if current else 0,
-        base_clock=current.last_modified_at if current else None,
-        contract_version=loser.contract_version,
-        deleted=loser.deleted,
-    )

@@ -1,4 +1,4 @@
-"""The hub store on PostgreSQL (psycopg 3 with a connection pool); several hubs may share one."""
+"""The hub database on PostgreSQL (psycopg 3 with a connection pool); several hubs may share one."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from psycopg_pool import ConnectionPool
 from ..errors import NotFound, StorageError
 from ..model import SyncItem
 from . import migrations
-from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, BaseHubStore, Cursor, Db, EntityWrites
+from ._base import SqlHubStore
+from ._port import EntityWrites, Page
+from ._sql import ENTITY_COLUMNS, ENTITY_UPSERT_SET, Cursor, Db, SqlDatabase, tenant_state
 
-__all__ = ["PostgresHubStore"]
+__all__ = ["PostgresDatabase", "PostgresHubStore"]
 
 log = logging.getLogger("truthvault.hub")
 #: the LISTEN/NOTIFY channel that tells hub processes a tenant changed
@@ -64,7 +66,7 @@ def _pg_sql(sql: str) -> str:
 
 
 class _PgDb:
-    """A psycopg connection behind the small :class:`~truthvault.hub._base.Db` interface."""
+    """A psycopg connection behind the small :class:`~truthvault.hub._sql.Db` interface."""
 
     __slots__ = ("conn",)
 
@@ -80,14 +82,24 @@ class _PgDb:
             cur.executemany(_pg_sql(sql), parameters)
 
 
-class PostgresHubStore(BaseHubStore):
+class PostgresHubStore(SqlHubStore):
     """A hub store in PostgreSQL, migrated on open; pushes of one tenant serialise on its row lock."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16, create: bool = True) -> None:
+        """Open the hub in the database at ``url``; one without the hub's tables only with
+        ``create``, else NotFound."""
+        super().__init__(PostgresDatabase(url, min_size=min_size, max_size=max_size, create=create))
+        self.url = url
+
+
+class PostgresDatabase(SqlDatabase):
+    """A hub database in PostgreSQL, migrated on open."""
 
     backend = "postgresql"
     # NO KEY UPDATE rather than UPDATE: registering a device (a foreign key to the tenant)
     # takes KEY SHARE on the tenant's row and need not wait for a push to commit.
-    _lock_clause = " FOR NO KEY UPDATE"
-    _integrity_errors = (psycopg.errors.UniqueViolation,)
+    lock_clause = " FOR NO KEY UPDATE"
+    integrity_errors = (psycopg.errors.UniqueViolation,)
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16, create: bool = True) -> None:
         """Open the hub in the database at ``url``; one without the hub's tables only with
@@ -120,36 +132,33 @@ class PostgresHubStore(BaseHubStore):
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._stop_notes()
         self._pool.close()
 
     @contextmanager
-    def _write(self) -> Iterator[Db]:
+    def write(self) -> Iterator[Db]:
         with _storage_errors(), self._pool.connection() as conn, conn.transaction():
             yield _PgDb(conn)
 
     @contextmanager
-    def _write_note(self) -> Iterator[Db]:
+    def write_note(self) -> Iterator[Db]:
         # Its commit need not wait for the WAL to reach the disk.
-        with self._write() as db:
+        with self.write() as db:
             db.execute("SET LOCAL synchronous_commit TO off")
             yield db
 
     @contextmanager
-    def _read(self) -> Iterator[Db]:
+    def read(self) -> Iterator[Db]:
         with _storage_errors(), self._pool.connection() as conn:
             yield _PgDb(conn)
 
-    def _pull_page(
-        self, pk: int, since: int, n: int
-    ) -> tuple[tuple[int, int, int, str | None, int], list[tuple[int, bytes, int]]]:
+    def read_page(self, pk: int, since: int, n: int) -> Page:
         """Counters and page in one statement, so one snapshot and one round trip."""
-        with self._read() as db:
+        with self.read() as db:
             rows = db.execute(_PULL, (pk, since, n, pk, since, n, n, pk)).fetchall()
         page = [row[5:] for row in rows] if rows[0][5] is not None else []
-        return rows[0][:5], page
+        return Page(tenant_state(rows[0][:5]), page)
 
-    def _load_current(self, db: Db, pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
+    def load_current(self, db: Db, pk: int, entity_ids: Sequence[str]) -> dict[str, SyncItem]:
         """The current versions of the given entities, in one query."""
         # One comma-joined string rather than an array parameter: psycopg dumps a list item
         # by item, and an entity id never holds a comma (model.EntityId).
@@ -158,7 +167,7 @@ class PostgresHubStore(BaseHubStore):
         items = [_item_decoder.decode(row[0]) for row in rows]
         return {item.entity_id: item for item in items}
 
-    def _upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
+    def upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
         """Write new current versions with binary COPY: new entities straight into the table,
         changed ones through the staging table and one upsert."""
         assert isinstance(db, _PgDb)
@@ -178,7 +187,7 @@ class PostgresHubStore(BaseHubStore):
                 cur.execute(_UPSERT_FROM_STAGE, (pk,))
         self._note_growth(len(new.ids))
 
-    def _announce(self, db: Db, tenant_id: str) -> None:
+    def announce(self, db: Db, tenant_id: str) -> None:
         # Delivered to every listening hub process when (and only if) the push commits.
         db.execute("SELECT pg_notify(?, ?)", (_CHANNEL, tenant_id))
 

@@ -1,4 +1,4 @@
-"""The hub store on one SQLite file: one guarded writer connection, one reader per thread."""
+"""The hub database on one SQLite file: one guarded writer connection, one reader per thread."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from pathlib import Path
 from ..errors import NotFound, StorageError
 from ..model import encode
 from . import migrations
-from ._base import ENTITY_COLUMNS, ENTITY_UPSERT_SET, TENANT_COUNTERS, BaseHubStore, Db, EntityWrites
+from ._base import SqlHubStore
+from ._port import EntityWrites, Page
+from ._sql import ENTITY_COLUMNS, ENTITY_UPSERT_SET, TENANT_COUNTERS, Db, SqlDatabase, tenant_state
 
-__all__ = ["SqliteHubStore"]
+__all__ = ["SqliteDatabase", "SqliteHubStore"]
 
 _PAGE_ENTITIES = "SELECT seq, wire, 0 FROM entities WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
 _PAGE_RECORDS = "SELECT seq, wire, 1 FROM records WHERE tenant_pk = ? AND seq > ? ORDER BY seq LIMIT ?"
@@ -42,11 +44,21 @@ _CHECKPOINT_EVERY_S = 0.2
 _WRITER_CHECKPOINT_PAGES = 16384
 
 
-class SqliteHubStore(BaseHubStore):
+class SqliteHubStore(SqlHubStore):
     """A hub store in a SQLite file (WAL), created with mode 0600 and migrated on open."""
 
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        """Open the hub in the file at ``path``; a new (or empty) file only with ``create``,
+        else NotFound."""
+        super().__init__(SqliteDatabase(path, create=create))
+        self.path = Path(path)
+
+
+class SqliteDatabase(SqlDatabase):
+    """A hub database in a SQLite file (WAL), created with mode 0600 and migrated on open."""
+
     backend = "sqlite"
-    _integrity_errors = (sqlite3.IntegrityError,)
+    integrity_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         """Open the hub in the file at ``path``; a new (or empty) file only with ``create``,
@@ -119,7 +131,6 @@ class SqliteHubStore(BaseHubStore):
 
     def close(self) -> None:
         """Close the writer and every thread's reader."""
-        self._stop_notes()
         self._closing = True
         self._committed.set()
         self._checkpointer.join(10)
@@ -144,7 +155,7 @@ class SqliteHubStore(BaseHubStore):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[Db]:
+    def write(self) -> Iterator[Db]:
         with self._write_lock, _storage_errors():
             db = self._writer
             # IMMEDIATE takes the write lock up front: a transaction never has to upgrade
@@ -159,11 +170,11 @@ class SqliteHubStore(BaseHubStore):
             self._committed.set()
 
     @contextmanager
-    def _read(self) -> Iterator[Db]:
+    def read(self) -> Iterator[Db]:
         with _storage_errors():
             yield self._reader()
 
-    def _upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
+    def upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
         """Write new current versions: one INSERT for the new entities, one upsert for the others."""
         for part, sql in zip(writes.split(existing), (_INSERT_ENTITIES, _UPSERT_ENTITIES), strict=True):
             if part.ids:
@@ -172,9 +183,7 @@ class SqliteHubStore(BaseHubStore):
                 rows = list(zip(part.ids, part.seqs, part.clocks, part.deleted, starts, sizes, strict=True))
                 db.execute(sql, (pk, encode(rows), b"".join(part.wires)))
 
-    def _pull_page(
-        self, pk: int, since: int, n: int
-    ) -> tuple[tuple[int, int, int, str | None, int], list[tuple[int, bytes, int]]]:
+    def read_page(self, pk: int, since: int, n: int) -> Page:
         """Counters and page from one read transaction (a snapshot of the WAL)."""
         with _storage_errors():
             db = self._reader()
@@ -187,7 +196,7 @@ class SqliteHubStore(BaseHubStore):
             finally:
                 db.execute("COMMIT")
         page = list(itertools.islice(heapq.merge(entities, records), n)) if records else entities
-        return counters, page
+        return Page(tenant_state(counters), page)
 
 
 @contextmanager
