@@ -258,7 +258,7 @@ class VaultDB:
             f"{ENTITY_SELECT} WHERE entity_id IN (SELECT value FROM json_each(?))",
             (_encoder.encode(ids),),
         )
-        return {row[0]: current_from_row(row) for row in rows}
+        return {cur.item.entity_id: cur for cur in map(current_from_row, rows)}
 
     def put_row(self, item: SyncItem, mutation: int | None, hub_known: bool, old: Current | None) -> int:
         """Write ``item`` as the current version of its entity (``old``: the row it replaces,

@@ -51,6 +51,8 @@ class Vault:
         ...): every write is made as that source unless it names another. Without it, each
         write must name its source.
         """
+        if source is not None:
+            _checked_source(source)  # before the file is opened: nothing to close on a bad one
         return cls(VaultDB.open(home), source)
 
     def close(self) -> None:

@@ -105,23 +105,15 @@ class Writer:
         version, base_version, base_clock = 1, 0, None
         raised_from: SyncItem | None = None
         if cur is not None:
-            old = cur.item
-            chain = list(old.origin_chain)
+            chain, raised_from, accepted = _lineage(cur.item, level, accepted)
             # saturating: a version is only ever compared with its clock, so one at the largest
             # number (taken in from a hostile device, say) can still be edited and synced
-            version = min(old.version + 1, MAX_COUNTER)
+            version = min(cur.item.version + 1, MAX_COUNTER)
             if cur.mutation is None:
-                base_version, base_clock = old.version, old.last_modified_at
+                base_version, base_clock = cur.item.version, cur.item.last_modified_at
             else:
                 # Unpushed edits collapse: the hub still only knows the old base.
-                base_version, base_clock = old.base_version, old.base_clock
-            if accepted or level == TruthLevel.USER:
-                if not old.deleted and old.truth_level != TruthLevel.USER:
-                    chain.append(step(old))
-                    raised_from = old
-                    accepted = True
-                elif old.accepted_by_user:
-                    accepted = True  # provenance survives the user's later edits
+                base_version, base_clock = cur.item.base_version, cur.item.base_clock
         chain.extend(steps)
         item = SyncItem(
             entity_type=entity_type,
@@ -233,3 +225,20 @@ class Writer:
                 source=source,
                 accepted=True,
             ).item
+
+
+def _lineage(
+    old: SyncItem, level: TruthLevel, accepted: bool
+) -> tuple[builtins.list[OriginStep], SyncItem | None, bool]:
+    """The origin chain a new version of ``old`` written at ``level`` starts from, the
+    lower-level version it raises to user truth (or None), and whether it is accepted."""
+    chain = list(old.origin_chain)
+    raised_from = None
+    if accepted or level == TruthLevel.USER:
+        if not old.deleted and old.truth_level != TruthLevel.USER:
+            chain.append(step(old))
+            raised_from = old
+            accepted = True
+        elif old.accepted_by_user:
+            accepted = True  # provenance survives the user's later edits
+    return chain, raised_from, accepted
