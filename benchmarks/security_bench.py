@@ -115,7 +115,7 @@ def _device(url: str, code: str, name: str, home: Path, signed: bool) -> tuple[V
     keys.save(home / f"{name}.key")
     joined = enroll(url, code, name, keys)
     client, token = _client(url, keys, joined, signed)
-    vault = Vault.open(home / name, source="user:cli")
+    vault = Vault.open(home / name, source="user:bench")
     vault.replica.join(
         hub_url=url,
         token=token,
