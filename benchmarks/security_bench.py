@@ -116,8 +116,8 @@ def _device(url: str, code: str, name: str, home: Path, signed: bool) -> tuple[V
     keys.save(home / f"{name}.key")
     joined = enroll(url, code, name, keys)
     client, token = _client(url, keys, joined, signed)
-    vault = Vault.open(home / name)
-    vault.join(
+    vault = Vault.open(home / name, source="user:bench")
+    vault.replica.join(
         hub_url=url,
         token=token,
         tenant_id=joined["tenant_id"],

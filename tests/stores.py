@@ -29,7 +29,7 @@ class Devices:
         self.store = open_store(url)
         self.store.add_tenant("t", "cloud_first")
         self.tokens = {name: self.store.add_device("t", name)[1] for name in names}
-        self.vaults = {name: Vault.open(tmp / name) for name in names}
+        self.vaults = {name: Vault.open(tmp / name, source="user:cli") for name in names}
         self.syncers = {name: join_store(self.vaults[name], self.store, self.tokens[name]) for name in names}
         self._connect()
 

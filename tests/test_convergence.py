@@ -46,7 +46,9 @@ class StoreClient(_StoreClient):
 
 def _skewed(vault: Vault, skew_ms: int) -> None:
     """Give the vault a wall clock that runs ``skew_ms`` ahead (or behind) of the real one."""
-    vault._clock = HybridClock(vault.clock.last, wall=lambda: time.time_ns() // 1_000_000 + skew_ms)
+    vault._db.clock = HybridClock(
+        vault.replica.clock.last, wall=lambda: time.time_ns() // 1_000_000 + skew_ms
+    )
 
 
 @contextmanager
@@ -58,11 +60,11 @@ def world(url_for: Any, skews: tuple[int, ...] = ()) -> Iterator[tuple[HubStore,
         vaults, syncers = [], []
         for n in range(REPLICAS):
             device, token = store.add_device("t", f"d{n}")
-            vault = Vault.open(Path(tmp) / f"v{n}")
+            vault = Vault.open(Path(tmp) / f"v{n}", source="user:cli")
             stack.callback(vault.close)
             if skews:
                 _skewed(vault, skews[n])
-            vault.join(
+            vault.replica.join(
                 hub_url="store://",
                 token=token,
                 tenant_id=tenant.id,
@@ -149,8 +151,8 @@ def run(url_for: Any, ops: list[tuple[int, str, int, int]], skews: tuple[int, ..
         assert {
             i.entity_id: (i.last_modified_at, i.device_id, i.truth_level, i.deleted) for i in hub_items
         } == states[0]
-        assert {v.checksum() for v in vaults} == {checksum}
-        assert all(v.pending_count() == 0 for v in vaults)
+        assert {v.replica.checksum() for v in vaults} == {checksum}
+        assert all(v.replica.pending_count() == 0 for v in vaults)
 
         # (d) the kept records converge too: every replica holds the hub's records, no more, no
         # fewer, each with the hub's status

@@ -207,10 +207,10 @@ def test_a_batch_over_the_hubs_body_limit_does_not_jam_the_queue(hub_store: HubS
     device, token = hub_store.add_device("t", "a")
     tenant = hub_store.get_tenant("t")
     settings = HubSettings(limits=Limits(max_payload_bytes=8000), max_body_bytes=30_000)
-    vault = Vault.open(tmp_path / "a")
+    vault = Vault.open(tmp_path / "a", source="user:cli")
     with TestClient(create_app(hub_store, settings)) as http:
         client = HubClient("http://testserver", token, transport=http._transport)
-        vault.join(
+        vault.replica.join(
             hub_url="http://testserver",
             token=token,
             tenant_id=tenant.id,
@@ -225,7 +225,7 @@ def test_a_batch_over_the_hubs_body_limit_does_not_jam_the_queue(hub_store: HubS
             syncer.sync()
             vault.put("note", {"t": "written later"})
             syncer.sync()
-            assert vault.pending_count() == 0
+            assert vault.replica.pending_count() == 0
         finally:
             client.close()
             vault.close()
@@ -295,8 +295,8 @@ def test_a_pulled_conflict_record_must_keep_a_user_version(tmp_path: Path) -> No
     `_checked_record` takes it, `conflicts` lists it and `--restore` makes the AI's text U1."""
     tenant = "tenant-1"
     ring = Keyring.new()
-    vault = Vault.open(tmp_path / "v")
-    vault.join("store://", "token", tenant, "t", "dev-v", "local_first")
+    vault = Vault.open(tmp_path / "v", source="user:cli")
+    vault.replica.join("store://", "token", tenant, "t", "dev-v", "local_first")
     ai = SyncItem(
         entity_type="note",
         entity_id="e1",
@@ -322,7 +322,7 @@ def test_a_pulled_conflict_record_must_keep_a_user_version(tmp_path: Path) -> No
     opened, failed = open_page(page, ring, tenant)
     assert failed == []
     try:
-        vault.apply_pull(opened)
+        vault.replica.apply_pull(opened)
         assert vault.conflicts() == [], "a conflict record whose version is not level 1 was taken in"
     finally:
         vault.close()
@@ -371,14 +371,14 @@ def test_a_restored_vault_copy_gets_every_new_change_to_the_hub(
     d.syncers["a"].sync()
     backup = tmp_path / "vault-backup.db"
     with closing(sqlite3.connect(backup)) as copy:
-        a._conn.backup(copy)
+        a._db.conn.backup(copy)
     for n in range(5):
         a.put("note", {"t": f"before the restore {n}"})
     d.syncers["a"].sync()
     a.close()
     with closing(sqlite3.connect(backup)) as copy, closing(sqlite3.connect(a.path)) as live:
         copy.backup(live)
-    a = d.vaults["a"] = Vault.open(a.home)
+    a = d.vaults["a"] = Vault.open(a.home, source="user:cli")
     d.syncers["a"] = Syncer(a, Wire(d.store, d.tokens["a"], d.limits))  # type: ignore[arg-type]
     new = {a.put("note", {"t": f"after the restore {n}"}).item.entity_id for n in range(8)}
     d.syncers["a"].sync()

@@ -86,7 +86,7 @@ MODULES = _modules()
 
 def test_the_package_is_read() -> None:
     names = {name for name, _ in MODULES}
-    assert {"model", "merge", "vault._sync", "hub._base", "sync._syncer", "cli._sync_cmds"} <= names
+    assert {"model", "merge", "vault._apply", "hub._base", "sync._syncer", "cli._sync_cmds"} <= names
 
 
 @pytest.mark.parametrize(("name", "path"), [m for m in MODULES if m[0] in CORE], ids=lambda v: str(v))

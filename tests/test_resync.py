@@ -36,7 +36,7 @@ def join_store(vault: Vault, store: HubStore, token: str) -> Syncer:
     """Join ``vault`` to the store's tenant "t" as the device ``token`` names; its Syncer."""
     client = StoreClient(store, token)
     tenant = store.get_tenant("t")
-    vault.join(
+    vault.replica.join(
         hub_url="store://",
         token=token,
         tenant_id=tenant.id,
@@ -49,7 +49,7 @@ def join_store(vault: Vault, store: HubStore, token: str) -> Syncer:
 
 def _device(store: HubStore, tmp_path: Path, name: str) -> tuple[Vault, Syncer]:
     _, token = store.add_device("t", name)
-    vault = Vault.open(tmp_path / name)
+    vault = Vault.open(tmp_path / name, source="user:cli")
     return vault, join_store(vault, store, token)
 
 
@@ -84,7 +84,7 @@ def test_offline_device_resyncs_and_deleted_stays_deleted(hub_url: str, tmp_path
         assert "edited while offline" in bytes(record.item.payload).decode()
         laptop_sync.sync()
         assert phone_sync.check().in_sync and laptop_sync.check().in_sync
-        assert phone.checksum() == laptop.checksum()
+        assert phone.replica.checksum() == laptop.replica.checksum()
     finally:
         laptop.close()
         phone.close()

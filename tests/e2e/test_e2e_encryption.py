@@ -314,8 +314,8 @@ class _Device:
         key_path = home / f"{name}.key"
         self.device_keys.save(key_path)
         joined = enroll(hub.url, code, name, self.device_keys)
-        self.vault = Vault.open(home / name)
-        self.vault.join(
+        self.vault = Vault.open(home / name, source="user:cli")
+        self.vault.replica.join(
             hub_url=hub.url,
             token=None,
             tenant_id=joined["tenant_id"],
@@ -346,7 +346,7 @@ def test_concurrent_rotations_converge_and_every_entry_stays_readable(
     try:
         for device in (a, b, c):
             device.syncer().sync()  # a makes the key and shares it; all three hold it
-        stale = b.vault.keyring()
+        stale = b.vault.replica.keyring()
         a.syncer().keys.rotate()  # a: a new key, shared with everyone
         a.vault.put("note", {"text": "sealed under a's new key"})
         a.syncer().push()
@@ -408,7 +408,7 @@ def test_an_enrolment_whose_recovery_fails_after_enrolling_says_how_to_finish(
         raise HubUnavailable("the hub did not answer in time")
 
     monkeypatch.setattr(KeyExchange, "adopt", lost)
-    with Vault.open(tmp_path / "phone") as vault, pytest.raises(HubUnavailable) as failed:
+    with Vault.open(tmp_path / "phone", source="user:cli") as vault, pytest.raises(HubUnavailable) as failed:
         enrol_vault(vault, hub.url, code, "phone", recovered=recovered)
     assert "IS enrolled" in str(failed.value) and "keys recover" in str(failed.value)
     monkeypatch.undo()

@@ -41,7 +41,7 @@ def test_a_device_whose_cursor_points_into_a_lost_history_gets_it_again(
     for vault in (a, b):
         assert payload_of(vault.get(new)) == {"text": "b, after the restore"}
         assert payload_of(vault.get(lost)) == {"text": "after the backup"}
-    assert a.checksum() == b.checksum()
+    assert a.replica.checksum() == b.replica.checksum()
     for name in ("a", "b"):
         assert d.syncers[name].check().in_sync
         assert d.syncers[name].sync().diverged == []
@@ -94,7 +94,7 @@ def test_sync_check_compares_records_too(devices: Callable[..., Devices]) -> Non
     sync.sync()
     assert sync.check().in_sync
     # a record whose status differs here (written behind the vault's back) is a divergence
-    a._conn.execute("UPDATE records SET status = 'rejected' WHERE id = ?", (rid,))
+    a._db.conn.execute("UPDATE records SET status = 'rejected' WHERE id = ?", (rid,))
     result = sync.check()
     assert not result.in_sync and result.differs == ["records"]
     assert result.local == result.hub  # the entities agree
@@ -170,8 +170,8 @@ def test_an_item_the_hub_refuses_is_kept_aside_and_the_rest_is_pushed(
     stats = d.syncers["a"].sync()
     assert [eid for eid, _ in stats.refused_pushes] == [big]
     assert "over the limit of 300" in stats.refused_pushes[0][1]
-    assert a.pending_count() == 0 and payload_of(a.get(big)) == {"t": "x" * 400}  # kept here
-    [refusal] = a.refusals()
+    assert a.replica.pending_count() == 0 and payload_of(a.get(big)) == {"t": "x" * 400}  # kept here
+    [refusal] = a.replica.refusals()
     assert (refusal.direction, refusal.entity_id) == ("push", big)
     assert len(a.events(type="PUSH_REFUSED")) == 1
     # the queue is not jammed: later writes go, and the other device syncs as usual
@@ -182,7 +182,7 @@ def test_an_item_the_hub_refuses_is_kept_aside_and_the_rest_is_pushed(
     # the hub's limit is raised: retry sends it
     d.limits = Limits()
     d._connect()
-    assert a.retry_refused(refusal.id) and a.refusals() == []
+    assert a.replica.retry_refused(refusal.id) and a.replica.refusals() == []
     d.syncers["a"].sync()
     d.syncers["b"].sync()
     assert payload_of(b.get(big)) == {"t": "x" * 400}
@@ -195,7 +195,7 @@ def test_a_base_the_hub_would_refuse_is_dropped_not_the_batch(devices: Callable[
     eid = a.put("note", {"t": "mine"}).item.entity_id
     d.syncers["a"].sync()
     rid = a.edit(eid, {"t": "ai"}, source=AI).record_id
-    batch = a.pending_batch()
+    batch = a.replica.pending_batch()
     assert batch is not None and [b.entity_id for b in batch.bases] == [eid]
     batch.bases[0].last_modified_at = "2026-11-32T00:00:00.000Z-0000"
     response = d.syncers["a"].client.push(batch)

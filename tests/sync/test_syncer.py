@@ -24,17 +24,17 @@ def test_a_vault_whose_numbers_fell_behind_the_hubs_loses_nothing(hub_url: str, 
     try:
         store.add_tenant("t", "cloud_first")
         _, token = store.add_device("t", "laptop")
-        with Vault.open(tmp_path / "old") as old:
+        with Vault.open(tmp_path / "old", source="user:cli") as old:
             sync = _join(old, store, token)
             for n in range(5):
                 old.put("note", {"text": f"old {n}"})
             sync.sync()
-        with Vault.open(tmp_path / "new") as new:
+        with Vault.open(tmp_path / "new", source="user:cli") as new:
             sync = _join(new, store, token)
             ids = [new.put("note", {"text": f"new {n}"}).item.entity_id for n in range(3)]
             stats = sync.sync()
             assert stats.push_outcomes == {"applied": 3}
-            assert new.pending_count() == 0
+            assert new.replica.pending_count() == 0
             assert new.count() == 8  # the old five came down too
             hub_ids = {i.entity_id for i in store.pull(StoreClient(store, token).ctx, 0, 100).items}
             assert set(ids) <= hub_ids
@@ -57,7 +57,10 @@ def test_a_hub_restored_from_a_backup_gets_back_what_it_lost(tmp_path: Path) -> 
     store = open_store(str(live))
     store.add_tenant("t", "cloud_first")
     tokens = [store.add_device("t", name)[1] for name in ("laptop", "phone")]
-    with Vault.open(tmp_path / "laptop") as laptop, Vault.open(tmp_path / "phone") as phone:
+    with (
+        Vault.open(tmp_path / "laptop", source="user:cli") as laptop,
+        Vault.open(tmp_path / "phone", source="user:cli") as phone,
+    ):
         a = laptop.put("note", {"text": "before the backup"}).item.entity_id
         syncs = [_join(laptop, store, tokens[0]), _join(phone, store, tokens[1])]
         for s in syncs:
@@ -74,7 +77,7 @@ def test_a_hub_restored_from_a_backup_gets_back_what_it_lost(tmp_path: Path) -> 
         phone.delete(gone)
         syncs[1].sync()
         syncs[0].sync()
-        assert laptop.pending_count() == phone.pending_count() == 0
+        assert laptop.replica.pending_count() == phone.replica.pending_count() == 0
 
         # The hub's database is restored from the backup: it lost all of that.
         store.close()
@@ -90,7 +93,7 @@ def test_a_hub_restored_from_a_backup_gets_back_what_it_lost(tmp_path: Path) -> 
         assert payload_of(hub[a]) == {"text": "after the backup"} and b in hub and hub[gone].deleted
         assert rid in {r.id for r in store.list_records(syncs[0].client.ctx, status=None)}  # type: ignore[attr-defined]
         for vault, s in zip((laptop, phone), syncs, strict=True):
-            assert vault.pending_count() == 0 and s.check().in_sync
+            assert vault.replica.pending_count() == 0 and s.check().in_sync
             assert payload_of(vault.get(a)) == {"text": "after the backup"} and vault.get(b)
             assert [r.id for r in vault.suggestions()] == [rid]
     store.close()
@@ -118,7 +121,10 @@ def test_after_a_purge_a_lower_level_write_cannot_bring_a_deleted_entity_back(
     try:
         store.add_tenant("t", "cloud_first")
         tokens = [store.add_device("t", name)[1] for name in ("laptop", "phone")]
-        with Vault.open(tmp_path / "laptop") as laptop, Vault.open(tmp_path / "phone") as phone:
+        with (
+            Vault.open(tmp_path / "laptop", source="user:cli") as laptop,
+            Vault.open(tmp_path / "phone", source="user:cli") as phone,
+        ):
             syncs = [_join(laptop, store, tokens[0]), _join(phone, store, tokens[1])]
             eid = laptop.put("note", {"text": "mine"}).item.entity_id
             for s in syncs:
@@ -154,13 +160,13 @@ def test_a_rejoined_vault_pushes_its_queue_as_the_new_device_and_nothing_twice(
     try:
         store.add_tenant("t", "cloud_first")
         _, old_token = store.add_device("t", "laptop")
-        with Vault.open(tmp_path / "laptop") as laptop:
+        with Vault.open(tmp_path / "laptop", source="user:cli") as laptop:
             sync = _join(laptop, store, old_token)
             synced = laptop.put("note", {"text": "synced"}).item.entity_id
             sync.sync()
             laptop.put("note", {"text": "applied, answer lost"})
             laptop.put("note", {"text": "ai draft"}, entity_id=synced, source="ai-local:llama3")
-            batch = laptop.pending_batch()
+            batch = laptop.replica.pending_batch()
             assert batch is not None
             StoreClient(store, old_token).push(batch)  # never acknowledged here
             laptop.edit(synced, {"text": "synced, then edited"})
@@ -171,7 +177,7 @@ def test_a_rejoined_vault_pushes_its_queue_as_the_new_device_and_nothing_twice(
             sync = _join(laptop, store, new_token)
             stats = sync.sync()
             assert stats.push_outcomes == {"duplicate": 1, "applied": 2, "suggestion": 1}
-            assert laptop.pending_count() == 0
+            assert laptop.replica.pending_count() == 0
             ctx = StoreClient(store, new_token).ctx
             assert store.list_records(ctx, "conflict", None, 100) == []  # nothing taken for another's
             assert len(store.list_records(ctx, "suggestion", None, 100)) == 1  # kept once

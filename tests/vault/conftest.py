@@ -17,7 +17,7 @@ def make_vault(tmp_path: Path) -> Iterator[Callable[[str], Vault]]:
     opened: list[Vault] = []
 
     def make(name: str = "v") -> Vault:
-        vault = Vault.open(tmp_path / name)
+        vault = Vault.open(tmp_path / name, source="user:cli")
         opened.append(vault)
         return vault
 
@@ -48,10 +48,10 @@ def hub_ack(request: PushRequest) -> PushResponse:
 
 def deliver(src: Vault, dst: Vault, *, ack: bool = True) -> ApplyStats | None:
     """Push src's queue straight into dst as a pull (a one-peer hub); ack it on src."""
-    request = src.pending_batch()
+    request = src.replica.pending_batch()
     if request is None:
         return None
-    stats = dst.apply_pull(as_pull(request, dst.cursor))
+    stats = dst.replica.apply_pull(as_pull(request, dst.replica.cursor))
     if ack:
-        src.ack(request, hub_ack(request))
+        src.replica.ack(request, hub_ack(request))
     return stats

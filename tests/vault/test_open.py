@@ -24,7 +24,7 @@ from ..certs import make_cert, pem
 
 def test_open_creates_private_folder_and_file(tmp_path: Path) -> None:
     home = tmp_path / "a" / "home"
-    with Vault.open(home) as v:
+    with Vault.open(home, source="user:cli") as v:
         assert v.path == home / DB_NAME
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / DB_NAME).stat().st_mode) == 0o600
@@ -34,35 +34,40 @@ def test_open_creates_private_folder_and_file(tmp_path: Path) -> None:
 
 
 def test_identity_defaults_and_persistence(tmp_path: Path) -> None:
-    with Vault.open(tmp_path / "h") as v:
+    with Vault.open(tmp_path / "h", source="user:cli") as v:
         device = v.device_id
         assert uuid.UUID(device).version == 4
-        assert (v.tenant_id, v.hub_url, v.hub_token, v.cursor) == ("local", None, None, 0)
-        v.set_cursor(7)
-    with Vault.open(tmp_path / "h") as v:
+        assert (v.tenant_id, v.replica.hub_url, v.replica.hub_token, v.replica.cursor) == (
+            "local",
+            None,
+            None,
+            0,
+        )
+        v.replica.set_cursor(7)
+    with Vault.open(tmp_path / "h", source="user:cli") as v:
         assert v.device_id == device
-        assert v.cursor == 7
+        assert v.replica.cursor == 7
 
 
 def test_clock_persists_across_opens(tmp_path: Path) -> None:
-    with Vault.open(tmp_path / "h") as v:
+    with Vault.open(tmp_path / "h", source="user:cli") as v:
         stamp = v.put("note", {"t": "x"}).item.last_modified_at
-    with Vault.open(tmp_path / "h") as v:
-        assert v.clock.last >= stamp
+    with Vault.open(tmp_path / "h", source="user:cli") as v:
+        assert v.replica.clock.last >= stamp
         assert v.put("note", {"t": "y"}).item.last_modified_at > stamp
 
 
 def test_set_cursor_rejects_negative(vault: Vault) -> None:
     with pytest.raises(InvalidInput):
-        vault.set_cursor(-1)
+        vault.replica.set_cursor(-1)
 
 
 def test_join_records_hub_and_restamps_unsynced(vault: Vault) -> None:
     old_device = vault.device_id
     mine = vault.put("note", {"t": "mine"}).item
     sug = vault.put("note", {"t": "ai"}, entity_id=mine.entity_id, source="ai-local:llama3")
-    vault.join("http://hub", "secret-token", "tenant-1", "family", "device-1", "local_first")
-    assert (vault.hub_url, vault.hub_token, vault.tenant_id, vault.device_id) == (
+    vault.replica.join("http://hub", "secret-token", "tenant-1", "family", "device-1", "local_first")
+    assert (vault.replica.hub_url, vault.replica.hub_token, vault.tenant_id, vault.device_id) == (
         "http://hub",
         "secret-token",
         "tenant-1",
@@ -74,7 +79,7 @@ def test_join_records_hub_and_restamps_unsynced(vault: Vault) -> None:
     [record] = vault.suggestions()
     assert record.id != sug.record_id  # the id follows its item's new device
     assert (record.item.tenant_id, record.item.device_id) == ("tenant-1", "device-1")
-    batch = vault.pending_batch()
+    batch = vault.replica.pending_batch()
     assert batch is not None
     assert {i.tenant_id for i in batch.items} == {"tenant-1"}
 
@@ -87,7 +92,7 @@ def test_join_keeps_provenance_pointing_at_renamed_records(vault: Vault) -> None
     assert sug.record_id is not None
     accepted = vault.accept(sug.record_id)
     assert [s.ref for s in accepted.origin_chain if s.ref] == [sug.record_id]
-    vault.join("http://hub", "secret-token", "tenant-1", "family", "device-1", "local_first")
+    vault.replica.join("http://hub", "secret-token", "tenant-1", "family", "device-1", "local_first")
     [record] = vault.suggestions(status=None)
     assert record.id != sug.record_id
     assert [s.ref for s in vault.get(mine.entity_id).origin_chain if s.ref] == [record.id]
@@ -95,16 +100,16 @@ def test_join_keeps_provenance_pointing_at_renamed_records(vault: Vault) -> None
 
 
 def test_join_refuses_another_hub_after_sync(vault: Vault) -> None:
-    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
-    vault.set_cursor(3)
-    vault.join("http://hub", "t2", "tenant-1", "fam", "dev-1", "local_first")  # same hub: fine
-    assert vault.hub_token == "t2"
+    vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    vault.replica.set_cursor(3)
+    vault.replica.join("http://hub", "t2", "tenant-1", "fam", "dev-1", "local_first")  # same hub: fine
+    assert vault.replica.hub_token == "t2"
     with pytest.raises(ConflictState):
-        vault.join("http://other", "t", "tenant-1", "fam", "dev-1", "local_first")
+        vault.replica.join("http://other", "t", "tenant-1", "fam", "dev-1", "local_first")
     with pytest.raises(ConflictState):
-        vault.join("http://hub", "t", "tenant-2", "fam", "dev-1", "local_first")
+        vault.replica.join("http://hub", "t", "tenant-2", "fam", "dev-1", "local_first")
     with pytest.raises(InvalidInput):
-        vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "sideways")
+        vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-1", "sideways")
 
 
 def test_new_id_is_time_ordered_uuid7() -> None:
@@ -119,6 +124,10 @@ def test_public_api_is_curated() -> None:
         [
             "DB_NAME",
             "EVENT_TYPES",
+            "Applied",
+            "Applier",
+            "Replica",
+            "ResyncState",
             "HEAD_REVISION",
             "LOCAL_ONLY_REASON",
             "KEY_FILE",
@@ -164,7 +173,7 @@ def test_vault_made_at_first_revision_upgrades_on_open(tmp_path: Path) -> None:
     )
     conn.commit()
     conn.close()
-    with Vault.open(home) as v:
+    with Vault.open(home, source="user:cli") as v:
         assert v.device_id == "old-device"
         assert [i.entity_id for i in v.search("scroll")] == ["e1"]  # indexed by revision 0002
         assert v.get("e1").last_modified_at == "2026-01-01T00:00:00.000Z-0000"
@@ -174,13 +183,13 @@ def test_vault_made_at_first_revision_upgrades_on_open(tmp_path: Path) -> None:
 
 
 def test_open_skips_alembic_when_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    Vault.open(tmp_path / "h").close()
+    Vault.open(tmp_path / "h", source="user:cli").close()
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("alembic must not run on an up-to-date vault")
 
     monkeypatch.setattr("truthvault.vault._schema.upgrade", fail)
-    with Vault.open(tmp_path / "h") as v:
+    with Vault.open(tmp_path / "h", source="user:cli") as v:
         assert v.count() == 0
 
 
@@ -189,7 +198,7 @@ def test_open_of_a_foreign_file_is_a_storage_error(tmp_path: Path) -> None:
     home.mkdir()
     (home / DB_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError, match="cannot open the vault"):
-        Vault.open(home)
+        Vault.open(home, source="user:cli")
 
 
 def test_processes_opening_a_new_vault_together_migrate_once(tmp_path: Path) -> None:
@@ -197,7 +206,7 @@ def test_processes_opening_a_new_vault_together_migrate_once(tmp_path: Path) -> 
     code = (
         "import sys; from truthvault.vault import Vault; "
         "print('ready', flush=True); sys.stdin.readline(); "
-        "v = Vault.open(sys.argv[1]); v.put('note', {'text': sys.argv[2]}); v.close()"
+        "v = Vault.open(sys.argv[1], source='user:cli'); v.put('note', {'text': sys.argv[2]}); v.close()"
     )
     home = tmp_path / "new"
     with contextlib.ExitStack() as stack:
@@ -220,7 +229,7 @@ def test_processes_opening_a_new_vault_together_migrate_once(tmp_path: Path) -> 
             p.stdin.flush()
         errors = [p.stderr.read() for p in procs if p.stderr]
         assert [p.wait(timeout=120) for p in procs] == [0] * 4, errors
-    with Vault.open(home) as v:
+    with Vault.open(home, source="user:cli") as v:
         assert v.count() == 4
     conn = sqlite3.connect(home / DB_NAME)
     assert current_revision(conn) == HEAD_REVISION
@@ -234,65 +243,65 @@ def _raw_meta(home: Path, key: str) -> str:
 
 def test_key_path_is_kept_relative_to_the_home_so_a_moved_folder_keeps_its_key(tmp_path: Path) -> None:
     home = tmp_path / "first"
-    with Vault.open(home) as v:
+    with Vault.open(home, source="user:cli") as v:
         (home / "device.key").write_bytes(b"k")
-        v.join(
+        v.replica.join(
             "http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(home / "device.key")
         )
     assert _raw_meta(home, "key_path") == "device.key"
     moved = tmp_path / "renamed"
     home.rename(moved)
-    with Vault.open(moved) as v:
-        assert v.key_path == str(moved / "device.key")
+    with Vault.open(moved, source="user:cli") as v:
+        assert v.replica.key_path == str(moved / "device.key")
 
 
 def test_an_absolute_key_path_of_an_older_vault_falls_back_to_the_key_in_its_home(tmp_path: Path) -> None:
     home = tmp_path / "first"
-    with Vault.open(home) as v:
-        v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path="device.key")
+    with Vault.open(home, source="user:cli") as v:
+        v.replica.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path="device.key")
     with contextlib.closing(sqlite3.connect(home / DB_NAME)) as conn, conn:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'key_path'", (str(home / "device.key"),))
     (home / "device.key").write_bytes(b"k")
-    with Vault.open(home) as v:
-        assert v.key_path == str(home / "device.key")  # an absolute path that exists is used as is
+    with Vault.open(home, source="user:cli") as v:
+        assert v.replica.key_path == str(home / "device.key")  # an absolute path that exists is used as is
     moved = tmp_path / "renamed"
     home.rename(moved)
-    with Vault.open(moved) as v:
-        assert v.key_path == str(moved / "device.key")
+    with Vault.open(moved, source="user:cli") as v:
+        assert v.replica.key_path == str(moved / "device.key")
     # a key kept outside the home stays where it was named
     outside = tmp_path / "keys" / "laptop.key"
     outside.parent.mkdir()
     outside.write_bytes(b"k")
-    with Vault.open(moved) as v:
-        v.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(outside))
-        assert v.key_path == str(outside)
+    with Vault.open(moved, source="user:cli") as v:
+        v.replica.join("http://hub", None, "tenant-1", "fam", "dev-1", "local_first", key_path=str(outside))
+        assert v.replica.key_path == str(outside)
 
 
 def test_set_hub_cert_pins_a_certificate_of_an_https_hub_only(vault: Vault) -> None:
     cert = pem(make_cert()[0])
     with pytest.raises(ConflictState):
-        vault.set_hub_cert(cert)  # not joined
-    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+        vault.replica.set_hub_cert(cert)  # not joined
+    vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
     with pytest.raises(ConflictState):
-        vault.set_hub_cert(cert)  # plain HTTP has no certificate
-    vault.join("https://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+        vault.replica.set_hub_cert(cert)  # plain HTTP has no certificate
+    vault.replica.join("https://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
     with pytest.raises(InvalidInput):
-        vault.set_hub_cert("not a certificate")
-    vault.set_hub_cert(cert)
-    assert vault.hub_cert == cert
+        vault.replica.set_hub_cert("not a certificate")
+    vault.replica.set_hub_cert(cert)
+    assert vault.replica.hub_cert == cert
 
 
 def test_joining_the_same_tenant_again_keeps_who_wrote_the_unsynced_changes(vault: Vault) -> None:
     # A rejoin (a revoked device enrolled again): the old device id is a real device of the
     # tenant, the writer of what is queued; renaming would make a version the hub may already
     # hold (a push whose answer was lost) look like another device's, and keep it as a conflict.
-    vault.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
     mine = vault.put("note", {"t": "mine"}).item
     sug = vault.put("note", {"t": "ai"}, entity_id=mine.entity_id, source="ai-local:llama3")
-    before = vault.pending_batch()
-    vault.join("http://hub", "t2", "tenant-1", "fam", "dev-2", "local_first")
+    before = vault.replica.pending_batch()
+    vault.replica.join("http://hub", "t2", "tenant-1", "fam", "dev-2", "local_first")
     assert vault.device_id == "dev-2"
     assert vault.get(mine.entity_id).device_id == "dev-1"
     assert [r.id for r in vault.suggestions()] == [sug.record_id]
-    assert vault.pending_batch() == before  # the same queue, the same numbers
+    assert vault.replica.pending_batch() == before  # the same queue, the same numbers
     assert vault.put("note", {"t": "new"}).item.device_id == "dev-2"

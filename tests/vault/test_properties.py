@@ -41,9 +41,9 @@ class Written:
 
 
 def _send(src: Vault, dst: Vault) -> None:
-    request = src.pending_batch(limit=10_000)
+    request = src.replica.pending_batch(limit=10_000)
     if request is not None and src is not dst:
-        dst.apply_pull(as_pull(request, dst.cursor + 1))
+        dst.replica.apply_pull(as_pull(request, dst.replica.cursor + 1))
 
 
 def _run(vaults: list[Vault], ops: list[tuple[object, ...]]) -> list[Written]:
@@ -67,12 +67,12 @@ def _run(vaults: list[Vault], ops: list[tuple[object, ...]]) -> list[Written]:
             _send(b, a)
         else:  # a push through a hub that reaches every peer, then the ack
             src = vaults[int(str(op[1])) % n]
-            request = src.pending_batch(limit=10_000)
+            request = src.replica.pending_batch(limit=10_000)
             if request is not None:
                 for other in vaults:
                     if other is not src:
-                        other.apply_pull(as_pull(request, other.cursor + 1))
-                src.ack(request, hub_ack(request))
+                        other.replica.apply_pull(as_pull(request, other.replica.cursor + 1))
+                src.replica.ack(request, hub_ack(request))
     # Everyone gets everything: every queue reaches every peer (twice, for losers made on the way).
     for _ in range(2):
         for src in vaults:
@@ -85,12 +85,12 @@ def _run(vaults: list[Vault], ops: list[tuple[object, ...]]) -> list[Written]:
 @given(count=st.integers(2, 3), ops=operations)
 def test_vaults_converge_and_keep_truth(count: int, ops: list[tuple[object, ...]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        vaults = [Vault.open(Path(tmp) / f"v{n}") for n in range(count)]
+        vaults = [Vault.open(Path(tmp) / f"v{n}", source="user:cli") for n in range(count)]
         try:
             log = _run(vaults, ops)
             written = {w.item.entity_id for w in log}
             # (a) one state everywhere
-            assert len({v.checksum() for v in vaults}) == 1
+            assert len({v.replica.checksum() for v in vaults}) == 1
             for eid in written:
                 versions = [v.get(eid, include_deleted=True) for v in vaults]
                 assert all(x == versions[0] for x in versions), eid

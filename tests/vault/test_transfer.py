@@ -45,9 +45,9 @@ def test_round_trip_keeps_every_truth_field(make_vault: Callable[[str], Vault]) 
     buf.seek(0)
     assert dst.import_jsonl(buf) == 4
     assert _all(dst) == _all(src)
-    assert dst.checksum() == src.checksum()
+    assert dst.replica.checksum() == src.replica.checksum()
     assert [i.entity_id for i in dst.search("mine")] == [i.entity_id for i in src.search("mine")]
-    assert dst.pending_count() == 4  # queued for push by default
+    assert dst.replica.pending_count() == 4  # queued for push by default
 
 
 def test_export_can_skip_tombstones_and_write_text(make_vault: Callable[[str], Vault]) -> None:
@@ -62,7 +62,7 @@ def test_export_can_skip_tombstones_and_write_text(make_vault: Callable[[str], V
     dst = make_vault("dst")
     text.seek(0)
     assert dst.import_jsonl(text, queue_for_push=False) == 3
-    assert dst.count() == 3 and dst.pending_batch() is None
+    assert dst.count() == 3 and dst.replica.pending_batch() is None
 
 
 def _line(**changes: object) -> bytes:
@@ -180,9 +180,9 @@ def test_chunked_import_with_deferred_indexes(vault: Vault, monkeypatch: pytest.
     assert seen == [7, 14, 21, 28, 35, 41]
     assert vault.count() == 40 and vault.records(status=None) == []
     assert [i.entity_id for i in vault.search("word17")] == ["e017"]
-    indexes = {r[0] for r in vault._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    indexes = {r[0] for r in vault._db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"entities_recent", "entities_type_recent", "entities_queued"} <= indexes
-    batch = vault.pending_batch(limit=100)
+    batch = vault.replica.pending_batch(limit=100)
     assert batch is not None
     mutations = [i.mutation or 0 for i in batch.items]
     assert mutations == sorted(mutations) and len(set(mutations)) == 40
@@ -208,7 +208,7 @@ def test_import_then_sync_round_trip(make_vault: Callable[[str], Vault]) -> None
     buf.seek(0)
     dst.import_jsonl(buf)
     deliver(dst, peer)
-    assert peer.checksum() == src.checksum()
+    assert peer.replica.checksum() == src.replica.checksum()
 
 
 def test_an_imported_clock_moves_this_vaults_clock_past_it(vault: Vault) -> None:

@@ -83,8 +83,8 @@ def test_no_writer_but_the_user_can_claim_acceptance(vault: Vault) -> None:
     with pytest.raises(TypeError):
         vault.put("note", {"t": "x"}, entity_id=mine.entity_id, source="ai-cloud:evil/m", accepted=True)  # type: ignore[call-arg]
     with pytest.raises(InvalidSource, match="only the user"):
-        vault._local_write(
-            vault._current(mine.entity_id),
+        vault._writer.write(
+            vault._db.current(mine.entity_id),
             entity_type="note",
             entity_id=mine.entity_id,
             payload=b'{"t":"evil"}',

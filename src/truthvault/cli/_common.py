@@ -123,7 +123,7 @@ def open_vault(*, create: bool = False) -> Iterator[Any]:
     home = home_dir()
     if not create and not (home / "vault.db").exists():
         raise NotFound(f"no vault at {home}", hint="create one with 'truthvault init'")
-    vault = Vault.open(home)
+    vault = Vault.open(home, source="user:cli")
     try:
         yield vault
     finally:
@@ -134,22 +134,22 @@ def hub_client(vault: Any) -> Any:
     """A HubClient for the hub this vault is joined to: signing if enrolled, else with its token."""
     from ..sync import HubClient
 
-    if vault.hub_url and vault.key_path:
+    if vault.replica.hub_url and vault.replica.key_path:
         from ..crypto import DeviceKeys
 
         return HubClient(
-            vault.hub_url,
-            keys=DeviceKeys.load(vault.key_path),
+            vault.replica.hub_url,
+            keys=DeviceKeys.load(vault.replica.key_path),
             device_id=vault.device_id,
-            cert_pem=vault.hub_cert,
+            cert_pem=vault.replica.hub_cert,
         )
-    if not vault.hub_url or not vault.hub_token:
+    if not vault.replica.hub_url or not vault.replica.hub_token:
         raise ConflictState(
             "this vault is not joined to a hub",
             hint="enrol it with 'truthvault enroll --hub URL --code CODE' "
             "(or, for a script: 'truthvault init --hub URL --tenant NAME --token -')",
         )
-    return HubClient(vault.hub_url, vault.hub_token, cert_pem=vault.hub_cert)
+    return HubClient(vault.replica.hub_url, vault.replica.hub_token, cert_pem=vault.replica.hub_cert)
 
 
 def confirm(question: str, yes: bool, what: str) -> None:

@@ -88,11 +88,11 @@ def register(cli: click.Group) -> None:
             with open_vault() as vault:
                 url = rejoin_hub(vault, hub_url)
                 # the certificate this vault pinned already, unless --pin names another
-                cert = pin_hub(url, pin) if pin else vault.hub_cert
+                cert = pin_hub(url, pin) if pin else vault.replica.hub_cert
                 recovered = recovery_keyring(url, code, passphrase, cert) if passphrase is not None else None
                 previous = vault.device_id
                 done = enrol_vault(vault, url, code, name, cert_pem=cert, recovered=recovered, rejoin=True)
-                queued = vault.pending_count()
+                queued = vault.replica.pending_count()
             if done.recovered_key:
                 out.print(f"recovered the tenant data key (current {done.recovered_key})")
             out.print(
@@ -186,7 +186,7 @@ def register(cli: click.Group) -> None:
                     "revoking this device",
                 )
                 client.revoke_device(name)
-                _print_self_revoked(name, vault.tenant_name, vault.pending_count(), e2e)
+                _print_self_revoked(name, vault.tenant_name, vault.replica.pending_count(), e2e)
                 return
             exchange = key_exchange(vault, client) if e2e else None
             # asked for before revoking: a rotation that cannot run should not follow a revocation
@@ -238,9 +238,9 @@ def register(cli: click.Group) -> None:
         from ..crypto import DeviceKeys
 
         with open_vault() as vault:
-            if not vault.key_path:
+            if not vault.replica.key_path:
                 raise ConflictState("this vault has no device key", hint="enrol it with 'truthvault enroll'")
-            key_path = Path(vault.key_path)
+            key_path = Path(vault.replica.key_path)
             # The new key is on disk before the hub knows it, so an answer lost on the way back
             # cannot leave the device without the key the hub expects.
             pending = key_path.with_name(key_path.name + ".next")
@@ -294,22 +294,24 @@ def register_repin(cli: click.Group) -> None:
         from ..sync import cert_fingerprint, pin_certificate
 
         with open_vault() as vault:
-            hub_url = vault.hub_url
+            hub_url = vault.replica.hub_url
             if not hub_url:
                 raise ConflictState(
                     "this vault is not joined to a hub", hint="enrol it with 'truthvault enroll'"
                 )
-            old = cert_fingerprint(vault.hub_cert) if vault.hub_cert else None
+            old = cert_fingerprint(vault.replica.hub_cert) if vault.replica.hub_cert else None
             pem, got = pin_certificate(hub_url, fingerprint)
             if got == old:
                 out.print(
-                    f"the hub at {vault.hub_url} presents the certificate already pinned (SHA256 {got}): nothing to do"
+                    f"the hub at {vault.replica.hub_url} presents the certificate already pinned (SHA256 {got}): nothing to do"
                 )
                 return
-            out.print(f"the hub at {vault.hub_url} presents certificate SHA256 {got} (matches the one given)")
+            out.print(
+                f"the hub at {vault.replica.hub_url} presents certificate SHA256 {got} (matches the one given)"
+            )
             out.print(f"pinned until now: {old or 'none'}")
             confirm(
                 "trust this certificate for this vault from now on?", yes, "re-pinning the hub's certificate"
             )
-            vault.set_hub_cert(pem)
+            vault.replica.set_hub_cert(pem)
         out.print(f"pinned SHA256 {got} for the hub at {hub_url}; run 'truthvault sync now'")

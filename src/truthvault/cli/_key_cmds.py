@@ -65,7 +65,7 @@ def add_key_commands(keys: click.Group) -> None:
         """The tenant's data keys here and which devices hold a wrapped copy."""
         with open_vault() as vault, hub_client(vault) as client:
             exchange = key_exchange(vault, client)
-            keyring = vault.keyring()
+            keyring = vault.replica.keyring()
             holders = exchange.holders()
             exposed = exchange.exposed_to(holders)
             recovery = exchange.has_recovery()

@@ -87,10 +87,10 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
 def make_syncer(vault: Any, client: Any) -> Syncer:
     """A Syncer for this vault, with the device's keys when it is enrolled (to open wrapped keys)."""
     keys = None
-    if vault.key_path:
+    if vault.replica.key_path:
         from ..crypto import DeviceKeys
 
-        keys = DeviceKeys.load(vault.key_path)
+        keys = DeviceKeys.load(vault.replica.key_path)
     from ..sync import Syncer
 
     return Syncer(vault, client, device_keys=keys)
@@ -170,7 +170,7 @@ def register(cli: click.Group) -> None:
                 me = client.whoami()
             if tenant and tenant != me["tenant_name"]:
                 raise ConflictState(f"this token belongs to tenant {me['tenant_name']!r}, not {tenant!r}")
-            vault.join(
+            vault.replica.join(
                 hub_url=hub_url,
                 token=token,
                 tenant_id=me["tenant_id"],
@@ -288,7 +288,7 @@ def register(cli: click.Group) -> None:
         if ctx.invoked_subcommand is not None:
             return
         with open_vault() as vault:
-            found = vault.refusals()
+            found = vault.replica.refusals()
         if as_json:
             print_json([dataclasses.asdict(r) for r in found])
             return
@@ -307,7 +307,7 @@ def register(cli: click.Group) -> None:
 
     def _refusal_ids(vault: Any, ids: tuple[int, ...], every: bool, direction: str | None) -> list[int]:
         if every:
-            return [r.id for r in vault.refusals(direction)]
+            return [r.id for r in vault.replica.refusals(direction)]
         if not ids:
             raise InvalidInput("name the refusals (ids from 'truthvault sync rejected') or pass --all")
         return list(ids)
@@ -319,7 +319,7 @@ def register(cli: click.Group) -> None:
         """Queue refused pushes again; the next sync sends them."""
         with open_vault() as vault:
             chosen = _refusal_ids(vault, ids, every, "push")
-            queued = sum(vault.retry_refused(rid) for rid in chosen)
+            queued = sum(vault.replica.retry_refused(rid) for rid in chosen)
         out.print(
             f"queued {plural(queued, 'item')} again"
             + (
@@ -337,7 +337,7 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault:
             chosen = _refusal_ids(vault, ids, every, None)
             for rid in chosen:
-                vault.forget_refused(rid)
+                vault.replica.forget_refused(rid)
         out.print(f"forgot {plural(len(chosen), 'refusal')}")
 
     @sync.command("status")
@@ -349,9 +349,9 @@ def register(cli: click.Group) -> None:
                 "home": str(home_dir()),
                 "device_id": vault.device_id,
                 "tenant_id": vault.tenant_id,
-                "hub": vault.hub_url,
-                "cursor": vault.cursor,
-                "pending": vault.pending_count(),
+                "hub": vault.replica.hub_url,
+                "cursor": vault.replica.cursor,
+                "pending": vault.replica.pending_count(),
             }
         if as_json:
             print_json(status)
@@ -395,7 +395,7 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault:
             record = vault.resolve_conflict(conflict_id, resolution)
             synced, overruled = False, None
-            if vault.hub_url:
+            if vault.replica.hub_url:
                 try:
                     with hub_client(vault) as client:
                         stats = make_syncer(vault, client).sync()

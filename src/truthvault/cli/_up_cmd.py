@@ -63,7 +63,7 @@ def _enrol(store: Any, hub_url: str) -> None:
     from ..crypto import DeviceKeys
 
     with open_vault(create=True) as vault:
-        if vault.hub_url == hub_url and (vault.key_path or vault.hub_token):
+        if vault.replica.hub_url == hub_url and (vault.replica.key_path or vault.replica.hub_token):
             return
         try:
             store.get_tenant(TENANT)
@@ -83,7 +83,7 @@ def _enrol(store: Any, hub_url: str) -> None:
             keys.save(key_path)
         bundle = keys.public_bundle()
         device, tenant = store.enroll(store.create_enrol_code(TENANT), name, bundle["sign"], bundle["box"])
-        vault.join(
+        vault.replica.join(
             hub_url=hub_url,
             token=None,
             tenant_id=tenant.id,

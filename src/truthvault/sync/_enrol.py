@@ -64,9 +64,11 @@ def enrol_vault(
     if rejoin:
         joined, keys, previous = _rejoin(vault, hub_url, code, device_name, key_file, cert_pem)
     else:
-        if vault.hub_url and (vault.hub_url.rstrip("/") != hub_url or vault.hub_auth == "signed"):
+        if vault.replica.hub_url and (
+            vault.replica.hub_url.rstrip("/") != hub_url or vault.replica.hub_auth == "signed"
+        ):
             raise ConflictState(
-                f"this vault is already joined to {vault.hub_url} (tenant {vault.tenant_name!r})",
+                f"this vault is already joined to {vault.replica.hub_url} (tenant {vault.tenant_name!r})",
                 hint=f"if its device was revoked, get a new code ('truthvault hub tenant code {vault.tenant_name}' on the hub) "
                 "and run 'truthvault enroll --rejoin --code -' (unsynced changes are kept); "
                 "use another TRUTHVAULT_HOME to enrol with another hub or tenant",
@@ -97,7 +99,7 @@ def enrol_vault(
 
 def _join(vault: Vault, hub_url: str, joined: dict[str, Any], key_file: Path, cert_pem: str | None) -> None:
     """Join the vault to the tenant and device the hub's answer to an enrolment names."""
-    vault.join(
+    vault.replica.join(
         hub_url=hub_url,
         token=None,
         tenant_id=joined["tenant_id"],
@@ -111,12 +113,12 @@ def _join(vault: Vault, hub_url: str, joined: dict[str, Any], key_file: Path, ce
 
 def rejoin_hub(vault: Vault, hub_url: str | None = None) -> str:
     """The hub a rejoin enrols this vault with again: its own (``hub_url``, if given, must be it)."""
-    if not vault.hub_url:
+    if not vault.replica.hub_url:
         raise ConflictState(
             "this vault is not joined to a hub: there is nothing to rejoin",
             hint="enrol it with 'truthvault enroll --hub URL --code CODE'",
         )
-    own = vault.hub_url.rstrip("/")
+    own = vault.replica.hub_url.rstrip("/")
     if hub_url is not None and hub_url.rstrip("/") != own:
         raise ConflictState(
             f"this vault syncs with {own}, not {hub_url}: a rejoin enrols it again with its own hub",
@@ -149,7 +151,7 @@ def _rejoin(
         )
     _join(vault, hub_url, joined, pending, cert_pem)
     os.replace(pending, key_file)
-    vault.set_key_path(str(key_file))
+    vault.replica.set_key_path(str(key_file))
     try:
         with HubClient(hub_url, keys=keys, device_id=joined["device_id"], cert_pem=cert_pem) as client:
             old = next((d for d in client.devices() if d["id"] == previous), None)
@@ -163,7 +165,7 @@ def _adopt(vault: Vault, keys: DeviceKeys, enrolment: Enrolment, recovered: Keyr
     """Keep the recovered keyring here and wrap it to the device just enrolled."""
     try:
         with HubClient(
-            vault.hub_url or "", keys=keys, device_id=vault.device_id, cert_pem=vault.hub_cert
+            vault.replica.hub_url or "", keys=keys, device_id=vault.device_id, cert_pem=vault.replica.hub_cert
         ) as c:
             keyring = KeyExchange(vault, c, keys).adopt(recovered)
     except TruthvaultError as exc:

@@ -75,14 +75,14 @@ class KeyExchange:
         holds, the union goes back to every device: the rotations converge, nothing sealed under
         either key becomes unreadable.
         """
-        local = self.vault.keyring()
+        local = self.vault.replica.keyring()
         found = self._call("GET", "/v1/keys/wrapped")
         if found["blob"] and (force or local is None or found["kid"] != local.current):
             theirs = self._unwrap(found["blob"])
             merged = merge_keyrings(local, theirs)
             if set(merged.kids) != set(theirs.kids):
                 self.share(merged, everyone=True)
-            self.vault.set_keyring(merged)
+            self.vault.replica.set_keyring(merged)
             return merged
         if local is None and not found["tenant_keyed"]:
             return self._genesis()
@@ -99,7 +99,7 @@ class KeyExchange:
             self._call("PUT", "/v1/keys/wrapped", {"blobs": blobs, "kid": keyring.current, "genesis": True})
         except ConflictState:
             return self.refresh_after_race()
-        self.vault.set_keyring(keyring)
+        self.vault.replica.set_keyring(keyring)
         return keyring
 
     def refresh_after_race(self) -> Keyring | None:
@@ -107,7 +107,7 @@ class KeyExchange:
         if not found["blob"]:
             return None
         keyring = self._unwrap(found["blob"])
-        self.vault.set_keyring(keyring)
+        self.vault.replica.set_keyring(keyring)
         return keyring
 
     def ensure(self) -> Keyring:
@@ -154,7 +154,7 @@ class KeyExchange:
         self.share(rotated, everyone=True)
         if passphrase is not None:
             self.set_recovery(passphrase, rotated)
-        self.vault.set_keyring(rotated)
+        self.vault.replica.set_keyring(rotated)
         return rotated
 
     def set_recovery(self, passphrase: str, keyring: Keyring | None = None) -> None:
@@ -173,10 +173,10 @@ class KeyExchange:
 
     def adopt(self, recovered: Keyring) -> Keyring:
         """Keep a keyring opened from the recovery copy here, and wrap it to this device."""
-        local = self.vault.keyring()
+        local = self.vault.replica.keyring()
         # A key already here stays current: the recovery copy may predate a rotation.
         keyring = merge_keyrings(recovered, local) if local else recovered
-        self.vault.set_keyring(keyring)
+        self.vault.replica.set_keyring(keyring)
         if (box := self._own_box()) is not None:
             blob = wrap_for_device(keyring.serialize(), box).decode()
             self._call(
@@ -192,7 +192,7 @@ class KeyExchange:
     def exposed_to(self, holders: list[dict[str, Any]] | None = None) -> list[str]:
         """The revoked devices whose copy holds the current data key (or one newer than this
         device's): a rotation gives new writes a key they never had."""
-        keyring = self.vault.keyring()
+        keyring = self.vault.replica.keyring()
         if keyring is None:
             return []
         return [

@@ -102,6 +102,8 @@ class Syncer:
         self, vault: Vault, client: HubClient, *, batch: int = 1000, device_keys: DeviceKeys | None = None
     ) -> None:
         self.vault = vault
+        #: the vault's sync side, which this syncer moves
+        self.replica = vault.replica
         self.client = client
         self.batch = batch
         #: local-first tenants are end-to-end encrypted: payloads are sealed on the way out
@@ -149,10 +151,10 @@ class Syncer:
         """Push every queued change, a batch at a time, until the queue is empty."""
         stats = stats or SyncStats()
         outcomes: dict[str, int] = stats.push_outcomes or {}
-        total = self.vault.pending_count()
+        total = self.replica.pending_count()
         previous: tuple[object, ...] | None = None
         limit = self.batch
-        while (batch := self.vault.pending_batch(limit)) is not None:
+        while (batch := self.replica.pending_batch(limit)) is not None:
             fingerprint = (
                 [(i.entity_id, i.mutation) for i in batch.items],
                 [(d.id, d.status) for d in batch.decisions],
@@ -173,21 +175,7 @@ class Syncer:
                 previous = None
                 continue
             except (InvalidInput, PayloadTooLarge, Forbidden) as exc:
-                # One item the hub will never take must not jam the queue: keep it here, aside
-                # (``sync rejected``), and push the rest.
-                index = exc.item
-                if index is None and isinstance(exc, PayloadTooLarge) and batch.items:
-                    if len(batch.items) > 1:
-                        # the batch as a whole is over the hub's body limit: send smaller ones
-                        limit = max(1, len(batch.items) // 2)
-                        previous = None
-                        continue
-                    index = 0  # one item alone is over it
-                if index is None or isinstance(exc, DeviceRevoked) or not 0 <= index < len(batch.items):
-                    raise
-                refused = batch.items[index]
-                self.vault.refuse_pushed(refused, exc.message.removeprefix("hub: "))
-                stats.refused_pushes.append((refused.entity_id, exc.message.removeprefix("hub: ")))
+                limit = self._set_aside(batch, exc, stats, limit)
                 previous = None
                 continue
             if batch.items and self._behind(batch, response):
@@ -195,10 +183,10 @@ class Syncer:
                 # acknowledged: its answers of "duplicate" may be for other changes. Number the
                 # queue above them and push it again (what the hub does hold comes back as a
                 # duplicate version, which writes nothing).
-                self.vault.renumber_pending(response.last_mutation)
+                self.replica.renumber_pending(response.last_mutation)
                 previous = None
                 continue
-            self.vault.ack(batch, response)
+            self.replica.ack(batch, response)
             for result in response.results:
                 outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             stats.pushed += len(batch.items)
@@ -209,6 +197,29 @@ class Syncer:
         stats.push_outcomes = outcomes
         return stats
 
+    def _set_aside(
+        self,
+        batch: PushRequest,
+        exc: InvalidInput | PayloadTooLarge | Forbidden,
+        stats: SyncStats,
+        limit: int,
+    ) -> int:
+        """Keep the item the hub will never take aside (``sync rejected``), so that it does not
+        jam the queue, and return the batch size to go on with: smaller when the batch as a
+        whole was over the hub's body limit. Raise ``exc`` when it names no item."""
+        index = exc.item
+        if index is None and isinstance(exc, PayloadTooLarge) and batch.items:
+            if len(batch.items) > 1:
+                return max(1, len(batch.items) // 2)  # send smaller batches
+            index = 0  # one item alone is over it
+        if index is None or isinstance(exc, DeviceRevoked) or not 0 <= index < len(batch.items):
+            raise exc
+        refused = batch.items[index]
+        reason = exc.message.removeprefix("hub: ")
+        self.replica.refuse_pushed(refused, reason)
+        stats.refused_pushes.append((refused.entity_id, reason))
+        return limit
+
     def _behind(self, batch: PushRequest, response: PushResponse) -> bool:
         """Whether this vault's change numbers fell behind the hub's (a restored copy of the vault
         file, a new vault given an old device's token): numbers the hub took as already applied
@@ -216,7 +227,7 @@ class Syncer:
         top = max(i.mutation or 0 for i in batch.items)
         if response.last_mutation > top:
             return True
-        acked = self.vault.acked_mutation
+        acked = self.replica.acked_mutation
         low = min(i.mutation or 0 for i in batch.items)
         return acked is not None and response.previous_mutation > acked and low <= response.previous_mutation
 
@@ -225,7 +236,7 @@ class Syncer:
     ) -> SyncStats:
         """Pull every change after the vault's cursor; with ``wait``, wait for the first."""
         stats = stats or SyncStats()
-        if self.vault.resyncing:
+        if self.replica.resyncing:
             return self._finish_resync(progress, stats)
         try:
             return self._pull_pages(progress, stats, wait)
@@ -246,13 +257,16 @@ class Syncer:
             self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
         stats = self.pull(progress, stats=stats)
-        if (stats.resynced or stats.requeued) and self.vault.pending_count():
+        if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
-        if stats.checksum is not None and not self.vault.pending_count():
-            if self.vault.checksum() != stats.checksum:
+        if stats.checksum is not None and not self.replica.pending_count():
+            if self.replica.checksum() != stats.checksum:
                 stats.diverged.append("entities")
-            if stats.records_checksum is not None and self.vault.records_checksum() != stats.records_checksum:
+            if (
+                stats.records_checksum is not None
+                and self.replica.records_checksum() != stats.records_checksum
+            ):
                 stats.diverged.append("records")
         return stats
 
@@ -263,7 +277,7 @@ class Syncer:
         a ``hub_reset``, queue what it lost to be pushed again)."""
         stats = stats or SyncStats()
         stats.resynced = True
-        mark = self.vault.history_mark
+        mark = self.replica.history_mark
         if not hub_reset and mark is not None:
             # A re-pull drops what the hub no longer has, as purged: first make sure the hub has
             # not lost history instead (a restore), whose changes must be sent to it, not dropped.
@@ -275,22 +289,23 @@ class Syncer:
                 pass
         if stats.resync_reason is None or hub_reset:
             stats.resync_reason = "reset" if hub_reset else "asked"
-        self.vault.begin_resync(hub_reset=hub_reset)
+        self.replica.begin_resync(hub_reset=hub_reset)
         return self._finish_resync(progress, stats)
 
     def _finish_resync(self, progress: Progress | None, stats: SyncStats) -> SyncStats:
         # the vault notes every entity pulled while it is re-syncing; resumable after a crash
         self._pull_pages(progress, stats)
-        self.vault.finish_resync()
+        self.replica.finish_resync()
         return stats
 
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
-        vault = self.vault
-        for page, refused in pages(self.client, vault.cursor, self.batch, wait, vault.history_mark):
+        for page, refused in pages(
+            self.client, self.replica.cursor, self.batch, wait, self.replica.history_mark
+        ):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
-            applied = vault.apply_pull(self._open(page, stats), refused)
+            applied = self.replica.apply_pull(self._open(page, stats), refused)
             stats.applied += applied.applied
             stats.new_records += applied.new_records
             stats.requeued += applied.requeued
@@ -309,11 +324,11 @@ class Syncer:
         cursor (after a pull); the entity checksum is computed afresh from every entity."""
         stats = self.pull()
         return CheckResult(
-            local=self.vault.checksum(recount=True),
+            local=self.replica.checksum(recount=True),
             hub=stats.checksum,
-            cursor=self.vault.cursor,
-            pending=self.vault.pending_count(),
-            local_records=self.vault.records_checksum(),
+            cursor=self.replica.cursor,
+            pending=self.replica.pending_count(),
+            local_records=self.replica.records_checksum(),
             hub_records=stats.records_checksum,
-            refused=len(self.vault.refusals()),
+            refused=len(self.replica.refusals()),
         )

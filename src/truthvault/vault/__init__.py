@@ -1,16 +1,21 @@
-"""The device vault: a local SQLite store of entities under the truth hierarchy."""
+"""The device vault: a local SQLite store of entities under the truth hierarchy.
+
+:class:`Vault` is the user's API; ``vault.replica`` (a :class:`Replica`) is its sync side.
+"""
 
 from __future__ import annotations
 
-from ._base import EVENT_TYPES, Event, WriteResult
+from ._apply import Applied, Applier
 from ._codec import VaultRecord, payload_of
-from ._entities import MAX_PAYLOAD_BYTES
+from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
 from ._ids import new_id
+from ._pull import LOCAL_ONLY_REASON, ApplyStats, Overruled
 from ._refusals import Refusal
-from ._resync import RESYNC_REASON
+from ._replica import Replica
+from ._resync import RESYNC_REASON, ResyncState
 from ._schema import HEAD_REVISION
-from ._store import DB_NAME, KEY_FILE, Vault
-from ._sync import LOCAL_ONLY_REASON, ApplyStats, Overruled
+from ._vault import Vault
+from ._writes import MAX_PAYLOAD_BYTES
 
 __all__ = [
     "DB_NAME",
@@ -20,10 +25,14 @@ __all__ = [
     "LOCAL_ONLY_REASON",
     "MAX_PAYLOAD_BYTES",
     "RESYNC_REASON",
+    "Applied",
+    "Applier",
     "ApplyStats",
     "Event",
     "Overruled",
     "Refusal",
+    "Replica",
+    "ResyncState",
     "Vault",
     "VaultRecord",
     "WriteResult",

@@ -1,5 +1,5 @@
 """The hub a vault syncs with: joining it (and enrolling again), the device's key and the hub's
-certificate, the pull cursor and the latest hub commit this vault knows of."""
+certificate."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from ..errors import ConflictState, InvalidInput
 from ..model import OriginStep, SyncItem
 from ..truth import record_id
 from ._codec import encode_chain
-from ._records import RecordsMixin
+from ._db import VaultDB
 
-__all__ = ["VAULT_MODES", "JoinMixin"]
+__all__ = ["VAULT_MODES", "HubLink"]
 
 VAULT_MODES = ("local_first", "cloud_first")
 _item_decoder = msgspec.json.Decoder(SyncItem)
@@ -23,8 +23,11 @@ _chain_decoder = msgspec.json.Decoder(tuple[OriginStep, ...])
 _encoder = msgspec.json.Encoder()
 
 
-class JoinMixin(RecordsMixin):
-    """join / set_key_path / set_hub_cert / set_cursor / history_mark / acked_mutation."""
+class HubLink:
+    """How one vault reaches its hub: joining it, the device's key, the pinned certificate."""
+
+    def __init__(self, db: VaultDB) -> None:
+        self._db = db
 
     def join(
         self,
@@ -43,21 +46,12 @@ class JoinMixin(RecordsMixin):
         a device added with ``hub device add`` sends its bearer ``token``. ``hub_cert`` is the
         hub's TLS certificate (PEM), pinned: later requests trust it and nothing else.
         """
-        if vault_mode not in VAULT_MODES:
-            raise InvalidInput(f"vault_mode must be one of {', '.join(VAULT_MODES)}, not {vault_mode!r}")
-        for name, value in (
-            ("hub_url", hub_url),
-            ("token or key_path", token or key_path),
-            ("tenant_id", tenant_id),
-            ("device_id", device_id),
-        ):
-            if not value:
-                raise InvalidInput(f"{name} must not be empty")
-        with self._tx() as conn:
-            old_hub, old_tenant = self._meta_str("hub_url"), self._meta_str("tenant_id")
-            old_device = self._meta_str("device_id")
+        _check_join(hub_url, token or key_path, tenant_id, device_id, vault_mode)
+        with self._db.tx() as conn:
+            old_hub, old_tenant = self._db.meta_str("hub_url"), self._db.meta_str("tenant_id")
+            old_device = self._db.meta_str("device_id")
             synced = (
-                int(self._meta("cursor") or 0) > 0
+                int(self._db.meta("cursor") or 0) > 0
                 or conn.execute(
                     "SELECT EXISTS (SELECT 1 FROM entities WHERE hub_known = 1) "
                     "OR EXISTS (SELECT 1 FROM records WHERE hub_known = 1)"
@@ -86,15 +80,15 @@ class JoinMixin(RecordsMixin):
                 ("device_id", device_id),
                 ("vault_mode", vault_mode),
             ):
-                self._set_meta(key, value)
-            self._recount()  # versions the hub never saw now name this device
+                self._db.set_meta(key, value)
+            self._db.recount()  # versions the hub never saw now name this device
 
     def set_key_path(self, key_path: str) -> None:
         """Where this enrolled device's private key file is now (kept relative to the home when in it)."""
-        if not self._meta_str("key_path"):
+        if not self._db.meta_str("key_path"):
             raise ConflictState("this vault is not enrolled: it has no device key")
-        with self._tx():
-            self._set_meta("key_path", self._home_relative(key_path))
+        with self._db.tx():
+            self._db.set_meta("key_path", self._home_relative(key_path))
 
     def _move_unsynced(
         self, conn: sqlite3.Connection, tenant_id: str, old_device: str, device_id: str
@@ -123,7 +117,7 @@ class JoinMixin(RecordsMixin):
 
     def set_hub_cert(self, pem: str) -> None:
         """Pin another TLS certificate (PEM) for this vault's https hub: it alone is trusted from now on."""
-        hub = self._meta_str("hub_url")
+        hub = self._db.meta_str("hub_url")
         if not hub.lower().startswith("https://"):
             raise ConflictState(
                 f"this vault's hub is {hub or 'not set'}: only an https hub has a certificate to pin"
@@ -132,52 +126,39 @@ class JoinMixin(RecordsMixin):
             ssl.PEM_cert_to_DER_cert(pem)
         except ValueError:
             raise InvalidInput("not a PEM certificate") from None
-        with self._tx():
-            self._set_meta("hub_cert", pem)
-
-    def _home_relative(self, path: str) -> str:
-        """``path`` relative to the vault's home when it lies inside it, so the folder can move."""
-        target = Path(path)
-        try:
-            return str(target.resolve().relative_to(self.home.resolve()))
-        except ValueError:
-            return str(target.resolve())
+        with self._db.tx():
+            self._db.set_meta("hub_cert", pem)
 
     def set_cursor(self, cursor: int) -> None:
         """Remember the last hub sequence number pulled."""
         if cursor < 0:
             raise InvalidInput(f"cursor must be >= 0, not {cursor}")
-        with self._tx():
-            self._set_meta("cursor", cursor)
-            self._forget_history()  # a cursor set by hand comes with no tag
+        with self._db.tx():
+            self._db.set_meta("cursor", cursor)
+            self._db.forget_history()  # a cursor set by hand comes with no tag
 
-    @property
-    def history_mark(self) -> tuple[int, str] | None:
-        """The latest hub commit this vault knows of, (its last sequence number, its tag): from
-        a pull page (the commit its cursor points into) or a push (the commit it wrote). A hub
-        that does not find that tag there has lost history (see PullResponse.tag)."""
-        with self._lock:
-            return self._history_mark()
+    def _home_relative(self, path: str) -> str:
+        """``path`` relative to the vault's home when it lies inside it, so the folder can move."""
+        target = Path(path)
+        try:
+            return str(target.resolve().relative_to(self._db.home.resolve()))
+        except ValueError:
+            return str(target.resolve())
 
-    def _history_mark(self) -> tuple[int, str] | None:
-        tag = self._meta("tag")
-        return (int(self._meta("tag_seq") or 0), tag) if tag else None
 
-    def _note_history(self, seq: int, tag: str | None) -> None:
-        """Move the history mark to commit ``seq`` (tag ``tag``) when it is the latest known."""
-        if tag and seq >= int(self._meta("tag_seq") or 0):
-            self._set_meta("tag", tag)
-            self._set_meta("tag_seq", seq)
-
-    def _forget_history(self) -> None:
-        self._set_meta("tag", "")
-        self._set_meta("tag_seq", 0)
-
-    @property
-    def acked_mutation(self) -> int | None:
-        """The highest change number the hub acknowledged to this vault (None: not known yet)."""
-        value = self._meta_str("acked_mutation")
-        return int(value) if value else None
+def _check_join(
+    hub_url: str, credential: str | None, tenant_id: str, device_id: str, vault_mode: str
+) -> None:
+    if vault_mode not in VAULT_MODES:
+        raise InvalidInput(f"vault_mode must be one of {', '.join(VAULT_MODES)}, not {vault_mode!r}")
+    for name, value in (
+        ("hub_url", hub_url),
+        ("token or key_path", credential),
+        ("tenant_id", tenant_id),
+        ("device_id", device_id),
+    ):
+        if not value:
+            raise InvalidInput(f"{name} must not be empty")
 
 
 def _renamed_chain(chain: tuple[OriginStep, ...], renamed: dict[str, str]) -> tuple[OriginStep, ...] | None:

@@ -8,18 +8,21 @@ import msgspec
 
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import SyncItem
-from ._codec import VaultRecord, decode_record, encode_payload, payload_of, step
-from ._entities import TOMBSTONE, EntitiesMixin, require_user
+from ._codec import RECORD_COLUMNS, VaultRecord, decode_record, encode_payload, payload_of, step
+from ._db import VaultDB
+from ._writes import TOMBSTONE, Writer, require_user
 
-__all__ = ["RECORD_COLUMNS", "RecordsMixin"]
-
-RECORD_COLUMNS = "kind, id, entity_id, entity_type, status, item, created_at, decided_at, resolution, reason"
+__all__ = ["Records"]
 
 
-class RecordsMixin(EntitiesMixin):
-    """records / suggestions / conflicts / get_record / accept / reject / resolve_conflict."""
+class Records:
+    """The kept records of one vault, and the user's decisions on them."""
 
-    def records(
+    def __init__(self, db: VaultDB, writer: Writer) -> None:
+        self._db = db
+        self._writer = writer
+
+    def find(
         self, kind: str | None = None, status: str | None = "open", entity_id: str | None = None
     ) -> list[VaultRecord]:
         """Kept records, newest first; ``status=None`` means any status."""
@@ -31,31 +34,24 @@ class RecordsMixin(EntitiesMixin):
         sql = f"SELECT {RECORD_COLUMNS} FROM records"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY created_at DESC, id", args).fetchall()
+        with self._db.read():
+            rows = self._db.named(sql + " ORDER BY created_at DESC, id", args)
         return [decode_record(r) for r in rows]
 
-    def suggestions(self, status: str | None = "open", entity_id: str | None = None) -> list[VaultRecord]:
-        """Suggestions (lower-level versions kept beside the current one)."""
-        return self.records("suggestion", status, entity_id)
-
-    def conflicts(self, status: str | None = "open", entity_id: str | None = None) -> list[VaultRecord]:
-        """Conflict records (U1 versions that lost a race)."""
-        return self.records("conflict", status, entity_id)
-
-    def get_record(self, record_id: str) -> VaultRecord:
+    def get(self, record_id: str) -> VaultRecord:
         """One record by id; NotFound if there is none."""
-        with self._read():
+        with self._db.read():
             return self._record(record_id)[0]
 
     def _record(self, record_id: str) -> tuple[VaultRecord, bool]:
         """A record and whether the hub has or will get it (so a decision must travel)."""
-        row = self._conn.execute(
-            f"SELECT {RECORD_COLUMNS}, hub_known OR push_item FROM records WHERE id = ?", (record_id,)
-        ).fetchone()
-        if row is None:
+        rows = self._db.named(
+            f"SELECT {RECORD_COLUMNS}, hub_known OR push_item AS shared FROM records WHERE id = ?",
+            (record_id,),
+        )
+        if not rows:
             raise NotFound(f"no suggestion or conflict record {record_id!r}")
-        return decode_record(row), bool(row[10])
+        return decode_record(rows[0]), bool(rows[0]["shared"])
 
     def _open(self, record_id: str, kind: str) -> tuple[VaultRecord, bool]:
         rec, shared = self._record(record_id)
@@ -67,21 +63,21 @@ class RecordsMixin(EntitiesMixin):
 
     def _decide(self, record_id: str, status: str, resolution: str | None, shared: bool) -> None:
         """Close a record; queue the decision for the hub when the hub knows the record."""
-        at = self._stamp()
+        at = self._db.stamp()
         if shared:
-            self._conn.execute(
+            self._db.conn.execute(
                 # A queued item keeps its number, so the push order stays the order of writes.
                 "UPDATE records SET status = ?, decided_at = ?, resolution = ?, push_decision = 1, "
                 "mutation = CASE WHEN push_item = 1 THEN mutation ELSE ? END WHERE id = ?",
-                (status, at, resolution, self._take_mutations(), record_id),
+                (status, at, resolution, self._db.take_mutations(), record_id),
             )
         else:
-            self._conn.execute(
+            self._db.conn.execute(
                 "UPDATE records SET status = ?, decided_at = ?, resolution = ? WHERE id = ?",
                 (status, at, resolution, record_id),
             )
 
-    def accept(self, record_id: str, *, source: str = "user:cli", force: bool = False) -> SyncItem:
+    def accept(self, record_id: str, *, source: str, force: bool = False) -> SyncItem:
         """Merge an open suggestion into its entity as user truth; returns the new version.
 
         A suggestion made on the current version is taken whole. When the entity changed
@@ -90,17 +86,17 @@ class RecordsMixin(EntitiesMixin):
         unless ``force``, which lays the suggestion's fields over the current ones.
         """
         require_user(source)
-        with self._tx():
+        with self._db.tx():
             rec, shared = self._open(record_id, "suggestion")
             sug = rec.item
-            cur = self._current(rec.entity_id)
+            cur = self._db.current(rec.entity_id)
             if sug.deleted:
                 content = TOMBSTONE
             elif cur is None or cur.item.deleted:
                 content = bytes(sug.payload)
             else:
                 content = encode_payload(self._accepted_payload(rec, cur.item, force))
-            result = self._local_write(
+            result = self._writer.write(
                 cur,
                 entity_type=rec.entity_type,
                 entity_id=rec.entity_id,
@@ -124,7 +120,7 @@ class RecordsMixin(EntitiesMixin):
         proposed = payload_of(sug)
         if sug.base_version == current.version and sug.base_clock == current.last_modified_at:
             return proposed  # made on the current version
-        row = self._conn.execute("SELECT base FROM records WHERE id = ?", (rec.id,)).fetchone()
+        row = self._db.conn.execute("SELECT base FROM records WHERE id = ?", (rec.id,)).fetchone()
         if row is not None and row[0] is not None:
             # A three-way merge: what the suggestion changed of its base, over the current
             # content (which is the base itself when nothing changed since).
@@ -148,22 +144,22 @@ class RecordsMixin(EntitiesMixin):
 
     def reject(self, record_id: str) -> VaultRecord:
         """Reject an open suggestion; it stays retrievable with status ``rejected``."""
-        with self._tx():
+        with self._db.tx():
             _, shared = self._open(record_id, "suggestion")
             self._decide(record_id, "rejected", None, shared)
             return self._record(record_id)[0]
 
-    def resolve_conflict(self, record_id: str, resolution: str, *, source: str = "user:cli") -> VaultRecord:
+    def resolve_conflict(self, record_id: str, resolution: str, *, source: str) -> VaultRecord:
         """Close a conflict record: ``keep`` the current version or ``restore`` the kept one."""
         if resolution not in ("keep", "restore"):
             raise InvalidInput(f"resolution must be 'keep' or 'restore', not {resolution!r}")
         require_user(source)
-        with self._tx():
+        with self._db.tx():
             rec, shared = self._open(record_id, "conflict")
             if resolution == "restore":
                 loser = rec.item
-                self._local_write(
-                    self._current(rec.entity_id),
+                self._writer.write(
+                    self._db.current(rec.entity_id),
                     entity_type=rec.entity_type,
                     entity_id=rec.entity_id,
                     payload=bytes(loser.payload),

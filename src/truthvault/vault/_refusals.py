@@ -11,9 +11,9 @@ import msgspec
 from ..errors import ConflictState, NotFound
 from ..model import SyncItem
 from ..truth import record_id
-from ._join import JoinMixin
+from ._db import VaultDB
 
-__all__ = ["Refusal", "RefusalsMixin"]
+__all__ = ["Refusal", "Refusals", "keep_aside"]
 
 _item_decoder = msgspec.json.Decoder(SyncItem)
 _encoder = msgspec.json.Encoder()
@@ -34,26 +34,31 @@ class Refusal:
     item: str  # its JSON as it was sent or received (cut at 4 KiB when pulled)
 
 
-class RefusalsMixin(JoinMixin):
-    """refuse_pushed / refusals / retry_refused / forget_refused."""
+def keep_aside(
+    db: VaultDB,
+    direction: str,
+    kind: str,
+    entity_id: str | None,
+    record_id: str | None,
+    reason: str,
+    raw: bytes,
+    mutation: int | None = None,
+) -> None:
+    """Note an item kept aside (inside a transaction), with its event."""
+    db.conn.execute(
+        "INSERT INTO refused (direction, kind, entity_id, record_id, reason, at, item, mutation) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (direction, kind, entity_id, record_id, reason, db.stamp(), raw, mutation),
+    )
+    event = "PULL_REFUSED" if direction == "pull" else "PUSH_REFUSED"
+    db.add_event(event, entity_id, kind=kind, record_id=record_id, reason=reason)
 
-    def _keep_aside(
-        self,
-        direction: str,
-        kind: str,
-        entity_id: str | None,
-        record_id: str | None,
-        reason: str,
-        raw: bytes,
-        mutation: int | None = None,
-    ) -> None:
-        self._conn.execute(
-            "INSERT INTO refused (direction, kind, entity_id, record_id, reason, at, item, mutation) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (direction, kind, entity_id, record_id, reason, self._stamp(), raw, mutation),
-        )
-        event = "PULL_REFUSED" if direction == "pull" else "PUSH_REFUSED"
-        self.add_event(event, entity_id, kind=kind, record_id=record_id, reason=reason)
+
+class Refusals:
+    """What the hub refused of one vault's pushes, and what it refused of pulls."""
+
+    def __init__(self, db: VaultDB) -> None:
+        self._db = db
 
     def refuse_pushed(self, item: SyncItem, reason: str) -> None:
         """The hub refused ``item`` of a push: take it out of the queue and keep it aside.
@@ -61,7 +66,7 @@ class RefusalsMixin(JoinMixin):
         The version stays in the vault as it is; ``sync rejected`` lists it and ``retry``
         queues it again (after the hub's limits changed, say). An edit made since stays queued.
         """
-        with self._tx() as conn:
+        with self._db.tx() as conn:
             if item.kept:
                 rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
                 # a decision on it cannot travel either (the hub never has the record): it stays
@@ -74,18 +79,18 @@ class RefusalsMixin(JoinMixin):
                 kind, rec_id = "record", rid
             else:
                 # The hub does not hold this version: when another one of the entity arrives and
-                # wins, this one is kept here as a record rather than dropped (_keep_pulled_loss).
+                # wins, this one is kept here as a record rather than dropped (see merge.fate).
                 conn.execute(
                     "UPDATE entities SET mutation = NULL, hub_known = 0 WHERE entity_id = ? AND mutation = ?",
                     (item.entity_id, item.mutation),
                 )
                 kind, rec_id = "item", None
             bare = msgspec.structs.replace(item, mutation=None, kept=False)
-            self._keep_aside(
-                "push", kind, item.entity_id, rec_id, reason, _encoder.encode(bare), item.mutation
+            keep_aside(
+                self._db, "push", kind, item.entity_id, rec_id, reason, _encoder.encode(bare), item.mutation
             )
 
-    def refusals(self, direction: str | None = None) -> list[Refusal]:
+    def find(self, direction: str | None = None) -> list[Refusal]:
         """What the hub refused of this vault's pushes and what this vault refused of pulls,
         newest first."""
         sql = "SELECT id, direction, kind, entity_id, record_id, reason, at, item FROM refused"
@@ -93,17 +98,26 @@ class RefusalsMixin(JoinMixin):
         if direction is not None:
             sql += " WHERE direction = ?"
             args.append(direction)
-        with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY id DESC", args).fetchall()
+        with self._db.read():
+            rows = self._db.named(sql + " ORDER BY id DESC", args)
         return [
-            Refusal(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]).decode(errors="replace"))
+            Refusal(
+                r["id"],
+                r["direction"],
+                r["kind"],
+                r["entity_id"],
+                r["record_id"],
+                r["reason"],
+                r["at"],
+                bytes(r["item"]).decode(errors="replace"),
+            )
             for r in rows
         ]
 
-    def retry_refused(self, refusal_id: int) -> bool:
+    def retry(self, refusal_id: int) -> bool:
         """Queue a version the hub refused again (True), or say it changed since (False: the
         newer version is queued or pushed already); either way the refusal is forgotten."""
-        with self._tx() as conn:
+        with self._db.tx() as conn:
             row = conn.execute(
                 "SELECT direction, kind, entity_id, record_id, item FROM refused WHERE id = ?", (refusal_id,)
             ).fetchone()
@@ -121,14 +135,14 @@ class RefusalsMixin(JoinMixin):
                 cur = conn.execute(
                     "UPDATE records SET push_item = 1, mutation = coalesce(mutation, ?) "
                     "WHERE id = ? AND push_item = 0 AND hub_known = 0",
-                    (self._take_mutations(), rid),
+                    (self._db.take_mutations(), rid),
                 )
                 queued = cur.rowcount > 0
             else:
                 cur = conn.execute(
                     "UPDATE entities SET mutation = ? WHERE entity_id = ? AND mutation IS NULL "
                     "AND last_modified_at = ? AND device_id = ?",
-                    (self._take_mutations(), entity_id, item.last_modified_at, item.device_id),
+                    (self._db.take_mutations(), entity_id, item.last_modified_at, item.device_id),
                 )
                 if not cur.rowcount:
                     # another version won here since: the refused one was kept as a record, which
@@ -137,7 +151,7 @@ class RefusalsMixin(JoinMixin):
                         "UPDATE records SET push_item = 1, mutation = ?, reason = NULL "
                         "WHERE id = ? AND push_item = 0 AND hub_known = 0",
                         (
-                            self._take_mutations(),
+                            self._db.take_mutations(),
                             record_id(item.entity_id, item.last_modified_at, item.device_id),
                         ),
                     )
@@ -145,8 +159,8 @@ class RefusalsMixin(JoinMixin):
             conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,))
             return queued
 
-    def forget_refused(self, refusal_id: int) -> None:
+    def forget(self, refusal_id: int) -> None:
         """Drop the note of a refusal (what the vault holds is not touched)."""
-        with self._tx() as conn:
+        with self._db.tx() as conn:
             if conn.execute("DELETE FROM refused WHERE id = ?", (refusal_id,)).rowcount == 0:
                 raise NotFound(f"no refusal {refusal_id}", hint="list them with 'truthvault sync rejected'")

@@ -5,35 +5,62 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from enum import StrEnum
 
 from ..errors import ConflictState
-from ..model import Record
-from ..truth import record_id
+from ..merge import EVENT_OF_KIND, loss_record
 from . import _search
 from ._codec import ENTITY_SELECT, current_from_row
-from ._refusals import RefusalsMixin
+from ._db import VaultDB
 
-__all__ = ["RESYNC_REASON", "ResyncMixin"]
+__all__ = ["RESYNC_REASON", "Resync", "ResyncState"]
 
 RESYNC_REASON = "deleted on the hub while this device was offline"
 
 
-class ResyncMixin(RefusalsMixin):
-    """begin_resync / finish_resync."""
+class ResyncState(StrEnum):
+    """Whether a full re-pull is under way, and what ends it (stored in the meta table as the
+    digits vaults have always stored)."""
 
-    def begin_resync(self, *, hub_reset: bool = False) -> None:
+    #: no re-sync under way
+    NONE = "0"
+    #: pulling everything again; at the end, drop what the hub purged
+    FULL = "1"
+    #: the hub lost history (restored from a backup): at the end, send it what it lacks
+    HUB_RESET = "2"
+
+    @classmethod
+    def of(cls, db: VaultDB) -> ResyncState:
+        """The state stored in ``db`` (an unknown value reads as none)."""
+        try:
+            return cls(db.meta("resyncing") or "0")
+        except ValueError:
+            return cls.NONE
+
+    def store(self, db: VaultDB) -> None:
+        """Keep this state in ``db`` (inside a transaction)."""
+        db.set_meta("resyncing", self.value)
+
+
+class Resync:
+    """Re-sync from scratch for one vault: begin, note what is pulled, finish."""
+
+    def __init__(self, db: VaultDB) -> None:
+        self._db = db
+
+    def begin(self, *, hub_reset: bool = False) -> None:
         """Start a full re-pull: cursor 0; every entity id pulled from now on is noted.
 
         ``hub_reset``: the hub lost history (restored from a backup), so at the end what it
         lacks is sent to it again rather than dropped here.
         """
-        with self._tx() as conn:
+        with self._db.tx() as conn:
             conn.execute("DELETE FROM resync_seen")
-            self._set_meta("resyncing", 2 if hub_reset else 1)
-            self._set_meta("cursor", 0)
-            self._forget_history()
+            (ResyncState.HUB_RESET if hub_reset else ResyncState.FULL).store(self._db)
+            self._db.set_meta("cursor", 0)
+            self._db.forget_history()
 
-    def finish_resync(self, seen_ids: Iterable[str] = ()) -> int:
+    def finish(self, seen_ids: Iterable[str] = ()) -> int:
         """End a full re-pull: drop what the hub had and no longer has; return how many.
 
         An entity the hub knew that is absent from its full snapshot was deleted and
@@ -41,12 +68,12 @@ class ResyncMixin(RefusalsMixin):
         to it is kept as an open conflict record (never pushed) so nothing is lost. After a
         hub reset, such entities (and every record) are queued to be sent again instead.
         """
-        with self._tx() as conn:
-            mode = self._meta("resyncing")
-            if mode not in ("1", "2"):
+        with self._db.tx() as conn:
+            mode = ResyncState.of(self._db)
+            if mode is ResyncState.NONE:
                 raise ConflictState("no re-sync in progress", hint="call begin_resync() first")
             conn.executemany("INSERT OR IGNORE INTO resync_seen VALUES (?)", ((i,) for i in seen_ids))
-            if mode == "2":
+            if mode is ResyncState.HUB_RESET:
                 return self._resend_what_the_hub_lost(conn)
             doomed = [
                 current_from_row(row)
@@ -54,23 +81,17 @@ class ResyncMixin(RefusalsMixin):
                     f"{ENTITY_SELECT} WHERE hub_known = 1 AND entity_id NOT IN (SELECT entity_id FROM resync_seen)"
                 ).fetchall()
             ]
-            now = self._stamp()
+            now = self._db.stamp()
             for cur in doomed:
                 item = cur.item
                 if cur.mutation is not None and not item.deleted:
-                    rid = record_id(item.entity_id, item.last_modified_at, item.device_id)
-                    record = Record(
-                        kind="conflict",
-                        id=rid,
-                        entity_id=item.entity_id,
-                        entity_type=item.entity_type,
-                        status="open",
-                        item=item,
-                        created_at=now,
-                    )
-                    if self._insert_record(record, reason=RESYNC_REASON):
-                        self.add_event(
-                            "CONFLICT_DETECTED", item.entity_id, record_id=rid, reason=RESYNC_REASON
+                    record = loss_record("conflict", item, now)
+                    if self._db.insert_record(record, reason=RESYNC_REASON):
+                        self._db.add_event(
+                            EVENT_OF_KIND["conflict"],
+                            item.entity_id,
+                            record_id=record.id,
+                            reason=RESYNC_REASON,
                         )
                 # Queued record items would recreate the entity at the hub: keep them local.
                 conn.execute(
@@ -84,9 +105,9 @@ class ResyncMixin(RefusalsMixin):
                 )
                 _search.unindex(conn, cur.rowid)
                 conn.execute("DELETE FROM entities WHERE rowid = ?", (cur.rowid,))
-                self._count([], [cur.item])
+                self._db.count([], [cur.item])
             conn.execute("DELETE FROM resync_seen")
-            self._set_meta("resyncing", 0)
+            ResyncState.NONE.store(self._db)
         return len(doomed)
 
     def _resend_what_the_hub_lost(self, conn: sqlite3.Connection) -> int:
@@ -100,19 +121,19 @@ class ResyncMixin(RefusalsMixin):
             row[0]
             for row in conn.execute("SELECT entity_id FROM entities WHERE mutation IS NULL ORDER BY rowid")
         ]
-        first = self._take_mutations(len(lost)) if lost else 0
+        first = self._db.take_mutations(len(lost)) if lost else 0
         conn.executemany(
             "UPDATE entities SET mutation = ? WHERE entity_id = ?",
             [(first + n, eid) for n, eid in enumerate(lost)],
         )
         # Records the hub has are kept once there (by id); a decision it has taken stands.
         shared = [row[0] for row in conn.execute("SELECT id FROM records WHERE hub_known = 1 ORDER BY rowid")]
-        first = self._take_mutations(len(shared)) if shared else 0
+        first = self._db.take_mutations(len(shared)) if shared else 0
         conn.executemany(
             "UPDATE records SET hub_known = 0, push_item = 1, push_decision = (status != 'open'), "
             "mutation = ? WHERE id = ?",
             [(first + n, rid) for n, rid in enumerate(shared)],
         )
         conn.execute("DELETE FROM resync_seen")
-        self._set_meta("resyncing", 0)
+        ResyncState.NONE.store(self._db)
         return len(lost)

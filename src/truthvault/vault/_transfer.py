@@ -12,9 +12,10 @@ import msgspec
 from ..clock import future_limit
 from ..errors import InvalidInput, TruthvaultError
 from ..intake import prepare_items
-from ..merge import plan_merge
+from ..merge import Place, plan_merge
 from ..model import SyncItem, decode_item
 from . import _search
+from ._apply import Applier
 from ._codec import (
     ENTITY_COLUMNS,
     ENTITY_SELECT,
@@ -24,10 +25,9 @@ from ._codec import (
     entity_params,
     item_from_row,
 )
-from ._entities import EVENT_OF_KIND
-from ._sync import SyncMixin
+from ._db import VaultDB
 
-__all__ = ["IMPORT_CHUNK", "TransferMixin"]
+__all__ = ["IMPORT_CHUNK", "Transfer"]
 
 #: Lines decoded, checked and written per step of an import.
 IMPORT_CHUNK = 50_000
@@ -98,15 +98,19 @@ def _chunks(fp: IO[Any], size: int) -> Iterator[list[tuple[int, bytes | str]]]:
         yield chunk
 
 
-class TransferMixin(SyncMixin):
-    """export_jsonl / import_jsonl."""
+class Transfer:
+    """Export and import of one vault's entities as JSON Lines."""
 
-    def export_jsonl(self, fp: IO[Any], include_deleted: bool = True) -> int:
+    def __init__(self, db: VaultDB, applier: Applier) -> None:
+        self._db = db
+        self._applier = applier
+
+    def export(self, fp: IO[Any], include_deleted: bool = True) -> int:
         """Stream every entity (tombstones too, by default) to ``fp``; return how many."""
         text = isinstance(fp, io.TextIOBase)
         sql = ENTITY_SELECT + ("" if include_deleted else " WHERE deleted = 0") + " ORDER BY rowid"
         count = 0
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(sql)
             while batch := rows.fetchmany(5000):
                 buf = bytearray()
@@ -117,7 +121,7 @@ class TransferMixin(SyncMixin):
                 count += len(batch)
         return count
 
-    def import_jsonl(
+    def load(
         self, fp: IO[Any], *, queue_for_push: bool = True, progress: Callable[[int], None] | None = None
     ) -> int:
         """Restore entities from JSON Lines; return how many lines were imported.
@@ -130,7 +134,7 @@ class TransferMixin(SyncMixin):
         it would win every edit made here until then.
         """
         count = 0
-        conn = self._conn
+        conn = self._db.conn
         old_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
         conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
         # Chunks are acyclic and freed by reference counting; the cyclic collector would
@@ -138,9 +142,9 @@ class TransferMixin(SyncMixin):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            with self._tx():
-                tenant = self._meta_str("tenant_id")
-                now = self._stamp()
+            with self._db.tx():
+                tenant = self._db.meta_str("tenant_id")
+                now = self._db.stamp()
                 rows_before = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM entities").fetchone()[0])
                 deferred: list[str] = []
                 for chunk in _chunks(fp, IMPORT_CHUNK):
@@ -151,7 +155,7 @@ class TransferMixin(SyncMixin):
                     max_clock = future_limit()
                     items = _parse_chunk(chunk, tenant, max_clock)
                     # Later edits here must come after every imported version, as after a pull.
-                    self._clock.observe(max(item.last_modified_at for item in items))
+                    self._db.clock.observe(max(item.last_modified_at for item in items))
                     self._import_chunk(items, queue_for_push, now)
                     count += len(chunk)
                     if progress is not None:
@@ -169,20 +173,20 @@ class TransferMixin(SyncMixin):
 
     def _drop_secondary_indexes(self) -> list[str]:
         """Drop the entities table's own indexes; return the SQL that recreates them."""
-        rows = self._conn.execute(
+        rows = self._db.conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entities' AND sql IS NOT NULL"
         ).fetchall()
         for name, _ in rows:
-            self._conn.execute(f'DROP INDEX "{name}"')
+            self._db.conn.execute(f'DROP INDEX "{name}"')
         return [sql for _, sql in rows]
 
     def _import_chunk(self, items: list[SyncItem], queue: bool, now: str) -> None:
-        conn = self._conn
-        first_mutation = self._take_mutations(len(items)) if queue else 0
+        conn = self._db.conn
+        first_mutation = self._db.take_mutations(len(items)) if queue else 0
         seen: dict[str, int] = {}
         for item in items:
             seen[item.entity_id] = seen.get(item.entity_id, 0) + 1
-        existing = self._currents(seen)
+        existing = self._db.currents(seen)
         start = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM entities").fetchone()[0]) + 1
         fresh: list[tuple[Any, ...]] = []
         fresh_items: list[SyncItem] = []
@@ -198,34 +202,21 @@ class TransferMixin(SyncMixin):
                 contested.append(item)
         if fresh:
             conn.executemany(_FRESH_INSERT, fresh)
-            self._count(fresh_items, [])
+            self._db.count(fresh_items, [])
             # One set-based pass indexes the whole run of new rows.
             _search.reindex_range(conn, start, start + len(fresh) - 1)
         if contested:
-            self._import_contested(contested, existing, mutation_of, now)
+            self._import_contested(contested, existing, mutation_of, queue, now)
 
     def _import_contested(
         self,
         items: list[SyncItem],
         existing: dict[str, Current],
         mutation_of: dict[int, int | None],
+        queue: bool,
         now: str,
     ) -> None:
         """Resolve imported versions of ids already present (or repeated) like a pull."""
         plan = plan_merge({eid: cur.item for eid, cur in existing.items()}, items, now)
-        for eid, item in plan.entities.items():
-            cur = existing.get(eid)
-            self._put_row(item, mutation_of[id(item)], cur.hub_known if cur else False, cur)
-        for loss in plan.losses:
-            cur = existing.get(loss.record.entity_id)
-            if cur is not None and loss.record.item is cur.item:
-                queued_winner = loss.winner is not None and mutation_of.get(id(loss.winner)) is not None
-                if cur.hub_known and cur.mutation is None and queued_winner:
-                    # as after a pull: the hub holds the version that lost here, and decides what
-                    # to keep of it when the imported one reaches it (it may hold a newer one)
-                    continue
-                mutation = cur.mutation
-            else:
-                mutation = mutation_of[id(loss.record.item)]
-            if self._insert_record(loss.record, mutation=mutation, push_item=mutation is not None):
-                self.add_event(EVENT_OF_KIND[loss.kind], loss.record.entity_id, record_id=loss.record.id)
+        mutations = {key: m for key, m in mutation_of.items() if m is not None}
+        self._applier.apply(plan, existing, Place.QUEUED if queue else Place.LOCAL, mutations)
