@@ -117,7 +117,7 @@ class SyncTx(Protocol):
         """Note the device's last applied mutation and when it was last seen."""
 
     def announce(self) -> None:
-        """Tell other hub processes, at commit, that the tenant changed (see :meth:`watch`)."""
+        """Tell other hub processes, at commit, that the tenant changed (see :meth:`HubStore.watch`)."""
 
     def purge_tombstones(self, cutoff: str, now: str) -> int:
         """Leave a head mark at ``now``; delete the tombstones the latest mark at or before
