@@ -30,9 +30,8 @@ from ..model import (
 )
 from ..truth import Outcome
 from ._applier import apply_plan
-from ._port import EventRow, SyncStorage, SyncTx, TenantState
+from ._port import EventRow, SyncStorage, SyncTx, TenantState, iso_ms, now
 from ._rules import checked_items, max_clock, other_history, reset_error
-from ._sql import iso_ms, now
 from .store import DeviceContext, Limits
 
 __all__ = ["SyncEngine"]
