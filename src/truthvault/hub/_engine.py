@@ -30,9 +30,8 @@ from ..model import (
 )
 from ..truth import Outcome
 from ._applier import apply_plan
-from ._port import EventRow, SyncStorage, SyncTx, TenantState
+from ._port import EventRow, SyncStorage, SyncTx, TenantState, iso_ms, now
 from ._rules import checked_items, max_clock, other_history, reset_error
-from ._sql import iso_ms, now
 from .store import DeviceContext, Limits
 
 __all__ = ["SyncEngine"]
@@ -225,9 +224,11 @@ def _encode_page(
     items: list[bytes], records: list[bytes], cursor: int, has_more: bool, state: TenantState, tag: str | None
 ) -> bytes:
     """A :class:`~truthvault.model.PullResponse`, its items and records the stored JSON as is."""
+    # One Raw an item: msgspec copies a list of them into its output about ten times faster
+    # than one Raw of the whole list joined (a 1,000-item page: 70 against 600-800 us).
     page = PullResponse(
-        items=cast(Any, msgspec.Raw(b"[%s]" % b",".join(items))),
-        records=cast(Any, msgspec.Raw(b"[%s]" % b",".join(records))),
+        items=cast(Any, list(map(msgspec.Raw, items))),
+        records=cast(Any, list(map(msgspec.Raw, records))),
         cursor=cursor,
         has_more=has_more,
         head=state.head_seq,

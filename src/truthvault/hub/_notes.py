@@ -13,7 +13,8 @@ import time
 from collections.abc import Mapping
 
 from ..model import encode
-from ._sql import SqlDatabase, now
+from ._port import now
+from ._sql import SqlDatabase
 
 __all__ = ["INSERT_EVENTS", "PullNotes"]
 

@@ -7,14 +7,27 @@ Every method is scoped to one tenant, named by its id; nothing reads across tena
 
 from __future__ import annotations
 
+import time
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..clock import format_stamp
 from ..model import Record, SyncItem
 
-__all__ = ["EntityWrites", "EventRow", "Page", "SyncStorage", "SyncTx", "TenantState"]
+__all__ = ["EntityWrites", "EventRow", "Page", "SyncStorage", "SyncTx", "TenantState", "iso_ms", "now"]
+
+
+def iso_ms(ms: int) -> str:
+    """Milliseconds since the epoch as ``2026-11-22T01:36:48.123Z``: how the port's times read."""
+    return format_stamp(ms)[:-5]
+
+
+def now() -> str:
+    """The time now as :func:`iso_ms` gives it."""
+    return iso_ms(time.time_ns() // 1_000_000)
+
 
 #: An event to write: (type, entity id, detail).
 EventRow = tuple[str, str | None, Mapping[str, object]]
@@ -117,7 +130,7 @@ class SyncTx(Protocol):
         """Note the device's last applied mutation and when it was last seen."""
 
     def announce(self) -> None:
-        """Tell other hub processes, at commit, that the tenant changed (see :meth:`watch`)."""
+        """Tell other hub processes, at commit, that the tenant changed (see :meth:`HubStore.watch`)."""
 
     def purge_tombstones(self, cutoff: str, now: str) -> int:
         """Leave a head mark at ``now``; delete the tombstones the latest mark at or before

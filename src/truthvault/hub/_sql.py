@@ -10,7 +10,6 @@ may override its bulk read (:meth:`SqlDatabase.load_current`).
 from __future__ import annotations
 
 import hashlib
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Container, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -18,7 +17,6 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..clock import format_stamp
 from ..errors import NotFound
 from ..model import SyncItem
 from ._port import EntityWrites, Page, TenantState
@@ -31,8 +29,6 @@ __all__ = [
     "Db",
     "SqlDatabase",
     "hash_secret",
-    "iso_ms",
-    "now",
     "select_in",
     "tenant_state",
 ]
@@ -64,16 +60,6 @@ class Db(Protocol):
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
-
-
-def iso_ms(ms: int) -> str:
-    """Milliseconds since the epoch as ``2026-11-22T01:36:48.123Z``."""
-    return format_stamp(ms)[:-5]
-
-
-def now() -> str:
-    """The time now as :func:`iso_ms` gives it."""
-    return iso_ms(time.time_ns() // 1_000_000)
 
 
 def signed(checksum: int) -> int:

@@ -13,7 +13,8 @@ from ..crypto import fingerprint
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import Record
 from ._notes import PullNotes
-from ._sql import SqlDatabase, hash_secret, now
+from ._port import now
+from ._sql import SqlDatabase, hash_secret
 from .store import SYNC_EVENT_TYPES, VAULT_MODES, Device, DeviceContext, Event, Tenant
 
 __all__ = ["Tenants", "check_name"]

@@ -1,7 +1,11 @@
-"""The hub's storage port: one interface, one adapter per database (SQLite, PostgreSQL).
+"""The hub store's interface (what the app, the CLI and the tests call), its data types, and
+:func:`open_store`, which picks the database (SQLite, PostgreSQL) by URL.
 
-Every method is scoped to one tenant through the :class:`DeviceContext` it is given
-(or a tenant name for the admin methods); no query ever reads across tenants.
+The store that :func:`open_store` returns is a facade (:mod:`._base`) over the sync engine
+(:mod:`._engine`, whose own narrow storage port is :mod:`._port`) and the repositories of
+tenants, credentials and key blobs. Every method is scoped to one tenant through the
+:class:`DeviceContext` it is given (or a tenant name for the admin methods); no query ever
+reads across tenants.
 """
 
 from __future__ import annotations
