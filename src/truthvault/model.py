@@ -123,6 +123,14 @@ class SyncItem(msgspec.Struct, omit_defaults=True, gc=False):
     #: pull only: the hub's sequence number of this change in the tenant's feed
     seq: NonNegative | None = None
 
+    def data(self) -> dict[str, Any]:
+        """The payload, decoded: a JSON object (a tombstone's is empty). An end-to-end encrypted
+        item is opened by the device that pulls it, so a vault only ever holds readable ones."""
+        value = msgspec.json.decode(self.payload)
+        if not isinstance(value, dict):
+            raise InvalidInput(f"the payload of {self.entity_id} is not a JSON object")
+        return value
+
 
 class Record(msgspec.Struct, omit_defaults=True, gc=False):
     """A kept loser: a suggestion (a lower-level version) or a conflict (a U1 loser)."""

@@ -124,11 +124,8 @@ def _has_non_finite(value: object) -> bool:
 
 
 def payload_of(item: SyncItem) -> dict[str, Any]:
-    """The payload of an item as a dict."""
-    value = msgspec.json.decode(item.payload)
-    if not isinstance(value, dict):
-        raise InvalidInput(f"payload of {item.entity_id} is not a JSON object")
-    return value
+    """The payload of an item as a dict (see :meth:`SyncItem.data`)."""
+    return item.data()
 
 
 def step(item: SyncItem, ref: str | None = None) -> OriginStep:
