@@ -56,10 +56,6 @@ class SqlHubStore:
     def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
         return self.database.watch(on_change)
 
-    def flush_notes(self) -> None:
-        """Write the pull events and last-seen times noted so far."""
-        self.notes.flush()
-
     # -- tenants, devices and what is read of a tenant (Tenants) -----------------------
     def add_tenant(self, name: str, vault_mode: str) -> Tenant:
         return self.tenants.add_tenant(name, vault_mode)
