@@ -36,8 +36,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .clock import HybridClock
+    from .hub import Hub
     from .model import Record, SyncItem
-    from .sync import CheckResult, HubClient, Syncer, SyncStats
+    from .sync import CheckResult, HubClient, Syncer, SyncStats, enrol_vault
     from .truth import Outcome, TruthLevel, is_higher_truth
     from .vault import Event, Vault, VaultRecord, WriteResult
 
@@ -46,12 +47,14 @@ __version__ = "0.1.0"
 #: each lazily loaded name and the module that defines it
 _LAZY = {
     "HybridClock": "clock",
+    "Hub": "hub",
     "Record": "model",
     "SyncItem": "model",
     "CheckResult": "sync",
     "HubClient": "sync",
     "SyncStats": "sync",
     "Syncer": "sync",
+    "enrol_vault": "sync",
     "Outcome": "truth",
     "TruthLevel": "truth",
     "is_higher_truth": "truth",
@@ -67,6 +70,7 @@ __all__ = [
     "DecryptionFailed",
     "Event",
     "Forbidden",
+    "Hub",
     "HubClient",
     "HubReset",
     "HubUnavailable",
@@ -91,6 +95,7 @@ __all__ = [
     "VaultRecord",
     "WriteResult",
     "__version__",
+    "enrol_vault",
     "is_higher_truth",
 ]
 

@@ -116,7 +116,8 @@ class HubServer:
             self.server.run()
 
     def start(self, timeout: float = 30.0) -> HubServer:
-        """Serve in a thread of its own; return once the server accepts connections."""
+        """Serve in a thread of its own; return once the server accepts connections (with port 0,
+        on a free port the system picked: :attr:`port` and :attr:`url` then name it)."""
         # (uvicorn listens to signals in the main thread only: stop() ends this one)
         self._thread = threading.Thread(target=self.server.run, name="truthvault-hub", daemon=True)
         self._thread.start()
@@ -126,6 +127,10 @@ class HubServer:
                 self.stop()
                 raise StorageError(f"the hub did not start on {self.host}:{self.port}")
             time.sleep(0.01)
+        if self.port == 0:
+            # port 0 asked the system for a free one: say which it gave
+            self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
+            self.url = self.url.rsplit(":", 1)[0] + f":{self.port}"
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
