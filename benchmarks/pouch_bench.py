@@ -1,0 +1,319 @@
+"""Sync end to end, as a user runs it: truthvault's CLI against PouchDB, side by side in one run.
+
+truthvault: a device's ``truthvault sync push`` of ``--docs`` notes (~250-byte payloads) to a
+real ``truthvault hub serve`` on 127.0.0.1 (SQLite, a cloud_first tenant, the default rate
+limit), then a second, fresh device's ``truthvault sync pull`` of them; each timed as the wall
+clock of the CLI process, Python's start-up included.
+
+PouchDB: the same documents (same ids, same payload bytes) replicated from a local PouchDB
+(LevelDB) to express-pouchdb (PouchDB on LevelDB, a node process on 127.0.0.1) for push, and
+from it into a fresh local PouchDB for pull; timed inside node around ``replicate`` (node's
+start-up and the loading of PouchDB not counted, which favours PouchDB).
+
+Set-up is not timed: the hub, tenant and devices, and the notes written into the first
+device's vault (``truthvault import`` of JSON Lines) or the first local PouchDB (``bulkDocs``).
+Each round makes everything afresh and runs the four operations interleaved, the systems'
+order alternating by round; the table shows the medians of the rounds and the ratio
+PouchDB seconds / truthvault seconds (how many times faster truthvault is) against issue 10's
+targets. Each round's figures go to stderr. The npm packages are installed into
+``benchmarks/pouch/node_modules`` the first time (needs node and npm).
+
+    .venv/bin/python benchmarks/pouch_bench.py                 # 50,000 docs, 3 rounds
+    .venv/bin/python benchmarks/pouch_bench.py --docs 5000 --rounds 1
+    .venv/bin/python benchmarks/pouch_bench.py --json          # the figures as JSON on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: issue 10's targets: truthvault at least this many times faster than PouchDB
+TARGETS = {"push": 6.0, "pull": 10.0}
+PAYLOAD_BYTES = 250
+POUCH_DIR = Path(__file__).resolve().parent / "pouch"
+TV = [sys.executable, "-m", "truthvault"]
+_WORDS = (
+    "garden water plants call mum buy bread milk eggs meeting notes project deadline review "
+    "draft letter invoice pay rent book flight train ticket pick up kids school friday monday "
+    "recipe soup lentils onion garlic idea write chapter fix bike tyre dentist appointment "
+    "remember password renew passport library return books gym run park walk dog vet"
+).split()
+
+
+# -- the documents ---------------------------------------------------------------------------
+
+
+def payload(n: int, rng: random.Random) -> dict[str, str]:
+    """A note of about PAYLOAD_BYTES bytes of JSON: a title and a text of everyday words."""
+    title = f"note {n}"
+    words: list[str] = []
+    size = len(json.dumps({"title": title, "text": ""}))
+    while size < PAYLOAD_BYTES:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        size += len(word) + 1
+    return {"title": title, "text": " ".join(words)}
+
+
+def write_docs(folder: Path, count: int) -> tuple[Path, Path]:
+    """The same documents twice: JSON Lines for ``truthvault import`` and for PouchDB's bulkDocs."""
+    rng = random.Random(10)
+    tv_path, pouch_path = folder / "notes.jsonl", folder / "docs.jsonl"
+    with tv_path.open("w") as tv, pouch_path.open("w") as pouch:
+        for n in range(count):
+            doc_id = f"note-{n:07d}"
+            body = payload(n, rng)
+            ms, counter = divmod(n, 16)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_780_000_000 + ms // 1000))
+            item = {
+                "entity_type": "note",
+                "entity_id": doc_id,
+                "tenant_id": "local",
+                "truth_level": 1,
+                "origin_source": "user:cli",
+                "last_modified_at": f"{stamp}.{ms % 1000:03d}Z-{counter:04x}",
+                "device_id": "bench",
+                "payload": body,
+            }
+            tv.write(json.dumps(item) + "\n")
+            pouch.write(json.dumps({"_id": doc_id, **body}) + "\n")
+    return tv_path, pouch_path
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str] | None, ready_url: str, what: str, log: Path) -> Iterator[None]:
+    """Run a server process until the block ends, once ``ready_url`` answers."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(ready_url, proc, what)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def timed(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> tuple[float, str]:
+    """Run a command to its end; (wall seconds, stdout). A failure stops the benchmark."""
+    t0 = time.perf_counter()
+    result = subprocess.run(args, env=env, input=stdin, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return seconds, result.stdout
+
+
+# -- truthvault --------------------------------------------------------------------------------
+
+
+class TruthvaultSide:
+    """A hub process with tenant 'bench' and two token devices; the first holds the notes."""
+
+    def __init__(self, root: Path, notes: Path) -> None:
+        self.root = root
+        self.notes = notes
+        self.db = str(root / "hub.db")
+        self.hub_env = self.env("hub-home")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def env(self, home: str) -> dict[str, str]:
+        return {**os.environ, "TRUTHVAULT_HOME": str(self.root / home), "NO_COLOR": "1"}
+
+    def admin(self, *args: str) -> str:
+        return timed([*TV, "hub", *args, "--db", self.db], self.hub_env)[1]
+
+    @contextmanager
+    def hub(self) -> Iterator[None]:
+        self.admin("init")
+        self.admin("tenant", "add", "bench", "--mode", "cloud_first")
+        serve = [*TV, "hub", "serve", "--db", self.db, "--port", str(self.port)]
+        with running(serve, self.hub_env, self.url + "/healthz", "truthvault hub", self.root / "hub.log"):
+            yield
+
+    def device(self, name: str) -> dict[str, str]:
+        token = json.loads(self.admin("device", "add", "--tenant", "bench", "--name", name, "--json"))["token"]
+        env = self.env(name)
+        timed([*TV, "init", "--hub", self.url, "--tenant", "bench", "--token", "-"], env, token + "\n")
+        return env
+
+    def push(self, docs: int) -> float:
+        env = self.device("writer")
+        imported = json.loads(timed([*TV, "import", str(self.notes), "--json"], env)[1])["imported"]
+        assert imported == docs, imported
+        seconds, out = timed([*TV, "sync", "push", "--json"], env)
+        pushed = json.loads(out)["pushed"]
+        if pushed != docs:
+            raise RuntimeError(f"truthvault pushed {pushed} of {docs}")
+        return seconds
+
+    def pull(self, docs: int) -> float:
+        env = self.device("reader")
+        seconds, out = timed([*TV, "sync", "pull", "--json"], env)
+        stats = json.loads(out)
+        if stats["pulled"] != docs or stats["applied"] != docs:
+            raise RuntimeError(f"truthvault pulled {stats['pulled']} (applied {stats['applied']}) of {docs}")
+        return seconds
+
+
+# -- PouchDB -----------------------------------------------------------------------------------
+
+
+def ensure_node_modules() -> None:
+    """Install the pinned npm packages into benchmarks/pouch/ once."""
+    if (POUCH_DIR / "node_modules" / "express-pouchdb").is_dir():
+        return
+    if not shutil.which("node") or not shutil.which("npm"):
+        sys.exit("pouch_bench needs node (18 or later) and npm on the PATH to run PouchDB; install them first")
+    print("installing PouchDB and express-pouchdb into benchmarks/pouch/node_modules ...", file=sys.stderr)
+    command = "ci" if (POUCH_DIR / "package-lock.json").exists() else "install"
+    subprocess.run(["npm", command, "--no-audit", "--no-fund"], cwd=POUCH_DIR, check=True)
+
+
+class PouchSide:
+    """An express-pouchdb process; local PouchDBs replicate to and from its database 'bench'."""
+
+    def __init__(self, root: Path, docs_file: Path, batch_size: int) -> None:
+        self.root = root
+        self.docs_file = docs_file
+        self.batch = str(batch_size)
+        self.port = _free_port()
+        self.db_url = f"http://127.0.0.1:{self.port}/bench"
+
+    @contextmanager
+    def server(self) -> Iterator[None]:
+        folder = self.root / "server"
+        folder.mkdir()
+        serve = ["node", str(POUCH_DIR / "server.js"), str(folder), str(self.port)]
+        with running(serve, None, f"http://127.0.0.1:{self.port}/", "express-pouchdb", self.root / "server.log"):
+            yield
+
+    def _replicate(self, op: str, docs: int, *args: str) -> float:
+        folder = self.root / op
+        folder.mkdir()
+        script = str(POUCH_DIR / "replicate.js")
+        out = json.loads(timed(["node", script, op, self.db_url, str(folder), *args, self.batch])[1])
+        if out["docs"] != docs or out["docs_written"] != docs:
+            raise RuntimeError(f"PouchDB {op}: {out}")
+        return float(out["seconds"])
+
+    def push(self, docs: int) -> float:
+        return self._replicate("push", docs, str(self.docs_file))
+
+    def pull(self, docs: int) -> float:
+        return self._replicate("pull", docs)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def one_round(n: int, docs: int, notes: Path, pouch_docs: Path, batch_size: int) -> dict[str, float]:
+    """Push then pull with both systems, afresh; the order of the systems alternates by round."""
+    with tempfile.TemporaryDirectory(prefix="pouch_bench-") as tmp:
+        (Path(tmp) / "tv").mkdir()
+        (Path(tmp) / "pouch").mkdir()
+        tv = TruthvaultSide(Path(tmp) / "tv", notes)
+        pouch = PouchSide(Path(tmp) / "pouch", pouch_docs, batch_size)
+        with tv.hub(), pouch.server():
+            sides = [("truthvault", tv), ("pouchdb", pouch)]
+            if n % 2:
+                sides.reverse()
+            figures: dict[str, float] = {}
+            for op in ("push", "pull"):
+                for name, side in sides:
+                    figures[f"{name} {op}"] = getattr(side, op)(docs)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=50_000, help="documents to sync (default 50,000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (medians shown; default 3)")
+    parser.add_argument(
+        "--pouch-batch-size",
+        type=int,
+        default=0,
+        help="PouchDB's replication batch_size (default: PouchDB's own, 100)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    ensure_node_modules()
+    rounds: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="pouch_bench-docs-") as tmp:
+        notes, pouch_docs = write_docs(Path(tmp), args.docs)
+        for n in range(args.rounds):
+            figures = one_round(n, args.docs, notes, pouch_docs, args.pouch_batch_size)
+            rounds.append(figures)
+            print(f"round {n + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures.items()), file=sys.stderr)
+    medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    ratios = {op: medians[f"pouchdb {op}"] / medians[f"truthvault {op}"] for op in ("push", "pull")}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "docs": args.docs,
+                    "payload_bytes": PAYLOAD_BYTES,
+                    "pouch_batch_size": args.pouch_batch_size or 100,
+                    "rounds": rounds,
+                    "median_seconds": medians,
+                    "ratios": ratios,
+                    "targets": TARGETS,
+                },
+                indent=2,
+            )
+        )
+        return
+    print(f"{args.docs:,} documents of ~{PAYLOAD_BYTES} bytes, median of {args.rounds} round(s)")
+    print(f"{'system':<10} | {'operation':<9} | {'docs':>7} | {'seconds':>7} | {'docs/s':>8}")
+    print(f"{'-' * 10}-|-{'-' * 9}-|-{'-' * 7}-|-{'-' * 7}-|-{'-' * 8}")
+    for op in ("push", "pull"):
+        for system in ("truthvault", "pouchdb"):
+            s = medians[f"{system} {op}"]
+            print(f"{system:<10} | {op:<9} | {args.docs:>7} | {s:>7.2f} | {args.docs / s:>8,.0f}")
+    for op in ("push", "pull"):
+        met = "met" if ratios[op] >= TARGETS[op] else "NOT met"
+        print(f"truthvault/PouchDB {op}: {ratios[op]:.1f}x (target >= {TARGETS[op]:.0f}x, {met})")
+
+
+if __name__ == "__main__":
+    main()
