@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -40,9 +42,11 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 #: issue 10's targets: truthvault at least this many times faster than PouchDB
 TARGETS = {"push": 6.0, "pull": 10.0}
+OPS = ("push", "pull")
 PAYLOAD_BYTES = 250
 POUCH_DIR = Path(__file__).resolve().parent / "pouch"
 TV = [sys.executable, "-m", "truthvault"]
@@ -166,16 +170,25 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
     raise RuntimeError(f"{what} did not start")
 
 
+def cpu_of(pid: int) -> float:
+    """The CPU seconds (user + system) process ``pid`` has used so far; NaN where /proc is not."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def running(
     args: list[str], env: dict[str, str] | None, ready_url: str, what: str, log: Path
-) -> Iterator[None]:
-    """Run a server process until the block ends, once ``ready_url`` answers."""
+) -> Iterator[int]:
+    """Run a server process until the block ends, once ``ready_url`` answers; yield its pid."""
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_http(ready_url, proc, what)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -185,14 +198,33 @@ def running(
             proc.wait()
 
 
-def timed(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> tuple[float, str]:
-    """Run a command to its end; (wall seconds, stdout). A failure stops the benchmark."""
+class Run(NamedTuple):
+    """A command run to its end: wall seconds, its CPU seconds (user + system), its output."""
+
+    seconds: float
+    cpu: float
+    stdout: str
+
+
+def timed(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> Run:
+    """Run a command to its end. A failure stops the benchmark."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     result = subprocess.run(args, env=env, input=stdin, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-    return seconds, result.stdout
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Run(seconds, cpu, result.stdout)
+
+
+class Figure(NamedTuple):
+    """One timed operation: wall seconds, the client's and the server's CPU seconds in it."""
+
+    seconds: float
+    client_cpu: float
+    server_cpu: float
 
 
 # -- truthvault --------------------------------------------------------------------------------
@@ -221,19 +253,22 @@ class TruthvaultSide:
         self.hub_env = self.env("hub-home")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.pid = 0
 
     def env(self, home: str) -> dict[str, str]:
         return {**python_env(), "TRUTHVAULT_HOME": str(self.root / home), "NO_COLOR": "1"}
 
     def admin(self, *args: str) -> str:
-        return timed([*TV, "hub", *args, "--db", self.db], self.hub_env)[1]
+        return timed([*TV, "hub", *args, "--db", self.db], self.hub_env).stdout
 
     @contextmanager
     def hub(self) -> Iterator[None]:
         self.admin("init")
         self.admin("tenant", "add", "bench", "--mode", "cloud_first")
         serve = [*TV, "hub", "serve", "--db", self.db, "--port", str(self.port)]
-        with running(serve, self.hub_env, self.url + "/healthz", "truthvault hub", self.root / "hub.log"):
+        with running(
+            serve, self.hub_env, self.url + "/healthz", "truthvault hub", self.root / "hub.log"
+        ) as self.pid:
             yield
 
     def device(self, name: str) -> dict[str, str]:
@@ -244,23 +279,25 @@ class TruthvaultSide:
         timed([*TV, "init", "--hub", self.url, "--tenant", "bench", "--token", "-"], env, token + "\n")
         return env
 
-    def push(self, docs: int) -> float:
-        env = self.device("writer")
-        imported = json.loads(timed([*TV, "import", str(self.notes), "--json"], env)[1])["imported"]
-        assert imported == docs, imported
-        seconds, out = timed([*TV, "sync", "push", "--json"], env)
-        pushed = json.loads(out)["pushed"]
-        if pushed != docs:
-            raise RuntimeError(f"truthvault pushed {pushed} of {docs}")
-        return seconds
+    def _sync(self, op: str, env: dict[str, str]) -> tuple[Figure, dict[str, Any]]:
+        hub_cpu = cpu_of(self.pid)
+        run = timed([*TV, "sync", op, "--json"], env)
+        return Figure(run.seconds, run.cpu, cpu_of(self.pid) - hub_cpu), json.loads(run.stdout)
 
-    def pull(self, docs: int) -> float:
-        env = self.device("reader")
-        seconds, out = timed([*TV, "sync", "pull", "--json"], env)
-        stats = json.loads(out)
+    def push(self, docs: int) -> Figure:
+        env = self.device("writer")
+        imported = json.loads(timed([*TV, "import", str(self.notes), "--json"], env).stdout)["imported"]
+        assert imported == docs, imported
+        figure, stats = self._sync("push", env)
+        if stats["pushed"] != docs:
+            raise RuntimeError(f"truthvault pushed {stats['pushed']} of {docs}")
+        return figure
+
+    def pull(self, docs: int) -> Figure:
+        figure, stats = self._sync("pull", self.device("reader"))
         if stats["pulled"] != docs or stats["applied"] != docs:
             raise RuntimeError(f"truthvault pulled {stats['pulled']} (applied {stats['applied']}) of {docs}")
-        return seconds
+        return figure
 
 
 # -- PouchDB -----------------------------------------------------------------------------------
@@ -288,6 +325,7 @@ class PouchSide:
         self.batch = str(batch_size)
         self.port = _free_port()
         self.db_url = f"http://127.0.0.1:{self.port}/bench"
+        self.pid = 0
 
     @contextmanager
     def server(self) -> Iterator[None]:
@@ -296,29 +334,33 @@ class PouchSide:
         serve = ["node", str(POUCH_DIR / "server.js"), str(folder), str(self.port)]
         with running(
             serve, None, f"http://127.0.0.1:{self.port}/", "express-pouchdb", self.root / "server.log"
-        ):
+        ) as self.pid:
             yield
 
-    def _replicate(self, op: str, docs: int, *args: str) -> float:
+    def _replicate(self, op: str, docs: int, *args: str) -> Figure:
         folder = self.root / op
         folder.mkdir()
         script = str(POUCH_DIR / "replicate.js")
-        out = json.loads(timed(["node", script, op, self.db_url, str(folder), *args, self.batch])[1])
+        # the server's CPU over the whole run: it does nothing but this replication meanwhile
+        server_cpu = cpu_of(self.pid)
+        run = timed(["node", script, op, self.db_url, str(folder), *args, self.batch])
+        server_cpu = cpu_of(self.pid) - server_cpu
+        out = json.loads(run.stdout)
         if out["docs"] != docs or out["docs_written"] != docs:
             raise RuntimeError(f"PouchDB {op}: {out}")
-        return float(out["seconds"])
+        return Figure(float(out["seconds"]), float(out["cpu_seconds"]), server_cpu)
 
-    def push(self, docs: int) -> float:
+    def push(self, docs: int) -> Figure:
         return self._replicate("push", docs, str(self.docs_file))
 
-    def pull(self, docs: int) -> float:
+    def pull(self, docs: int) -> Figure:
         return self._replicate("pull", docs)
 
 
 # -- the run -----------------------------------------------------------------------------------
 
 
-def one_round(n: int, docs: int, notes: Path, pouch_docs: Path, batch_size: int) -> dict[str, float]:
+def one_round(n: int, docs: int, notes: Path, pouch_docs: Path, batch_size: int) -> dict[str, Figure]:
     """Push then pull with both systems, afresh; the order of the systems alternates by round."""
     with tempfile.TemporaryDirectory(prefix="pouch_bench-") as tmp:
         (Path(tmp) / "tv").mkdir()
@@ -329,7 +371,7 @@ def one_round(n: int, docs: int, notes: Path, pouch_docs: Path, batch_size: int)
             sides = [("truthvault", tv), ("pouchdb", pouch)]
             if n % 2:
                 sides.reverse()
-            figures: dict[str, float] = {}
+            figures: dict[str, Figure] = {}
             for op in ("push", "pull"):
                 for name, side in sides:
                     figures[f"{name} {op}"] = getattr(side, op)(docs)
@@ -350,17 +392,21 @@ def main() -> None:
     args = parser.parse_args()
     ensure_node_modules()
     compile_truthvault()
-    rounds: list[dict[str, float]] = []
+    rounds: list[dict[str, Figure]] = []
     with tempfile.TemporaryDirectory(prefix="pouch_bench-docs-") as tmp:
         notes, pouch_docs = write_docs(Path(tmp), args.docs)
         for n in range(args.rounds):
             figures = one_round(n, args.docs, notes, pouch_docs, args.pouch_batch_size)
             rounds.append(figures)
-            print(
-                f"round {n + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures.items()), file=sys.stderr
-            )
-    medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    ratios = {op: medians[f"pouchdb {op}"] / medians[f"truthvault {op}"] for op in ("push", "pull")}
+            done = ", ".join(f"{k} {f.seconds:.2f} s" for k, f in figures.items())
+            print(f"round {n + 1}: {done} (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+    keys = list(rounds[0])
+    medians = {k: Figure(*(statistics.median(r[k][i] for r in rounds) for i in range(3))) for k in keys}
+    ratios = {op: medians[f"pouchdb {op}"].seconds / medians[f"truthvault {op}"].seconds for op in OPS}
+    # both systems meet the same load within a round: its ratio is the steadier figure
+    round_ratios = {
+        op: [r[f"pouchdb {op}"].seconds / r[f"truthvault {op}"].seconds for r in rounds] for op in OPS
+    }
     if args.json:
         print(
             json.dumps(
@@ -368,25 +414,39 @@ def main() -> None:
                     "docs": args.docs,
                     "payload_bytes": PAYLOAD_BYTES,
                     "pouch_batch_size": args.pouch_batch_size or 100,
-                    "rounds": rounds,
-                    "median_seconds": medians,
+                    "rounds": [{k: f._asdict() for k, f in r.items()} for r in rounds],
+                    "medians": {k: f._asdict() for k, f in medians.items()},
                     "ratios": ratios,
+                    "round_ratios": round_ratios,
                     "targets": TARGETS,
                 },
                 indent=2,
             )
         )
         return
-    print(f"{args.docs:,} documents of ~{PAYLOAD_BYTES} bytes, median of {args.rounds} round(s)")
-    print(f"{'system':<10} | {'operation':<9} | {'docs':>7} | {'seconds':>7} | {'docs/s':>8}")
-    print(f"{'-' * 10}-|-{'-' * 9}-|-{'-' * 7}-|-{'-' * 7}-|-{'-' * 8}")
-    for op in ("push", "pull"):
+    print(f"{args.docs:,} documents of ~{PAYLOAD_BYTES} bytes, medians of {args.rounds} round(s)")
+    head = ("system", "operation", "docs", "seconds", "docs/s", "client cpu s", "server cpu s")
+    widths = (10, 9, 7, 7, 8, 12, 12)
+    print(
+        " | ".join(
+            f"{h:<{w}}" if i < 2 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    )
+    print("-|-".join("-" * w for w in widths))
+    for op in OPS:
         for system in ("truthvault", "pouchdb"):
-            s = medians[f"{system} {op}"]
-            print(f"{system:<10} | {op:<9} | {args.docs:>7} | {s:>7.2f} | {args.docs / s:>8,.0f}")
-    for op in ("push", "pull"):
+            f = medians[f"{system} {op}"]
+            print(
+                f"{system:<10} | {op:<9} | {args.docs:>7} | {f.seconds:>7.2f} | {args.docs / f.seconds:>8,.0f} | "
+                f"{f.client_cpu:>12.2f} | {f.server_cpu:>12.2f}"
+            )
+    for op in OPS:
         met = "met" if ratios[op] >= TARGETS[op] else "NOT met"
-        print(f"truthvault/PouchDB {op}: {ratios[op]:.1f}x (target >= {TARGETS[op]:.0f}x, {met})")
+        each = ", ".join(f"{r:.1f}" for r in round_ratios[op])
+        print(
+            f"truthvault/PouchDB {op}: {ratios[op]:.1f}x (target >= {TARGETS[op]:.0f}x, {met}; "
+            f"rounds: {each})"
+        )
 
 
 if __name__ == "__main__":
