@@ -73,7 +73,7 @@ def world(url_for: Any, skews: tuple[int, ...] = ()) -> Iterator[tuple[HubStore,
                 vault_mode=tenant.vault_mode,
             )
             vaults.append(vault)
-            syncers.append(Syncer(vault, StoreClient(store, token), batch=5))  # type: ignore[arg-type]
+            syncers.append(Syncer(vault, StoreClient(store, token), batch=5, page=5))  # type: ignore[arg-type]
         yield store, vaults, syncers
 
 

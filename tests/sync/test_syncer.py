@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from truthvault.errors import HubReset
 from truthvault.hub.store import Limits, open_store
-from truthvault.model import PushRequest
+from truthvault.model import PushRequest, PushResponse
 from truthvault.vault import Vault, payload_of
 
 from ..test_resync import StoreClient
@@ -183,6 +184,54 @@ def test_a_rejoined_vault_pushes_its_queue_as_the_new_device_and_nothing_twice(
             assert len(store.list_records(ctx, "suggestion", None, 100)) == 1  # kept once
             texts = sorted(payload_of(i)["text"] for i in store.pull(ctx, 0, 100).items)
             assert texts == ["applied, answer lost", "never pushed", "synced, then edited"]
+            assert sync.check().in_sync
+    finally:
+        store.close()
+
+
+def test_the_next_batch_goes_while_the_last_is_acknowledged_and_an_edit_in_flight_stays_queued(
+    hub_url: str, tmp_path: Path
+) -> None:
+    # A push of several batches sends the next one before acknowledging the one answered; a
+    # version edited while the batch holding it is at the hub is pushed again, never lost.
+    store = open_store(hub_url)
+    try:
+        store.add_tenant("t", "cloud_first")
+        _, token = store.add_device("t", "laptop")
+        with Vault.open(tmp_path / "laptop") as laptop:
+            sync = _join(laptop, store, token)
+            sync.batch = 4
+            ids = [laptop.put("note", {"text": f"note {n}"}).item.entity_id for n in range(10)]
+            client, ack = sync.client, laptop.ack
+            started: list[list[str]] = []
+            second_started = threading.Event()
+            overlapped: list[bool] = []
+
+            def push(batch: PushRequest) -> PushResponse:
+                started.append([i.entity_id for i in batch.items])
+                if len(started) == 2:
+                    second_started.set()
+                    # an edit of a version in this batch, made while the hub holds the batch
+                    laptop.edit(ids[5], {"text": "edited in flight"})
+                return StoreClient.push(client, batch)  # type: ignore[arg-type]
+
+            def acknowledge(request: PushRequest, response: PushResponse) -> None:
+                if not overlapped:
+                    overlapped.append(second_started.wait(10))
+                ack(request, response)
+
+            sync.client.push = push  # type: ignore[method-assign]
+            laptop.ack = acknowledge  # type: ignore[method-assign]
+            stats = sync.push()
+            assert overlapped == [True]  # the second batch was sent before the first was acknowledged
+            assert started[:2] == [ids[0:4], ids[4:8]] and started[2][:2] == ids[8:10]
+            # the edit, queued again with a new number: read ahead with the third batch, or after it
+            assert [eid for batch in started[2:] for eid in batch] == [*ids[8:10], ids[5]]
+            assert stats.pushed == 11 and stats.push_outcomes == {"applied": 11}
+            assert laptop.pending_count() == 0
+            ctx = StoreClient(store, token).ctx
+            texts = {i.entity_id: payload_of(i)["text"] for i in store.pull(ctx, 0, 100).items}
+            assert texts[ids[5]] == "edited in flight" and len(texts) == 10
             assert sync.check().in_sync
     finally:
         store.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import msgspec
 
 from ..crypto import DeviceKeys, Keyring
 from ..errors import (
@@ -25,6 +28,18 @@ __all__ = ["CheckResult", "Progress", "SyncStats", "Syncer"]
 
 #: called with (done, total) as work advances; total may grow while pulling
 Progress = Callable[[int, int], None]
+
+#: How many batches a push reads from the queue at once.
+PLAN_BATCHES = 4
+#: How many push batches' worth of items a pull page holds by default (5,000: the most a hub
+#: gives by default).
+PULL_PAGE_BATCHES = 5
+
+
+def _plain(batch: PushRequest) -> bool:
+    """Whether a push holds only versions (no decisions, no kept versions, no bases), so that
+    it can be split and its successors read before it is acknowledged."""
+    return not batch.decisions and not batch.bases and not any(i.kept for i in batch.items)
 
 
 @dataclass(slots=True)
@@ -99,13 +114,23 @@ class Syncer:
     """Pushes a vault's queued changes to a hub and pulls the hub's changes into it."""
 
     def __init__(
-        self, vault: Vault, client: HubClient, *, batch: int = 1000, device_keys: DeviceKeys | None = None
+        self,
+        vault: Vault,
+        client: HubClient,
+        *,
+        batch: int = 1000,
+        page: int | None = None,
+        device_keys: DeviceKeys | None = None,
     ) -> None:
         self.vault = vault
         #: the vault's sync side, which this syncer moves
         self.replica = vault.replica
         self.client = client
+        #: items a push sends at most
         self.batch = batch
+        #: items a pull asks for a page at most (a hub may answer fewer): by default PULL_PAGE_BATCHES
+        #: push batches, as a page costs the device a transaction and the hub a request of its own
+        self.page = page or PULL_PAGE_BATCHES * batch
         #: local-first tenants are end-to-end encrypted: payloads are sealed on the way out
         self.e2e = vault.vault_mode == "local_first"
         self.keys = KeyExchange(vault, client, device_keys)
@@ -148,54 +173,86 @@ class Syncer:
         return opened
 
     def push(self, progress: Progress | None = None, stats: SyncStats | None = None) -> SyncStats:
-        """Push every queued change, a batch at a time, until the queue is empty."""
+        """Push every queued change, a batch at a time, until the queue is empty.
+
+        The queue is read a few batches at a time (see :meth:`_plan`). Once the hub has answered
+        one batch, the next goes out and the answered one is acknowledged while the hub works on
+        it; the last of those read is in flight while the queue after it is read. So the
+        device's work and the hub's overlap.
+        """
         stats = stats or SyncStats()
         outcomes: dict[str, int] = stats.push_outcomes or {}
         total = self.replica.pending_count()
         previous: tuple[object, ...] | None = None
         limit = self.batch
-        while (batch := self.replica.pending_batch(limit)) is not None:
-            fingerprint = (
-                [(i.entity_id, i.mutation) for i in batch.items],
-                [(d.id, d.status) for d in batch.decisions],
-            )
-            if fingerprint == previous:
-                # the hub took the batch but the queue did not move: stop rather than spin
-                raise StorageError("the push queue did not advance after the hub acknowledged a batch")
-            previous = fingerprint
-            try:
-                response = self._send(batch)
-            except ResyncRequired:
-                stats.resync_reason = "purged"
-                self.resync(progress, stats)
-                previous = None  # the queue was rebuilt: the same batch may rightly go again
-                continue
-            except HubReset:
-                self.resync(progress, stats, hub_reset=True)
-                previous = None
-                continue
-            except (InvalidInput, PayloadTooLarge, Forbidden) as exc:
-                limit = self._set_aside(batch, exc, stats, limit)
-                previous = None
-                continue
-            if batch.items and self._behind(batch, response):
-                # The hub has seen numbers from this device that this vault never had
-                # acknowledged: its answers of "duplicate" may be for other changes. Number the
-                # queue above them and push it again (what the hub does hold comes back as a
-                # duplicate version, which writes nothing).
-                self.replica.renumber_pending(response.last_mutation)
-                previous = None
-                continue
-            self.replica.ack(batch, response)
-            for result in response.results:
-                outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            stats.pushed += len(batch.items)
-            if progress:
-                progress(stats.pushed, max(total, stats.pushed))
-            if not batch.items and not batch.decisions:
-                break
+        if self.e2e:
+            self._ring()  # here, not first in the sending thread: it may write to the vault
+        #: batches read from the queue, to send in order; and the push of the first, once sent
+        planned: list[PushRequest] = []
+        sent: Future[PushResponse] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="truthvault-push") as wire:
+            while planned or (planned := self._plan(limit)):
+                batch = planned.pop(0)
+                sending = sent if sent is not None else wire.submit(self._send, batch)
+                sent = None
+                fingerprint = (
+                    [(i.entity_id, i.mutation) for i in batch.items],
+                    [(d.id, d.status) for d in batch.decisions],
+                )
+                if fingerprint == previous:
+                    # the hub took the batch but the queue did not move: stop rather than spin
+                    sending.cancel()
+                    raise StorageError("the push queue did not advance after the hub acknowledged a batch")
+                previous = fingerprint
+                if not planned and len(batch.items) == limit and _plain(batch):
+                    # what follows, read while the hub works on this batch
+                    planned = self._plan(limit, after=max(i.mutation or 0 for i in batch.items))
+                try:
+                    response = sending.result()
+                except (ResyncRequired, HubReset, InvalidInput, PayloadTooLarge, Forbidden) as exc:
+                    planned, previous = [], None
+                    limit = self._recover(batch, exc, stats, limit, progress)
+                    continue
+                if batch.items and self._behind(batch, response):
+                    # The hub has seen numbers from this device that this vault never had
+                    # acknowledged: its answers of "duplicate" may be for other changes. Number the
+                    # queue above them and push it again (what the hub does hold comes back as a
+                    # duplicate version, which writes nothing).
+                    planned, previous = [], None
+                    self.replica.renumber_pending(response.last_mutation)
+                    continue
+                if planned:
+                    # checked above: the hub's numbers are this vault's, so the next may go
+                    sent = wire.submit(self._send, planned[0])
+                self.replica.ack(batch, response)
+                for result in response.results:
+                    outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+                stats.pushed += len(batch.items)
+                if progress:
+                    progress(stats.pushed, max(total, stats.pushed))
+                if not batch.items and not batch.decisions:
+                    break
         stats.push_outcomes = outcomes
         return stats
+
+    def _recover(
+        self,
+        batch: PushRequest,
+        exc: ResyncRequired | HubReset | InvalidInput | PayloadTooLarge | Forbidden,
+        stats: SyncStats,
+        limit: int,
+        progress: Progress | None,
+    ) -> int:
+        """Go on after the hub refused a push: re-sync when it asks, else set the item it will
+        never take aside (see :meth:`_set_aside`); the batch size to go on with."""
+        if isinstance(exc, ResyncRequired):
+            stats.resync_reason = "purged"
+            self.resync(progress, stats)  # the queue was rebuilt: the same batch may rightly go again
+            return limit
+        if isinstance(exc, HubReset):
+            self.resync(progress, stats, hub_reset=True)
+            return limit
+        return self._set_aside(batch, exc, stats, limit)
 
     def _set_aside(
         self,
@@ -219,6 +276,30 @@ class Syncer:
         self.replica.refuse_pushed(refused, reason)
         stats.refused_pushes.append((refused.entity_id, reason))
         return limit
+
+    def _plan(self, limit: int, after: int | None = None) -> list[PushRequest]:
+        """The next batches to push (empty when the queue is): up to PLAN_BATCHES of ``limit``
+        items, read from the queue at once, or one batch when decisions or kept versions are
+        queued (their order against the items is the vault's to give).
+
+        With ``after`` (the highest number of the batch in flight, not yet acknowledged), the
+        versions numbered above it, or nothing when they cannot be told apart from that
+        batch's. A version edited while its batch is at the hub gets a number above every
+        other, so it stays queued and goes later, in order (the ack keeps it queued).
+        """
+        ahead = 0 if after is None else limit
+        queued = self.replica.pending_batch(PLAN_BATCHES * limit + ahead)
+        if queued is None:
+            return []
+        if not _plain(queued):
+            if after is not None:
+                return []  # read once this batch is acknowledged
+            one = self.replica.pending_batch(limit)
+            return [] if one is None else [one]
+        items = queued.items if after is None else [i for i in queued.items if (i.mutation or 0) > after]
+        return [
+            msgspec.structs.replace(queued, items=items[n : n + limit]) for n in range(0, len(items), limit)
+        ]
 
     def _behind(self, batch: PushRequest, response: PushResponse) -> bool:
         """Whether this vault's change numbers fell behind the hub's (a restored copy of the vault
@@ -301,7 +382,7 @@ class Syncer:
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
         for page, refused in pages(
-            self.client, self.replica.cursor, self.batch, wait, self.replica.history_mark
+            self.client, self.replica.cursor, self.page, wait, self.replica.history_mark
         ):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
