@@ -198,11 +198,11 @@ def test_the_next_batch_goes_while_the_last_is_acknowledged_and_an_edit_in_fligh
     try:
         store.add_tenant("t", "cloud_first")
         _, token = store.add_device("t", "laptop")
-        with Vault.open(tmp_path / "laptop") as laptop:
+        with Vault.open(tmp_path / "laptop", source="user:test") as laptop:
             sync = _join(laptop, store, token)
             sync.batch = 4
             ids = [laptop.put("note", {"text": f"note {n}"}).item.entity_id for n in range(10)]
-            client, ack = sync.client, laptop.ack
+            client, ack = sync.client, laptop.replica.ack
             started: list[list[str]] = []
             second_started = threading.Event()
             overlapped: list[bool] = []
@@ -221,14 +221,14 @@ def test_the_next_batch_goes_while_the_last_is_acknowledged_and_an_edit_in_fligh
                 ack(request, response)
 
             sync.client.push = push  # type: ignore[method-assign]
-            laptop.ack = acknowledge  # type: ignore[method-assign]
+            laptop.replica.ack = acknowledge  # type: ignore[method-assign]
             stats = sync.push()
             assert overlapped == [True]  # the second batch was sent before the first was acknowledged
             assert started[:2] == [ids[0:4], ids[4:8]] and started[2][:2] == ids[8:10]
             # the edit, queued again with a new number: read ahead with the third batch, or after it
             assert [eid for batch in started[2:] for eid in batch] == [*ids[8:10], ids[5]]
             assert stats.pushed == 11 and stats.push_outcomes == {"applied": 11}
-            assert laptop.pending_count() == 0
+            assert laptop.replica.pending_count() == 0
             ctx = StoreClient(store, token).ctx
             texts = {i.entity_id: payload_of(i)["text"] for i in store.pull(ctx, 0, 100).items}
             assert texts[ids[5]] == "edited in flight" and len(texts) == 10
