@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -18,7 +18,7 @@ from ..errors import (
     ResyncRequired,
     StorageError,
 )
-from ..model import PullResponse, PushRequest, PushResponse, Refused
+from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
@@ -135,6 +135,8 @@ class Syncer:
         self.e2e = vault.vault_mode == "local_first"
         self.keys = KeyExchange(vault, client, device_keys)
         self._keyring: Keyring | None = None
+        #: called with each page once the vault applied it (see :meth:`follow`)
+        self._on_page: Callable[[PullResponse], None] | None = None
 
     def _ring(self) -> Keyring:
         """The tenant keyring, fetched, created or shared once per Syncer (local-first only)."""
@@ -386,7 +388,10 @@ class Syncer:
         ):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
-            applied = self.replica.apply_pull(self._open(page, stats), refused)
+            opened = self._open(page, stats)
+            applied = self.replica.apply_pull(opened, refused)
+            if self._on_page is not None:
+                self._on_page(opened)
             stats.applied += applied.applied
             stats.new_records += applied.new_records
             stats.requeued += applied.requeued
@@ -399,6 +404,22 @@ class Syncer:
                 stats.checksum = page.checksum
                 stats.records_checksum = page.records_checksum
         return stats
+
+    def follow(self, wait: float = 30.0, until: Callable[[], bool] | None = None) -> Iterator[SyncItem]:
+        """Subscribe to changes: yield every version the hub sends this vault, as it arrives and
+        once the vault has applied it. Each round is a pull that long-polls the hub for up to
+        ``wait`` seconds when nothing is new; ``until()``, checked after each round, ends the
+        iteration (without it, it goes on for as long as it is iterated)."""
+        while True:
+            pulled: list[SyncItem] = []
+            self._on_page = lambda page, into=pulled: into.extend(page.items)
+            try:
+                self.pull(wait=wait)
+            finally:
+                self._on_page = None
+            yield from pulled
+            if until is not None and until():
+                return
 
     def check(self) -> CheckResult:
         """Compare this vault's entities and records with the hub's, by checksum, at the vault's
