@@ -3,23 +3,54 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
+from importlib import import_module
+from typing import NoReturn
 
 import click
 
 from .. import __version__
 from ..errors import TruthvaultError
 
-__all__ = ["cli", "load_commands", "main"]
+__all__ = ["COMMANDS", "cli", "load_commands", "main"]
+
+#: each top-level command and the modules that add it (``hub repin`` is a device command that
+#: joins the hub group). A command's modules are imported only when it runs, so ``note add``
+#: pays for no hub or sync code; a test checks this table against what the modules register.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "accept",
+            "delete",
+            "edit",
+            "entity",
+            "events",
+            "export",
+            "import",
+            "list",
+            "note",
+            "put",
+            "reject",
+            "search",
+            "show",
+            "suggestions",
+            "task",
+        ),
+        ("_vault_cmds",),
+    ),
+    **dict.fromkeys(("conflicts", "init", "sync"), ("_sync_cmds",)),
+    **dict.fromkeys(("devices", "enroll", "keys"), ("_device_cmds",)),
+    "hub": ("_hub_cmds", "_device_cmds"),
+    "up": ("_up_cmd",),
+}
 
 
 class _LazyGroup(click.Group):
-    """The root group: its commands are loaded when one is looked up or listed, so that
-    ``--version`` costs no import of the library behind them."""
+    """The root group: a command's module is loaded when the command is looked up, and every
+    one when they are listed, so that ``--version`` costs no import of the library behind them."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        load_commands()
+        load_commands(cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -43,29 +74,25 @@ def cli() -> None:
     """
 
 
-_loaded = False
+_loaded: set[str] = set()
 
 
-def load_commands() -> None:
-    """Add every command to the root group (once)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from . import _device_cmds, _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
-
-    _vault_cmds.register(cli)
-    _sync_cmds.register(cli)
-    _device_cmds.register(cli)
-    _hub_cmds.register(cli)
-    _device_cmds.register_repin(cli)  # after the hub group it joins
-    _up_cmd.register(cli)
+def load_commands(name: str | None = None) -> None:
+    """Add command ``name`` to the root group, or every command (each module once)."""
+    # an unknown name loads them all, so that click's "No such command" knows every one
+    wanted = COMMANDS.get(name) if name is not None else None
+    for module in wanted or dict.fromkeys(m for modules in COMMANDS.values() for m in modules):
+        if module not in _loaded:
+            _loaded.add(module)
+            import_module(f".{module}", __name__).register(cli)
+    hub = cli.commands.get("hub")
+    if "_device_cmds" in _loaded and isinstance(hub, click.Group) and "repin" not in hub.commands:
+        import_module("._device_cmds", __name__).register_repin(cli)
 
 
-def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
-    from rich.markup import escape
-
+def _fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
     from ._common import err_console
+    from ._output import escape
 
     # soft_wrap: an error is one line however long (a fingerprint is 95 characters); the
     # terminal wraps it, so a script reading the first line of stderr gets all of it.
@@ -92,11 +119,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.message, exc.hint)
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
-    except sqlite3.Error as exc:
-        _fail(f"the vault's database failed: {exc}", "is another process holding it, or the disk full?")
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
     except Exception as exc:
+        # sqlite3 is looked for, not imported: a command that never opened the vault loaded none
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is not None and isinstance(exc, sqlite3.Error):
+            _fail(f"the vault's database failed: {exc}", "is another process holding it, or the disk full?")
         # A bug, not bad input: still one line, with the traceback on request.
         if os.environ.get("TRUTHVAULT_DEBUG"):
             raise

@@ -14,7 +14,6 @@ from ..errors import ConflictState, HubUnavailable, InvalidInput
 from ._common import (
     confirm,
     err_console,
-    hub_client,
     interactive,
     json_option,
     open_vault,
@@ -23,7 +22,7 @@ from ._common import (
     pin_option,
     print_json,
 )
-from ._key_cmds import add_key_commands, key_exchange, passphrase_file_option, read_passphrase
+from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase
 
 __all__ = ["register", "register_repin"]
 
@@ -129,7 +128,9 @@ def register(cli: click.Group) -> None:
         """The devices of this vault's tenant, with when each was last seen."""
         if ctx.invoked_subcommand is not None:
             return
-        with open_vault() as vault, hub_client(vault) as client:
+        from ..sync import connect
+
+        with open_vault() as vault, connect(vault) as client:
             found = client.devices()
         if as_json:
             print_json(found)
@@ -166,7 +167,9 @@ def register(cli: click.Group) -> None:
         offers to rotate it (--rotate-key rotates without asking; the recovery passphrase, if
         one is set, is asked for or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
         """
-        with open_vault() as vault, hub_client(vault) as client:
+        from ..sync import connect, key_exchange
+
+        with open_vault() as vault, connect(vault) as client:
             e2e = vault.vault_mode == "local_first"
             if rotate_key and not e2e:
                 raise InvalidInput(
@@ -236,6 +239,7 @@ def register(cli: click.Group) -> None:
     def keys_rotate_device(grace: float) -> None:
         """Replace this device's signing key; the hub accepts the old one during the grace period."""
         from ..crypto import DeviceKeys
+        from ..sync import connect
 
         with open_vault() as vault:
             if not vault.key_path:
@@ -247,7 +251,7 @@ def register(cli: click.Group) -> None:
             new = DeviceKeys.generate()
             new.save(pending, overwrite=True)
             try:
-                with hub_client(vault) as client:
+                with connect(vault) as client:
                     result = client.rotate_key(new, grace * 3600)
             except HubUnavailable as exc:
                 exc.hint = f"the new key is kept at {pending}; if the hub took it, move it to {key_path}"

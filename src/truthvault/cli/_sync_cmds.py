@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -14,7 +14,6 @@ from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInp
 from ._common import (
     err_console,
     home_dir,
-    hub_client,
     json_option,
     open_vault,
     out,
@@ -27,7 +26,8 @@ from ._common import (
 from ._progress import progress_bar
 
 if TYPE_CHECKING:  # the sync client (httpx and all) is imported by the commands that sync
-    from ..sync import Syncer, SyncStats
+    from ..sync import SyncStats
+    from ..vault import Vault
 
 __all__ = ["register"]
 
@@ -82,18 +82,6 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
     out.print("; ".join(parts) + f"; cursor {stats.cursor}")
     for overruled in stats.overruled:
         err_console.print(f"note: {overruled.describe()}", markup=False)
-
-
-def make_syncer(vault: Any, client: Any) -> Syncer:
-    """A Syncer for this vault, with the device's keys when it is enrolled (to open wrapped keys)."""
-    keys = None
-    if vault.key_path:
-        from ..crypto import DeviceKeys
-
-        keys = DeviceKeys.load(vault.key_path)
-    from ..sync import Syncer
-
-    return Syncer(vault, client, device_keys=keys)
 
 
 def _some(names: list[str]) -> str:
@@ -192,8 +180,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_push(as_json: bool) -> None:
         """Push queued local changes to the hub."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("pushing") as bar:
-            stats = make_syncer(vault, client).push(bar)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("pushing") as bar:
+            stats = syncer_for(vault, client).push(bar)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
 
@@ -204,8 +194,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_pull(wait: float, as_json: bool) -> None:
         """Pull the hub's changes since the last pull."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("pulling") as bar:
-            stats = make_syncer(vault, client).pull(bar, wait=wait)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("pulling") as bar:
+            stats = syncer_for(vault, client).pull(bar, wait=wait)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
 
@@ -213,8 +205,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_now(as_json: bool) -> None:
         """Push, then pull."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("syncing") as bar:
-            stats = make_syncer(vault, client).sync(bar)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("syncing") as bar:
+            stats = syncer_for(vault, client).sync(bar)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
 
@@ -222,8 +216,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_check(as_json: bool) -> None:
         """Compare this vault's state checksum with the hub's (exit 1 if they differ)."""
-        with open_vault() as vault, hub_client(vault) as client:
-            result = make_syncer(vault, client).check()
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client:
+            result = syncer_for(vault, client).check()
         if as_json:
             print_json(
                 {
@@ -267,8 +263,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_resync(as_json: bool) -> None:
         """Re-sync from scratch: pull the hub's whole state again."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("re-syncing") as bar:
-            syncer = make_syncer(vault, client)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("re-syncing") as bar:
+            syncer = syncer_for(vault, client)
             stats = syncer.resync(bar)
             stats.resync_reason = "asked"
             syncer.push(bar, stats)
@@ -305,7 +303,7 @@ def register(cli: click.Group) -> None:
             table.add_row(str(r.id), r.at[:19], by, r.kind, r.entity_id or "?", r.reason)
         out.print(table)
 
-    def _refusal_ids(vault: Any, ids: tuple[int, ...], every: bool, direction: str | None) -> list[int]:
+    def _refusal_ids(vault: Vault, ids: tuple[int, ...], every: bool, direction: str | None) -> list[int]:
         if every:
             return [r.id for r in vault.refusals(direction)]
         if not ids:
@@ -393,12 +391,14 @@ def register(cli: click.Group) -> None:
             raise InvalidInput("--keep and --restore exclude each other: give one")
         resolution = "restore" if restore else "keep"
         with open_vault() as vault:
+            from ..sync import connect, syncer_for
+
             record = vault.resolve_conflict(conflict_id, resolution)
             synced, overruled = False, None
             if vault.hub_url:
                 try:
-                    with hub_client(vault) as client:
-                        stats = make_syncer(vault, client).sync()
+                    with connect(vault) as client:
+                        stats = syncer_for(vault, client).sync()
                     synced = True
                     overruled = next((o for o in stats.overruled if o.record_id == record.id), None)
                 except HubUnavailable as exc:

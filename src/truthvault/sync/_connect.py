@@ -1,0 +1,73 @@
+"""A vault's way to its hub, wired as the vault was joined: the client, the syncer, the key exchange.
+
+A program holding an open vault needs nothing else::
+
+    with Vault.open(home) as vault, connect(vault) as client:
+        stats = syncer_for(vault, client).sync()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..crypto import DeviceKeys
+from ..errors import ConflictState
+from ..vault import Vault
+from ._keys import KeyExchange
+from ._syncer import Syncer
+from ._transport import HubClient
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["connect", "device_keys", "key_exchange", "syncer_for"]
+
+
+def device_keys(vault: Vault) -> DeviceKeys | None:
+    """This device's key pair when the vault was enrolled (it has a key file), else None."""
+    return DeviceKeys.load(vault.key_path) if vault.key_path else None
+
+
+def connect(
+    vault: Vault, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+) -> HubClient:
+    """A client of the hub ``vault`` is joined to, trusting only the certificate it pinned: signing
+    as the device when the vault was enrolled, else with its token. ConflictState if not joined.
+
+    Close it when done (it is a context manager). ``transport`` lets tests pass an ASGI transport.
+    """
+    if vault.hub_url and vault.key_path:
+        return HubClient(
+            vault.hub_url,
+            keys=device_keys(vault),
+            device_id=vault.device_id,
+            cert_pem=vault.hub_cert,
+            timeout=timeout,
+            transport=transport,
+        )
+    if not vault.hub_url or not vault.hub_token:
+        raise ConflictState(
+            "this vault is not joined to a hub",
+            hint="enrol it with 'truthvault enroll --hub URL --code CODE' "
+            "(or, for a script: 'truthvault init --hub URL --tenant NAME --token -')",
+        )
+    return HubClient(
+        vault.hub_url, vault.hub_token, cert_pem=vault.hub_cert, timeout=timeout, transport=transport
+    )
+
+
+def syncer_for(vault: Vault, client: HubClient, *, batch: int = 1000) -> Syncer:
+    """A Syncer of ``vault`` through ``client`` (from ``connect``), holding the device's keys so
+    that it can open the tenant keyring wrapped for this device (local-first tenants)."""
+    return Syncer(vault, client, batch=batch, device_keys=device_keys(vault))
+
+
+def key_exchange(vault: Vault, client: HubClient) -> KeyExchange:
+    """The exchange of the tenant's data keys for ``vault`` through ``client``; ConflictState for a
+    tenant whose payloads are not end-to-end encrypted (it has no data keys)."""
+    syncer = syncer_for(vault, client)
+    if not syncer.e2e:
+        raise ConflictState(
+            f"tenant {vault.tenant_name!r} is {vault.vault_mode}: its payloads are not end-to-end encrypted"
+        )
+    return syncer.keys
