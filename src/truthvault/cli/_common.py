@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -109,6 +108,8 @@ def pin_hub(hub_url: str, pin: str | None) -> str | None:
 
 def plain(obj: object) -> object:
     """Plain data for JSON output: every field of a struct (defaults too), payloads decoded."""
+    import dataclasses
+
     import msgspec
 
     if isinstance(obj, msgspec.Raw):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -72,6 +71,8 @@ def register(cli: click.Group) -> None:
         rejoin: bool,
     ) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
+        import socket
+
         from ..sync import check_hub_url, enrol_vault, recovery_keyring, rejoin_hub
 
         if hub_url is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -51,26 +50,38 @@ _NARROW = frozenset(
 ) | {"\u2026", "\u2713", "\ufffd"}
 
 
-@dataclass(frozen=True, slots=True)
 class Struck:
     """A table cell shown struck through (a deleted entity)."""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 Cell = str | Struck
 
 
-@dataclass(slots=True)
 class Grid:
     """A table as the CLI draws them: a bold header, one line a row, and one column (``squeeze``)
     cut short with an ellipsis past ``squeeze_width`` so that the table fits the terminal."""
 
-    headers: list[str]
-    rows: list[list[Cell]] = field(default_factory=list)
-    title: str | None = None
-    squeeze: int = -1
-    squeeze_width: int = 0
+    __slots__ = ("headers", "rows", "squeeze", "squeeze_width", "title")
+
+    def __init__(
+        self,
+        headers: list[str],
+        rows: list[list[Cell]],
+        *,
+        title: str | None = None,
+        squeeze: int = -1,
+        squeeze_width: int = 0,
+    ) -> None:
+        self.headers = headers
+        self.rows = rows
+        self.title = title
+        self.squeeze = squeeze
+        self.squeeze_width = squeeze_width
 
     def to_rich(self) -> Table:
         """The same table as a Rich Table."""

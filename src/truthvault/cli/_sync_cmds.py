@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from typing import TYPE_CHECKING
 
 import click
-import msgspec
 
-from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
+from ..errors import DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
 from ._common import (
     err_console,
     home_dir,
@@ -49,6 +47,10 @@ _RESYNCED = {
 
 def _print_stats(stats: SyncStats, as_json: bool) -> None:
     if as_json:
+        import dataclasses
+
+        import msgspec
+
         print_json(
             {
                 "pushed": stats.pushed,
@@ -151,25 +153,13 @@ def register(cli: click.Group) -> None:
                 if existed:
                     out.print(f"a vault already exists at {home_dir()}")
                 return
-            from ..sync import HubClient
+            from ..sync import join_with_token
 
             cert = pin_hub(hub_url, pin)
-            with HubClient(hub_url, token or "", cert_pem=cert) as client:
-                me = client.whoami()
-            if tenant and tenant != me["tenant_name"]:
-                raise ConflictState(f"this token belongs to tenant {me['tenant_name']!r}, not {tenant!r}")
-            vault.join(
-                hub_url=hub_url,
-                token=token,
-                tenant_id=me["tenant_id"],
-                tenant_name=me["tenant_name"],
-                device_id=me["device_id"],
-                vault_mode=me["vault_mode"],
-                hub_cert=cert,
-            )
+            joined = join_with_token(vault, hub_url, token or "", tenant=tenant, cert_pem=cert)
             out.print(
-                f"joined hub {hub_url} as device {me['device_name']!r} of tenant "
-                f"{me['tenant_name']!r} ({me['vault_mode']}); run 'truthvault sync now'"
+                f"joined hub {hub_url} as device {joined.device_name!r} of tenant "
+                f"{joined.tenant_name!r} ({joined.vault_mode}); run 'truthvault sync now'"
             )
 
     @cli.group()
@@ -288,6 +278,8 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault:
             found = vault.refusals()
         if as_json:
+            import dataclasses
+
             print_json([dataclasses.asdict(r) for r in found])
             return
         if not found:

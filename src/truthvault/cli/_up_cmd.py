@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,8 @@ TENANT = "personal"
 
 
 def _port_free(host: str, port: int) -> bool:
+    import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -67,6 +68,8 @@ def _enrol(store: HubStore, hub_url: str) -> None:
     device signs its requests and can be given the tenant's data key. The hub is not
     serving yet, so the code is spent on its store directly rather than over HTTP.
     """
+    import socket
+
     from ..crypto import DeviceKeys
 
     with open_vault(create=True) as vault:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import IO, TYPE_CHECKING
 
 import click
-import msgspec
 
 from ..errors import InvalidInput
-from ..truth import Outcome, TruthLevel
 from ._common import (
     entity_table,
     err_console,
@@ -39,6 +36,8 @@ source_option = click.option(
 
 
 def _parse_json_object(text: str, what: str) -> dict[str, object]:
+    import msgspec
+
     try:
         value = msgspec.json.decode(text.encode())
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -50,6 +49,8 @@ def _parse_json_object(text: str, what: str) -> dict[str, object]:
 
 def _parse_fields(fields: tuple[str, ...]) -> dict[str, object]:
     """key=value pairs; a value that parses as JSON (number, true, [..]) is taken as such."""
+    import msgspec
+
     result: dict[str, object] = {}
     for field in fields:
         key, sep, raw = field.partition("=")
@@ -63,6 +64,8 @@ def _parse_fields(fields: tuple[str, ...]) -> dict[str, object]:
 
 
 def _report(result: WriteResult, as_json: bool) -> None:
+    from ..truth import Outcome
+
     if as_json:
         print_json({"outcome": str(result.outcome), "record_id": result.record_id, "item": result.item})
         return
@@ -236,6 +239,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def show(entity_id: str, as_json: bool) -> None:
         """Show one entity with its truth fields and open suggestions."""
+        import msgspec
+
+        from ..truth import TruthLevel
+
         with open_vault() as vault:
             item = vault.get(entity_id, include_deleted=True)
             pending = vault.records(entity_id=entity_id, status="open")
@@ -410,6 +417,8 @@ def register(cli: click.Group) -> None:
     @json_option
     def events(limit: int, event_type: str | None, from_hub: bool, as_json: bool) -> None:
         """Events, newest first: truth upgrades, suggestions, conflicts, syncs."""
+        import dataclasses
+
         from rich.table import Table
 
         from ..sync import connect

@@ -6,10 +6,10 @@ primitives (Ed25519, X25519, HKDF-SHA256, AES-256-GCM, scrypt); nothing here inv
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING
+import importlib
+import typing
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from ._keys import (
         DeviceKeys,
         fingerprint,
@@ -98,7 +98,7 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # the next access skips this function
     return value
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._connect import connect, device_keys, key_exchange, syncer_for
+from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
@@ -13,6 +13,7 @@ __all__ = [
     "CheckResult",
     "Enrolment",
     "HubClient",
+    "Joined",
     "KeyExchange",
     "Progress",
     "SigningAuth",
@@ -24,6 +25,7 @@ __all__ = [
     "device_keys",
     "enrol_vault",
     "enroll",
+    "join_with_token",
     "key_exchange",
     "normalize_fingerprint",
     "pin_certificate",

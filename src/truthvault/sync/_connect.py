@@ -8,6 +8,7 @@ A program holding an open vault needs nothing else::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..crypto import DeviceKeys
@@ -20,7 +21,7 @@ from ._transport import HubClient
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["connect", "device_keys", "key_exchange", "syncer_for"]
+__all__ = ["Joined", "connect", "device_keys", "join_with_token", "key_exchange", "syncer_for"]
 
 
 def device_keys(vault: Vault) -> DeviceKeys | None:
@@ -71,3 +72,52 @@ def key_exchange(vault: Vault, client: HubClient) -> KeyExchange:
             f"tenant {vault.tenant_name!r} is {vault.vault_mode}: its payloads are not end-to-end encrypted"
         )
     return syncer.keys
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What joining a hub with a device token gave the vault."""
+
+    tenant_id: str
+    tenant_name: str
+    vault_mode: str
+    device_id: str
+    device_name: str
+
+
+def join_with_token(
+    vault: Vault,
+    hub_url: str,
+    token: str,
+    *,
+    tenant: str | None = None,
+    cert_pem: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Joined:
+    """Join ``vault`` to the hub at ``hub_url`` as the device a token from ``hub device add`` names.
+
+    ``tenant``, when given, must be the token's tenant (ConflictState otherwise, and nothing is
+    joined); ``cert_pem`` is an https hub's certificate, pinned from now on. Enrolling with a
+    one-time code instead (the device makes its own keys) is :func:`enrol_vault`.
+    """
+    with HubClient(hub_url, token, cert_pem=cert_pem, transport=transport) as client:
+        me = client.whoami()
+    if tenant and tenant != me["tenant_name"]:
+        raise ConflictState(f"this token belongs to tenant {me['tenant_name']!r}, not {tenant!r}")
+    joined = Joined(
+        tenant_id=str(me["tenant_id"]),
+        tenant_name=str(me["tenant_name"]),
+        vault_mode=str(me["vault_mode"]),
+        device_id=str(me["device_id"]),
+        device_name=str(me["device_name"]),
+    )
+    vault.join(
+        hub_url=hub_url,
+        token=token,
+        tenant_id=joined.tenant_id,
+        tenant_name=joined.tenant_name,
+        device_id=joined.device_id,
+        vault_mode=joined.vault_mode,
+        hub_cert=cert_pem,
+    )
+    return joined
