@@ -17,7 +17,7 @@ import click
 import pytest
 
 import truthvault.cli
-from truthvault.cli import COMMANDS
+from truthvault.cli import COMMANDS, cli, load_commands
 
 CLI = Path(truthvault.cli.__file__).parent
 MODULES = sorted(CLI.glob("*.py"))
@@ -106,7 +106,7 @@ def test_the_rules_catch_what_they_forbid(tmp_path: Path) -> None:
 
 def test_the_command_table_matches_what_each_module_registers() -> None:
     registered: dict[str, set[str]] = {}
-    for module in sorted({m for modules in COMMANDS.values() for m in modules}):
+    for module in sorted({m for modules, _ in COMMANDS.values() for m in modules}):
         group = click.Group()
         if module == "_device_cmds":
             group.add_command(click.Group("hub"))  # 'hub repin' joins the hub group
@@ -116,7 +116,42 @@ def test_the_command_table_matches_what_each_module_registers() -> None:
             loaded.register_repin(group)
         for name in group.commands:
             registered.setdefault(name, set()).add(module)
-    assert {name: set(modules) for name, modules in COMMANDS.items()} == registered
+    assert {name: set(modules) for name, (modules, _) in COMMANDS.items()} == registered
+
+
+def test_the_command_table_gives_each_ones_help() -> None:
+    load_commands()
+    for name, (_, summary) in COMMANDS.items():
+        command = cli.commands[name]
+        first = " ".join((command.help or "").split("\n\n")[0].split())
+        assert summary == first, f"COMMANDS[{name!r}] says {summary!r}; the command's help begins {first!r}"
+
+
+@pytest.mark.parametrize("width", [40, 80, 100, 200])
+def test_help_lists_the_commands_as_click_would(width: int) -> None:
+    ctx = click.Context(cli, info_name="truthvault", terminal_width=width)
+    ours, clicks = ctx.make_formatter(), ctx.make_formatter()
+    cli.format_commands(ctx, ours)
+    click.Group.format_commands(cli, ctx, clicks)  # looks every command up
+    assert ours.getvalue() == clicks.getvalue()
+
+
+def test_help_loads_no_command_module() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from truthvault.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('truthvault.cli.')), file=sys.stderr)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert "Commands:" in run.stdout and "search" in run.stdout
+    assert run.stderr.strip() == "[]"
 
 
 def test_a_command_loads_only_its_own_module() -> None:

@@ -14,34 +14,46 @@ from ..errors import TruthvaultError
 
 __all__ = ["COMMANDS", "cli", "load_commands", "main"]
 
-#: each top-level command and the modules that add it (``hub repin`` is a device command that
-#: joins the hub group). A command's modules are imported only when it runs, so ``note add``
-#: pays for no hub or sync code; a test checks this table against what the modules register.
-COMMANDS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(
-        (
-            "accept",
-            "delete",
-            "edit",
-            "entity",
-            "events",
-            "export",
-            "import",
-            "list",
-            "note",
-            "put",
-            "reject",
-            "search",
-            "show",
-            "suggestions",
-            "task",
-        ),
-        ("_vault_cmds",),
+_VAULT, _SYNC, _DEVICE, _UP = ("_vault_cmds",), ("_sync_cmds",), ("_device_cmds",), ("_up_cmd",)
+_HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joins the hub group
+
+#: each top-level command: the modules that add it, and the first paragraph of its help. A
+#: command's modules are imported only when it runs (``note add`` pays for no hub or sync code),
+#: and ``--help`` lists the commands from here, importing none; a test checks the table against
+#: what the modules register.
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "accept": (_VAULT, "Accept a suggestion: it is merged in and becomes user truth (U1)."),
+    "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
+    "delete": (
+        _VAULT,
+        "Delete an entity (a tombstone that syncs). Below user level it is only a suggestion.",
     ),
-    **dict.fromkeys(("conflicts", "init", "sync"), ("_sync_cmds",)),
-    **dict.fromkeys(("devices", "enroll", "keys"), ("_device_cmds",)),
-    "hub": ("_hub_cmds", "_device_cmds"),
-    "up": ("_up_cmd",),
+    "devices": (_DEVICE, "The devices of this vault's tenant, with when each was last seen."),
+    "edit": (_VAULT, "Change an entity. A user edit of AI or automation content makes it user truth."),
+    "enroll": (
+        _DEVICE,
+        "Enrol this device with a hub: make its key pair, register the public half, join the vault.",
+    ),
+    "entity": (_VAULT, "Operations on one entity."),
+    "events": (_VAULT, "Events, newest first: truth upgrades, suggestions, conflicts, syncs."),
+    "export": (_VAULT, "Export every entity with its truth fields as JSON Lines ('-' or nothing: stdout)."),
+    "hub": (_HUB, "The sync hub: serve it, manage tenants and devices."),
+    "import": (_VAULT, "Import entities from JSON Lines (one SyncItem a line; '-' reads stdin)."),
+    "init": (_SYNC, "Create the local vault; with --hub, join it to a hub."),
+    "keys": (_DEVICE, "This device's keys, and the tenant's end-to-end data key (local-first tenants)."),
+    "list": (_VAULT, "List entities, newest first. When there are more than are shown, stderr says so."),
+    "note": (_VAULT, "Notes: free text, at user level unless --source says otherwise."),
+    "put": (_VAULT, "Write an entity of any type. DATA is a JSON object ('-' reads it from stdin)."),
+    "reject": (_VAULT, "Reject a suggestion; it stays retrievable with status rejected."),
+    "search": (
+        _VAULT,
+        "Full-text search over the text of every entity: entities holding every word of QUERY.",
+    ),
+    "show": (_VAULT, "Show one entity with its truth fields and open suggestions."),
+    "suggestions": (_VAULT, "Suggestions: what automations and AI proposed against higher truth."),
+    "sync": (_SYNC, "Sync this vault with its hub."),
+    "task": (_VAULT, "Tasks: things to do."),
+    "up": (_UP, "Start a hub on SQLite at 127.0.0.1 and enrol this vault to it (Ctrl-C stops)."),
 }
 
 
@@ -56,6 +68,17 @@ class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         load_commands()
         return super().list_commands(ctx)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and what each does, as click lists them, from COMMANDS."""
+        # as click.Group.format_commands, which would import every command's module
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.Command(name, help=summary).get_short_help_str(limit))
+            for name, (_, summary) in sorted(COMMANDS.items())
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(
@@ -80,8 +103,8 @@ _loaded: set[str] = set()
 def load_commands(name: str | None = None) -> None:
     """Add command ``name`` to the root group, or every command (each module once)."""
     # an unknown name loads them all, so that click's "No such command" knows every one
-    wanted = COMMANDS.get(name) if name is not None else None
-    for module in wanted or dict.fromkeys(m for modules in COMMANDS.values() for m in modules):
+    wanted = COMMANDS[name][0] if name in COMMANDS else None
+    for module in wanted or dict.fromkeys(m for modules, _ in COMMANDS.values() for m in modules):
         if module not in _loaded:
             _loaded.add(module)
             import_module(f".{module}", __name__).register(cli)
