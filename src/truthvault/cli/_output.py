@@ -98,9 +98,10 @@ class Grid:
             table.add_row(*(Text(c.text, style="strike") if isinstance(c, Struck) else c for c in row))
         return table
 
-    def lines(self, width: int) -> list[str] | None:
-        """The table as Rich draws it unstyled in ``width`` columns; None when it would take more
-        than this simple layout (wide or control characters, a cell of several lines, no room)."""
+    def lines(self, width: int, color: bool | None = None) -> list[str] | None:
+        """The table as Rich draws it in ``width`` columns: unstyled (``color`` None) or styled for a
+        terminal, in colour or not; None when it would take more than this simple layout (wide or
+        control characters, a cell of several lines, no room)."""
         cells = [
             [c.text if isinstance(c, Struck) else c.translate(UNPRINTABLE) for c in row] for row in self.rows
         ]
@@ -117,21 +118,31 @@ class Grid:
         if self.title and not _NARROW.issuperset(self.title):
             return None
 
-        def row_line(values: list[str], edge: str) -> str:
+        def style(text: str, codes: str) -> str:
+            return text if color is None else _sgr(text, codes)
+
+        def row_line(
+            values: list[str], edge: str, header: bool = False, row: list[Cell] | None = None
+        ) -> str:
             parts = []
-            for value, w in zip(values, widths, strict=True):
+            for n, (value, w) in enumerate(zip(values, widths, strict=True)):
                 if len(value) > w - 2:  # only the squeezed column: cut short with an ellipsis
                     value = value[: w - 3] + "\u2026"
-                parts.append(" " + value.ljust(w - 2) + " ")
+                if header:  # the padding is styled apart
+                    parts.append(style(" ", "1") + style(value.ljust(w - 2), "1") + style(" ", "1"))
+                elif row is not None and isinstance(row[n], Struck):
+                    parts.append(" " + style(value.ljust(w - 2), "9") + " ")
+                else:
+                    parts.append(" " + value.ljust(w - 2) + " ")
             return edge + edge.join(parts) + edge
 
         lines = []
         if self.title:  # as it is: a soft-wrapping console does not centre it
-            lines.append(self.title)
+            lines.append(style(self.title, "3"))
         lines.append("┏" + "┳".join("━" * w for w in widths) + "┓")
-        lines.append(row_line(self.headers, "┃"))
+        lines.append(row_line(self.headers, "┃", header=True))
         lines.append("┡" + "╇".join("━" * w for w in widths) + "┩")
-        lines += [row_line(row, "│") for row in cells]
+        lines += [row_line(values, "│", row=row) for values, row in zip(cells, self.rows, strict=True)]
         lines.append("└" + "┴".join("─" * w for w in widths) + "┘")
         return lines
 
@@ -140,6 +151,72 @@ def escape(text: str) -> str:
     """``text`` with what would read as console markup escaped (as rich.markup.escape does)."""
     text = _ESCAPE.sub(lambda m: f"{m[1]}{m[1]}\\{m[2]}", text)
     return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
+
+
+#: the SGR codes of the styles the CLI's own messages use, attributes before colours (as Rich)
+_ATTRIBUTES = {"bold": "1", "italic": "3", "strike": "9"}
+_COLORS = {"red": "31"}
+
+
+def _sgr(text: str, codes: str) -> str:
+    """``text`` in the style of SGR ``codes``, as Rich writes a styled segment."""
+    return f"\x1b[{codes}m{text}\x1b[0m" if text and codes else text
+
+
+def _styled_markup(text: str, color: bool) -> str | None:
+    """What Rich prints of console markup at a terminal (in colour or not), for markup of one
+    level of the CLI's own styles; None for anything else (Rich prints that)."""
+    pieces: list[tuple[str, str]] = []  # (codes, text)
+    codes, position = "", 0
+
+    def add(piece: str) -> None:
+        if pieces and pieces[-1][0] == codes:  # one segment for text of one style, as Rich
+            pieces[-1] = (codes, pieces[-1][1] + piece)
+        else:
+            pieces.append((codes, piece))
+
+    open_tag: str | None = None
+    for match in _TAGS.finditer(text):
+        whole, escapes, tag = match.groups()
+        start, end = match.span()
+        if start > position:
+            add(text[position:start].replace("\\[", "["))
+        position = end
+        if escapes:
+            backslashes, escaped = divmod(len(escapes), 2)
+            add("\\" * backslashes)
+            if escaped:
+                add(whole[len(escapes) :].replace("\\[", "["))
+                continue
+        if tag.startswith("/"):
+            name = tag[1:].strip().lower()
+            if open_tag is None or (name and name != open_tag):
+                return None
+            open_tag, codes = None, ""
+            continue
+        if open_tag is not None:
+            return None
+        words = tag.strip().lower().split()
+        if (
+            not words
+            or not all(w in _ATTRIBUTES or w in _COLORS for w in words)
+            or len(set(words)) < len(words)
+        ):
+            return None
+        open_tag = " ".join(words)
+        codes = ";".join(
+            [
+                _ATTRIBUTES[w]
+                for w in sorted((w for w in words if w in _ATTRIBUTES), key=_ATTRIBUTES.__getitem__)
+            ]
+            + ([_COLORS[w] for w in words if w in _COLORS] if color else [])
+        )
+        if open_tag != tag:  # Rich normalises the tag's spelling; keep to what it writes as given
+            return None
+    add(text[position:].replace("\\[", "["))
+    if any("\n" in piece for c, piece in pieces if c):
+        return None
+    return "".join(_sgr(piece, c) for c, piece in pieces)
 
 
 def _plain_markup(text: str) -> str:
@@ -237,11 +314,13 @@ class Output:
     @property
     def width(self) -> int:
         """The width Rich gives this output: $COLUMNS, else the terminal's, else 80."""
-        if self._rich is not None or self.is_terminal:
-            return self.rich().width
         columns = os.environ.get("COLUMNS")
-        if columns is not None and columns.isdigit():
-            return int(columns)
+        fixed = int(columns) if columns is not None and columns.isdigit() else None
+        lines = os.environ.get("LINES")
+        if not (fixed is not None and lines is not None and lines.isdigit()) and self._dumb():
+            return 80
+        if fixed is not None:
+            return fixed
         for fd in (0, 1, 2):
             try:
                 size = os.get_terminal_size(fd).columns
@@ -250,11 +329,20 @@ class Output:
             return size or 80
         return 80
 
-    def _unstyled(self) -> bool:
-        """Whether Rich would print no style here: not a terminal, and an encoding that draws boxes."""
-        if self.is_terminal:
-            return False
-        return (getattr(self.file, "encoding", None) or "utf-8").lower().startswith("utf")
+    def _dumb(self) -> bool:
+        return self.is_terminal and os.environ.get("TERM", "").lower() in ("dumb", "unknown")
+
+    def _mode(self) -> str | None:
+        """How Rich would style this output: "plain" (not a terminal: no style), "color" or "mono"
+        (a terminal, with colours or under $NO_COLOR); None where Rich must decide itself (a dumb
+        terminal, an encoding that cannot draw boxes)."""
+        if not (getattr(self.file, "encoding", None) or "utf-8").lower().startswith("utf"):
+            return None
+        if not self.is_terminal:
+            return "plain"
+        if self._dumb():
+            return None
+        return "mono" if os.environ.get("NO_COLOR", "") != "" else "color"
 
     def print(
         self,
@@ -266,15 +354,18 @@ class Output:
     ) -> None:
         """Print text (console markup only with ``markup=True``), a Grid, or any Rich renderable."""
         wrap = not (self._soft_wrap if soft_wrap is None else soft_wrap)
-        if self._unstyled():
+        mode = self._mode()
+        if mode is not None:
+            color = None if mode == "plain" else mode == "color"
             if isinstance(what, str) and not wrap:
-                text = what.translate(UNPRINTABLE)
-                text = _plain_markup(text) if markup else text
-                if "\t" not in text:  # Rich expands tabs
+                text: str | None = what.translate(UNPRINTABLE)
+                if markup and text is not None:
+                    text = _plain_markup(text) if color is None else _styled_markup(text, color)
+                if text is not None and "\t" not in text:  # Rich expands tabs
                     self.file.write(text + "\n")
                     return
             elif isinstance(what, Grid):
-                lines = what.lines(self.width)
+                lines = what.lines(self.width, color)
                 if lines is not None:
                     self.file.write("".join(line + "\n" for line in lines))
                     return
