@@ -1,9 +1,11 @@
-"""Where the CLI prints: plain text and simple tables written directly, Rich for the rest.
+"""Where the CLI prints: its text and simple tables written directly, Rich for the rest.
 
-Rich costs a third of an everyday command's start-up to import and to lay out a table. When
-nothing is styled (the output is not a terminal), a line of text or a table of one-line,
-one-cell-per-character values prints byte for byte as Rich would print it, without Rich;
-a test checks the two against each other. A terminal, and anything else, goes through Rich.
+Rich costs a third of an everyday command's start-up to import and to lay out a table. A line
+of text (with the CLI's own markup: bold, italic, strike, red) or a table of one-line,
+one-cell-per-character values prints byte for byte as Rich would print it, without Rich,
+unstyled when the output is not a terminal and styled (in colour unless $NO_COLOR) when it
+is; a test checks the two against each other. Anything else goes through Rich: other tables,
+other markup, a dumb terminal, progress bars.
 """
 
 from __future__ import annotations
