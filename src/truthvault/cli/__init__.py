@@ -3,28 +3,82 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
+from importlib import import_module
+from typing import NoReturn
 
 import click
 
 from .. import __version__
 from ..errors import TruthvaultError
 
-__all__ = ["cli", "load_commands", "main"]
+__all__ = ["COMMANDS", "cli", "load_commands", "main"]
+
+_VAULT, _SYNC, _DEVICE, _UP = ("_vault_cmds",), ("_sync_cmds",), ("_device_cmds",), ("_up_cmd",)
+_HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joins the hub group
+
+#: each top-level command: the modules that add it, and the first paragraph of its help. A
+#: command's modules are imported only when it runs (``note add`` pays for no hub or sync code),
+#: and ``--help`` lists the commands from here, importing none; a test checks the table against
+#: what the modules register.
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "accept": (_VAULT, "Accept a suggestion: it is merged in and becomes user truth (U1)."),
+    "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
+    "delete": (
+        _VAULT,
+        "Delete an entity (a tombstone that syncs). Below user level it is only a suggestion.",
+    ),
+    "devices": (_DEVICE, "The devices of this vault's tenant, with when each was last seen."),
+    "edit": (_VAULT, "Change an entity. A user edit of AI or automation content makes it user truth."),
+    "enroll": (
+        _DEVICE,
+        "Enrol this device with a hub: make its key pair, register the public half, join the vault.",
+    ),
+    "entity": (_VAULT, "Operations on one entity."),
+    "events": (_VAULT, "Events, newest first: truth upgrades, suggestions, conflicts, syncs."),
+    "export": (_VAULT, "Export every entity with its truth fields as JSON Lines ('-' or nothing: stdout)."),
+    "hub": (_HUB, "The sync hub: serve it, manage tenants and devices."),
+    "import": (_VAULT, "Import entities from JSON Lines (one SyncItem a line; '-' reads stdin)."),
+    "init": (_SYNC, "Create the local vault; with --hub, join it to a hub."),
+    "keys": (_DEVICE, "This device's keys, and the tenant's end-to-end data key (local-first tenants)."),
+    "list": (_VAULT, "List entities, newest first. When there are more than are shown, stderr says so."),
+    "note": (_VAULT, "Notes: free text, at user level unless --source says otherwise."),
+    "put": (_VAULT, "Write an entity of any type. DATA is a JSON object ('-' reads it from stdin)."),
+    "reject": (_VAULT, "Reject a suggestion; it stays retrievable with status rejected."),
+    "search": (
+        _VAULT,
+        "Full-text search over the text of every entity: entities holding every word of QUERY.",
+    ),
+    "show": (_VAULT, "Show one entity with its truth fields and open suggestions."),
+    "suggestions": (_VAULT, "Suggestions: what automations and AI proposed against higher truth."),
+    "sync": (_SYNC, "Sync this vault with its hub."),
+    "task": (_VAULT, "Tasks: things to do."),
+    "up": (_UP, "Start a hub on SQLite at 127.0.0.1 and enrol this vault to it (Ctrl-C stops)."),
+}
 
 
 class _LazyGroup(click.Group):
-    """The root group: its commands are loaded when one is looked up or listed, so that
-    ``--version`` costs no import of the library behind them."""
+    """The root group: a command's module is loaded when the command is looked up, and every
+    one when they are listed, so that ``--version`` costs no import of the library behind them."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        load_commands()
+        load_commands(cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         load_commands()
         return super().list_commands(ctx)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and what each does, as click lists them, from COMMANDS."""
+        # as click.Group.format_commands, which would import every command's module
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.Command(name, help=summary).get_short_help_str(limit))
+            for name, (_, summary) in sorted(COMMANDS.items())
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(
@@ -43,29 +97,25 @@ def cli() -> None:
     """
 
 
-_loaded = False
+_loaded: set[str] = set()
 
 
-def load_commands() -> None:
-    """Add every command to the root group (once)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from . import _device_cmds, _hub_cmds, _sync_cmds, _up_cmd, _vault_cmds
-
-    _vault_cmds.register(cli)
-    _sync_cmds.register(cli)
-    _device_cmds.register(cli)
-    _hub_cmds.register(cli)
-    _device_cmds.register_repin(cli)  # after the hub group it joins
-    _up_cmd.register(cli)
+def load_commands(name: str | None = None) -> None:
+    """Add command ``name`` to the root group, or every command (each module once)."""
+    # an unknown name loads them all, so that click's "No such command" knows every one
+    wanted = COMMANDS[name][0] if name in COMMANDS else None
+    for module in wanted or dict.fromkeys(m for modules, _ in COMMANDS.values() for m in modules):
+        if module not in _loaded:
+            _loaded.add(module)
+            import_module(f".{module}", __name__).register(cli)
+    hub = cli.commands.get("hub")
+    if "_device_cmds" in _loaded and isinstance(hub, click.Group) and "repin" not in hub.commands:
+        import_module("._device_cmds", __name__).register_repin(cli)
 
 
-def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
-    from rich.markup import escape
-
+def _fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
     from ._common import err_console
+    from ._output import escape
 
     # soft_wrap: an error is one line however long (a fingerprint is 95 characters); the
     # terminal wraps it, so a script reading the first line of stderr gets all of it.
@@ -92,11 +142,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.message, exc.hint)
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
-    except sqlite3.Error as exc:
-        _fail(f"the vault's database failed: {exc}", "is another process holding it, or the disk full?")
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
     except Exception as exc:
+        # sqlite3 is looked for, not imported: a command that never opened the vault loaded none
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is not None and isinstance(exc, sqlite3.Error):
+            _fail(f"the vault's database failed: {exc}", "is another process holding it, or the disk full?")
         # A bug, not bad input: still one line, with the traceback on request.
         if os.environ.get("TRUTHVAULT_DEBUG"):
             raise

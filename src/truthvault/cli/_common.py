@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import click
-import msgspec
 
-from ..errors import ConflictState, InvalidInput, NotFound, TruthvaultError
-from ..model import Record, SyncItem
-from ..truth import TruthLevel
+from ..errors import InvalidInput, NotFound, TruthvaultError
+from ._output import Grid, Output, Struck
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from ..model import Record, SyncItem
+    from ..vault import Vault
 
 __all__ = [
     "confirm",
     "err_console",
     "home_dir",
-    "hub_client",
     "interactive",
     "json_option",
     "open_vault",
@@ -38,61 +33,8 @@ __all__ = [
     "summary",
 ]
 
-#: Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides, each shown
-#: as U+FFFD: text synced from any device of the tenant must never drive the user's terminal
-#: (an escape sequence can set the title, clear the screen or, on some terminals, write the
-#: clipboard) nor reorder what the user reads.
-_UNPRINTABLE = {
-    code: "\ufffd"
-    for code in [
-        *range(0x00, 0x09),
-        *range(0x0B, 0x20),
-        *range(0x7F, 0xA0),
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-    ]
-}
-
-
-def _console(**options: Any) -> Console:
-    """A console that takes no markup from text unless asked (``markup=True``, for the CLI's own
-    messages) and shows no control character: what it prints comes from other devices."""
-    from rich.console import Console
-
-    class _Console(Console):
-        def render_str(self, text: str, **kwargs: Any) -> Text:
-            return super().render_str(text.translate(_UNPRINTABLE), **kwargs)
-
-    return _Console(**options)
-
-
-class _LazyConsole:
-    """A console made when first used: Rich costs tens of milliseconds to import, which
-    ``--version``, ``--help`` and commands that print JSON need not pay."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._made: Console | None = None
-
-    def real(self) -> Console:
-        if self._made is None:
-            self._made = _console(**self._options)
-        return self._made
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real(), name)
-
-
-def real_console(console: Console) -> Console:
-    """The Rich console behind ``out`` or ``err_console`` (for Rich objects that take one)."""
-    return console.real() if isinstance(console, _LazyConsole) else console
-
-
-# emoji off: rich would turn ":AB:" in a certificate fingerprint (or any id) into a picture.
-# markup off: "[/]" in a note would break every listing; the few styled lines say markup=True
-# and put only ids (which hold no brackets) into the markup.
-out = cast("Console", _LazyConsole(highlight=False, soft_wrap=True, emoji=False, markup=False))
-err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, emoji=False, markup=False))
+out = Output(soft_wrap=True)
+err_console = Output(stderr=True)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -116,7 +58,7 @@ def home_dir() -> Path:
 
 
 @contextmanager
-def open_vault(*, create: bool = False) -> Iterator[Any]:
+def open_vault(*, create: bool = False) -> Iterator[Vault]:
     """Open the vault in the home folder; NotFound (with a hint) if there is none yet."""
     from ..vault import Vault
 
@@ -128,28 +70,6 @@ def open_vault(*, create: bool = False) -> Iterator[Any]:
         yield vault
     finally:
         vault.close()
-
-
-def hub_client(vault: Any) -> Any:
-    """A HubClient for the hub this vault is joined to: signing if enrolled, else with its token."""
-    from ..sync import HubClient
-
-    if vault.replica.hub_url and vault.replica.key_path:
-        from ..crypto import DeviceKeys
-
-        return HubClient(
-            vault.replica.hub_url,
-            keys=DeviceKeys.load(vault.replica.key_path),
-            device_id=vault.device_id,
-            cert_pem=vault.replica.hub_cert,
-        )
-    if not vault.replica.hub_url or not vault.replica.hub_token:
-        raise ConflictState(
-            "this vault is not joined to a hub",
-            hint="enrol it with 'truthvault enroll --hub URL --code CODE' "
-            "(or, for a script: 'truthvault init --hub URL --tenant NAME --token -')",
-        )
-    return HubClient(vault.replica.hub_url, vault.replica.hub_token, cert_pem=vault.replica.hub_cert)
 
 
 def confirm(question: str, yes: bool, what: str) -> None:
@@ -186,8 +106,12 @@ def pin_hub(hub_url: str, pin: str | None) -> str | None:
     return pem
 
 
-def plain(obj: Any) -> Any:
+def plain(obj: object) -> object:
     """Plain data for JSON output: every field of a struct (defaults too), payloads decoded."""
+    import dataclasses
+
+    import msgspec
+
     if isinstance(obj, msgspec.Raw):
         return msgspec.json.decode(obj)
     if isinstance(obj, msgspec.Struct):
@@ -203,8 +127,10 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-def print_json(data: Any) -> None:
+def print_json(data: object) -> None:
     """Print data (wire structs included) as indented JSON on stdout."""
+    import msgspec
+
     text = msgspec.json.format(msgspec.json.encode(plain(data)), indent=2)
     sys.stdout.write(text.decode() + "\n")
 
@@ -224,11 +150,16 @@ def plural(count: float, word: str, many: str | None = None) -> str:
 
 
 def level_name(level: int) -> str:
+    """A truth level's short name (U1, A2, L3, LN4, C5)."""
+    from ..truth import TruthLevel
+
     return TruthLevel(level).short
 
 
 def summary(item: SyncItem, width: int = 60) -> str:
     """A one-line gist of an entity's payload."""
+    import msgspec
+
     try:
         payload = msgspec.json.decode(item.payload)
     except msgspec.DecodeError:
@@ -246,19 +177,13 @@ def summary(item: SyncItem, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _struck(word: str) -> Text:
-    from rich.text import Text
-
-    return Text(word, style="strike")
-
-
-def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
+def entity_table(items: Sequence[SyncItem], title: str | None = None) -> Grid:
     """A table of entities (ids in full: commands take them)."""
     wide = out.width >= 110
     rows = []
     for item in items:
         level = level_name(item.truth_level) + (" ✓" if item.accepted_by_user else "")
-        what: str | Text = _struck("deleted") if item.deleted else summary(item)
+        what: str | Struck = Struck("deleted") if item.deleted else summary(item)
         row = [item.entity_id, item.entity_type, level, what]
         if wide:
             row.append(item.last_modified_at[:16].replace("T", " "))
@@ -267,38 +192,32 @@ def entity_table(items: list[SyncItem], title: str | None = None) -> Table:
     return _table(title, headers, rows, squeeze=3)
 
 
-def record_table(records: list[Record], title: str | None = None) -> Table:
+def record_table(records: Sequence[Record], title: str | None = None) -> Grid:
     """A table of suggestions or conflict records (record ids in full: commands take them)."""
     wide = out.width >= 130
     rows = []
     for record in records:
         item = record.item
-        what: str | Text = _struck("delete") if item.deleted else summary(item, 50)
+        what: str | Struck = Struck("delete") if item.deleted else summary(item, 50)
         if wide:
             source = f"{level_name(item.truth_level)} {item.origin_source}"
             rows.append([record.id, record.kind, record.entity_id, source, what, record.status])
         else:
             if record.status != "open":  # no status column here: say it where it matters
-                what = f"({record.status}) {what}"
+                what = f"({record.status}) {_text(what)}"
             rows.append([record.id, record.entity_id[:8] + "…", level_name(item.truth_level), what])
     headers = ["id", "kind", "entity", "from", "what", "status"] if wide else ["id", "entity", "from", "what"]
     return _table(title, headers, rows, squeeze=4 if wide else 3)
 
 
-def _table(title: str | None, headers: list[str], rows: list[list[str | Text]], squeeze: int) -> Table:
+def _table(title: str | None, headers: list[str], rows: list[list[str | Struck]], squeeze: int) -> Grid:
     """A table that fits the terminal by cutting column ``squeeze`` short (with an ellipsis),
     never the others: Rich would otherwise narrow the small columns to nothing."""
-    from rich.table import Table
-
-    table = Table(title=title, header_style="bold")
-    widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(headers)]
+    widths = [max([len(h), *(len(_text(r[n])) for r in rows)]) for n, h in enumerate(headers)]
     # a table of n columns spends 3n + 1 characters on borders and padding
     room = out.width - 3 * len(headers) - 1 - sum(w for n, w in enumerate(widths) if n != squeeze)
-    for n, header in enumerate(headers):
-        if n == squeeze:
-            table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=max(12, room))
-        else:
-            table.add_column(header, no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    return table
+    return Grid(headers, rows, title=title, squeeze=squeeze, squeeze_width=max(12, room))
+
+
+def _text(cell: str | Struck) -> str:
+    return cell.text if isinstance(cell, Struck) else cell

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from ..errors import ConflictState, HubUnavailable, InvalidInput
 from ._common import (
     confirm,
     err_console,
-    hub_client,
     interactive,
     json_option,
     open_vault,
@@ -23,7 +21,7 @@ from ._common import (
     pin_option,
     print_json,
 )
-from ._key_cmds import add_key_commands, key_exchange, passphrase_file_option, read_passphrase
+from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase
 
 __all__ = ["register", "register_repin"]
 
@@ -73,6 +71,8 @@ def register(cli: click.Group) -> None:
         rejoin: bool,
     ) -> None:
         """Enrol this device with a hub: make its key pair, register the public half, join the vault."""
+        import socket
+
         from ..sync import check_hub_url, enrol_vault, recovery_keyring, rejoin_hub
 
         if hub_url is not None:
@@ -129,7 +129,9 @@ def register(cli: click.Group) -> None:
         """The devices of this vault's tenant, with when each was last seen."""
         if ctx.invoked_subcommand is not None:
             return
-        with open_vault() as vault, hub_client(vault) as client:
+        from ..sync import connect
+
+        with open_vault() as vault, connect(vault) as client:
             found = client.devices()
         if as_json:
             print_json(found)
@@ -166,7 +168,9 @@ def register(cli: click.Group) -> None:
         offers to rotate it (--rotate-key rotates without asking; the recovery passphrase, if
         one is set, is asked for or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
         """
-        with open_vault() as vault, hub_client(vault) as client:
+        from ..sync import connect, key_exchange
+
+        with open_vault() as vault, connect(vault) as client:
             e2e = vault.vault_mode == "local_first"
             if rotate_key and not e2e:
                 raise InvalidInput(
@@ -236,6 +240,7 @@ def register(cli: click.Group) -> None:
     def keys_rotate_device(grace: float) -> None:
         """Replace this device's signing key; the hub accepts the old one during the grace period."""
         from ..crypto import DeviceKeys
+        from ..sync import connect
 
         with open_vault() as vault:
             if not vault.replica.key_path:
@@ -247,7 +252,7 @@ def register(cli: click.Group) -> None:
             new = DeviceKeys.generate()
             new.save(pending, overwrite=True)
             try:
-                with hub_client(vault) as client:
+                with connect(vault) as client:
                     result = client.rotate_key(new, grace * 3600)
             except HubUnavailable as exc:
                 exc.hint = f"the new key is kept at {pending}; if the hub took it, move it to {key_path}"

@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import InvalidInput
 from ._common import err_console, home_dir, json_option, out, plural, print_json
+
+if TYPE_CHECKING:
+    import uvicorn
+    from _typeshed import DataclassInstance
+
+    from ..hub import HubStore
+    from ..hub.app import HubSettings
 
 __all__ = ["check_tls", "db_option", "register", "serve_hub"]
 
@@ -54,7 +61,7 @@ url_option = click.option(
 
 
 @contextmanager
-def _store(db_url: str | None, *, create: bool = False) -> Iterator[Any]:
+def _store(db_url: str | None, *, create: bool = False) -> Iterator[HubStore]:
     """The hub store --db names (or the default one); a new database only with ``create``."""
     from ..errors import NotFound
     from ..hub import open_store
@@ -105,13 +112,13 @@ def check_tls(cert_file: str, key_file: str) -> str:
 
 
 def serve_hub(
-    store: Any,
+    store: HubStore,
     db_url: str,
     host: str,
     port: int,
-    settings: Any,
+    settings: HubSettings,
     log_level: str = "warning",
-    ready: Any = None,
+    ready: Callable[[uvicorn.Server], None] | None = None,
     tls: tuple[str, str] | None = None,
 ) -> None:
     """Run the hub in this process until Ctrl-C (or SIGTERM); over HTTPS with ``tls`` (cert, key)."""
@@ -435,7 +442,7 @@ def _print_code(code: str, ttl_min: float, hub_url: str | None) -> None:
     out.print(_device_command(f"enroll --hub {{hub}} --code {code}", hub_url))
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
+def _as_dict(obj: DataclassInstance) -> dict[str, object]:
     from dataclasses import asdict
 
     return asdict(obj)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import ConflictState, InvalidInput
-from ._common import hub_client, json_option, open_vault, out, plural, print_json
+from ..errors import InvalidInput
+from ._common import json_option, open_vault, out, plural, print_json
 
-__all__ = ["PASSPHRASE_ENV", "add_key_commands", "key_exchange", "passphrase_file_option", "read_passphrase"]
+if TYPE_CHECKING:
+    from ..vault import Vault
+
+__all__ = ["PASSPHRASE_ENV", "add_key_commands", "passphrase_file_option", "read_passphrase"]
 
 #: Scripts pass the recovery passphrase here (or in a file), never in argv.
 PASSPHRASE_ENV = "TRUTHVAULT_RECOVERY_PASSPHRASE"
@@ -38,21 +41,11 @@ def read_passphrase(path: Path | None, *, confirm: bool = False, required: bool 
     return text
 
 
-def key_exchange(vault: Any, client: Any) -> Any:
-    """The vault's KeyExchange; ConflictState for a tenant whose payloads are not encrypted."""
-    from ._sync_cmds import make_syncer
-
-    syncer = make_syncer(vault, client)
-    if not syncer.e2e:
-        raise ConflictState(
-            f"tenant {vault.tenant_name!r} is {vault.vault_mode}: its payloads are not end-to-end encrypted"
-        )
-    return syncer.keys
-
-
-def recover_keys(vault: Any, passphrase: str) -> str:
+def recover_keys(vault: Vault, passphrase: str) -> str:
     """Fetch the recovery copy of the tenant keyring and open it here; its current key id."""
-    with hub_client(vault) as client:
+    from ..sync import connect, key_exchange
+
+    with connect(vault) as client:
         return str(key_exchange(vault, client).recover(passphrase).current)
 
 
@@ -63,27 +56,30 @@ def add_key_commands(keys: click.Group) -> None:
     @json_option
     def keys_status(as_json: bool) -> None:
         """The tenant's data keys here and which devices hold a wrapped copy."""
-        with open_vault() as vault, hub_client(vault) as client:
+        from ..sync import connect, key_exchange
+
+        with open_vault() as vault, connect(vault) as client:
             exchange = key_exchange(vault, client)
             keyring = vault.replica.keyring()
             holders = exchange.holders()
             exposed = exchange.exposed_to(holders)
             recovery = exchange.has_recovery()
             tenant = vault.tenant_name
+        devices = [
+            {
+                "name": h["name"],
+                "key": h["kid"],
+                "can_receive": bool(h["box_public"]),
+                "revoked": bool(h.get("revoked")),
+            }
+            for h in holders
+        ]
         status = {
             "tenant": tenant,
             "current_key": keyring.current if keyring else None,
             "keys": len(keyring.kids) if keyring else 0,
             "recovery_passphrase_set": recovery,
-            "devices": [
-                {
-                    "name": h["name"],
-                    "key": h["kid"],
-                    "can_receive": bool(h["box_public"]),
-                    "revoked": bool(h.get("revoked")),
-                }
-                for h in holders
-            ],
+            "devices": devices,
             "revoked_devices_hold_current_key": exposed,
         }
         if as_json:
@@ -96,7 +92,7 @@ def add_key_commands(keys: click.Group) -> None:
         else:
             out.print(f"current key {keyring.current} ({plural(len(keyring.kids), 'key')} in the keyring)")
         out.print(f"recovery passphrase: {'set' if recovery else 'not set'}")
-        for h in status["devices"]:
+        for h in devices:
             if not h["revoked"]:
                 out.print(f"  {h['name']}: {h['key'] or 'no copy yet'}")
             elif h["name"] in exposed:
@@ -119,7 +115,9 @@ def add_key_commands(keys: click.Group) -> None:
         When a recovery passphrase is set, its copy is re-wrapped too (the passphrase is asked
         for, or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
         """
-        with open_vault() as vault, hub_client(vault) as client:
+        from ..sync import connect, key_exchange
+
+        with open_vault() as vault, connect(vault) as client:
             exchange = key_exchange(vault, client)
             passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
             rotated = exchange.rotate(passphrase)
@@ -134,9 +132,11 @@ def add_key_commands(keys: click.Group) -> None:
     @passphrase_file_option
     def recovery_set(passphrase_file: Path | None) -> None:
         """Store the tenant key at the hub wrapped with a recovery passphrase (scrypt; the hub cannot open it)."""
+        from ..sync import connect, key_exchange
+
         passphrase = read_passphrase(passphrase_file, confirm=True)
         assert passphrase is not None
-        with open_vault() as vault, hub_client(vault) as client:
+        with open_vault() as vault, connect(vault) as client:
             key_exchange(vault, client).set_recovery(passphrase)
         out.print("recovery passphrase set: a new device can read everything with 'truthvault keys recover'")
 

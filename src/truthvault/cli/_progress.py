@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ._common import err_console, real_console
+from ._common import err_console
 
 __all__ = ["progress_bar"]
 
@@ -25,7 +25,7 @@ def progress_bar(label: str, unit: str = "changes") -> Iterator[Callable[..., No
         TextColumn(unit),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=real_console(err_console), transient=True) as bar:
+    with Progress(*columns, console=err_console.rich(), transient=True) as bar:
         task = bar.add_task(label, total=None)
 
         def advance(done: int, total: int | None = None) -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
-import msgspec
 
-from ..errors import ConflictState, DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
+from ..errors import DecryptionFailed, HubUnavailable, InvalidInput, SyncIncomplete
 from ._common import (
     err_console,
     home_dir,
-    hub_client,
     json_option,
     open_vault,
     out,
@@ -27,7 +24,8 @@ from ._common import (
 from ._progress import progress_bar
 
 if TYPE_CHECKING:  # the sync client (httpx and all) is imported by the commands that sync
-    from ..sync import Syncer, SyncStats
+    from ..sync import SyncStats
+    from ..vault import Vault
 
 __all__ = ["register"]
 
@@ -49,6 +47,10 @@ _RESYNCED = {
 
 def _print_stats(stats: SyncStats, as_json: bool) -> None:
     if as_json:
+        import dataclasses
+
+        import msgspec
+
         print_json(
             {
                 "pushed": stats.pushed,
@@ -82,18 +84,6 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
     out.print("; ".join(parts) + f"; cursor {stats.cursor}")
     for overruled in stats.overruled:
         err_console.print(f"note: {overruled.describe()}", markup=False)
-
-
-def make_syncer(vault: Any, client: Any) -> Syncer:
-    """A Syncer for this vault, with the device's keys when it is enrolled (to open wrapped keys)."""
-    keys = None
-    if vault.replica.key_path:
-        from ..crypto import DeviceKeys
-
-        keys = DeviceKeys.load(vault.replica.key_path)
-    from ..sync import Syncer
-
-    return Syncer(vault, client, device_keys=keys)
 
 
 def _some(names: list[str]) -> str:
@@ -163,25 +153,13 @@ def register(cli: click.Group) -> None:
                 if existed:
                     out.print(f"a vault already exists at {home_dir()}")
                 return
-            from ..sync import HubClient
+            from ..sync import join_with_token
 
             cert = pin_hub(hub_url, pin)
-            with HubClient(hub_url, token or "", cert_pem=cert) as client:
-                me = client.whoami()
-            if tenant and tenant != me["tenant_name"]:
-                raise ConflictState(f"this token belongs to tenant {me['tenant_name']!r}, not {tenant!r}")
-            vault.replica.join(
-                hub_url=hub_url,
-                token=token,
-                tenant_id=me["tenant_id"],
-                tenant_name=me["tenant_name"],
-                device_id=me["device_id"],
-                vault_mode=me["vault_mode"],
-                hub_cert=cert,
-            )
+            joined = join_with_token(vault, hub_url, token or "", tenant=tenant, cert_pem=cert)
             out.print(
-                f"joined hub {hub_url} as device {me['device_name']!r} of tenant "
-                f"{me['tenant_name']!r} ({me['vault_mode']}); run 'truthvault sync now'"
+                f"joined hub {hub_url} as device {joined.device_name!r} of tenant "
+                f"{joined.tenant_name!r} ({joined.vault_mode}); run 'truthvault sync now'"
             )
 
     @cli.group()
@@ -192,8 +170,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_push(as_json: bool) -> None:
         """Push queued local changes to the hub."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("pushing") as bar:
-            stats = make_syncer(vault, client).push(bar)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("pushing") as bar:
+            stats = syncer_for(vault, client).push(bar)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
 
@@ -204,8 +184,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_pull(wait: float, as_json: bool) -> None:
         """Pull the hub's changes since the last pull."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("pulling") as bar:
-            stats = make_syncer(vault, client).pull(bar, wait=wait)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("pulling") as bar:
+            stats = syncer_for(vault, client).pull(bar, wait=wait)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
 
@@ -213,8 +195,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_now(as_json: bool) -> None:
         """Push, then pull."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("syncing") as bar:
-            stats = make_syncer(vault, client).sync(bar)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("syncing") as bar:
+            stats = syncer_for(vault, client).sync(bar)
         _print_stats(stats, as_json)
         _check_unreadable(stats)
 
@@ -222,8 +206,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_check(as_json: bool) -> None:
         """Compare this vault's state checksum with the hub's (exit 1 if they differ)."""
-        with open_vault() as vault, hub_client(vault) as client:
-            result = make_syncer(vault, client).check()
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client:
+            result = syncer_for(vault, client).check()
         if as_json:
             print_json(
                 {
@@ -267,8 +253,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def sync_resync(as_json: bool) -> None:
         """Re-sync from scratch: pull the hub's whole state again."""
-        with open_vault() as vault, hub_client(vault) as client, progress_bar("re-syncing") as bar:
-            syncer = make_syncer(vault, client)
+        from ..sync import connect, syncer_for
+
+        with open_vault() as vault, connect(vault) as client, progress_bar("re-syncing") as bar:
+            syncer = syncer_for(vault, client)
             stats = syncer.resync(bar)
             stats.resync_reason = "asked"
             syncer.push(bar, stats)
@@ -290,6 +278,8 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault:
             found = vault.replica.refusals()
         if as_json:
+            import dataclasses
+
             print_json([dataclasses.asdict(r) for r in found])
             return
         if not found:
@@ -305,7 +295,7 @@ def register(cli: click.Group) -> None:
             table.add_row(str(r.id), r.at[:19], by, r.kind, r.entity_id or "?", r.reason)
         out.print(table)
 
-    def _refusal_ids(vault: Any, ids: tuple[int, ...], every: bool, direction: str | None) -> list[int]:
+    def _refusal_ids(vault: Vault, ids: tuple[int, ...], every: bool, direction: str | None) -> list[int]:
         if every:
             return [r.id for r in vault.replica.refusals(direction)]
         if not ids:
@@ -393,12 +383,14 @@ def register(cli: click.Group) -> None:
             raise InvalidInput("--keep and --restore exclude each other: give one")
         resolution = "restore" if restore else "keep"
         with open_vault() as vault:
+            from ..sync import connect, syncer_for
+
             record = vault.resolve_conflict(conflict_id, resolution)
             synced, overruled = False, None
             if vault.replica.hub_url:
                 try:
-                    with hub_client(vault) as client:
-                        stats = make_syncer(vault, client).sync()
+                    with connect(vault) as client:
+                        stats = syncer_for(vault, client).sync()
                     synced = True
                     overruled = next((o for o in stats.overruled if o.record_id == record.id), None)
                 except HubUnavailable as exc:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ConflictState, NotFound
 from ._common import home_dir, open_vault, out
-from ._hub_cmds import DEFAULT_PORT, _store, serve_hub
+from ._hub_cmds import DEFAULT_PORT, serve_hub
+
+if TYPE_CHECKING:
+    from ..hub import HubStore
 
 __all__ = ["register"]
 
@@ -20,6 +22,8 @@ TENANT = "personal"
 
 
 def _port_free(host: str, port: int) -> bool:
+    import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -36,6 +40,7 @@ def register(cli: click.Group) -> None:
     @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
     def up(port: int) -> None:
         """Start a hub on SQLite at 127.0.0.1 and enrol this vault to it (Ctrl-C stops)."""
+        from ..hub import open_store
         from ..hub.app import HubSettings
 
         host = "127.0.0.1"
@@ -46,20 +51,25 @@ def register(cli: click.Group) -> None:
             raise ConflictState(
                 f"port {port} on {host} is in use", hint="is a hub already running? try --port"
             )
-        with _store(db, create=True) as store:
+        store = open_store(db, create=True)
+        try:
             _enrol(store, hub_url)
             _hints(home)
             serve_hub(store, db, host, port, HubSettings())
+        finally:
+            store.close()
         out.print(f"your vault is kept in {home}; './scripts/up' or 'truthvault up' starts it all again")
 
 
-def _enrol(store: Any, hub_url: str) -> None:
+def _enrol(store: HubStore, hub_url: str) -> None:
     """Make sure the vault exists and is enrolled with this hub as a device of TENANT.
 
     As a user enrols one: an enrolment code spent on this device's own key pair, so the
     device signs its requests and can be given the tenant's data key. The hub is not
     serving yet, so the code is spent on its store directly rather than over HTTP.
     """
+    import socket
+
     from ..crypto import DeviceKeys
 
     with open_vault(create=True) as vault:

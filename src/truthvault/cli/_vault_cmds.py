@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import IO, TYPE_CHECKING
 
 import click
-import msgspec
 
 from ..errors import InvalidInput
-from ..truth import Outcome, TruthLevel
 from ._common import (
     entity_table,
     err_console,
@@ -18,11 +16,13 @@ from ._common import (
     level_name,
     open_vault,
     out,
-    plain,
     plural,
     print_json,
     record_table,
 )
+
+if TYPE_CHECKING:
+    from ..vault import WriteResult
 
 __all__ = ["register"]
 
@@ -35,7 +35,9 @@ source_option = click.option(
 )
 
 
-def _parse_json_object(text: str, what: str) -> dict[str, Any]:
+def _parse_json_object(text: str, what: str) -> dict[str, object]:
+    import msgspec
+
     try:
         value = msgspec.json.decode(text.encode())
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -45,9 +47,11 @@ def _parse_json_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
-def _parse_fields(fields: tuple[str, ...]) -> dict[str, Any]:
+def _parse_fields(fields: tuple[str, ...]) -> dict[str, object]:
     """key=value pairs; a value that parses as JSON (number, true, [..]) is taken as such."""
-    result: dict[str, Any] = {}
+    import msgspec
+
+    result: dict[str, object] = {}
     for field in fields:
         key, sep, raw = field.partition("=")
         if not sep or not key:
@@ -59,7 +63,9 @@ def _parse_fields(fields: tuple[str, ...]) -> dict[str, Any]:
     return result
 
 
-def _report(result: Any, as_json: bool) -> None:
+def _report(result: WriteResult, as_json: bool) -> None:
+    from ..truth import Outcome
+
     if as_json:
         print_json({"outcome": str(result.outcome), "record_id": result.record_id, "item": result.item})
         return
@@ -121,7 +127,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def note_add(text: str, title: str | None, tags: tuple[str, ...], source: str, as_json: bool) -> None:
         """Add a note."""
-        payload: dict[str, Any] = {"text": text}
+        payload: dict[str, object] = {"text": text}
         if title:
             payload["title"] = title
         if tags:
@@ -140,7 +146,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def task_add(title: str, due: str | None, source: str, as_json: bool) -> None:
         """Add a task."""
-        payload: dict[str, Any] = {"title": title, "done": False}
+        payload: dict[str, object] = {"title": title, "done": False}
         if due:
             payload["due"] = due
         with open_vault() as vault:
@@ -166,7 +172,7 @@ def register(cli: click.Group) -> None:
         Writing as a lower level (--source ai-...) over something you wrote keeps it as a
         suggestion; only 'accept', your own edit or 'entity upgrade-truth' make it yours.
         """
-        payload: dict[str, Any] = {}
+        payload: dict[str, object] = {}
         if data is not None:
             payload = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
         payload.update(_parse_fields(fields))
@@ -201,13 +207,22 @@ def register(cli: click.Group) -> None:
         if everything and limit is not None:
             raise InvalidInput("--all and --limit exclude each other: give one")
         limit = None if everything else limit or _LIST_LIMIT
-        filters: dict[str, Any] = dict(
-            entity_type=entity_type, level=level, accepted=accepted, include_deleted=deleted
-        )
         with open_vault() as vault:
-            items = vault.list(**filters, limit=limit, offset=offset)
+            items = vault.list(
+                entity_type=entity_type,
+                level=level,
+                accepted=accepted,
+                include_deleted=deleted,
+                limit=limit,
+                offset=offset,
+            )
             # Counted only when the page is full or not the first: the count reads every match.
-            total = vault.count(**filters) if limit is not None and (len(items) == limit or offset) else None
+            full = limit is not None and (len(items) == limit or offset)
+            total = (
+                vault.count(entity_type=entity_type, level=level, accepted=accepted, include_deleted=deleted)
+                if full
+                else None
+            )
         if as_json:
             print_json(items)
         elif items:
@@ -224,6 +239,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def show(entity_id: str, as_json: bool) -> None:
         """Show one entity with its truth fields and open suggestions."""
+        import msgspec
+
+        from ..truth import TruthLevel
+
         with open_vault() as vault:
             item = vault.get(entity_id, include_deleted=True)
             pending = vault.records(entity_id=entity_id, status="open")
@@ -263,7 +282,7 @@ def register(cli: click.Group) -> None:
         entity_id: str, data: str | None, fields: tuple[str, ...], replace: bool, source: str, as_json: bool
     ) -> None:
         """Change an entity. A user edit of AI or automation content makes it user truth."""
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         if data is not None:
             changes = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
         changes.update(_parse_fields(fields))
@@ -398,17 +417,18 @@ def register(cli: click.Group) -> None:
     @json_option
     def events(limit: int, event_type: str | None, from_hub: bool, as_json: bool) -> None:
         """Events, newest first: truth upgrades, suggestions, conflicts, syncs."""
+        import dataclasses
+
         from rich.table import Table
 
-        from ._common import hub_client
+        from ..sync import connect
 
         with open_vault() as vault:
             if from_hub:
-                with hub_client(vault) as client:
+                with connect(vault) as client:
                     rows = client.events(limit=limit, type=event_type, newest_first=True)
             else:
-                rows = vault.events(limit=limit, type=event_type)
-            rows = [plain(r) for r in rows]
+                rows = [dataclasses.asdict(e) for e in vault.events(limit=limit, type=event_type)]
         if as_json:
             print_json(rows)
             return
@@ -432,7 +452,7 @@ def register(cli: click.Group) -> None:
     @click.argument("source", type=click.File("rb"))
     @click.option("--no-push", is_flag=True, help="Do not queue the imported entities for the hub.")
     @json_option
-    def import_(source: Any, no_push: bool, as_json: bool) -> None:
+    def import_(source: IO[bytes], no_push: bool, as_json: bool) -> None:
         """Import entities from JSON Lines (one SyncItem a line; '-' reads stdin).
 
         All or nothing: a bad line (named in the error) imports nothing.
@@ -449,7 +469,7 @@ def register(cli: click.Group) -> None:
     @cli.command("export")
     @click.argument("target", type=click.File("wb"), default="-")
     @click.option("--live", is_flag=True, help="Leave tombstones out.")
-    def export_(target: Any, live: bool) -> None:
+    def export_(target: IO[bytes], live: bool) -> None:
         """Export every entity with its truth fields as JSON Lines ('-' or nothing: stdout)."""
         with open_vault() as vault:
             count = vault.export_jsonl(target, include_deleted=not live)

@@ -6,26 +6,67 @@ primitives (Ed25519, X25519, HKDF-SHA256, AES-256-GCM, scrypt); nothing here inv
 
 from __future__ import annotations
 
-from ._keys import DeviceKeys, fingerprint
-from ._payload import Keyring, is_sealed, open_sealed, opener, seal, sealer
-from ._signing import (
-    DEFAULT_WINDOW_S,
-    SIGNATURE_HEADERS,
-    NonceCache,
-    QueryLike,
-    SignedRequest,
-    canonical_request,
-    claimed_device,
-    sign_request,
-    verify_request,
-)
-from ._wrap import (
-    MIN_PASSPHRASE_LENGTH,
-    unwrap_for_device,
-    unwrap_with_passphrase,
-    wrap_for_device,
-    wrap_with_passphrase,
-)
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from ._keys import (
+        DeviceKeys,
+        fingerprint,
+    )
+    from ._payload import (
+        Keyring,
+        is_sealed,
+        open_sealed,
+        opener,
+        seal,
+        sealer,
+    )
+    from ._signing import (
+        DEFAULT_WINDOW_S,
+        SIGNATURE_HEADERS,
+        NonceCache,
+        QueryLike,
+        SignedRequest,
+        canonical_request,
+        claimed_device,
+        sign_request,
+        verify_request,
+    )
+    from ._wrap import (
+        MIN_PASSPHRASE_LENGTH,
+        unwrap_for_device,
+        unwrap_with_passphrase,
+        wrap_for_device,
+        wrap_with_passphrase,
+    )
+
+#: each name and the module that defines it, imported on first use: the vault needs only the
+#: keyring, and the signing and wrapping primitives cost every command of the CLI to load
+_LAZY = {
+    "DeviceKeys": "_keys",
+    "fingerprint": "_keys",
+    "Keyring": "_payload",
+    "is_sealed": "_payload",
+    "open_sealed": "_payload",
+    "opener": "_payload",
+    "seal": "_payload",
+    "sealer": "_payload",
+    "DEFAULT_WINDOW_S": "_signing",
+    "SIGNATURE_HEADERS": "_signing",
+    "NonceCache": "_signing",
+    "QueryLike": "_signing",
+    "SignedRequest": "_signing",
+    "canonical_request": "_signing",
+    "claimed_device": "_signing",
+    "sign_request": "_signing",
+    "verify_request": "_signing",
+    "MIN_PASSPHRASE_LENGTH": "_wrap",
+    "unwrap_for_device": "_wrap",
+    "unwrap_with_passphrase": "_wrap",
+    "wrap_for_device": "_wrap",
+    "wrap_with_passphrase": "_wrap",
+}
 
 __all__ = [
     "DEFAULT_WINDOW_S",
@@ -51,3 +92,16 @@ __all__ = [
     "wrap_for_device",
     "wrap_with_passphrase",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next access skips this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

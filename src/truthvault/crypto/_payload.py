@@ -24,13 +24,17 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import DecryptionFailed, InvalidInput
 from ._encoding import b64d, b64e, dumps, loads_object
+
+if TYPE_CHECKING:
+    # imported where a key is first used: opening the vault reads no keyring, and the
+    # cipher machinery costs every command of the CLI a tenth of its start-up
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["Keyring", "is_sealed", "open_sealed", "opener", "seal", "sealer"]
 
@@ -69,7 +73,7 @@ class Keyring:
     def new(cls) -> Keyring:
         """A keyring with one fresh random key."""
         kid = _new_kid(set())
-        return cls({kid: AESGCM.generate_key(bit_length=256)}, kid)
+        return cls({kid: _new_key()}, kid)
 
     @property
     def current(self) -> str:
@@ -87,6 +91,8 @@ class Keyring:
     def _cipher(self, kid: str) -> AESGCM | None:
         cipher = self._ciphers.get(kid)
         if cipher is None and kid in self._keys:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
             cipher = self._ciphers[kid] = AESGCM(self._keys[kid])
         return cipher
 
@@ -97,7 +103,7 @@ class Keyring:
     def rotate(self) -> str:
         """Add a fresh key and make it current; old keys stay so old payloads still open."""
         kid = _new_kid(set(self._keys))
-        self._keys[kid] = AESGCM.generate_key(bit_length=256)
+        self._keys[kid] = _new_key()
         self._current = kid
         return kid
 
@@ -123,6 +129,13 @@ class Keyring:
                 raise InvalidInput(f"keyring is damaged: key {kid!r} is not 32 bytes of base64url")
             keys[kid] = key
         return cls(keys, current)
+
+
+def _new_key() -> bytes:
+    """A fresh random AES-256 key."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM.generate_key(bit_length=256)
 
 
 def _new_kid(taken: set[str]) -> str:
@@ -190,6 +203,8 @@ def opener(keyring: Keyring, tenant_id: str) -> Callable[[Buffer, bytes], bytes]
     """``open_sealed`` for many payloads of one tenant in a row: ``(envelope, context) ->
     plaintext``, raising DecryptionFailed like it. The usual case (the current format and a
     known key) is decided here; anything else goes to ``open_sealed`` to say why."""
+    from cryptography.exceptions import InvalidTag
+
     decode, cipher_of = _envelope.decode, keyring._cipher
     prefixes: dict[str, bytes] = {}
 
@@ -214,6 +229,8 @@ def is_sealed(payload: bytes) -> bool:
 
 def open_sealed(keyring: Keyring, envelope: bytes, *, tenant_id: str, context: bytes) -> bytes:
     """Decrypt a ``seal`` envelope bound to ``context``, or raise ``DecryptionFailed`` saying why."""
+    from cryptography.exceptions import InvalidTag
+
     try:
         env = _envelope.decode(envelope)
     except msgspec.DecodeError:

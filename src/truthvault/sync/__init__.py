@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
+from ._keys import KeyExchange
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, check_hub_url, enroll
@@ -11,17 +13,24 @@ __all__ = [
     "CheckResult",
     "Enrolment",
     "HubClient",
+    "Joined",
+    "KeyExchange",
     "Progress",
     "SigningAuth",
     "SyncStats",
     "Syncer",
     "cert_fingerprint",
     "check_hub_url",
+    "connect",
+    "device_keys",
     "enrol_vault",
     "enroll",
+    "join_with_token",
+    "key_exchange",
     "normalize_fingerprint",
     "pin_certificate",
     "pinned_context",
     "recovery_keyring",
     "rejoin_hub",
+    "syncer_for",
 ]
