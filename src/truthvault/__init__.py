@@ -38,7 +38,16 @@ if TYPE_CHECKING:
     from .clock import HybridClock
     from .hub import Hub
     from .model import Record, SyncItem
-    from .sync import CheckResult, HubClient, Syncer, SyncStats, enrol_vault
+    from .sync import (
+        CheckResult,
+        HubClient,
+        Syncer,
+        SyncStats,
+        connect,
+        enrol_vault,
+        join_with_token,
+        syncer_for,
+    )
     from .truth import Outcome, TruthLevel, is_higher_truth
     from .vault import Event, Vault, VaultRecord, WriteResult
 
@@ -54,7 +63,10 @@ _LAZY = {
     "HubClient": "sync",
     "SyncStats": "sync",
     "Syncer": "sync",
+    "connect": "sync",
     "enrol_vault": "sync",
+    "join_with_token": "sync",
+    "syncer_for": "sync",
     "Outcome": "truth",
     "TruthLevel": "truth",
     "is_higher_truth": "truth",
@@ -95,8 +107,11 @@ __all__ = [
     "VaultRecord",
     "WriteResult",
     "__version__",
+    "connect",
     "enrol_vault",
     "is_higher_truth",
+    "join_with_token",
+    "syncer_for",
 ]
 
 
