@@ -381,12 +381,14 @@ class Syncer:
 
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
-        for page, refused in pages(
-            self.client, self.replica.cursor, self.page, wait, self.replica.history_mark
+        # an end-to-end encrypted page is checked once opened, here; a plain one as it arrives
+        check = None if self.e2e else self.replica.page_checker()
+        for page, refused, checked in pages(
+            self.client, self.replica.cursor, self.page, wait, self.replica.history_mark, check
         ):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
-            applied = self.replica.apply_pull(self._open(page, stats), refused)
+            applied = self.replica.apply_pull(self._open(page, stats), refused, checked)
             stats.applied += applied.applied
             stats.new_records += applied.new_records
             stats.requeued += applied.requeued
