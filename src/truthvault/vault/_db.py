@@ -276,10 +276,17 @@ class VaultDB:
         return rowid
 
     def put_rows(
-        self, items: list[SyncItem], hub_known: bool, old: Mapping[str, Current], *, defer_index: bool = False
+        self,
+        items: list[SyncItem],
+        hub_known: bool,
+        old: Mapping[str, Current],
+        *,
+        defer_index: bool = False,
+        checksum_delta: int | None = None,
     ) -> None:
         """:meth:`put_row` for many items of distinct entities (``old``: the rows of those that
-        have one), a statement per step rather than per item.
+        have one), a statement per step rather than per item; ``checksum_delta``: what they move
+        the state checksum by, when the caller knows (a merge plan does).
 
         With ``defer_index`` (a pull), the new rows are left out of the search index until
         :meth:`catch_up_index` (before the next search or other write) indexes them all in one
@@ -300,7 +307,10 @@ class VaultDB:
         self.conn.executemany(ENTITY_INSERT, [entity_params(i, None, hub_known) for i in items])
         again = [cur.item for cur in indexed] if defer_index else items
         _search.index_entities(self.conn, [i.entity_id for i in again])
-        self.count(items, [cur.item for cur in replaced])
+        if checksum_delta is None:
+            self.count(items, [cur.item for cur in replaced])
+        else:
+            self._checksum_delta += checksum_delta
 
     def index_behind(self) -> int | None:
         """The first rowid of the entity rows a pull left out of the search index (every row
