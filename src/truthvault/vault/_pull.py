@@ -12,7 +12,7 @@ import msgspec
 from ..clock import future_limit
 from ..errors import InvalidInput, TruthvaultError
 from ..intake import prepare_item, sort_out
-from ..merge import EVENT_OF_KIND, Place, plan_merge
+from ..merge import EVENT_OF_KIND, MergePlan, Place, plan_merge
 from ..model import PullResponse, Record, Refused, SyncItem, refuse
 from ..truth import Outcome, TruthLevel, record_id
 from ._apply import Applier
@@ -185,23 +185,7 @@ class Puller:
                 kept.conflicts,
                 kept.requeued,
             )
-            for item, outcome, _ in plan.results:
-                if outcome is Outcome.APPLIED:
-                    stats.applied += 1
-                elif outcome is Outcome.DUPLICATE and item.entity_id not in plan.entities:
-                    # The hub already holds our queued version exactly: nothing left to push.
-                    conn.execute(
-                        "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND last_modified_at = ? "
-                        "AND device_id = ?",
-                        (item.entity_id, item.last_modified_at, item.device_id),
-                    )
-            # the rows the plan wrote say so already
-            known = [item.entity_id for item in items if item.entity_id not in plan.entities]
-            if known:
-                conn.execute(
-                    "UPDATE entities SET hub_known = 1 WHERE entity_id IN (SELECT value FROM json_each(?))",
-                    (_encoder.encode(list(dict.fromkeys(known))),),
-                )
+            stats.applied = self._settle(plan, items)
             if ResyncState.of(db) is not ResyncState.NONE:
                 # an item kept aside is at the hub all the same: a re-sync must not drop it here
                 seen = [*(item.entity_id for item in items), *(r.entity_id for r in aside if r.entity_id)]
@@ -221,6 +205,29 @@ class Puller:
             db.set_meta("cursor", response.cursor)
             db.note_history(response.cursor, response.tag)
         return stats
+
+    def _settle(self, plan: MergePlan, items: list[SyncItem]) -> int:
+        """Mark the page's entities as held by the hub and unqueue this vault's versions the
+        hub holds exactly; return how many pulled versions became current."""
+        conn, applied = self._db.conn, 0
+        for item, outcome, _ in plan.results:
+            if outcome is Outcome.APPLIED:
+                applied += 1
+            elif outcome is Outcome.DUPLICATE and item.entity_id not in plan.entities:
+                # The hub already holds our queued version exactly: nothing left to push.
+                conn.execute(
+                    "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND last_modified_at = ? "
+                    "AND device_id = ?",
+                    (item.entity_id, item.last_modified_at, item.device_id),
+                )
+        # the rows the plan wrote say so already
+        known = [item.entity_id for item in items if item.entity_id not in plan.entities]
+        if known:
+            conn.execute(
+                "UPDATE entities SET hub_known = 1 WHERE entity_id IN (SELECT value FROM json_each(?))",
+                (_encoder.encode(list(dict.fromkeys(known))),),
+            )
+        return applied
 
     def _has_record(self, rid: str) -> bool:
         return self._db.conn.execute("SELECT 1 FROM records WHERE id = ?", (rid,)).fetchone() is not None
