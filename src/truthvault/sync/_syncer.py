@@ -383,13 +383,15 @@ class Syncer:
 
     def _pull_pages(self, progress: Progress | None, stats: SyncStats, wait: float = 0) -> SyncStats:
         """Pull and apply pages from the vault's cursor until the hub has no more."""
-        for page, refused in pages(
-            self.client, self.replica.cursor, self.page, wait, self.replica.history_mark
+        # an end-to-end encrypted page is checked once opened, here; a plain one as it arrives
+        check = None if self.e2e else self.replica.page_checker()
+        for page, refused, checked in pages(
+            self.client, self.replica.cursor, self.page, wait, self.replica.history_mark, check
         ):
             stats.pulled += len(page.items)
             stats.records += len(page.records)
             opened = self._open(page, stats)
-            applied = self.replica.apply_pull(opened, refused)
+            applied = self.replica.apply_pull(opened, refused, checked)
             if self._on_page is not None:
                 self._on_page(opened)
             stats.applied += applied.applied

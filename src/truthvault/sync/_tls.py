@@ -8,8 +8,6 @@ import re
 import ssl
 from urllib.parse import urlsplit
 
-from cryptography import x509
-
 from .. import errors
 
 __all__ = [
@@ -95,6 +93,9 @@ def _is_ip(host: str) -> bool:
 
 def pinned_context(pem: str, host: str) -> ssl.SSLContext:
     """A client context whose only trust anchor is the pinned certificate ``pem`` (for the hub at ``host``)."""
+    # imported here: it costs every sync command's start-up, and only a TLS hub needs it
+    from cryptography import x509
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -17,6 +17,8 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, Refused, Sy
 from ._tls import cert_fingerprint, pinned_context, presented_fingerprint
 
 __all__ = ["HubClient", "SigningAuth", "check_hub_url", "enroll"]
+
+_T = TypeVar("_T")
 
 _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
     cls.code: cls
@@ -343,29 +345,37 @@ def _cert_refused(exc: BaseException) -> bool:
 
 
 def pages(
-    client: HubClient, since: int, limit: int = 1000, wait: float = 0, mark: tuple[int, str] | None = None
-) -> Iterator[tuple[PullResponse, list[Refused]]]:
+    client: HubClient,
+    since: int,
+    limit: int = 1000,
+    wait: float = 0,
+    mark: tuple[int, str] | None = None,
+    then: Callable[[PullResponse, list[Refused]], _T] | None = None,
+) -> Iterator[tuple[PullResponse, list[Refused], _T | None]]:
     """Pull pages from ``since`` with ``client.pull`` until one says the hub has no more; each
-    with what of it could not be decoded (to keep aside).
+    with what of it could not be decoded (to keep aside) and what ``then`` made of the two.
 
-    Each next page is fetched in a thread while the caller works on the current one, so a
-    device's decrypting and applying overlap the hub's reading and the transfer. A caller
-    that stops early waits for the one fetch in flight.
+    Each next page is fetched, and given to ``then``, in a thread while the caller works on
+    the current one, so a device's checking and applying overlap the hub's reading and the
+    transfer. A caller that stops early waits for the one fetch in flight.
     """
-    with ThreadPoolExecutor(1, thread_name_prefix="truthvault-pull") as ahead:
+
+    def fetch(
+        cursor: int, wait: float, tag: str | None, tag_seq: int | None
+    ) -> tuple[PullResponse, list[Refused], _T | None]:
         refused: list[Refused] = []
-        if mark is None:
-            page = client.pull(since, limit, wait, None, refused)
-        else:
-            page = client.pull(since, limit, wait, mark[1], refused, mark[0])
+        page = client.pull(cursor, limit, wait, tag, refused, tag_seq)
+        return page, refused, None if then is None else then(page, refused)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="truthvault-pull") as ahead:
+        current = fetch(since, wait, None, None) if mark is None else fetch(since, wait, mark[1], mark[0])
         while True:
-            following, next_refused = None, list[Refused]()
-            if page.has_more:
-                following = ahead.submit(client.pull, page.cursor, limit, 0, page.tag, next_refused)
-            yield page, refused
+            page = current[0]
+            following = ahead.submit(fetch, page.cursor, 0, page.tag, None) if page.has_more else None
+            yield current
             if following is None:
                 return
-            page, refused = following.result(), next_refused
+            current = following.result()
 
 
 def enroll(url: str, code: str, device_name: str, keys: DeviceKeys, **kwargs: Any) -> dict[str, Any]:

@@ -77,7 +77,13 @@ class Applier:
     ) -> None:
         if place is Place.PULLED:
             # a page at a time: the hub holds every one of them, and none is queued
-            self._db.put_rows(list(plan.entities.values()), True, current)
+            self._db.put_rows(
+                list(plan.entities.values()),
+                True,
+                current,
+                defer_index=True,
+                checksum_delta=plan.checksum_delta,
+            )
             return
         for eid, item in plan.entities.items():
             cur = current.get(eid)

@@ -44,6 +44,9 @@ _DEFAULT_META = {
     "clock": "",
     "next_mutation": "1",
     "resyncing": "0",
+    # the first rowid of the entity rows a pull left out of the search index ("": none), see
+    # VaultDB.put_rows
+    "fts_from": "",
 }
 
 
@@ -263,6 +266,7 @@ class VaultDB:
     def put_row(self, item: SyncItem, mutation: int | None, hub_known: bool, old: Current | None) -> int:
         """Write ``item`` as the current version of its entity (``old``: the row it replaces,
         None for a new entity) and keep the index and the checksum in step."""
+        self.catch_up_index()  # a row indexed now must not be indexed again by a catch-up
         if old is not None:
             _search.unindex(self.conn, old.rowid)  # before the row changes: see _search.unindex
         cur = self.conn.execute(ENTITY_INSERT, entity_params(item, mutation, hub_known))
@@ -271,14 +275,58 @@ class VaultDB:
         self.count([item], [] if old is None else [old.item])
         return rowid
 
-    def put_rows(self, items: list[SyncItem], hub_known: bool, old: Mapping[str, Current]) -> None:
+    def put_rows(
+        self,
+        items: list[SyncItem],
+        hub_known: bool,
+        old: Mapping[str, Current],
+        *,
+        defer_index: bool = False,
+        checksum_delta: int | None = None,
+    ) -> None:
         """:meth:`put_row` for many items of distinct entities (``old``: the rows of those that
-        have one), a statement per step rather than per item."""
+        have one), a statement per step rather than per item; ``checksum_delta``: what they move
+        the state checksum by, when the caller knows (a merge plan does).
+
+        With ``defer_index`` (a pull), the new rows are left out of the search index until
+        :meth:`catch_up_index` (before the next search or other write) indexes them all in one
+        pass; the mark that says so commits with them, so a crash leaves none out for good.
+        """
+        behind = self.index_behind()
+        if behind is not None and not defer_index:
+            self.catch_up_index()
+            behind = None
         replaced = [old[i.entity_id] for i in items if i.entity_id in old]
-        _search.unindex_rows(self.conn, [cur.rowid for cur in replaced])
+        # rows from the mark on are not in the index: nothing to take out or put back
+        indexed = replaced if behind is None else [cur for cur in replaced if cur.rowid < behind]
+        if defer_index and behind is None and len(replaced) < len(items):
+            # new rows take rowids above every existing one: from here on, none is indexed
+            top = self.conn.execute("SELECT coalesce(max(rowid), 0) FROM entities").fetchone()[0]
+            self.set_meta("fts_from", int(top) + 1)
+        _search.unindex_rows(self.conn, [cur.rowid for cur in indexed])
         self.conn.executemany(ENTITY_INSERT, [entity_params(i, None, hub_known) for i in items])
-        _search.index_entities(self.conn, [i.entity_id for i in items])
-        self.count(items, [cur.item for cur in replaced])
+        again = [cur.item for cur in indexed] if defer_index else items
+        _search.index_entities(self.conn, [i.entity_id for i in again])
+        if checksum_delta is None:
+            self.count(items, [cur.item for cur in replaced])
+        else:
+            self._checksum_delta += checksum_delta
+
+    def index_behind(self) -> int | None:
+        """The first rowid of the entity rows a pull left out of the search index (every row
+        from it on is out), or None when the index holds every live entity."""
+        value = self.meta("fts_from")
+        return int(value) if value else None
+
+    def catch_up_index(self) -> None:
+        """Index the rows a pull left out (inside a transaction); nothing when there are none."""
+        first = self.index_behind()
+        if first is None:
+            return
+        last = int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM entities").fetchone()[0])
+        if last >= first:
+            _search.reindex_range(self.conn, first, last)
+        self.set_meta("fts_from", "")
 
     def count(self, added: Iterable[SyncItem], removed: Iterable[SyncItem]) -> None:
         """Move the state checksum: ``added`` became current versions, ``removed`` stopped being."""

@@ -12,7 +12,7 @@ import msgspec
 from ..clock import future_limit
 from ..errors import InvalidInput, TruthvaultError
 from ..intake import prepare_item, sort_out
-from ..merge import EVENT_OF_KIND, Place, plan_merge
+from ..merge import EVENT_OF_KIND, MergePlan, Place, plan_merge
 from ..model import PullResponse, Record, Refused, SyncItem, refuse
 from ..truth import Outcome, TruthLevel, record_id
 from ._apply import Applier
@@ -21,7 +21,15 @@ from ._db import VaultDB
 from ._refusals import keep_aside
 from ._resync import ResyncState
 
-__all__ = ["LOCAL_ONLY_REASON", "PULL_CLOCK_SKEW_MS", "ApplyStats", "Overruled", "Puller"]
+__all__ = [
+    "LOCAL_ONLY_REASON",
+    "PULL_CLOCK_SKEW_MS",
+    "ApplyStats",
+    "CheckedPage",
+    "Overruled",
+    "Puller",
+    "check_page",
+]
 
 #: How far ahead of this device's clock a pulled stamp may be. The hub refuses pushes beyond its
 #: own skew limit (15 minutes unless its operator chose more); a stamp far beyond that comes
@@ -112,6 +120,36 @@ def _checked_record(rec: Record, n: int, tenant: str, max_clock: str) -> Record:
     return msgspec.structs.replace(rec, item=item, base=base)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedPage:
+    """A pulled page's items and records that check out, and what of it to keep aside."""
+
+    items: list[SyncItem]
+    records: list[Record]
+    aside: list[Refused]
+
+
+def check_page(response: PullResponse, refused: Sequence[Refused], tenant: str) -> CheckedPage:
+    """Check a pulled page's items and records as the hub checks a push, for a vault of
+    ``tenant``; ``refused`` (what did not even decode) goes aside with what fails. It reads
+    nothing of the vault, so a page can be checked in the thread that fetched it."""
+    max_clock = future_limit(PULL_CLOCK_SKEW_MS)
+    items, bad = sort_out(
+        list(map(_copy, response.items)),
+        tenant_id=tenant,
+        max_payload_bytes=NO_SIZE_LIMIT,
+        max_clock=max_clock,
+    )
+    aside = [*refused, *(refuse("item", item, exc) for item, exc in bad)]
+    records = []
+    for n, rec in enumerate(response.records):
+        try:
+            records.append(_checked_record(rec, n, tenant, max_clock))
+        except TruthvaultError as exc:
+            aside.append(refuse("record", rec.item, exc, rec.id))
+    return CheckedPage(items, records, aside)
+
+
 class Puller:
     """Applies pulled pages to one vault."""
 
@@ -119,17 +157,22 @@ class Puller:
         self._db = db
         self._applier = applier
 
-    def apply(self, response: PullResponse, refused: Sequence[Refused] = ()) -> ApplyStats:
+    def apply(
+        self, response: PullResponse, refused: Sequence[Refused] = (), checked: CheckedPage | None = None
+    ) -> ApplyStats:
         """Merge a pulled page into the vault in one transaction and advance the cursor.
 
-        Every item and record is checked as the hub checks a push; one that fails (or that
-        ``refused`` names: what did not even decode) is kept aside in ``refused`` with an event,
-        and the rest of the page is applied: one bad item never stops a pull.
+        Every item and record is checked as the hub checks a push (``checked``: the page's
+        :func:`check_page`, done already); one that fails (or that ``refused`` names: what did
+        not even decode) is kept aside in ``refused`` with an event, and the rest of the page
+        is applied: one bad item never stops a pull.
         """
         stats = ApplyStats()
         db = self._db
         with db.tx() as conn:
-            items, records, aside = self._checked(response, refused)
+            if checked is None:
+                checked = check_page(response, refused, db.meta_str("tenant_id"))
+            items, records, aside = checked.items, checked.records, checked.aside
             clocks = [item.last_modified_at for item in (*items, *(rec.item for rec in records))]
             if clocks:
                 # canonical stamps sort as strings: observing the greatest is observing them all
@@ -142,21 +185,7 @@ class Puller:
                 kept.conflicts,
                 kept.requeued,
             )
-            for item, outcome, _ in plan.results:
-                if outcome is Outcome.APPLIED:
-                    stats.applied += 1
-                elif outcome is Outcome.DUPLICATE and item.entity_id not in plan.entities:
-                    # The hub already holds our queued version exactly: nothing left to push.
-                    conn.execute(
-                        "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND last_modified_at = ? "
-                        "AND device_id = ?",
-                        (item.entity_id, item.last_modified_at, item.device_id),
-                    )
-            ids = _encoder.encode(list(dict.fromkeys(item.entity_id for item in items)))
-            conn.execute(
-                "UPDATE entities SET hub_known = 1 WHERE entity_id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
+            stats.applied = self._settle(plan, items)
             if ResyncState.of(db) is not ResyncState.NONE:
                 # an item kept aside is at the hub all the same: a re-sync must not drop it here
                 seen = [*(item.entity_id for item in items), *(r.entity_id for r in aside if r.entity_id)]
@@ -177,26 +206,28 @@ class Puller:
             db.note_history(response.cursor, response.tag)
         return stats
 
-    def _checked(
-        self, response: PullResponse, refused: Sequence[Refused]
-    ) -> tuple[list[SyncItem], list[Record], list[Refused]]:
-        """The page's items and records that check out, and those to keep aside."""
-        tenant = self._db.meta_str("tenant_id")
-        max_clock = future_limit(PULL_CLOCK_SKEW_MS)
-        items, bad = sort_out(
-            list(map(_copy, response.items)),
-            tenant_id=tenant,
-            max_payload_bytes=NO_SIZE_LIMIT,
-            max_clock=max_clock,
-        )
-        aside = [*refused, *(refuse("item", item, exc) for item, exc in bad)]
-        records = []
-        for n, rec in enumerate(response.records):
-            try:
-                records.append(_checked_record(rec, n, tenant, max_clock))
-            except TruthvaultError as exc:
-                aside.append(refuse("record", rec.item, exc, rec.id))
-        return items, records, aside
+    def _settle(self, plan: MergePlan, items: list[SyncItem]) -> int:
+        """Mark the page's entities as held by the hub and unqueue this vault's versions the
+        hub holds exactly; return how many pulled versions became current."""
+        conn, applied = self._db.conn, 0
+        for item, outcome, _ in plan.results:
+            if outcome is Outcome.APPLIED:
+                applied += 1
+            elif outcome is Outcome.DUPLICATE and item.entity_id not in plan.entities:
+                # The hub already holds our queued version exactly: nothing left to push.
+                conn.execute(
+                    "UPDATE entities SET mutation = NULL WHERE entity_id = ? AND last_modified_at = ? "
+                    "AND device_id = ?",
+                    (item.entity_id, item.last_modified_at, item.device_id),
+                )
+        # the rows the plan wrote say so already
+        known = [item.entity_id for item in items if item.entity_id not in plan.entities]
+        if known:
+            conn.execute(
+                "UPDATE entities SET hub_known = 1 WHERE entity_id IN (SELECT value FROM json_each(?))",
+                (_encoder.encode(list(dict.fromkeys(known))),),
+            )
+        return applied
 
     def _has_record(self, rid: str) -> bool:
         return self._db.conn.execute("SELECT 1 FROM records WHERE id = ?", (rid,)).fetchone() is not None

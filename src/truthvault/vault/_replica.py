@@ -3,7 +3,8 @@ join commands) use. Reached as ``vault.replica``; the user's API stays on the va
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 
 from ..clock import HybridClock
 from ..crypto import Keyring
@@ -11,7 +12,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ._apply import Applier
 from ._db import KEY_FILE, VaultDB
 from ._join import HubLink
-from ._pull import ApplyStats, Puller
+from ._pull import ApplyStats, CheckedPage, Puller, check_page
 from ._push import PushQueue
 from ._refusals import Refusal, Refusals
 from ._resync import Resync, ResyncState
@@ -136,10 +137,18 @@ class Replica:
         return int(value) if value else None
 
     # -- pulling ---------------------------------------------------------------------
-    def apply_pull(self, response: PullResponse, refused: Sequence[Refused] = ()) -> ApplyStats:
+    def apply_pull(
+        self, response: PullResponse, refused: Sequence[Refused] = (), checked: CheckedPage | None = None
+    ) -> ApplyStats:
         """Merge a pulled page into the vault in one transaction and advance the cursor; what
-        does not check out (or ``refused`` names) is kept aside, and the rest applied."""
-        return self._puller.apply(response, refused)
+        does not check out (or ``refused`` names) is kept aside, and the rest applied.
+        ``checked``: what :meth:`page_checker` made of the page, when it was checked already."""
+        return self._puller.apply(response, refused, checked)
+
+    def page_checker(self) -> Callable[[PullResponse, Sequence[Refused]], CheckedPage]:
+        """Checks pulled pages for :meth:`apply_pull` without touching the vault, so in any
+        thread (the one that fetches them, while this one applies the page before)."""
+        return functools.partial(check_page, tenant=self._db.meta_str("tenant_id"))
 
     @property
     def cursor(self) -> int:

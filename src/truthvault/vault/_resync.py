@@ -75,6 +75,7 @@ class Resync:
             conn.executemany("INSERT OR IGNORE INTO resync_seen VALUES (?)", ((i,) for i in seen_ids))
             if mode is ResyncState.HUB_RESET:
                 return self._resend_what_the_hub_lost(conn)
+            self._db.catch_up_index()  # rows dropped below must be in the index to leave it
             doomed = [
                 current_from_row(row)
                 for row in conn.execute(

@@ -2,6 +2,10 @@
 
 The indexed text is computed in SQL (``json_tree``) from the stored payload, so single
 writes, bulk imports and the migration that created the index all agree on it.
+
+A pull leaves the rows it adds out of the index, behind a mark in ``meta`` that commits with
+them; the next search or other write indexes them all in one pass (see ``VaultDB.put_rows``
+and ``VaultDB.catch_up_index``), so a pull does not wait for it and a crash leaves none out.
 """
 
 from __future__ import annotations

@@ -182,6 +182,7 @@ class Transfer:
 
     def _import_chunk(self, items: list[SyncItem], queue: bool, now: str) -> None:
         conn = self._db.conn
+        self._db.catch_up_index()  # the new rows are indexed here: a catch-up must not again
         first_mutation = self._db.take_mutations(len(items)) if queue else 0
         seen: dict[str, int] = {}
         for item in items:

@@ -168,6 +168,9 @@ class Vault:
             f"{ENTITY_SELECT} JOIN entities_fts ON entities_fts.rowid = entities.rowid "
             "WHERE entities_fts MATCH ? AND entities.deleted = 0 ORDER BY entities_fts.rank LIMIT ?"
         )
+        if self._db.meta_str("fts_from"):
+            with self._db.tx():
+                self._db.catch_up_index()  # what a pull left out of the index (see put_rows)
         with self._db.read() as conn:
             try:
                 rows = conn.execute(sql, (query if fts else plain_query(query), limit)).fetchall()
