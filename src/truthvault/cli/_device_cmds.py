@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,10 @@ from ._common import (
     print_json,
 )
 from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase
+
+if TYPE_CHECKING:
+    from ..sync import HubClient
+    from ..vault import Vault
 
 __all__ = ["register", "register_repin"]
 
@@ -177,20 +182,8 @@ def register(cli: click.Group) -> None:
                     f"--rotate-key: tenant {vault.tenant_name!r} is {vault.vault_mode}: "
                     "its payloads are not end-to-end encrypted"
                 )
-            this = any(d["name"] == name and d.get("this_device") for d in client.devices())
-            if this:
-                if rotate_key:
-                    raise InvalidInput(
-                        "--rotate-key: a revoked device cannot rotate the key",
-                        hint="revoke this device, then run 'truthvault keys rotate' on another one",
-                    )
-                confirm(
-                    f"revoke THIS device ({name!r})? this vault can no longer sync until enrolled again",
-                    yes,
-                    "revoking this device",
-                )
-                client.revoke_device(name)
-                _print_self_revoked(name, vault.tenant_name, vault.replica.pending_count(), e2e)
+            if any(d["name"] == name and d.get("this_device") for d in client.devices()):
+                _revoke_this_device(vault, client, name, yes, bool(rotate_key))
                 return
             exchange = key_exchange(vault, client) if e2e else None
             # asked for before revoking: a rotation that cannot run should not follow a revocation
@@ -265,6 +258,23 @@ def register(cli: click.Group) -> None:
         out.print(
             f"rotated this device's key (new fingerprint {new.fingerprint()}); old key valid until {result['grace_until']}"
         )
+
+
+def _revoke_this_device(vault: Vault, client: HubClient, name: str, yes: bool, rotate_key: bool) -> None:
+    """Revoke the device this vault is, once the user agrees (it can no longer sync after)."""
+    if rotate_key:
+        raise InvalidInput(
+            "--rotate-key: a revoked device cannot rotate the key",
+            hint="revoke this device, then run 'truthvault keys rotate' on another one",
+        )
+    confirm(
+        f"revoke THIS device ({name!r})? this vault can no longer sync until enrolled again",
+        yes,
+        "revoking this device",
+    )
+    client.revoke_device(name)
+    e2e = vault.vault_mode == "local_first"
+    _print_self_revoked(name, vault.tenant_name, vault.replica.pending_count(), e2e)
 
 
 def _print_self_revoked(name: str, tenant: str, queued: int, e2e: bool) -> None:

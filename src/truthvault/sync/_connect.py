@@ -53,7 +53,11 @@ def connect(
             "(or, for a script: 'truthvault init --hub URL --tenant NAME --token -')",
         )
     return HubClient(
-        vault.replica.hub_url, vault.replica.hub_token, cert_pem=vault.replica.hub_cert, timeout=timeout, transport=transport
+        vault.replica.hub_url,
+        vault.replica.hub_token,
+        cert_pem=vault.replica.hub_cert,
+        timeout=timeout,
+        transport=transport,
     )
 
 

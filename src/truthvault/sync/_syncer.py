@@ -36,6 +36,11 @@ PLAN_BATCHES = 4
 PULL_PAGE_BATCHES = 5
 
 
+def _fingerprint(batch: PushRequest) -> tuple[object, ...]:
+    """What tells one push from the next: a queue that did not move yields the same again."""
+    return ([(i.entity_id, i.mutation) for i in batch.items], [(d.id, d.status) for d in batch.decisions])
+
+
 def _plain(batch: PushRequest) -> bool:
     """Whether a push holds only versions (no decisions, no kept versions, no bases), so that
     it can be split and its successors read before it is acknowledged."""
@@ -197,10 +202,7 @@ class Syncer:
                 batch = planned.pop(0)
                 sending = sent if sent is not None else wire.submit(self._send, batch)
                 sent = None
-                fingerprint = (
-                    [(i.entity_id, i.mutation) for i in batch.items],
-                    [(d.id, d.status) for d in batch.decisions],
-                )
+                fingerprint = _fingerprint(batch)
                 if fingerprint == previous:
                     # the hub took the batch but the queue did not move: stop rather than spin
                     sending.cancel()
