@@ -40,12 +40,7 @@ class HubLink:
         key_path: str | None = None,
         hub_cert: str | None = None,
     ) -> None:
-        """Record the hub; when the tenant changes, what the hub never saw moves to it and the new device id.
-
-        An enrolled device signs its requests with the key at ``key_path`` (and has no token);
-        a device added with ``hub device add`` sends its bearer ``token``. ``hub_cert`` is the
-        hub's TLS certificate (PEM), pinned: later requests trust it and nothing else.
-        """
+        """Record the hub (see :meth:`Replica.join`)."""
         _check_join(hub_url, token or key_path, tenant_id, device_id, vault_mode)
         with self._db.tx() as conn:
             old_hub, old_tenant = self._db.meta_str("hub_url"), self._db.meta_str("tenant_id")

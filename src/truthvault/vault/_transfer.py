@@ -124,15 +124,7 @@ class Transfer:
     def load(
         self, fp: IO[Any], *, queue_for_push: bool = True, progress: Callable[[int], None] | None = None
     ) -> int:
-        """Restore entities from JSON Lines; return how many lines were imported.
-
-        All or nothing: the whole file is one transaction, so a bad line (InvalidInput
-        "line N: field: message") leaves the vault as it was. Items keep their truth
-        fields but take this vault's tenant. An id already present is resolved by the
-        truth rule like a pulled version, and any loser is kept as a record. A clock more
-        than :data:`~truthvault.clock.MAX_FUTURE_SKEW_MS` ahead of this machine's is refused:
-        it would win every edit made here until then.
-        """
+        """Restore entities from JSON Lines (see :meth:`Vault.import_jsonl`); how many lines."""
         count = 0
         conn = self._db.conn
         old_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
