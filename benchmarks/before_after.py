@@ -57,10 +57,19 @@ def base_tree(rev: str) -> Path:
 
 
 def measure(tree: Path, name: str) -> dict[str, dict[str, object]] | None:
-    """The figures of one benchmark run in ``tree`` (None: the benchmark is not there)."""
+    """The figures of one benchmark run in ``tree`` (None: the benchmark is not there, or it
+    failed, which is said on stderr: the other benchmarks still run)."""
     script, *args = BENCHMARKS[name]
     if not (tree / "benchmarks" / script).exists():
         return None
+    try:
+        return _measure(tree, script, args)
+    except subprocess.CalledProcessError as exc:
+        print(f"{name} failed in {tree} (exit {exc.returncode}); its figures are left out", file=sys.stderr)
+        return None
+
+
+def _measure(tree: Path, script: str, args: list[str]) -> dict[str, dict[str, object]]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         _run(
             [str(tree / ".venv" / "bin" / "python"), f"benchmarks/{script}", *args, "--json", out.name], tree

@@ -99,7 +99,7 @@ def wire(url: str, code: str, items: int, signed: bool) -> tuple[float, float]:
         push_s = time.perf_counter() - t0
         pulled = 0
         t0 = time.perf_counter()
-        for page, refused in pages(client, 0, BATCH):
+        for page, refused, _ in pages(client, 0, BATCH):
             assert not refused
             if keyring:
                 page, failed = open_page(page, keyring, tenant)

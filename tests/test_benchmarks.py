@@ -1,0 +1,40 @@
+"""The benchmarks still run against the code as it is now: each, at a tiny size, writes its figures.
+
+Nothing here times anything (figures are the benchmarks' business, not the tests'): this only
+catches a benchmark left behind by a change of the library it drives.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "figure"),
+    [
+        ("cli_bench.py", ["--runs", "1"], "note add"),
+        ("import_bench.py", ["--count", "200"], "import entities/s"),
+        ("security_bench.py", ["--items", "1000"], "local_first (signed + AES-256-GCM): device pull items/s"),
+    ],
+)
+def test_a_benchmark_runs_and_writes_its_figures(
+    script: str, args: list[str], figure: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "figures.json"
+    subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args, "--json", str(out)],
+        cwd=BENCHMARKS.parent,
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    figures = json.loads(out.read_text())
+    assert figures[figure]["value"] > 0
+    assert figures[figure]["better"] in ("higher", "lower")
