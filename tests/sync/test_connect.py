@@ -25,7 +25,10 @@ def test_a_vault_not_joined_cannot_connect(tmp_path: Path) -> None:
 def test_join_connect_and_sync_through_the_public_api(hub_store: HubStore, tmp_path: Path) -> None:
     hub_store.add_tenant("home", "cloud_first")
     _, token = hub_store.add_device("home", "laptop")
-    with TestClient(create_app(hub_store, HubSettings())) as http, Vault.open(tmp_path / "v", source="user:test") as vault:
+    with (
+        TestClient(create_app(hub_store, HubSettings())) as http,
+        Vault.open(tmp_path / "v", source="user:test") as vault,
+    ):
         # the token's tenant is checked before anything is joined
         with pytest.raises(ConflictState, match="belongs to tenant 'home', not 'work'"):
             join_with_token(vault, "http://testserver", token, tenant="work", transport=http._transport)

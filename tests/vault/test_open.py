@@ -305,3 +305,10 @@ def test_joining_the_same_tenant_again_keeps_who_wrote_the_unsynced_changes(vaul
     assert [r.id for r in vault.suggestions()] == [sug.record_id]
     assert vault.replica.pending_batch() == before  # the same queue, the same numbers
     assert vault.put("note", {"t": "new"}).item.device_id == "dev-2"
+
+
+def test_a_home_given_with_a_tilde_is_the_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Vault.open("~/notes", source="user:test") as vault:
+        assert vault.home == tmp_path / "notes"
+    assert (tmp_path / "notes").is_dir()

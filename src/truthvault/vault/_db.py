@@ -120,7 +120,7 @@ class VaultDB:
     @classmethod
     def open(cls, home: Path | str) -> VaultDB:
         """Open the vault file in ``home``, creating the folder (0700) and file (0600) if missing."""
-        home = Path(home)
+        home = Path(home).expanduser()  # "~/notes" means what a shell would take it to
         if not home.exists():
             try:
                 home.mkdir(parents=True, mode=0o700)
