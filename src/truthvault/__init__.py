@@ -13,9 +13,9 @@ imports it first) costs almost nothing.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names as _lazy_names
 from .errors import (
     ConflictState,
     DecryptionFailed,
@@ -55,25 +55,25 @@ __version__ = "0.1.0"
 
 #: each lazily loaded name and the module that defines it
 _LAZY = {
-    "HybridClock": "clock",
-    "Hub": "hub",
-    "Record": "model",
-    "SyncItem": "model",
-    "CheckResult": "sync",
-    "HubClient": "sync",
-    "SyncStats": "sync",
-    "Syncer": "sync",
-    "connect": "sync",
-    "enrol_vault": "sync",
-    "join_with_token": "sync",
-    "syncer_for": "sync",
-    "Outcome": "truth",
-    "TruthLevel": "truth",
-    "is_higher_truth": "truth",
-    "Event": "vault",
-    "Vault": "vault",
-    "VaultRecord": "vault",
-    "WriteResult": "vault",
+    "HybridClock": ".clock",
+    "Hub": ".hub",
+    "Record": ".model",
+    "SyncItem": ".model",
+    "CheckResult": ".sync",
+    "HubClient": ".sync",
+    "SyncStats": ".sync",
+    "Syncer": ".sync",
+    "connect": ".sync",
+    "enrol_vault": ".sync",
+    "join_with_token": ".sync",
+    "syncer_for": ".sync",
+    "Outcome": ".truth",
+    "TruthLevel": ".truth",
+    "is_higher_truth": ".truth",
+    "Event": ".vault",
+    "Vault": ".vault",
+    "VaultRecord": ".vault",
+    "WriteResult": ".vault",
 }
 
 __all__ = [
@@ -115,14 +115,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'truthvault' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value  # the next access skips this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

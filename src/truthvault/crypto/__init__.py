@@ -6,8 +6,9 @@ primitives (Ed25519, X25519, HKDF-SHA256, AES-256-GCM, scrypt); nothing here inv
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from .._lazy import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:
     from ._keys import (
@@ -44,28 +45,28 @@ if typing.TYPE_CHECKING:
 #: each name and the module that defines it, imported on first use: the vault needs only the
 #: keyring, and the signing and wrapping primitives cost every command of the CLI to load
 _LAZY = {
-    "DeviceKeys": "_keys",
-    "fingerprint": "_keys",
-    "Keyring": "_payload",
-    "is_sealed": "_payload",
-    "open_sealed": "_payload",
-    "opener": "_payload",
-    "seal": "_payload",
-    "sealer": "_payload",
-    "DEFAULT_WINDOW_S": "_signing",
-    "SIGNATURE_HEADERS": "_signing",
-    "NonceCache": "_signing",
-    "QueryLike": "_signing",
-    "SignedRequest": "_signing",
-    "canonical_request": "_signing",
-    "claimed_device": "_signing",
-    "sign_request": "_signing",
-    "verify_request": "_signing",
-    "MIN_PASSPHRASE_LENGTH": "_wrap",
-    "unwrap_for_device": "_wrap",
-    "unwrap_with_passphrase": "_wrap",
-    "wrap_for_device": "_wrap",
-    "wrap_with_passphrase": "_wrap",
+    "DeviceKeys": "._keys",
+    "fingerprint": "._keys",
+    "Keyring": "._payload",
+    "is_sealed": "._payload",
+    "open_sealed": "._payload",
+    "opener": "._payload",
+    "seal": "._payload",
+    "sealer": "._payload",
+    "DEFAULT_WINDOW_S": "._signing",
+    "SIGNATURE_HEADERS": "._signing",
+    "NonceCache": "._signing",
+    "QueryLike": "._signing",
+    "SignedRequest": "._signing",
+    "canonical_request": "._signing",
+    "claimed_device": "._signing",
+    "sign_request": "._signing",
+    "verify_request": "._signing",
+    "MIN_PASSPHRASE_LENGTH": "._wrap",
+    "unwrap_for_device": "._wrap",
+    "unwrap_with_passphrase": "._wrap",
+    "wrap_for_device": "._wrap",
+    "wrap_with_passphrase": "._wrap",
 }
 
 __all__ = [
@@ -94,14 +95,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # the next access skips this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

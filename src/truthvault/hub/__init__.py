@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names as _lazy_names
 from ._hub import Hub
 from .store import Device, DeviceContext, Event, HubStore, Limits, Tenant, open_store
 
@@ -33,9 +34,4 @@ __all__ = [
 _LAZY = {"HubServer": "._serve", "HubSettings": ".app", "create_app": ".app"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)
