@@ -1,0 +1,209 @@
+"""The dispatcher: the one governed path an action takes.
+
+validate the input -> find its targets -> ask policy -> (ask for, or redeem, an approval) ->
+run the handler in one transaction with its audit entry and its events -> a typed result, or a
+structured error (:class:`~._types.ActionError`). A refusal is audited too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConflictState, Forbidden, InvalidInput, NotFound, TruthvaultError
+from ._ports import AuditRecord, AuditSink, Broker, Decision, PolicyDecision, PolicyEngine, PolicyRequest
+from ._registry import ActionSpec, Context, Registry
+from ._types import (
+    ActionConflict,
+    ActionError,
+    ActionForbidden,
+    ActionNotFound,
+    Actor,
+    ApprovalRequired,
+    Risk,
+    Target,
+    ValidationFailed,
+)
+
+__all__ = ["Kernel", "input_hash"]
+
+S = TypeVar("S")
+
+EventSink = Callable[[str, str | None, dict[str, Any]], None]
+
+
+def input_hash(params: BaseModel) -> str:
+    """SHA-256 of the input's canonical JSON: what the audit log and approvals keep of it."""
+    text = json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Kernel(Generic[S]):
+    """Runs the actions of ``registry`` against ``store`` under ``policy``, ``broker`` and
+    ``audit``; ``transaction`` opens one (nestable) transaction of the store."""
+
+    def __init__(
+        self,
+        registry: Registry[S],
+        store: S,
+        *,
+        policy: PolicyEngine,
+        broker: Broker,
+        audit: AuditSink,
+        transaction: Callable[[], AbstractContextManager[object]],
+        clock: Callable[[], str],
+        on_event: EventSink | None = None,
+        tenant_id: Callable[[], str] = lambda: "",
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.policy = policy
+        self.broker = broker
+        self.audit = audit
+        self._transaction = transaction
+        self._clock = clock
+        self._on_event = on_event
+        self._tenant_id = tenant_id
+
+    def spec(self, name: str) -> ActionSpec[S, Any, Any]:
+        """The action called ``name``; ActionNotFound if there is none."""
+        spec = self.registry.get(name)
+        if spec is None:
+            raise ActionNotFound(f"no action {name!r}", hint="'truthvault action list' lists them")
+        return spec
+
+    def run(
+        self, name: str, input: Mapping[str, Any] | BaseModel, *, actor: Actor, approval: str | None = None
+    ) -> Any:
+        """Run action ``name`` as ``actor``; ``approval`` redeems an approved request."""
+        spec = self.spec(name)
+        params = _validated(spec, input)
+        digest = input_hash(params)
+        ctx = Context(actor, self.store, name, self._clock)
+        targets = tuple(spec.targets(ctx, params)) if spec.targets else ()
+        decision = self.policy.decide(PolicyRequest(actor, name, spec.risk, targets))
+        if not decision.allowed:
+            self._refused(spec, actor, digest, targets, decision)
+        if decision.approval and approval is None:
+            request_id = self.broker.ask_approval(
+                actor=actor, action=name, risk=spec.risk, kind=decision.approval,
+                input_hash=digest, targets=targets, reason=decision.reason,
+            )  # fmt: skip
+            raise ApprovalRequired(
+                f"{name} needs your approval ({decision.approval})",
+                hint=f"approve it with 'truthvault approve {request_id}', then run it again",
+                request_id=request_id,
+                policies=decision.policies,
+            )
+        try:
+            with self._transaction():
+                approved_by = None
+                if decision.approval and approval is not None:
+                    approved_by = self.broker.redeem(approval, actor=actor, action=name, input_hash=digest)
+                out = _output(spec, spec.handler(ctx, params))
+                verdict: Decision = "approved" if approved_by else "allowed"
+                self._append(spec, actor, digest, tuple(ctx.targets) or targets, verdict, approved_by)
+                if self._on_event is not None:
+                    for type_, entity_id, detail in ctx.events:
+                        self._on_event(type_, entity_id, detail)
+        except TruthvaultError as exc:
+            error = _as_action_error(exc)
+            if spec.risk is not Risk.READ and not isinstance(error, ApprovalRequired):
+                self._failed(spec, actor, digest, targets, error)
+            if error is exc:
+                raise
+            raise error from exc
+        return out
+
+    # -- audit -------------------------------------------------------------------------
+    def _append(
+        self,
+        spec: ActionSpec[S, Any, Any],
+        actor: Actor,
+        digest: str,
+        targets: tuple[Target, ...],
+        decision: Decision,
+        approved_by: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if spec.risk is Risk.READ and decision in ("allowed", "approved"):
+            return  # reads are checked by policy, but not written to the log
+        self.audit.append(
+            AuditRecord(
+                tenant_id=actor.tenant_id or self._tenant_id(),
+                action=spec.name,
+                action_version=spec.version,
+                actor=actor,
+                decision=decision,
+                at=self._clock(),
+                input_hash=digest,
+                targets=targets,
+                approved_by=approved_by,
+                reason=reason,
+            )
+        )
+
+    def _refused(
+        self,
+        spec: ActionSpec[S, Any, Any],
+        actor: Actor,
+        digest: str,
+        targets: tuple[Target, ...],
+        decision: PolicyDecision,
+    ) -> None:
+        with self._transaction():
+            self._append(spec, actor, digest, targets, "denied", reason=decision.reason)
+        raise ActionForbidden(
+            f"{actor.source} may not run {spec.name}: {decision.reason or 'no policy allows it'}",
+            policies=decision.policies,
+        )
+
+    def _failed(
+        self,
+        spec: ActionSpec[S, Any, Any],
+        actor: Actor,
+        digest: str,
+        targets: tuple[Target, ...],
+        exc: TruthvaultError,
+    ) -> None:
+        with self._transaction():
+            self._append(spec, actor, digest, targets, "failed", reason=f"{exc.code}: {exc.message}")
+
+
+def _validated(spec: ActionSpec[Any, Any, Any], input: Mapping[str, Any] | BaseModel) -> BaseModel:
+    model: type[BaseModel] = spec.input
+    if isinstance(input, model):
+        return input
+    data = input.model_dump() if isinstance(input, BaseModel) else input
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise ValidationFailed(f"{spec.name}: {where}: {first['msg']}", field=where) from None
+
+
+def _output(spec: ActionSpec[Any, Any, Any], out: Any) -> BaseModel:
+    model: type[BaseModel] = spec.output
+    return out if isinstance(out, model) else model.model_validate(out)
+
+
+def _as_action_error(exc: TruthvaultError) -> TruthvaultError:
+    """The kernel's structured error for what a handler raised (others pass through)."""
+    hint = exc.hint
+    if isinstance(exc, ActionError):
+        return exc
+    if isinstance(exc, Forbidden):
+        return ActionForbidden(exc.message, hint=hint)
+    if isinstance(exc, InvalidInput):
+        return ValidationFailed(exc.message, hint=hint)
+    if isinstance(exc, NotFound):
+        return ActionNotFound(exc.message, hint=hint)
+    if isinstance(exc, ConflictState):
+        return ActionConflict(exc.message, hint=hint)
+    return exc
