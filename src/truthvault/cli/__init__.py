@@ -22,6 +22,10 @@ _HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joi
 #: and ``--help`` lists the commands from here, importing none; a test checks the table against
 #: what the modules register.
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "action": (
+        ("_action_cmds",),
+        "The governed actions: every write goes through one, under policy, approvals and audit.",
+    ),
     "accept": (_VAULT, "Accept a suggestion: it is merged in and becomes user truth (U1)."),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "delete": (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,11 +15,14 @@ from ..errors import InvalidInput, NotFound, TruthvaultError
 from ._output import Grid, Output, Struck
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ..model import Record, SyncItem
-    from ..vault import Vault
+    from ..vault import Vault, Written
 
 __all__ = [
     "confirm",
+    "entity_action",
     "err_console",
     "home_dir",
     "interactive",
@@ -30,7 +33,11 @@ __all__ = [
     "pin_option",
     "plural",
     "print_json",
+    "record_action",
+    "run_action",
     "summary",
+    "table",
+    "write_action",
 ]
 
 out = Output(soft_wrap=True)
@@ -106,25 +113,50 @@ def pin_hub(hub_url: str, pin: str | None) -> str | None:
     return pem
 
 
+def run_action(
+    vault: Vault,
+    name: str,
+    params: Mapping[str, object],
+    source: str | None = None,
+    approval: str | None = None,
+) -> BaseModel:
+    """Run a device action through the kernel (the one governed path for writes) as
+    ``source``, or as the vault's own source."""
+    return vault.kernel.run(name, params, actor=vault.actor(source), approval=approval)
+
+
+def write_action(vault: Vault, name: str, params: Mapping[str, object], source: str | None = None) -> Written:
+    """Run a write action; its result says what became of the version written."""
+    from ..vault import Written
+
+    result = run_action(vault, name, params, source)
+    assert isinstance(result, Written), result
+    return result
+
+
+def entity_action(vault: Vault, name: str, params: Mapping[str, object]) -> dict[str, object]:
+    """Run an action that answers one entity; that entity, as plain data."""
+    from ..vault import EntityResult
+
+    result = run_action(vault, name, params)
+    assert isinstance(result, EntityResult), result
+    return result.item
+
+
+def record_action(vault: Vault, name: str, params: Mapping[str, object]) -> dict[str, object]:
+    """Run an action that answers a kept record; that record, as plain data."""
+    from ..vault import RecordResult
+
+    result = run_action(vault, name, params)
+    assert isinstance(result, RecordResult), result
+    return result.record
+
+
 def plain(obj: object) -> object:
     """Plain data for JSON output: every field of a struct (defaults too), payloads decoded."""
-    import dataclasses
+    from ..model import plain as to_plain
 
-    import msgspec
-
-    if isinstance(obj, msgspec.Raw):
-        return msgspec.json.decode(obj)
-    if isinstance(obj, msgspec.Struct):
-        fields = {name: plain(getattr(obj, name)) for name in obj.__struct_fields__}
-        # push and pull numbers belong to the wire, not to what a user looks at
-        return {k: v for k, v in fields.items() if not (k in ("mutation", "seq") and v is None)}
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return plain(dataclasses.asdict(obj))
-    return obj
+    return to_plain(obj)
 
 
 def print_json(data: object) -> None:
@@ -189,7 +221,7 @@ def entity_table(items: Sequence[SyncItem], title: str | None = None) -> Grid:
             row.append(item.last_modified_at[:16].replace("T", " "))
         rows.append(row)
     headers = ["id", "type", "level", "what", *(["modified"] if wide else [])]
-    return _table(title, headers, rows, squeeze=3)
+    return table(title, headers, rows, squeeze=3)
 
 
 def record_table(records: Sequence[Record], title: str | None = None) -> Grid:
@@ -207,10 +239,10 @@ def record_table(records: Sequence[Record], title: str | None = None) -> Grid:
                 what = f"({record.status}) {_text(what)}"
             rows.append([record.id, record.entity_id[:8] + "…", level_name(item.truth_level), what])
     headers = ["id", "kind", "entity", "from", "what", "status"] if wide else ["id", "entity", "from", "what"]
-    return _table(title, headers, rows, squeeze=4 if wide else 3)
+    return table(title, headers, rows, squeeze=4 if wide else 3)
 
 
-def _table(title: str | None, headers: list[str], rows: list[list[str | Struck]], squeeze: int) -> Grid:
+def table(title: str | None, headers: list[str], rows: list[list[str | Struck]], squeeze: int) -> Grid:
     """A table that fits the terminal by cutting column ``squeeze`` short (with an ellipsis),
     never the others: Rich would otherwise narrow the small columns to nothing."""
     widths = [max([len(h), *(len(_text(r[n])) for r in rows)]) for n, h in enumerate(headers)]

@@ -19,6 +19,7 @@ from ._common import (
     pin_option,
     plural,
     print_json,
+    record_action,
     record_table,
 )
 from ._progress import progress_bar
@@ -385,7 +386,8 @@ def register(cli: click.Group) -> None:
         with open_vault() as vault:
             from ..sync import connect, syncer_for
 
-            record = vault.resolve_conflict(conflict_id, resolution)
+            params = {"id": conflict_id, "resolution": resolution}
+            record = vault.get_record(str(record_action(vault, "conflict.resolve", params)["id"]))
             synced, overruled = False, None
             if vault.replica.hub_url:
                 try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING
 
 import click
 
 from ..errors import InvalidInput
 from ._common import (
+    entity_action,
     entity_table,
     err_console,
     home_dir,
@@ -18,11 +20,13 @@ from ._common import (
     out,
     plural,
     print_json,
+    record_action,
     record_table,
+    write_action,
 )
 
 if TYPE_CHECKING:
-    from ..vault import WriteResult
+    from ..vault import Written
 
 __all__ = ["register"]
 
@@ -63,13 +67,14 @@ def _parse_fields(fields: tuple[str, ...]) -> dict[str, object]:
     return result
 
 
-def _report(result: WriteResult, as_json: bool) -> None:
+def _report(result: Written, as_json: bool) -> None:
+    """Say what a write action did (its output: outcome, record_id, item)."""
     from ..truth import Outcome
 
     if as_json:
-        print_json({"outcome": str(result.outcome), "record_id": result.record_id, "item": result.item})
+        print_json({"outcome": result.outcome, "record_id": result.record_id, "item": result.item})
         return
-    item = result.item
+    item = SimpleNamespace(**result.item)
     if result.outcome == Outcome.SUGGESTION:
         out.print(
             f"kept as a suggestion [bold]{result.record_id}[/bold] for {item.entity_id} "
@@ -133,7 +138,7 @@ def register(cli: click.Group) -> None:
         if tags:
             payload["tags"] = list(tags)
         with open_vault() as vault:
-            _report(vault.put("note", payload, source=source), as_json)
+            _report(write_action(vault, "notes.create", payload, source), as_json)
 
     @cli.group()
     def task() -> None:
@@ -146,11 +151,11 @@ def register(cli: click.Group) -> None:
     @json_option
     def task_add(title: str, due: str | None, source: str, as_json: bool) -> None:
         """Add a task."""
-        payload: dict[str, object] = {"title": title, "done": False}
+        payload: dict[str, object] = {"title": title}
         if due:
             payload["due"] = due
         with open_vault() as vault:
-            _report(vault.put("task", payload, source=source), as_json)
+            _report(write_action(vault, "tasks.create", payload, source), as_json)
 
     @cli.command()
     @click.argument("entity_type")
@@ -177,8 +182,8 @@ def register(cli: click.Group) -> None:
             payload = _parse_json_object(sys.stdin.read() if data == "-" else data, "DATA")
         payload.update(_parse_fields(fields))
         with open_vault() as vault:
-            result = vault.put(entity_type, payload, entity_id=entity_id, source=source)
-            _report(result, as_json)
+            params = {"type": entity_type, "data": payload, "id": entity_id}
+            _report(write_action(vault, "entity.put", params, source), as_json)
 
     @cli.command("list")
     @click.option("--type", "entity_type", help="Only this entity type (any case).")
@@ -293,7 +298,8 @@ def register(cli: click.Group) -> None:
                 hint="to empty the payload, pass '{}' --replace" if replace else None,
             )
         with open_vault() as vault:
-            _report(vault.edit(entity_id, changes, source=source, replace=replace), as_json)
+            params = {"id": entity_id, "changes": changes, "replace": replace}
+            _report(write_action(vault, "entity.edit", params, source), as_json)
 
     @cli.command()
     @click.argument("entity_id")
@@ -302,7 +308,7 @@ def register(cli: click.Group) -> None:
     def delete(entity_id: str, source: str, as_json: bool) -> None:
         """Delete an entity (a tombstone that syncs). Below user level it is only a suggestion."""
         with open_vault() as vault:
-            _report(vault.delete(entity_id, source=source), as_json)
+            _report(write_action(vault, "entity.delete", {"id": entity_id}, source), as_json)
 
     @cli.command()
     @click.argument("query")
@@ -366,12 +372,12 @@ def register(cli: click.Group) -> None:
         made are kept.
         """
         with open_vault() as vault:
-            item = vault.accept(suggestion_id, force=force)
+            item = entity_action(vault, "suggestion.accept", {"id": suggestion_id, "force": force})
             if as_json:
                 print_json(item)
             else:
                 out.print(
-                    f"accepted: {item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)",
+                    f"accepted: {item['entity_type']} [bold]{item['entity_id']}[/bold] is user truth now (U1)",
                     markup=True,
                 )
 
@@ -381,11 +387,11 @@ def register(cli: click.Group) -> None:
     def reject(suggestion_id: str, as_json: bool) -> None:
         """Reject a suggestion; it stays retrievable with status rejected."""
         with open_vault() as vault:
-            record = vault.reject(suggestion_id)
+            record = record_action(vault, "suggestion.reject", {"id": suggestion_id})
             if as_json:
                 print_json(record)
             else:
-                out.print(f"rejected suggestion {record.id} for {record.entity_id}")
+                out.print(f"rejected suggestion {record['id']} for {record['entity_id']}")
 
     @cli.group()
     def entity() -> None:
@@ -397,12 +403,13 @@ def register(cli: click.Group) -> None:
     def upgrade_truth(entity_id: str, as_json: bool) -> None:
         """Confirm AI or automation content as your own: it becomes user truth (U1)."""
         with open_vault() as vault:
-            item = vault.upgrade_truth(entity_id)
+            item = entity_action(vault, "entity.upgrade_truth", {"id": entity_id})
             if as_json:
                 print_json(item)
             else:
                 out.print(
-                    f"{item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)", markup=True
+                    f"{item['entity_type']} [bold]{item['entity_id']}[/bold] is user truth now (U1)",
+                    markup=True,
                 )
 
     @cli.command()

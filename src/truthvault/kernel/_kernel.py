@@ -79,7 +79,7 @@ class Kernel(Generic[S]):
 
     def run(
         self, name: str, input: Mapping[str, Any] | BaseModel, *, actor: Actor, approval: str | None = None
-    ) -> Any:
+    ) -> BaseModel:
         """Run action ``name`` as ``actor``; ``approval`` redeems an approved request."""
         spec = self.spec(name)
         params = _validated(spec, input)

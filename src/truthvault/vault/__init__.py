@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names as _lazy_names
 from ._apply import Applied, Applier
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
@@ -17,8 +20,12 @@ from ._schema import HEAD_REVISION
 from ._vault import Vault
 from ._writes import MAX_PAYLOAD_BYTES
 
+if TYPE_CHECKING:
+    from ._actions import DEVICE_ACTIONS, EntitiesResult, EntityResult, RecordResult, Written
+
 __all__ = [
     "DB_NAME",
+    "DEVICE_ACTIONS",
     "EVENT_TYPES",
     "HEAD_REVISION",
     "KEY_FILE",
@@ -28,14 +35,26 @@ __all__ = [
     "Applied",
     "Applier",
     "ApplyStats",
+    "EntitiesResult",
+    "EntityResult",
     "Event",
     "Overruled",
+    "RecordResult",
     "Refusal",
     "Replica",
     "ResyncState",
     "Vault",
     "VaultRecord",
     "WriteResult",
+    "Written",
     "new_id",
     "payload_of",
 ]
+
+#: the device actions and their result models load pydantic: imported when first asked for
+_LAZY = {
+    name: "._actions"
+    for name in ("DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "Written")
+}
+
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

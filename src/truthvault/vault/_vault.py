@@ -5,9 +5,10 @@ from __future__ import annotations
 import builtins
 import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import intake
 from ..errors import InvalidInput, InvalidSource, NotFound
@@ -21,6 +22,9 @@ from ._replica import Replica
 from ._search import fts_error, plain_query
 from ._transfer import Transfer
 from ._writes import Writer
+
+if TYPE_CHECKING:
+    from ..kernel import Actor, Kernel
 
 __all__ = ["Vault"]
 
@@ -42,6 +46,7 @@ class Vault:
         self._transfer = Transfer(db, applier)
         #: the sync side of this vault: push queue, pulls, the hub joined, re-syncs
         self.replica = Replica(db, applier)
+        self._kernel: Kernel[Vault] | None = None
 
     @classmethod
     def open(cls, home: Path | str, *, source: str | None = None) -> Vault:
@@ -105,6 +110,27 @@ class Vault:
     def vault_mode(self) -> str:
         """local_first or cloud_first."""
         return self._db.meta_str("vault_mode")
+
+    # -- the governed path ---------------------------------------------------------
+    @property
+    def kernel(self) -> Kernel[Vault]:
+        """The kernel over this vault: ``vault.kernel.run("notes.create", {...}, actor=...)``
+        runs a device action under policy, approvals and the audit log."""
+        if self._kernel is None:
+            from ._governance import device_kernel
+
+            self._kernel = device_kernel(self, self._db)
+        return self._kernel
+
+    def actor(self, source: str | None = None) -> Actor:
+        """Who acts through this vault: ``source`` (or the vault's) on this device and tenant."""
+        from ..kernel import Actor
+
+        return Actor(self._writer_source(source), self.device_id, self.tenant_id)
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """One transaction around several writes (nestable): all of them happen, or none."""
+        return self._db.tx()
 
     # -- writes --------------------------------------------------------------------
     def _writer_source(self, source: str | None) -> str:

@@ -1,0 +1,261 @@
+"""The device's actions: every write the command line makes, as a governed kernel action over
+a :class:`~truthvault.Vault` (the handler writes as the actor's source, so the truth rule
+decides what becomes current and what is kept as a suggestion)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import NotFound
+from ..kernel import Context, Registry, Risk, Target
+from ..model import SyncItem, plain
+
+if TYPE_CHECKING:
+    from ._db import WriteResult
+    from ._vault import Vault
+
+__all__ = ["DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "Written", "written"]
+
+DEVICE_ACTIONS: Registry[Vault] = Registry()
+Ctx = Context["Vault"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Written(BaseModel):
+    """What a write did: ``saved`` (current), ``suggestion`` or ``conflict`` (kept as the
+    record ``record_id``), with the version written."""
+
+    outcome: str
+    record_id: str | None = None
+    item: dict[str, Any]
+
+
+class EntityResult(BaseModel):
+    """One version of an entity with its truth fields."""
+
+    item: dict[str, Any]
+
+
+class EntitiesResult(BaseModel):
+    items: list[dict[str, Any]]
+
+
+class RecordResult(BaseModel):
+    """A kept record (suggestion or conflict) after a decision."""
+
+    record: dict[str, Any]
+
+
+def _plain(struct: msgspec.Struct) -> dict[str, Any]:
+    out: dict[str, Any] = plain(struct)
+    return out
+
+
+def written(result: WriteResult) -> Written:
+    return Written(outcome=str(result.outcome), record_id=result.record_id, item=_plain(result.item))
+
+
+def _touched(ctx: Ctx, item: SyncItem) -> None:
+    ctx.touched(Target(item.entity_id, item.entity_type, item.version, item.truth_level))
+
+
+def _write(ctx: Ctx, result: WriteResult) -> Written:
+    _touched(ctx, result.item)
+    return written(result)
+
+
+def _entity(ctx: Ctx, entity_id: str) -> list[Target]:
+    """The entity as policy sees it before the action (its level decides what may touch it)."""
+    try:
+        item = ctx.store.get(entity_id, include_deleted=True)
+    except NotFound:
+        return [Target(entity_id)]
+    return [Target(item.entity_id, item.entity_type, item.version, item.truth_level)]
+
+
+def _record_target(ctx: Ctx, record_id: str) -> list[Target]:
+    try:
+        rec = ctx.store.get_record(record_id)
+    except NotFound:
+        return []
+    return _entity(ctx, rec.entity_id)
+
+
+# -- notes and tasks ------------------------------------------------------------------------
+class NoteIn(_In):
+    text: str = Field(min_length=1)
+    title: str | None = None
+    tags: list[str] = []
+
+
+@DEVICE_ACTIONS.action("notes.create", version="1.0.0", risk=Risk.WRITE, input=NoteIn, output=Written)
+def notes_create(ctx: Ctx, params: NoteIn) -> Written:
+    """Add a note."""
+    payload = params.model_dump(exclude_none=True, exclude_defaults=True)
+    return _write(ctx, ctx.store.put("note", payload, source=ctx.actor.source))
+
+
+class TaskIn(_In):
+    title: str = Field(min_length=1)
+    due: str | None = None
+
+
+@DEVICE_ACTIONS.action("tasks.create", version="1.0.0", risk=Risk.WRITE, input=TaskIn, output=Written)
+def tasks_create(ctx: Ctx, params: TaskIn) -> Written:
+    """Add a task."""
+    payload: dict[str, Any] = {"title": params.title, "done": False}
+    if params.due:
+        payload["due"] = params.due
+    return _write(ctx, ctx.store.put("task", payload, source=ctx.actor.source))
+
+
+class IdIn(_In):
+    id: str = Field(min_length=1)
+
+
+@DEVICE_ACTIONS.action(
+    "tasks.complete", version="1.0.0", risk=Risk.WRITE, input=IdIn, output=Written,
+    targets=lambda ctx, p: _entity(ctx, p.id),
+)  # fmt: skip
+def tasks_complete(ctx: Ctx, params: IdIn) -> Written:
+    """Mark a task done."""
+    return _write(ctx, ctx.store.edit(params.id, {"done": True}, source=ctx.actor.source))
+
+
+# -- any entity -------------------------------------------------------------------------------
+class PutIn(_In):
+    type: str = Field(min_length=1)
+    data: dict[str, Any]
+    id: str | None = None
+
+
+@DEVICE_ACTIONS.action(
+    "entity.put", version="1.0.0", risk=Risk.WRITE, input=PutIn, output=Written,
+    targets=lambda ctx, p: _entity(ctx, p.id) if p.id else [],
+)  # fmt: skip
+def entity_put(ctx: Ctx, params: PutIn) -> Written:
+    """Write an entity of any type (new, or a new version of an id)."""
+    result = ctx.store.put(params.type, params.data, entity_id=params.id, source=ctx.actor.source)
+    return _write(ctx, result)
+
+
+class EditIn(_In):
+    id: str = Field(min_length=1)
+    changes: dict[str, Any]
+    replace: bool = False
+
+
+@DEVICE_ACTIONS.action(
+    "entity.edit", version="1.0.0", risk=Risk.WRITE, input=EditIn, output=Written,
+    targets=lambda ctx, p: _entity(ctx, p.id),
+)  # fmt: skip
+def entity_edit(ctx: Ctx, params: EditIn) -> Written:
+    """Change an entity's fields (or replace them all)."""
+    result = ctx.store.edit(params.id, params.changes, source=ctx.actor.source, replace=params.replace)
+    return _write(ctx, result)
+
+
+@DEVICE_ACTIONS.action(
+    "entity.delete", version="1.0.0", risk=Risk.DESTRUCTIVE, input=IdIn, output=Written,
+    targets=lambda ctx, p: _entity(ctx, p.id),
+)  # fmt: skip
+def entity_delete(ctx: Ctx, params: IdIn) -> Written:
+    """Delete an entity (a tombstone; below its level only a suggestion)."""
+    return _write(ctx, ctx.store.delete(params.id, source=ctx.actor.source))
+
+
+@DEVICE_ACTIONS.action(
+    "entity.upgrade_truth", version="1.0.0", risk=Risk.WRITE, input=IdIn, output=EntityResult,
+    targets=lambda ctx, p: _entity(ctx, p.id),
+)  # fmt: skip
+def entity_upgrade_truth(ctx: Ctx, params: IdIn) -> EntityResult:
+    """Confirm lower-level content as the user's own (level 1)."""
+    item = ctx.store.upgrade_truth(params.id, source=ctx.actor.source)
+    _touched(ctx, item)
+    return EntityResult(item=_plain(item))
+
+
+# -- the user's decisions on kept records --------------------------------------------------------
+class AcceptIn(_In):
+    id: str = Field(min_length=1)
+    force: bool = False
+
+
+@DEVICE_ACTIONS.action(
+    "suggestion.accept", version="1.0.0", risk=Risk.WRITE, input=AcceptIn, output=EntityResult,
+    targets=lambda ctx, p: _record_target(ctx, p.id),
+)  # fmt: skip
+def suggestion_accept(ctx: Ctx, params: AcceptIn) -> EntityResult:
+    """Accept a suggestion: it is merged in and becomes user truth."""
+    item = ctx.store.accept(params.id, source=ctx.actor.source, force=params.force)
+    _touched(ctx, item)
+    return EntityResult(item=_plain(item))
+
+
+@DEVICE_ACTIONS.action(
+    "suggestion.reject", version="1.0.0", risk=Risk.WRITE, input=IdIn, output=RecordResult,
+    targets=lambda ctx, p: _record_target(ctx, p.id),
+)  # fmt: skip
+def suggestion_reject(ctx: Ctx, params: IdIn) -> RecordResult:
+    """Reject a suggestion; it stays retrievable as rejected."""
+    return RecordResult(record=_plain(ctx.store.reject(params.id)))
+
+
+class ResolveIn(_In):
+    id: str = Field(min_length=1)
+    resolution: Literal["keep", "restore"]
+
+
+@DEVICE_ACTIONS.action(
+    "conflict.resolve", version="1.0.0", risk=Risk.WRITE, input=ResolveIn, output=RecordResult,
+    targets=lambda ctx, p: _record_target(ctx, p.id),
+)  # fmt: skip
+def conflict_resolve(ctx: Ctx, params: ResolveIn) -> RecordResult:
+    """Close a conflict: keep the current version or restore the kept one."""
+    record = ctx.store.resolve_conflict(params.id, params.resolution, source=ctx.actor.source)
+    return RecordResult(record=_plain(record))
+
+
+# -- reads --------------------------------------------------------------------------------------
+class GetIn(_In):
+    id: str = Field(min_length=1)
+    include_deleted: bool = False
+
+
+@DEVICE_ACTIONS.action("entity.get", version="1.0.0", risk=Risk.READ, input=GetIn, output=EntityResult)
+def entity_get(ctx: Ctx, params: GetIn) -> EntityResult:
+    """One entity's current version with its truth fields."""
+    return EntityResult(item=_plain(ctx.store.get(params.id, include_deleted=params.include_deleted)))
+
+
+class SearchIn(_In):
+    query: str = Field(min_length=1)
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+@DEVICE_ACTIONS.action(
+    "entity.search", version="1.0.0", risk=Risk.READ, input=SearchIn, output=EntitiesResult
+)
+def entity_search(ctx: Ctx, params: SearchIn) -> EntitiesResult:
+    """EntitiesResult whose text holds every word of the query, best first."""
+    return EntitiesResult(items=[_plain(i) for i in ctx.store.search(params.query, params.limit)])
+
+
+class ListIn(_In):
+    type: str | None = None
+    level: int | None = Field(default=None, ge=1, le=5)
+    limit: int = Field(default=100, ge=1, le=10_000)
+    offset: int = Field(default=0, ge=0)
+
+
+@DEVICE_ACTIONS.action("entity.list", version="1.0.0", risk=Risk.READ, input=ListIn, output=EntitiesResult)
+def entity_list(ctx: Ctx, params: ListIn) -> EntitiesResult:
+    """Current versions, newest first, by type and level."""
+    items = ctx.store.list(params.type, params.level, limit=params.limit, offset=params.offset)
+    return EntitiesResult(items=[_plain(i) for i in items])

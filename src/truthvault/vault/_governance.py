@@ -1,0 +1,83 @@
+"""The device's kernel: the device actions over a vault, with its policy, broker and audit log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..kernel import (
+    ActionForbidden,
+    Actor,
+    AuditRecord,
+    Kernel,
+    PolicyDecision,
+    PolicyRequest,
+    Risk,
+    Target,
+)
+from ._actions import DEVICE_ACTIONS
+from ._db import VaultDB
+
+if TYPE_CHECKING:
+    from ._vault import Vault
+
+__all__ = ["device_kernel"]
+
+
+class _OpenPolicy:
+    """Until the tenant policy lands: every action is allowed (the truth rule still decides)."""
+
+    def decide(self, request: PolicyRequest) -> PolicyDecision:
+        return PolicyDecision(True, policies=("open",), reason="no policy yet")
+
+
+class _NoBroker:
+    def ask_approval(
+        self,
+        *,
+        actor: Actor,
+        action: str,
+        risk: Risk,
+        kind: str,
+        input_hash: str,
+        targets: tuple[Target, ...],
+        reason: str,
+    ) -> str:
+        raise ActionForbidden(f"{action} needs an approval, and this vault has no broker yet")
+
+    def redeem(self, request_id: str, *, actor: Actor, action: str, input_hash: str) -> str:
+        raise ActionForbidden(f"no approval {request_id!r}")
+
+
+class _EventAudit:
+    """Until the audit log lands: each action is an event of the vault's log."""
+
+    def __init__(self, db: VaultDB) -> None:
+        self._db = db
+
+    def append(self, record: AuditRecord) -> None:
+        self._db.add_event(
+            "ACTION",
+            record.targets[0].entity_id if record.targets else None,
+            action=record.action,
+            decision=record.decision,
+            source=record.actor.source,
+        )
+
+
+def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
+    """The kernel that runs the device actions against ``vault``."""
+
+    def on_event(type: str, entity_id: str | None, detail: dict[str, Any]) -> None:
+        db.add_event(type, entity_id, **detail)
+
+    return Kernel(
+        DEVICE_ACTIONS,
+        vault,
+        policy=_OpenPolicy(),
+        broker=_NoBroker(),
+        audit=_EventAudit(db),
+        transaction=db.tx,
+        clock=db.stamp,
+        on_event=on_event,
+        tenant_id=lambda: db.meta_str("tenant_id"),
+    )
