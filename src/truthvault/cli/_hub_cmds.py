@@ -138,6 +138,15 @@ def serve_hub(
     out.print("hub stopped")
 
 
+def _admin_action(
+    store: HubStore, tenant_name: str, name: str, params: dict[str, object]
+) -> dict[str, object]:
+    """Run a hub action as the hub's admin (the kernel's one governed path)."""
+    from ..hub import run_as_admin
+
+    return run_as_admin(store, tenant_name, name, params)
+
+
 def register(cli: click.Group) -> None:
     """Add the hub group."""
 
@@ -280,7 +289,7 @@ def register(cli: click.Group) -> None:
         """Create a tenant and print a one-time enrolment code for its first device."""
         with _store(db_url) as store:
             created = store.add_tenant(name, mode)
-            code = store.create_enrol_code(name, _CODE_TTL_MIN * 60)
+            code = str(_admin_action(store, name, "tenant.code", {"ttl_s": _CODE_TTL_MIN * 60})["code"])
         if as_json:
             print_json({**_as_dict(created), "enrol_code": code, "code_ttl_minutes": _CODE_TTL_MIN})
         else:
@@ -302,7 +311,7 @@ def register(cli: click.Group) -> None:
     def tenant_code(name: str, ttl: float, db_url: str | None, hub_url: str | None, as_json: bool) -> None:
         """Issue another one-time enrolment code for a tenant's next device."""
         with _store(db_url) as store:
-            code = store.create_enrol_code(name, ttl * 60)
+            code = str(_admin_action(store, name, "tenant.code", {"ttl_s": ttl * 60})["code"])
         if as_json:
             print_json({"tenant": name, "enrol_code": code, "code_ttl_minutes": ttl})
         else:
@@ -387,7 +396,7 @@ def register(cli: click.Group) -> None:
     def device_revoke(tenant_name: str, device_name: str, db_url: str | None) -> None:
         """Revoke a device: its every later request is refused."""
         with _store(db_url) as store:
-            store.revoke_device(tenant_name, device_name)
+            _admin_action(store, tenant_name, "device.revoke", {"name": device_name})
         out.print(f"device {device_name!r} of tenant {tenant_name!r} revoked")
 
     @hub.command("security-events")

@@ -12,26 +12,41 @@ from ._hub import Hub
 from .store import Device, DeviceContext, Event, HubStore, Limits, Tenant, open_store
 
 if TYPE_CHECKING:
+    from ._actions import HUB_ACTIONS, HubScope
+    from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
     from .app import HubSettings, create_app
 
 __all__ = [
+    "HUB_ACTIONS",
     "Device",
     "DeviceContext",
     "Event",
     "Hub",
+    "HubScope",
     "HubServer",
     "HubSettings",
     "HubStore",
     "Limits",
     "Tenant",
     "create_app",
+    "hub_kernel",
     "open_store",
+    "run_as_admin",
 ]
 
 #: names whose modules load the web framework: imported when first asked for, so that opening
 #: a hub's store (an admin command) does not pay for FastAPI
-_LAZY = {"HubServer": "._serve", "HubSettings": ".app", "create_app": ".app"}
+_LAZY = {
+    "HubServer": "._serve",
+    "HubSettings": ".app",
+    "create_app": ".app",
+    # the kernel's actions load pydantic
+    "HUB_ACTIONS": "._actions",
+    "HubScope": "._actions",
+    "hub_kernel": "._governance",
+    "run_as_admin": "._governance",
+}
 
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

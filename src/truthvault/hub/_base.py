@@ -11,6 +11,7 @@ handing each call to the part that owns it, all composed over one database objec
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._auth import Credentials
@@ -52,6 +53,9 @@ class SqlHubStore:
         """Write what is noted, then release connections."""
         self.notes.stop()
         self.database.close()
+
+    def transaction(self) -> AbstractContextManager[object]:
+        return self.database.write()
 
     def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
         return self.database.watch(on_change)

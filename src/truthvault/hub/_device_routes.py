@@ -7,7 +7,9 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..clock import HybridClock
 from ..errors import BadSignature, RateLimited, TruthvaultError
+from ._governance import run_for_device
 from ._guard import Guard, RequestParts
 from .store import DeviceContext, HubStore
 
@@ -73,10 +75,11 @@ def add_device_routes(
     device: Callable[[Request], Awaitable[DeviceContext]],
     parts: Callable[[Request], Awaitable[RequestParts]],
     access_token_ttl_s: float,
+    clock: HybridClock,
 ) -> None:
     """Add /v1/enroll, /v1/enroll/recovery, /v1/auth/token and /v1/devices* to the app."""
     _add_enrol_routes(app, store, guard, parts)
-    _add_device_routes(app, store, device, access_token_ttl_s)
+    _add_device_routes(app, store, device, access_token_ttl_s, clock)
 
 
 def _with_code(guard: Guard, req: RequestParts, use: Callable[[], _T]) -> _T:
@@ -136,6 +139,7 @@ def _add_device_routes(
     store: HubStore,
     device: Callable[[Request], Awaitable[DeviceContext]],
     access_token_ttl_s: float,
+    clock: HybridClock,
 ) -> None:
     Device = Annotated[DeviceContext, Depends(device)]
 
@@ -166,14 +170,19 @@ def _add_device_routes(
     @app.post("/v1/devices/revoke", tags=["devices"])
     async def revoke(body: RevokeBody, ctx: Device) -> dict[str, Any]:
         """Revoke a device of the caller's tenant: its every later request is refused."""
-        revoked = await run_in_threadpool(store.revoke_device, ctx.tenant_name, body.name, ctx.device_id)
-        return {"name": revoked.name, "id": revoked.id, "revoked": True}
+        done = await run_in_threadpool(
+            run_for_device, store, clock, ctx, "device.revoke", {"name": body.name}
+        )
+        return {"name": done["name"], "id": done["id"], "revoked": True}
 
     @app.post("/v1/devices/rotate-key", tags=["devices"])
     async def rotate_key(body: RotateKeyBody, ctx: Device) -> dict[str, Any]:
         """Replace this device's keys (signed with the current key); the old key works during the grace."""
         _require_signature(ctx)
-        until = await run_in_threadpool(
-            store.rotate_key, ctx, body.sign_public, body.box_public, body.grace_seconds
-        )
-        return {"device_id": ctx.device_id, "grace_until": until}
+        params = {
+            "sign_public": body.sign_public,
+            "box_public": body.box_public,
+            "grace_seconds": body.grace_seconds,
+        }
+        done = await run_in_threadpool(run_for_device, store, clock, ctx, "device.rotate_key", params)
+        return {"device_id": ctx.device_id, "grace_until": done["grace_until"]}

@@ -7,8 +7,10 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..clock import HybridClock
 from ..errors import ConflictState
 from ._device_routes import Text
+from ._governance import run_for_device
 from .store import DeviceContext, HubStore
 
 __all__ = ["RecoveryBody", "WrappedKeysBody", "add_key_routes"]
@@ -42,7 +44,7 @@ def _local_first(ctx: DeviceContext) -> None:
 
 
 def add_key_routes(
-    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]]
+    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]], clock: HybridClock
 ) -> None:
     """Add /v1/keys/* to the app (every route authenticated and scoped to the caller's tenant)."""
     Device = Annotated[DeviceContext, Depends(device)]
@@ -68,8 +70,9 @@ def add_key_routes(
     async def put_wrapped(body: WrappedKeysBody, ctx: Device) -> dict[str, int]:
         """Store the tenant keyring wrapped to devices of this tenant (for each, its own copy)."""
         _local_first(ctx)
-        stored = await run_in_threadpool(store.put_wrapped_keys, ctx, body.blobs, body.kid, body.genesis)
-        return {"stored": stored}
+        params = {"blobs": body.blobs, "kid": body.kid, "genesis": body.genesis}
+        done = await run_in_threadpool(run_for_device, store, clock, ctx, "keys.rotate", params)
+        return {"stored": done["stored"]}
 
     @app.get("/v1/keys/wrapped", tags=["keys"])
     async def get_wrapped(ctx: Device) -> dict[str, Any]:
@@ -82,7 +85,8 @@ def add_key_routes(
     async def put_recovery(body: RecoveryBody, ctx: Device) -> dict[str, bool]:
         """Store the tenant keyring wrapped with the recovery passphrase (scrypt)."""
         _local_first(ctx)
-        await run_in_threadpool(store.put_recovery_blob, ctx, body.blob, body.kid)
+        params = {"blob": body.blob, "kid": body.kid}
+        await run_in_threadpool(run_for_device, store, clock, ctx, "keys.recovery", params)
         return {"stored": True}
 
     @app.get("/v1/keys/recovery/status", tags=["keys"])

@@ -10,9 +10,10 @@ may override its bulk read (:meth:`SqlDatabase.load_current`).
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Container, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import msgspec
@@ -100,14 +101,36 @@ class SqlDatabase(ABC):
 
     def __init__(self) -> None:
         self._tenant_pks: dict[str, int] = {}
+        self._joined = threading.local()
 
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
 
+    @contextmanager
+    def write(self) -> Iterator[Db]:
+        """A write transaction, committed when the block ends (rolled back on an error).
+
+        Nested in another write of the same thread, it joins that one: a kernel action and
+        its audit entry commit together with every store call the handler makes."""
+        joined: Db | None = getattr(self._joined, "db", None)
+        if joined is not None:
+            yield joined
+            return
+        with self.begin_write() as db:
+            self._joined.db = db
+            try:
+                yield db
+            finally:
+                self._joined.db = None
+
+    def in_write(self) -> bool:
+        """Whether this thread is inside a write transaction."""
+        return getattr(self._joined, "db", None) is not None
+
     @abstractmethod
-    def write(self) -> AbstractContextManager[Db]:
-        """A write transaction, committed when the block ends (rolled back on an error)."""
+    def begin_write(self) -> AbstractContextManager[Db]:
+        """A new write transaction (the backend's): see :meth:`write`."""
 
     def write_note(self) -> AbstractContextManager[Db]:
         """A small write whose statements need no answer and whose loss in a crash would not

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..clock import HybridClock
 from ..model import MAX_INT64, PullResponse, decode_push, encode
 from ._device_routes import Text
+from ._governance import run_for_device
 from ._guard import Guard, RequestParts
 from .store import DeviceContext, HubStore, Limits
 
@@ -195,11 +196,10 @@ def add_record_routes(
     @app.post("/v1/sync/conflict-resolve", tags=["sync"])
     async def conflict_resolve(body: ConflictResolveBody, ctx: Device) -> Response:
         """Close a conflict: keep the current version, or restore the kept loser."""
-        record, item = await run_in_threadpool(
-            store.resolve_conflict, ctx, body.conflict_id, body.resolution, clock.now()
-        )
+        params = {"conflict_id": body.conflict_id, "resolution": body.resolution}
+        done = await run_in_threadpool(run_for_device, store, clock, ctx, "conflict.resolve", params)
         notifier.notify(ctx.tenant_id)
-        return Response(encode({"record": record, "item": item}), media_type=_JSON)
+        return Response(encode({"record": done["record"], "item": done["item"]}), media_type=_JSON)
 
     @app.get("/v1/conflicts", tags=["sync"], response_class=Response)
     async def conflicts(

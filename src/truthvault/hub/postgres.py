@@ -135,15 +135,17 @@ class PostgresDatabase(SqlDatabase):
         self._pool.close()
 
     @contextmanager
-    def write(self) -> Iterator[Db]:
+    def begin_write(self) -> Iterator[Db]:
         with _storage_errors(), self._pool.connection() as conn, conn.transaction():
             yield _PgDb(conn)
 
     @contextmanager
     def write_note(self) -> Iterator[Db]:
-        # Its commit need not wait for the WAL to reach the disk.
+        # Its commit need not wait for the WAL to reach the disk (unless it joins a write that must).
+        joined = self.in_write()
         with self.write() as db:
-            db.execute("SET LOCAL synchronous_commit TO off")
+            if not joined:
+                db.execute("SET LOCAL synchronous_commit TO off")
             yield db
 
     @contextmanager

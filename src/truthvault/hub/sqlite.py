@@ -155,7 +155,7 @@ class SqliteDatabase(SqlDatabase):
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[Db]:
+    def begin_write(self) -> Iterator[Db]:
         with self._write_lock, _storage_errors():
             db = self._writer
             # IMMEDIATE takes the write lock up front: a transaction never has to upgrade

@@ -11,6 +11,7 @@ reads across tenants.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -206,6 +207,10 @@ class HubStore(Protocol):
         Kept in the database, so a replay is refused across hub processes; nonces whose
         timestamp is more than ``keep_s`` old are pruned (the window refuses them anyway).
         """
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """One write transaction that every store call made inside it joins (a kernel action
+        and its audit entry commit together)."""
 
     def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
         """Revoke a device: its every later request is refused (by signature, device token or

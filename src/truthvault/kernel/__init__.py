@@ -7,7 +7,9 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 
 from __future__ import annotations
 
-from ._kernel import Kernel, input_hash
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names as _lazy_names
 from ._ports import (
     AuditRecord,
     AuditSink,
@@ -16,7 +18,6 @@ from ._ports import (
     PolicyEngine,
     PolicyRequest,
 )
-from ._registry import ActionSpec, Context, Registry
 from ._types import (
     ActionConflict,
     ActionError,
@@ -28,6 +29,10 @@ from ._types import (
     Target,
     ValidationFailed,
 )
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel, input_hash
+    from ._registry import ActionSpec, Context, Registry
 
 __all__ = [
     "ActionConflict",
@@ -51,3 +56,15 @@ __all__ = [
     "ValidationFailed",
     "input_hash",
 ]
+
+#: the dispatcher and the registry load pydantic: imported when first asked for, so that a
+#: client that only maps the kernel's errors does not pay for it
+_LAZY = {
+    "ActionSpec": "._registry",
+    "Context": "._registry",
+    "Registry": "._registry",
+    "Kernel": "._kernel",
+    "input_hash": "._kernel",
+}
+
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from .. import errors
+from .. import errors, kernel
 from ..crypto import DeviceKeys, sign_request
 from ..model import PullResponse, PushRequest, PushResponse, Record, Refused, SyncItem, decode_pull, encode
 from ._tls import cert_fingerprint, pinned_context, presented_fingerprint
@@ -43,6 +43,12 @@ _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
         errors.DeviceRevoked,
         errors.RateLimited,
         errors.CertificateChanged,
+        # a hub action's structured errors (see truthvault.kernel)
+        kernel.ValidationFailed,
+        kernel.ActionForbidden,
+        kernel.ActionNotFound,
+        kernel.ActionConflict,
+        kernel.ApprovalRequired,
     )
 }
 
@@ -215,6 +221,8 @@ class HubClient:
         exc = cls(f"hub: {message}", hint=hint)
         if isinstance(body.get("item"), int):
             exc.item = body["item"]
+        if isinstance(exc, kernel.ActionError):
+            exc.field, exc.request_id = body.get("field"), body.get("request_id")
         if cls is errors.TruthvaultError:
             exc.code, exc.status = code, response.status_code
         if isinstance(exc, errors.RateLimited):

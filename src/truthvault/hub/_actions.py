@@ -1,0 +1,157 @@
+"""The hub's actions: the writes a device (or the hub's admin) makes at the hub, as governed
+kernel actions over the hub's store, scoped to one tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import Forbidden
+from ..kernel import Context, Registry, Risk, Target
+from ..model import plain
+from .store import DeviceContext, HubStore
+
+__all__ = ["HUB_ACTIONS", "HubScope"]
+
+
+@dataclass(frozen=True, slots=True)
+class HubScope:
+    """What a hub action acts on: the store, the tenant, and the device that asked (None when
+    the hub's admin acts on the hub's own machine)."""
+
+    store: HubStore
+    tenant_name: str
+    device: DeviceContext | None = None
+
+    def calling_device(self) -> DeviceContext:
+        if self.device is None:
+            raise Forbidden("this action is a device's: run it from an enrolled device")
+        return self.device
+
+
+HUB_ACTIONS: Registry[HubScope] = Registry()
+Ctx = Context[HubScope]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class DeviceOut(_Out):
+    id: str
+    name: str
+    revoked: bool
+
+
+class NameIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+
+
+@HUB_ACTIONS.action("device.revoke", version="1.0.0", risk=Risk.SECURITY, input=NameIn, output=DeviceOut)
+def device_revoke(ctx: Ctx, params: NameIn) -> DeviceOut:
+    """Revoke a device of the tenant: its every later request is refused."""
+    scope = ctx.store
+    by = scope.device.device_id if scope.device else None
+    revoked = scope.store.revoke_device(scope.tenant_name, params.name, by)
+    ctx.touched(Target(revoked.id, "device"))
+    return DeviceOut(id=revoked.id, name=revoked.name, revoked=True)
+
+
+class RotateIn(_In):
+    sign_public: str = Field(min_length=1, max_length=200)
+    box_public: str = Field(min_length=1, max_length=200)
+    grace_seconds: float = Field(default=300, ge=0, le=7 * 86400)
+
+
+class RotateOut(_Out):
+    device_id: str
+    grace_until: str
+
+
+@HUB_ACTIONS.action(
+    "device.rotate_key", version="1.0.0", risk=Risk.SECURITY, input=RotateIn, output=RotateOut
+)
+def device_rotate_key(ctx: Ctx, params: RotateIn) -> RotateOut:
+    """Replace the calling device's keys; the old signing key works during the grace."""
+    device = ctx.store.calling_device()
+    until = ctx.store.store.rotate_key(device, params.sign_public, params.box_public, params.grace_seconds)
+    ctx.touched(Target(device.device_id, "device"))
+    return RotateOut(device_id=device.device_id, grace_until=until)
+
+
+class WrappedIn(_In):
+    blobs: dict[str, str]
+    kid: str = Field(min_length=1, max_length=200)
+    genesis: bool = False
+
+
+class StoredOut(_Out):
+    stored: int
+
+
+@HUB_ACTIONS.action("keys.rotate", version="1.0.0", risk=Risk.SECURITY, input=WrappedIn, output=StoredOut)
+def keys_rotate(ctx: Ctx, params: WrappedIn) -> StoredOut:
+    """Store the tenant keyring wrapped to each of its devices (a new data key, or a share)."""
+    device = ctx.store.calling_device()
+    stored = ctx.store.store.put_wrapped_keys(device, params.blobs, params.kid, params.genesis)
+    for device_id in params.blobs:
+        ctx.touched(Target(device_id, "device"))
+    return StoredOut(stored=stored)
+
+
+class RecoveryIn(_In):
+    blob: str = Field(min_length=1)
+    kid: str = Field(min_length=1, max_length=200)
+
+
+@HUB_ACTIONS.action("keys.recovery", version="1.0.0", risk=Risk.SECURITY, input=RecoveryIn, output=StoredOut)
+def keys_recovery(ctx: Ctx, params: RecoveryIn) -> StoredOut:
+    """Store the tenant keyring wrapped with the recovery passphrase."""
+    ctx.store.store.put_recovery_blob(ctx.store.calling_device(), params.blob, params.kid)
+    return StoredOut(stored=1)
+
+
+class ResolveIn(_In):
+    conflict_id: str = Field(min_length=1, max_length=200)
+    resolution: Literal["keep", "restore"]
+
+
+class ResolveOut(_Out):
+    record: dict[str, Any]
+    item: dict[str, Any] | None = None
+
+
+@HUB_ACTIONS.action("conflict.resolve", version="1.0.0", risk=Risk.WRITE, input=ResolveIn, output=ResolveOut)
+def conflict_resolve(ctx: Ctx, params: ResolveIn) -> ResolveOut:
+    """Close a conflict at the hub: keep the current version, or restore the kept loser."""
+    device = ctx.store.calling_device()
+    record, item = ctx.store.store.resolve_conflict(
+        device, params.conflict_id, params.resolution, ctx.clock()
+    )
+    if item is not None:
+        ctx.touched(Target(item.entity_id, item.entity_type, item.version, item.truth_level))
+    else:
+        ctx.touched(Target(record.entity_id))
+    return ResolveOut(record=plain(record), item=None if item is None else plain(item))
+
+
+class CodeIn(_In):
+    ttl_s: float = Field(default=900, gt=0, le=7 * 86400)
+
+
+class CodeOut(_Out):
+    code: str
+    tenant: str
+
+
+@HUB_ACTIONS.action("tenant.code", version="1.0.0", risk=Risk.SECURITY, input=CodeIn, output=CodeOut)
+def tenant_code(ctx: Ctx, params: CodeIn) -> CodeOut:
+    """Issue a one-time enrolment code for a new device of the tenant."""
+    code = ctx.store.store.create_enrol_code(ctx.store.tenant_name, params.ttl_s)
+    return CodeOut(code=code, tenant=ctx.store.tenant_name)

@@ -1,0 +1,100 @@
+"""The hub's kernel: the hub actions over its store for one tenant, with the tenant's policy,
+the input broker and the tenant's audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..clock import HybridClock
+from ..kernel import ActionForbidden, Actor, AuditRecord, Kernel, PolicyDecision, PolicyRequest, Risk, Target
+from ._actions import HUB_ACTIONS, HubScope
+from .store import DeviceContext, HubStore
+
+__all__ = ["HUB_ADMIN", "device_actor", "hub_kernel", "run_as_admin", "run_for_device"]
+
+#: who acts when the hub's admin runs a command on the hub's own machine
+HUB_ADMIN = "user:hub-admin"
+#: who a device acts as when its request names no source (a device acts for its user)
+DEVICE_SOURCE = "user:device"
+
+
+class _OpenPolicy:
+    """Until the tenant policy lands: every action is allowed."""
+
+    def decide(self, request: PolicyRequest) -> PolicyDecision:
+        return PolicyDecision(True, policies=("open",), reason="no policy yet")
+
+
+class _NoBroker:
+    def ask_approval(
+        self,
+        *,
+        actor: Actor,
+        action: str,
+        risk: Risk,
+        kind: str,
+        input_hash: str,
+        targets: tuple[Target, ...],
+        reason: str,
+    ) -> str:
+        raise ActionForbidden(f"{action} needs an approval, and the hub has no broker yet")
+
+    def redeem(self, request_id: str, *, actor: Actor, action: str, input_hash: str) -> str:
+        raise ActionForbidden(f"no approval {request_id!r}")
+
+
+class _SecurityEventAudit:
+    """Until the audit log lands: each action is a security event of the tenant."""
+
+    def __init__(self, store: HubStore) -> None:
+        self._store = store
+
+    def append(self, record: AuditRecord) -> None:
+        self._store.add_security_event(
+            "ACTION",
+            tenant_id=record.tenant_id or None,
+            device_id=record.actor.device_id or None,
+            detail={"action": record.action, "decision": record.decision, "source": record.actor.source},
+        )
+
+
+def device_actor(ctx: DeviceContext, source: str | None = None) -> Actor:
+    """The actor of a device's request: the source it names (its user's, by default)."""
+    return Actor(source or DEVICE_SOURCE, ctx.device_id, ctx.tenant_id)
+
+
+def run_for_device(
+    store: HubStore, clock: HybridClock, ctx: DeviceContext, name: str, params: Mapping[str, object]
+) -> dict[str, Any]:
+    """Run hub action ``name`` for the device of ``ctx``, acting for its user; its output as
+    plain data."""
+    kernel = hub_kernel(store, HubScope(store, ctx.tenant_name, ctx), clock)
+    out: dict[str, Any] = kernel.run(name, params, actor=device_actor(ctx)).model_dump(mode="json")
+    return out
+
+
+def run_as_admin(
+    store: HubStore, tenant_name: str, name: str, params: Mapping[str, object]
+) -> dict[str, Any]:
+    """Run hub action ``name`` for tenant ``tenant_name`` as the hub's admin (a command on the
+    hub's own machine, with no device); its output as plain data."""
+    tenant = store.get_tenant(tenant_name)
+    kernel = hub_kernel(store, HubScope(store, tenant.name), HybridClock())
+    out: dict[str, Any] = kernel.run(name, params, actor=Actor(HUB_ADMIN, "", tenant.id)).model_dump(
+        mode="json"
+    )
+    return out
+
+
+def hub_kernel(store: HubStore, scope: HubScope, clock: HybridClock) -> Kernel[HubScope]:
+    """The kernel that runs the hub actions for ``scope``'s tenant."""
+    return Kernel(
+        HUB_ACTIONS,
+        scope,
+        policy=_OpenPolicy(),
+        broker=_NoBroker(),
+        audit=_SecurityEventAudit(store),
+        transaction=store.transaction,
+        clock=clock.now,
+    )
