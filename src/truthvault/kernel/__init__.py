@@ -8,6 +8,18 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 from __future__ import annotations
 
 from ._kernel import Kernel, input_hash
+from ._policy import CedarPolicy, StoredPolicy, role_of
+from ._policy_compile import (
+    CompiledPolicy,
+    InvalidPolicy,
+    PolicyRule,
+    PolicyStore,
+    PolicyVersion,
+    builtin_rules,
+    check_policy,
+    compile_policy,
+)
+from ._policy_text import APPROVAL_KINDS, BUILTIN_POLICY, DEFAULT_POLICY, HARD_VERBS, SECURITY_DOMAINS
 from ._ports import (
     AuditRecord,
     AuditSink,
@@ -30,6 +42,11 @@ from ._types import (
 )
 
 __all__ = [
+    "APPROVAL_KINDS",
+    "BUILTIN_POLICY",
+    "DEFAULT_POLICY",
+    "HARD_VERBS",
+    "SECURITY_DOMAINS",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -40,14 +57,25 @@ __all__ = [
     "AuditRecord",
     "AuditSink",
     "Broker",
+    "CedarPolicy",
+    "CompiledPolicy",
     "Context",
+    "InvalidPolicy",
     "Kernel",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyRequest",
+    "PolicyRule",
+    "PolicyStore",
+    "PolicyVersion",
     "Registry",
     "Risk",
+    "StoredPolicy",
     "Target",
     "ValidationFailed",
+    "builtin_rules",
+    "check_policy",
+    "compile_policy",
     "input_hash",
+    "role_of",
 ]
