@@ -100,7 +100,7 @@ def _decision(request: PolicyRequest, result: Any, policy: CompiledPolicy) -> Po
         # every permit that allowed it asks for an approval: any one of them will do
         kind = min((r.approval for r in rules if r.approval), key=APPROVAL_KINDS.index)
         return PolicyDecision(
-            True, kind, tuple(r.id for r in rules), f"needs approval ({kind}): {_said(rules)}"
+            True, kind, tuple(r.id for r in rules), f"allowed after approval ({kind}), by {_said(rules)}"
         )
     forbids = [r for r in rules if r.effect == "forbid"]
     if forbids:

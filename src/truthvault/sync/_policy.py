@@ -3,12 +3,17 @@ changed (so every device decides with the same rules), and pushed when the user 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import NotFound
-from ..kernel import InvalidPolicy, PolicyVersion
-from ..vault import Vault, vault_policies
+from ..kernel import InvalidPolicy, PolicyVersion, check_policy
+from ..vault import Vault, check_setter, vault_policies
 from ._transport import HubClient
 
-__all__ = ["fetch_policy", "push_policy", "sync_policy"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["fetch_policy", "push_policy", "set_tenant_policy", "sync_policy"]
 
 
 def fetch_policy(client: HubClient, known: int | None = None) -> PolicyVersion | None:
@@ -46,3 +51,25 @@ def sync_policy(vault: Vault, client: HubClient) -> PolicyVersion | None:
         return found if policies.adopt(found) else None
     except InvalidPolicy:
         return None
+
+
+def set_tenant_policy(
+    vault: Vault, text: str, set_by: str, *, transport: httpx.BaseTransport | None = None
+) -> PolicyVersion:
+    """Set the tenant's policy: checked (InvalidPolicy naming the line, nothing changes), then,
+    for a vault joined to a hub, stored there first (the hub numbers the version) and taken in
+    here; else stored here as the next version. ``set_by`` must be a level-1 source.
+
+    This is the plain function behind ``truthvault policy set`` (and the ``policy.set`` action).
+    """
+    policies = vault_policies(vault)
+    check_setter(set_by)
+    check_policy(text)
+    if not vault.replica.hub_url:
+        return policies.set(text, set_by)
+    from ._connect import connect  # _connect imports the syncer, which imports this module
+
+    with connect(vault, transport=transport) as client:
+        stored = push_policy(client, text, set_by)
+    policies.adopt(stored)
+    return stored

@@ -9,7 +9,7 @@ from ._apply import Applied, Applier
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
 from ._ids import new_id
-from ._policy import VaultPolicies, vault_policies
+from ._policy import VaultPolicies, check_setter, vault_policies
 from ._pull import LOCAL_ONLY_REASON, ApplyStats, Overruled
 from ._refusals import Refusal
 from ._replica import Replica
@@ -38,6 +38,7 @@ __all__ = [
     "VaultPolicies",
     "VaultRecord",
     "WriteResult",
+    "check_setter",
     "new_id",
     "payload_of",
     "vault_policies",

@@ -14,7 +14,7 @@ from ._db import VaultDB
 if TYPE_CHECKING:
     from ._vault import Vault
 
-__all__ = ["VaultPolicies", "vault_policies"]
+__all__ = ["VaultPolicies", "check_setter", "vault_policies"]
 
 _COLUMNS = "version, text, set_by, set_at"
 
