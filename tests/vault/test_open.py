@@ -142,6 +142,9 @@ def test_public_api_is_curated() -> None:
             "WriteResult",
             "new_id",
             "payload_of",
+            "VaultPolicies",
+            "check_setter",
+            "vault_policies",
         ]
     )
     for name in vault_pkg.__all__:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from ..errors import InvalidInput
 from ._common import json_option, open_vault, out, print_json
+
+if TYPE_CHECKING:
+    from ..kernel import PolicyDecision
 
 __all__ = ["register"]
 
@@ -37,7 +40,7 @@ def _show(as_json: bool, default: bool) -> None:
     out.print(current.text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
 
 
-def _decision_body(decision: Any, version: int) -> dict[str, Any]:
+def _decision_body(decision: PolicyDecision, version: int) -> dict[str, object]:
     verdict = "forbidden" if not decision.allowed else ("approval" if decision.approval else "allowed")
     return {
         "decision": verdict,
