@@ -337,3 +337,16 @@ def test_the_dispatcher_refuses_with_forbidden_naming_the_policy_and_audits_it()
     assert asked.value.request_id == "req-1" and broker.asked["kind"] == "pin"
     kernel.run("keys.rotate", {}, actor=Actor("user:cli"))
     assert audit.records[-1].decision == "allowed"
+
+
+def test_the_line_is_found_in_a_long_policy_past_semicolons_in_strings_and_comments() -> None:
+    lines = [
+        f'@id("p{i}") permit (principal, action, resource) when {{ context.risk == "a;b" }}; // c;d'
+        for i in range(500)
+    ]
+    lines[400] = "permit (principal, action resource);"
+    with pytest.raises(InvalidPolicy) as caught:
+        check_policy("\n".join(lines))
+    assert caught.value.message == "line 401: unexpected token `resource`"
+    with pytest.raises(InvalidPolicy, match=r"^line 2: unexpected end of input"):
+        check_policy("permit (principal, action, resource);\npermit (principal, action, resource)\n")

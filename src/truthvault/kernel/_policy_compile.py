@@ -103,17 +103,50 @@ def _line_of(text: str, needle: str) -> int | None:
     return None
 
 
+def _statements(text: str) -> list[tuple[int, str]]:
+    """``text`` cut after each top-level ``;`` (not in a string or a comment): (first line, part)."""
+    parts: list[tuple[int, str]] = []
+    start, line, first, i, n = 0, 1, 1, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                line += text[i] == "\n"
+                i += 2 if text[i] == "\\" else 1
+        elif c == "/" and text.startswith("//", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i - 1
+        elif c == ";":
+            parts.append((first, text[start : i + 1]))
+            start, first = i + 1, line
+        elif c == "\n":
+            line += 1
+        i += 1
+    parts.append((first, text[start:]))
+    return parts
+
+
 def _syntax_line(text: str) -> int:
-    """The line a parse error is on: the first prefix of whole lines whose error is not just
-    that the input ended early (Cedar's messages name no position)."""
-    lines, cedar = text.split("\n"), _cedar()
-    for number in range(1, len(lines) + 1):
+    """The line a parse error is on (Cedar's messages name no position): the first statement
+    that fails alone, then the first prefix of its lines whose error is not just that the
+    input ended early. Each statement is parsed on its own, so a long policy costs little."""
+    cedar = _cedar()
+    for first, part in _statements(text):
         try:
-            cedar.PolicySet.from_str("\n".join(lines[:number]))
-        except ValueError as exc:
-            if "end of input" not in str(exc):
-                return number
-    return len(lines)
+            cedar.PolicySet.from_str(part)
+            continue
+        except ValueError:
+            pass
+        lines = part.rstrip().split("\n")  # input that ends early ends on its last written line
+        for number in range(1, len(lines) + 1):
+            try:
+                cedar.PolicySet.from_str("\n".join(lines[:number]))
+            except ValueError as exc:
+                if "end of input" not in str(exc):
+                    return first + number - 1
+        return first + len(lines) - 1
+    return text.count("\n") + 1
 
 
 def _parse_error(exc: ValueError, text: str) -> InvalidPolicy:
