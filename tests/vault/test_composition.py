@@ -36,6 +36,10 @@ USER_API = {
     "add_event",
     "import_jsonl",
     "export_jsonl",
+    # the governed path over this vault
+    "kernel",
+    "actor",
+    "transaction",
 }
 IDENTITY = {"home", "path", "source", "device_id", "tenant_id", "tenant_name", "vault_mode"}
 PLUMBING = {

@@ -142,6 +142,15 @@ def test_public_api_is_curated() -> None:
             "WriteResult",
             "new_id",
             "payload_of",
+            "VaultPolicies",
+            "check_setter",
+            "vault_policies",
+            # the device actions and their results
+            "DEVICE_ACTIONS",
+            "EntitiesResult",
+            "EntityResult",
+            "RecordResult",
+            "Written",
         ]
     )
     for name in vault_pkg.__all__:

@@ -85,7 +85,7 @@ def _add_one(
     async def run(request: Request) -> dict[str, Any]:
         ctx = await device(request)
         params, source, approval = _parse(await request.body())
-        kernel = hub_kernel(store, HubScope(store, ctx.tenant_name, ctx), clock)
+        kernel = hub_kernel(store, HubScope(store, ctx.tenant_name, ctx.tenant_id, ctx), clock)
         actor = device_actor(ctx, source)
         result = await run_in_threadpool(
             lambda: kernel.run(spec.name, params, actor=actor, approval=approval)

@@ -23,6 +23,7 @@ class HubScope:
 
     store: HubStore
     tenant_name: str
+    tenant_id: str
     device: DeviceContext | None = None
 
     def calling_device(self) -> DeviceContext:

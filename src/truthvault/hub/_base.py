@@ -4,6 +4,7 @@ handing each call to the part that owns it, all composed over one database objec
 - :class:`~._tenants.Tenants`: tenants, devices, and reading a tenant's head, events, records;
 - :class:`~._auth.Credentials`: enrolment, authentication, nonces, tokens, security events;
 - :class:`~._keys.KeyBlobs`: wrapped keyrings and the recovery envelope;
+- :class:`~._policy.HubPolicies`: tenant policies, versioned, and a policy engine per tenant;
 - :class:`~._engine.SyncEngine`: push, pull, conflict resolution and purges, over the storage
   port (:mod:`._port`) that :class:`~._sync_sql.SqlSyncStorage` implements.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 
+from ..kernel import CedarPolicy, PolicyVersion
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._auth import Credentials
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
+from ._policy import HubPolicies
 from ._sql import SqlDatabase
 from ._sync_sql import SqlSyncStorage
 from ._tenants import Tenants
@@ -48,6 +51,7 @@ class SqlHubStore:
         self.credentials = Credentials(database, self.tenants)
         self.key_blobs = KeyBlobs(database)
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
+        self.policies = HubPolicies(database)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""
@@ -185,3 +189,13 @@ class SqlHubStore:
 
     def purge_tombstones(self, older_than_ms: int, now_ms: int | None = None) -> int:
         return self.engine.purge_tombstones(older_than_ms, now_ms)
+
+    # -- policy (HubPolicies) ------------------------------------------------------------
+    def policy(self, ctx: DeviceContext) -> PolicyVersion:
+        return self.policies.current(ctx.tenant_id)
+
+    def set_policy(self, ctx: DeviceContext, text: str, set_by: str) -> PolicyVersion:
+        return self.policies.set(ctx, text, set_by)
+
+    def policy_engine(self, tenant_id: str) -> CedarPolicy:
+        return self.policies.engine(tenant_id)

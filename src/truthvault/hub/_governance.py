@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import HybridClock
-from ..kernel import ActionForbidden, Actor, AuditRecord, Kernel, PolicyDecision, PolicyRequest, Risk, Target
+from ..kernel import ActionForbidden, Actor, AuditRecord, Kernel, Risk, Target
 from ._actions import HUB_ACTIONS, HubScope
 from .store import DeviceContext, HubStore
 
@@ -17,13 +17,6 @@ __all__ = ["HUB_ADMIN", "device_actor", "hub_kernel", "run_as_admin", "run_for_d
 HUB_ADMIN = "user:hub-admin"
 #: who a device acts as when its request names no source (a device acts for its user)
 DEVICE_SOURCE = "user:device"
-
-
-class _OpenPolicy:
-    """Until the tenant policy lands: every action is allowed."""
-
-    def decide(self, request: PolicyRequest) -> PolicyDecision:
-        return PolicyDecision(True, policies=("open",), reason="no policy yet")
 
 
 class _NoBroker:
@@ -69,7 +62,7 @@ def run_for_device(
 ) -> dict[str, Any]:
     """Run hub action ``name`` for the device of ``ctx``, acting for its user; its output as
     plain data."""
-    kernel = hub_kernel(store, HubScope(store, ctx.tenant_name, ctx), clock)
+    kernel = hub_kernel(store, HubScope(store, ctx.tenant_name, ctx.tenant_id, ctx), clock)
     out: dict[str, Any] = kernel.run(name, params, actor=device_actor(ctx)).model_dump(mode="json")
     return out
 
@@ -80,7 +73,7 @@ def run_as_admin(
     """Run hub action ``name`` for tenant ``tenant_name`` as the hub's admin (a command on the
     hub's own machine, with no device); its output as plain data."""
     tenant = store.get_tenant(tenant_name)
-    kernel = hub_kernel(store, HubScope(store, tenant.name), HybridClock())
+    kernel = hub_kernel(store, HubScope(store, tenant.name, tenant_id=tenant.id), HybridClock())
     out: dict[str, Any] = kernel.run(name, params, actor=Actor(HUB_ADMIN, "", tenant.id)).model_dump(
         mode="json"
     )
@@ -92,7 +85,7 @@ def hub_kernel(store: HubStore, scope: HubScope, clock: HybridClock) -> Kernel[H
     return Kernel(
         HUB_ACTIONS,
         scope,
-        policy=_OpenPolicy(),
+        policy=store.policy_engine(scope.tenant_id),
         broker=_NoBroker(),
         audit=_SecurityEventAudit(store),
         transaction=store.transaction,

@@ -24,6 +24,7 @@ from ._action_routes import add_action_routes
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
 from ._key_routes import add_key_routes
+from ._policy_routes import add_policy_routes
 from ._sync_routes import ConflictResolveBody, Notifier, add_pull_route, add_push_route, add_record_routes
 from .store import DeviceContext, HubStore, Limits
 
@@ -121,6 +122,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s, clock)
     add_key_routes(app, store, device, clock)
     add_action_routes(app, store, clock, notifier.notify, device)
+    add_policy_routes(app, store, device)
     _add_wire_schemas(app)
     return app
 

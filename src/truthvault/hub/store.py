@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..clock import MAX_FUTURE_SKEW_MS
 from ..errors import InvalidInput
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
+
+if TYPE_CHECKING:
+    from ..kernel import CedarPolicy, PolicyVersion
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -351,6 +354,19 @@ class HubStore(Protocol):
         than the given time: the hub's clock decides, never the writing device's. ``now_ms``
         is the time the mark of this call gives (default: now).
         """
+
+    # -- policy ----------------------------------------------------------------
+    def policy(self, ctx: DeviceContext) -> PolicyVersion:
+        """The caller's tenant's policy in force (the default, version 0, until one is set)."""
+
+    def set_policy(self, ctx: DeviceContext, text: str, set_by: str) -> PolicyVersion:
+        """Store a new version of the caller's tenant's policy, set by source ``set_by``.
+
+        Forbidden unless ``set_by`` is a level-1 source; InvalidPolicy (naming the line) for
+        text Cedar cannot use. Either way nothing is stored."""
+
+    def policy_engine(self, tenant_id: str) -> CedarPolicy:
+        """A tenant's policy engine with its current version in force."""
 
 
 def open_store(url: str, *, create: bool = True) -> HubStore:

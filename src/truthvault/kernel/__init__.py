@@ -10,6 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
+from ._policy import CedarPolicy, StoredPolicy, role_of
+from ._policy_compile import (
+    CompiledPolicy,
+    InvalidPolicy,
+    PolicyRule,
+    PolicyStore,
+    PolicyVersion,
+    builtin_rules,
+    check_policy,
+    compile_policy,
+)
+from ._policy_text import APPROVAL_KINDS, BUILTIN_POLICY, DEFAULT_POLICY, HARD_VERBS, SECURITY_DOMAINS
 from ._ports import (
     AuditRecord,
     AuditSink,
@@ -35,6 +47,11 @@ if TYPE_CHECKING:
     from ._registry import ActionSpec, Context, Registry
 
 __all__ = [
+    "APPROVAL_KINDS",
+    "BUILTIN_POLICY",
+    "DEFAULT_POLICY",
+    "HARD_VERBS",
+    "SECURITY_DOMAINS",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -45,16 +62,27 @@ __all__ = [
     "AuditRecord",
     "AuditSink",
     "Broker",
+    "CedarPolicy",
+    "CompiledPolicy",
     "Context",
+    "InvalidPolicy",
     "Kernel",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyRequest",
+    "PolicyRule",
+    "PolicyStore",
+    "PolicyVersion",
     "Registry",
     "Risk",
+    "StoredPolicy",
     "Target",
     "ValidationFailed",
+    "builtin_rules",
+    "check_policy",
+    "compile_policy",
     "input_hash",
+    "role_of",
 ]
 
 #: the dispatcher and the registry load pydantic: imported when first asked for, so that a

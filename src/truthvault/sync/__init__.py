@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
+from ._policy import fetch_policy, push_policy, set_tenant_policy, sync_policy
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, check_hub_url, enroll
@@ -25,12 +26,16 @@ __all__ = [
     "device_keys",
     "enrol_vault",
     "enroll",
+    "fetch_policy",
     "join_with_token",
     "key_exchange",
     "normalize_fingerprint",
     "pin_certificate",
     "pinned_context",
+    "push_policy",
     "recovery_keyring",
     "rejoin_hub",
+    "set_tenant_policy",
+    "sync_policy",
     "syncer_for",
 ]

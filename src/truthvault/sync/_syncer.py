@@ -22,6 +22,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
+from ._policy import sync_policy
 from ._transport import HubClient, pages
 
 __all__ = ["CheckResult", "Progress", "SyncStats", "Syncer"]
@@ -342,6 +343,7 @@ class Syncer:
             self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
         stats = self.pull(progress, stats=stats)
+        sync_policy(self.vault, self.client)  # every device decides with the tenant's rules
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)

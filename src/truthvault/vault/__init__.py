@@ -12,6 +12,7 @@ from ._apply import Applied, Applier
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
 from ._ids import new_id
+from ._policy import VaultPolicies, check_setter, vault_policies
 from ._pull import LOCAL_ONLY_REASON, ApplyStats, Overruled
 from ._refusals import Refusal
 from ._replica import Replica
@@ -44,11 +45,14 @@ __all__ = [
     "Replica",
     "ResyncState",
     "Vault",
+    "VaultPolicies",
     "VaultRecord",
     "WriteResult",
     "Written",
+    "check_setter",
     "new_id",
     "payload_of",
+    "vault_policies",
 ]
 
 #: the device actions and their result models load pydantic: imported when first asked for

@@ -12,10 +12,12 @@ from ..kernel import (
     PolicyDecision,
     PolicyRequest,
     Risk,
+    StoredPolicy,
     Target,
 )
 from ._actions import DEVICE_ACTIONS
 from ._db import VaultDB
+from ._policy import VaultPolicies
 
 if TYPE_CHECKING:
     from ._vault import Vault
@@ -23,11 +25,25 @@ if TYPE_CHECKING:
 __all__ = ["device_kernel"]
 
 
-class _OpenPolicy:
-    """Until the tenant policy lands: every action is allowed (the truth rule still decides)."""
+class _TenantPolicy:
+    """The tenant's policy as this vault holds it now: re-read when a newer version arrived
+    (set here, or adopted from the hub at a sync, by this process or another)."""
+
+    def __init__(self, db: VaultDB) -> None:
+        self._db = db
+        self._seq = self._newest()
+        self._engine = StoredPolicy(VaultPolicies(db))
+
+    def _newest(self) -> int:
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM policy_versions").fetchone()[0])
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
-        return PolicyDecision(True, policies=("open",), reason="no policy yet")
+        seq = self._newest()
+        if seq != self._seq:
+            self._engine.refresh()
+            self._seq = seq
+        return self._engine.decide(request)
 
 
 class _NoBroker:
@@ -73,7 +89,7 @@ def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
     return Kernel(
         DEVICE_ACTIONS,
         vault,
-        policy=_OpenPolicy(),
+        policy=_TenantPolicy(db),
         broker=_NoBroker(),
         audit=_EventAudit(db),
         transaction=db.tx,
