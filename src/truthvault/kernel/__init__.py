@@ -7,6 +7,16 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 
 from __future__ import annotations
 
+from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
+from ._broker_store import (
+    BrokerRequest,
+    BrokerSettings,
+    BrokerStore,
+    PinRecord,
+    status_rank,
+    targets_from_json,
+    targets_json,
+)
 from ._kernel import Kernel, input_hash
 from ._ports import (
     AuditRecord,
@@ -40,8 +50,14 @@ __all__ = [
     "AuditRecord",
     "AuditSink",
     "Broker",
+    "BrokerEvent",
+    "BrokerRequest",
+    "BrokerSettings",
+    "BrokerStore",
     "Context",
+    "InputBroker",
     "Kernel",
+    "PinRecord",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyRequest",
@@ -49,5 +65,10 @@ __all__ = [
     "Risk",
     "Target",
     "ValidationFailed",
+    "event_detail",
+    "hash_pin",
     "input_hash",
+    "status_rank",
+    "targets_from_json",
+    "targets_json",
 ]

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names as _lazy_names
 from ._apply import Applied, Applier
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
@@ -16,6 +19,9 @@ from ._resync import RESYNC_REASON, ResyncState
 from ._schema import HEAD_REVISION
 from ._vault import Vault
 from ._writes import MAX_PAYLOAD_BYTES
+
+if TYPE_CHECKING:
+    from ._broker import VaultBrokerStore
 
 __all__ = [
     "DB_NAME",
@@ -34,8 +40,12 @@ __all__ = [
     "Replica",
     "ResyncState",
     "Vault",
+    "VaultBrokerStore",
     "VaultRecord",
     "WriteResult",
     "new_id",
     "payload_of",
 ]
+
+#: the broker's store loads the kernel (pydantic): imported when first asked for
+__getattr__, __dir__ = _lazy_names(__name__, {"VaultBrokerStore": "._broker"}, __all__)

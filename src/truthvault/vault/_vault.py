@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import intake
 from ..errors import InvalidInput, InvalidSource, NotFound
@@ -21,6 +21,9 @@ from ._replica import Replica
 from ._search import fts_error, plain_query
 from ._transfer import Transfer
 from ._writes import Writer
+
+if TYPE_CHECKING:
+    from ..kernel import InputBroker
 
 __all__ = ["Vault"]
 
@@ -42,6 +45,7 @@ class Vault:
         self._transfer = Transfer(db, applier)
         #: the sync side of this vault: push queue, pulls, the hub joined, re-syncs
         self.replica = Replica(db, applier)
+        self._broker: InputBroker | None = None
 
     @classmethod
     def open(cls, home: Path | str, *, source: str | None = None) -> Vault:
@@ -58,6 +62,16 @@ class Vault:
     def close(self) -> None:
         """Close the database connection."""
         self._db.close()
+
+    @property
+    def broker(self) -> InputBroker:
+        """This vault's input broker: approvals, confirmations, PINs, form and secret input
+        (see docs/kernel-approvals.md); loaded on first use."""
+        if self._broker is None:
+            from ._broker import vault_broker
+
+            self._broker = vault_broker(self._db)
+        return self._broker
 
     def __enter__(self) -> Vault:
         return self
