@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._auth import Credentials
+from ._broker import HubBroker
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
@@ -47,6 +48,8 @@ class SqlHubStore:
         self.credentials = Credentials(database, self.tenants)
         self.key_blobs = KeyBlobs(database)
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
+        #: the tenants' input brokers: approvals and requests for input, synced between devices
+        self.broker = HubBroker(database)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

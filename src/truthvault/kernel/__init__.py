@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
 from ._broker_store import (
+    KINDS,
+    STATUSES,
     BrokerRequest,
     BrokerSettings,
     BrokerStore,
@@ -40,6 +42,8 @@ from ._types import (
 )
 
 __all__ = [
+    "KINDS",
+    "STATUSES",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
