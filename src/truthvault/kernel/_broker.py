@@ -279,8 +279,8 @@ class InputBroker:
         with self._given:
             if not self.store.update(answered, expect="pending"):
                 raise ConflictState(f"request {request_id} was answered meanwhile")
-            if request.kind == "secret":
-                self._inbox[request_id] = given
+            # the asker in this process takes them from here (a store may not keep a form's)
+            self._inbox[request_id] = given
             self._given.notify_all()
         self._event("INPUT_PROVIDED", answered)
         return answered.with_(values=None)
@@ -303,10 +303,8 @@ class InputBroker:
                 raise ApprovalRequired(f"request {request_id} waits for the user", request_id=request_id)
             if request.status != "approved":
                 raise ActionForbidden(f"request {request_id} was {request.status}")
-            values: dict[str, str] | None
-            if request.kind == "secret":
-                values = self._inbox.pop(request_id, None)
-            else:
+            values = self._inbox.pop(request_id, None)
+            if values is None and request.kind == "form":
                 stored = self.store.get(request_id)
                 values = None if stored is None else stored.values
             if values is None:
