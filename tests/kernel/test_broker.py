@@ -237,7 +237,7 @@ def test_a_form_is_answered_once_by_the_user(broker: InputBroker) -> None:
 def test_a_secret_is_handed_over_once_and_never_stored(broker: InputBroker, backend: Backend) -> None:
     secret = "sk-live-7f3a9c0e5b1d4f2a"
     rid = broker.ask_input(actor=AI, kind="secret", fields=("api_key",), reason="the mail account's key")
-    with pytest.raises(ActionForbidden, match="used as approval|another action"):
+    with pytest.raises(ActionForbidden, match="another action"):
         redeem(broker, rid)
     answered = broker.provide(rid, {"api_key": secret}, actor=ME)
     assert answered.provided and answered.values is None
