@@ -18,8 +18,8 @@ from truthvault.kernel import ActionForbidden, Actor, Risk
 from truthvault.sync import HubClient, connect, join_with_token, syncer_for
 from truthvault.vault import Vault
 
-from ..kernel.test_broker import dump
 from ..kernel.conftest import Backend
+from ..kernel.test_broker import dump
 
 
 @dataclass
