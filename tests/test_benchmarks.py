@@ -22,6 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("cli_bench.py", ["--runs", "1"], "note add"),
         ("import_bench.py", ["--count", "200"], "import entities/s"),
         ("security_bench.py", ["--items", "1000"], "local_first (signed + AES-256-GCM): device pull items/s"),
+        ("broker_bench.py", ["--count", "20"], "hub on PostgreSQL: approvals asked, decided and redeemed/s"),
     ],
 )
 def test_a_benchmark_runs_and_writes_its_figures(
