@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput, NotFound
-from ._common import _table, err_console, interactive, json_option, open_vault, out, print_json
-from ._output import Struck
+from ._common import err_console, interactive, json_option, open_vault, out, print_json
+from ._output import Grid, Struck
 
 if TYPE_CHECKING:
     from ..kernel import Actor, BrokerRequest, InputBroker
@@ -77,12 +77,21 @@ def _when(at: float, now: float) -> str:
 
 def _row(request: BrokerRequest, now: float, every: bool) -> list[str | Struck]:
     what = f"{request.action or request.kind}" + (f" ({request.kind})" if request.kind != "approval" else "")
-    who = request.source + (f" on {request.device_id[:8]}" if request.device_id else "")
+    # which device asked, when the terminal has room for it
+    who = request.source + (f" on {request.device_id[:8]}" if request.device_id and out.width >= 140 else "")
     why = request.reason or "-"
     if every and request.status == "denied" and request.deny_reason:
         why += f" / denied: {request.deny_reason}"
     row: list[str | Struck] = [request.id, what, who, why, request.risk, _when(request.expires_at, now)]
     return [*row, request.status] if every else row
+
+
+def _grid(headers: list[str], rows: list[list[str | Struck]]) -> Grid:
+    """The table, its "why" column cut short (never the id a command takes) to fit the terminal."""
+    why = headers.index("why")
+    widths = [max([len(h), *(len(str(r[n])) for r in rows)]) for n, h in enumerate(headers)]
+    room = out.width - 3 * len(headers) - 1 - sum(w for n, w in enumerate(widths) if n != why)
+    return Grid(headers, rows, squeeze=why, squeeze_width=max(12, room))
 
 
 def _json(request: BrokerRequest) -> dict[str, object]:
@@ -145,7 +154,7 @@ def register(cli: click.Group) -> None:
                 return
             now = time.time()
             headers = ["id", "what", "who", "why", "risk", "expires"] + (["status"] if every else [])
-            out.print(_table(None, headers, [_row(r, now, every) for r in shown], squeeze=3))
+            out.print(_grid(headers, [_row(r, now, every) for r in shown]))
 
     @cli.command()
     @click.argument("request_id", metavar="ID")

@@ -5,7 +5,6 @@ Every route is authenticated as one device and reads or writes only its tenant's
 A request travels without a form's values or a secret: the body models forbid extra fields.
 """
 
-
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
