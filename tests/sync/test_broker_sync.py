@@ -134,26 +134,39 @@ def headers(device: Device) -> dict[str, str]:
 def test_deciding_at_the_hub_takes_a_level_1_source(world: World) -> None:
     rid = world.laptop.ask()
     world.laptop.sync()
-    url = f"/v1/approvals/{rid}/decide"
+    url = "/v1/approvals/decide"
     refused = world.http.post(
-        url, json={"decision": "approve", "source": "ai-cloud:openai/gpt"}, headers=headers(world.phone)
+        url,
+        json={"request_id": rid, "decision": "approve", "source": "ai-cloud:openai/gpt"},
+        headers=headers(world.phone),
     )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
-    bad = world.http.post(url, json={"decision": "maybe", "source": "user:cli"}, headers=headers(world.phone))
+    bad = world.http.post(
+        url, json={"request_id": rid, "decision": "maybe", "source": "user:cli"}, headers=headers(world.phone)
+    )
     assert bad.status_code == 422 and "decision" in bad.json()["error"]["message"]
     nameless = world.http.post(
-        url, json={"decision": "deny", "source": "user:cli"}, headers=headers(world.phone)
+        url, json={"request_id": rid, "decision": "deny", "source": "user:cli"}, headers=headers(world.phone)
     )
     assert nameless.status_code == 422 and "reason" in nameless.json()["error"]["message"]
     ok = world.http.post(
-        url, json={"decision": "approve", "source": "user:web"}, headers=headers(world.phone)
+        url,
+        json={"request_id": rid, "decision": "approve", "source": "user:web"},
+        headers=headers(world.phone),
     )
     assert ok.status_code == 200 and ok.json()["request"]["decided_device"] == world.phone.vault.device_id
     again = world.http.post(
-        url, json={"decision": "approve", "source": "user:web"}, headers=headers(world.phone)
+        url,
+        json={"request_id": rid, "decision": "approve", "source": "user:web"},
+        headers=headers(world.phone),
     )
     assert again.status_code == 409
-    assert world.http.post(url, json={"decision": "approve", "source": "user:web"}).status_code == 401
+    assert (
+        world.http.post(
+            url, json={"request_id": rid, "decision": "approve", "source": "user:web"}
+        ).status_code
+        == 401
+    )
 
 
 def test_the_routes_are_tenant_scoped_and_take_no_values(world: World) -> None:
@@ -164,7 +177,9 @@ def test_the_routes_are_tenant_scoped_and_take_no_values(world: World) -> None:
     them = {"authorization": f"Bearer {stranger}"}
     assert world.http.get("/v1/approvals", headers=them).json()["requests"] == []
     decided = world.http.post(
-        f"/v1/approvals/{rid}/decide", json={"decision": "approve", "source": "user:cli"}, headers=them
+        f"/v1/approvals/{rid}/decide",
+        json={"request_id": rid, "decision": "approve", "source": "user:cli"},
+        headers=them,
     )
     assert decided.status_code == 404
     wire = world.laptop.vault.broker.get(rid).to_wire()

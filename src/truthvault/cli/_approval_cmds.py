@@ -188,6 +188,12 @@ def register(cli: click.Group) -> None:
             decided = vault.broker.deny(request.id, actor=_actor(vault), reason=reason)
             _decided(vault, decided, "denied", as_json)
 
+    _register_pin(cli)
+
+
+def _register_pin(cli: click.Group) -> None:
+    """Add ``pin set``."""
+
     @cli.group()
     def pin() -> None:
         """Your PIN: what a destructive action asked by voice (user:voice) needs to be approved."""

@@ -8,7 +8,7 @@ A request travels without a form's values or a secret: the body models forbid ex
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from ..errors import StorageError
 from ..kernel import KINDS, STATUSES, BrokerRequest, Risk
 from ..model import MAX_INT64
 from ._broker import HubBroker
+from ._device_routes import Text
 from .store import DeviceContext, HubStore
 
 __all__ = ["add_broker_routes", "hub_broker"]
@@ -26,8 +27,9 @@ RiskName = Literal["read", "write", "destructive", "security"]
 assert set(Kind.__args__) == set(KINDS) and set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
 assert set(RiskName.__args__) == {r.value for r in Risk}  # type: ignore[attr-defined]
 
-_Short = Annotated[str, Field(max_length=200)]
-_Long = Annotated[str, Field(max_length=500)]
+# Text refuses NUL, which PostgreSQL cannot store in a text column
+_Short = Annotated[Text, Field(max_length=200)]
+_Long = Annotated[Text, Field(max_length=500)]
 
 
 class TargetBody(BaseModel):
@@ -49,7 +51,7 @@ class RequestBody(BaseModel):
     source: _Short = Field(min_length=1)
     device_id: _Short
     reason: _Long = ""
-    input_hash: Annotated[str, Field(max_length=128)] = ""
+    input_hash: Annotated[Text, Field(max_length=128)] = ""
     targets: list[TargetBody] = Field(default_factory=list, max_length=1000)
     fields: list[_Short] = Field(default_factory=list, max_length=100)
     created_at: float = Field(ge=0)
@@ -70,9 +72,10 @@ class PostBody(BaseModel):
 
 
 class DecideBody(BaseModel):
-    """The body of ``POST /v1/approvals/{request_id}/decide``."""
+    """The body of ``POST /v1/approvals/decide``."""
 
     model_config = ConfigDict(extra="forbid")
+    request_id: _Short = Field(min_length=1, description="the request's id")
     decision: Literal["approve", "deny"]
     source: _Short = Field(min_length=1, description="who decides: a level-1 source such as user:cli")
     reason: _Long | None = Field(default=None, description="why it is denied (required to deny)")
@@ -96,7 +99,7 @@ def _wire(seq: int | None, request: BrokerRequest) -> dict[str, Any]:
 def add_broker_routes(
     app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]]
 ) -> None:
-    """Add ``POST /v1/approvals``, ``GET /v1/approvals`` and ``POST /v1/approvals/{id}/decide``."""
+    """Add ``POST /v1/approvals``, ``GET /v1/approvals`` and ``POST /v1/approvals/decide``."""
     Device = Annotated[DeviceContext, Depends(device)]
     broker = hub_broker(store)
 
@@ -125,15 +128,17 @@ def add_broker_routes(
             "has_more": len(changes) == limit,
         }
 
-    @app.post("/v1/approvals/{request_id}/decide", tags=["approvals"])
-    async def decide(
-        request_id: Annotated[str, Path(min_length=1, max_length=200)], body: DecideBody, ctx: Device
-    ) -> dict[str, Any]:
+    @app.post("/v1/approvals/decide", tags=["approvals"])
+    async def decide(body: DecideBody, ctx: Device) -> dict[str, Any]:
         """Approve or deny a pending request as a level-1 source; the hub records this device
         as the one that decided. 403 below level 1, 409 when it is no longer pending."""
         decided = await run_in_threadpool(
             lambda: broker.decide(
-                ctx, request_id, approve=body.decision == "approve", source=body.source, reason=body.reason
+                ctx,
+                body.request_id,
+                approve=body.decision == "approve",
+                source=body.source,
+                reason=body.reason,
             )
         )
         return {"request": _wire(None, decided)}

@@ -58,10 +58,8 @@ class HttpBrokerRemote:
     def decide_request(
         self, request_id: str, decision: str, source: str, reason: str | None
     ) -> dict[str, Any]:
-        body = {"decision": decision, "source": source, "reason": reason}
-        answer: dict[str, Any] = self.client._request(
-            "POST", f"/v1/approvals/{request_id}/decide", json=body
-        ).json()
+        body = {"request_id": request_id, "decision": decision, "source": source, "reason": reason}
+        answer: dict[str, Any] = self.client._request("POST", "/v1/approvals/decide", json=body).json()
         return answer
 
 
