@@ -36,6 +36,8 @@ USER_API = {
     "add_event",
     "import_jsonl",
     "export_jsonl",
+    # the input broker: approvals and requests for input (docs/kernel-approvals.md)
+    "broker",
 }
 IDENTITY = {"home", "path", "source", "device_id", "tenant_id", "tenant_name", "vault_mode"}
 PLUMBING = {
