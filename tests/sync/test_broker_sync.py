@@ -224,3 +224,18 @@ def test_a_secret_never_reaches_the_hub_the_files_or_the_events(world: World, hu
     assert secret.encode() not in dump(
         Backend("hub", world.store.broker.store(tenant), tenant, hub_url=hub_url)
     )  # type: ignore[attr-defined]
+
+
+def test_the_fetch_pages_through_every_change(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from truthvault.sync import _approvals
+
+    monkeypatch.setattr(_approvals, "PAGE", 2)
+    asked = {world.laptop.ask(f"h{n}") for n in range(5)}
+    world.laptop.sync()
+    assert world.phone.sync().received == 5  # type: ignore[attr-defined]
+    assert {r.id for r in world.phone.vault.broker.pending()} == asked
+    pending = world.http.get(
+        "/v1/approvals", params={"status": "pending", "since": 0}, headers=headers(world.phone)
+    )
+    assert {r["id"] for r in pending.json()["requests"]} == asked
+    assert world.phone.sync().received == 0  # nothing new since its cursor
