@@ -71,3 +71,18 @@ def test_an_approval_survives_a_hub_restart_and_is_decided_from_a_second_device(
     assert (
         seen[approve_me]["decided_device"] == seen[pin_me]["decided_device"] != seen[approve_me]["device_id"]
     )
+
+
+def test_a_decision_taken_while_the_hub_is_down_reaches_it_at_the_next_sync(
+    hub: HubProc, laptop: Cli, phone: Cli
+) -> None:
+    rid = _ask(laptop, "approve", "h9")
+    laptop.sync()
+    assert [r["id"] for r in phone.json("approvals")] == [rid]
+    hub.stop()
+    offline = phone.run("approve", rid)
+    assert f"approved {rid}" in offline.stdout and "at the next sync" in offline.stderr
+    hub.start()
+    assert phone.sync()["approvals"]["decided"] == 1
+    laptop.sync()
+    assert _redeem(laptop, rid, "h9") == "user:cli"
