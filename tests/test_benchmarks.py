@@ -27,6 +27,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
             ["--decisions", "200", "--rules", "10"],
             "policy decision p50 us (default policy, cached)",
         ),
+        ("broker_bench.py", ["--count", "20"], "hub on PostgreSQL: approvals asked, decided and redeemed/s"),
     ],
 )
 def test_a_benchmark_runs_and_writes_its_figures(

@@ -40,6 +40,8 @@ USER_API = {
     "kernel",
     "actor",
     "transaction",
+    # the input broker: approvals and requests for input (docs/kernel-approvals.md)
+    "broker",
 }
 IDENTITY = {"home", "path", "source", "device_id", "tenant_id", "tenant_name", "vault_mode"}
 PLUMBING = {

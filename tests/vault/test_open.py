@@ -138,6 +138,7 @@ def test_public_api_is_curated() -> None:
             "Overruled",
             "Refusal",
             "Vault",
+            "VaultBrokerStore",
             "VaultRecord",
             "WriteResult",
             "new_id",

@@ -15,6 +15,7 @@ from ..errors import TruthvaultError
 __all__ = ["COMMANDS", "cli", "load_commands", "main"]
 
 _VAULT, _SYNC, _DEVICE, _UP = ("_vault_cmds",), ("_sync_cmds",), ("_device_cmds",), ("_up_cmd",)
+_APPROVAL = ("_approval_cmds",)
 _HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joins the hub group
 
 #: each top-level command: the modules that add it, and the first paragraph of its help. A
@@ -27,11 +28,17 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "The governed actions: every write goes through one, under policy, approvals and audit.",
     ),
     "accept": (_VAULT, "Accept a suggestion: it is merged in and becomes user truth (U1)."),
+    "approvals": (
+        _APPROVAL,
+        "Requests waiting for your decision: what, who asked, why, the risk, when it expires.",
+    ),
+    "approve": (_APPROVAL, "Approve a pending request (ID or its first characters) as yourself (user:cli)."),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "delete": (
         _VAULT,
         "Delete an entity (a tombstone that syncs). Below user level it is only a suggestion.",
     ),
+    "deny": (_APPROVAL, "Deny a pending request (ID or its first characters), saying why."),
     "devices": (_DEVICE, "The devices of this vault's tenant, with when each was last seen."),
     "edit": (_VAULT, "Change an entity. A user edit of AI or automation content makes it user truth."),
     "enroll": (
@@ -50,6 +57,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "policy": (
         ("_policy_cmds",),
         "The tenant's policy (Cedar): who may run which action, and which need your approval.",
+    ),
+    "pin": (
+        _APPROVAL,
+        "Your PIN: what a destructive action asked by voice (user:voice) needs to be approved.",
     ),
     "put": (_VAULT, "Write an entity of any type. DATA is a JSON object ('-' reads it from stdin)."),
     "reject": (_VAULT, "Reject a suggestion; it stays retrievable with status rejected."),

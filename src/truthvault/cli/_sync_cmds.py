@@ -69,6 +69,7 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
                 "refused_pulls": [msgspec.structs.asdict(r) for r in stats.refused_pulls],
                 "overruled": [dataclasses.asdict(o) for o in stats.overruled],
                 "diverged": stats.diverged,
+                "approvals": None if stats.approvals is None else dataclasses.asdict(stats.approvals),
             }
         )
         return

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from ..kernel import CedarPolicy, PolicyVersion
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._auth import Credentials
+from ._broker import HubBroker
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
@@ -52,6 +53,8 @@ class SqlHubStore:
         self.key_blobs = KeyBlobs(database)
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
         self.policies = HubPolicies(database)
+        #: the tenants' input brokers: approvals and requests for input, synced between devices
+        self.broker = HubBroker(database)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import HybridClock
-from ..kernel import ActionForbidden, Actor, AuditRecord, Kernel, Risk, Target
+from ..kernel import Actor, AuditRecord, Kernel
 from ._actions import HUB_ACTIONS, HubScope
 from .store import DeviceContext, HubStore
 
@@ -17,24 +17,6 @@ __all__ = ["HUB_ADMIN", "device_actor", "hub_kernel", "run_as_admin", "run_for_d
 HUB_ADMIN = "user:hub-admin"
 #: who a device acts as when its request names no source (a device acts for its user)
 DEVICE_SOURCE = "user:device"
-
-
-class _NoBroker:
-    def ask_approval(
-        self,
-        *,
-        actor: Actor,
-        action: str,
-        risk: Risk,
-        kind: str,
-        input_hash: str,
-        targets: tuple[Target, ...],
-        reason: str,
-    ) -> str:
-        raise ActionForbidden(f"{action} needs an approval, and the hub has no broker yet")
-
-    def redeem(self, request_id: str, *, actor: Actor, action: str, input_hash: str) -> str:
-        raise ActionForbidden(f"no approval {request_id!r}")
 
 
 class _SecurityEventAudit:
@@ -86,7 +68,7 @@ def hub_kernel(store: HubStore, scope: HubScope, clock: HybridClock) -> Kernel[H
         HUB_ACTIONS,
         scope,
         policy=store.policy_engine(scope.tenant_id),
-        broker=_NoBroker(),
+        broker=store.broker.broker(scope.tenant_id),
         audit=_SecurityEventAudit(store),
         transaction=store.transaction,
         clock=clock.now,

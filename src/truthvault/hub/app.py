@@ -21,6 +21,7 @@ from ..clock import HybridClock
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, TruthvaultError, Unauthorized
 from ..model import PullResponse, PushRequest, PushResponse, Record
 from ._action_routes import add_action_routes
+from ._broker_routes import add_broker_routes
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
 from ._key_routes import add_key_routes
@@ -123,6 +124,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_key_routes(app, store, device, clock)
     add_action_routes(app, store, clock, notifier.notify, device)
     add_policy_routes(app, store, device)
+    add_broker_routes(app, store, device)
     _add_wire_schemas(app)
     return app
 

@@ -21,6 +21,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 if TYPE_CHECKING:
     from ..kernel import CedarPolicy, PolicyVersion
+    from ._broker import HubBroker
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -153,6 +154,8 @@ class HubStore(Protocol):
     several threads at once and, for PostgreSQL, from several hub processes at once."""
 
     backend: str  # "sqlite" or "postgresql"
+    #: the tenants' input brokers (approvals and requests for input)
+    broker: HubBroker
 
     def close(self) -> None:
         """Release connections."""

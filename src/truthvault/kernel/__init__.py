@@ -10,6 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
+from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
+from ._broker_store import (
+    KINDS,
+    STATUSES,
+    BrokerRequest,
+    BrokerSettings,
+    BrokerStore,
+    PinRecord,
+    status_rank,
+    targets_from_json,
+    targets_json,
+)
 from ._policy import CedarPolicy, StoredPolicy, role_of
 from ._policy_compile import (
     CompiledPolicy,
@@ -51,7 +63,9 @@ __all__ = [
     "BUILTIN_POLICY",
     "DEFAULT_POLICY",
     "HARD_VERBS",
+    "KINDS",
     "SECURITY_DOMAINS",
+    "STATUSES",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -62,11 +76,17 @@ __all__ = [
     "AuditRecord",
     "AuditSink",
     "Broker",
+    "BrokerEvent",
+    "BrokerRequest",
+    "BrokerSettings",
+    "BrokerStore",
     "CedarPolicy",
     "CompiledPolicy",
     "Context",
+    "InputBroker",
     "InvalidPolicy",
     "Kernel",
+    "PinRecord",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyRequest",
@@ -81,8 +101,13 @@ __all__ = [
     "builtin_rules",
     "check_policy",
     "compile_policy",
+    "event_detail",
+    "hash_pin",
     "input_hash",
     "role_of",
+    "status_rank",
+    "targets_from_json",
+    "targets_json",
 ]
 
 #: the dispatcher and the registry load pydantic: imported when first asked for, so that a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._approvals import BrokerRemote, BrokerSync, HttpBrokerRemote, sync_approvals
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
@@ -11,8 +12,11 @@ from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinn
 from ._transport import HubClient, SigningAuth, check_hub_url, enroll
 
 __all__ = [
+    "BrokerRemote",
+    "BrokerSync",
     "CheckResult",
     "Enrolment",
+    "HttpBrokerRemote",
     "HubClient",
     "Joined",
     "KeyExchange",
@@ -36,6 +40,7 @@ __all__ = [
     "recovery_keyring",
     "rejoin_hub",
     "set_tenant_policy",
+    "sync_approvals",
     "sync_policy",
     "syncer_for",
 ]

@@ -20,6 +20,7 @@ from ..errors import (
 )
 from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
+from ._approvals import BrokerSync, sync_approvals
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._policy import sync_policy
@@ -82,6 +83,8 @@ class SyncStats:
     diverged: list[str] = field(default_factory=list)
     #: the hub's records checksum at ``cursor`` (given with ``checksum``)
     records_checksum: str | None = None
+    #: what the broker's step moved (approvals and requests for input); None: the hub has no broker
+    approvals: BrokerSync | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +358,7 @@ class Syncer:
                 and self.replica.records_checksum() != stats.records_checksum
             ):
                 stats.diverged.append("records")
+        stats.approvals = sync_approvals(self.vault, self.client)
         return stats
 
     def resync(

@@ -23,6 +23,7 @@ from ._writes import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from ._actions import DEVICE_ACTIONS, EntitiesResult, EntityResult, RecordResult, Written
+    from ._broker import VaultBrokerStore
 
 __all__ = [
     "DB_NAME",
@@ -45,6 +46,7 @@ __all__ = [
     "Replica",
     "ResyncState",
     "Vault",
+    "VaultBrokerStore",
     "VaultPolicies",
     "VaultRecord",
     "WriteResult",
@@ -55,10 +57,14 @@ __all__ = [
     "vault_policies",
 ]
 
-#: the device actions and their result models load pydantic: imported when first asked for
+#: the device actions and their result models load pydantic, the broker's store the kernel:
+#: imported when first asked for
 _LAZY = {
-    name: "._actions"
-    for name in ("DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "Written")
+    **{
+        name: "._actions"
+        for name in ("DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "Written")
+    },
+    "VaultBrokerStore": "._broker",
 }
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

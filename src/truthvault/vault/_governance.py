@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..kernel import (
-    ActionForbidden,
-    Actor,
     AuditRecord,
     Kernel,
     PolicyDecision,
     PolicyRequest,
-    Risk,
     StoredPolicy,
-    Target,
 )
 from ._actions import DEVICE_ACTIONS
 from ._db import VaultDB
@@ -46,24 +42,6 @@ class _TenantPolicy:
         return self._engine.decide(request)
 
 
-class _NoBroker:
-    def ask_approval(
-        self,
-        *,
-        actor: Actor,
-        action: str,
-        risk: Risk,
-        kind: str,
-        input_hash: str,
-        targets: tuple[Target, ...],
-        reason: str,
-    ) -> str:
-        raise ActionForbidden(f"{action} needs an approval, and this vault has no broker yet")
-
-    def redeem(self, request_id: str, *, actor: Actor, action: str, input_hash: str) -> str:
-        raise ActionForbidden(f"no approval {request_id!r}")
-
-
 class _EventAudit:
     """Until the audit log lands: each action is an event of the vault's log."""
 
@@ -90,7 +68,7 @@ def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
         DEVICE_ACTIONS,
         vault,
         policy=_TenantPolicy(db),
-        broker=_NoBroker(),
+        broker=vault.broker,
         audit=_EventAudit(db),
         transaction=db.tx,
         clock=db.stamp,

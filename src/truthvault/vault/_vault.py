@@ -24,7 +24,7 @@ from ._transfer import Transfer
 from ._writes import Writer
 
 if TYPE_CHECKING:
-    from ..kernel import Actor, Kernel
+    from ..kernel import Actor, InputBroker, Kernel
 
 __all__ = ["Vault"]
 
@@ -47,6 +47,7 @@ class Vault:
         #: the sync side of this vault: push queue, pulls, the hub joined, re-syncs
         self.replica = Replica(db, applier)
         self._kernel: Kernel[Vault] | None = None
+        self._broker: InputBroker | None = None
 
     @classmethod
     def open(cls, home: Path | str, *, source: str | None = None) -> Vault:
@@ -63,6 +64,16 @@ class Vault:
     def close(self) -> None:
         """Close the database connection."""
         self._db.close()
+
+    @property
+    def broker(self) -> InputBroker:
+        """This vault's input broker: approvals, confirmations, PINs, form and secret input
+        (see docs/kernel-approvals.md); loaded on first use."""
+        if self._broker is None:
+            from ._broker import vault_broker
+
+            self._broker = vault_broker(self._db)
+        return self._broker
 
     def __enter__(self) -> Vault:
         return self

@@ -1,0 +1,211 @@
+"""Approvals: ``approvals``, ``approve``, ``deny`` and ``pin set``, over the vault's input broker.
+
+When the vault is joined to a hub, each of them runs the broker's sync step first or after,
+so that a request asked on another device shows here and a decision taken here reaches the
+hub at once (or, when the hub cannot be reached, at the next sync).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import ConflictState, HubUnavailable, InvalidInput, NotFound
+from ._common import err_console, interactive, json_option, open_vault, out, print_json
+from ._output import Grid, Struck
+
+if TYPE_CHECKING:
+    from ..kernel import Actor, BrokerRequest, InputBroker
+    from ..vault import Vault
+
+__all__ = ["register"]
+
+_SOURCE = "user:cli"
+
+
+def _actor(vault: Vault) -> Actor:
+    from ..kernel import Actor
+
+    return Actor(_SOURCE, vault.device_id, vault.tenant_id)
+
+
+def _sync(vault: Vault, quiet: bool = False) -> bool | None:
+    """The broker's sync step when the vault is joined: True done, False the hub is out of
+    reach (said on stderr), None not joined."""
+    if not vault.replica.hub_url:
+        return None
+    from ..sync import connect, sync_approvals
+
+    try:
+        with connect(vault, timeout=10.0) as client:
+            sync_approvals(vault, client)
+    except HubUnavailable as exc:
+        if not quiet:
+            err_console.print(f"note: {exc.message}", markup=False)
+        return False
+    return True
+
+
+def _find(broker: InputBroker, given: str) -> BrokerRequest:
+    """A request by its id or an unambiguous start of it (at least 6 characters)."""
+    try:
+        return broker.get(given)
+    except NotFound:
+        if len(given) < 6:
+            raise
+    found = [r for r in broker.requests(limit=100_000) if r.id.startswith(given)]
+    if len(found) != 1:
+        what = "no request" if not found else f"{len(found)} requests"
+        raise NotFound(
+            f"{what} with an id starting {given!r}", hint="'truthvault approvals --all' lists them"
+        )
+    return found[0]
+
+
+def _when(at: float, now: float) -> str:
+    left = at - now
+    if left <= 0:
+        return "expired"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if left >= size:
+            return f"in {int(left // size)} {unit}"
+    return f"in {int(left)} s"
+
+
+def _row(request: BrokerRequest, now: float, every: bool) -> list[str | Struck]:
+    what = f"{request.action or request.kind}" + (f" ({request.kind})" if request.kind != "approval" else "")
+    # which device asked, when the terminal has room for it
+    who = request.source + (f" on {request.device_id[:8]}" if request.device_id and out.width >= 140 else "")
+    why = request.reason or "-"
+    if every and request.status == "denied" and request.deny_reason:
+        why += f" / denied: {request.deny_reason}"
+    row: list[str | Struck] = [request.id, what, who, why, request.risk, _when(request.expires_at, now)]
+    return [*row, request.status] if every else row
+
+
+def _grid(headers: list[str], rows: list[list[str | Struck]]) -> Grid:
+    """The table, its "why" column cut short (never the id a command takes) to fit the terminal."""
+    why = headers.index("why")
+    widths = [max([len(h), *(len(str(r[n])) for r in rows)]) for n, h in enumerate(headers)]
+    room = out.width - 3 * len(headers) - 1 - sum(w for n, w in enumerate(widths) if n != why)
+    return Grid(headers, rows, squeeze=why, squeeze_width=max(12, room))
+
+
+def _json(request: BrokerRequest) -> dict[str, object]:
+    body = request.to_wire()
+    body["tenant_id"] = request.tenant_id
+    return body
+
+
+def _decided(vault: Vault, request: BrokerRequest, verb: str, as_json: bool) -> None:
+    """Send the decision to the hub now when joined, and say what became of it."""
+    sent = _sync(vault, quiet=True)
+    now = vault.broker.get(request.id)
+    if as_json:
+        print_json({**_json(now), "hub": {None: "not joined", True: "sent", False: "next sync"}[sent]})
+    elif now.status != request.status:
+        raise ConflictState(
+            f"another device decided {request.id} first: it is {now.status}"
+            + (f" by {now.decided_by}" if now.decided_by else "")
+        )
+    else:
+        out.print(f"{verb} {request.id} ({request.action or request.kind})")
+        if sent is False:
+            err_console.print(
+                "note: the hub is out of reach; the decision goes to it at the next sync", markup=False
+            )
+
+
+def _read_pin(prompt: str, *, twice: bool = False) -> str:
+    """A PIN from a hidden prompt at a terminal, else the first line of stdin (never argv)."""
+    if interactive():
+        text: str = click.prompt(prompt, hide_input=True, confirmation_prompt=twice)
+        return text
+    line = sys.stdin.readline().rstrip("\r\n")
+    if twice and sys.stdin.readline().rstrip("\r\n") != line:
+        raise InvalidInput("the two PINs differ")
+    if not line:
+        raise InvalidInput("no PIN given", hint="run it at a terminal, or give the PIN on stdin")
+    return line
+
+
+def register(cli: click.Group) -> None:
+    """Add ``approvals``, ``approve``, ``deny`` and ``pin``."""
+
+    @cli.command()
+    @click.option("--all", "every", is_flag=True, help="Every request, decided, used and expired ones too.")
+    @click.option("--offline", is_flag=True, help="Do not ask the hub for other devices' requests first.")
+    @json_option
+    def approvals(every: bool, offline: bool, as_json: bool) -> None:
+        """Requests waiting for your decision: what, who asked, why, the risk, when it expires."""
+        with open_vault() as vault:
+            if not offline:
+                _sync(vault)
+            broker = vault.broker
+            shown = broker.requests() if every else broker.pending()
+            if as_json:
+                print_json([_json(r) for r in shown])
+                return
+            if not shown:
+                out.print("nothing waits for your decision" if not every else "no requests")
+                return
+            now = time.time()
+            headers = ["id", "what", "who", "why", "risk", "expires"] + (["status"] if every else [])
+            out.print(_grid(headers, [_row(r, now, every) for r in shown]))
+
+    @cli.command()
+    @click.argument("request_id", metavar="ID")
+    @click.option(
+        "--pin", "with_pin", is_flag=True, help="Give your PIN (asked without echo; needed by a PIN request)."
+    )
+    @json_option
+    def approve(request_id: str, with_pin: bool, as_json: bool) -> None:
+        """Approve a pending request (ID or its first characters) as yourself (user:cli)."""
+        with open_vault() as vault:
+            broker = vault.broker
+            request = _find(broker, request_id)
+            pin = None
+            if request.kind == "pin" or with_pin:
+                if request.kind == "pin" and not with_pin and not interactive():
+                    raise InvalidInput(
+                        f"request {request.id} needs your PIN", hint="pass --pin and give the PIN on stdin"
+                    )
+                pin = _read_pin("PIN")
+            decided = broker.approve(request.id, actor=_actor(vault), pin=pin)
+            _decided(vault, decided, "approved", as_json)
+
+    @cli.command()
+    @click.argument("request_id", metavar="ID")
+    @click.option("--reason", required=True, help="Why you deny it (shown to whoever asked).")
+    @json_option
+    def deny(request_id: str, reason: str, as_json: bool) -> None:
+        """Deny a pending request (ID or its first characters), saying why."""
+        with open_vault() as vault:
+            request = _find(vault.broker, request_id)
+            decided = vault.broker.deny(request.id, actor=_actor(vault), reason=reason)
+            _decided(vault, decided, "denied", as_json)
+
+    _register_pin(cli)
+
+
+def _register_pin(cli: click.Group) -> None:
+    """Add ``pin set``."""
+
+    @cli.group()
+    def pin() -> None:
+        """Your PIN: what a destructive action asked by voice (user:voice) needs to be approved."""
+
+    @pin.command("set")
+    def pin_set() -> None:
+        """Set or change your PIN (asked twice without echo, never an argument); kept hashed (scrypt)."""
+        with open_vault() as vault:
+            broker = vault.broker
+            current = _read_pin("current PIN") if broker.has_pin() else None
+            new = _read_pin("new PIN", twice=True)
+            broker.set_pin(new, actor=_actor(vault), current=current)
+            out.print(
+                "PIN " + ("changed" if current else "set") + "; it stays on this device, hashed with scrypt"
+            )

@@ -1,0 +1,215 @@
+"""The vault's side of the input broker: its requests and the user's PIN as rows of the vault
+file (:class:`VaultBrokerStore`, the kernel's ``BrokerStore`` port), and what a sync needs of
+them: the requests changed here, and taking in the hub's.
+
+Every write goes through :meth:`VaultDB.tx`, which nests: a ``redeem`` inside an action's
+transaction commits or rolls back with the action.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import ConflictState
+from ..kernel import (
+    BrokerRequest,
+    BrokerSettings,
+    InputBroker,
+    PinRecord,
+    event_detail,
+    status_rank,
+    targets_from_json,
+    targets_json,
+)
+from ._db import VaultDB
+
+__all__ = ["VaultBrokerStore", "vault_broker"]
+
+_COLUMNS = (
+    "id, kind, action, risk, source, device_id, tenant_id, reason, input_hash, targets, fields, "
+    "created_at, expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided, "
+    "form_values"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM broker_requests"
+_CURSOR = "broker_cursor"
+
+
+def _row(request: BrokerRequest) -> tuple[Any, ...]:
+    return (
+        request.id,
+        request.kind,
+        request.action,
+        request.risk,
+        request.source,
+        request.device_id,
+        request.tenant_id,
+        request.reason,
+        request.input_hash,
+        targets_json(request.targets),
+        json.dumps(list(request.fields)),
+        request.created_at,
+        request.expires_at,
+        request.status,
+        request.decided_by,
+        request.decided_device,
+        request.decided_at,
+        request.deny_reason,
+        int(request.provided),
+        None if request.values is None else json.dumps(request.values),
+    )
+
+
+def _request(row: Sequence[Any]) -> BrokerRequest:
+    return BrokerRequest(
+        id=row[0],
+        kind=row[1],
+        action=row[2],
+        risk=row[3],
+        source=row[4],
+        device_id=row[5],
+        tenant_id=row[6],
+        reason=row[7],
+        input_hash=row[8],
+        targets=targets_from_json(row[9]),
+        fields=tuple(json.loads(row[10])),
+        created_at=float(row[11]),
+        expires_at=float(row[12]),
+        status=row[13],
+        decided_by=row[14],
+        decided_device=row[15],
+        decided_at=None if row[16] is None else float(row[16]),
+        deny_reason=row[17],
+        provided=bool(row[18]),
+        values=None if row[19] is None else json.loads(row[19]),
+    )
+
+
+class VaultBrokerStore:
+    """The broker's requests and PIN in a vault file."""
+
+    def __init__(self, db: VaultDB) -> None:
+        self._db = db
+
+    # -- the BrokerStore port ---------------------------------------------------------
+    def insert(self, request: BrokerRequest) -> None:
+        marks = ", ".join("?" * 20)
+        try:
+            with self._db.tx() as conn:
+                conn.execute(
+                    f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({marks}, 1)", _row(request)
+                )
+        except sqlite3.IntegrityError:
+            raise ConflictState(f"a request {request.id!r} exists already") from None
+
+    def get(self, request_id: str) -> BrokerRequest | None:
+        with self._db.read() as conn:
+            row = conn.execute(f"{_SELECT} WHERE id = ?", (request_id,)).fetchone()
+        return None if row is None else _request(row)
+
+    def update(self, request: BrokerRequest, *, expect: str) -> bool:
+        sets = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
+        with self._db.tx() as conn:
+            cur = conn.execute(
+                f"UPDATE broker_requests SET {sets}, dirty = 1 WHERE id = ? AND status = ?",
+                (*_row(request)[1:], request.id, expect),
+            )
+            return cur.rowcount == 1
+
+    def requests(self, *, status: str | None = None, limit: int = 1000) -> list[BrokerRequest]:
+        sql, args = _SELECT, []
+        if status is not None:
+            sql += " WHERE status = ?"
+            args.append(status)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_request(r) for r in rows]
+
+    def pin(self) -> PinRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT hash, salt, n, r, p, failures, locked_until, set_at FROM broker_pin WHERE id = 1"
+            ).fetchone()
+        return None if row is None else PinRecord(*row)
+
+    def save_pin(self, record: PinRecord) -> None:
+        with self._db.tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO broker_pin (id, hash, salt, n, r, p, failures, locked_until, set_at) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.hash,
+                    record.salt,
+                    record.n,
+                    record.r,
+                    record.p,
+                    record.failures,
+                    record.locked_until,
+                    record.set_at,
+                ),
+            )
+
+    # -- sync --------------------------------------------------------------------------
+    def unsent(self) -> list[BrokerRequest]:
+        """The requests asked, decided or used here since they last went to the hub, oldest first."""
+        with self._db.read() as conn:
+            rows = conn.execute(f"{_SELECT} WHERE dirty = 1 ORDER BY created_at").fetchall()
+        return [_request(r) for r in rows]
+
+    def mark_sent(self, requests: Iterable[BrokerRequest]) -> None:
+        """The hub has these as they were read (a request changed since stays unsent)."""
+        with self._db.tx() as conn:
+            conn.executemany(
+                "UPDATE broker_requests SET dirty = 0 WHERE id = ? AND status = ?",
+                [(r.id, r.status) for r in requests],
+            )
+
+    def take_in(self, requests: Iterable[BrokerRequest]) -> int:
+        """Keep the hub's state of requests: new ones, and decisions on ours. A request changed
+        here and not yet sent, or one that has come further here (used), is left as it is.
+        Returns how many changed."""
+        changed = 0
+        with self._db.tx() as conn:
+            for theirs in requests:
+                row = conn.execute(
+                    f"SELECT {_COLUMNS}, dirty FROM broker_requests WHERE id = ?", (theirs.id,)
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({', '.join('?' * 20)}, 0)",
+                        _row(theirs),
+                    )
+                    changed += 1
+                    continue
+                mine = _request(row)
+                if row[20] or status_rank(theirs.status) < status_rank(mine.status):
+                    continue
+                if theirs == mine:
+                    continue
+                # a form's values stay where they were given
+                kept = theirs.with_(values=mine.values, tenant_id=mine.tenant_id)
+                sets = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
+                conn.execute(f"UPDATE broker_requests SET {sets} WHERE id = ?", (*_row(kept)[1:], mine.id))
+                changed += 1
+        return changed
+
+    def cursor(self) -> int:
+        """The hub's change number of the last request change taken in."""
+        return int(self._db.meta_str(_CURSOR) or 0)
+
+    def set_cursor(self, cursor: int) -> None:
+        with self._db.tx():
+            self._db.set_meta(_CURSOR, cursor)
+
+
+def vault_broker(db: VaultDB, settings: BrokerSettings | None = None) -> InputBroker:
+    """The vault's input broker: requests kept in its file, its events in its event log."""
+
+    def on_event(type_: str, request: BrokerRequest) -> None:
+        db.add_event(type_, None, **event_detail(request))
+
+    return InputBroker(
+        VaultBrokerStore(db), settings=settings, on_event=on_event, tenant_id=lambda: db.meta_str("tenant_id")
+    )
