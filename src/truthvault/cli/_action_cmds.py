@@ -37,8 +37,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def action_list(as_json: bool) -> None:
         """List the actions this device runs, with contract version and risk."""
+        from ..sync import device_kernel
+
         with open_vault() as vault:
-            specs = list(vault.kernel.registry)
+            specs = list(device_kernel(vault).registry)
         if as_json:
             print_json(
                 [
@@ -54,8 +56,10 @@ def register(cli: click.Group) -> None:
     @click.argument("name")
     def action_show(name: str) -> None:
         """Print an action's contract: its input and output as JSON Schema, version and risk."""
+        from ..sync import device_kernel
+
         with open_vault() as vault:
-            print_json(vault.kernel.spec(name).schema())
+            print_json(device_kernel(vault).spec(name).schema())
 
     @action.command("run")
     @click.argument("name")

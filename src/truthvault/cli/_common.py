@@ -121,8 +121,13 @@ def run_action(
     approval: str | None = None,
 ) -> BaseModel:
     """Run a device action through the kernel (the one governed path for writes) as
-    ``source``, or as the vault's own source."""
-    return vault.kernel.run(name, params, actor=vault.actor(source), approval=approval)
+    ``source``, or as the vault's own source. The vault's own actions need no hub code; the
+    others (policy, devices, keys) are the sync layer's."""
+    if name in vault.kernel.registry:
+        return vault.kernel.run(name, params, actor=vault.actor(source), approval=approval)
+    from ..sync import device_kernel
+
+    return device_kernel(vault).run(name, params, actor=vault.actor(source), approval=approval)
 
 
 def write_action(vault: Vault, name: str, params: Mapping[str, object], source: str | None = None) -> Written:

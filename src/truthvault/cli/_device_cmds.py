@@ -21,6 +21,7 @@ from ._common import (
     pin_hub,
     pin_option,
     print_json,
+    run_action,
 )
 from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase
 
@@ -192,7 +193,7 @@ def register(cli: click.Group) -> None:
                 if rotate_key and exchange and exchange.has_recovery()
                 else None
             )
-            client.revoke_device(name)
+            run_action(vault, "device.revoke", {"name": name})
             out.print(f"device {name!r} revoked")
             if exchange is None or rotate_key is False:
                 return
@@ -212,9 +213,9 @@ def register(cli: click.Group) -> None:
                     )
                     return
                 passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
-            rotated = exchange.rotate(passphrase)
+            rotated = run_action(vault, "keys.rotate", {"passphrase": passphrase}).model_dump()
         note = "; recovery copy re-wrapped" if passphrase else ""
-        out.print(f"rotated the tenant data key: new writes use {rotated.current}{note}")
+        out.print(f"rotated the tenant data key: new writes use {rotated['current']}{note}")
 
     @cli.group()
     def keys() -> None:

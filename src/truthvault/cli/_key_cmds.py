@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import InvalidInput
-from ._common import json_option, open_vault, out, plural, print_json
+from ._common import json_option, open_vault, out, plural, print_json, run_action
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -117,12 +117,13 @@ def add_key_commands(keys: click.Group) -> None:
         """
         from ..sync import connect, key_exchange
 
-        with open_vault() as vault, connect(vault) as client:
-            exchange = key_exchange(vault, client)
-            passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
-            rotated = exchange.rotate(passphrase)
+        with open_vault() as vault:
+            with connect(vault) as client:
+                has_recovery = key_exchange(vault, client).has_recovery()
+            passphrase = read_passphrase(passphrase_file) if has_recovery else None
+            rotated = run_action(vault, "keys.rotate", {"passphrase": passphrase}).model_dump()
         note = "; recovery copy re-wrapped" if passphrase else ""
-        out.print(f"rotated the tenant data key: new writes use {rotated.current}{note}")
+        out.print(f"rotated the tenant data key: new writes use {rotated['current']}{note}")
 
     @keys.group("recovery")
     def recovery() -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from ..errors import InvalidInput
-from ._common import json_option, open_vault, out, print_json
+from ._common import json_option, open_vault, out, print_json, run_action
 
 if TYPE_CHECKING:
     from ..kernel import PolicyDecision
@@ -77,15 +77,13 @@ def register(cli: click.Group) -> None:
     def policy_set(file: TextIO, as_json: bool) -> None:
         """Set the policy from FILE ('-' reads stdin): checked, stored as a new version, and sent
         to the hub first when this vault is joined to one. A bad policy changes nothing."""
-        from ..sync import set_tenant_policy
-
         text = file.read()
         with open_vault() as vault:
-            stored = set_tenant_policy(vault, text, "user:cli")
+            stored = run_action(vault, "policy.set", {"text": text}).model_dump(mode="json")
         if as_json:
-            print_json({"version": stored.version, "set_by": stored.set_by, "set_at": stored.set_at})
+            print_json(stored)
         else:
-            out.print(f"policy version {stored.version} is in force", markup=False, highlight=False)
+            out.print(f"policy version {stored['version']} is in force", markup=False, highlight=False)
 
     @policy.command("test")
     @click.option(

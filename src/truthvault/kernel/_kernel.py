@@ -70,6 +70,21 @@ class Kernel(Generic[S]):
         self._on_event = on_event
         self._tenant_id = tenant_id
 
+    def derive(self, registry: Registry[S]) -> Kernel[S]:
+        """This kernel with another set of actions (over the same store, policy, broker, audit
+        log and transaction): how a layer above adds actions of its own."""
+        return Kernel(
+            registry,
+            self.store,
+            policy=self.policy,
+            broker=self.broker,
+            audit=self.audit,
+            transaction=self._transaction,
+            clock=self._clock,
+            on_event=self._on_event,
+            tenant_id=self._tenant_id,
+        )
+
     def spec(self, name: str) -> ActionSpec[S, Any, Any]:
         """The action called ``name``; ActionNotFound if there is none."""
         spec = self.registry.get(name)

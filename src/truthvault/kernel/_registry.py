@@ -113,6 +113,13 @@ class Registry(Generic[S]):
 
         return register
 
+    def __add__(self, other: Registry[S]) -> Registry[S]:
+        """A registry of both sets of actions (InvalidInput if a name is in both)."""
+        merged: Registry[S] = Registry()
+        for spec in [*self, *other]:
+            merged.add(spec)
+        return merged
+
     def get(self, name: str) -> ActionSpec[S, Any, Any] | None:
         return self._specs.get(name)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names as _lazy_names
 from ._approvals import BrokerRemote, BrokerSync, HttpBrokerRemote, sync_approvals
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
@@ -11,7 +14,11 @@ from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, check_hub_url, enroll
 
+if TYPE_CHECKING:
+    from ._actions import SYNC_ACTIONS, device_kernel
+
 __all__ = [
+    "SYNC_ACTIONS",
     "BrokerRemote",
     "BrokerSync",
     "CheckResult",
@@ -27,6 +34,7 @@ __all__ = [
     "cert_fingerprint",
     "check_hub_url",
     "connect",
+    "device_kernel",
     "device_keys",
     "enrol_vault",
     "enroll",
@@ -44,3 +52,8 @@ __all__ = [
     "sync_policy",
     "syncer_for",
 ]
+
+#: the device's hub actions load pydantic: imported when first asked for
+__getattr__, __dir__ = _lazy_names(
+    __name__, {"SYNC_ACTIONS": "._actions", "device_kernel": "._actions"}, __all__
+)

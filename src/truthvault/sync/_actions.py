@@ -1,0 +1,93 @@
+"""The device's actions that reach its hub: the tenant's policy, revoking a device, rotating
+the tenant's data key. With the vault's own actions they make :func:`device_kernel`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ..kernel import Context, Kernel, Registry, Risk, Target
+from ..vault import DEVICE_ACTIONS
+
+if TYPE_CHECKING:
+    from ..vault import Vault
+
+__all__ = ["SYNC_ACTIONS", "device_kernel"]
+
+SYNC_ACTIONS: Registry[Vault] = Registry()
+Ctx = Context["Vault"]
+
+
+def device_kernel(vault: Vault) -> Kernel[Vault]:
+    """The kernel of every action this device runs: the vault's own (``vault.kernel``) and
+    those that reach its hub."""
+    return vault.kernel.derive(DEVICE_ACTIONS + SYNC_ACTIONS)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicyIn(_In):
+    text: str = Field(min_length=1)
+
+
+class PolicyOut(BaseModel):
+    version: int
+    set_by: str
+    set_at: str
+
+
+@SYNC_ACTIONS.action("policy.set", version="1.0.0", risk=Risk.SECURITY, input=PolicyIn, output=PolicyOut)
+def policy_set(ctx: Ctx, params: PolicyIn) -> PolicyOut:
+    """Set the tenant's policy (Cedar): at the hub first when joined, then here."""
+    from ._policy import set_tenant_policy
+
+    stored = set_tenant_policy(ctx.store, params.text, ctx.actor.source)
+    ctx.touched(Target(f"policy:{stored.version}", "policy", stored.version))
+    return PolicyOut(version=stored.version, set_by=stored.set_by, set_at=stored.set_at)
+
+
+class DeviceIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class RevokedOut(BaseModel):
+    name: str
+    id: str
+    revoked: bool
+
+
+@SYNC_ACTIONS.action("device.revoke", version="1.0.0", risk=Risk.SECURITY, input=DeviceIn, output=RevokedOut)
+def device_revoke(ctx: Ctx, params: DeviceIn) -> RevokedOut:
+    """Revoke a device of this tenant at the hub: its every later request is refused."""
+    from ._connect import connect
+
+    with connect(ctx.store) as client:
+        done = client.revoke_device(params.name)
+    ctx.touched(Target(str(done["id"]), "device"))
+    return RevokedOut(name=str(done["name"]), id=str(done["id"]), revoked=True)
+
+
+class RotateIn(_In):
+    #: the recovery passphrase, when the tenant has a recovery copy to re-wrap (never logged,
+    #: audited or hashed: the audit log's input hash sees only that one was given)
+    passphrase: SecretStr | None = None
+
+
+class RotatedOut(BaseModel):
+    current: str
+    recovery_rewrapped: bool
+
+
+@SYNC_ACTIONS.action("keys.rotate", version="1.0.0", risk=Risk.SECURITY, input=RotateIn, output=RotatedOut)
+def keys_rotate(ctx: Ctx, params: RotateIn) -> RotatedOut:
+    """Rotate the tenant's data key: shared with every device (and the recovery copy)."""
+    from ._connect import connect, key_exchange
+
+    passphrase = params.passphrase.get_secret_value() if params.passphrase else None
+    with connect(ctx.store) as client:
+        rotated = key_exchange(ctx.store, client).rotate(passphrase)
+    ctx.touched(Target(f"key:{rotated.current}", "key"))
+    return RotatedOut(current=rotated.current, recovery_rewrapped=passphrase is not None)
