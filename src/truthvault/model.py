@@ -225,13 +225,19 @@ _encoder = msgspec.json.Encoder()
 _push_decoder = msgspec.json.Decoder(PushRequest)
 
 
+_NESTED = (msgspec.Raw, msgspec.Struct, dict, list, tuple)
+
+
 def plain(obj: object) -> Any:
     """Plain data (for JSON output and action results): every field of a struct, defaults too,
     payloads decoded; the push and pull numbers of the wire are left out when unset."""
     if isinstance(obj, msgspec.Raw):
         return msgspec.json.decode(obj)
     if isinstance(obj, msgspec.Struct):
-        fields = {name: plain(getattr(obj, name)) for name in obj.__struct_fields__}
+        fields = msgspec.structs.asdict(obj)
+        for name, value in fields.items():
+            if isinstance(value, _NESTED):
+                fields[name] = plain(value)
         return {k: v for k, v in fields.items() if not (k in ("mutation", "seq") and v is None)}
     if isinstance(obj, dict):
         return {k: plain(v) for k, v in obj.items()}

@@ -46,7 +46,9 @@ def test_a_device_runs_an_action_and_gets_its_typed_result(client: TestClient, h
     assert [d.revoked for d in hub_store.list_devices("alpha") if d.name == "phone"] == [True]
 
 
-def test_bad_input_is_422_naming_the_field_and_changes_nothing(client: TestClient, hub_store: HubStore) -> None:
+def test_bad_input_is_422_naming_the_field_and_changes_nothing(
+    client: TestClient, hub_store: HubStore
+) -> None:
     laptop = Signer(client, hub_store, "alpha", "laptop")
     Signer(client, hub_store, "alpha", "phone")
     for body, field in (

@@ -71,10 +71,10 @@ def note(kernel: Kernel[Vault], vault: Vault, text: str = "mine", source: str = 
 def test_an_action_runs_and_is_audited_with_its_targets(vault: Vault) -> None:
     kernel, audit = kernel_of(vault)
     out = note(kernel, vault)
-    assert out.outcome == "applied" and vault.get(out.item["entity_id"]).data() == {"text": "mine"}
+    assert out.outcome == "applied" and vault.get(out.item.entity_id).data() == {"text": "mine"}
     [record] = audit.records
     assert (record.action, record.action_version, record.decision) == ("notes.create", "1.0.0", "allowed")
-    assert record.targets == (Target(out.item["entity_id"], "note", 1, 1),)
+    assert record.targets == (Target(out.item.entity_id, "note", 1, 1),)
     assert record.actor.source == "user:cli" and len(record.input_hash) == 64
 
 
@@ -89,7 +89,7 @@ def test_bad_input_is_a_validation_error_naming_the_field_and_writes_nothing(vau
 
 def test_an_unknown_action_is_not_found(vault: Vault) -> None:
     kernel, _ = kernel_of(vault)
-    with pytest.raises(ActionNotFound, match="no action 'notes.nope'") as caught:
+    with pytest.raises(ActionNotFound, match=r"no action 'notes\.nope'") as caught:
         kernel.run("notes.nope", {}, actor=vault.actor())
     assert caught.value.code == "NOT_FOUND" and caught.value.status == 404
 
@@ -105,17 +105,17 @@ def test_a_missing_entity_is_not_found_and_the_failure_is_audited(vault: Vault) 
 def test_ai_below_the_user_makes_a_suggestion_through_the_kernel(vault: Vault) -> None:
     kernel, _ = kernel_of(vault)
     mine = note(kernel, vault)
-    params = {"id": mine.item["entity_id"], "changes": {"text": "ai's idea"}}
+    params = {"id": mine.item.entity_id, "changes": {"text": "ai's idea"}}
     out = kernel.run("entity.edit", params, actor=vault.actor("ai-cloud:openai/gpt"))
     assert isinstance(out, Written) and out.outcome == "suggestion" and out.record_id
-    assert vault.get(mine.item["entity_id"]).data() == {"text": "mine"}
+    assert vault.get(mine.item.entity_id).data() == {"text": "mine"}
 
 
 def test_ai_may_never_run_a_security_action_and_the_refusal_is_audited(vault: Vault) -> None:
     kernel, audit = kernel_of(vault)
     full = kernel.derive(device_kernel(vault).registry)
     full.audit = audit
-    policy = "@id(\"all\")\npermit(principal, action, resource);\n"
+    policy = '@id("all")\npermit(principal, action, resource);\n'
     with pytest.raises(ActionForbidden) as caught:
         full.run("policy.set", {"text": policy}, actor=vault.actor("ai-local:llama3"))
     assert caught.value.code == "FORBIDDEN" and any(p.startswith("builtin.") for p in caught.value.policies)
@@ -127,7 +127,7 @@ def test_ai_may_never_run_a_security_action_and_the_refusal_is_audited(vault: Va
 
 def test_a_voice_delete_waits_for_the_pin_and_the_approval_is_used_once(vault: Vault) -> None:
     kernel, audit = kernel_of(vault)
-    eid = note(kernel, vault).item["entity_id"]
+    eid = note(kernel, vault).item.entity_id
     voice = vault.actor("user:voice")
     with pytest.raises(ApprovalRequired) as caught:
         kernel.run("entity.delete", {"id": eid}, actor=voice)
@@ -138,7 +138,7 @@ def test_a_voice_delete_waits_for_the_pin_and_the_approval_is_used_once(vault: V
     with pytest.raises(ActionForbidden):  # approved for this input only
         kernel.run("entity.delete", {"id": "other"}, actor=voice, approval=request_id)
     out = kernel.run("entity.delete", {"id": eid}, actor=voice, approval=request_id)
-    assert isinstance(out, Written) and out.item["deleted"] is True
+    assert isinstance(out, Written) and out.item.deleted is True
     assert audit.records[-1].decision == "approved" and audit.records[-1].approved_by
     with pytest.raises(ActionForbidden, match="used"):
         kernel.run("entity.delete", {"id": eid}, actor=voice, approval=request_id)

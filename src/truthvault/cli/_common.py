@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ..model import Record, SyncItem
-    from ..vault import Vault, Written
+    from ..vault import Vault, VaultRecord, Written
 
 __all__ = [
     "confirm",
@@ -139,8 +139,8 @@ def write_action(vault: Vault, name: str, params: Mapping[str, object], source: 
     return result
 
 
-def entity_action(vault: Vault, name: str, params: Mapping[str, object]) -> dict[str, object]:
-    """Run an action that answers one entity; that entity, as plain data."""
+def entity_action(vault: Vault, name: str, params: Mapping[str, object]) -> SyncItem:
+    """Run an action that answers one entity; that entity's version."""
     from ..vault import EntityResult
 
     result = run_action(vault, name, params)
@@ -148,8 +148,8 @@ def entity_action(vault: Vault, name: str, params: Mapping[str, object]) -> dict
     return result.item
 
 
-def record_action(vault: Vault, name: str, params: Mapping[str, object]) -> dict[str, object]:
-    """Run an action that answers a kept record; that record, as plain data."""
+def record_action(vault: Vault, name: str, params: Mapping[str, object]) -> VaultRecord:
+    """Run an action that answers a kept record; that record."""
     from ..vault import RecordResult
 
     result = run_action(vault, name, params)

@@ -388,7 +388,7 @@ def register(cli: click.Group) -> None:
             from ..sync import connect, syncer_for
 
             params = {"id": conflict_id, "resolution": resolution}
-            record = vault.get_record(str(record_action(vault, "conflict.resolve", params)["id"]))
+            record = record_action(vault, "conflict.resolve", params)
             synced, overruled = False, None
             if vault.replica.hub_url:
                 try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING
 
 import click
@@ -74,7 +73,7 @@ def _report(result: Written, as_json: bool) -> None:
     if as_json:
         print_json({"outcome": result.outcome, "record_id": result.record_id, "item": result.item})
         return
-    item = SimpleNamespace(**result.item)
+    item = result.item
     if result.outcome == Outcome.SUGGESTION:
         out.print(
             f"kept as a suggestion [bold]{result.record_id}[/bold] for {item.entity_id} "
@@ -377,7 +376,7 @@ def register(cli: click.Group) -> None:
                 print_json(item)
             else:
                 out.print(
-                    f"accepted: {item['entity_type']} [bold]{item['entity_id']}[/bold] is user truth now (U1)",
+                    f"accepted: {item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)",
                     markup=True,
                 )
 
@@ -391,7 +390,7 @@ def register(cli: click.Group) -> None:
             if as_json:
                 print_json(record)
             else:
-                out.print(f"rejected suggestion {record['id']} for {record['entity_id']}")
+                out.print(f"rejected suggestion {record.id} for {record.entity_id}")
 
     @cli.group()
     def entity() -> None:
@@ -408,7 +407,7 @@ def register(cli: click.Group) -> None:
                 print_json(item)
             else:
                 out.print(
-                    f"{item['entity_type']} [bold]{item['entity_id']}[/bold] is user truth now (U1)",
+                    f"{item.entity_type} [bold]{item.entity_id}[/bold] is user truth now (U1)",
                     markup=True,
                 )
 

@@ -8,7 +8,6 @@ structured error (:class:`~._types.ActionError`). A refusal is audited too.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
@@ -38,9 +37,10 @@ EventSink = Callable[[str, str | None, dict[str, Any]], None]
 
 
 def input_hash(params: BaseModel) -> str:
-    """SHA-256 of the input's canonical JSON: what the audit log and approvals keep of it."""
-    text = json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """SHA-256 of the input's JSON, fields in the contract's order (so the same input of the
+    same contract always hashes alike): what the audit log and approvals keep of it. A secret
+    field (``SecretStr``) enters it masked, never its value."""
+    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()
 
 
 class Kernel(Generic[S]):

@@ -4,14 +4,14 @@ decides what becomes current and what is kept as a suggestion)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import msgspec
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from ..errors import NotFound
 from ..kernel import Context, Registry, Risk, Target
 from ..model import SyncItem, plain
+from ._codec import VaultRecord
 
 if TYPE_CHECKING:
     from ._db import WriteResult
@@ -27,38 +27,56 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Written(BaseModel):
-    """What a write did: ``saved`` (current), ``suggestion`` or ``conflict`` (kept as the
+def _json_schema(what: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "object", "description": what})
+
+
+#: a version of an entity, kept as the vault's own :class:`~truthvault.SyncItem` (no copy is
+#: made for a Python caller) and turned into plain JSON only when the result is dumped
+Item = Annotated[
+    SyncItem,
+    PlainSerializer(plain, return_type=dict[str, Any]),
+    _json_schema("one version of an entity with its truth fields (a SyncItem, payload decoded)"),
+]
+KeptRecord = Annotated[
+    VaultRecord,
+    PlainSerializer(plain, return_type=dict[str, Any]),
+    _json_schema("a kept record: a suggestion or a conflict, with its status"),
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+
+class Written(_Out):
+    """What a write did: ``applied`` (current), ``suggestion`` or ``conflict`` (kept as the
     record ``record_id``), with the version written."""
 
     outcome: str
     record_id: str | None = None
-    item: dict[str, Any]
+    item: Item
 
 
-class EntityResult(BaseModel):
+class EntityResult(_Out):
     """One version of an entity with its truth fields."""
 
-    item: dict[str, Any]
+    item: Item
 
 
-class EntitiesResult(BaseModel):
-    items: list[dict[str, Any]]
+class EntitiesResult(_Out):
+    items: list[Item]
 
 
-class RecordResult(BaseModel):
+class RecordResult(_Out):
     """A kept record (suggestion or conflict) after a decision."""
 
-    record: dict[str, Any]
-
-
-def _plain(struct: msgspec.Struct) -> dict[str, Any]:
-    out: dict[str, Any] = plain(struct)
-    return out
+    record: KeptRecord
 
 
 def written(result: WriteResult) -> Written:
-    return Written(outcome=str(result.outcome), record_id=result.record_id, item=_plain(result.item))
+    """The action result of a write (built from the vault's own types: nothing to validate)."""
+    return Written.model_construct(outcome=str(result.outcome), record_id=result.record_id, item=result.item)
 
 
 def _touched(ctx: Ctx, item: SyncItem) -> None:
@@ -178,7 +196,7 @@ def entity_upgrade_truth(ctx: Ctx, params: IdIn) -> EntityResult:
     """Confirm lower-level content as the user's own (level 1)."""
     item = ctx.store.upgrade_truth(params.id, source=ctx.actor.source)
     _touched(ctx, item)
-    return EntityResult(item=_plain(item))
+    return EntityResult(item=item)
 
 
 # -- the user's decisions on kept records --------------------------------------------------------
@@ -195,7 +213,7 @@ def suggestion_accept(ctx: Ctx, params: AcceptIn) -> EntityResult:
     """Accept a suggestion: it is merged in and becomes user truth."""
     item = ctx.store.accept(params.id, source=ctx.actor.source, force=params.force)
     _touched(ctx, item)
-    return EntityResult(item=_plain(item))
+    return EntityResult(item=item)
 
 
 @DEVICE_ACTIONS.action(
@@ -204,7 +222,7 @@ def suggestion_accept(ctx: Ctx, params: AcceptIn) -> EntityResult:
 )  # fmt: skip
 def suggestion_reject(ctx: Ctx, params: IdIn) -> RecordResult:
     """Reject a suggestion; it stays retrievable as rejected."""
-    return RecordResult(record=_plain(ctx.store.reject(params.id)))
+    return RecordResult(record=ctx.store.reject(params.id))
 
 
 class ResolveIn(_In):
@@ -219,7 +237,7 @@ class ResolveIn(_In):
 def conflict_resolve(ctx: Ctx, params: ResolveIn) -> RecordResult:
     """Close a conflict: keep the current version or restore the kept one."""
     record = ctx.store.resolve_conflict(params.id, params.resolution, source=ctx.actor.source)
-    return RecordResult(record=_plain(record))
+    return RecordResult(record=record)
 
 
 # -- reads --------------------------------------------------------------------------------------
@@ -231,7 +249,7 @@ class GetIn(_In):
 @DEVICE_ACTIONS.action("entity.get", version="1.0.0", risk=Risk.READ, input=GetIn, output=EntityResult)
 def entity_get(ctx: Ctx, params: GetIn) -> EntityResult:
     """One entity's current version with its truth fields."""
-    return EntityResult(item=_plain(ctx.store.get(params.id, include_deleted=params.include_deleted)))
+    return EntityResult(item=ctx.store.get(params.id, include_deleted=params.include_deleted))
 
 
 class SearchIn(_In):
@@ -244,7 +262,7 @@ class SearchIn(_In):
 )
 def entity_search(ctx: Ctx, params: SearchIn) -> EntitiesResult:
     """EntitiesResult whose text holds every word of the query, best first."""
-    return EntitiesResult(items=[_plain(i) for i in ctx.store.search(params.query, params.limit)])
+    return EntitiesResult(items=ctx.store.search(params.query, params.limit))
 
 
 class ListIn(_In):
@@ -258,4 +276,4 @@ class ListIn(_In):
 def entity_list(ctx: Ctx, params: ListIn) -> EntitiesResult:
     """Current versions, newest first, by type and level."""
     items = ctx.store.list(params.type, params.level, limit=params.limit, offset=params.offset)
-    return EntitiesResult(items=[_plain(i) for i in items])
+    return EntitiesResult(items=items)

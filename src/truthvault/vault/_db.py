@@ -113,6 +113,9 @@ class VaultDB:
         self._depth = 0
         # what this transaction's entity writes changed the state checksum by (see tx)
         self._checksum_delta = 0
+        #: bumped by each write of this process to a table the kernel caches (the policy): with
+        #: SQLite's data_version (other processes' commits) it tells a cache when to re-read
+        self.local_epoch = 0
         stored = self.meta("clock")
         #: the vault's hybrid clock (persisted when a transaction commits)
         self.clock = HybridClock(stored or None)
@@ -202,6 +205,12 @@ class VaultDB:
                 self.conn.execute("COMMIT")
 
     # -- meta --------------------------------------------------------------------
+    def epoch(self) -> tuple[int, int]:
+        """What changes when anyone commits a change a cache must see: another connection's
+        commit (SQLite's data_version) or this one's write marked by :attr:`local_epoch`."""
+        with self.lock:
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0]), self.local_epoch
+
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])

@@ -22,23 +22,19 @@ __all__ = ["device_kernel"]
 
 
 class _TenantPolicy:
-    """The tenant's policy as this vault holds it now: re-read when a newer version arrived
-    (set here, or adopted from the hub at a sync, by this process or another)."""
+    """The tenant's policy as this vault holds it now: re-read when a newer version may have
+    arrived (set here, or adopted from the hub at a sync, by this process or another)."""
 
     def __init__(self, db: VaultDB) -> None:
         self._db = db
-        self._seq = self._newest()
+        self._epoch = db.epoch()
         self._engine = StoredPolicy(VaultPolicies(db))
 
-    def _newest(self) -> int:
-        with self._db.read() as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM policy_versions").fetchone()[0])
-
     def decide(self, request: PolicyRequest) -> PolicyDecision:
-        seq = self._newest()
-        if seq != self._seq:
+        epoch = self._db.epoch()
+        if epoch != self._epoch:
             self._engine.refresh()
-            self._seq = seq
+            self._epoch = epoch
         return self._engine.decide(request)
 
 

@@ -90,6 +90,7 @@ class VaultPolicies:
         return (held.version, held.text) == (version.version, version.text)
 
     def _insert(self, version: PolicyVersion, origin: str) -> None:
+        self._db.local_epoch += 1
         self._db.conn.execute(
             "INSERT INTO policy_versions (tenant_id, version, text, set_by, set_at, origin) "
             "VALUES (?, ?, ?, ?, ?, ?)",
