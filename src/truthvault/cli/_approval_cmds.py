@@ -14,22 +14,16 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput, NotFound
-from ._common import err_console, interactive, json_option, open_vault, out, print_json
+from ._common import err_console, interactive, json_option, open_vault, out, print_json, run_action
 from ._output import Grid, Struck
 
 if TYPE_CHECKING:
-    from ..kernel import Actor, BrokerRequest, InputBroker
+    from ..kernel import BrokerRequest, InputBroker
     from ..vault import Vault
 
 __all__ = ["register"]
 
 _SOURCE = "user:cli"
-
-
-def _actor(vault: Vault) -> Actor:
-    from ..kernel import Actor
-
-    return Actor(_SOURCE, vault.device_id, vault.tenant_id)
 
 
 def _sync(vault: Vault, quiet: bool = False) -> bool | None:
@@ -174,8 +168,9 @@ def register(cli: click.Group) -> None:
                         f"request {request.id} needs your PIN", hint="pass --pin and give the PIN on stdin"
                     )
                 pin = _read_pin("PIN")
-            decided = broker.approve(request.id, actor=_actor(vault), pin=pin)
-            _decided(vault, decided, "approved", as_json)
+            params = {"id": request.id, "decision": "approve", "pin": pin}
+            run_action(vault, "approval.decide", params, _SOURCE)
+            _decided(vault, broker.get(request.id), "approved", as_json)
 
     @cli.command()
     @click.argument("request_id", metavar="ID")
@@ -185,8 +180,9 @@ def register(cli: click.Group) -> None:
         """Deny a pending request (ID or its first characters), saying why."""
         with open_vault() as vault:
             request = _find(vault.broker, request_id)
-            decided = vault.broker.deny(request.id, actor=_actor(vault), reason=reason)
-            _decided(vault, decided, "denied", as_json)
+            params = {"id": request.id, "decision": "deny", "reason": reason}
+            run_action(vault, "approval.decide", params, _SOURCE)
+            _decided(vault, vault.broker.get(request.id), "denied", as_json)
 
     _register_pin(cli)
 
@@ -205,7 +201,7 @@ def _register_pin(cli: click.Group) -> None:
             broker = vault.broker
             current = _read_pin("current PIN") if broker.has_pin() else None
             new = _read_pin("new PIN", twice=True)
-            broker.set_pin(new, actor=_actor(vault), current=current)
+            run_action(vault, "pin.set", {"pin": new, "current": current}, _SOURCE)
             out.print(
                 "PIN " + ("changed" if current else "set") + "; it stays on this device, hashed with scrypt"
             )

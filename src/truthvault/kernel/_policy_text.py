@@ -71,13 +71,16 @@ unless {{ principal.level == 1 }};
 DEFAULT_POLICY = """\
 // truthvault's default policy. Roles: owner (you, level 1), automation (level 2) and
 // assistant (AI, levels 3-5). The built-in rules ('truthvault policy show') apply on top.
+// Deciding an approval is never itself held for one: the broker checks the PIN of a PIN
+// request and the freshness of a confirmation.
 
 @id("owner.all")
 @reason("you (level 1) may run any action")
 permit (principal in Role::"owner", action, resource)
 unless {
   ["destructive", "security"].contains(context.risk) &&
-  ["user:voice", "user:mobile"].contains(principal.channel)
+  ["user:voice", "user:mobile"].contains(principal.channel) &&
+  context.domain != "approval"
 };
 
 @id("owner.voice-pin")
@@ -85,7 +88,8 @@ unless {
 @reason("a destructive or security action by voice needs your PIN")
 permit (principal in Role::"owner", action, resource)
 when {
-  principal.channel == "user:voice" && ["destructive", "security"].contains(context.risk)
+  principal.channel == "user:voice" && ["destructive", "security"].contains(context.risk) &&
+  context.domain != "approval"
 };
 
 @id("owner.mobile-confirm")
@@ -93,7 +97,8 @@ when {
 @reason("a destructive or security action from mobile needs a fresh confirmation")
 permit (principal in Role::"owner", action, resource)
 when {
-  principal.channel == "user:mobile" && ["destructive", "security"].contains(context.risk)
+  principal.channel == "user:mobile" && ["destructive", "security"].contains(context.risk) &&
+  context.domain != "approval"
 };
 
 @id("automation.work")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, WithJsonSchema
 
 from ..errors import NotFound
 from ..kernel import Context, Registry, Risk, Target
@@ -277,3 +277,58 @@ def entity_list(ctx: Ctx, params: ListIn) -> EntitiesResult:
     """Current versions, newest first, by type and level."""
     items = ctx.store.list(params.type, params.level, limit=params.limit, offset=params.offset)
     return EntitiesResult(items=items)
+
+
+# -- the user's decisions on requests of the input broker ---------------------------------------
+class DecideIn(_In):
+    id: str = Field(min_length=1, max_length=200)
+    decision: Literal["approve", "deny"]
+    reason: str | None = None
+    #: a PIN request's PIN (masked in the audit log's input hash, never stored in the clear)
+    pin: SecretStr | None = None
+
+
+class Decided(BaseModel):
+    """A request after the user's decision."""
+
+    id: str
+    status: str
+    action: str | None = None
+    kind: str
+    decided_by: str | None = None
+
+
+@DEVICE_ACTIONS.action("approval.decide", version="1.0.0", risk=Risk.SECURITY, input=DecideIn, output=Decided)
+def approval_decide(ctx: Ctx, params: DecideIn) -> Decided:
+    """Approve or deny a pending request of the input broker (the user's decision)."""
+    broker = ctx.store.broker
+    if params.decision == "approve":
+        pin = params.pin.get_secret_value() if params.pin else None
+        request = broker.approve(params.id, actor=ctx.actor, pin=pin)
+    else:
+        request = broker.deny(params.id, actor=ctx.actor, reason=params.reason or "")
+    ctx.touched(Target(request.id, "approval"))
+    return Decided(
+        id=request.id,
+        status=request.status,
+        action=request.action,
+        kind=request.kind,
+        decided_by=request.decided_by,
+    )
+
+
+class PinIn(_In):
+    pin: SecretStr
+    current: SecretStr | None = None
+
+
+class PinOut(BaseModel):
+    set: bool
+
+
+@DEVICE_ACTIONS.action("pin.set", version="1.0.0", risk=Risk.SECURITY, input=PinIn, output=PinOut)
+def pin_set(ctx: Ctx, params: PinIn) -> PinOut:
+    """Set (or change) the user's PIN, which voice-asked destructive actions need."""
+    current = params.current.get_secret_value() if params.current else None
+    ctx.store.broker.set_pin(params.pin.get_secret_value(), actor=ctx.actor, current=current)
+    return PinOut(set=True)
