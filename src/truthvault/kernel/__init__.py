@@ -7,6 +7,14 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 
 from __future__ import annotations
 
+from ._contracts import (
+    BUILTIN_CONTRACTS,
+    BreakingChange,
+    Contract,
+    ContractBook,
+    breaking_changes,
+    check_schema,
+)
 from ._kernel import Kernel, input_hash
 from ._ports import (
     AuditRecord,
@@ -30,6 +38,7 @@ from ._types import (
 )
 
 __all__ = [
+    "BUILTIN_CONTRACTS",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -39,8 +48,11 @@ __all__ = [
     "ApprovalRequired",
     "AuditRecord",
     "AuditSink",
+    "BreakingChange",
     "Broker",
     "Context",
+    "Contract",
+    "ContractBook",
     "Kernel",
     "PolicyDecision",
     "PolicyEngine",
@@ -49,5 +61,7 @@ __all__ = [
     "Risk",
     "Target",
     "ValidationFailed",
+    "breaking_changes",
+    "check_schema",
     "input_hash",
 ]
