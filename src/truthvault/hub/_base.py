@@ -4,6 +4,7 @@ handing each call to the part that owns it, all composed over one database objec
 - :class:`~._tenants.Tenants`: tenants, devices, and reading a tenant's head, events, records;
 - :class:`~._auth.Credentials`: enrolment, authentication, nonces, tokens, security events;
 - :class:`~._keys.KeyBlobs`: wrapped keyrings and the recovery envelope;
+- :class:`~._contracts.HubContracts`: entity contract versions, their use, the push's screen;
 - :class:`~._engine.SyncEngine`: push, pull, conflict resolution and purges, over the storage
   port (:mod:`._port`) that :class:`~._sync_sql.SqlSyncStorage` implements.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._auth import Credentials
+from ._contracts import HubContracts
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
@@ -46,7 +48,8 @@ class SqlHubStore:
         self.tenants = Tenants(database, self.notes)
         self.credentials = Credentials(database, self.tenants)
         self.key_blobs = KeyBlobs(database)
-        self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
+        self.contracts = HubContracts(database)
+        self.engine = SyncEngine(SqlSyncStorage(database, self.notes), self.contracts.screen)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

@@ -229,6 +229,7 @@ class Syncer:
                     # checked above: the hub's numbers are this vault's, so the next may go
                     sent = wire.submit(self._send, planned[0])
                 self.replica.ack(batch, response)
+                self._keep_refused(batch, response, stats)
                 for result in response.results:
                     outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
                 stats.pushed += len(batch.items)
@@ -280,6 +281,15 @@ class Syncer:
         self.replica.refuse_pushed(refused, reason)
         stats.refused_pushes.append((refused.entity_id, reason))
         return limit
+
+    def _keep_refused(self, batch: PushRequest, response: PushResponse, stats: SyncStats) -> None:
+        """Keep aside the items the hub refused one by one (it took the rest of the batch)."""
+        refused = {(r.entity_id, r.mutation): r.reason for r in response.results if r.outcome == "refused"}
+        for item in batch.items if refused else ():
+            reason = refused.get((item.entity_id, item.mutation))
+            if reason is not None:
+                self.replica.refuse_pushed(item, reason)
+                stats.refused_pushes.append((item.entity_id, reason))
 
     def _plan(self, limit: int, after: int | None = None) -> list[PushRequest]:
         """The next batches to push (empty when the queue is): up to PLAN_BATCHES of ``limit``
