@@ -24,6 +24,10 @@ _HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joi
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "accept": (_VAULT, "Accept a suggestion: it is merged in and becomes user truth (U1)."),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
+    "contract": (
+        ("_contract_cmds",),
+        "Entity contracts: the versioned JSON Schema each entity type's payloads are checked against.",
+    ),
     "delete": (
         _VAULT,
         "Delete an entity (a tombstone that syncs). Below user level it is only a suggestion.",

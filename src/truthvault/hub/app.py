@@ -20,6 +20,7 @@ from .. import __version__
 from ..clock import HybridClock
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, TruthvaultError, Unauthorized
 from ..model import PullResponse, PushRequest, PushResponse, Record
+from ._contract_routes import add_contract_routes
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
 from ._key_routes import add_key_routes
@@ -119,6 +120,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_record_routes(app, store, clock, notifier, device)
     add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s)
     add_key_routes(app, store, device)
+    add_contract_routes(app, store, device)
     _add_wire_schemas(app)
     return app
 

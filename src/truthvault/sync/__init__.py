@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
+from ._contracts import add_contract, sync_contracts
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
@@ -19,6 +20,7 @@ __all__ = [
     "SigningAuth",
     "SyncStats",
     "Syncer",
+    "add_contract",
     "cert_fingerprint",
     "check_hub_url",
     "connect",
@@ -32,5 +34,6 @@ __all__ = [
     "pinned_context",
     "recovery_keyring",
     "rejoin_hub",
+    "sync_contracts",
     "syncer_for",
 ]

@@ -20,6 +20,7 @@ from ..errors import (
 )
 from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
+from ._contracts import sync_contracts
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._transport import HubClient, pages
@@ -58,6 +59,8 @@ class SyncStats:
     #: ... and how many of them changed something here (new versions from other devices)
     applied: int = 0
     records: int = 0
+    #: entity contract versions fetched from the hub
+    contracts: int = 0
     #: records new to this device (suggestions and conflicts kept elsewhere)
     new_records: int = 0
     #: versions of this device's that the hub had lost, sent again
@@ -350,7 +353,9 @@ class Syncer:
         """
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
+        contracts = sync_contracts(self.vault, self.client)
         stats = self.push(progress)
+        stats.contracts = contracts
         stats = self.pull(progress, stats=stats)
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now

@@ -62,19 +62,21 @@ class VaultContracts:
         (BreakingChange unless compatible or ``major``); nothing is stored."""
         return self.book().propose(entity_type, schema, major=major)
 
-    def store(self, contracts: Iterable[Contract], hub_marker: int | None = None) -> int:
-        """Keep versions (those already held are left as they are); how many were new."""
+    def store(self, contracts: Iterable[tuple[int | None, Contract]]) -> int:
+        """Keep versions, each with its hub marker (None: made here only); those already held
+        are left as they are. How many were new."""
         with self._db.tx() as conn:
-            at, added = self._db.stamp(), 0
-            for c in contracts:
+            at, added, top = self._db.stamp(), 0, self.marker
+            for marker, c in contracts:
                 cur = conn.execute(
                     "INSERT INTO contracts (entity_type, version, major, schema, added_at, hub_marker) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entity_type, version) DO NOTHING",
-                    (c.entity_type, c.version, c.major, c.canonical, at, hub_marker),
+                    (c.entity_type, c.version, c.major, c.canonical, at, marker),
                 )
                 added += cur.rowcount
-            if hub_marker is not None and hub_marker > self.marker:
-                self._db.set_meta("contracts_marker", hub_marker)
+                top = max(top, marker or 0)
+            if top > self.marker:
+                self._db.set_meta("contracts_marker", top)
         return added
 
     @property
