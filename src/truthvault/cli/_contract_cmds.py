@@ -9,7 +9,7 @@ import click
 
 from ..errors import InvalidInput
 from ._common import json_option, open_vault, out, print_json
-from ._output import Grid
+from ._output import Grid, Struck
 
 __all__ = ["register"]
 
@@ -43,7 +43,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([c.to_dict() for c in found])
             return
-        rows: list[list[str]] = []
+        rows: list[list[str | Struck]] = []
         for c in found:
             fields = sorted(c.schema.get("properties", {}))
             required = set(c.schema.get("required", ()))

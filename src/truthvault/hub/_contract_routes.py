@@ -1,8 +1,6 @@
 """The hub's entity contract endpoints: a tenant's contract versions, adding one (checked for
 breaking changes against every version its devices use), and what a device writes under."""
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 

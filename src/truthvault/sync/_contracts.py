@@ -46,12 +46,7 @@ def add_contract(
     if client is None:
         vault.contracts.store([(None, proposed)])
         return proposed
-    body = client._request(
-        "POST",
-        f"/v1/contracts/{proposed.entity_type}",
-        json={"schema": schema, "major": major, "source": source},
-    ).json()
-    taken = _contract(body)
+    taken = _contract(client.add_contract(proposed.entity_type, schema, major=major, source=source))
     if taken is None:
         raise InvalidInput("the hub answered with a contract this device cannot use")
     vault.contracts.store([taken])
@@ -61,8 +56,7 @@ def add_contract(
 def _fetch(vault: Vault, client: HubClient) -> int | None:
     """Store the hub's versions this vault lacks; how many (None: the hub has no contracts)."""
     try:
-        # Through the client's one request path (errors, signing), as the key exchange does.
-        body = client._request("GET", "/v1/contracts", params={"since": vault.contracts.marker}).json()
+        body = client.contracts(vault.contracts.marker)
     except NotFound:
         return None
     return vault.contracts.store(pair for raw in body.get("contracts", []) if (pair := _contract(raw)))
@@ -79,7 +73,7 @@ def sync_contracts(vault: Vault, client: HubClient) -> int:
     held = contracts.held()
     said = json.dumps(held, sort_keys=True)
     if said != contracts.reported():
-        client._request("PUT", "/v1/contract-use", json={"held": held})
+        client.report_contract_use(held)
         contracts.note_reported(said)
     return added
 
