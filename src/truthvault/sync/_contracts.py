@@ -4,7 +4,6 @@ writes under (so it checks a new version against it)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..errors import Forbidden, InvalidInput, NotFound
@@ -63,18 +62,18 @@ def _fetch(vault: Vault, client: HubClient) -> int | None:
 
 
 def sync_contracts(vault: Vault, client: HubClient) -> int:
-    """Fetch the hub's contract versions after this vault's marker and report what this device
-    writes under when that changed; how many versions were new here. A hub without contract
-    endpoints (an older one) is left alone."""
-    contracts = vault.contracts
+    """Fetch the hub's contract versions after this vault's marker and tell the hub what this
+    device writes under now; how many versions were new here. A hub without contract endpoints
+    (an older one) is left alone.
+
+    The report goes at every sync, after its push: it replaces what the hub noted of this
+    device, including versions of queued items it noted from the push (now pushed), so that a
+    version this device no longer writes under stops counting as in use.
+    """
     added = _fetch(vault, client)
     if added is None:
         return 0
-    held = contracts.held()
-    said = json.dumps(held, sort_keys=True)
-    if said != contracts.reported():
-        client.report_contract_use(held)
-        contracts.note_reported(said)
+    client.report_contract_use(vault.contracts.held())
     return added
 
 

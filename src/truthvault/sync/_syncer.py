@@ -353,13 +353,12 @@ class Syncer:
         """
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
-        contracts = sync_contracts(self.vault, self.client)
         stats = self.push(progress)
-        stats.contracts = contracts
         stats = self.pull(progress, stats=stats)
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
+        stats.contracts = sync_contracts(self.vault, self.client)
         if stats.checksum is not None and not self.replica.pending_count():
             if self.replica.checksum() != stats.checksum:
                 stats.diverged.append("entities")

@@ -88,10 +88,3 @@ class VaultContracts:
         """What this device writes under: the newest version of each type it knows."""
         book = self.book()
         return {t: [c.version] for t in book.types() if (c := book.current(t)) is not None}
-
-    def reported(self) -> str:
-        return self._db.meta_str("contracts_reported")
-
-    def note_reported(self, held: str) -> None:
-        with self._db.tx():
-            self._db.set_meta("contracts_reported", held)

@@ -37,5 +37,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop it again."""
-    op.execute("DELETE FROM meta WHERE key IN ('contracts_marker', 'contracts_reported')")
+    op.execute("DELETE FROM meta WHERE key = 'contracts_marker'")
     op.execute("DROP TABLE contracts")
