@@ -22,6 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("cli_bench.py", ["--runs", "1"], "note add"),
         ("import_bench.py", ["--count", "200"], "import entities/s"),
         ("security_bench.py", ["--items", "1000"], "local_first (signed + AES-256-GCM): device pull items/s"),
+        ("contracts_bench.py", ["--items", "50", "--number", "100"], "hub screen per item (µs)"),
     ],
 )
 def test_a_benchmark_runs_and_writes_its_figures(

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "contract": (
         ("_contract_cmds",),
-        "Entity contracts: the versioned JSON Schema each entity type's payloads are checked against.",
+        "Entity contracts: each entity type's versioned JSON Schema, checked on every write.",
     ),
     "delete": (
         _VAULT,

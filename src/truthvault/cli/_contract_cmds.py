@@ -32,7 +32,7 @@ def register(cli: click.Group) -> None:
 
     @cli.group()
     def contract() -> None:
-        """Entity contracts: the versioned JSON Schema each entity type's payloads are checked against."""
+        """Entity contracts: each entity type's versioned JSON Schema, checked on every write."""
 
     @contract.command("list")
     @json_option
