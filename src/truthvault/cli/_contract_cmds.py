@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import InvalidInput
 from ._common import json_option, open_vault, out, print_json
 from ._output import Grid, Struck
+
+if TYPE_CHECKING:
+    from ..kernel import Contract
 
 __all__ = ["register"]
 
@@ -25,6 +29,16 @@ def _read_schema(file: str) -> object:
         return msgspec.json.decode(text.encode())
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"FILE: not valid JSON ({exc})") from None
+
+
+def _table(found: list[Contract]) -> Grid:
+    rows: list[list[str | Struck]] = []
+    for c in found:
+        fields = sorted(c.schema.get("properties", {}))
+        required = set(c.schema.get("required", ()))
+        said = ", ".join(f"{f}*" if f in required else f for f in fields)
+        rows.append([c.entity_type, str(c.version), str(c.major), said or "-"])
+    return Grid(["type", "version", "major", "fields (* required)"], rows, squeeze=3, squeeze_width=60)
 
 
 def register(cli: click.Group) -> None:
@@ -43,15 +57,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([c.to_dict() for c in found])
             return
-        rows: list[list[str | Struck]] = []
-        for c in found:
-            fields = sorted(c.schema.get("properties", {}))
-            required = set(c.schema.get("required", ()))
-            said = ", ".join(f"{f}*" if f in required else f for f in fields)
-            rows.append([c.entity_type, str(c.version), str(c.major), said or "-"])
-        out.print(
-            Grid(["type", "version", "major", "fields (* required)"], rows, squeeze=3, squeeze_width=60)
-        )
+        out.print(_table(found))
 
     @contract.command("show")
     @click.argument("entity_type", metavar="TYPE")
