@@ -3,7 +3,9 @@
 Prints one table: per note payload, validation with ``jsonschema-rs`` (what truthvault uses)
 and, when it is installed, the ``jsonschema`` package (Draft 2020-12, a cached validator);
 the hub's screen of a 1,000-item cloud-first push (decode + validate every payload, note the
-versions in use); and one breaking-change check of the built-in note against a new version.
+versions in use); in-process pushes of 1,000-item batches into a SQLite hub store with the
+screen on and off, alternating (the medians); and one breaking-change check of the built-in
+note against a new version.
 
     .venv/bin/python benchmarks/contracts_bench.py
     .venv/bin/python benchmarks/contracts_bench.py --items 1000 --json figures.json
@@ -18,14 +20,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from _figures import Figures
 
 from truthvault.clock import HybridClock
-from truthvault.hub.store import open_store
+from truthvault.hub.store import Limits, open_store
 from truthvault.kernel import BUILTIN_CONTRACTS, breaking_changes
-from truthvault.model import SyncItem, encode
+from truthvault.model import PushRequest, SyncItem, encode
 
 NOTE = BUILTIN_CONTRACTS[0]
 NOTE_V2 = {
@@ -67,6 +70,48 @@ def bench_validation(number: int) -> dict[str, float]:
     return found
 
 
+def _batch(ctx: Any, clock: HybridClock, start: int, items: int) -> list[SyncItem]:
+    return [
+        SyncItem(
+            entity_type="note",
+            entity_id=f"n{n}",
+            tenant_id=ctx.tenant_id,
+            truth_level=1,
+            origin_source="user:bench",
+            last_modified_at=clock.now(),
+            device_id=ctx.device_id,
+            payload=msgspec.Raw(encode(_payload(n))),
+            mutation=n + 1,
+        )
+        for n in range(start, start + items)
+    ]
+
+
+def bench_push(items: int, batches: int) -> tuple[float, float]:
+    """Items/s of in-process pushes with the contract screen on and off, alternating (medians)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{Path(tmp) / 'hub.db'}")
+        try:
+            store.add_tenant("bench", "cloud_first")
+            _, token = store.add_device("bench", "d")
+            ctx = store.authenticate(token)
+            clock, engine = HybridClock(), store.engine  # type: ignore[attr-defined]
+            screen, rates = engine.screen, {True: [], False: []}
+            for n in range(2 * batches):
+                on = n % 2 == 0
+                batch = PushRequest(
+                    items=_batch(ctx, clock, n * items, items), cursor=store.head(ctx.tenant_id)
+                )
+                engine.screen = screen if on else None
+                start = time.perf_counter()
+                response = store.push(ctx, batch, Limits(), time.time_ns() // 1_000_000)
+                rates[on].append(items / (time.perf_counter() - start))
+                assert {r.outcome for r in response.results} == {"applied"}
+            return statistics.median(rates[True]), statistics.median(rates[False])
+        finally:
+            store.close()
+
+
 def bench_screen(items: int) -> float:
     """The hub's screen of one cloud-first push of ``items`` notes, in ms (median of 5)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,21 +120,7 @@ def bench_screen(items: int) -> float:
             store.add_tenant("bench", "cloud_first")
             _, token = store.add_device("bench", "d")
             ctx = store.authenticate(token)
-            clock = HybridClock()
-            batch = [
-                SyncItem(
-                    entity_type="note",
-                    entity_id=f"n{n}",
-                    tenant_id=ctx.tenant_id,
-                    truth_level=1,
-                    origin_source="user:bench",
-                    last_modified_at=clock.now(),
-                    device_id=ctx.device_id,
-                    payload=msgspec.Raw(encode(_payload(n))),
-                    mutation=n + 1,
-                )
-                for n in range(items)
-            ]
+            batch = _batch(ctx, HybridClock(), 0, items)
             store.contracts.screen(ctx, batch)  # the first notes the versions in use
             runs = []
             for _ in range(5):
@@ -107,6 +138,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--items", type=int, default=1000, help="items of the screened push (default 1,000)")
+    parser.add_argument("--batches", type=int, default=10, help="pushes with the screen on, and as many off")
     parser.add_argument("--number", type=int, default=20_000, help="calls per timing of one validation")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args()
@@ -117,6 +149,9 @@ def main() -> None:
     screen = bench_screen(args.items)
     rows.append((f"hub screen of a {args.items:,}-item cloud-first push (ms)", screen, "ms"))
     rows.append(("hub screen per item (µs)", screen * 1e3 / args.items, "µs"))
+    on, off = bench_push(args.items, args.batches)
+    rows.append(("in-process push items/s, screen on", on, "items/s"))
+    rows.append(("in-process push items/s, screen off", off, "items/s"))
     rows.append(
         (
             "breaking-change check, note v1 -> v2 (µs)",
@@ -129,7 +164,7 @@ def main() -> None:
     print(f"{'-' * width}-|-------")
     for name, value, unit in rows:
         print(f"{name.ljust(width)} | {value:,.2f}")
-        figures.add(name, value, unit, "lower")
+        figures.add(name, value, unit, "higher" if unit == "items/s" else "lower")
     figures.write(args.json)
 
 

@@ -71,6 +71,7 @@ class Contract:
     schema: Mapping[str, Any] = field(hash=False, compare=False)
     #: the schema as canonical JSON (what two contracts are compared by)
     canonical: str = field(init=False)
+    _compiled: Any = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "canonical", canonical_schema(self.schema))
@@ -88,7 +89,10 @@ class Contract:
 
     def refusal(self, payload: Any, where: str = "payload") -> str | None:
         """Why the contract refuses ``payload`` (the field first), or None when it fits."""
-        validator = _validator(self.canonical)
+        validator = self._compiled
+        if validator is None:  # compiled once per schema (the cache), then kept here
+            validator = _validator(self.canonical)
+            object.__setattr__(self, "_compiled", validator)
         if validator.is_valid(payload):
             return None
         error = next(iter(validator.iter_errors(payload)))
