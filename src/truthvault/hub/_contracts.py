@@ -23,6 +23,9 @@ from .store import DeviceContext
 
 __all__ = ["HubContracts"]
 
+#: stands for a version its type does not have (the type has others)
+_UNKNOWN = Contract("unknown", 0, 0, {})
+
 #: How long a process trusts the contracts it read of a tenant. Versions are only ever added,
 #: and an item declaring one not read yet makes a fresh read, so this only bounds how long a
 #: type that just got its first contract stays free-form to another hub process.
@@ -152,18 +155,28 @@ class HubContracts:
         if ctx.vault_mode != "cloud_first":
             return {}
         book, refused = self.book(ctx.tenant_id), {}
+        # the version each (type, version) pair is checked against, None when the type is free-form
+        found: dict[tuple[str, int], Contract | None] = {}
         for n, item in enumerate(items):
             if item.deleted:
                 continue
-            contract = book.get(item.entity_type, item.contract_version)
-            if contract is None:
-                if book.current(item.entity_type) is None:
-                    continue  # free-form
-                book = self.book(ctx.tenant_id, fresh=True)  # another process may have added it
+            key = (item.entity_type, item.contract_version)
+            if key not in found:
+                book = self._book_for(ctx.tenant_id, book, key)
+                found[key] = book.get(*key) or (book.current(key[0]) and _UNKNOWN)
+            contract = found[key]
+            if contract is None or (contract is not _UNKNOWN and contract.accepts(item.payload)):
+                continue
             reason = book.refusal(item.entity_type, item.contract_version, bytes(item.payload))
-            if reason is not None:
-                refused[n] = f"items[{n}] ({describe_item(item)}): {reason}"
+            refused[n] = f"items[{n}] ({describe_item(item)}): {reason}"
         return refused
+
+    def _book_for(self, tenant_id: str, book: ContractBook, key: tuple[str, int]) -> ContractBook:
+        """``book``, or the tenant's read again when it lacks the version ``key`` names of a type
+        that has contracts (another hub process may have just added it)."""
+        if book.get(*key) is None and book.current(key[0]) is not None:
+            return self.book(tenant_id, fresh=True)
+        return book
 
     def _note_use(self, ctx: DeviceContext, items: Sequence[SyncItem]) -> None:
         pairs = {(item.entity_type, item.contract_version) for item in items}

@@ -87,12 +87,24 @@ class Contract:
         if reason is not None:
             raise InvalidInput(reason)
 
-    def refusal(self, payload: Any, where: str = "payload") -> str | None:
-        """Why the contract refuses ``payload`` (the field first), or None when it fits."""
+    @property
+    def _check(self) -> Any:
         validator = self._compiled
         if validator is None:  # compiled once per schema (the cache), then kept here
             validator = _validator(self.canonical)
             object.__setattr__(self, "_compiled", validator)
+        return validator
+
+    def accepts(self, payload: bytes | msgspec.Raw) -> bool:
+        """Whether the contract takes a payload given as JSON bytes (the fast path of a push)."""
+        try:
+            return bool(self._check.is_valid(msgspec.json.decode(payload)))
+        except msgspec.DecodeError:
+            return False
+
+    def refusal(self, payload: Any, where: str = "payload") -> str | None:
+        """Why the contract refuses ``payload`` (the field first), or None when it fits."""
+        validator = self._check
         if validator.is_valid(payload):
             return None
         error = next(iter(validator.iter_errors(payload)))
