@@ -28,6 +28,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
             "policy decision p50 us (default policy, cached)",
         ),
         ("broker_bench.py", ["--count", "20"], "hub on PostgreSQL: approvals asked, decided and redeemed/s"),
+        ("contracts_bench.py", ["--items", "50", "--number", "100"], "hub screen per item (µs)"),
     ],
 )
 def test_a_benchmark_runs_and_writes_its_figures(

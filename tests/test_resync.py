@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from truthvault.hub.store import HubStore, Limits, open_store
 from truthvault.model import PullResponse, PushRequest, PushResponse
@@ -30,6 +31,20 @@ class StoreClient:
         tag_seq: int | None = None,
     ) -> PullResponse:
         return self.store.pull(self.ctx, since, limit, tag, tag_seq)
+
+    def contracts(self, since: int = 0) -> dict[str, Any]:
+        found = self.store.contracts.list(self.ctx.tenant_id, since)
+        return {
+            "contracts": [{"marker": m, **c.to_dict()} for m, c in found],
+            "marker": max([m for m, _ in found], default=since),
+        }
+
+    def add_contract(self, entity_type: str, schema: Any, *, major: bool, source: str) -> dict[str, Any]:
+        marker, contract = self.store.contracts.add(self.ctx, entity_type, schema, major=major, source=source)
+        return {"marker": marker, **contract.to_dict()}
+
+    def report_contract_use(self, held: dict[str, list[int]]) -> dict[str, Any]:
+        return {"noted": self.store.contracts.report(self.ctx, held)}
 
 
 def join_store(vault: Vault, store: HubStore, token: str) -> Syncer:

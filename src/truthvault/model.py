@@ -184,6 +184,8 @@ class PushResult(msgspec.Struct, omit_defaults=True, gc=False):
     outcome: str
     mutation: int | None = None
     record_id: str | None = None
+    #: for outcome "refused": why the hub did not take the item (the rest of the batch it did)
+    reason: str | None = None
 
 
 class PushResponse(msgspec.Struct, gc=False):

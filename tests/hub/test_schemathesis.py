@@ -21,6 +21,7 @@ from schemathesis import GenerationMode
 
 from truthvault.clock import HybridClock
 from truthvault.crypto import DeviceKeys
+from truthvault.errors import InvalidInput
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore, Limits
 from truthvault.model import PullResponse, PushRequest, SyncItem, encode
@@ -169,7 +170,13 @@ def _fuzz(
     def run(case: Any) -> None:
         signer = fresh() if dangerous else device
         request = _as_httpx(case.as_transport_kwargs(base_url="http://testserver"))
-        r = signer.send(**request)
+        try:
+            r = signer.send(**request)
+        except InvalidInput as exc:
+            # a path parameter with a control character: the client refuses to sign it (as
+            # HubClient does), so no such request reaches the hub
+            assert "control characters" in exc.message, exc.message
+            return
         seen.setdefault(label, set()).add(r.status_code)
         assert r.status_code < 500, f"{label}: {r.status_code} {r.text[:300]}\n{request}"
         if r.status_code >= 400:

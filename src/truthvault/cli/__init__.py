@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "approve": (_APPROVAL, "Approve a pending request (ID or its first characters) as yourself (user:cli)."),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
+    "contract": (
+        ("_contract_cmds",),
+        "Entity contracts: each entity type's versioned JSON Schema, checked on every write.",
+    ),
     "delete": (
         _VAULT,
         "Delete an entity (a tombstone that syncs). Below user level it is only a suggestion.",

@@ -5,6 +5,7 @@ handing each call to the part that owns it, all composed over one database objec
 - :class:`~._auth.Credentials`: enrolment, authentication, nonces, tokens, security events;
 - :class:`~._keys.KeyBlobs`: wrapped keyrings and the recovery envelope;
 - :class:`~._policy.HubPolicies`: tenant policies, versioned, and a policy engine per tenant;
+- :class:`~._contracts.HubContracts`: entity contract versions, their use, the push's screen;
 - :class:`~._engine.SyncEngine`: push, pull, conflict resolution and purges, over the storage
   port (:mod:`._port`) that :class:`~._sync_sql.SqlSyncStorage` implements.
 """
@@ -18,6 +19,7 @@ from ..kernel import CedarPolicy, PolicyVersion
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._auth import Credentials
 from ._broker import HubBroker
+from ._contracts import HubContracts
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
@@ -51,10 +53,11 @@ class SqlHubStore:
         self.tenants = Tenants(database, self.notes)
         self.credentials = Credentials(database, self.tenants)
         self.key_blobs = KeyBlobs(database)
-        self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
         self.policies = HubPolicies(database)
         #: the tenants' input brokers: approvals and requests for input, synced between devices
         self.broker = HubBroker(database)
+        self.contracts = HubContracts(database)
+        self.engine = SyncEngine(SqlSyncStorage(database, self.notes), self.contracts.screen)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

@@ -34,7 +34,10 @@ from ._port import EventRow, SyncStorage, SyncTx, TenantState, iso_ms, now
 from ._rules import checked_items, max_clock, other_history, reset_error
 from .store import DeviceContext, Limits
 
-__all__ = ["SyncEngine"]
+__all__ = ["Screen", "SyncEngine"]
+
+#: Given a push's checked items, those the hub refuses (index -> why); see HubContracts.screen.
+Screen = Callable[[DeviceContext, list[SyncItem]], dict[int, str]]
 
 _pull_decoder = msgspec.json.Decoder(PullResponse)
 
@@ -42,12 +45,15 @@ _pull_decoder = msgspec.json.Decoder(PullResponse)
 class SyncEngine:
     """Push, pull, conflict resolution and purges (see :class:`~truthvault.hub.store.HubStore`)."""
 
-    def __init__(self, storage: SyncStorage) -> None:
+    def __init__(self, storage: SyncStorage, screen: Screen | None = None) -> None:
         self.storage = storage
+        #: what of a push's items the hub refuses, by index, with why (the rest is taken)
+        self.screen = screen
 
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         """Apply a batch atomically and idempotently (see :meth:`HubStore.push`)."""
         items = checked_items(ctx, request, limits, now_ms)
+        refused = self.screen(ctx, items) if self.screen is not None else {}
         # A base only helps accepting a suggestion: one that fails a check is dropped, not the batch.
         bases, _ = sort_out(
             request.bases,
@@ -62,6 +68,8 @@ class SyncEngine:
             # Mutations strictly increase, so the already-applied ones are a prefix of the batch.
             applied_before = sum(1 for item in items if (item.mutation or 0) <= last)
             fresh = items[applied_before:]
+            if refused:
+                fresh = [item for n, item in enumerate(items) if n >= applied_before and n not in refused]
             current = tx.load_current(list({item.entity_id: None for item in fresh}))
             plan = plan_merge(current, fresh, at)
             detail = (
@@ -74,6 +82,11 @@ class SyncEngine:
             ]
             results += [
                 PushResult(item.entity_id, outcome, item.mutation, rid) for item, outcome, rid in plan.results
+            ]
+            results += [
+                PushResult(items[n].entity_id, "refused", items[n].mutation, reason=why)
+                for n, why in refused.items()
+                if n >= applied_before
             ]
             mutation = max(last, items[-1].mutation or 0) if items else last
             applied = apply_plan(tx, plan, current, request.decisions, ctx.device_id, at, [], detail, bases)

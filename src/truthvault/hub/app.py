@@ -22,6 +22,7 @@ from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, Trut
 from ..model import PullResponse, PushRequest, PushResponse, Record
 from ._action_routes import add_action_routes
 from ._broker_routes import add_broker_routes
+from ._contract_routes import add_contract_routes
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
 from ._key_routes import add_key_routes
@@ -125,6 +126,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_action_routes(app, store, clock, notifier.notify, device)
     add_policy_routes(app, store, device)
     add_broker_routes(app, store, device)
+    add_contract_routes(app, store, device)
     _add_wire_schemas(app)
     return app
 

@@ -22,6 +22,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 if TYPE_CHECKING:
     from ..kernel import CedarPolicy, PolicyVersion
     from ._broker import HubBroker
+    from ._contracts import HubContracts
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -156,6 +157,8 @@ class HubStore(Protocol):
     backend: str  # "sqlite" or "postgresql"
     #: the tenants' input brokers (approvals and requests for input)
     broker: HubBroker
+    #: each tenant's entity contract versions and which its devices use
+    contracts: HubContracts
 
     def close(self) -> None:
         """Release connections."""

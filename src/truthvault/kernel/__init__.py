@@ -22,6 +22,14 @@ from ._broker_store import (
     targets_from_json,
     targets_json,
 )
+from ._contracts import (
+    BUILTIN_CONTRACTS,
+    BreakingChange,
+    Contract,
+    ContractBook,
+    breaking_changes,
+    check_schema,
+)
 from ._policy import CedarPolicy, StoredPolicy, role_of
 from ._policy_compile import (
     CompiledPolicy,
@@ -60,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APPROVAL_KINDS",
+    "BUILTIN_CONTRACTS",
     "BUILTIN_POLICY",
     "DEFAULT_POLICY",
     "HARD_VERBS",
@@ -75,6 +84,7 @@ __all__ = [
     "ApprovalRequired",
     "AuditRecord",
     "AuditSink",
+    "BreakingChange",
     "Broker",
     "BrokerEvent",
     "BrokerRequest",
@@ -83,6 +93,8 @@ __all__ = [
     "CedarPolicy",
     "CompiledPolicy",
     "Context",
+    "Contract",
+    "ContractBook",
     "InputBroker",
     "InvalidPolicy",
     "Kernel",
@@ -98,8 +110,10 @@ __all__ = [
     "StoredPolicy",
     "Target",
     "ValidationFailed",
+    "breaking_changes",
     "builtin_rules",
     "check_policy",
+    "check_schema",
     "compile_policy",
     "event_detail",
     "hash_pin",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names as _lazy_names
 from ._approvals import BrokerRemote, BrokerSync, HttpBrokerRemote, sync_approvals
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
+from ._contracts import add_contract, sync_contracts
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
 from ._policy import fetch_policy, push_policy, set_tenant_policy, sync_policy
@@ -31,6 +32,7 @@ __all__ = [
     "SigningAuth",
     "SyncStats",
     "Syncer",
+    "add_contract",
     "cert_fingerprint",
     "check_hub_url",
     "connect",
@@ -49,6 +51,7 @@ __all__ = [
     "rejoin_hub",
     "set_tenant_policy",
     "sync_approvals",
+    "sync_contracts",
     "sync_policy",
     "syncer_for",
 ]

@@ -21,6 +21,7 @@ from ..errors import (
 from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
 from ._approvals import BrokerSync, sync_approvals
+from ._contracts import sync_contracts
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._policy import sync_policy
@@ -60,6 +61,8 @@ class SyncStats:
     #: ... and how many of them changed something here (new versions from other devices)
     applied: int = 0
     records: int = 0
+    #: entity contract versions fetched from the hub
+    contracts: int = 0
     #: records new to this device (suggestions and conflicts kept elsewhere)
     new_records: int = 0
     #: versions of this device's that the hub had lost, sent again
@@ -233,6 +236,7 @@ class Syncer:
                     # checked above: the hub's numbers are this vault's, so the next may go
                     sent = wire.submit(self._send, planned[0])
                 self.replica.ack(batch, response)
+                self._keep_refused(batch, response, stats)
                 for result in response.results:
                     outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
                 stats.pushed += len(batch.items)
@@ -284,6 +288,15 @@ class Syncer:
         self.replica.refuse_pushed(refused, reason)
         stats.refused_pushes.append((refused.entity_id, reason))
         return limit
+
+    def _keep_refused(self, batch: PushRequest, response: PushResponse, stats: SyncStats) -> None:
+        """Keep aside the items the hub refused one by one (it took the rest of the batch)."""
+        refused = {(r.entity_id, r.mutation): r.reason for r in response.results if r.outcome == "refused"}
+        for item in batch.items if refused else ():
+            reason = refused.get((item.entity_id, item.mutation))
+            if reason is not None:
+                self.replica.refuse_pushed(item, reason)
+                stats.refused_pushes.append((item.entity_id, reason))
 
     def _plan(self, limit: int, after: int | None = None) -> list[PushRequest]:
         """The next batches to push (empty when the queue is): up to PLAN_BATCHES of ``limit``
@@ -350,6 +363,7 @@ class Syncer:
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
+        stats.contracts = sync_contracts(self.vault, self.client)
         if stats.checksum is not None and not self.replica.pending_count():
             if self.replica.checksum() != stats.checksum:
                 stats.diverged.append("entities")

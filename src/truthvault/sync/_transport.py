@@ -274,6 +274,22 @@ class HubClient:
             refused.extend(bad)
         return page
 
+    def contracts(self, since: int = 0) -> dict[str, Any]:
+        """The tenant's entity contract versions after marker ``since`` (``GET /v1/contracts``)."""
+        result: dict[str, Any] = self._request("GET", "/v1/contracts", params={"since": since}).json()
+        return result
+
+    def add_contract(self, entity_type: str, schema: Any, *, major: bool, source: str) -> dict[str, Any]:
+        """Add the next version of a type's contract (``POST /v1/contracts/{type}``)."""
+        body = {"schema": schema, "major": major, "source": source}
+        result: dict[str, Any] = self._request("POST", f"/v1/contracts/{entity_type}", json=body).json()
+        return result
+
+    def report_contract_use(self, held: dict[str, list[int]]) -> dict[str, Any]:
+        """Tell the hub the contract versions this device writes under (``PUT /v1/contract-use``)."""
+        result: dict[str, Any] = self._request("PUT", "/v1/contract-use", json={"held": held}).json()
+        return result
+
     def conflicts(self, status: str = "open") -> list[Record]:
         return _records.decode(self._request("GET", "/v1/conflicts", params={"status": status}).content)
 

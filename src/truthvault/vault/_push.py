@@ -115,11 +115,14 @@ class PushQueue:
             acked = self._db.meta_str("acked_mutation")
             if top > int(acked or 0):
                 self._db.set_meta("acked_mutation", top)
+            # What the hub refused is kept aside by the syncer (Replica.refuse_pushed), not acknowledged.
+            refused = {(r.entity_id, r.mutation) for r in response.results if r.outcome == "refused"}
+            taken = [i for i in request.items if (i.entity_id, i.mutation) not in refused]
             # An edit made while the push was in flight has a newer number: it stays queued.
             conn.executemany(
                 "UPDATE entities SET hub_known = 1, "
                 "mutation = CASE WHEN mutation = ? THEN NULL ELSE mutation END WHERE entity_id = ?",
-                [(item.mutation, item.entity_id) for item in request.items],
+                [(item.mutation, item.entity_id) for item in taken],
             )
             # Kept losers queued for the hub are few: only items of their entities can be one.
             sql = "SELECT entity_id FROM records WHERE mutation IS NOT NULL AND push_item = 1"
@@ -129,7 +132,7 @@ class PushQueue:
                 "mutation = CASE WHEN push_decision = 1 THEN mutation END WHERE id = ? AND push_item = 1",
                 [
                     (record_id(item.entity_id, item.last_modified_at, item.device_id),)
-                    for item in request.items
+                    for item in taken
                     if item.entity_id in queued
                 ],
             )

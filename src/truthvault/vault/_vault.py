@@ -16,6 +16,7 @@ from ..model import SyncItem
 from ..truth import level_of_source
 from ._apply import Applier
 from ._codec import ENTITY_SELECT, VaultRecord, item_from_row
+from ._contracts import VaultContracts
 from ._db import Event, VaultDB, WriteResult
 from ._records import Records
 from ._replica import Replica
@@ -41,7 +42,9 @@ class Vault:
         self._db = db
         self._source = None if source is None else _checked_source(source)
         applier = Applier(db)
-        self._writer = Writer(db, applier)
+        #: the entity contracts this vault knows (every write is checked against its type's newest)
+        self.contracts = VaultContracts(db)
+        self._writer = Writer(db, applier, self.contracts)
         self._records = Records(db, self._writer)
         self._transfer = Transfer(db, applier)
         #: the sync side of this vault: push queue, pulls, the hub joined, re-syncs

@@ -17,6 +17,7 @@ from ..model import MAX_COUNTER, OriginStep, SyncItem
 from ..truth import Outcome, TruthLevel, level_of_source
 from ._apply import Applier
 from ._codec import MAX_PAYLOAD_BYTES, Current, encode_payload, payload_of, step
+from ._contracts import VaultContracts
 from ._db import VaultDB, WriteResult
 from ._ids import new_id
 
@@ -38,9 +39,10 @@ class Writer:
     """Makes new versions on this device: put / edit / delete / upgrade_truth, and the writes
     behind accepting a suggestion or restoring a conflict's version."""
 
-    def __init__(self, db: VaultDB, applier: Applier) -> None:
+    def __init__(self, db: VaultDB, applier: Applier, contracts: VaultContracts) -> None:
         self._db = db
         self._applier = applier
+        self._contracts = contracts
 
     # -- the one write path --------------------------------------------------------
     def write(
@@ -115,6 +117,8 @@ class Writer:
                 # Unpushed edits collapse: the hub still only knows the old base.
                 base_version, base_clock = cur.item.base_version, cur.item.base_clock
         chain.extend(steps)
+        # Made under the type's newest contract; checked against it here, before a push seals it.
+        contract = self._contracts.book().current(entity_type)
         item = SyncItem(
             entity_type=entity_type,
             entity_id=entity_id,
@@ -129,6 +133,7 @@ class Writer:
             version=version,
             base_version=base_version,
             base_clock=base_clock,
+            contract_version=1 if contract is None else contract.version,
             deleted=deleted,
         )
         prepare_item(
@@ -139,6 +144,8 @@ class Writer:
             max_payload_bytes=MAX_PAYLOAD_BYTES,
             max_clock=stamp,
         )
+        if contract is not None and not deleted:
+            contract.validate(msgspec.json.decode(payload))
         return item, raised_from
 
     def live(self, entity_id: str) -> Current:
