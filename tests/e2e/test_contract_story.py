@@ -48,7 +48,8 @@ def test_a_contract_added_on_one_device_reaches_the_other(laptop: Cli, phone: Cl
     for said in ("breaking change", "tags: field removed", "text: type changed from string to integer"):
         assert said in line
     line = _error_line(laptop.run("contract", "add", "note", str(v2), "--source", "ai-local:m", check=False))
-    assert "only the user" in line
+    # the kernel refuses it before anything is sent: AI never runs a security action
+    assert "may not run contract.add" in line and "builtin.ai-no-security" in line
     line = _error_line(laptop.run("contract", "add", "note", str(tmp_path / "missing.json"), check=False))
     assert "FILE: cannot read" in line
 

@@ -275,15 +275,26 @@ def test_bad_policy_text_is_refused_with_one_line(text: str, message: str) -> No
     assert "\n" not in caught.value.message
 
 
-def test_the_built_in_rules_are_forbids() -> None:
+def test_the_built_in_rules_are_forbids_and_one_permit_that_keeps_the_user_in_charge() -> None:
     rules = builtin_rules()
-    assert {r.effect for r in rules} == {"forbid"} and all(r.builtin and r.reason for r in rules)
-    assert [r.id for r in rules] == [
-        "builtin.ai-no-security",
-        "builtin.automation-no-security",
-        "builtin.automation-no-hard-delete-user",
-        "builtin.only-user-decides-approvals",
+    assert all(r.builtin and r.reason for r in rules)
+    assert [(r.id, r.effect) for r in rules] == [
+        ("builtin.ai-no-security", "forbid"),
+        ("builtin.automation-no-security", "forbid"),
+        ("builtin.automation-no-hard-delete-user", "forbid"),
+        ("builtin.owner-sets-policy", "permit"),
+        ("builtin.only-user-decides-approvals", "forbid"),
     ]
+
+
+def test_a_policy_that_permits_too_little_never_locks_the_user_out_of_changing_it() -> None:
+    reads_only = CedarPolicy(
+        '@id("reads") permit (principal, action, resource) when { context.risk == "read" };\n'
+    )
+    assert not reads_only.decide(PolicyRequest(Actor("user:cli"), "notes.create", Risk.WRITE)).allowed
+    fix = reads_only.decide(PolicyRequest(Actor("user:cli"), "policy.set", Risk.SECURITY))
+    assert fix.allowed and fix.policies == ("builtin.owner-sets-policy",)
+    assert not reads_only.decide(PolicyRequest(Actor("ai-local:m"), "policy.set", Risk.SECURITY)).allowed
 
 
 # -- through the dispatcher ------------------------------------------------------------

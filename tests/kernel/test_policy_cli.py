@@ -81,7 +81,7 @@ def test_show_set_and_test_a_policy(home: Path, capsys: pytest.CaptureFixture[st
     )
     assert out.splitlines() == ["allowed by everything: anything goes", "policies: everything"]
     shown = json.loads(tv(capsys, "policy", "show", "--json")[1])
-    assert (shown["version"], shown["set_by"]) == (1, "user:cli") and len(shown["builtin"]) == 4
+    assert (shown["version"], shown["set_by"]) == (1, "user:cli") and len(shown["builtin"]) == 5
 
 
 def test_a_bad_policy_is_one_line_and_changes_nothing(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

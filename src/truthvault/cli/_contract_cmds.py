@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import InvalidInput
-from ._common import json_option, open_vault, out, print_json
+from ._common import json_option, open_vault, out, print_json, run_action
 from ._output import Grid, Struck
 
 if TYPE_CHECKING:
@@ -84,11 +84,11 @@ def register(cli: click.Group) -> None:
         vault is joined to a hub, every version a device of the tenant writes under; a breaking
         one is refused unless --major. The hub passes it on to the other devices at their sync.
         """
-        from ..sync import add_contract
-
         schema = _read_schema(file)
         with open_vault() as vault:
-            added = add_contract(vault, entity_type, schema, major=major, source=source)
+            params = {"type": entity_type, "schema": schema, "major": major}
+            taken = run_action(vault, "contract.add", params, source).model_dump()
+            added = vault.contracts.get(str(taken["type"]), int(taken["version"]))
         if as_json:
             print_json(added.to_dict())
             return

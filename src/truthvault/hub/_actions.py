@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import Forbidden
-from ..kernel import Context, Registry, Risk, Target
+from ..kernel import Context, InvalidPolicy, Registry, Risk, Target, ValidationFailed
 from ..model import plain
 from .store import DeviceContext, HubStore
 
@@ -156,3 +156,50 @@ def tenant_code(ctx: Ctx, params: CodeIn) -> CodeOut:
     """Issue a one-time enrolment code for a new device of the tenant."""
     code = ctx.store.store.create_enrol_code(ctx.store.tenant_name, params.ttl_s)
     return CodeOut(code=code, tenant=ctx.store.tenant_name)
+
+
+class PolicySetIn(_In):
+    text: str = Field(min_length=1)
+
+
+class PolicySetOut(_Out):
+    version: int
+    set_by: str
+    set_at: str
+
+
+@HUB_ACTIONS.action("policy.set", version="1.0.0", risk=Risk.SECURITY, input=PolicySetIn, output=PolicySetOut)
+def policy_set(ctx: Ctx, params: PolicySetIn) -> PolicySetOut:
+    """Set the tenant's policy (Cedar): a new version, in force for every device at its sync."""
+    try:
+        stored = ctx.store.store.set_policy(ctx.store.calling_device(), params.text, ctx.actor.source)
+    except InvalidPolicy as exc:
+        raise ValidationFailed(f"text: {exc.message}", hint=exc.hint, field="text") from None
+    ctx.touched(Target(f"policy:{stored.version}", "policy", stored.version))
+    return PolicySetOut(version=stored.version, set_by=stored.set_by, set_at=stored.set_at)
+
+
+class ContractAddIn(_In):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: str = Field(min_length=1, max_length=64)
+    json_schema: dict[str, Any] = Field(alias="schema")
+    major: bool = False
+
+
+class ContractAddOut(_Out):
+    marker: int
+    contract: dict[str, Any]
+
+
+@HUB_ACTIONS.action(
+    "contract.add", version="1.0.0", risk=Risk.SECURITY, input=ContractAddIn, output=ContractAddOut
+)
+def contract_add(ctx: Ctx, params: ContractAddIn) -> ContractAddOut:
+    """Add the next version of an entity type's contract, checked against every version in use."""
+    device = ctx.store.calling_device()
+    marker, added = ctx.store.store.contracts.add(
+        device, params.type, params.json_schema, major=params.major, source=ctx.actor.source
+    )
+    ctx.touched(Target(f"contract:{added.entity_type}", "contract", added.version))
+    return ContractAddOut(marker=marker, contract=added.to_dict())

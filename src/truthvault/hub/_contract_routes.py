@@ -8,8 +8,10 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..clock import HybridClock
 from ..kernel import Contract
 from ._device_routes import Text
+from ._governance import run_for_device
 from .store import DeviceContext, HubStore
 
 __all__ = ["ContractBody", "ContractUseBody", "add_contract_routes"]
@@ -42,7 +44,7 @@ def _said(marker: int, contract: Contract) -> dict[str, Any]:
 
 
 def add_contract_routes(
-    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]]
+    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]], clock: HybridClock
 ) -> None:
     """Add /v1/contracts and /v1/contract-use (authenticated, scoped to the caller's tenant)."""
     Device = Annotated[DeviceContext, Depends(device)]
@@ -68,12 +70,9 @@ def add_contract_routes(
         """Add the next version of a type's contract. It is checked against the newest version
         and every version a device of the tenant uses; a breaking change is refused (409
         breaking_change, listing what breaks) unless ``major``. Only a user source adds one."""
-        marker, contract = await run_in_threadpool(
-            lambda: store.contracts.add(
-                ctx, entity_type, body.json_schema, major=body.major, source=body.source
-            )
-        )
-        return _said(marker, contract)
+        params = {"type": entity_type, "schema": body.json_schema, "major": body.major}
+        done = await run_in_threadpool(run_for_device, store, clock, ctx, "contract.add", params, body.source)
+        return {"marker": done["marker"], **done["contract"]}
 
     @app.put("/v1/contract-use", tags=["contracts"])
     async def report_use(body: ContractUseBody, ctx: Device) -> dict[str, int]:

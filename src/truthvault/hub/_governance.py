@@ -40,12 +40,17 @@ def device_actor(ctx: DeviceContext, source: str | None = None) -> Actor:
 
 
 def run_for_device(
-    store: HubStore, clock: HybridClock, ctx: DeviceContext, name: str, params: Mapping[str, object]
+    store: HubStore,
+    clock: HybridClock,
+    ctx: DeviceContext,
+    name: str,
+    params: Mapping[str, object],
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """Run hub action ``name`` for the device of ``ctx``, acting for its user; its output as
-    plain data."""
+    """Run hub action ``name`` for the device of ``ctx``, acting for its user (or ``source``);
+    its output as plain data."""
     kernel = hub_kernel(store, HubScope(store, ctx.tenant_name, ctx.tenant_id, ctx), clock)
-    out: dict[str, Any] = kernel.run(name, params, actor=device_actor(ctx)).model_dump(mode="json")
+    out: dict[str, Any] = kernel.run(name, params, actor=device_actor(ctx, source)).model_dump(mode="json")
     return out
 
 

@@ -8,9 +8,11 @@ from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..kernel import InvalidPolicy, PolicyVersion
+from ..clock import HybridClock
+from ..kernel import PolicyVersion
 from ..kernel._policy_compile import MAX_POLICY_CHARS
 from ._device_routes import Text
+from ._governance import run_for_device
 from .store import DeviceContext, HubStore
 
 __all__ = ["PolicyBody", "add_policy_routes"]
@@ -33,7 +35,7 @@ def _body(version: PolicyVersion, *, text: bool = True) -> dict[str, Any]:
 
 
 def add_policy_routes(
-    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]]
+    app: FastAPI, store: HubStore, device: Callable[[Request], Awaitable[DeviceContext]], clock: HybridClock
 ) -> None:
     """Add /v1/policy to the app (authenticated, scoped to the caller's tenant)."""
     Device = Annotated[DeviceContext, Depends(device)]
@@ -53,8 +55,7 @@ def add_policy_routes(
     async def put_policy(body: PolicyBody, ctx: Device) -> dict[str, Any]:
         """Set the tenant's policy: a new version. ``source`` must be a level-1 source; text
         Cedar cannot use is refused with the line named, and nothing changes."""
-        try:
-            stored = await run_in_threadpool(store.set_policy, ctx, body.text, body.source)
-        except InvalidPolicy as exc:
-            raise InvalidPolicy(f"text: {exc.message}", hint=exc.hint) from None
-        return _body(stored, text=False)
+        done = await run_in_threadpool(
+            run_for_device, store, clock, ctx, "policy.set", {"text": body.text}, body.source
+        )
+        return {"version": done["version"], "set_by": done["set_by"], "set_at": done["set_at"]}

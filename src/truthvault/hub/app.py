@@ -124,9 +124,9 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s, clock)
     add_key_routes(app, store, device, clock)
     add_action_routes(app, store, clock, notifier.notify, device)
-    add_policy_routes(app, store, device)
+    add_policy_routes(app, store, device, clock)
     add_broker_routes(app, store, device)
-    add_contract_routes(app, store, device)
+    add_contract_routes(app, store, device, clock)
     _add_wire_schemas(app)
     return app
 

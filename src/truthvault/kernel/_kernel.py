@@ -209,16 +209,22 @@ def _output(spec: ActionSpec[Any, Any, Any], out: Any) -> BaseModel:
 
 
 def _as_action_error(exc: TruthvaultError) -> TruthvaultError:
-    """The kernel's structured error for what a handler raised (others pass through)."""
-    hint = exc.hint
+    """The kernel's structured error for what a handler raised (others pass through); a more
+    specific code than the kernel's is kept as ``cause``."""
     if isinstance(exc, ActionError):
         return exc
-    if isinstance(exc, Forbidden):
-        return ActionForbidden(exc.message, hint=hint)
-    if isinstance(exc, InvalidInput):
-        return ValidationFailed(exc.message, hint=hint)
-    if isinstance(exc, NotFound):
-        return ActionNotFound(exc.message, hint=hint)
-    if isinstance(exc, ConflictState):
-        return ActionConflict(exc.message, hint=hint)
+    for base, kind in _KINDS:
+        if isinstance(exc, base):
+            cause = exc.code if exc.code != base.code else None
+            error = kind(exc.message, hint=exc.hint, cause=cause)
+            error.item = exc.item
+            return error
     return exc
+
+
+_KINDS: tuple[tuple[type[TruthvaultError], type[ActionError]], ...] = (
+    (Forbidden, ActionForbidden),
+    (InvalidInput, ValidationFailed),
+    (NotFound, ActionNotFound),
+    (ConflictState, ActionConflict),
+)

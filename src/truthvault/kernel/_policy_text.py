@@ -43,7 +43,9 @@ _SECURITY = 'context.risk == "security" || ' + "[{}].contains(context.domain)".f
     ", ".join(f'"{d}"' for d in SECURITY_DOMAINS)
 )
 
-#: Always in force, before any tenant policy: Cedar's forbid beats every permit.
+#: Always in force, before any tenant policy: Cedar's forbid beats every permit. One permit
+#: too: the user may always set the policy, so that a policy that permits too little (a tenant
+#: forbid can still say otherwise, on purpose) never locks the user out of fixing it.
 BUILTIN_POLICY = f"""\
 @id("builtin.ai-no-security")
 @reason("AI (levels 3-5) never runs a security action (devices, keys, tenant, members, policy, approvals)")
@@ -59,6 +61,11 @@ when {{ principal.level == 2 && ({_SECURITY}) }};
 @reason("automations (level 2) never hard-delete your (level-1) entities")
 forbid (principal, action, resource)
 when {{ principal.level == 2 && context.hard && resource.level == 1 }};
+
+@id("builtin.owner-sets-policy")
+@reason("you (level 1) may always set the policy: no policy locks you out of changing it")
+permit (principal, action == Action::"policy.set", resource)
+when {{ principal.level == 1 && !["user:voice", "user:mobile"].contains(principal.channel) }};
 
 @id("builtin.only-user-decides-approvals")
 @reason("only you (level 1) decide an approval")

@@ -82,11 +82,14 @@ class ActionError(TruthvaultError):
         field: str | None = None,
         policies: tuple[str, ...] = (),
         request_id: str | None = None,
+        cause: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.field = field
         self.policies = policies
         self.request_id = request_id
+        #: the more specific code of the error a handler raised (``breaking_change``, ...)
+        self.cause = cause
 
     def to_dict(self) -> dict[str, str | int]:
         body = super().to_dict()
@@ -96,6 +99,8 @@ class ActionError(TruthvaultError):
             body["policies"] = ", ".join(self.policies)
         if self.request_id:
             body["request_id"] = self.request_id
+        if self.cause:
+            body["cause"] = self.cause
         return body
 
 

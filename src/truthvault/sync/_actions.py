@@ -3,7 +3,7 @@ the tenant's data key. With the vault's own actions they make :func:`device_kern
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -91,3 +91,31 @@ def keys_rotate(ctx: Ctx, params: RotateIn) -> RotatedOut:
         rotated = key_exchange(ctx.store, client).rotate(passphrase)
     ctx.touched(Target(f"key:{rotated.current}", "key"))
     return RotatedOut(current=rotated.current, recovery_rewrapped=passphrase is not None)
+
+
+class ContractIn(_In):
+    type: str = Field(min_length=1, max_length=64)
+    json_schema: dict[str, Any] = Field(alias="schema")
+    major: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ContractOut(BaseModel):
+    type: str
+    version: int
+    major: int
+
+
+@SYNC_ACTIONS.action(
+    "contract.add", version="1.0.0", risk=Risk.SECURITY, input=ContractIn, output=ContractOut
+)
+def contract_add(ctx: Ctx, params: ContractIn) -> ContractOut:
+    """Add the next version of an entity type's contract (checked for breaking changes)."""
+    from ._contracts import add_contract
+
+    added = add_contract(
+        ctx.store, params.type, params.json_schema, major=params.major, source=ctx.actor.source
+    )
+    ctx.touched(Target(f"contract:{added.entity_type}", "contract", added.version))
+    return ContractOut(type=added.entity_type, version=added.version, major=added.major)
