@@ -81,7 +81,12 @@ def test_a_breaking_change_is_answered_409_listing_what_breaks(
         ("/v1/contracts/note", {"schema": {"type": "array"}}, 422, "schema.type"),
         ("/v1/contracts/note", {}, 422, "schema"),
         ("/v1/contracts/Not%20A%20Type", {"schema": NOTE_V2}, 422, "entity_type"),
-        ("/v1/contracts/note", {"schema": NOTE_V2, "source": "ai-cloud:acme/m"}, 403, "may not run contract.add"),
+        (
+            "/v1/contracts/note",
+            {"schema": NOTE_V2, "source": "ai-cloud:acme/m"},
+            403,
+            "may not run contract.add",
+        ),
     ],
 )
 def test_bad_requests_name_the_field(

@@ -15,11 +15,13 @@ from truthvault.kernel import (
     ActionConflict,
     ActionForbidden,
     ActionNotFound,
+    ActionSpec,
     Actor,
     ApprovalRequired,
     AuditRecord,
     Context,
     Kernel,
+    PolicyRequest,
     Registry,
     Risk,
     Target,
@@ -198,3 +200,53 @@ def test_every_action_has_a_contract_in_json_schema(vault: Vault) -> None:
         schema = spec.schema()
         assert schema["version"].count(".") == 2 and schema["risk"] in {r.value for r in Risk}
         assert schema["input"]["type"] == "object"
+
+
+class Nothing(BaseModel):
+    pass
+
+
+class Done(BaseModel):
+    ran: bool
+
+
+_matrix: Registry[Vault] = Registry()
+#: one action of each risk class; the security one in a security domain
+RISKY = {
+    Risk.READ: "probe.read",
+    Risk.WRITE: "probe.write",
+    Risk.DESTRUCTIVE: "probe.purge",
+    Risk.SECURITY: "keys.probe",
+}
+for _risk, _name in RISKY.items():
+    _matrix.add(ActionSpec(_name, "1.0.0", _risk, Nothing, Done, lambda ctx, params: Done(ran=True), "probe"))
+
+SOURCES = ["user:cli", "user:voice", "user:mobile", "automation:r", "ai-local:m", "ai-lan:m", "ai-cloud:p/m"]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("risk", list(Risk), ids=str)
+def test_every_level_channel_and_risk_class_through_the_dispatcher(
+    vault: Vault, source: str, risk: Risk
+) -> None:
+    """What policy decides is what the dispatcher does: it runs, it waits for an approval, or
+    it is refused with FORBIDDEN and the refusal is audited."""
+    kernel, audit = kernel_of(vault, _matrix)
+    name = RISKY[risk]
+    decision = kernel.policy.decide(PolicyRequest(Actor(source), name, risk))
+    try:
+        out = kernel.run(name, {}, actor=vault.actor(source))
+    except ActionForbidden as exc:
+        assert not decision.allowed and exc.code == "FORBIDDEN" and exc.policies == decision.policies
+        assert [(r.action, r.decision, r.actor.source) for r in audit.records] == [(name, "denied", source)]
+    except ApprovalRequired as exc:
+        assert decision.allowed and decision.approval and exc.request_id
+        assert audit.records == [] and vault.broker.get(exc.request_id).status == "pending"
+    else:
+        assert decision.allowed and not decision.approval and out == Done(ran=True)
+        expected = [] if risk is Risk.READ else [(name, "allowed", source)]
+        assert [(r.action, r.decision, r.actor.source) for r in audit.records] == expected
+    # the truth hierarchy, whatever the tenant's policy: AI never runs a security action, an
+    # automation never one either, and only the user decides approvals
+    if risk is Risk.SECURITY and Actor(source).level >= 2:
+        assert not decision.allowed
