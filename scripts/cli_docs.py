@@ -6,11 +6,16 @@ import click
 
 from truthvault.cli import cli
 
+#: the settings the command runs with (its -h): click keeps each command's help option once made,
+#: so the reference must make it as a run does, whatever ran before it in the same process
+_SETTINGS = dict(cli.context_settings)
+
 
 def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
     found = [(path, command)]
     if isinstance(command, click.Group):
-        ctx = click.Context(command)  # the root group loads its commands when asked for them
+        # the root group loads its commands when asked for them
+        ctx = click.Context(command, **_SETTINGS)
         for name in sorted(command.list_commands(ctx)):
             sub = command.get_command(ctx, name)
             assert sub is not None
@@ -27,7 +32,7 @@ def render() -> str:
     ]
     for path, command in walk(cli, ["truthvault"]):
         name = " ".join(path)
-        ctx = click.Context(command, info_name=name, terminal_width=100, max_content_width=100)
+        ctx = click.Context(command, info_name=name, terminal_width=100, **_SETTINGS)
         lines += [f"## `{name}`", "", "```text", command.get_help(ctx).strip(), "```", ""]
     return "\n".join(lines)
 

@@ -51,6 +51,11 @@ def test_the_hub_package_exports_what_it_names() -> None:
         "Tenant",
         "create_app",
         "open_store",
+        # the hub's kernel actions
+        "HUB_ACTIONS",
+        "HubScope",
+        "hub_kernel",
+        "run_as_admin",
     }
     for name in truthvault.hub.__all__:
         assert getattr(truthvault.hub, name) is not None
