@@ -7,7 +7,34 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 
 from __future__ import annotations
 
+from ._audit import (
+    AuditEntry,
+    AuditInconsistent,
+    AuditTampered,
+    Checkpoint,
+    DeviceBatch,
+    decode_entry,
+    encode_record,
+    sign_batch,
+    sign_checkpoint,
+    verify_batch,
+    verify_checkpoint,
+)
 from ._kernel import Kernel, input_hash
+from ._merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    MemoryTree,
+    NodeSource,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_of,
+    verify_consistency,
+    verify_inclusion,
+)
+from ._merkle import root as merkle_root
 from ._ports import (
     AuditRecord,
     AuditSink,
@@ -30,6 +57,7 @@ from ._types import (
 )
 
 __all__ = [
+    "EMPTY_ROOT",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -37,11 +65,19 @@ __all__ = [
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
+    "AuditEntry",
+    "AuditInconsistent",
     "AuditRecord",
     "AuditSink",
+    "AuditTampered",
     "Broker",
+    "Checkpoint",
     "Context",
+    "DeviceBatch",
+    "Frontier",
     "Kernel",
+    "MemoryTree",
+    "NodeSource",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyRequest",
@@ -49,5 +85,19 @@ __all__ = [
     "Risk",
     "Target",
     "ValidationFailed",
+    "consistency_proof",
+    "decode_entry",
+    "encode_record",
+    "inclusion_proof",
     "input_hash",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "root_of",
+    "sign_batch",
+    "sign_checkpoint",
+    "verify_batch",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
 ]
