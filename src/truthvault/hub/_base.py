@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
+from ._audit import AuditLog
 from ._auth import Credentials
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
@@ -47,6 +48,7 @@ class SqlHubStore:
         self.credentials = Credentials(database, self.tenants)
         self.key_blobs = KeyBlobs(database)
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
+        self.audit = AuditLog(database)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

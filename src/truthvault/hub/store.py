@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..clock import MAX_FUTURE_SKEW_MS
 from ..errors import InvalidInput
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
+
+if TYPE_CHECKING:
+    from ._audit import AuditLog
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -149,6 +152,8 @@ class HubStore(Protocol):
     several threads at once and, for PostgreSQL, from several hub processes at once."""
 
     backend: str  # "sqlite" or "postgresql"
+    #: the tenants' audit logs (RFC 6962 Merkle trees), in the same database
+    audit: AuditLog
 
     def close(self) -> None:
         """Release connections."""

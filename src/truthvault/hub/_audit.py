@@ -1,0 +1,370 @@
+"""The hub's audit log: one RFC 6962 Merkle tree per tenant, stored in the hub's database.
+
+Appends are sequenced, so no writer can fork the log: each append transaction locks the
+tenant's head row (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), numbers its entries from the head's size, and the key (tenant, idx) is unique. The
+head keeps the tree's right edge, so an append reads one row and writes its entries, the
+complete nodes they finish, and the head. Concurrent appenders in one process share one
+transaction (group commit): the first to find the tenant idle writes what every waiting
+appender queued, which is what makes thousands of appends a second possible.
+
+Every complete subtree is kept (``audit_nodes``), so an inclusion or consistency proof at any
+size reads O(log n) rows; a verification streams the entries and the nodes in order and names
+the first index that does not match.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import InvalidInput
+from ..kernel import (
+    EMPTY_ROOT,
+    AuditRecord,
+    AuditTampered,
+    DeviceBatch,
+    Frontier,
+    consistency_proof,
+    encode_record,
+    inclusion_proof,
+    leaf_hash,
+    verify_batch,
+)
+from ..kernel import merkle_root as tree_root
+from ._port import now
+from ._sql import Db, SqlDatabase
+
+__all__ = ["AuditLog", "BatchInfo", "HubAuditSink", "StoredEntry"]
+
+#: entries a verification reads at once (a power of two: chunks align with subtrees)
+_CHUNK = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """A device batch as the log stores it beside its entries."""
+
+    device_id: str
+    seq: int
+    sign_public: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    index: int
+    entry: bytes
+    device_id: str
+    batch_seq: int | None
+
+
+@dataclass(slots=True)
+class _Request:
+    entries: Sequence[bytes]
+    batch: BatchInfo | None
+    first: int = -1
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Queue:
+    waiting: list[_Request] = field(default_factory=list)
+    busy: bool = False
+
+
+class AuditLog:
+    """The audit logs of every tenant of one hub database."""
+
+    def __init__(self, database: SqlDatabase) -> None:
+        self.database = database
+        self._cv = threading.Condition()
+        self._queues: dict[int, _Queue] = {}
+
+    # -- appends ---------------------------------------------------------------------------
+    def append(self, tenant_id: str, entries: Sequence[bytes], batch: BatchInfo | None = None) -> int:
+        """Append canonical entries to a tenant's log, durably; return the first one's index."""
+        if not entries:
+            raise InvalidInput("nothing to append")
+        pk = self.database.tenant_pk(tenant_id)
+        request = _Request(entries, batch)
+        with self._cv:
+            queue = self._queues.setdefault(pk, _Queue())
+            queue.waiting.append(request)
+            while not request.done and queue.busy:
+                self._cv.wait()
+            if request.done:
+                return _result(request)
+            group, queue.waiting, queue.busy = queue.waiting, [], True
+        try:
+            self._write(pk, group)
+        except BaseException as exc:
+            for r in group:
+                r.error = exc
+            raise
+        finally:
+            with self._cv:
+                for r in group:
+                    r.done = True
+                queue.busy = False
+                self._cv.notify_all()
+        return _result(request)
+
+    def _write(self, pk: int, group: list[_Request]) -> None:
+        """One transaction: lock the head, number the group's entries, write them, their
+        nodes and the new head."""
+        at = now()
+        with self.database.write() as db:
+            frontier = _locked_frontier(self.database, db, pk, at)
+            rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
+            nodes: list[tuple[int, int, int, bytes, int]] = []
+            batches: list[tuple[int, str, int, int, int, str, str, str]] = []
+            for request in group:
+                request.first = frontier.size
+                info = request.batch
+                device, seq = (info.device_id, info.seq) if info else ("", None)
+                for entry in request.entries:
+                    leaf = leaf_hash(entry)
+                    rows.append((pk, frontier.size, entry, leaf, device, seq))
+                    for level, index, h in frontier.append(leaf):
+                        nodes.append((pk, level, index, h, (index + 1) << level))
+                if info is not None:
+                    batches.append((pk, info.device_id, info.seq, request.first, len(request.entries),
+                                    info.sign_public, info.signature, at))  # fmt: skip
+            db.executemany(
+                "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            if nodes:
+                db.executemany(
+                    "INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end) VALUES (?, ?, ?, ?, ?)",
+                    nodes,
+                )
+            if batches:
+                db.executemany(
+                    "INSERT INTO audit_batches (tenant_pk, device_id, seq, first_idx, count, sign_public, "
+                    "signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    batches,
+                )
+            db.execute(
+                "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
+                (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
+            )
+
+    def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
+        """Append a device's signed batch once: (its first index, whether it was new). The
+        signature must be the device's (``sign_public``); a batch sent again is not appended
+        again, and one that reuses a sequence number for other entries is refused."""
+        verify_batch(batch, sign_public)
+        pk = self.database.tenant_pk(batch.tenant)
+        known = self._known_batch(pk, batch)
+        if known is not None:
+            return known, False
+        info = BatchInfo(batch.device, batch.seq, sign_public, batch.signature)
+        try:
+            return self.append(batch.tenant, [e.encode() for e in batch.entries], info), True
+        except self.database.integrity_errors:
+            # the same batch, sent again while the first copy was being appended
+            known = self._known_batch(pk, batch)
+            if known is None:
+                raise
+            return known, False
+
+    def _known_batch(self, pk: int, batch: DeviceBatch) -> int | None:
+        with self.database.read() as db:
+            row = db.execute(
+                "SELECT first_idx, signature FROM audit_batches WHERE tenant_pk = ? AND device_id = ? AND seq = ?",
+                (pk, batch.device, batch.seq),
+            ).fetchone()
+        if row is None:
+            return None
+        if row[1] != batch.signature:
+            raise InvalidInput(
+                f"audit batch {batch.seq} of device {batch.device} was already received with other entries"
+            )
+        return int(row[0])
+
+    # -- reads -----------------------------------------------------------------------------
+    def head(self, tenant_id: str) -> tuple[int, bytes]:
+        """(size, root) of a tenant's log."""
+        pk = self.database.tenant_pk(tenant_id)
+        with self.database.read() as db:
+            row = db.execute("SELECT size, root FROM audit_heads WHERE tenant_pk = ?", (pk,)).fetchone()
+        return (0, EMPTY_ROOT) if row is None else (int(row[0]), bytes(row[1]))
+
+    def entries(self, tenant_id: str, start: int = 0, limit: int = 1000) -> list[StoredEntry]:
+        """Entries ``start``.. of a tenant's log, at most ``limit``."""
+        if start < 0 or limit < 1:
+            raise InvalidInput(f"start ({start}) must be >= 0 and limit ({limit}) >= 1")
+        pk = self.database.tenant_pk(tenant_id)
+        with self.database.read() as db:
+            rows = db.execute(
+                "SELECT idx, entry, device_id, batch_seq FROM audit_entries WHERE tenant_pk = ? AND idx >= ? "
+                "ORDER BY idx LIMIT ?",
+                (pk, start, limit),
+            ).fetchall()
+        return [StoredEntry(int(r[0]), bytes(r[1]), r[2], None if r[3] is None else int(r[3])) for r in rows]
+
+    def batch(self, tenant_id: str, device_id: str, seq: int) -> BatchInfo | None:
+        pk = self.database.tenant_pk(tenant_id)
+        with self.database.read() as db:
+            row = db.execute(
+                "SELECT sign_public, signature FROM audit_batches WHERE tenant_pk = ? AND device_id = ? AND seq = ?",
+                (pk, device_id, seq),
+            ).fetchone()
+        return None if row is None else BatchInfo(device_id, seq, row[0], row[1])
+
+    def inclusion(self, tenant_id: str, index: int, size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``size``."""
+        pk = self.database.tenant_pk(tenant_id)
+        current, _ = self.head(tenant_id)
+        if not 0 <= index < size <= current:
+            raise InvalidInput(f"index {index} and size {size} must satisfy 0 <= index < size <= {current}")
+        with self.database.read() as db:
+            return inclusion_proof(_NodeReader(db, pk), index, size)
+
+    def consistency(self, tenant_id: str, first: int, second: int) -> list[bytes]:
+        """The consistency proof from the tree of ``first`` to the tree of ``second``."""
+        pk = self.database.tenant_pk(tenant_id)
+        current, _ = self.head(tenant_id)
+        if not 0 <= first <= second <= current:
+            raise InvalidInput(
+                f"first {first} and second {second} must satisfy 0 <= first <= second <= {current}"
+            )
+        with self.database.read() as db:
+            return consistency_proof(_NodeReader(db, pk), first, second)
+
+    def root_at(self, tenant_id: str, size: int) -> bytes:
+        """The root of the first ``size`` entries, from the stored nodes."""
+        pk = self.database.tenant_pk(tenant_id)
+        with self.database.read() as db:
+            return tree_root(_NodeReader(db, pk), size)
+
+    def tenant_ids(self) -> list[str]:
+        """The tenants that have a log."""
+        with self.database.read() as db:
+            rows = db.execute(
+                "SELECT t.id FROM audit_heads h JOIN tenants t ON t.pk = h.tenant_pk ORDER BY t.pk"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- verification ------------------------------------------------------------------------
+    def verify(self, tenant_id: str, *, start_size: int = 0, start_root: bytes | None = None) -> int:
+        """Check a tenant's stored log: every entry present once and in order, each hashing to
+        its leaf, every stored node recomputed, the head's root; from ``start_size`` (whose
+        root, if given, must be ``start_root``). Returns the size checked; raises
+        :class:`~truthvault.kernel.AuditTampered` naming the first bad index."""
+        pk = self.database.tenant_pk(tenant_id)
+        size, head_root = self.head(tenant_id)
+        if start_size > size:
+            raise AuditTampered(
+                f"the log has {size} entries, fewer than the {start_size} checked before", index=size
+            )
+        with self.database.read() as db:
+            frontier = Frontier.load(_NodeReader(db, pk), start_size)
+        if start_root is not None and frontier.root() != start_root:
+            raise AuditTampered(f"the first {start_size} entries no longer have the root checked before")
+        for first in range(start_size, size, _CHUNK):
+            last = min(first + _CHUNK, size)
+            with self.database.read() as db:
+                _verify_chunk(db, pk, frontier, first, last)
+        with self.database.read() as db:
+            extra = db.execute(
+                "SELECT min(idx) FROM audit_entries WHERE tenant_pk = ? AND idx >= ?", (pk, size)
+            ).fetchone()
+        if extra is not None and extra[0] is not None:
+            raise AuditTampered(
+                f"entry {extra[0]} lies beyond the head ({size} entries)", index=int(extra[0])
+            )
+        if frontier.root() != head_root:
+            raise AuditTampered(f"the head's root is not the root of its {size} entries")
+        return size
+
+
+def _result(request: _Request) -> int:
+    if request.error is not None:
+        raise request.error
+    return request.first
+
+
+def _locked_frontier(database: SqlDatabase, db: Db, pk: int, at: str) -> Frontier:
+    """The tenant's right edge, its head row locked until the transaction ends."""
+    db.execute(
+        "INSERT INTO audit_heads (tenant_pk, size, root, edge, updated_at) VALUES (?, 0, ?, ?, ?) "
+        "ON CONFLICT (tenant_pk) DO NOTHING",
+        (pk, EMPTY_ROOT, b"", at),
+    )
+    row = db.execute(
+        f"SELECT size, edge FROM audit_heads WHERE tenant_pk = ?{database.lock_clause}", (pk,)
+    ).fetchone()
+    size, edge = int(row[0]), bytes(row[1])
+    return Frontier(size, [edge[i : i + 32] for i in range(0, len(edge), 32)])
+
+
+class _NodeReader:
+    """A node source over the stored tree: leaves from the entries, the rest from the nodes."""
+
+    __slots__ = ("db", "pk")
+
+    def __init__(self, db: Db, pk: int) -> None:
+        self.db, self.pk = db, pk
+
+    def __call__(self, level: int, index: int) -> bytes:
+        if level == 0:
+            sql = "SELECT leaf FROM audit_entries WHERE tenant_pk = ? AND idx = ?"
+            row = self.db.execute(sql, (self.pk, index)).fetchone()
+        else:
+            sql = "SELECT hash FROM audit_nodes WHERE tenant_pk = ? AND level = ? AND idx = ?"
+            row = self.db.execute(sql, (self.pk, level, index)).fetchone()
+        if row is None:
+            first = index << level
+            raise AuditTampered(
+                f"the tree node over entries {first}..{first + (1 << level) - 1} is missing", index=first
+            )
+        return bytes(row[0])
+
+
+def _verify_chunk(db: Db, pk: int, frontier: Frontier, first: int, last: int) -> None:
+    entries = db.execute(
+        "SELECT idx, entry, leaf FROM audit_entries WHERE tenant_pk = ? AND idx >= ? AND idx < ? ORDER BY idx",
+        (pk, first, last),
+    ).fetchall()
+    stored = db.execute(
+        "SELECT span_end, level, idx, hash FROM audit_nodes WHERE tenant_pk = ? AND span_end > ? "
+        "AND span_end <= ? ORDER BY span_end, level",
+        (pk, first, last),
+    ).fetchall()
+    nodes = {(int(r[1]), int(r[2])): bytes(r[3]) for r in stored}
+    expected = first
+    for idx, entry, leaf in entries:
+        if idx != expected:
+            raise AuditTampered(f"entry {expected} is missing", index=expected)
+        if leaf_hash(bytes(entry)) != bytes(leaf):
+            raise AuditTampered(f"entry {idx} was changed: it does not hash to its leaf", index=idx)
+        for level, index, h in frontier.append(bytes(leaf)):
+            if nodes.get((level, index)) != h:
+                lo = index << level
+                raise AuditTampered(
+                    f"entries {lo}..{lo + (1 << level) - 1} do not match the stored tree (entry changed or moved)",
+                    index=lo,
+                )
+        expected += 1
+    if expected != last:
+        raise AuditTampered(f"entry {expected} is missing", index=expected)
+
+
+class HubAuditSink:
+    """The kernel's :class:`~truthvault.kernel.AuditSink` for actions run at the hub.
+
+    The entry is appended in a transaction of its own (group-committed with the others), after
+    the action's statements: the log is in the hub's database but its sequencing lock is not
+    the action's, so the two commit separately."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+
+    def append(self, record: AuditRecord) -> None:
+        self.log.append(record.tenant_id, [encode_record(record)])
