@@ -3,6 +3,7 @@ detection, and no fork under concurrent writers in several processes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -256,3 +257,27 @@ def test_concurrent_appenders_in_one_process_share_transactions(hub_store: HubSt
     assert sorted(firsts) == list(range(0, 400, 2))  # each append got its own two slots
     assert hub_store.audit.verify(tid) == 400
     assert msgspec.json.decode(hub_store.audit.entries(tid, 0, 1)[0].entry)["v"] == 1
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "truthvault", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_hub_audit_verify_checks_the_database_and_names_the_bad_entry(
+    hub_store: HubStore, hub_url: str, hub_sql: Callable[..., list[Any]]
+) -> None:
+    tid = _tenant(hub_store)
+    hub_store.audit.append(tid, [_entry(i, tenant=tid) for i in range(12)])
+    good = _cli("hub", "audit", "verify", "--db", hub_url)
+    assert good.returncode == 0, good.stderr
+    assert "tenant 't': 12 entries verified" in good.stdout
+    pk = hub_sql("SELECT pk FROM tenants WHERE id = ?", (tid,))[0][0]
+    _edit(hub_sql, pk)
+    bad = _cli("hub", "audit", "verify", "--db", hub_url, "--tenant", "t")
+    assert bad.returncode == 1
+    assert (
+        bad.stderr.splitlines()[0] == "error: tenant 't': entry 5 was changed: it does not hash to its leaf"
+    )

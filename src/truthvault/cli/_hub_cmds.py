@@ -415,6 +415,21 @@ def register(cli: click.Group) -> None:
             table.add_row(e.at[:19], e.type, e.tenant_name or "-", (e.device_id or "-")[:8], what)
         out.print(table if found else "no security events")
 
+    @hub.group("audit")
+    def audit() -> None:
+        """The tenants' tamper-evident audit logs (RFC 6962 Merkle trees) in the hub's database."""
+
+    @audit.command("verify")
+    @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's log.")
+    @db_option
+    @json_option
+    def audit_verify(tenant_name: str | None, db_url: str | None, as_json: bool) -> None:
+        """Check every entry, node and head of the audit logs; name the first bad index."""
+        from ._audit_cmds import hub_verify
+
+        with _store(db_url) as store:
+            hub_verify(store, tenant_name, as_json)
+
     @hub.command("purge-tombstones")
     @click.option("--older-than", type=click.FloatRange(0), default=30, show_default=True, help="Days.")
     @db_option
