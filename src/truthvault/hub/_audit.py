@@ -82,6 +82,8 @@ class AuditLog:
         self.database = database
         self._cv = threading.Condition()
         self._queues: dict[int, _Queue] = {}
+        #: tenants known to have a head row (it is never deleted): their appends skip making one
+        self._heads: set[int] = set()
 
     # -- appends ---------------------------------------------------------------------------
     def append(self, tenant_id: str, entries: Sequence[bytes], batch: BatchInfo | None = None) -> int:
@@ -117,7 +119,7 @@ class AuditLog:
         nodes and the new head."""
         at = now()
         with self.database.write() as db:
-            frontier = _locked_frontier(self.database, db, pk, at)
+            frontier = _locked_frontier(self.database, db, pk, at, pk not in self._heads)
             rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
             nodes: list[tuple[int, int, int, bytes, int]] = []
             batches: list[tuple[int, str, int, int, int, str, str, str]] = []
@@ -153,6 +155,7 @@ class AuditLog:
                 "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
                 (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
             )
+        self._heads.add(pk)
 
     def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
         """Append a device's signed batch once: (its first index, whether it was new). The
@@ -290,16 +293,17 @@ def _result(request: _Request) -> int:
     return request.first
 
 
-def _locked_frontier(database: SqlDatabase, db: Db, pk: int, at: str) -> Frontier:
+def _locked_frontier(database: SqlDatabase, db: Db, pk: int, at: str, create: bool = True) -> Frontier:
     """The tenant's right edge, its head row locked until the transaction ends."""
-    db.execute(
-        "INSERT INTO audit_heads (tenant_pk, size, root, edge, updated_at) VALUES (?, 0, ?, ?, ?) "
-        "ON CONFLICT (tenant_pk) DO NOTHING",
-        (pk, EMPTY_ROOT, b"", at),
-    )
-    row = db.execute(
-        f"SELECT size, edge FROM audit_heads WHERE tenant_pk = ?{database.lock_clause}", (pk,)
-    ).fetchone()
+    select = f"SELECT size, edge FROM audit_heads WHERE tenant_pk = ?{database.lock_clause}"
+    row = None if create else db.execute(select, (pk,)).fetchone()
+    if row is None:
+        db.execute(
+            "INSERT INTO audit_heads (tenant_pk, size, root, edge, updated_at) VALUES (?, 0, ?, ?, ?) "
+            "ON CONFLICT (tenant_pk) DO NOTHING",
+            (pk, EMPTY_ROOT, b"", at),
+        )
+        row = db.execute(select, (pk,)).fetchone()
     size, edge = int(row[0]), bytes(row[1])
     return Frontier(size, [edge[i : i + 32] for i in range(0, len(edge), 32)])
 

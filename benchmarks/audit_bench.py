@@ -1,0 +1,194 @@
+"""The audit log: appends/s under concurrent writers, verification rate, proofs at scale.
+
+- appends/s: W writer threads each appending single entries (one action's entry at a time, as
+  the dispatcher does) to one tenant's log, on PostgreSQL and on SQLite; group commit lets
+  concurrent appenders share a transaction. Afterwards the log is checked: its size is the
+  number of appends (no fork, no loss) and it verifies.
+- verification: `AuditLog.verify` over a log of --entries entries (every entry re-hashed,
+  every stored node recomputed), in entries/s.
+- proofs at --entries: inclusion and consistency proofs read from the store (O(log n) rows),
+  their size, the time to make one and to verify one.
+
+    .venv/bin/python benchmarks/audit_bench.py                      # 1M entries, 20,000 appends
+    .venv/bin/python benchmarks/audit_bench.py --entries 10000 --appends 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from _figures import Figures
+
+from truthvault.hub.store import HubStore, open_store
+from truthvault.kernel import (
+    Actor,
+    AuditRecord,
+    encode_record,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+
+PG_SERVER = os.environ.get("TRUTHVAULT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: entries a bulk append writes at once when a big log is built
+_BULK = 10_000
+
+
+def _entry(tenant: str, i: int) -> bytes:
+    actor = Actor("user:cli", device_id="", tenant_id=tenant)
+    return encode_record(
+        AuditRecord(tenant, "notes.create", "1.0.0", actor, "allowed", "2026-12-07T10:00:00.000Z", f"{i:064x}")
+    )
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    name = f"tv_audit_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_SERVER.rpartition("/")[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def store_at(backend: str, tmp: Path, tag: str) -> Iterator[HubStore]:
+    if backend == "sqlite":
+        store = open_store(str(tmp / f"{tag}.db"))
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with pg_database() as url:
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def appends(store: HubStore, writers: int, total: int) -> float:
+    """Appends/s of ``writers`` threads appending one entry at a time; checks the log after."""
+    tenant = store.add_tenant(f"w{writers}", "cloud_first").id
+    each = total // writers
+    entries = [_entry(tenant, i) for i in range(each * writers)]
+    barrier = threading.Barrier(writers + 1)
+
+    def work(w: int) -> None:
+        barrier.wait()
+        for entry in entries[w * each : (w + 1) * each]:
+            store.audit.append(tenant, [entry])
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    size = store.audit.verify(tenant)
+    assert size == each * writers, (size, each * writers)  # every append once: no fork, no loss
+    return size / elapsed
+
+
+def build(store: HubStore, n: int) -> str:
+    tenant = store.add_tenant("big", "cloud_first").id
+    for start in range(0, n, _BULK):
+        store.audit.append(tenant, [_entry(tenant, i) for i in range(start, min(n, start + _BULK))])
+    return tenant
+
+
+def proofs(store: HubStore, tenant: str, n: int, samples: int = 200) -> dict[str, float]:
+    """Median times (µs) to make and verify proofs at size ``n``, and their sizes (hashes)."""
+    rng = random.Random(7)
+    _, root = store.audit.head(tenant)
+    make, check, sizes, cmake, ccheck, csizes = [], [], [], [], [], []
+    for _ in range(samples):
+        index = rng.randrange(n)
+        leaf = leaf_hash(store.audit.entries(tenant, index, 1)[0].entry)
+        t0 = time.perf_counter()
+        proof = store.audit.inclusion(tenant, index, n)
+        t1 = time.perf_counter()
+        assert verify_inclusion(leaf, index, n, proof, root)
+        t2 = time.perf_counter()
+        make.append(t1 - t0)
+        check.append(t2 - t1)
+        sizes.append(len(proof))
+        first = rng.randrange(1, n)
+        old = store.audit.root_at(tenant, first)
+        t0 = time.perf_counter()
+        cproof = store.audit.consistency(tenant, first, n)
+        t1 = time.perf_counter()
+        assert verify_consistency(first, n, old, root, cproof)
+        t2 = time.perf_counter()
+        cmake.append(t1 - t0)
+        ccheck.append(t2 - t1)
+        csizes.append(len(cproof))
+    us = 1e6
+    return {
+        "inclusion hashes (max)": max(sizes),
+        "inclusion make µs": statistics.median(make) * us,
+        "inclusion verify µs": statistics.median(check) * us,
+        "consistency hashes (max)": max(csizes),
+        "consistency make µs": statistics.median(cmake) * us,
+        "consistency verify µs": statistics.median(ccheck) * us,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000, help="size of the log proofs run on")
+    parser.add_argument("--appends", type=int, default=20_000, help="appends per concurrency measurement")
+    parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
+    args = parser.parse_args()
+    figures = Figures()
+    backends = args.backends.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"\n{'appends/s (single-entry appends)':<36}{'8 writers':>12}{'32 writers':>12}")
+        for backend in backends:
+            row = []
+            for writers in (8, 32):
+                with store_at(backend, Path(tmp), f"w{writers}") as store:
+                    rate = appends(store, writers, args.appends)
+                figures.add(f"{backend}: appends/s, {writers} writers", rate, "/s", "higher")
+                row.append(rate)
+            print(f"{backend:<36}" + "".join(f"{r:>12,.0f}" for r in row))
+        print(f"\n{'log of ' + format(args.entries, ',') + ' entries':<36}{'value':>12}")
+        for backend in backends:
+            with store_at(backend, Path(tmp), "big") as store:
+                t0 = time.perf_counter()
+                tenant = build(store, args.entries)
+                build_rate = args.entries / (time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                assert store.audit.verify(tenant) == args.entries
+                verify_rate = args.entries / (time.perf_counter() - t0)
+                stats = proofs(store, tenant, args.entries)
+            rows = {"bulk append entries/s": build_rate, "verify entries/s": verify_rate, **stats}
+            for name, value in rows.items():
+                print(f"{backend + ': ' + name:<36}{value:>12,.1f}")
+                unit = "µs" if "µs" in name else "hashes" if "hashes" in name else "/s"
+                better = "higher" if unit == "/s" else "lower"
+                figures.add(f"{backend}: {name} at {args.entries} entries", value, unit, better)
+    figures.write(args.json)
+    print(f"({args.appends:,} appends per concurrency run, each checked after; proofs: median of 200)")
+
+
+if __name__ == "__main__":
+    main()
