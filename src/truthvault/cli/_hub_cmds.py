@@ -196,6 +196,13 @@ def register(cli: click.Group) -> None:
         "--tls-key", type=click.Path(dir_okay=False), default=None, help="The certificate's PEM key."
     )
     @click.option(
+        "--audit-key",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="The hub's audit checkpoint key file, made (mode 0600) if missing; every hub process "
+        "of one database shares it (default: hub-audit.key in the truthvault home).",
+    )
+    @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="warning",
@@ -216,6 +223,7 @@ def register(cli: click.Group) -> None:
         rate_limit: str,
         tls_cert: str | None,
         tls_key: str | None,
+        audit_key: str | None,
         log_level: str,
         create: bool,
     ) -> None:
@@ -242,6 +250,7 @@ def register(cli: click.Group) -> None:
             signature_window_s=signature_window,
             rate_per_s=(rate := _parse_rate(rate_limit)),
             rate_burst=2 * rate,
+            audit_key_path=audit_key or str(home_dir() / "hub-audit.key"),
         )
         with _store(db_url, create=create) as store:
             serve_hub(store, db_url or _default_db(), host, port, settings, log_level, tls=tls)

@@ -15,6 +15,7 @@ the first index that does not match.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from dataclasses import dataclass, field
 from ..errors import InvalidInput
 from ..kernel import (
     EMPTY_ROOT,
+    Actor,
     AuditRecord,
     AuditTampered,
     DeviceBatch,
     Frontier,
+    Target,
     consistency_proof,
     encode_record,
     inclusion_proof,
@@ -33,11 +36,14 @@ from ..kernel import (
     verify_batch,
 )
 from ..kernel import merkle_root as tree_root
-from ._port import now
+from ..model import PushRequest, PushResponse
+from ._port import iso_ms, now
 from ._sql import Db, SqlDatabase
 
 __all__ = ["AuditLog", "BatchInfo", "HubAuditSink", "StoredEntry"]
 
+#: who a sync push's entry names as its actor: the device's sync, on behalf of its user
+_SYNC_SOURCE = "automation:sync"
 #: entries a verification reads at once (a power of two: chunks align with subtrees)
 _CHUNK = 4096
 
@@ -156,6 +162,23 @@ class AuditLog:
                 (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
             )
         self._heads.add(pk)
+
+    def audit_push(
+        self, tenant_id: str, device_id: str, request: PushRequest, response: PushResponse, now_ms: int
+    ) -> None:
+        """Record a sync push as one entry (action ``sync.push``): the ids and versions it
+        wrote, never their payloads. A push that changed nothing (a replay) is not recorded."""
+        fresh = {r.entity_id for r in response.results if r.outcome != "duplicate"}
+        targets = tuple(Target(i.entity_id, version=i.version) for i in request.items if i.entity_id in fresh)
+        if not targets and not request.decisions:
+            return
+        targets += tuple(Target(f"record:{d.id}") for d in request.decisions)
+        digest = hashlib.sha256("\n".join(f"{t.entity_id} {t.version}" for t in targets).encode()).hexdigest()
+        actor = Actor(_SYNC_SOURCE, device_id=device_id, tenant_id=tenant_id)
+        record = AuditRecord(
+            tenant_id, "sync.push", "1.0.0", actor, "allowed", iso_ms(now_ms), digest, targets
+        )
+        self.append(tenant_id, [encode_record(record)])
 
     def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
         """Append a device's signed batch once: (its first index, whether it was new). The

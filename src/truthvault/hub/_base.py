@@ -164,7 +164,9 @@ class SqlHubStore:
 
     # -- sync (SyncEngine) -----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
-        return self.engine.push(ctx, request, limits, now_ms)
+        response = self.engine.push(ctx, request, limits, now_ms)
+        self.audit.audit_push(ctx.tenant_id, ctx.device_id, request, response, now_ms)
+        return response
 
     def pull(
         self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None

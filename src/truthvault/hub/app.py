@@ -20,6 +20,7 @@ from .. import __version__
 from ..clock import HybridClock
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, TruthvaultError, Unauthorized
 from ..model import PullResponse, PushRequest, PushResponse, Record
+from ._audit_routes import CheckpointKey, add_audit_routes
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
 from ._key_routes import add_key_routes
@@ -56,6 +57,9 @@ class HubSettings:
     rate_per_s: float = 200.0
     rate_burst: float = 400.0
     access_token_ttl_s: float = 900.0
+    #: the file of the hub's audit checkpoint key (made, mode 0600, if missing); None: a key
+    #: for this process only, which devices that kept a checkpoint would refuse after a restart
+    audit_key_path: str | None = None
 
 
 #: the error code of a refusal FastAPI or Starlette makes before the hub's code runs
@@ -119,6 +123,8 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_record_routes(app, store, clock, notifier, device)
     add_device_routes(app, store, guard, device, parts, cfg.access_token_ttl_s)
     add_key_routes(app, store, device)
+    key = CheckpointKey.at(cfg.audit_key_path) if cfg.audit_key_path else CheckpointKey.ephemeral()
+    add_audit_routes(app, store, key, device)
     _add_wire_schemas(app)
     return app
 
