@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._audit import AuditStep, InclusionResult, audit_step
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
@@ -10,15 +11,18 @@ from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinn
 from ._transport import HubClient, SigningAuth, check_hub_url, enroll
 
 __all__ = [
+    "AuditStep",
     "CheckResult",
     "Enrolment",
     "HubClient",
+    "InclusionResult",
     "Joined",
     "KeyExchange",
     "Progress",
     "SigningAuth",
     "SyncStats",
     "Syncer",
+    "audit_step",
     "cert_fingerprint",
     "check_hub_url",
     "connect",

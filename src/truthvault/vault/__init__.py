@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ._apply import Applied, Applier
+from ._audit import DeviceAudit
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
 from ._ids import new_id
@@ -28,6 +29,7 @@ __all__ = [
     "Applied",
     "Applier",
     "ApplyStats",
+    "DeviceAudit",
     "Event",
     "Overruled",
     "Refusal",

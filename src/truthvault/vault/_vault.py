@@ -14,6 +14,7 @@ from ..errors import InvalidInput, InvalidSource, NotFound
 from ..model import SyncItem
 from ..truth import level_of_source
 from ._apply import Applier
+from ._audit import DeviceAudit
 from ._codec import ENTITY_SELECT, VaultRecord, item_from_row
 from ._db import Event, VaultDB, WriteResult
 from ._records import Records
@@ -42,6 +43,8 @@ class Vault:
         self._transfer = Transfer(db, applier)
         #: the sync side of this vault: push queue, pulls, the hub joined, re-syncs
         self.replica = Replica(db, applier)
+        #: the audit outbox (the kernel's AuditSink on this device) and the hub checkpoint kept
+        self.audit = DeviceAudit(db)
 
     @classmethod
     def open(cls, home: Path | str, *, source: str | None = None) -> Vault:
