@@ -23,6 +23,10 @@ _HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joi
 #: what the modules register.
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "accept": (_VAULT, "Accept a suggestion: it is merged in and becomes user truth (U1)."),
+    "audit": (
+        ("_audit_cmds",),
+        "The tenant's tamper-evident audit log at the hub, checked from this device.",
+    ),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "delete": (
         _VAULT,

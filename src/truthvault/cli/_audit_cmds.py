@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import TruthvaultError
-from ._common import out, plural, print_json
+from ._common import json_option, open_vault, out, plural, print_json
 
 if TYPE_CHECKING:
     from ..hub import HubStore
@@ -43,6 +42,53 @@ def hub_verify(store: HubStore, tenant_name: str | None, as_json: bool) -> None:
         out.print("no audit logs yet")
 
 
-def register(cli: click.Group) -> None:  # pragma: no cover - filled in with the device side
-    del cli
-    raise TruthvaultError("not yet")
+def register(cli: click.Group) -> None:
+    """Add the audit group (a device's view of its tenant's audit log at the hub)."""
+
+    @cli.group()
+    def audit() -> None:
+        """The tenant's tamper-evident audit log at the hub, checked from this device."""
+
+    @audit.command("proof")
+    @click.argument("entry", type=click.IntRange(0))
+    @json_option
+    def proof(entry: int, as_json: bool) -> None:
+        """Fetch entry ENTRY (its index) with its inclusion proof and verify it here."""
+        from ..sync import AuditStep, connect, device_keys
+
+        with open_vault() as vault, connect(vault) as client:
+            result = AuditStep(vault, client, device_keys(vault)).proof(entry)
+        cp = result.checkpoint
+        if as_json:
+            print_json({"index": result.index, "entry": result.entry, "proof": result.proof,
+                        "checkpoint": {"size": cp.size, "root": cp.root, "at": cp.at, "key": cp.key}})  # fmt: skip
+            return
+        e = result.entry
+        who = f"{e['source']} on {e['device'][:8] or 'the hub'}"
+        targets = ", ".join(f"{t[0]} v{t[1]}" for t in e["targets"]) or "-"
+        out.print(
+            f"entry {result.index}: {e['action']} {e['action_version']} by {who}: {e['decision']} at {e['at']}"
+        )
+        out.print(f"targets: {targets}")
+        out.print(f"inclusion proof ({plural(len(result.proof), 'hash', 'hashes')}):")
+        for h in result.proof:
+            out.print(f"  {h}")
+        out.print(f"verified against the hub's signed checkpoint: size {cp.size}, root {cp.root}")
+
+    @audit.command("verify")
+    @click.option("--full", is_flag=True, help="Re-hash every entry, not only those since the last check.")
+    @json_option
+    def verify(full: bool, as_json: bool) -> None:
+        """Re-hash the log's entries against the hub's signed checkpoint (which must extend the
+        one this device kept), from where the last check got to, or all with --full."""
+        from ..sync import AuditStep, connect, device_keys
+
+        with open_vault() as vault, connect(vault) as client:
+            checked, start, cp = AuditStep(vault, client, device_keys(vault)).verify(full=full)
+        if as_json:
+            print_json({"checked": checked, "from": start, "size": cp.size, "root": cp.root})
+            return
+        out.print(
+            f"audit log verified: {plural(checked, 'entry', 'entries')} checked from {start}; "
+            f"size {cp.size}, root {cp.root[:16]}"
+        )
