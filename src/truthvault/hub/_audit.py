@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInput
@@ -98,6 +98,12 @@ class AuditLog:
             raise InvalidInput("nothing to append")
         pk = self.database.tenant_pk(tenant_id)
         request = _Request(entries, batch)
+        in_write: Callable[[], bool] | None = getattr(self.database, "in_write", None)
+        if in_write is not None and in_write():
+            # inside a transaction of this thread (an action's): the entry commits with it, so
+            # it is written there alone, never with other appenders' entries
+            self._write(pk, [request])
+            return request.first
         with self._cv:
             queue = self._queues.setdefault(pk, _Queue())
             queue.waiting.append(request)
@@ -386,9 +392,9 @@ def _verify_chunk(db: Db, pk: int, frontier: Frontier, first: int, last: int) ->
 class HubAuditSink:
     """The kernel's :class:`~truthvault.kernel.AuditSink` for actions run at the hub.
 
-    The entry is appended in a transaction of its own (group-committed with the others), after
-    the action's statements: the log is in the hub's database but its sequencing lock is not
-    the action's, so the two commit separately."""
+    Where the database joins nested writes of one thread into one transaction, the entry
+    commits with the action (holding the tenant's log head until then); otherwise it is
+    appended in a transaction of its own, group-committed with other appenders'."""
 
     def __init__(self, log: AuditLog) -> None:
         self.log = log
