@@ -74,6 +74,11 @@ def add_audit_routes(
 ) -> None:
     """Add the /v1/audit endpoints."""
     Device = Annotated[DeviceContext, Depends(device)]
+    _add_read_routes(app, store, key, Device)
+    _add_append_route(app, store, Device)
+
+
+def _add_read_routes(app: FastAPI, store: HubStore, key: CheckpointKey, Device: Any) -> None:
     audit = store.audit
 
     def _checkpoint(ctx: DeviceContext) -> dict[str, Any]:
@@ -126,6 +131,8 @@ def add_audit_routes(
             ]
         }
 
+
+def _add_append_route(app: FastAPI, store: HubStore, Device: Any) -> None:
     @app.post("/v1/audit/entries", tags=["audit"])
     async def append(ctx: Device, request: Request) -> dict[str, Any]:
         """Append a batch of entries this device signed (once, however often it is sent)."""
@@ -141,7 +148,7 @@ def add_audit_routes(
             auth = store.device_keys(ctx.device_id)
             if auth is None or not auth.sign_public:
                 raise NotFound("this device has no signing key: only enrolled devices append audit entries")
-            first, new = audit.append_batch(batch, auth.sign_public)
+            first, new = store.audit.append_batch(batch, auth.sign_public)
             return {"first": first, "count": len(batch.entries), "appended": new}
 
         return await run_in_threadpool(run)
