@@ -20,15 +20,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from ..errors import InvalidInput
 from ..kernel import (
     EMPTY_ROOT,
-    Actor,
+    ENTRY_FORMAT,
+    AuditEntry,
     AuditRecord,
     AuditTampered,
     DeviceBatch,
     Frontier,
-    Target,
     consistency_proof,
     encode_record,
     inclusion_proof,
@@ -37,6 +39,7 @@ from ..kernel import (
 )
 from ..kernel import merkle_root as tree_root
 from ..model import PushRequest, PushResponse
+from ..truth import level_of_source
 from ._port import iso_ms, now
 from ._sql import Db, SqlDatabase
 
@@ -44,6 +47,8 @@ __all__ = ["AuditLog", "BatchInfo", "HubAuditSink", "StoredEntry"]
 
 #: who a sync push's entry names as its actor: the device's sync, on behalf of its user
 _SYNC_SOURCE = "automation:sync"
+_SYNC_LEVEL = int(level_of_source(_SYNC_SOURCE))
+_encoder = msgspec.json.Encoder()
 #: entries a verification reads at once (a power of two: chunks align with subtrees)
 _CHUNK = 4096
 
@@ -174,17 +179,21 @@ class AuditLog:
     ) -> None:
         """Record a sync push as one entry (action ``sync.push``): the ids and versions it
         wrote, never their payloads. A push that changed nothing (a replay) is not recorded."""
-        fresh = {r.entity_id for r in response.results if r.outcome != "duplicate"}
-        targets = tuple(Target(i.entity_id, version=i.version) for i in request.items if i.entity_id in fresh)
-        if not targets and not request.decisions:
+        # built straight as an entry: a Target a pushed item would cost more than the rest
+        items = request.items
+        if any(r.outcome == "duplicate" for r in response.results):
+            fresh = {r.entity_id for r in response.results if r.outcome != "duplicate"}
+            items = [i for i in items if i.entity_id in fresh]
+        if not items and not request.decisions:
             return
-        targets += tuple(Target(f"record:{d.id}") for d in request.decisions)
-        digest = hashlib.sha256("\n".join(f"{t.entity_id} {t.version}" for t in targets).encode()).hexdigest()
-        actor = Actor(_SYNC_SOURCE, device_id=device_id, tenant_id=tenant_id)
-        record = AuditRecord(
-            tenant_id, "sync.push", "1.0.0", actor, "allowed", iso_ms(now_ms), digest, targets
-        )
-        self.append(tenant_id, [encode_record(record)])
+        targets = [(i.entity_id, i.version) for i in items]
+        targets += [(f"record:{d.id}", 0) for d in request.decisions]
+        digest = hashlib.sha256("\n".join(f"{e} {v}" for e, v in targets).encode()).hexdigest()
+        entry = AuditEntry(
+            ENTRY_FORMAT, tenant_id, "sync.push", "1.0.0", _SYNC_SOURCE, device_id, _SYNC_LEVEL,
+            "allowed", iso_ms(now_ms), digest, targets,
+        )  # fmt: skip
+        self.append(tenant_id, [_encoder.encode(entry)])
 
     def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
         """Append a device's signed batch once: (its first index, whether it was new). The

@@ -8,6 +8,7 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 from __future__ import annotations
 
 from ._audit import (
+    ENTRY_FORMAT,
     AuditEntry,
     AuditInconsistent,
     AuditTampered,
@@ -58,6 +59,7 @@ from ._types import (
 
 __all__ = [
     "EMPTY_ROOT",
+    "ENTRY_FORMAT",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",

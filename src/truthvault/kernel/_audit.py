@@ -28,6 +28,7 @@ from ._merkle import leaf_hash
 from ._ports import AuditRecord
 
 __all__ = [
+    "ENTRY_FORMAT",
     "AuditEntry",
     "AuditInconsistent",
     "AuditTampered",
