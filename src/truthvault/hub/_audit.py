@@ -19,6 +19,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 
@@ -31,6 +32,7 @@ from ..kernel import (
     AuditTampered,
     DeviceBatch,
     Frontier,
+    NodeSource,
     consistency_proof,
     encode_record,
     inclusion_proof,
@@ -49,6 +51,11 @@ __all__ = ["AuditLog", "BatchInfo", "HubAuditSink", "StoredEntry"]
 _SYNC_SOURCE = "automation:sync"
 _SYNC_LEVEL = int(level_of_source(_SYNC_SOURCE))
 _encoder = msgspec.json.Encoder()
+#: a stand-in hash while the nodes a computation needs are being found
+_ZERO = bytes(32)
+T = TypeVar("T")
+#: positions one IN (...) query asks for at most
+_IN_CHUNK = 200
 #: entries a verification reads at once (a power of two: chunks align with subtrees)
 _CHUNK = 4096
 
@@ -265,7 +272,7 @@ class AuditLog:
         if not 0 <= index < size <= current:
             raise InvalidInput(f"index {index} and size {size} must satisfy 0 <= index < size <= {current}")
         with self.database.read() as db:
-            return inclusion_proof(_NodeReader(db, pk), index, size)
+            return _stored(db, pk, lambda nodes: inclusion_proof(nodes, index, size), self.database.backend)
 
     def consistency(self, tenant_id: str, first: int, second: int) -> list[bytes]:
         """The consistency proof from the tree of ``first`` to the tree of ``second``."""
@@ -276,13 +283,15 @@ class AuditLog:
                 f"first {first} and second {second} must satisfy 0 <= first <= second <= {current}"
             )
         with self.database.read() as db:
-            return consistency_proof(_NodeReader(db, pk), first, second)
+            return _stored(
+                db, pk, lambda nodes: consistency_proof(nodes, first, second), self.database.backend
+            )
 
     def root_at(self, tenant_id: str, size: int) -> bytes:
         """The root of the first ``size`` entries, from the stored nodes."""
         pk = self.database.tenant_pk(tenant_id)
         with self.database.read() as db:
-            return tree_root(_NodeReader(db, pk), size)
+            return _stored(db, pk, lambda nodes: tree_root(nodes, size), self.database.backend)
 
     def tenant_ids(self) -> list[str]:
         """The tenants that have a log."""
@@ -305,7 +314,7 @@ class AuditLog:
                 f"the log has {size} entries, fewer than the {start_size} checked before", index=size
             )
         with self.database.read() as db:
-            frontier = Frontier.load(_NodeReader(db, pk), start_size)
+            frontier = _stored(db, pk, lambda nodes: Frontier.load(nodes, start_size), self.database.backend)
         if start_root is not None and frontier.root() != start_root:
             raise AuditTampered(f"the first {start_size} entries no longer have the root checked before")
         for first in range(start_size, size, _CHUNK):
@@ -346,27 +355,61 @@ def _locked_frontier(database: SqlDatabase, db: Db, pk: int, at: str, create: bo
     return Frontier(size, [edge[i : i + 32] for i in range(0, len(edge), 32)])
 
 
-class _NodeReader:
-    """A node source over the stored tree: leaves from the entries, the rest from the nodes."""
+def _stored(db: Db, pk: int, compute: Callable[[NodeSource], T], backend: str) -> T:
+    """``compute`` over the stored tree. On PostgreSQL in two queries (a round trip costs more
+    than the reads): which nodes it reads depends only on the sizes and indexes it is given,
+    never on their hashes, so a first pass over zeros names them, one query per table fetches
+    them, and a second pass computes. SQLite reads each node by its key (faster there)."""
+    if backend == "sqlite":
+        return compute(lambda level, index: _one_node(db, pk, level, index))
+    wanted: list[tuple[int, int]] = []
 
-    __slots__ = ("db", "pk")
+    def note(level: int, index: int) -> bytes:
+        wanted.append((level, index))
+        return _ZERO
 
-    def __init__(self, db: Db, pk: int) -> None:
-        self.db, self.pk = db, pk
+    compute(note)
+    known: dict[tuple[int, int], bytes] = {}
+    leaves = [i for level, i in wanted if level == 0]
+    inner = [(level, i) for level, i in wanted if level > 0]
+    for start in range(0, len(leaves), _IN_CHUNK):
+        part = leaves[start : start + _IN_CHUNK]
+        sql = f"SELECT idx, leaf FROM audit_entries WHERE tenant_pk = ? AND idx IN ({','.join('?' * len(part))})"
+        known.update(((0, int(i)), bytes(h)) for i, h in db.execute(sql, (pk, *part)).fetchall())
+    for start in range(0, len(inner), _IN_CHUNK):
+        pairs = inner[start : start + _IN_CHUNK]
+        values = ", ".join(["(?, ?)"] * len(pairs))
+        sql = f"SELECT level, idx, hash FROM audit_nodes WHERE tenant_pk = ? AND (level, idx) IN (VALUES {values})"
+        args = [pk, *(v for pair in pairs for v in pair)]
+        known.update(((int(lv), int(i)), bytes(h)) for lv, i, h in db.execute(sql, args).fetchall())
 
-    def __call__(self, level: int, index: int) -> bytes:
-        if level == 0:
-            sql = "SELECT leaf FROM audit_entries WHERE tenant_pk = ? AND idx = ?"
-            row = self.db.execute(sql, (self.pk, index)).fetchone()
-        else:
-            sql = "SELECT hash FROM audit_nodes WHERE tenant_pk = ? AND level = ? AND idx = ?"
-            row = self.db.execute(sql, (self.pk, level, index)).fetchone()
-        if row is None:
-            first = index << level
-            raise AuditTampered(
-                f"the tree node over entries {first}..{first + (1 << level) - 1} is missing", index=first
-            )
-        return bytes(row[0])
+    def source(level: int, index: int) -> bytes:
+        found = known.get((level, index))
+        if found is None:
+            raise _missing(level, index)
+        return found
+
+    return compute(source)
+
+
+def _one_node(db: Db, pk: int, level: int, index: int) -> bytes:
+    if level == 0:
+        row = db.execute(
+            "SELECT leaf FROM audit_entries WHERE tenant_pk = ? AND idx = ?", (pk, index)
+        ).fetchone()
+    else:
+        sql = "SELECT hash FROM audit_nodes WHERE tenant_pk = ? AND level = ? AND idx = ?"
+        row = db.execute(sql, (pk, level, index)).fetchone()
+    if row is None:
+        raise _missing(level, index)
+    return bytes(row[0])
+
+
+def _missing(level: int, index: int) -> AuditTampered:
+    first = index << level
+    return AuditTampered(
+        f"the tree node over entries {first}..{first + (1 << level) - 1} is missing", index=first
+    )
 
 
 def _verify_chunk(db: Db, pk: int, frontier: Frontier, first: int, last: int) -> None:
