@@ -43,6 +43,12 @@ class DeviceAudit:
         (seq, entries). Entries written before this device joined its hub take its ids now."""
         db = self._db
         with db.tx() as conn:
+            # batches sealed under other ids (the device enrolled again since) are sealed anew
+            sealed_before = conn.execute("SELECT id, entry FROM audit_outbox WHERE batch_seq IS NOT NULL")
+            for row_id, data in sealed_before.fetchall():
+                entry = decode_entry(bytes(data))
+                if (entry.tenant, entry.device) != (tenant_id, device_id):
+                    conn.execute("UPDATE audit_outbox SET batch_seq = NULL WHERE id = ?", (row_id,))
             rows = conn.execute(
                 "SELECT id, entry FROM audit_outbox WHERE batch_seq IS NULL ORDER BY id"
             ).fetchall()
