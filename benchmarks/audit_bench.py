@@ -49,7 +49,9 @@ _BULK = 10_000
 def _entry(tenant: str, i: int) -> bytes:
     actor = Actor("user:cli", device_id="", tenant_id=tenant)
     return encode_record(
-        AuditRecord(tenant, "notes.create", "1.0.0", actor, "allowed", "2026-12-07T10:00:00.000Z", f"{i:064x}")
+        AuditRecord(
+            tenant, "notes.create", "1.0.0", actor, "allowed", "2026-12-07T10:00:00.000Z", f"{i:064x}"
+        )
     )
 
 
@@ -108,6 +110,30 @@ def appends(store: HubStore, writers: int, total: int, per: int = 1) -> float:
     size = store.audit.verify(tenant)
     assert size == each * writers, (size, each * writers)  # every append once: no fork, no loss
     return size / elapsed
+
+
+def bare_commits(url: str, writers: int, total: int) -> float:
+    """The database's own ceiling beside it: commits/s of ``writers`` connections each
+    inserting one row a transaction (what one entry an append costs without group commit)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commits (w int, i int)")
+    each = total // writers
+    barrier = threading.Barrier(writers + 1)
+
+    def work(w: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            barrier.wait()
+            for i in range(each):
+                conn.execute("INSERT INTO bench_commits VALUES (%s, %s)", (w, i))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return each * writers / (time.perf_counter() - t0)
 
 
 def build(store: HubStore, n: int) -> str:
@@ -176,6 +202,12 @@ def main() -> None:
                     row.append(rate)
                 label = f"{backend}, {per} entr{'y' if per == 1 else 'ies'} an append"
                 print(f"{label:<36}" + "".join(f"{r:>12,.0f}" for r in row))
+            if backend == "postgresql":
+                with pg_database() as url:
+                    ceiling = [bare_commits(url, w, args.appends) for w in (8, 32)]
+                for w, rate in zip((8, 32), ceiling, strict=True):
+                    figures.add(f"postgresql: bare one-row commits/s, {w} writers", rate, "/s", "higher")
+                print(f"{'postgresql, bare one-row commits':<36}" + "".join(f"{r:>12,.0f}" for r in ceiling))
         print(f"\n{'log of ' + format(args.entries, ',') + ' entries':<36}{'value':>12}")
         for backend in backends:
             with store_at(backend, Path(tmp), "big") as store:
