@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from ..crypto import DeviceKeys
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..kernel import Checkpoint, DeviceBatch, sign_checkpoint
+from ..model import MAX_INT64
 from .store import DeviceContext, HubStore
 
 __all__ = ["CheckpointKey", "add_audit_routes"]
@@ -65,8 +66,8 @@ class CheckpointKey:
         return sign_checkpoint(self._keys.sign, self.public, tenant_id, size, root, at)
 
 
-Index = Annotated[int, Query(ge=0, description="the entry's index, from 0")]
-Size = Annotated[int, Query(ge=1, description="the tree size the proof is for")]
+Index = Annotated[int, Query(ge=0, le=MAX_INT64, description="the entry's index, from 0")]
+Size = Annotated[int, Query(ge=1, le=MAX_INT64, description="the tree size the proof is for")]
 
 
 def add_audit_routes(
@@ -109,8 +110,8 @@ def _add_read_routes(app: FastAPI, store: HubStore, key: CheckpointKey, Device: 
     @app.get("/v1/audit/consistency", tags=["audit"])
     async def consistency(
         ctx: Device,
-        first: Annotated[int, Query(ge=0, description="the older tree size")],
-        second: Annotated[int, Query(ge=0, description="the newer tree size")],
+        first: Annotated[int, Query(ge=0, le=MAX_INT64, description="the older tree size")],
+        second: Annotated[int, Query(ge=0, le=MAX_INT64, description="the newer tree size")],
     ) -> dict[str, Any]:
         """The consistency proof from the tree of ``first`` entries to the tree of ``second``."""
         path = await run_in_threadpool(audit.consistency, ctx.tenant_id, first, second)
@@ -119,7 +120,7 @@ def _add_read_routes(app: FastAPI, store: HubStore, key: CheckpointKey, Device: 
     @app.get("/v1/audit/entries", tags=["audit"])
     async def entries(
         ctx: Device,
-        start: Annotated[int, Query(alias="from", ge=0, description="the first index")] = 0,
+        start: Annotated[int, Query(alias="from", ge=0, le=MAX_INT64, description="the first index")] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES_PAGE, description="at most this many")] = 100,
     ) -> dict[str, Any]:
         """Entries of the tenant's log from index ``from``, in order."""
