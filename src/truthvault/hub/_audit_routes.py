@@ -50,7 +50,7 @@ class CheckpointKey:
         if not target.exists():
             try:
                 DeviceKeys.generate().save(target)
-                log.warning("made the hub's audit checkpoint key at %s: keep it, devices trust it", target)
+                log.info("made the hub's audit checkpoint key at %s: keep it, devices trust it", target)
             except Exception:  # another hub process made it first
                 if not target.exists():
                     raise
