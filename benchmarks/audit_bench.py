@@ -1,10 +1,11 @@
 """The audit log: appends/s under concurrent writers, verification rate, proofs at scale.
 
 - appends/s: W writer threads appending to one tenant's log, each append durable when it
-  returns, on PostgreSQL and on SQLite: single entries (one action's entry at a time, as the
-  dispatcher does) and 10 entries an append (a device's signed batch); group commit lets
-  concurrent appenders share a transaction. Afterwards the log is checked: its size is the
-  number of entries appended (no fork, no loss) and it verifies.
+  returns, on PostgreSQL and on SQLite: single entries queued (`AuditQueue.enqueue`, as an
+  action's or a push's entry is; timed until the sequencer has moved them all into the tree),
+  single entries straight into the tree (`AuditLog.append`, group-committed), and 10 entries an
+  append (a device's signed batch). Afterwards the log is checked: its size is the number of
+  entries appended (no fork, no loss) and it verifies.
 - verification: `AuditLog.verify` over a log of --entries entries (every entry re-hashed,
   every stored node recomputed), in entries/s.
 - proofs at --entries: inclusion and consistency proofs read from the store (O(log n) rows),
@@ -85,10 +86,12 @@ def store_at(backend: str, tmp: Path, tag: str) -> Iterator[HubStore]:
             store.close()
 
 
-def appends(store: HubStore, writers: int, total: int, per: int = 1) -> float:
+def appends(store: HubStore, writers: int, total: int, per: int = 1, queued: bool = False) -> float:
     """Entries/s appended by ``writers`` threads, ``per`` entries an append (each append waits
-    for its commit); checks the log after: every entry in it once."""
-    tenant = store.add_tenant(f"w{writers}-{per}", "cloud_first").id
+    for its commit), straight into the tree or ``queued`` (timed until all are sequenced);
+    checks the log after: every entry in it once."""
+    tenant = store.add_tenant(f"w{writers}-{per}-{queued}", "cloud_first").id
+    add = store.audit_queue.enqueue if queued else store.audit.append
     each = max(per, total // writers // per * per)
     entries = [_entry(tenant, i) for i in range(each * writers)]
     barrier = threading.Barrier(writers + 1)
@@ -97,7 +100,7 @@ def appends(store: HubStore, writers: int, total: int, per: int = 1) -> float:
         barrier.wait()
         mine = entries[w * each : (w + 1) * each]
         for start in range(0, each, per):
-            store.audit.append(tenant, mine[start : start + per])
+            add(tenant, mine[start : start + per])
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
     for t in threads:
@@ -106,6 +109,7 @@ def appends(store: HubStore, writers: int, total: int, per: int = 1) -> float:
     t0 = time.perf_counter()
     for t in threads:
         t.join()
+    store.audit_queue.flush(tenant)
     elapsed = time.perf_counter() - t0
     size = store.audit.verify(tenant)
     assert size == each * writers, (size, each * writers)  # every append once: no fork, no loss
@@ -192,15 +196,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print(f"\n{'entries/s appended':<36}{'8 writers':>12}{'32 writers':>12}")
         for backend in backends:
-            for per in (1, 10):
+            for per, queued in ((1, True), (1, False), (10, False)):
                 row = []
                 for writers in (8, 32):
-                    with store_at(backend, Path(tmp), f"w{writers}-{per}") as store:
-                        rate = appends(store, writers, args.appends, per)
-                    suffix = "" if per == 1 else f", {per} entries an append"
+                    with store_at(backend, Path(tmp), f"w{writers}-{per}-{queued}") as store:
+                        rate = appends(store, writers, args.appends, per, queued)
+                    suffix = ", queued" if queued else "" if per == 1 else f", {per} entries an append"
                     figures.add(f"{backend}: appends/s, {writers} writers{suffix}", rate, "/s", "higher")
                     row.append(rate)
-                label = f"{backend}, {per} entr{'y' if per == 1 else 'ies'} an append"
+                how = "queued" if queued else "direct"
+                label = f"{backend}, {how}, {per} entr{'y' if per == 1 else 'ies'} an append"
                 print(f"{label:<36}" + "".join(f"{r:>12,.0f}" for r in row))
             if backend == "postgresql":
                 with pg_database() as url:

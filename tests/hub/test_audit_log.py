@@ -73,13 +73,15 @@ def test_appends_grow_one_tree_whose_proofs_verify(hub_store: HubStore) -> None:
 
 def test_the_hub_sink_appends_each_record(hub_store: HubStore) -> None:
     tid = _tenant(hub_store)
-    sink = HubAuditSink(hub_store.audit)
+    sink = HubAuditSink(hub_store.audit_queue)
     record = AuditRecord(
         tid, "device.revoke", "1.0.0", Actor("user:cli", tenant_id=tid), "denied", "x", "0" * 64
     )
     sink.append(record)
     sink.append(record)
+    hub_store.audit_queue.flush(tid)  # the sequencer thread may have done it already
     assert [e.entry for e in hub_store.audit.entries(tid)] == [encode_record(record)] * 2
+    assert hub_store.audit_queue.pending() == 0 and hub_store.audit.verify(tid) == 2
 
 
 def test_a_device_batch_is_appended_once_under_the_devices_signature(hub_store: HubStore) -> None:
@@ -185,10 +187,15 @@ import sys, threading
 sys.path.insert(0, {src!r})
 from truthvault.hub.store import open_store
 url, tid, name, threads, each = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+queued = sys.argv[6] == "queued"
 store = open_store(url)
 def work(t):
     for i in range(each):
-        store.audit.append(tid, [f'{{{{"w":"{{name}}-{{t}}-{{i}}"}}}}'.encode()])
+        entry = f'{{{{"w":"{{name}}-{{t}}-{{i}}"}}}}'.encode()
+        if queued:
+            store.audit_queue.enqueue(tid, [entry])
+        else:
+            store.audit.append(tid, [entry])
 ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
 for t in ts: t.start()
 for t in ts: t.join()
@@ -197,7 +204,10 @@ store.close()
 
 
 @pytest.mark.postgres
-def test_eight_writers_in_two_hub_processes_never_fork_the_log(pg_dsn: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["direct", "queued"])
+def test_eight_writers_in_two_hub_processes_never_fork_the_log(
+    pg_dsn: str, tmp_path: Path, mode: str
+) -> None:
     store = open_store(pg_dsn)
     try:
         tid = _tenant(store)
@@ -205,15 +215,14 @@ def test_eight_writers_in_two_hub_processes_never_fork_the_log(pg_dsn: str, tmp_
         script.write_text(textwrap.dedent(_WRITER.format(src=str(SRC))))
         threads, each = 8, 40
         procs = [
-            subprocess.Popen([sys.executable, str(script), pg_dsn, tid, name, str(threads), str(each)])
+            subprocess.Popen([sys.executable, str(script), pg_dsn, tid, name, str(threads), str(each), mode])
             for name in ("a", "b")
         ]
         # and 8 writers in this process too, at the same time
+        add = store.audit_queue.enqueue if mode == "queued" else store.audit.append
         local = [
             threading.Thread(
-                target=lambda t=t: [
-                    store.audit.append(tid, [f'{{"w":"c-{t}-{i}"}}'.encode()]) for i in range(each)
-                ]
+                target=lambda t=t: [add(tid, [f'{{"w":"c-{t}-{i}"}}'.encode()]) for i in range(each)]
             )
             for t in range(threads)
         ]
@@ -222,6 +231,8 @@ def test_eight_writers_in_two_hub_processes_never_fork_the_log(pg_dsn: str, tmp_
         for t in local:
             t.join()
         assert [p.wait(timeout=300) for p in procs] == [0, 0]
+        store.audit_queue.sequence()  # what the writer processes' sequencers left (none, at close)
+        assert store.audit_queue.pending() == 0
         total = 3 * threads * each
         entries = store.audit.entries(tid, 0, total + 10)
         assert [e.index for e in entries] == list(range(total))  # no gap, no duplicate index

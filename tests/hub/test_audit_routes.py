@@ -114,6 +114,7 @@ def test_each_sync_push_is_one_entry_naming_ids_and_versions(dev: Signer, hub_st
     body = encode(PushRequest(items=items))
     assert dev.call("POST", "/v1/sync/push", body=body).status_code == 200
     assert dev.call("POST", "/v1/sync/push", body=body).status_code == 200  # a replay: not recorded
+    hub_store.audit_queue.flush(dev.tenant_id)  # queued at the push, sequenced in the background
     stored = hub_store.audit.entries(dev.tenant_id)
     assert len(stored) == 1
     entry = decode_entry(stored[0].entry)

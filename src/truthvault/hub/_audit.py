@@ -19,7 +19,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -144,55 +144,39 @@ class AuditLog:
         at = now()
         with self.database.write() as db:
             frontier = _locked_frontier(self.database, db, pk, at, pk not in self._heads)
-            rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
-            nodes: list[tuple[int, int, int, bytes, int]] = []
-            batches: list[tuple[int, str, int, int, int, str, str, str]] = []
-            for request in group:
-                request.first = frontier.size
-                info = request.batch
-                device, seq = (info.device_id, info.seq) if info else ("", None)
-                for entry in request.entries:
-                    leaf = leaf_hash(entry)
-                    rows.append((pk, frontier.size, entry, leaf, device, seq))
-                    for level, index, h in frontier.append(leaf):
-                        nodes.append((pk, level, index, h, (index + 1) << level))
-                if info is not None:
-                    batches.append((pk, info.device_id, info.seq, request.first, len(request.entries),
-                                    info.sign_public, info.signature, at))  # fmt: skip
-            db.executemany(
-                "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            if nodes:
-                db.executemany(
-                    "INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end) VALUES (?, ?, ?, ?, ?)",
-                    nodes,
-                )
-            if batches:
-                db.executemany(
-                    "INSERT INTO audit_batches (tenant_pk, device_id, seq, first_idx, count, sign_public, "
-                    "signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    batches,
-                )
-            db.execute(
-                "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
-                (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
-            )
+            _append_rows(db, pk, frontier, group, at)
         self._heads.add(pk)
 
-    def audit_push(
+    def integrate(self, tenant_pk: int, limit: int = 10_000) -> int:
+        """Move up to ``limit`` queued entries of a tenant (``audit_pending``, see
+        :class:`~._audit_queue.AuditQueue`) into its tree, in the order they were queued, in one
+        transaction under the head's lock; return how many moved."""
+        at = now()
+        with self.database.write() as db:
+            frontier = _locked_frontier(self.database, db, tenant_pk, at, tenant_pk not in self._heads)
+            # read after the lock: another sequencer's moves have committed and are not seen again
+            rows = db.execute(
+                "SELECT id, entry FROM audit_pending WHERE tenant_pk = ? ORDER BY id LIMIT ?",
+                (tenant_pk, limit),
+            ).fetchall()
+            if rows:
+                _append_rows(db, tenant_pk, frontier, [_Request([bytes(r[1]) for r in rows], None)], at)
+                db.executemany("DELETE FROM audit_pending WHERE id = ?", [(r[0],) for r in rows])
+        self._heads.add(tenant_pk)
+        return len(rows)
+
+    def push_entry(
         self, tenant_id: str, device_id: str, request: PushRequest, response: PushResponse, now_ms: int
-    ) -> None:
-        """Record a sync push as one entry (action ``sync.push``): the ids and versions it
-        wrote, never their payloads. A push that changed nothing (a replay) is not recorded."""
+    ) -> bytes | None:
+        """The entry of a sync push (action ``sync.push``): the ids and versions it wrote, never
+        their payloads; None for a push that changed nothing (a replay)."""
         # built straight as an entry: a Target a pushed item would cost more than the rest
         items = request.items
         if any(r.outcome == "duplicate" for r in response.results):
             fresh = {r.entity_id for r in response.results if r.outcome != "duplicate"}
             items = [i for i in items if i.entity_id in fresh]
         if not items and not request.decisions:
-            return
+            return None
         targets = [(i.entity_id, i.version) for i in items]
         targets += [(f"record:{d.id}", 0) for d in request.decisions]
         digest = hashlib.sha256("\n".join(f"{e} {v}" for e, v in targets).encode()).hexdigest()
@@ -200,7 +184,7 @@ class AuditLog:
             ENTRY_FORMAT, tenant_id, "sync.push", "1.0.0", _SYNC_SOURCE, device_id, _SYNC_LEVEL,
             "allowed", iso_ms(now_ms), digest, targets,
         )  # fmt: skip
-        self.append(tenant_id, [_encoder.encode(entry)])
+        return _encoder.encode(entry)
 
     def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
         """Append a device's signed batch once: (its first index, whether it was new). The
@@ -334,6 +318,44 @@ class AuditLog:
         return size
 
 
+def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at: str) -> None:
+    """Number ``group``'s entries from the frontier and write them, their nodes, their device
+    batches and the new head (the head's row is locked)."""
+    rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
+    nodes: list[tuple[int, int, int, bytes, int]] = []
+    batches: list[tuple[int, str, int, int, int, str, str, str]] = []
+    for request in group:
+        request.first = frontier.size
+        info = request.batch
+        device, seq = (info.device_id, info.seq) if info else ("", None)
+        for entry in request.entries:
+            leaf = leaf_hash(entry)
+            rows.append((pk, frontier.size, entry, leaf, device, seq))
+            for level, index, h in frontier.append(leaf):
+                nodes.append((pk, level, index, h, (index + 1) << level))
+        if info is not None:
+            batches.append((pk, info.device_id, info.seq, request.first, len(request.entries),
+                            info.sign_public, info.signature, at))  # fmt: skip
+    db.executemany(
+        "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    if nodes:
+        db.executemany(
+            "INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end) VALUES (?, ?, ?, ?, ?)", nodes
+        )
+    if batches:
+        db.executemany(
+            "INSERT INTO audit_batches (tenant_pk, device_id, seq, first_idx, count, sign_public, "
+            "signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            batches,
+        )
+    db.execute(
+        "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
+        (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
+    )
+
+
 def _result(request: _Request) -> int:
     if request.error is not None:
         raise request.error
@@ -442,14 +464,17 @@ def _verify_chunk(db: Db, pk: int, frontier: Frontier, first: int, last: int) ->
 
 
 class HubAuditSink:
-    """The kernel's :class:`~truthvault.kernel.AuditSink` for actions run at the hub.
+    """The kernel's :class:`~truthvault.kernel.AuditSink` for actions run at the hub: the entry
+    is queued (``audit_pending``) in the write transaction of this thread, so where the database
+    joins nested writes it commits with the action, taking no lock; the hub's sequencer moves it
+    into the tree (see :class:`~._audit_queue.AuditQueue`)."""
 
-    Where the database joins nested writes of one thread into one transaction, the entry
-    commits with the action (holding the tenant's log head until then); otherwise it is
-    appended in a transaction of its own, group-committed with other appenders'."""
-
-    def __init__(self, log: AuditLog) -> None:
-        self.log = log
+    def __init__(self, queue: _Enqueue) -> None:
+        self.queue = queue
 
     def append(self, record: AuditRecord) -> None:
-        self.log.append(record.tenant_id, [encode_record(record)])
+        self.queue.enqueue(record.tenant_id, [encode_record(record)])
+
+
+class _Enqueue(Protocol):
+    def enqueue(self, tenant_id: str, entries: Sequence[bytes]) -> None: ...

@@ -83,6 +83,7 @@ def _add_read_routes(app: FastAPI, store: HubStore, key: CheckpointKey, Device: 
     audit = store.audit
 
     def _checkpoint(ctx: DeviceContext) -> dict[str, Any]:
+        store.audit_queue.flush(ctx.tenant_id)  # what this device's pushes queued is in it
         size, root = audit.head(ctx.tenant_id)
         return msgspec.to_builtins(key.sign(ctx.tenant_id, size, root))  # type: ignore[no-any-return]
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 from ._audit import AuditLog
+from ._audit_queue import AuditQueue
 from ._auth import Credentials
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
@@ -49,10 +50,12 @@ class SqlHubStore:
         self.key_blobs = KeyBlobs(database)
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes))
         self.audit = AuditLog(database)
+        self.audit_queue = AuditQueue(self.audit)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""
         self.notes.stop()
+        self.audit_queue.close()
         self.database.close()
 
     def watch(self, on_change: Callable[[str], None]) -> Callable[[], None]:
@@ -165,7 +168,9 @@ class SqlHubStore:
     # -- sync (SyncEngine) -----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
         response = self.engine.push(ctx, request, limits, now_ms)
-        self.audit.audit_push(ctx.tenant_id, ctx.device_id, request, response, now_ms)
+        entry = self.audit.push_entry(ctx.tenant_id, ctx.device_id, request, response, now_ms)
+        if entry is not None:
+            self.audit_queue.enqueue(ctx.tenant_id, [entry])
         return response
 
     def pull(

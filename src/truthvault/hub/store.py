@@ -20,6 +20,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 if TYPE_CHECKING:
     from ._audit import AuditLog
+    from ._audit_queue import AuditQueue
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -154,6 +155,8 @@ class HubStore(Protocol):
     backend: str  # "sqlite" or "postgresql"
     #: the tenants' audit logs (RFC 6962 Merkle trees), in the same database
     audit: AuditLog
+    #: queued audit appends (an action's or a push's entry), sequenced into the logs
+    audit_queue: AuditQueue
 
     def close(self) -> None:
         """Release connections."""

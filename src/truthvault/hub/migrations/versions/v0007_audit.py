@@ -52,6 +52,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_pk", "level", "idx", name="pk_audit_nodes"),
     )
     op.create_index("ix_audit_nodes_span", "audit_nodes", ["tenant_pk", "span_end", "level"])
+    # Entries written but not yet in the tree: an action's transaction adds its entry here
+    # (taking no lock), and a sequencer moves them into the tree in batches, in id order.
+    op.create_table(
+        "audit_pending",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("tenant_pk", sa.Integer, nullable=False),
+        sa.Column("entry", sa.LargeBinary, nullable=False),
+    )
+    op.create_index("ix_audit_pending_tenant", "audit_pending", ["tenant_pk", "id"])
     # A device's signed batches: the signature over the batch's leaf hashes and the key that
     # made it, so anyone can check later that the hub did not forge the device's entries.
     op.create_table(
@@ -70,6 +81,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_batches")
+    op.drop_index("ix_audit_pending_tenant", table_name="audit_pending")
+    op.drop_table("audit_pending")
     op.drop_index("ix_audit_nodes_span", table_name="audit_nodes")
     op.drop_table("audit_nodes")
     op.drop_table("audit_entries")
