@@ -21,6 +21,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ("cli_bench.py", ["--runs", "1"], "note add"),
         ("import_bench.py", ["--count", "200"], "import entities/s"),
+        ("audit_bench.py", ["--entries", "300", "--appends", "64"], "sqlite: appends/s, 8 writers"),
         ("security_bench.py", ["--items", "1000"], "local_first (signed + AES-256-GCM): device pull items/s"),
         (
             "policy_bench.py",

@@ -68,9 +68,9 @@ def _hub_text(hub: HubProc) -> str:
             for table in sorted({c[0] for c in cols}):
                 chunks += [r[0] for r in conn.execute(f'SELECT t::text FROM "{table}" t')]
             for table, column, kind in cols:
-                if kind == "bytea":  # t::text shows bytea as hex: read it as the text it holds
-                    rows = conn.execute(f'SELECT convert_from("{column}", \'UTF8\') FROM "{table}"')
-                    chunks += [r[0] or "" for r in rows]
+                if kind == "bytea":  # t::text shows bytea as hex: read it as the bytes it holds
+                    rows = conn.execute(f'SELECT "{column}" FROM "{table}"')
+                    chunks += [bytes(r[0]).decode("latin-1") for r in rows if r[0] is not None]
     else:
         for suffix in ("", "-wal", "-shm"):
             path = Path(hub.db + suffix)
@@ -81,8 +81,10 @@ def _hub_text(hub: HubProc) -> str:
             for table in tables:
                 cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
                 for col in cols:
+                    # binary columns (the audit log's hashes) as the bytes they hold
                     chunks += [
-                        str(r[0]) for r in conn.execute(f'SELECT CAST("{col}" AS TEXT) FROM "{table}"')
+                        r[0].decode("latin-1") if isinstance(r[0], bytes) else str(r[0])
+                        for r in conn.execute(f'SELECT "{col}" FROM "{table}"')
                     ]
     for path in hub.admin.home.rglob("*"):
         if path.is_file():

@@ -250,3 +250,12 @@ def test_every_level_channel_and_risk_class_through_the_dispatcher(
     # automation never one either, and only the user decides approvals
     if risk is Risk.SECURITY and Actor(source).level >= 2:
         assert not decision.allowed
+
+
+def test_text_no_store_keeps_alike_is_refused_naming_where(vault: Vault) -> None:
+    kernel, _ = kernel_of(vault)
+    for bad, field in (({"text": "a\x00b"}, "text"), ({"text": "ok", "tags": ["x", "\udc00"]}, "tags[1]")):
+        with pytest.raises(ValidationFailed) as caught:
+            kernel.run("notes.create", bad, actor=vault.actor())
+        assert caught.value.field == field
+    assert vault.count() == 0

@@ -126,6 +126,7 @@ def test_public_api_is_curated() -> None:
             "EVENT_TYPES",
             "Applied",
             "Applier",
+            "DeviceAudit",
             "Replica",
             "ResyncState",
             "HEAD_REVISION",

@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "Requests waiting for your decision: what, who asked, why, the risk, when it expires.",
     ),
     "approve": (_APPROVAL, "Approve a pending request (ID or its first characters) as yourself (user:cli)."),
+    "audit": (
+        ("_audit_cmds",),
+        "The tenant's tamper-evident audit log at the hub, checked from this device.",
+    ),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "contract": (
         ("_contract_cmds",),

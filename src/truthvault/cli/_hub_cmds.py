@@ -205,6 +205,13 @@ def register(cli: click.Group) -> None:
         "--tls-key", type=click.Path(dir_okay=False), default=None, help="The certificate's PEM key."
     )
     @click.option(
+        "--audit-key",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="The hub's audit checkpoint key file, made (mode 0600) if missing; every hub process "
+        "of one database shares it (default: hub-audit.key in the truthvault home).",
+    )
+    @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="warning",
@@ -225,6 +232,7 @@ def register(cli: click.Group) -> None:
         rate_limit: str,
         tls_cert: str | None,
         tls_key: str | None,
+        audit_key: str | None,
         log_level: str,
         create: bool,
     ) -> None:
@@ -251,6 +259,7 @@ def register(cli: click.Group) -> None:
             signature_window_s=signature_window,
             rate_per_s=(rate := _parse_rate(rate_limit)),
             rate_burst=2 * rate,
+            audit_key_path=audit_key or str(home_dir() / "hub-audit.key"),
         )
         with _store(db_url, create=create) as store:
             serve_hub(store, db_url or _default_db(), host, port, settings, log_level, tls=tls)
@@ -423,6 +432,21 @@ def register(cli: click.Group) -> None:
             )
             table.add_row(e.at[:19], e.type, e.tenant_name or "-", (e.device_id or "-")[:8], what)
         out.print(table if found else "no security events")
+
+    @hub.group("audit")
+    def audit() -> None:
+        """The tenants' tamper-evident audit logs (RFC 6962 Merkle trees) in the hub's database."""
+
+    @audit.command("verify")
+    @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's log.")
+    @db_option
+    @json_option
+    def audit_verify(tenant_name: str | None, db_url: str | None, as_json: bool) -> None:
+        """Check every entry, node and head of the audit logs; name the first bad index."""
+        from ._audit_cmds import hub_verify
+
+        with _store(db_url) as store:
+            hub_verify(store, tenant_name, as_json)
 
     @hub.command("purge-tombstones")
     @click.option("--older-than", type=click.FloatRange(0), default=30, show_default=True, help="Days.")

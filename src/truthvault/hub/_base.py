@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager
 
 from ..kernel import CedarPolicy, PolicyVersion
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
+from ._audit import AuditLog
+from ._audit_queue import AuditQueue
 from ._auth import Credentials
 from ._broker import HubBroker
 from ._contracts import HubContracts
@@ -58,10 +60,13 @@ class SqlHubStore:
         self.broker = HubBroker(database)
         self.contracts = HubContracts(database)
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes), self.contracts.screen)
+        self.audit = AuditLog(database)
+        self.audit_queue = AuditQueue(self.audit)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""
         self.notes.stop()
+        self.audit_queue.close()
         self.database.close()
 
     def transaction(self) -> AbstractContextManager[object]:
@@ -176,7 +181,13 @@ class SqlHubStore:
 
     # -- sync (SyncEngine) -----------------------------------------------------------------
     def push(self, ctx: DeviceContext, request: PushRequest, limits: Limits, now_ms: int) -> PushResponse:
-        return self.engine.push(ctx, request, limits, now_ms)
+        # the push and its audit entry commit together (the engine's write joins this one)
+        with self.database.write():
+            response = self.engine.push(ctx, request, limits, now_ms)
+            entry = self.audit.push_entry(ctx.tenant_id, ctx.device_id, request, response, now_ms)
+            if entry is not None:
+                self.audit_queue.enqueue(ctx.tenant_id, [entry])
+        return response
 
     def pull(
         self, ctx: DeviceContext, since: int, limit: int, tag: str | None = None, tag_seq: int | None = None

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import HybridClock
-from ..kernel import Actor, AuditRecord, Kernel
+from ..kernel import Actor, Kernel
 from ._actions import HUB_ACTIONS, HubScope
+from ._audit import HubAuditSink
 from .store import DeviceContext, HubStore
 
 __all__ = ["HUB_ADMIN", "device_actor", "hub_kernel", "run_as_admin", "run_for_device"]
@@ -17,21 +18,6 @@ __all__ = ["HUB_ADMIN", "device_actor", "hub_kernel", "run_as_admin", "run_for_d
 HUB_ADMIN = "user:hub-admin"
 #: who a device acts as when its request names no source (a device acts for its user)
 DEVICE_SOURCE = "user:device"
-
-
-class _SecurityEventAudit:
-    """Until the audit log lands: each action is a security event of the tenant."""
-
-    def __init__(self, store: HubStore) -> None:
-        self._store = store
-
-    def append(self, record: AuditRecord) -> None:
-        self._store.add_security_event(
-            "ACTION",
-            tenant_id=record.tenant_id or None,
-            device_id=record.actor.device_id or None,
-            detail={"action": record.action, "decision": record.decision, "source": record.actor.source},
-        )
 
 
 def device_actor(ctx: DeviceContext, source: str | None = None) -> Actor:
@@ -74,7 +60,7 @@ def hub_kernel(store: HubStore, scope: HubScope, clock: HybridClock) -> Kernel[H
         scope,
         policy=store.policy_engine(scope.tenant_id),
         broker=store.broker.broker(scope.tenant_id),
-        audit=_SecurityEventAudit(store),
+        audit=HubAuditSink(store.audit_queue),
         transaction=store.transaction,
         clock=clock.now,
     )

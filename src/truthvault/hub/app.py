@@ -21,6 +21,7 @@ from ..clock import HybridClock
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, RateLimited, TruthvaultError, Unauthorized
 from ..model import PullResponse, PushRequest, PushResponse, Record
 from ._action_routes import add_action_routes
+from ._audit_routes import CheckpointKey, add_audit_routes
 from ._broker_routes import add_broker_routes
 from ._contract_routes import add_contract_routes
 from ._device_routes import add_device_routes
@@ -60,6 +61,9 @@ class HubSettings:
     rate_per_s: float = 200.0
     rate_burst: float = 400.0
     access_token_ttl_s: float = 900.0
+    #: the file of the hub's audit checkpoint key (made, mode 0600, if missing); None: a key
+    #: for this process only, which devices that kept a checkpoint would refuse after a restart
+    audit_key_path: str | None = None
 
 
 #: the error code of a refusal FastAPI or Starlette makes before the hub's code runs
@@ -127,6 +131,8 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_policy_routes(app, store, device, clock)
     add_broker_routes(app, store, device)
     add_contract_routes(app, store, device, clock)
+    key = CheckpointKey.at(cfg.audit_key_path) if cfg.audit_key_path else CheckpointKey.ephemeral()
+    add_audit_routes(app, store, key, device)
     _add_wire_schemas(app)
     return app
 

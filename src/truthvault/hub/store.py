@@ -21,6 +21,8 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 if TYPE_CHECKING:
     from ..kernel import CedarPolicy, PolicyVersion
+    from ._audit import AuditLog
+    from ._audit_queue import AuditQueue
     from ._broker import HubBroker
     from ._contracts import HubContracts
 
@@ -159,6 +161,10 @@ class HubStore(Protocol):
     broker: HubBroker
     #: each tenant's entity contract versions and which its devices use
     contracts: HubContracts
+    #: the tenants' audit logs (RFC 6962 Merkle trees), in the same database
+    audit: AuditLog
+    #: queued audit appends (an action's or a push's entry), sequenced into the logs
+    audit_queue: AuditQueue
 
     def close(self) -> None:
         """Release connections."""

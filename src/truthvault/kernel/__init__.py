@@ -10,6 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
+from ._audit import (
+    ENTRY_FORMAT,
+    AuditEntry,
+    AuditInconsistent,
+    AuditTampered,
+    Checkpoint,
+    DeviceBatch,
+    decode_entry,
+    encode_record,
+    sign_batch,
+    sign_checkpoint,
+    verify_batch,
+    verify_checkpoint,
+)
 from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
 from ._broker_store import (
     KINDS,
@@ -30,6 +44,20 @@ from ._contracts import (
     breaking_changes,
     check_schema,
 )
+from ._merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    MemoryTree,
+    NodeSource,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_of,
+    verify_consistency,
+    verify_inclusion,
+)
+from ._merkle import root as merkle_root
 from ._policy import CedarPolicy, StoredPolicy, role_of
 from ._policy_compile import (
     CompiledPolicy,
@@ -71,6 +99,8 @@ __all__ = [
     "BUILTIN_CONTRACTS",
     "BUILTIN_POLICY",
     "DEFAULT_POLICY",
+    "EMPTY_ROOT",
+    "ENTRY_FORMAT",
     "HARD_VERBS",
     "KINDS",
     "SECURITY_DOMAINS",
@@ -82,8 +112,11 @@ __all__ = [
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
+    "AuditEntry",
+    "AuditInconsistent",
     "AuditRecord",
     "AuditSink",
+    "AuditTampered",
     "BreakingChange",
     "Broker",
     "BrokerEvent",
@@ -91,13 +124,18 @@ __all__ = [
     "BrokerSettings",
     "BrokerStore",
     "CedarPolicy",
+    "Checkpoint",
     "CompiledPolicy",
     "Context",
     "Contract",
     "ContractBook",
+    "DeviceBatch",
+    "Frontier",
     "InputBroker",
     "InvalidPolicy",
     "Kernel",
+    "MemoryTree",
+    "NodeSource",
     "PinRecord",
     "PolicyDecision",
     "PolicyEngine",
@@ -115,13 +153,27 @@ __all__ = [
     "check_policy",
     "check_schema",
     "compile_policy",
+    "consistency_proof",
+    "decode_entry",
+    "encode_record",
     "event_detail",
     "hash_pin",
+    "inclusion_proof",
     "input_hash",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
     "role_of",
+    "root_of",
+    "sign_batch",
+    "sign_checkpoint",
     "status_rank",
     "targets_from_json",
     "targets_json",
+    "verify_batch",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
 ]
 
 #: the dispatcher and the registry load pydantic: imported when first asked for, so that a

@@ -195,12 +195,34 @@ def _validated(spec: ActionSpec[Any, Any, Any], input: Mapping[str, Any] | BaseM
     if isinstance(input, model):
         return input
     data = input.model_dump() if isinstance(input, BaseModel) else input
+    _check_text(data, "")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"
         raise ValidationFailed(f"{spec.name}: {where}: {first['msg']}", field=where) from None
+
+
+def _check_text(value: object, path: str) -> None:
+    """No text of an input holds NUL (no store keeps it alike: PostgreSQL refuses it) or half a
+    UTF-16 surrogate pair (no UTF-8 text can hold it): VALIDATION_ERROR naming where."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationFailed(f"{path or 'input'}: text must not contain NUL", field=path or "input")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValidationFailed(
+                f"{path or 'input'}: not valid Unicode text", field=path or "input"
+            ) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(key, path)
+            _check_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            _check_text(item, f"{path}[{n}]")
 
 
 def _output(spec: ActionSpec[Any, Any, Any], out: Any) -> BaseModel:

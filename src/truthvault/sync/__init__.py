@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
 from ._approvals import BrokerRemote, BrokerSync, HttpBrokerRemote, sync_approvals
+from ._audit import AuditStep, InclusionResult, audit_step
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._contracts import add_contract, sync_contracts
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
@@ -20,12 +21,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SYNC_ACTIONS",
+    "AuditStep",
     "BrokerRemote",
     "BrokerSync",
     "CheckResult",
     "Enrolment",
     "HttpBrokerRemote",
     "HubClient",
+    "InclusionResult",
     "Joined",
     "KeyExchange",
     "Progress",
@@ -33,6 +36,7 @@ __all__ = [
     "SyncStats",
     "Syncer",
     "add_contract",
+    "audit_step",
     "cert_fingerprint",
     "check_hub_url",
     "connect",

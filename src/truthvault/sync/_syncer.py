@@ -18,9 +18,11 @@ from ..errors import (
     ResyncRequired,
     StorageError,
 )
+from ..kernel import Checkpoint
 from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
 from ._approvals import BrokerSync, sync_approvals
+from ._audit import audit_step
 from ._contracts import sync_contracts
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
@@ -149,6 +151,8 @@ class Syncer:
         self._keyring: Keyring | None = None
         #: called with each page once the vault applied it (see :meth:`follow`)
         self._on_page: Callable[[PullResponse], None] | None = None
+        #: the hub's audit checkpoint the last sync accepted (None: not checked)
+        self.checkpoint: Checkpoint | None = None
 
     def _ring(self) -> Keyring:
         """The tenant keyring, fetched, created or shared once per Syncer (local-first only)."""
@@ -373,6 +377,8 @@ class Syncer:
             ):
                 stats.diverged.append("records")
         stats.approvals = sync_approvals(self.vault, self.client)
+        # the audit log: this device's entries up, the hub's checkpoint checked against the kept one
+        self.checkpoint = audit_step(self.vault, self.client, self.keys.device_keys)
         return stats
 
     def resync(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
 from ._apply import Applied, Applier
+from ._audit import DeviceAudit
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
 from ._ids import new_id
@@ -37,6 +38,7 @@ __all__ = [
     "Applied",
     "Applier",
     "ApplyStats",
+    "DeviceAudit",
     "EntitiesResult",
     "EntityResult",
     "Event",

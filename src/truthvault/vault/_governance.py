@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..kernel import (
-    AuditRecord,
     Kernel,
     PolicyDecision,
     PolicyRequest,
@@ -38,22 +37,6 @@ class _TenantPolicy:
         return self._engine.decide(request)
 
 
-class _EventAudit:
-    """Until the audit log lands: each action is an event of the vault's log."""
-
-    def __init__(self, db: VaultDB) -> None:
-        self._db = db
-
-    def append(self, record: AuditRecord) -> None:
-        self._db.add_event(
-            "ACTION",
-            record.targets[0].entity_id if record.targets else None,
-            action=record.action,
-            decision=record.decision,
-            source=record.actor.source,
-        )
-
-
 def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
     """The kernel that runs the device actions against ``vault``."""
 
@@ -65,7 +48,7 @@ def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
         vault,
         policy=_TenantPolicy(db),
         broker=vault.broker,
-        audit=_EventAudit(db),
+        audit=vault.audit,
         transaction=db.tx,
         clock=db.stamp,
         on_event=on_event,

@@ -15,6 +15,7 @@ from ..errors import InvalidInput, InvalidSource, NotFound
 from ..model import SyncItem
 from ..truth import level_of_source
 from ._apply import Applier
+from ._audit import DeviceAudit
 from ._codec import ENTITY_SELECT, VaultRecord, item_from_row
 from ._contracts import VaultContracts
 from ._db import Event, VaultDB, WriteResult
@@ -51,6 +52,8 @@ class Vault:
         self.replica = Replica(db, applier)
         self._kernel: Kernel[Vault] | None = None
         self._broker: InputBroker | None = None
+        #: the audit outbox (the kernel's AuditSink on this device) and the hub checkpoint kept
+        self.audit = DeviceAudit(db)
 
     @classmethod
     def open(cls, home: Path | str, *, source: str | None = None) -> Vault:

@@ -1,0 +1,294 @@
+"""The hub's audit log on SQLite and PostgreSQL: appends, proofs, device batches, tamper
+detection, and no fork under concurrent writers in several processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from truthvault.crypto import DeviceKeys
+from truthvault.errors import InvalidInput
+from truthvault.hub._audit import HubAuditSink
+from truthvault.hub.store import HubStore, open_store
+from truthvault.kernel import (
+    Actor,
+    AuditRecord,
+    AuditTampered,
+    MemoryTree,
+    encode_record,
+    leaf_hash,
+    sign_batch,
+    verify_consistency,
+    verify_inclusion,
+)
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _entry(i: int, device: str = "", tenant: str = "") -> bytes:
+    actor = Actor("user:cli", device_id=device, tenant_id=tenant)
+    return encode_record(
+        AuditRecord(
+            tenant, "notes.create", "1.0.0", actor, "allowed", f"2026-12-07T10:00:00.{i:03d}Z", f"{i:064x}"
+        )
+    )
+
+
+def _tenant(store: HubStore) -> str:
+    return store.add_tenant("t", "cloud_first").id
+
+
+def test_appends_grow_one_tree_whose_proofs_verify(hub_store: HubStore) -> None:
+    tid = _tenant(hub_store)
+    log = hub_store.audit
+    entries = [_entry(i, tenant=tid) for i in range(37)]
+    assert log.append(tid, entries[:5]) == 0
+    assert log.append(tid, entries[5:]) == 5
+    mirror = MemoryTree(leaf_hash(e) for e in entries)
+    size, root = log.head(tid)
+    assert (size, root) == (37, mirror.root())
+    assert [e.entry for e in log.entries(tid, 30, 100)] == entries[30:]
+    for index in (0, 17, 36):
+        proof = log.inclusion(tid, index, 37)
+        assert verify_inclusion(leaf_hash(entries[index]), index, 37, proof, root)
+    for first in (1, 5, 16, 36):
+        proof = log.consistency(tid, first, 37)
+        assert verify_consistency(first, 37, mirror.root(first), root, proof)
+        assert log.root_at(tid, first) == mirror.root(first)
+    assert log.verify(tid) == 37
+    assert log.verify(tid, start_size=16, start_root=mirror.root(16)) == 37
+    with pytest.raises(InvalidInput, match="index 37"):
+        log.inclusion(tid, 37, 37)
+    assert log.tenant_ids() == [tid]
+
+
+def test_the_hub_sink_appends_each_record(hub_store: HubStore) -> None:
+    tid = _tenant(hub_store)
+    sink = HubAuditSink(hub_store.audit_queue)
+    record = AuditRecord(
+        tid, "device.revoke", "1.0.0", Actor("user:cli", tenant_id=tid), "denied", "x", "0" * 64
+    )
+    sink.append(record)
+    sink.append(record)
+    hub_store.audit_queue.flush(tid)  # the sequencer thread may have done it already
+    assert [e.entry for e in hub_store.audit.entries(tid)] == [encode_record(record)] * 2
+    assert hub_store.audit_queue.pending() == 0 and hub_store.audit.verify(tid) == 2
+
+
+def test_a_device_batch_is_appended_once_under_the_devices_signature(hub_store: HubStore) -> None:
+    tid = _tenant(hub_store)
+    keys, other = DeviceKeys.generate(), DeviceKeys.generate()
+    public = keys.public_bundle()["sign"]
+    hub_store.audit.append(tid, [_entry(0, tenant=tid)])
+    batch = sign_batch(keys.sign, tid, "dev-a", 1, [_entry(i, "dev-a", tid) for i in range(3)])
+    assert hub_store.audit.append_batch(batch, public) == (1, True)
+    assert hub_store.audit.append_batch(batch, public) == (1, False)
+    assert hub_store.audit.head(tid)[0] == 4
+    stored = hub_store.audit.entries(tid, 1)
+    assert {(e.device_id, e.batch_seq) for e in stored} == {("dev-a", 1)}
+    kept = hub_store.audit.batch(tid, "dev-a", 1)
+    assert kept is not None and kept.signature == batch.signature and kept.sign_public == public
+    with pytest.raises(InvalidInput, match="bad signature"):
+        hub_store.audit.append_batch(batch, other.public_bundle()["sign"])
+    forged = sign_batch(other.sign, tid, "dev-a", 2, [_entry(9, "dev-a", tid)])
+    with pytest.raises(InvalidInput, match="bad signature"):
+        hub_store.audit.append_batch(forged, public)
+    again = sign_batch(keys.sign, tid, "dev-a", 1, [_entry(7, "dev-a", tid)])
+    with pytest.raises(InvalidInput, match="already received"):
+        hub_store.audit.append_batch(again, public)
+    assert hub_store.audit.verify(tid) == 4
+
+
+# -- tampering -------------------------------------------------------------------------------
+def _edit(sql: Callable[..., list[Any]], pk: int) -> None:
+    row = sql("SELECT entry FROM audit_entries WHERE tenant_pk = ? AND idx = 5", (pk,))[0][0]
+    changed = bytes(row).replace(b'"allowed"', b'"approved"')
+    sql("UPDATE audit_entries SET entry = ? WHERE tenant_pk = ? AND idx = 5", (changed, pk))
+
+
+def _edit_with_leaf(sql: Callable[..., list[Any]], pk: int) -> None:
+    row = sql("SELECT entry FROM audit_entries WHERE tenant_pk = ? AND idx = 5", (pk,))[0][0]
+    changed = bytes(row).replace(b'"allowed"', b'"approved"')
+    sql(
+        "UPDATE audit_entries SET entry = ?, leaf = ? WHERE tenant_pk = ? AND idx = 5",
+        (changed, leaf_hash(changed), pk),
+    )
+
+
+def _delete(sql: Callable[..., list[Any]], pk: int) -> None:
+    sql("DELETE FROM audit_entries WHERE tenant_pk = ? AND idx = 5", (pk,))
+
+
+def _reorder(sql: Callable[..., list[Any]], pk: int) -> None:
+    sql("UPDATE audit_entries SET idx = -1 WHERE tenant_pk = ? AND idx = 4", (pk,))
+    sql("UPDATE audit_entries SET idx = 4 WHERE tenant_pk = ? AND idx = 5", (pk,))
+    sql("UPDATE audit_entries SET idx = 5 WHERE tenant_pk = ? AND idx = -1", (pk,))
+
+
+def _truncate(sql: Callable[..., list[Any]], pk: int) -> None:
+    sql("DELETE FROM audit_entries WHERE tenant_pk = ? AND idx >= 5", (pk,))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "index", "message"),
+    [
+        (_edit, 5, "entry 5 was changed"),
+        (_edit_with_leaf, 4, "entries 4..5 do not match"),
+        (_delete, 5, "entry 5 is missing"),
+        (_reorder, 4, "entries 4..5 do not match"),
+        (_truncate, 5, "entry 5 is missing"),
+    ],
+    ids=["edit", "edit-and-rehash", "delete", "reorder", "truncate"],
+)
+def test_tampering_is_detected_at_the_first_bad_index(
+    hub_store: HubStore,
+    hub_sql: Callable[..., list[Any]],
+    tamper: Callable[..., None],
+    index: int,
+    message: str,
+) -> None:
+    tid = _tenant(hub_store)
+    hub_store.audit.append(tid, [_entry(i, tenant=tid) for i in range(11)])
+    assert hub_store.audit.verify(tid) == 11
+    pk = hub_sql("SELECT pk FROM tenants WHERE id = ?", (tid,))[0][0]
+    tamper(hub_sql, pk)
+    with pytest.raises(AuditTampered, match=message) as caught:
+        hub_store.audit.verify(tid)
+    assert caught.value.index == index
+
+
+def test_a_rewritten_history_fails_against_the_root_checked_before(hub_store: HubStore) -> None:
+    tid = _tenant(hub_store)
+    hub_store.audit.append(tid, [_entry(i, tenant=tid) for i in range(8)])
+    _, old_root = hub_store.audit.head(tid)
+    # another history of the same tenant, written from scratch (all its tables consistent)
+    db = hub_store.audit.database
+    with db.write() as conn:
+        for table in ("audit_entries", "audit_nodes", "audit_heads"):
+            conn.execute(f"DELETE FROM {table} WHERE tenant_pk = ?", (db.tenant_pk(tid),))
+    hub_store.audit.append(tid, [_entry(100 + i, tenant=tid) for i in range(9)])
+    assert hub_store.audit.verify(tid) == 9  # consistent in itself ...
+    with pytest.raises(AuditTampered, match="no longer have the root"):
+        hub_store.audit.verify(tid, start_size=8, start_root=old_root)  # ... not with what was seen
+
+
+# -- concurrency ---------------------------------------------------------------------------
+_WRITER = """
+import sys, threading
+sys.path.insert(0, {src!r})
+from truthvault.hub.store import open_store
+url, tid, name, threads, each = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+queued = sys.argv[6] == "queued"
+store = open_store(url)
+def work(t):
+    for i in range(each):
+        entry = f'{{{{"w":"{{name}}-{{t}}-{{i}}"}}}}'.encode()
+        if queued:
+            store.audit_queue.enqueue(tid, [entry])
+        else:
+            store.audit.append(tid, [entry])
+ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+for t in ts: t.start()
+for t in ts: t.join()
+store.close()
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["direct", "queued"])
+def test_eight_writers_in_two_hub_processes_never_fork_the_log(
+    pg_dsn: str, tmp_path: Path, mode: str
+) -> None:
+    store = open_store(pg_dsn)
+    try:
+        tid = _tenant(store)
+        script = tmp_path / "writer.py"
+        script.write_text(textwrap.dedent(_WRITER.format(src=str(SRC))))
+        threads, each = 8, 40
+        procs = [
+            subprocess.Popen([sys.executable, str(script), pg_dsn, tid, name, str(threads), str(each), mode])
+            for name in ("a", "b")
+        ]
+        # and 8 writers in this process too, at the same time
+        add = store.audit_queue.enqueue if mode == "queued" else store.audit.append
+        local = [
+            threading.Thread(
+                target=lambda t=t: [add(tid, [f'{{"w":"c-{t}-{i}"}}'.encode()]) for i in range(each)]
+            )
+            for t in range(threads)
+        ]
+        for t in local:
+            t.start()
+        for t in local:
+            t.join()
+        assert [p.wait(timeout=300) for p in procs] == [0, 0]
+        store.audit_queue.sequence()  # what the writer processes' sequencers left (none, at close)
+        assert store.audit_queue.pending() == 0
+        total = 3 * threads * each
+        entries = store.audit.entries(tid, 0, total + 10)
+        assert [e.index for e in entries] == list(range(total))  # no gap, no duplicate index
+        written = {e.entry for e in entries}
+        expected = {
+            f'{{"w":"{n}-{t}-{i}"}}'.encode() for n in "abc" for t in range(threads) for i in range(each)
+        }
+        assert written == expected and len(entries) == len(expected)  # each exactly once
+        size, root = store.audit.head(tid)
+        assert size == total
+        assert root == MemoryTree(leaf_hash(e.entry) for e in entries).root()
+        assert store.audit.verify(tid) == total
+    finally:
+        store.close()
+
+
+def test_concurrent_appenders_in_one_process_share_transactions(hub_store: HubStore) -> None:
+    tid = _tenant(hub_store)
+    firsts: list[int] = []
+    lock = threading.Lock()
+
+    def work(t: int) -> None:
+        for i in range(25):
+            first = hub_store.audit.append(tid, [_entry(i, tenant=tid), _entry(100 + t, tenant=tid)])
+            with lock:
+                firsts.append(first)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(firsts) == list(range(0, 400, 2))  # each append got its own two slots
+    assert hub_store.audit.verify(tid) == 400
+    assert msgspec.json.decode(hub_store.audit.entries(tid, 0, 1)[0].entry)["v"] == 1
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "truthvault", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_hub_audit_verify_checks_the_database_and_names_the_bad_entry(
+    hub_store: HubStore, hub_url: str, hub_sql: Callable[..., list[Any]]
+) -> None:
+    tid = _tenant(hub_store)
+    hub_store.audit.append(tid, [_entry(i, tenant=tid) for i in range(12)])
+    good = _cli("hub", "audit", "verify", "--db", hub_url)
+    assert good.returncode == 0, good.stderr
+    assert "tenant 't': 12 entries verified" in good.stdout
+    pk = hub_sql("SELECT pk FROM tenants WHERE id = ?", (tid,))[0][0]
+    _edit(hub_sql, pk)
+    bad = _cli("hub", "audit", "verify", "--db", hub_url, "--tenant", "t")
+    assert bad.returncode == 1
+    assert (
+        bad.stderr.splitlines()[0] == "error: tenant 't': entry 5 was changed: it does not hash to its leaf"
+    )
