@@ -19,19 +19,24 @@ def test_a_device_proves_and_verifies_the_log_and_the_admin_checks_the_database(
     laptop.run("sync", "now")
     laptop.run("note", "add", "second")
     laptop.run("sync", "now")
-    proof = laptop.json("audit", "proof", "1")
-    assert proof["entry"]["action"] == "sync.push" and proof["checkpoint"]["size"] == 2
-    assert len(proof["proof"]) == 1
+    # the log holds every governed act: the admin's codes (one with the tenant, one for the
+    # laptop), each note the laptop added (its device-signed batches) and each push
+    size = laptop.json("audit", "verify", "--full")["size"]
+    proofs = [laptop.json("audit", "proof", str(n)) for n in range(size)]
+    actions = sorted(p["entry"]["action"] for p in proofs)
+    assert actions == ["notes.create", "notes.create", "sync.push", "sync.push", "tenant.code", "tenant.code"]
+    assert all(p["checkpoint"]["size"] == size for p in proofs)
+    assert proofs[0]["entry"]["action"] == "tenant.code"  # the first: the tenant's first code
     shown = laptop.run("audit", "proof", "0").stdout
-    assert "entry 0: sync.push 1.0.0" in shown and "verified against the hub's signed checkpoint" in shown
-    first = laptop.json("audit", "verify")
-    assert (first["checked"], first["from"], first["size"]) == (2, 0, 2)
-    assert laptop.json("audit", "verify") == {**first, "checked": 0, "from": 2}  # nothing new since
+    assert "entry 0: tenant.code 1.0.0" in shown and "verified against the hub's signed checkpoint" in shown
+    first = laptop.json("audit", "verify", "--full")
+    assert (first["checked"], first["from"], first["size"]) == (size, 0, size)
+    assert laptop.json("audit", "verify") == {**first, "checked": 0, "from": size}  # nothing new since
     assert laptop.json("audit", "verify", "--full") == first
-    missing = laptop.run("audit", "proof", "9", check=False)
-    assert missing.returncode == 1 and "no audit entry 9" in missing.stderr
+    missing = laptop.run("audit", "proof", "99", check=False)
+    assert missing.returncode == 1 and "no audit entry 99" in missing.stderr
     admin = json.loads(hub.admin.run("hub", "audit", "verify", "--json").stdout)
-    assert admin[0]["tenant"] == "family" and admin[0]["entries"] == 2
+    assert admin[0]["tenant"] == "family" and admin[0]["entries"] == size
     # the hub made its checkpoint key, readable by its owner only, where it keeps its files
     key = Path(hub.admin.env["TRUTHVAULT_HOME"]) / "hub-audit.key"
     assert key.stat().st_mode & 0o077 == 0
