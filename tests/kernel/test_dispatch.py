@@ -259,3 +259,22 @@ def test_text_no_store_keeps_alike_is_refused_naming_where(vault: Vault) -> None
             kernel.run("notes.create", bad, actor=vault.actor())
         assert caught.value.field == field
     assert vault.count() == 0
+
+
+def test_kept_decisions_never_outlive_the_policy_they_were_made_under(tmp_path: Path) -> None:
+    """Decisions are kept in the vault across processes (a command loads no policy engine for
+    what an earlier one decided); a new policy, set here or by another process, drops them."""
+    reads_only = '@id("reads") permit (principal, action, resource) when { context.risk == "read" };\n'
+    home = tmp_path / "v"
+    with Vault.open(home, source="user:cli") as first:
+        note(first.kernel, first, "decided once")
+    with Vault.open(home, source="user:cli") as second, Vault.open(home, source="user:cli") as other:
+        note(second.kernel, second, "decided from what was kept")
+        assert second.kernel.policy._engine is None  # no Cedar was needed
+        device_kernel(other).run("policy.set", {"text": reads_only}, actor=other.actor())
+        with pytest.raises(ActionForbidden):  # the other connection's policy is seen at once
+            note(second.kernel, second, "no longer allowed")
+    with Vault.open(home, source="user:cli") as third:
+        with pytest.raises(ActionForbidden):
+            note(third.kernel, third, "nor in a new process")
+        assert third.count() == 2

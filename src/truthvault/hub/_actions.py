@@ -6,10 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..errors import Forbidden
-from ..kernel import Context, InvalidPolicy, Registry, Risk, Target, ValidationFailed
+from ..kernel import (
+    ActionInput,
+    ActionOutput,
+    Context,
+    InvalidPolicy,
+    Registry,
+    Risk,
+    Target,
+    ValidationFailed,
+)
 from ..model import plain
 from .store import DeviceContext, HubStore
 
@@ -36,12 +45,8 @@ HUB_ACTIONS: Registry[HubScope] = Registry()
 Ctx = Context[HubScope]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _Out(ActionOutput):
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class DeviceOut(_Out):
@@ -50,7 +55,7 @@ class DeviceOut(_Out):
     revoked: bool
 
 
-class NameIn(_In):
+class NameIn(ActionInput):
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -64,7 +69,7 @@ def device_revoke(ctx: Ctx, params: NameIn) -> DeviceOut:
     return DeviceOut(id=revoked.id, name=revoked.name, revoked=True)
 
 
-class RotateIn(_In):
+class RotateIn(ActionInput):
     sign_public: str = Field(min_length=1, max_length=200)
     box_public: str = Field(min_length=1, max_length=200)
     grace_seconds: float = Field(default=300, ge=0, le=7 * 86400)
@@ -86,7 +91,7 @@ def device_rotate_key(ctx: Ctx, params: RotateIn) -> RotateOut:
     return RotateOut(device_id=device.device_id, grace_until=until)
 
 
-class WrappedIn(_In):
+class WrappedIn(ActionInput):
     blobs: dict[str, str]
     kid: str = Field(min_length=1, max_length=200)
     genesis: bool = False
@@ -106,7 +111,7 @@ def keys_rotate(ctx: Ctx, params: WrappedIn) -> StoredOut:
     return StoredOut(stored=stored)
 
 
-class RecoveryIn(_In):
+class RecoveryIn(ActionInput):
     blob: str = Field(min_length=1)
     kid: str = Field(min_length=1, max_length=200)
 
@@ -118,7 +123,7 @@ def keys_recovery(ctx: Ctx, params: RecoveryIn) -> StoredOut:
     return StoredOut(stored=1)
 
 
-class ResolveIn(_In):
+class ResolveIn(ActionInput):
     conflict_id: str = Field(min_length=1, max_length=200)
     resolution: Literal["keep", "restore"]
 
@@ -142,7 +147,7 @@ def conflict_resolve(ctx: Ctx, params: ResolveIn) -> ResolveOut:
     return ResolveOut(record=plain(record), item=None if item is None else plain(item))
 
 
-class CodeIn(_In):
+class CodeIn(ActionInput):
     ttl_s: float = Field(default=900, gt=0, le=7 * 86400)
 
 
@@ -158,7 +163,7 @@ def tenant_code(ctx: Ctx, params: CodeIn) -> CodeOut:
     return CodeOut(code=code, tenant=ctx.store.tenant_name)
 
 
-class PolicySetIn(_In):
+class PolicySetIn(ActionInput):
     text: str = Field(min_length=1)
 
 
@@ -179,8 +184,8 @@ def policy_set(ctx: Ctx, params: PolicySetIn) -> PolicySetOut:
     return PolicySetOut(version=stored.version, set_by=stored.set_by, set_at=stored.set_at)
 
 
-class ContractAddIn(_In):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class ContractAddIn(ActionInput):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     type: str = Field(min_length=1, max_length=64)
     json_schema: dict[str, Any] = Field(alias="schema")

@@ -58,7 +58,7 @@ from ._merkle import (
     verify_inclusion,
 )
 from ._merkle import root as merkle_root
-from ._policy import CedarPolicy, StoredPolicy, role_of
+from ._policy import CedarPolicy, StoredPolicy, decision_key, role_of
 from ._policy_compile import (
     CompiledPolicy,
     InvalidPolicy,
@@ -92,7 +92,7 @@ from ._types import (
 
 if TYPE_CHECKING:
     from ._kernel import Kernel, input_hash
-    from ._registry import ActionSpec, Context, Registry
+    from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
 
 __all__ = [
     "APPROVAL_KINDS",
@@ -108,7 +108,9 @@ __all__ = [
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
+    "ActionInput",
     "ActionNotFound",
+    "ActionOutput",
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
@@ -154,6 +156,7 @@ __all__ = [
     "check_schema",
     "compile_policy",
     "consistency_proof",
+    "decision_key",
     "decode_entry",
     "encode_record",
     "event_detail",
@@ -179,6 +182,8 @@ __all__ = [
 #: the dispatcher and the registry load pydantic: imported when first asked for, so that a
 #: client that only maps the kernel's errors does not pay for it
 _LAZY = {
+    "ActionInput": "._registry",
+    "ActionOutput": "._registry",
     "ActionSpec": "._registry",
     "Context": "._registry",
     "Registry": "._registry",

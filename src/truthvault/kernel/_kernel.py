@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from ..errors import ConflictState, Forbidden, InvalidInput, NotFound, TruthvaultError
 from ._ports import AuditRecord, AuditSink, Broker, Decision, PolicyDecision, PolicyEngine, PolicyRequest
@@ -40,7 +41,14 @@ def input_hash(params: BaseModel) -> str:
     """SHA-256 of the input's JSON, fields in the contract's order (so the same input of the
     same contract always hashes alike): what the audit log and approvals keep of it. A secret
     field (``SecretStr``) enters it masked, never its value."""
-    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()
+    try:
+        text = params.model_dump_json()
+    except PydanticSerializationError:  # half a UTF-16 surrogate pair: no UTF-8 text holds it
+        _check_text(params.model_dump(), "")
+        raise
+    if "\\u0000" in text:  # JSON's escape of NUL (or of a backslash before 'u0000': looked at)
+        _check_text(params.model_dump(), "")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Kernel(Generic[S]):
@@ -195,10 +203,10 @@ def _validated(spec: ActionSpec[Any, Any, Any], input: Mapping[str, Any] | BaseM
     if isinstance(input, model):
         return input
     data = input.model_dump() if isinstance(input, BaseModel) else input
-    _check_text(data, "")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        _check_text(data, "")  # a NUL or half a surrogate pair, named as such
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"
         raise ValidationFailed(f"{spec.name}: {where}: {first['msg']}", field=where) from None

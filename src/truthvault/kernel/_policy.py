@@ -10,6 +10,7 @@ from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,6 +44,20 @@ def _targets(targets: tuple[Target, ...]) -> tuple[int, int, tuple[str, ...]]:
     levels = [t.level for t in targets if t.level is not None]
     types = tuple(sorted({t.entity_type for t in targets if t.entity_type}))
     return (min(levels) if levels else 0), len(targets), types
+
+
+def decision_key(request: PolicyRequest) -> str:
+    """What a decision depends on, as text: the key under which a store may keep it across
+    processes (for one policy version; entity ids are never part of it)."""
+    actor = request.actor
+    parts = [
+        actor.source,
+        actor.device_id,
+        request.action,
+        str(request.risk),
+        list(_targets(request.targets)),
+    ]
+    return json.dumps(parts, separators=(",", ":"))
 
 
 def cedar_request(

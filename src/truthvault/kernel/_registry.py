@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidInput
 from ._types import Actor, Risk, Target
 
-__all__ = ["ActionSpec", "Context", "Registry"]
+__all__ = ["ActionInput", "ActionOutput", "ActionSpec", "Context", "Registry"]
 
 S = TypeVar("S")
 In = TypeVar("In", bound=BaseModel)
@@ -22,6 +22,21 @@ Out = TypeVar("Out", bound=BaseModel)
 #: ``domain.verb[.noun]``: ``notes.create``, ``entity.put``, ``conflict.resolve``
 ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+
+
+class ActionInput(BaseModel):
+    """The base of an action's input: unknown fields are refused (VALIDATION_ERROR naming
+    them), the input is immutable, and its schema is built on first use, not at import (a
+    command that runs one action pays for that one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class ActionOutput(BaseModel):
+    """The base of an action's output (its schema, too, built on first use); it may carry the
+    library's own types (a :class:`~truthvault.SyncItem`) with a serializer for JSON."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
 
 
 @dataclass(slots=True)

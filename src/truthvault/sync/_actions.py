@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
-from ..kernel import Context, Kernel, Registry, Risk, Target
+from ..kernel import ActionInput, ActionOutput, Context, Kernel, Registry, Risk, Target
 from ..vault import DEVICE_ACTIONS
 
 if TYPE_CHECKING:
@@ -25,15 +25,11 @@ def device_kernel(vault: Vault) -> Kernel[Vault]:
     return vault.kernel.derive(DEVICE_ACTIONS + SYNC_ACTIONS)
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PolicyIn(_In):
+class PolicyIn(ActionInput):
     text: str = Field(min_length=1)
 
 
-class PolicyOut(BaseModel):
+class PolicyOut(ActionOutput):
     version: int
     set_by: str
     set_at: str
@@ -49,11 +45,11 @@ def policy_set(ctx: Ctx, params: PolicyIn) -> PolicyOut:
     return PolicyOut(version=stored.version, set_by=stored.set_by, set_at=stored.set_at)
 
 
-class DeviceIn(_In):
+class DeviceIn(ActionInput):
     name: str = Field(min_length=1, max_length=200)
 
 
-class RevokedOut(BaseModel):
+class RevokedOut(ActionOutput):
     name: str
     id: str
     revoked: bool
@@ -70,13 +66,13 @@ def device_revoke(ctx: Ctx, params: DeviceIn) -> RevokedOut:
     return RevokedOut(name=str(done["name"]), id=str(done["id"]), revoked=True)
 
 
-class RotateIn(_In):
+class RotateIn(ActionInput):
     #: the recovery passphrase, when the tenant has a recovery copy to re-wrap (never logged,
     #: audited or hashed: the audit log's input hash sees only that one was given)
     passphrase: SecretStr | None = None
 
 
-class RotatedOut(BaseModel):
+class RotatedOut(ActionOutput):
     current: str
     recovery_rewrapped: bool
 
@@ -93,15 +89,15 @@ def keys_rotate(ctx: Ctx, params: RotateIn) -> RotatedOut:
     return RotatedOut(current=rotated.current, recovery_rewrapped=passphrase is not None)
 
 
-class ContractIn(_In):
+class ContractIn(ActionInput):
     type: str = Field(min_length=1, max_length=64)
     json_schema: dict[str, Any] = Field(alias="schema")
     major: bool = False
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
-class ContractOut(BaseModel):
+class ContractOut(ActionOutput):
     type: str
     version: int
     major: int

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, WithJsonSchema
+from pydantic import Field, PlainSerializer, SecretStr, WithJsonSchema
 
 from ..errors import NotFound
-from ..kernel import Context, Registry, Risk, Target
+from ..kernel import ActionInput, ActionOutput, Context, Registry, Risk, Target
 from ..model import SyncItem, plain
 from ._codec import VaultRecord
 
@@ -21,10 +21,6 @@ __all__ = ["DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "
 
 DEVICE_ACTIONS: Registry[Vault] = Registry()
 Ctx = Context["Vault"]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _json_schema(what: str) -> WithJsonSchema:
@@ -45,11 +41,7 @@ KeptRecord = Annotated[
 ]
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-
-class Written(_Out):
+class Written(ActionOutput):
     """What a write did: ``applied`` (current), ``suggestion`` or ``conflict`` (kept as the
     record ``record_id``), with the version written."""
 
@@ -58,17 +50,17 @@ class Written(_Out):
     item: Item
 
 
-class EntityResult(_Out):
+class EntityResult(ActionOutput):
     """One version of an entity with its truth fields."""
 
     item: Item
 
 
-class EntitiesResult(_Out):
+class EntitiesResult(ActionOutput):
     items: list[Item]
 
 
-class RecordResult(_Out):
+class RecordResult(ActionOutput):
     """A kept record (suggestion or conflict) after a decision."""
 
     record: KeptRecord
@@ -106,7 +98,7 @@ def _record_target(ctx: Ctx, record_id: str) -> list[Target]:
 
 
 # -- notes and tasks ------------------------------------------------------------------------
-class NoteIn(_In):
+class NoteIn(ActionInput):
     text: str = Field(min_length=1)
     title: str | None = None
     tags: list[str] = []
@@ -119,7 +111,7 @@ def notes_create(ctx: Ctx, params: NoteIn) -> Written:
     return _write(ctx, ctx.store.put("note", payload, source=ctx.actor.source))
 
 
-class TaskIn(_In):
+class TaskIn(ActionInput):
     title: str = Field(min_length=1)
     due: str | None = None
 
@@ -133,7 +125,7 @@ def tasks_create(ctx: Ctx, params: TaskIn) -> Written:
     return _write(ctx, ctx.store.put("task", payload, source=ctx.actor.source))
 
 
-class IdIn(_In):
+class IdIn(ActionInput):
     id: str = Field(min_length=1)
 
 
@@ -147,7 +139,7 @@ def tasks_complete(ctx: Ctx, params: IdIn) -> Written:
 
 
 # -- any entity -------------------------------------------------------------------------------
-class PutIn(_In):
+class PutIn(ActionInput):
     type: str = Field(min_length=1)
     data: dict[str, Any]
     id: str | None = None
@@ -163,7 +155,7 @@ def entity_put(ctx: Ctx, params: PutIn) -> Written:
     return _write(ctx, result)
 
 
-class EditIn(_In):
+class EditIn(ActionInput):
     id: str = Field(min_length=1)
     changes: dict[str, Any]
     replace: bool = False
@@ -200,7 +192,7 @@ def entity_upgrade_truth(ctx: Ctx, params: IdIn) -> EntityResult:
 
 
 # -- the user's decisions on kept records --------------------------------------------------------
-class AcceptIn(_In):
+class AcceptIn(ActionInput):
     id: str = Field(min_length=1)
     force: bool = False
 
@@ -225,7 +217,7 @@ def suggestion_reject(ctx: Ctx, params: IdIn) -> RecordResult:
     return RecordResult(record=ctx.store.reject(params.id))
 
 
-class ResolveIn(_In):
+class ResolveIn(ActionInput):
     id: str = Field(min_length=1)
     resolution: Literal["keep", "restore"]
 
@@ -241,7 +233,7 @@ def conflict_resolve(ctx: Ctx, params: ResolveIn) -> RecordResult:
 
 
 # -- reads --------------------------------------------------------------------------------------
-class GetIn(_In):
+class GetIn(ActionInput):
     id: str = Field(min_length=1)
     include_deleted: bool = False
 
@@ -252,7 +244,7 @@ def entity_get(ctx: Ctx, params: GetIn) -> EntityResult:
     return EntityResult(item=ctx.store.get(params.id, include_deleted=params.include_deleted))
 
 
-class SearchIn(_In):
+class SearchIn(ActionInput):
     query: str = Field(min_length=1)
     limit: int = Field(default=50, ge=1, le=1000)
 
@@ -265,7 +257,7 @@ def entity_search(ctx: Ctx, params: SearchIn) -> EntitiesResult:
     return EntitiesResult(items=ctx.store.search(params.query, params.limit))
 
 
-class ListIn(_In):
+class ListIn(ActionInput):
     type: str | None = None
     level: int | None = Field(default=None, ge=1, le=5)
     limit: int = Field(default=100, ge=1, le=10_000)
@@ -280,7 +272,7 @@ def entity_list(ctx: Ctx, params: ListIn) -> EntitiesResult:
 
 
 # -- the user's decisions on requests of the input broker ---------------------------------------
-class DecideIn(_In):
+class DecideIn(ActionInput):
     id: str = Field(min_length=1, max_length=200)
     decision: Literal["approve", "deny"]
     reason: str | None = None
@@ -288,7 +280,7 @@ class DecideIn(_In):
     pin: SecretStr | None = None
 
 
-class Decided(BaseModel):
+class Decided(ActionOutput):
     """A request after the user's decision."""
 
     id: str
@@ -317,12 +309,12 @@ def approval_decide(ctx: Ctx, params: DecideIn) -> Decided:
     )
 
 
-class PinIn(_In):
+class PinIn(ActionInput):
     pin: SecretStr
     current: SecretStr | None = None
 
 
-class PinOut(BaseModel):
+class PinOut(ActionOutput):
     set: bool
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from ..kernel import (
@@ -9,6 +11,7 @@ from ..kernel import (
     PolicyDecision,
     PolicyRequest,
     StoredPolicy,
+    decision_key,
 )
 from ._actions import DEVICE_ACTIONS
 from ._db import VaultDB
@@ -20,21 +23,55 @@ if TYPE_CHECKING:
 __all__ = ["device_kernel"]
 
 
+#: the meta key of the decisions kept across processes, and how many it keeps
+_SAVED, _MAX_SAVED = "policy_decisions", 256
+
+
 class _TenantPolicy:
-    """The tenant's policy as this vault holds it now: re-read when a newer version may have
+    """The tenant's policy as this vault holds it now, with its decisions kept in the vault
+    (for the version in force) so that a command deciding what an earlier one decided loads
+    no policy engine: Cedar is compiled only on a miss. Re-read when a newer policy may have
     arrived (set here, or adopted from the hub at a sync, by this process or another)."""
 
     def __init__(self, db: VaultDB) -> None:
         self._db = db
-        self._epoch = db.epoch()
-        self._engine = StoredPolicy(VaultPolicies(db))
+        self._epoch: tuple[int, int] | None = None
+        self._engine: StoredPolicy | None = None
+        self._stamp = ""
+        self._saved: dict[str, list[Any]] = {}
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         epoch = self._db.epoch()
         if epoch != self._epoch:
-            self._engine.refresh()
+            self._load()
             self._epoch = epoch
-        return self._engine.decide(request)
+        key = decision_key(request)
+        found = self._saved.get(key)
+        if found is not None:
+            return PolicyDecision(bool(found[0]), found[1], tuple(found[2]), str(found[3]))
+        if self._engine is None:
+            self._engine = StoredPolicy(VaultPolicies(self._db))
+        decision = self._engine.decide(request)
+        self._keep(key, decision)
+        return decision
+
+    def _load(self) -> None:
+        current = VaultPolicies(self._db).current()
+        self._stamp = f"{current.version}:{hashlib.sha256(current.text.encode()).hexdigest()}"
+        with self._db.read():
+            raw = self._db.meta(_SAVED)
+        saved = json.loads(raw) if raw else {}
+        self._saved = saved.get("decisions", {}) if saved.get("policy") == self._stamp else {}
+        if self._engine is not None:
+            self._engine.refresh()
+
+    def _keep(self, key: str, decision: PolicyDecision) -> None:
+        self._saved[key] = [decision.allowed, decision.approval, list(decision.policies), decision.reason]
+        while len(self._saved) > _MAX_SAVED:
+            del self._saved[next(iter(self._saved))]
+        text = json.dumps({"policy": self._stamp, "decisions": self._saved})
+        with self._db.tx():
+            self._db.set_meta(_SAVED, text)
 
 
 def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
