@@ -39,20 +39,31 @@ class _TenantPolicy:
         self._engine: StoredPolicy | None = None
         self._stamp = ""
         self._saved: dict[str, list[Any]] = {}
+        #: this process's decisions, by request (targets as given: they hold no payload)
+        self._memo: dict[tuple[Any, ...], PolicyDecision] = {}
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         epoch = self._db.epoch()
         if epoch != self._epoch:
             self._load()
             self._epoch = epoch
+        actor = request.actor
+        memo_key = (actor.source, actor.device_id, request.action, request.risk, request.targets)
+        decision = self._memo.get(memo_key)
+        if decision is not None:
+            return decision
         key = decision_key(request)
         found = self._saved.get(key)
         if found is not None:
-            return PolicyDecision(bool(found[0]), found[1], tuple(found[2]), str(found[3]))
-        if self._engine is None:
-            self._engine = StoredPolicy(VaultPolicies(self._db))
-        decision = self._engine.decide(request)
-        self._keep(key, decision)
+            decision = PolicyDecision(bool(found[0]), found[1], tuple(found[2]), str(found[3]))
+        else:
+            if self._engine is None:
+                self._engine = StoredPolicy(VaultPolicies(self._db))
+            decision = self._engine.decide(request)
+            self._keep(key, decision)
+        if len(self._memo) >= _MAX_SAVED:
+            self._memo.clear()
+        self._memo[memo_key] = decision
         return decision
 
     def _load(self) -> None:
@@ -62,6 +73,7 @@ class _TenantPolicy:
             raw = self._db.meta(_SAVED)
         saved = json.loads(raw) if raw else {}
         self._saved = saved.get("decisions", {}) if saved.get("policy") == self._stamp else {}
+        self._memo.clear()
         if self._engine is not None:
             self._engine.refresh()
 
