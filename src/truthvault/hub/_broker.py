@@ -8,20 +8,20 @@ The hub keeps no form values and no secret: only that they were provided.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConflictState, Forbidden, InvalidInput
 from ..kernel import (
+    REQUEST_COLUMNS,
     Actor,
     BrokerRequest,
     BrokerSettings,
     InputBroker,
     PinRecord,
-    targets_from_json,
-    targets_json,
+    request_from_row,
+    request_row,
 )
 from ..truth import TruthLevel, level_of_source
 from ._sql import Db, SqlDatabase
@@ -29,60 +29,18 @@ from .store import DeviceContext
 
 __all__ = ["HubBroker", "TenantBrokerStore"]
 
-_COLUMNS = (
-    "id, kind, action, risk, source, device_id, reason, input_hash, targets, fields, created_at, "
-    "expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided"
-)
+_COLUMNS = REQUEST_COLUMNS
 _SETS = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
 #: what a request never changes once asked: a device sending other values is refused
 _FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash")
 
 
 def _row(request: BrokerRequest) -> tuple[Any, ...]:
-    return (
-        request.id,
-        request.kind,
-        request.action,
-        request.risk,
-        request.source,
-        request.device_id,
-        request.reason,
-        request.input_hash,
-        targets_json(request.targets),
-        json.dumps(list(request.fields)),
-        request.created_at,
-        request.expires_at,
-        request.status,
-        request.decided_by,
-        request.decided_device,
-        request.decided_at,
-        request.deny_reason,
-        bool(request.provided),
-    )
+    return request_row(request)
 
 
 def _request(row: Sequence[Any], tenant_id: str) -> BrokerRequest:
-    return BrokerRequest(
-        id=row[0],
-        kind=row[1],
-        action=row[2],
-        risk=row[3],
-        source=row[4],
-        device_id=row[5],
-        tenant_id=tenant_id,
-        reason=row[6],
-        input_hash=row[7],
-        targets=targets_from_json(row[8]),
-        fields=tuple(json.loads(row[9])),
-        created_at=float(row[10]),
-        expires_at=float(row[11]),
-        status=row[12],
-        decided_by=row[13],
-        decided_device=row[14],
-        decided_at=None if row[15] is None else float(row[15]),
-        deny_reason=row[16],
-        provided=bool(row[17]),
-    )
+    return request_from_row(row, tenant_id)
 
 
 class TenantBrokerStore:

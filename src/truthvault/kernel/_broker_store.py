@@ -19,11 +19,14 @@ __all__ = [
     "FINAL",
     "INPUT_KINDS",
     "KINDS",
+    "REQUEST_COLUMNS",
     "STATUSES",
     "BrokerRequest",
     "BrokerSettings",
     "BrokerStore",
     "PinRecord",
+    "request_from_row",
+    "request_row",
     "status_rank",
     "targets_from_json",
     "targets_json",
@@ -240,3 +243,62 @@ class BrokerStore(Protocol):
 
     def save_pin(self, record: PinRecord) -> None:
         """Keep the PIN record (replacing the one before)."""
+
+
+#: a request's stored columns, in order: every store keeps these (and may add its own after)
+REQUEST_COLUMNS = (
+    "id, kind, action, risk, source, device_id, reason, input_hash, targets, fields, created_at, "
+    "expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided"
+)
+
+
+def request_row(request: BrokerRequest) -> tuple[Any, ...]:
+    """A request's values for :data:`REQUEST_COLUMNS`, in order."""
+    return (
+        request.id,
+        request.kind,
+        request.action,
+        request.risk,
+        request.source,
+        request.device_id,
+        request.reason,
+        request.input_hash,
+        targets_json(request.targets),
+        json.dumps(list(request.fields)),
+        request.created_at,
+        request.expires_at,
+        request.status,
+        request.decided_by,
+        request.decided_device,
+        request.decided_at,
+        request.deny_reason,
+        bool(request.provided),
+    )
+
+
+def request_from_row(
+    row: Sequence[Any], tenant_id: str, values: Mapping[str, Any] | None = None
+) -> BrokerRequest:
+    """The request a row of :data:`REQUEST_COLUMNS` holds (the store knows its tenant)."""
+    return BrokerRequest(
+        id=row[0],
+        kind=row[1],
+        action=row[2],
+        risk=row[3],
+        source=row[4],
+        device_id=row[5],
+        tenant_id=tenant_id,
+        reason=row[6],
+        input_hash=row[7],
+        targets=targets_from_json(row[8]),
+        fields=tuple(json.loads(row[9])),
+        created_at=float(row[10]),
+        expires_at=float(row[11]),
+        status=row[12],
+        decided_by=row[13],
+        decided_device=row[14],
+        decided_at=None if row[15] is None else float(row[15]),
+        deny_reason=row[16],
+        provided=bool(row[17]),
+        values=None if values is None else dict(values),
+    )

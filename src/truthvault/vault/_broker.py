@@ -15,76 +15,35 @@ from typing import Any
 
 from ..errors import ConflictState
 from ..kernel import (
+    REQUEST_COLUMNS,
     BrokerRequest,
     BrokerSettings,
     InputBroker,
     PinRecord,
     event_detail,
+    request_from_row,
+    request_row,
     status_rank,
-    targets_from_json,
-    targets_json,
 )
 from ._db import VaultDB
 
 __all__ = ["VaultBrokerStore", "vault_broker"]
 
-_COLUMNS = (
-    "id, kind, action, risk, source, device_id, tenant_id, reason, input_hash, targets, fields, "
-    "created_at, expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided, "
-    "form_values"
-)
+#: the kernel's columns of a request, then the vault's own: its tenant and a form's values
+_COLUMNS = f"{REQUEST_COLUMNS}, tenant_id, form_values"
+_KERNEL_COLUMNS = REQUEST_COLUMNS.count(",") + 1
 _SELECT = f"SELECT {_COLUMNS} FROM broker_requests"
 _CURSOR = "broker_cursor"
 
 
 def _row(request: BrokerRequest) -> tuple[Any, ...]:
-    return (
-        request.id,
-        request.kind,
-        request.action,
-        request.risk,
-        request.source,
-        request.device_id,
-        request.tenant_id,
-        request.reason,
-        request.input_hash,
-        targets_json(request.targets),
-        json.dumps(list(request.fields)),
-        request.created_at,
-        request.expires_at,
-        request.status,
-        request.decided_by,
-        request.decided_device,
-        request.decided_at,
-        request.deny_reason,
-        int(request.provided),
-        None if request.values is None else json.dumps(request.values),
-    )
+    values = None if request.values is None else json.dumps(request.values)
+    return (*request_row(request), request.tenant_id, values)
 
 
 def _request(row: Sequence[Any]) -> BrokerRequest:
-    return BrokerRequest(
-        id=row[0],
-        kind=row[1],
-        action=row[2],
-        risk=row[3],
-        source=row[4],
-        device_id=row[5],
-        tenant_id=row[6],
-        reason=row[7],
-        input_hash=row[8],
-        targets=targets_from_json(row[9]),
-        fields=tuple(json.loads(row[10])),
-        created_at=float(row[11]),
-        expires_at=float(row[12]),
-        status=row[13],
-        decided_by=row[14],
-        decided_device=row[15],
-        decided_at=None if row[16] is None else float(row[16]),
-        deny_reason=row[17],
-        provided=bool(row[18]),
-        values=None if row[19] is None else json.loads(row[19]),
-    )
+    n = _KERNEL_COLUMNS  # the kernel's columns come first
+    return request_from_row(row[:n], row[n], None if row[n + 1] is None else json.loads(row[n + 1]))
 
 
 class VaultBrokerStore:
