@@ -20,8 +20,6 @@ import hashlib
 from collections.abc import Callable, Sequence
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import InvalidInput, TruthvaultError
 from ._merkle import leaf_hash
@@ -142,6 +140,10 @@ def _b64d(text: str) -> bytes:
 
 
 def _verify(public_b64: str, signature_b64: str, message: bytes) -> bool:
+    # cryptography loads only when a signature is checked: opening a vault needs none
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = Ed25519PublicKey.from_public_bytes(_b64d(public_b64))
         key.verify(_b64d(signature_b64), message)

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema_rs
 import msgspec
 
 from ..errors import ConflictState, InvalidInput
@@ -121,9 +120,17 @@ class Contract:
         }
 
 
+def _jsonschema() -> Any:
+    """jsonschema-rs, loaded when a schema is first compiled or checked (not when the kernel is
+    imported: a command that writes nothing needs it not)."""
+    import jsonschema_rs
+
+    return jsonschema_rs
+
+
 @functools.lru_cache(maxsize=512)
 def _validator(canonical: str) -> Any:
-    return jsonschema_rs.Draft202012Validator(json.loads(canonical))
+    return _jsonschema().Draft202012Validator(json.loads(canonical))
 
 
 def _object(properties: dict[str, Any], title: str) -> dict[str, Any]:
@@ -156,6 +163,7 @@ def check_schema(schema: Any, where: str = "schema") -> dict[str, Any]:
     for path, ref in _refs(schema, where):
         if not ref.startswith("#"):
             raise InvalidInput(f"{path}: {ref!r} refers outside the schema (only '#...' references)")
+    jsonschema_rs = _jsonschema()
     try:
         jsonschema_rs.meta.validate(schema)
         jsonschema_rs.Draft202012Validator(schema)
