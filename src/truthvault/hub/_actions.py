@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ..errors import Forbidden
+from ..errors import BadSignature, ConflictState, Forbidden
 from ..kernel import (
     ActionInput,
     ActionOutput,
@@ -39,6 +39,25 @@ class HubScope:
         if self.device is None:
             raise Forbidden("this action is a device's: run it from an enrolled device")
         return self.device
+
+    def signing_device(self) -> DeviceContext:
+        """The calling device, proved by a signed request (not a bearer token): what replacing
+        the device's own keys takes, on every route that reaches the action."""
+        device = self.calling_device()
+        if device.auth != "signature":
+            raise BadSignature(
+                "this action needs a signed request", hint="only an enrolled device, signing, may do this"
+            )
+        return device
+
+    def e2e_device(self) -> DeviceContext:
+        """The calling device of a local_first tenant: only those keep wrapped keyrings here."""
+        device = self.calling_device()
+        if device.vault_mode != "local_first":
+            raise ConflictState(
+                f"tenant {device.tenant_name!r} is {device.vault_mode}: its payloads are not end-to-end encrypted"
+            )
+        return device
 
 
 HUB_ACTIONS: Registry[HubScope] = Registry()
@@ -85,7 +104,7 @@ class RotateOut(_Out):
 )
 def device_rotate_key(ctx: Ctx, params: RotateIn) -> RotateOut:
     """Replace the calling device's keys; the old signing key works during the grace."""
-    device = ctx.store.calling_device()
+    device = ctx.store.signing_device()
     until = ctx.store.store.rotate_key(device, params.sign_public, params.box_public, params.grace_seconds)
     ctx.touched(Target(device.device_id, "device"))
     return RotateOut(device_id=device.device_id, grace_until=until)
@@ -104,7 +123,7 @@ class StoredOut(_Out):
 @HUB_ACTIONS.action("keys.rotate", version="1.0.0", risk=Risk.SECURITY, input=WrappedIn, output=StoredOut)
 def keys_rotate(ctx: Ctx, params: WrappedIn) -> StoredOut:
     """Store the tenant keyring wrapped to each of its devices (a new data key, or a share)."""
-    device = ctx.store.calling_device()
+    device = ctx.store.e2e_device()
     stored = ctx.store.store.put_wrapped_keys(device, params.blobs, params.kid, params.genesis)
     for device_id in params.blobs:
         ctx.touched(Target(device_id, "device"))
@@ -119,7 +138,7 @@ class RecoveryIn(ActionInput):
 @HUB_ACTIONS.action("keys.recovery", version="1.0.0", risk=Risk.SECURITY, input=RecoveryIn, output=StoredOut)
 def keys_recovery(ctx: Ctx, params: RecoveryIn) -> StoredOut:
     """Store the tenant keyring wrapped with the recovery passphrase."""
-    ctx.store.store.put_recovery_blob(ctx.store.calling_device(), params.blob, params.kid)
+    ctx.store.store.put_recovery_blob(ctx.store.e2e_device(), params.blob, params.kid)
     return StoredOut(stored=1)
 
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import HybridClock
-from ..kernel import Actor, Kernel
+from ..errors import InvalidSource
+from ..kernel import Actor, Kernel, ValidationFailed
 from ._actions import HUB_ACTIONS, HubScope
 from ._audit import HubAuditSink
 from .store import DeviceContext, HubStore
@@ -21,8 +22,15 @@ DEVICE_SOURCE = "user:device"
 
 
 def device_actor(ctx: DeviceContext, source: str | None = None) -> Actor:
-    """The actor of a device's request: the source it names (its user's, by default)."""
-    return Actor(source or DEVICE_SOURCE, ctx.device_id, ctx.tenant_id)
+    """The actor of a device's request: the source it names (its user's, by default); a source
+    that names no truth level is VALIDATION_ERROR naming ``source``."""
+    try:
+        return Actor(source or DEVICE_SOURCE, ctx.device_id, ctx.tenant_id)
+    except InvalidSource as exc:
+        shown = source if len(source or "") <= 80 else f"{(source or '')[:80]}..."
+        raise ValidationFailed(
+            f"source: {shown!r} names no truth level", hint=exc.hint, field="source"
+        ) from None
 
 
 def run_for_device(
