@@ -4,7 +4,6 @@ writer or a curious hub operator can get done around it. Each test is one findin
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
