@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from fastapi.testclient import TestClient
 from truthvault.crypto import DeviceKeys
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore
+from truthvault.kernel import ActionForbidden, Risk, ValidationFailed
+from truthvault.vault import Vault
 
 from .hub.test_auth import Signer
 
@@ -103,3 +106,54 @@ def test_no_level_2_to_5_source_does_a_security_action_over_http(
         r = laptop.call(method, path, body=json.dumps(body).encode())
         assert r.status_code == 403, (path, r.status_code, r.text)
     assert not any(d.revoked for d in hub_store.list_devices("alpha"))
+
+
+# -- the device's kernel -----------------------------------------------------------------------
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[Vault]:
+    v = Vault.open(tmp_path / "vault", source="user:cli")
+    try:
+        yield v
+    finally:
+        v.close()
+
+
+def _suggestion(vault: Vault, by: str) -> str:
+    mine = vault.put("note", {"text": "mine"}).item
+    vault.edit(mine.entity_id, {"text": "theirs"}, source=by)
+    [record] = [r for r in vault.suggestions() if r.item.origin_source == by]
+    return record.id
+
+
+@pytest.mark.parametrize("source", ["automation:nightly", "ai-local:llama", "ai-cloud:openai/gpt"])
+def test_only_the_user_rejects_a_suggestion(vault: Vault, source: str) -> None:
+    """Accepting a suggestion (and resolving a conflict, confirming truth) takes level 1 in the
+    vault; rejecting did not: an AI could clear a rival's (or any) suggestion out of the user's
+    review through suggestion.reject."""
+    record_id = _suggestion(vault, "ai-lan:other")
+    # the same error accept gives (the vault's "only the user decides", an InvalidSource)
+    with pytest.raises(ValidationFailed, match="only the user decides"):
+        vault.kernel.run("suggestion.reject", {"id": record_id}, actor=vault.actor(source))
+    assert vault.get_record(record_id).status == "open"
+    vault.kernel.run("suggestion.reject", {"id": record_id}, actor=vault.actor("user:cli"))
+    assert vault.get_record(record_id).status == "rejected"
+
+
+@pytest.mark.parametrize(
+    "source", ["automation:nightly", "ai-local:llama", "ai-lan:x", "ai-cloud:openai/gpt"]
+)
+def test_no_level_2_to_5_source_runs_a_device_security_action(vault: Vault, source: str) -> None:
+    broker = vault.broker
+    asker = vault.actor("ai-local:asker")
+    rid = broker.ask_approval(
+        actor=asker, action="entity.delete", risk=Risk.DESTRUCTIVE, kind="approval",
+        input_hash="h", targets=(), reason="r",
+    )  # fmt: skip
+    actor = vault.actor(source)
+    for name, params in (
+        ("approval.decide", {"id": rid, "decision": "approve"}),
+        ("pin.set", {"pin": "123456"}),
+    ):
+        with pytest.raises(ActionForbidden):
+            vault.kernel.run(name, params, actor=actor)
+    assert broker.get(rid).status == "pending" and not broker.has_pin()

@@ -214,7 +214,7 @@ def suggestion_accept(ctx: Ctx, params: AcceptIn) -> EntityResult:
 )  # fmt: skip
 def suggestion_reject(ctx: Ctx, params: IdIn) -> RecordResult:
     """Reject a suggestion; it stays retrievable as rejected."""
-    return RecordResult(record=ctx.store.reject(params.id))
+    return RecordResult(record=ctx.store.reject(params.id, source=ctx.actor.source))
 
 
 class ResolveIn(ActionInput):

@@ -142,8 +142,10 @@ class Records:
             )
         return {**payload_of(current), **proposed}
 
-    def reject(self, record_id: str) -> VaultRecord:
-        """Reject an open suggestion; it stays retrievable with status ``rejected``."""
+    def reject(self, record_id: str, *, source: str) -> VaultRecord:
+        """Reject an open suggestion; it stays retrievable with status ``rejected``. Like
+        accepting, only the user (level 1) decides."""
+        require_user(source)
         with self._db.tx():
             _, shared = self._open(record_id, "suggestion")
             self._decide(record_id, "rejected", None, shared)

@@ -284,9 +284,10 @@ class Vault:
         """
         return self._records.accept(record_id, source=self._writer_source(source), force=force)
 
-    def reject(self, record_id: str) -> VaultRecord:
-        """Reject an open suggestion; it stays retrievable with status ``rejected``."""
-        return self._records.reject(record_id)
+    def reject(self, record_id: str, *, source: str | None = None) -> VaultRecord:
+        """Reject an open suggestion as ``source`` (the user, level 1); it stays retrievable
+        with status ``rejected``."""
+        return self._records.reject(record_id, source=self._writer_source(source))
 
     def resolve_conflict(self, record_id: str, resolution: str, *, source: str | None = None) -> VaultRecord:
         """Close a conflict record: ``keep`` the current version or ``restore`` the kept one."""
