@@ -4,6 +4,7 @@ writer or a curious hub operator can get done around it. Each test is one findin
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from fastapi.testclient import TestClient
 from truthvault.crypto import DeviceKeys
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore
-from truthvault.kernel import ActionForbidden, Risk, ValidationFailed
+from truthvault.kernel import (
+    ActionForbidden,
+    ApprovalRequired,
+    BrokerRequest,
+    Risk,
+    ValidationFailed,
+    input_hash,
+)
 from truthvault.vault import Vault
 
 from .hub.test_auth import Signer
@@ -157,3 +165,78 @@ def test_no_level_2_to_5_source_runs_a_device_security_action(vault: Vault, sour
         with pytest.raises(ActionForbidden):
             vault.kernel.run(name, params, actor=actor)
     assert broker.get(rid).status == "pending" and not broker.has_pin()
+
+
+# -- what a hub (its operator) can make a device believe about approvals -------------------------
+def _voice_delete(vault: Vault) -> tuple[str, dict[str, str], str]:
+    """A note of the user's, the input deleting it, and that input's hash."""
+    note = vault.put("note", {"text": "keep me"}).item
+    params = {"id": note.entity_id}
+    spec = vault.kernel.spec("entity.delete")
+    return note.entity_id, params, input_hash(spec.input.model_validate(params))
+
+
+def test_a_hub_cannot_hand_a_device_an_approval_for_a_request_it_never_asked(vault: Vault) -> None:
+    """The device took in any request the hub sent, one "asked" by this device and already
+    approved included: a hub (its operator) could let a user:voice actor delete without the
+    PIN (or an AI without the user) by inventing the approved request. A device knows every
+    request it asked; one it never asked is not taken in."""
+    entity_id, params, digest = _voice_delete(vault)
+    voice = vault.actor("user:voice")
+    now = time.time()
+    forged = BrokerRequest(
+        id="forged-1", kind="pin", action="entity.delete", risk="destructive", source=voice.source,
+        device_id=vault.device_id, tenant_id=vault.tenant_id, reason="", input_hash=digest,
+        created_at=now, expires_at=now + 3600, status="approved", decided_by="user:cli",
+        decided_device="other-device", decided_at=now,
+    )  # fmt: skip
+    vault.broker.store.take_in([forged])
+    with pytest.raises(ActionForbidden):
+        vault.kernel.run("entity.delete", params, actor=voice, approval="forged-1")
+    assert vault.get(entity_id).payload  # still there
+
+
+def test_a_hub_cannot_change_what_a_request_asked_for(vault: Vault) -> None:
+    """The hub refuses a device that changes a request's kind, action, risk, asker or input hash
+    (409); the device took such a change from the hub without a look: a hub could turn the
+    approval of one harmless action into the approval of another."""
+    _, _, digest = _voice_delete(vault)
+    ai = vault.actor("ai-local:llama")
+    rid = vault.broker.ask_approval(
+        actor=ai, action="notes.create", risk=Risk.WRITE, kind="approval", input_hash="harmless",
+        targets=(), reason="a note",
+    )  # fmt: skip
+    asked = vault.broker.get(rid)
+    # the device sent it (not dirty any more), then the hub answers with another request
+    vault._db.conn.execute("UPDATE broker_requests SET dirty = 0 WHERE id = ?", (rid,))
+    swapped = asked.with_(
+        action="entity.delete", risk="destructive", input_hash=digest, status="approved",
+        decided_by="user:cli", decided_at=time.time(),
+    )  # fmt: skip
+    vault.broker.store.take_in([swapped])
+    held = vault.broker.get(rid)
+    assert (held.action, held.input_hash) == ("notes.create", "harmless")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="approvals are not signed by the deciding device: a device takes the hub's word that "
+    "a request it asked was approved (and that a PIN was checked), so a hub operator can approve "
+    "an AI's or a voice actor's destructive action. Needs each decision signed by the deciding "
+    "device's Ed25519 key and checked against the tenant's device list (a larger change).",
+)
+def test_a_hub_cannot_approve_a_request_the_user_never_decided(vault: Vault) -> None:
+    entity_id, params, _ = _voice_delete(vault)
+    voice = vault.actor("user:voice")
+    with pytest.raises(ApprovalRequired) as asked:
+        vault.kernel.run("entity.delete", params, actor=voice)
+    rid = asked.value.request_id
+    assert rid is not None
+    vault._db.conn.execute("UPDATE broker_requests SET dirty = 0 WHERE id = ?", (rid,))
+    forged = vault.broker.get(rid).with_(
+        status="approved", decided_by="user:cli", decided_device="nobody", decided_at=time.time()
+    )
+    vault.broker.store.take_in([forged])
+    with pytest.raises(ActionForbidden):
+        vault.kernel.run("entity.delete", params, actor=voice, approval=rid)
+    assert vault.get(entity_id).payload

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import ConflictState
+from ..errors import ConflictState, InvalidSource
 from ..kernel import (
     REQUEST_COLUMNS,
     BrokerRequest,
@@ -25,6 +25,7 @@ from ..kernel import (
     request_row,
     status_rank,
 )
+from ..truth import TruthLevel, level_of_source
 from ._db import VaultDB
 
 __all__ = ["VaultBrokerStore", "vault_broker"]
@@ -131,11 +132,16 @@ class VaultBrokerStore:
         Returns how many changed."""
         changed = 0
         with self._db.tx() as conn:
+            me = self._db.meta_str("device_id")
             for theirs in requests:
+                if theirs.status in ("approved", "denied", "used") and not _user_decided(theirs):
+                    continue  # only the user decides: a decision by anyone else is no decision
                 row = conn.execute(
                     f"SELECT {_COLUMNS}, dirty FROM broker_requests WHERE id = ?", (theirs.id,)
                 ).fetchone()
                 if row is None:
+                    if theirs.device_id == me:
+                        continue  # this device knows every request it asked: not one of them
                     conn.execute(
                         f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({', '.join('?' * 20)}, 0)",
                         _row(theirs),
@@ -145,6 +151,8 @@ class VaultBrokerStore:
                 mine = _request(row)
                 if row[20] or status_rank(theirs.status) < status_rank(mine.status):
                     continue
+                if any(getattr(theirs, f) != getattr(mine, f) for f in _FIXED):
+                    continue  # what a request asked for never changes (the hub refuses it too)
                 if theirs == mine:
                     continue
                 # a form's values stay where they were given
@@ -161,6 +169,17 @@ class VaultBrokerStore:
     def set_cursor(self, cursor: int) -> None:
         with self._db.tx():
             self._db.set_meta(_CURSOR, cursor)
+
+
+#: what a request asked for, the same wherever it is kept
+_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash")
+
+
+def _user_decided(request: BrokerRequest) -> bool:
+    try:
+        return level_of_source(request.decided_by or "") is TruthLevel.USER
+    except InvalidSource:
+        return False
 
 
 def vault_broker(db: VaultDB, settings: BrokerSettings | None = None) -> InputBroker:
