@@ -19,6 +19,7 @@ from truthvault.kernel import (
     ActionForbidden,
     ApprovalRequired,
     BrokerRequest,
+    BrokerSettings,
     Risk,
     ValidationFailed,
     input_hash,
@@ -240,3 +241,25 @@ def test_a_hub_cannot_approve_a_request_the_user_never_decided(vault: Vault) -> 
     with pytest.raises(ActionForbidden):
         vault.kernel.run("entity.delete", params, actor=voice, approval=rid)
     assert vault.get(entity_id).payload
+
+
+def test_a_device_cannot_post_an_approval_that_never_expires(client: TestClient, hub_store: HubStore) -> None:
+    """An approved request must be used within approved_ttl_s (1 h; a confirmation within 60 s),
+    but POST /v1/approvals took the expiry the posting device named along with its decision."""
+    laptop = Signer(client, hub_store, "alpha", "laptop")
+    now = time.time()
+    asked = BrokerRequest(
+        id="req-forever", kind="confirm", action="entity.delete", risk="destructive", source="user:mobile",
+        device_id=laptop.id, tenant_id=laptop.tenant_id, reason="", input_hash="h",
+        created_at=now, expires_at=now + 60,
+    )  # fmt: skip
+    r = laptop.post("/v1/approvals", {"requests": [asked.to_wire()]})
+    assert r.status_code == 200, r.text
+    decided = asked.with_(
+        status="approved", decided_by="user:mobile", decided_at=now, expires_at=now + 10 * 365 * 86400
+    )
+    r = laptop.post("/v1/approvals", {"requests": [decided.to_wire()]})
+    assert r.status_code == 200, r.text
+    [held] = r.json()["requests"]
+    assert held["status"] == "approved"
+    assert held["expires_at"] <= time.time() + BrokerSettings().confirm_window_s + 1, held

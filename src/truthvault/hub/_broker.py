@@ -197,10 +197,17 @@ class HubBroker:
             decider = theirs.decided_by or ""
             if level_of_source(decider) is not TruthLevel.USER:
                 raise Forbidden(f"requests.{theirs.id}.decided_by: only the user (level 1) decides")
+            # an approval is used within its window from now, whatever expiry the device names
+            window = (
+                self.settings.confirm_window_s if held.kind == "confirm" else self.settings.approved_ttl_s
+            )
+            expires_at = (
+                min(theirs.expires_at, now + window) if theirs.status == "approved" else held.expires_at
+            )
             new = held.with_(
                 status=theirs.status, decided_by=decider, decided_device=ctx.device_id,
-                decided_at=theirs.decided_at or now, deny_reason=theirs.deny_reason,
-                expires_at=theirs.expires_at, provided=theirs.provided,
+                decided_at=min(theirs.decided_at or now, now), deny_reason=theirs.deny_reason,
+                expires_at=expires_at, provided=theirs.provided,
             )  # fmt: skip
         elif status == "approved" and theirs.status == "used" and held.device_id == ctx.device_id:
             new = held.with_(status="used")
