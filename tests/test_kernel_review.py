@@ -302,3 +302,26 @@ def test_a_vault_restored_from_a_backup_still_syncs_its_audit_entries(
         d.syncer.sync()
         assert d.vault.audit.pending() == 0
         d.vault.close()
+
+
+# -- a bad policy must not stop a tenant --------------------------------------------------------
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "permit (principal, action, resource) when { principal.level.foo == 1 };",
+        "permit (principal, action, resource) when { context.nope == 1 };",
+        'permit (principal, action, resource) when { principal.level == "1" || resource.count.x };',
+    ],
+)
+def test_a_policy_cedar_cannot_evaluate_is_refused_when_set(
+    client: TestClient, hub_store: HubStore, rule: str
+) -> None:
+    """Cedar parses a rule that reads an attribute no request has (or compares across types),
+    and the hub stored it: from then on its only permit erred on every request and every action
+    of the tenant but setting the policy was FORBIDDEN ("1 policies could not be evaluated")."""
+    laptop = Signer(client, hub_store, "alpha", "laptop")
+    r = laptop.post("/v1/actions/policy.set", {"input": {"text": rule}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "text" and "cannot be evaluated" in r.json()["error"]["message"]
+    r = laptop.post("/v1/actions/tenant.code", {"input": {}})
+    assert r.status_code == 200, r.text

@@ -15,10 +15,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..truth import TruthLevel
-from ._policy_compile import CompiledPolicy, PolicyRule, PolicyStore, PolicyVersion, _cedar, compile_policy
+from ._policy_compile import (
+    CompiledPolicy,
+    InvalidPolicy,
+    PolicyRule,
+    PolicyStore,
+    PolicyVersion,
+    _cedar,
+    compile_policy,
+)
 from ._policy_text import APPROVAL_KINDS, DEFAULT_POLICY, HARD_VERBS
 from ._ports import PolicyDecision, PolicyRequest
-from ._types import Actor, Target
+from ._types import Actor, Risk, Target
 
 __all__ = ["CedarPolicy", "StoredPolicy", "cedar_request", "role_of"]
 
@@ -223,3 +231,38 @@ class StoredPolicy:
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         return self.engine.decide(request)
+
+
+#: the requests a new policy is tried on before it is stored: every kind of actor, risk and
+#: target level, so that a rule Cedar cannot evaluate (an attribute no request has, a type
+#: error) is refused when it is set instead of refusing every action later
+_PROBE_SOURCES = (
+    "user:cli", "user:voice", "user:mobile", "automation:probe", "ai-local:probe", "ai-lan:probe",
+    "ai-cloud:probe",
+)  # fmt: skip
+_PROBE_TARGETS: tuple[tuple[Target, ...], ...] = (
+    (),
+    (Target("probe", "note", 1, 1),),
+    (Target("probe", "note", 1, 3),),
+)
+
+
+def probe_policy(policy: CompiledPolicy) -> None:
+    """InvalidPolicy naming the first tenant rule that Cedar cannot evaluate for some ordinary
+    request (it would leave every such request to the other rules: with the tenant's only permit
+    erring, every action but setting the policy is refused)."""
+    for source in _PROBE_SOURCES:
+        actor = Actor(source, "probe-device", "probe-tenant")
+        for risk in Risk:
+            for targets in _PROBE_TARGETS:
+                request = PolicyRequest(actor, "entity.delete", risk, targets)
+                cedar, entities = cedar_request(request, frozenset())
+                result = _cedar().is_authorized(cedar, policy.policy_set, entities)
+                for error in result.diagnostics.errors:
+                    text = str(error)
+                    rule = next((r for cid, r in policy.by_cedar_id.items() if f"`{cid}`" in text), None)
+                    name = rule.id if rule else "a rule"
+                    raise InvalidPolicy(
+                        f"{name} cannot be evaluated for {source} ({risk}): {text}",
+                        hint="a rule may read only the attributes 'truthvault policy show' lists",
+                    )

@@ -196,8 +196,10 @@ def _rules(text: str, builtin: bool) -> list[PolicyRule]:
     return rules
 
 
-def check_policy(text: str) -> tuple[PolicyRule, ...]:
-    """Check a tenant policy's text; its rules, or InvalidPolicy naming the line."""
+def check_policy(text: str, *, evaluate: bool = True) -> tuple[PolicyRule, ...]:
+    """Check a tenant policy's text; its rules, or InvalidPolicy naming the line. With
+    ``evaluate`` (for a policy being set), it is also tried on every kind of request, and a rule
+    Cedar cannot evaluate is refused."""
     if len(text) > MAX_POLICY_CHARS:
         raise InvalidPolicy(f"the policy is {len(text)} characters, over the limit of {MAX_POLICY_CHARS}")
     try:
@@ -210,6 +212,10 @@ def check_policy(text: str) -> tuple[PolicyRule, ...]:
             "the policy has no permit: it would refuse every action, 'policy set' included",
             hint="start from 'truthvault policy show --default'",
         )
+    if evaluate:
+        from ._policy import probe_policy  # it decides with the compiled policy
+
+        probe_policy(compile_policy(text))
     return tuple(rules)
 
 
@@ -223,7 +229,7 @@ def builtin_rules() -> tuple[PolicyRule, ...]:
 def compile_policy(text: str = DEFAULT_POLICY, version: int = 0) -> CompiledPolicy:
     """``text`` checked and parsed once behind the built-in rules (kept for reuse: a hub holds
     one per tenant, and a version's text never changes)."""
-    rules = (*builtin_rules(), *check_policy(text))
+    rules = (*builtin_rules(), *check_policy(text, evaluate=False))
     policy_set = _cedar().PolicySet.from_str(BUILTIN_POLICY + "\n" + text)
     if len(policy_set) != len(rules):  # pragma: no cover - Cedar numbers policies in text order
         raise InvalidPolicy("cannot number the policies")

@@ -78,7 +78,7 @@ class VaultPolicies:
         """
         if self._holds(version):
             return False
-        check_policy(version.text)
+        check_policy(version.text, evaluate=False)  # the hub's version stands: evaluated where it was set
         with self._db.tx():
             if self._holds(version):
                 return False
