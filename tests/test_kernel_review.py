@@ -325,3 +325,17 @@ def test_a_policy_cedar_cannot_evaluate_is_refused_when_set(
     assert r.json()["error"]["field"] == "text" and "cannot be evaluated" in r.json()["error"]["message"]
     r = laptop.post("/v1/actions/tenant.code", {"input": {}})
     assert r.status_code == 200, r.text
+
+
+# -- no payload content in the audit log ----------------------------------------------------------
+def test_a_refused_payload_does_not_reach_the_audit_log(vault: Vault) -> None:
+    """An action that fails is audited with its error as the reason; a contract refusal's error
+    is jsonschema's message, which quotes the payload ("{'pin': 'hunter2'} is not of type
+    'string'"). The audit log goes to the hub, and for local_first holds no payload content."""
+    with pytest.raises(ValidationFailed):
+        vault.kernel.run(
+            "entity.put", {"type": "note", "data": {"text": {"pin": "hunter2"}}}, actor=vault.actor()
+        )
+    rows = vault._db.conn.execute("SELECT entry FROM audit_outbox").fetchall()
+    assert rows, "the failure is audited"
+    assert not any(b"hunter2" in bytes(r[0]) for r in rows)

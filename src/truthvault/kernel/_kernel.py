@@ -194,8 +194,13 @@ class Kernel(Generic[S]):
         targets: tuple[Target, ...],
         exc: TruthvaultError,
     ) -> None:
+        # the code (and the field it names), never the message: a message may quote the input
+        # (a contract's refusal quotes the payload), and the audit log holds no payload content
+        field = getattr(exc, "field", None)
+        cause = getattr(exc, "cause", None)
+        reason = exc.code + (f" ({cause})" if cause else "") + (f": {field}" if field else "")
         with self._transaction():
-            self._append(spec, actor, digest, targets, "failed", reason=f"{exc.code}: {exc.message}")
+            self._append(spec, actor, digest, targets, "failed", reason=reason)
 
 
 def _validated(spec: ActionSpec[Any, Any, Any], input: Mapping[str, Any] | BaseModel) -> BaseModel:
