@@ -339,3 +339,23 @@ def test_a_refused_payload_does_not_reach_the_audit_log(vault: Vault) -> None:
     rows = vault._db.conn.execute("SELECT entry FROM audit_outbox").fetchall()
     assert rows, "the failure is audited"
     assert not any(b"hunter2" in bytes(r[0]) for r in rows)
+
+
+# -- writes around the kernel ---------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="'truthvault import' (Vault.import_jsonl) writes entities, level-1 ones included, with "
+    "no policy decision and no audit entry: it is not a kernel action. Needs an entity.import action "
+    "(a bulk path like sync.push: one audit entry with the targets) that the CLI runs.",
+)
+def test_an_import_is_decided_by_policy_and_audited(vault: Vault, tmp_path: Path) -> None:
+    other = Vault.open(tmp_path / "other", source="user:cli")
+    other.put("note", {"text": "imported as the user's own"})
+    dump = tmp_path / "dump.jsonl"
+    with dump.open("wb") as fp:
+        other.export_jsonl(fp)
+    other.close()
+    before = vault.audit.pending()
+    with dump.open("rb") as fp:
+        vault.import_jsonl(fp)
+    assert vault.audit.pending() > before
