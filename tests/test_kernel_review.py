@@ -359,3 +359,30 @@ def test_an_import_is_decided_by_policy_and_audited(vault: Vault, tmp_path: Path
     with dump.open("rb") as fp:
         vault.import_jsonl(fp)
     assert vault.audit.pending() > before
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def test_a_deeply_nested_input_is_a_422_naming_its_field_not_a_500(
+    client: TestClient, hub_store: HubStore
+) -> None:
+    """The input's hash (pydantic's model_dump_json) fails past a few hundred levels, and not with
+    a TruthvaultError: a nested contract schema (or entity payload) was a 500 at the hub and a
+    traceback on the device."""
+    laptop = Signer(client, hub_store, "cloud", "laptop")
+    deep: dict[str, Any] = {"type": "object"}
+    for _ in range(400):
+        deep = {"type": "object", "properties": {"x": deep}}
+    r = laptop.post("/v1/actions/contract.add", {"input": {"type": "recipe", "schema": deep}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "schema"
+
+
+def test_a_deeply_nested_payload_is_refused_on_the_device(vault: Vault) -> None:
+    deep: dict[str, Any] = {"x": 1}
+    for _ in range(400):
+        deep = {"x": deep}
+    with pytest.raises(ValidationFailed) as refused:
+        vault.kernel.run(
+            "entity.put", {"type": "note", "data": {"text": "t", "more": deep}}, actor=vault.actor()
+        )
+    assert refused.value.field == "data"

@@ -217,9 +217,18 @@ def _validated(spec: ActionSpec[Any, Any, Any], input: Mapping[str, Any] | BaseM
         raise ValidationFailed(f"{spec.name}: {where}: {first['msg']}", field=where) from None
 
 
-def _check_text(value: object, path: str) -> None:
+#: how deep an input may nest (objects and arrays): deeper, its JSON cannot be hashed for the
+#: audit log (pydantic stops at a few hundred levels) and walking it would exhaust the stack
+MAX_INPUT_DEPTH = 100
+
+
+def _check_text(value: object, path: str, depth: int = 0) -> None:
     """No text of an input holds NUL (no store keeps it alike: PostgreSQL refuses it) or half a
-    UTF-16 surrogate pair (no UTF-8 text can hold it): VALIDATION_ERROR naming where."""
+    UTF-16 surrogate pair (no UTF-8 text can hold it), and no input nests deeper than
+    :data:`MAX_INPUT_DEPTH`: VALIDATION_ERROR naming where."""
+    if depth > MAX_INPUT_DEPTH:
+        where = path.split(".", 1)[0].split("[", 1)[0] or "input"
+        raise ValidationFailed(f"{where}: nested deeper than {MAX_INPUT_DEPTH} levels", field=where)
     if isinstance(value, str):
         if "\x00" in value:
             raise ValidationFailed(f"{path or 'input'}: text must not contain NUL", field=path or "input")
@@ -231,11 +240,11 @@ def _check_text(value: object, path: str) -> None:
             ) from None
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            _check_text(key, path)
-            _check_text(item, f"{path}.{key}" if path else str(key))
+            _check_text(key, path, depth + 1)
+            _check_text(item, f"{path}.{key}" if path else str(key), depth + 1)
     elif isinstance(value, list | tuple):
         for n, item in enumerate(value):
-            _check_text(item, f"{path}[{n}]")
+            _check_text(item, f"{path}[{n}]", depth + 1)
 
 
 def _output(spec: ActionSpec[Any, Any, Any], out: Any) -> BaseModel:
