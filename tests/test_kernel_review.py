@@ -386,3 +386,16 @@ def test_a_deeply_nested_payload_is_refused_on_the_device(vault: Vault) -> None:
             "entity.put", {"type": "note", "data": {"text": "t", "more": deep}}, actor=vault.actor()
         )
     assert refused.value.field == "data"
+
+
+def test_a_refusal_from_a_handler_names_its_field_over_http(client: TestClient, hub_store: HubStore) -> None:
+    """A store's InvalidInput ("schema.type: must be ...") became a VALIDATION_ERROR with no
+    field: the body named none, though the message did."""
+    laptop = Signer(client, hub_store, "cloud", "laptop")
+    r = laptop.post("/v1/actions/contract.add", {"input": {"type": "recipe", "schema": {"type": "string"}}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "schema.type", r.text
+    r = laptop.post(
+        "/v1/actions/contract.add", {"input": {"type": "recipe", "schema": {"type": "object", "required": 5}}}
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "schema.required", r.text

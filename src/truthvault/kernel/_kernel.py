@@ -8,6 +8,7 @@ structured error (:class:`~._types.ActionError`). A refusal is audited too.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
@@ -194,11 +195,11 @@ class Kernel(Generic[S]):
         targets: tuple[Target, ...],
         exc: TruthvaultError,
     ) -> None:
-        # the code (and the field it names), never the message: a message may quote the input
-        # (a contract's refusal quotes the payload), and the audit log holds no payload content
-        field = getattr(exc, "field", None)
+        # the code (and its cause), never the message or field: a message may quote the input (a
+        # contract's refusal quotes the payload), a field path a payload's keys, and the audit
+        # log holds no payload content
         cause = getattr(exc, "cause", None)
-        reason = exc.code + (f" ({cause})" if cause else "") + (f": {field}" if field else "")
+        reason = exc.code + (f" ({cause})" if cause else "")
         with self._transaction():
             self._append(spec, actor, digest, targets, "failed", reason=reason)
 
@@ -260,11 +261,16 @@ def _as_action_error(exc: TruthvaultError) -> TruthvaultError:
     for base, kind in _KINDS:
         if isinstance(exc, base):
             cause = exc.code if exc.code != base.code else None
-            error = kind(exc.message, hint=exc.hint, cause=cause)
+            named = _FIELD.match(exc.message) if kind is ValidationFailed else None
+            field = getattr(exc, "field", None) or (named.group(1) if named else None)
+            error = kind(exc.message, hint=exc.hint, cause=cause, field=field)
             error.item = exc.item
             return error
     return exc
 
+
+#: a store's "field.path: what is wrong" message names the field
+_FIELD = re.compile(r"([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*): ")
 
 _KINDS: tuple[tuple[type[TruthvaultError], type[ActionError]], ...] = (
     (Forbidden, ActionForbidden),
