@@ -399,3 +399,30 @@ def test_a_refusal_from_a_handler_names_its_field_over_http(client: TestClient, 
         "/v1/actions/contract.add", {"input": {"type": "recipe", "schema": {"type": "object", "required": 5}}}
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "schema.required", r.text
+
+
+# -- what a local_first hub can read -------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="the input hash is a plain SHA-256 of the input's JSON: for local_first the hub sees it "
+    "in every audit entry and approval request and can confirm a guess of a note's text (or any "
+    "low-entropy input), which the encrypted sync feed does not allow. Needs a keyed hash (HMAC "
+    "under a key from the tenant keyring) for local_first tenants.",
+)
+def test_a_local_first_hub_cannot_confirm_a_guess_of_a_notes_text(tmp_path: Path) -> None:
+    from truthvault.kernel import decode_entry
+    from truthvault.vault._actions import NoteIn
+
+    vault = Vault.open(tmp_path / "lf", source="user:cli")
+    try:
+        vault.replica.join(
+            hub_url="http://hub", token="t", tenant_id="tenant-lf", tenant_name="lf",
+            device_id="dev-lf", vault_mode="local_first",
+        )  # fmt: skip
+        vault.kernel.run("notes.create", {"text": "meet Bob at 5"}, actor=vault.actor())
+        [row] = vault._db.conn.execute("SELECT entry FROM audit_outbox").fetchall()
+        entry = decode_entry(bytes(row[0]))
+        guess = input_hash(NoteIn(text="meet Bob at 5"))
+        assert entry.input_hash != guess
+    finally:
+        vault.close()
