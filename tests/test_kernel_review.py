@@ -426,3 +426,20 @@ def test_a_local_first_hub_cannot_confirm_a_guess_of_a_notes_text(tmp_path: Path
         assert entry.input_hash != guess
     finally:
         vault.close()
+
+
+def test_a_plain_approval_does_not_stand_in_for_the_pin(vault: Vault) -> None:
+    """Policy asks a user:voice delete for the PIN, but redeeming checked only the action, input
+    and asker: a voice front end that asked the broker itself for a plain approval (no PIN to
+    approve it, 24 h to wait instead of a confirmation's minutes) deleted with it."""
+    entity_id, params, digest = _voice_delete(vault)
+    voice = vault.actor("user:voice")
+    rid = vault.broker.ask_approval(
+        actor=voice, action="entity.delete", risk=Risk.DESTRUCTIVE, kind="approval",
+        input_hash=digest, targets=(), reason="tidy up",
+    )  # fmt: skip
+    vault.kernel.run("approval.decide", {"id": rid, "decision": "approve"}, actor=vault.actor("user:cli"))
+    with pytest.raises(ActionForbidden, match="kind of approval"):
+        vault.kernel.run("entity.delete", params, actor=voice, approval=rid)
+    assert vault.get(entity_id).payload
+    assert vault.broker.get(rid).status == "approved"  # a mismatch uses nothing

@@ -223,7 +223,9 @@ class InputBroker:
         return request
 
     # -- redeeming (the Broker port) -------------------------------------------------
-    def redeem(self, request_id: str, *, actor: Actor, action: str, input_hash: str) -> str:
+    def redeem(
+        self, request_id: str, *, actor: Actor, action: str, input_hash: str, kind: str | None = None
+    ) -> str:
         """Use an approved request once, for the action, input and actor it was asked for;
         return who approved it. Run it inside the action's transaction, so that an action
         that fails gives the approval back."""
@@ -237,6 +239,13 @@ class InputBroker:
             raise ActionForbidden(
                 f"request {request_id} was asked for another action, input or actor",
                 hint="run the action exactly as it was asked, from where it was asked",
+            )
+        wanted = _KIND_ALIASES.get(kind, kind) if kind is not None else request.kind
+        if request.kind != wanted:
+            raise ActionForbidden(
+                f"request {request_id} is a {request.kind} request: this action needs a kind of approval "
+                f"it is not ({wanted})",
+                hint="run the action without --approval to ask for the approval it needs",
             )
         if request.status == "pending":
             raise ApprovalRequired(

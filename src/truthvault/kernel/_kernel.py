@@ -128,7 +128,9 @@ class Kernel(Generic[S]):
             with self._transaction():
                 approved_by = None
                 if decision.approval and approval is not None:
-                    approved_by = self.broker.redeem(approval, actor=actor, action=name, input_hash=digest)
+                    approved_by = self.broker.redeem(
+                        approval, actor=actor, action=name, input_hash=digest, kind=decision.approval
+                    )
                 out = _output(spec, spec.handler(ctx, params))
                 verdict: Decision = "approved" if approved_by else "allowed"
                 self._append(spec, actor, digest, tuple(ctx.targets) or targets, verdict, approved_by)

@@ -88,9 +88,12 @@ class Broker(Protocol):
         """Persist a pending approval request; return its id."""
         ...
 
-    def redeem(self, request_id: str, *, actor: Actor, action: str, input_hash: str) -> str:
+    def redeem(
+        self, request_id: str, *, actor: Actor, action: str, input_hash: str, kind: str | None = None
+    ) -> str:
         """Use an approved request once for this action and input; return who approved it.
 
         Raises ApprovalRequired while it is pending, ActionForbidden if it was denied, expired,
-        already used, or was asked for another action, input or actor."""
+        already used, or was asked for another action, input, actor or ``kind`` of approval
+        (the one policy asks for now: a PIN is not replaced by a plain approval)."""
         ...
