@@ -443,3 +443,28 @@ def test_a_plain_approval_does_not_stand_in_for_the_pin(vault: Vault) -> None:
         vault.kernel.run("entity.delete", params, actor=voice, approval=rid)
     assert vault.get(entity_id).payload
     assert vault.broker.get(rid).status == "approved"  # a mismatch uses nothing
+
+
+def test_a_sync_that_cannot_take_the_hubs_policy_does_not_report_success(
+    hub_store: HubStore, tmp_path: Path, hub_sql: Any
+) -> None:
+    """The device keeps its policy when it cannot read the hub's newest version (by design), but
+    the sync said nothing: it reported success while this device decided with other rules than
+    the hub and the tenant's other devices."""
+    from .sync.test_audit_sync import Device
+
+    hub_store.add_tenant("fam", "cloud_first")
+    with TestClient(create_app(hub_store, HubSettings(audit_key_path=str(tmp_path / "audit.key")))) as http:
+        d = Device(http, hub_store, tmp_path / "laptop")
+        stats = d.syncer.sync()
+        assert stats.diverged == []
+        [(pk,)] = hub_sql("SELECT pk FROM tenants WHERE name = 'fam'")
+        hub_sql(
+            "INSERT INTO policy_versions (tenant_pk, version, text, set_by, set_device, set_at) "
+            "VALUES (?, 1, 'permit (principal, action, resource) when { a newer Cedar };', 'user:cli', '', "
+            "'2026-01-01T00:00:00.000Z')",
+            (pk,),
+        )
+        stats = d.syncer.sync()
+        assert "policy" in stats.diverged
+        d.vault.close()

@@ -115,6 +115,12 @@ def _check_unreadable(stats: SyncStats) -> None:
             f"{_some([f'{r.entity_id} ({r.reason})' for r in stats.refused_pulls])}",
             hint="everything else was applied; see 'truthvault sync rejected'",
         )
+    if stats.diverged == ["policy"]:
+        raise SyncIncomplete(
+            "this device's policy differs from the hub's after the sync: it cannot read the hub's "
+            "newest version and decides with the one it holds",
+            hint="'truthvault policy show' shows the version in force here; a newer truthvault reads it",
+        )
     if stats.diverged:
         raise SyncIncomplete(
             f"this device's {' and '.join(stats.diverged)} differ from the hub's after the sync",

@@ -31,12 +31,12 @@ def push_policy(client: HubClient, text: str, source: str) -> PolicyVersion:
     return PolicyVersion(int(body["version"]), text, body.get("set_by", source), body.get("set_at", ""))
 
 
-def sync_policy(vault: Vault, client: HubClient) -> PolicyVersion | None:
+def sync_policy(vault: Vault, client: HubClient, diverged: list[str] | None = None) -> PolicyVersion | None:
     """Take the hub's policy into the vault if its version changed; the version taken, or None.
 
     A hub without policy routes (older) is skipped, as is a client that is not a
     :class:`HubClient` (an in-process stand-in for one); a policy this device cannot read keeps
-    the one it holds (and the next sync tries again).
+    the one it holds (and the next sync tries again), and says so in ``diverged`` ("policy").
     """
     if not isinstance(client, HubClient):
         return None
@@ -50,6 +50,8 @@ def sync_policy(vault: Vault, client: HubClient) -> PolicyVersion | None:
     try:
         return found if policies.adopt(found) else None
     except InvalidPolicy:
+        if diverged is not None:
+            diverged.append("policy")  # this device decides with another version than the hub
         return None
 
 

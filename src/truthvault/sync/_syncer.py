@@ -363,7 +363,7 @@ class Syncer:
             self._ring()  # keys first: a device without the tenant key moves nothing
         stats = self.push(progress)
         stats = self.pull(progress, stats=stats)
-        sync_policy(self.vault, self.client)  # every device decides with the tenant's rules
+        sync_policy(self.vault, self.client, stats.diverged)  # every device decides with the tenant's rules
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
