@@ -468,3 +468,23 @@ def test_a_sync_that_cannot_take_the_hubs_policy_does_not_report_success(
         stats = d.syncer.sync()
         assert "policy" in stats.diverged
         d.vault.close()
+
+
+@pytest.mark.parametrize("source", ["automation:nightly", "ai-cloud:openai/gpt"])
+def test_only_the_user_resolves_a_conflict_at_the_hub(hub_store: HubStore, source: str) -> None:
+    """A conflict is two of the user's own versions; the vault lets only level 1 resolve one, but
+    POST /v1/actions/conflict.resolve with an AI or automation source chose between them."""
+    from .hub.test_app import Dev
+
+    hub_store.add_tenant("beta", "cloud_first")
+    with TestClient(create_app(hub_store, HubSettings())) as http:
+        a, phone = Dev(http, hub_store, "beta", "laptop"), Dev(http, hub_store, "beta", "phone")
+        first = a.item("n1", "base")
+        a.push(first)
+        a.push(a.item("n1", "laptop edit", base_version=1, base_clock=first.last_modified_at))
+        phone.push(phone.item("n1", "phone edit", base_version=1, base_clock=first.last_modified_at))
+        [conflict] = http.get("/v1/conflicts", headers=a.headers).json()
+        body = {"input": {"conflict_id": conflict["id"], "resolution": "restore"}, "source": source}
+        r = http.post("/v1/actions/conflict.resolve", json=body, headers=a.headers)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN", r.text
+        assert len(http.get("/v1/conflicts", headers=a.headers).json()) == 1

@@ -154,7 +154,10 @@ class ResolveOut(_Out):
 
 @HUB_ACTIONS.action("conflict.resolve", version="1.0.0", risk=Risk.WRITE, input=ResolveIn, output=ResolveOut)
 def conflict_resolve(ctx: Ctx, params: ResolveIn) -> ResolveOut:
-    """Close a conflict at the hub: keep the current version, or restore the kept loser."""
+    """Close a conflict at the hub: keep the current version, or restore the kept loser. Only
+    the user (level 1) decides between two of the user's versions, as in the vault."""
+    if not ctx.actor.is_user:
+        raise Forbidden(f"{ctx.actor.source} may not resolve a conflict: only the user (level 1) decides")
     device = ctx.store.calling_device()
     record, item = ctx.store.store.resolve_conflict(
         device, params.conflict_id, params.resolution, ctx.clock()
