@@ -488,3 +488,41 @@ def test_only_the_user_resolves_a_conflict_at_the_hub(hub_store: HubStore, sourc
         r = http.post("/v1/actions/conflict.resolve", json=body, headers=a.headers)
         assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN", r.text
         assert len(http.get("/v1/conflicts", headers=a.headers).json()) == 1
+
+
+def test_a_device_reads_nothing_of_another_tenants_governance(
+    client: TestClient, hub_store: HubStore
+) -> None:
+    """Checked, holds: policy, contracts, approvals and the audit log are read per tenant."""
+    alpha = Signer(client, hub_store, "cloud", "laptop")
+    hub_store.add_tenant("gamma", "cloud_first")
+    other = Signer(client, hub_store, "gamma", "spy")
+    text = '@id("alpha.only")\npermit (principal, action, resource);'
+    assert alpha.post("/v1/actions/policy.set", {"input": {"text": text}}).status_code == 200
+    schema = {"type": "object", "properties": {"secret_field": {"type": "string"}}}
+    r = alpha.post("/v1/actions/contract.add", {"input": {"type": "recipe", "schema": schema}})
+    assert r.status_code == 200, r.text
+    now = time.time()
+    asked = BrokerRequest(
+        id="alpha-req", kind="approval", action="entity.delete", risk="destructive", source="ai-local:x",
+        device_id=alpha.id, tenant_id=alpha.tenant_id, reason="alpha's", input_hash="h",
+        created_at=now, expires_at=now + 600,
+    )  # fmt: skip
+    assert alpha.post("/v1/approvals", {"requests": [asked.to_wire()]}).status_code == 200
+    seen = " ".join(
+        other.get(path, query).text
+        for path, query in (
+            ("/v1/policy", ""), ("/v1/contracts", ""), ("/v1/approvals", ""),
+            ("/v1/audit/entries", "from=0&limit=100"), ("/v1/audit/checkpoint", ""),
+        )
+    )  # fmt: skip
+    for mark in ("alpha.only", "secret_field", "alpha-req", alpha.id, alpha.tenant_id):
+        assert mark not in seen
+    r = other.post(
+        "/v1/approvals/decide", {"request_id": "alpha-req", "decision": "approve", "source": "user:cli"}
+    )
+    assert r.status_code == 404, r.text
+    r = other.post(
+        "/v1/approvals", {"requests": [asked.with_(status="approved", decided_by="user:cli").to_wire()]}
+    )
+    assert r.status_code in (403, 409), r.text
