@@ -526,3 +526,13 @@ def test_a_device_reads_nothing_of_another_tenants_governance(
         "/v1/approvals", {"requests": [asked.with_(status="approved", decided_by="user:cli").to_wire()]}
     )
     assert r.status_code in (403, 409), r.text
+
+
+def test_a_legacy_route_names_the_field_it_refuses(client: TestClient, hub_store: HubStore) -> None:
+    """POST /v1/actions/... names the field of a 422; the routes with a pydantic body (PUT
+    /v1/policy, POST /v1/approvals/decide, ...) said it only inside the message."""
+    laptop = Signer(client, hub_store, "alpha", "laptop")
+    r = laptop.post("/v1/approvals/decide", {"request_id": "x", "decision": "maybe", "source": "user:cli"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "decision", r.text
+    r = laptop.call("PUT", "/v1/policy", body=json.dumps({"source": "user:cli"}).encode())
+    assert r.status_code == 422 and r.json()["error"]["field"] == "text", r.text

@@ -184,7 +184,9 @@ def _add_error_handlers(app: FastAPI, guard: Guard) -> None:
     async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-        return _error(InvalidInput(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))))
+        error = InvalidInput(f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+        body: dict[str, object] = {**error.to_dict(), **({"field": where} if where else {})}
+        return JSONResponse({"error": body}, status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
