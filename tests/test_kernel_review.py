@@ -536,3 +536,20 @@ def test_a_legacy_route_names_the_field_it_refuses(client: TestClient, hub_store
     assert r.status_code == 422 and r.json()["error"]["field"] == "decision", r.text
     r = laptop.call("PUT", "/v1/policy", body=json.dumps({"source": "user:cli"}).encode())
     assert r.status_code == 422 and r.json()["error"]["field"] == "text", r.text
+
+
+def test_deciding_with_a_source_naming_no_level_is_a_422_naming_source(
+    client: TestClient, hub_store: HubStore
+) -> None:
+    laptop = Signer(client, hub_store, "alpha", "laptop")
+    now = time.time()
+    asked = BrokerRequest(
+        id="req-src", kind="approval", action="entity.delete", risk="destructive", source="ai-local:x",
+        device_id=laptop.id, tenant_id=laptop.tenant_id, reason="", input_hash="h",
+        created_at=now, expires_at=now + 600,
+    )  # fmt: skip
+    assert laptop.post("/v1/approvals", {"requests": [asked.to_wire()]}).status_code == 200
+    r = laptop.post(
+        "/v1/approvals/decide", {"request_id": "req-src", "decision": "approve", "source": "root:x"}
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "source", r.text

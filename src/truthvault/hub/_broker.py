@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConflictState, Forbidden, InvalidInput
+from ..errors import ConflictState, Forbidden, InvalidInput, InvalidSource
 from ..kernel import (
     REQUEST_COLUMNS,
     Actor,
@@ -20,6 +20,7 @@ from ..kernel import (
     BrokerSettings,
     InputBroker,
     PinRecord,
+    ValidationFailed,
     request_from_row,
     request_row,
 )
@@ -156,7 +157,12 @@ class HubBroker:
             raise InvalidInput("decision: a request for values is answered on the device that holds them")
         if not approve and not (reason or "").strip():
             raise InvalidInput("reason: say why it is denied")
-        actor = Actor(source, ctx.device_id, ctx.tenant_id)
+        try:
+            actor = Actor(source, ctx.device_id, ctx.tenant_id)
+        except InvalidSource as exc:
+            raise ValidationFailed(
+                f"source: {source[:80]!r} names no truth level", hint=exc.hint, field="source"
+            ) from None
         return broker.record_decision(request_id, actor=actor, approved=approve, reason=reason)
 
     def post(self, ctx: DeviceContext, requests: Sequence[BrokerRequest]) -> list[BrokerRequest]:
