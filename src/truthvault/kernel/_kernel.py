@@ -44,11 +44,11 @@ def input_hash(params: BaseModel) -> str:
     field (``SecretStr``) enters it masked, never its value."""
     try:
         text = params.model_dump_json()
-    except PydanticSerializationError:  # half a UTF-16 surrogate pair: no UTF-8 text holds it
-        _check_text(params.model_dump(), "")
+    except PydanticSerializationError:  # half a surrogate pair, or nested too deep: named as such
+        _check_text(params.model_dump(by_alias=True), "")
         raise
     if "\\u0000" in text:  # JSON's escape of NUL (or of a backslash before 'u0000': looked at)
-        _check_text(params.model_dump(), "")
+        _check_text(params.model_dump(by_alias=True), "")
     return hashlib.sha256(text.encode()).hexdigest()
 
 
