@@ -45,6 +45,12 @@ def test_an_approval_survives_a_hub_restart_and_is_decided_from_a_second_device(
     assert pending[approve_me]["source"] == "ai-local:llama3" and pending[approve_me]["risk"] == "destructive"
     table = phone.run("approvals").stdout
     assert approve_me in table and "an AI deletes a note you wrote" in table and "destructive" in table
+    # at 80 columns every column stays readable: the id's first characters (all a command needs)
+    phone.env["COLUMNS"] = "80"
+    narrow = phone.run("approvals").stdout
+    phone.env["COLUMNS"] = "200"
+    assert all(len(line) <= 80 for line in narrow.splitlines())
+    assert approve_me[:8] in narrow and "destructive" in narrow and "ai-local:llama3" in narrow
 
     assert f"approved {approve_me}" in phone.run("approve", approve_me[:8]).stdout
     phone.run("deny", deny_me, "--reason", "keep that one")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import ConflictState, HubUnavailable, InvalidInput, NotFound
-from ._common import err_console, interactive, json_option, open_vault, out, print_json, run_action
-from ._output import Grid, Struck
+from ._common import err_console, interactive, json_option, open_vault, out, print_json, run_action, table
+from ._output import Struck
 
 if TYPE_CHECKING:
     from ..kernel import BrokerRequest, InputBroker
@@ -69,23 +69,33 @@ def _when(at: float, now: float) -> str:
     return f"in {int(left)} s"
 
 
+#: below this many columns the table leaves out when a request expires, and names the kind of
+#: approval (pin, confirm) in "why" instead of "what"
+_NARROW = 100
+
+
 def _row(request: BrokerRequest, now: float, every: bool) -> list[str | Struck]:
-    what = f"{request.action or request.kind}" + (f" ({request.kind})" if request.kind != "approval" else "")
+    narrow = out.width < _NARROW
+    kind = f"({request.kind})" if request.kind != "approval" else ""
+    what = request.action or request.kind
+    if kind and not narrow:
+        what += f" {kind}"
     # which device asked, when the terminal has room for it
     who = request.source + (f" on {request.device_id[:8]}" if request.device_id and out.width >= 140 else "")
-    why = request.reason or "-"
+    why = (f"{kind} " if kind and narrow else "") + (request.reason or "-")
     if every and request.status == "denied" and request.deny_reason:
         why += f" / denied: {request.deny_reason}"
-    row: list[str | Struck] = [request.id, what, who, why, request.risk, _when(request.expires_at, now)]
+    # the whole id where there is room; else its first characters, which every command takes
+    shown = request.id if out.width >= 120 else request.id[:8]
+    row: list[str | Struck] = [shown, what, who, why, request.risk]
+    if not narrow:
+        row.append(_when(request.expires_at, now))
     return [*row, request.status] if every else row
 
 
-def _grid(headers: list[str], rows: list[list[str | Struck]]) -> Grid:
-    """The table, its "why" column cut short (never the id a command takes) to fit the terminal."""
-    why = headers.index("why")
-    widths = [max([len(h), *(len(str(r[n])) for r in rows)]) for n, h in enumerate(headers)]
-    room = out.width - 3 * len(headers) - 1 - sum(w for n, w in enumerate(widths) if n != why)
-    return Grid(headers, rows, squeeze=why, squeeze_width=max(12, room))
+def _headers(every: bool) -> list[str]:
+    headers = ["id", "what", "who", "why", "risk"] + ([] if out.width < _NARROW else ["expires"])
+    return [*headers, "status"] if every else headers
 
 
 def _json(request: BrokerRequest) -> dict[str, object]:
@@ -147,8 +157,8 @@ def register(cli: click.Group) -> None:
                 out.print("nothing waits for your decision" if not every else "no requests")
                 return
             now = time.time()
-            headers = ["id", "what", "who", "why", "risk", "expires"] + (["status"] if every else [])
-            out.print(_grid(headers, [_row(r, now, every) for r in shown]))
+            headers = _headers(every)
+            out.print(table(None, headers, [_row(r, now, every) for r in shown], headers.index("why")))
 
     @cli.command()
     @click.argument("request_id", metavar="ID")
