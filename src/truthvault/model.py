@@ -16,7 +16,6 @@ of the cost of a push.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import struct
@@ -50,7 +49,6 @@ __all__ = [
     "digest_sum",
     "encode",
     "item_digest",
-    "plain",
     "record_digest",
     "refuse",
     "refuse_nul",
@@ -225,29 +223,6 @@ class PullResponse(msgspec.Struct, gc=False):
 
 _encoder = msgspec.json.Encoder()
 _push_decoder = msgspec.json.Decoder(PushRequest)
-
-
-_NESTED = (msgspec.Raw, msgspec.Struct, dict, list, tuple)
-
-
-def plain(obj: object) -> Any:
-    """Plain data (for JSON output and action results): every field of a struct, defaults too,
-    payloads decoded; the push and pull numbers of the wire are left out when unset."""
-    if isinstance(obj, msgspec.Raw):
-        return msgspec.json.decode(obj)
-    if isinstance(obj, msgspec.Struct):
-        fields = msgspec.structs.asdict(obj)
-        for name, value in fields.items():
-            if isinstance(value, _NESTED):
-                fields[name] = plain(value)
-        return {k: v for k, v in fields.items() if not (k in ("mutation", "seq") and v is None)}
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return plain(dataclasses.asdict(obj))
-    return obj
 
 
 def encode(obj: object) -> bytes:

@@ -19,6 +19,7 @@ decoding was tried and was slower: text (hex, ids) looks like large numbers too 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "check_payload_depth",
     "check_payloads",
     "decode_error_reason",
+    "plain",
 ]
 
 #: How deeply a payload's objects and arrays may nest. Far beyond any real entity, and far
@@ -167,3 +169,26 @@ def decode_error_reason(data: bytes, exc: msgspec.DecodeError) -> str:
     if any(s in data for s in _SURROGATE_SUSPECTS):
         return "half of a surrogate pair escaped, or another bad escape"
     return str(exc)
+
+
+_NESTED = (msgspec.Raw, msgspec.Struct, dict, list, tuple)
+
+
+def plain(obj: object) -> Any:
+    """Plain data (for JSON output and action results): every field of a struct, defaults too,
+    payloads decoded; the push and pull numbers of the wire are left out when unset."""
+    if isinstance(obj, msgspec.Raw):
+        return msgspec.json.decode(obj)
+    if isinstance(obj, msgspec.Struct):
+        fields = msgspec.structs.asdict(obj)
+        for name, value in fields.items():
+            if isinstance(value, _NESTED):
+                fields[name] = plain(value)
+        return {k: v for k, v in fields.items() if not (k in ("mutation", "seq") and v is None)}
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(dataclasses.asdict(obj))
+    return obj

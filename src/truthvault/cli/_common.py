@@ -159,7 +159,7 @@ def record_action(vault: Vault, name: str, params: Mapping[str, object]) -> Vaul
 
 def plain(obj: object) -> object:
     """Plain data for JSON output: every field of a struct (defaults too), payloads decoded."""
-    from ..model import plain as to_plain
+    from ..payload import plain as to_plain
 
     return to_plain(obj)
 

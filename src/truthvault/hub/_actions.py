@@ -19,7 +19,7 @@ from ..kernel import (
     Target,
     ValidationFailed,
 )
-from ..model import plain
+from ..payload import plain
 from .store import DeviceContext, HubStore
 
 __all__ = ["HUB_ACTIONS", "HubScope"]

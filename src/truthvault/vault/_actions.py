@@ -10,7 +10,8 @@ from pydantic import Field, PlainSerializer, SecretStr, WithJsonSchema
 
 from ..errors import NotFound
 from ..kernel import ActionInput, ActionOutput, Context, Registry, Risk, Target
-from ..model import SyncItem, plain
+from ..model import SyncItem
+from ..payload import plain
 from ._codec import VaultRecord
 
 if TYPE_CHECKING:
