@@ -48,10 +48,21 @@ _MAX_COUNTER = 0xFFFF
 MAX_FUTURE_SKEW_MS = 15 * 60 * 1000
 
 
+#: the last second rendered, and its text: stamps of one process mostly share the second, so
+#: rendering reuses it (a stamp is made at every write)
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def format_stamp(ms: int, counter: int = 0) -> str:
     """Render milliseconds since the epoch and a counter as a stamp."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z-{counter:04x}"
+    second, milli = divmod(ms, 1000)
+    last = _last_second[0]
+    if last[0] == second:
+        head = last[1]
+    else:
+        head = f"{datetime.fromtimestamp(second, tz=UTC):%Y-%m-%dT%H:%M:%S}"
+        _last_second[0] = (second, head)
+    return f"{head}.{milli:03d}Z-{counter:04x}"
 
 
 def parse_stamp(stamp: str) -> tuple[int, int]:

@@ -7,10 +7,10 @@ structured error (:class:`~._types.ActionError`). A refusal is audited too.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from hashlib import sha256 as _sha256
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -43,13 +43,13 @@ def input_hash(params: BaseModel) -> str:
     same contract always hashes alike): what the audit log and approvals keep of it. A secret
     field (``SecretStr``) enters it masked, never its value."""
     try:
-        text = params.model_dump_json()
+        data = params.__pydantic_serializer__.to_json(params)  # model_dump_json's bytes
     except PydanticSerializationError:  # half a surrogate pair, or nested too deep: named as such
         _check_text(params.model_dump(by_alias=True), "")
         raise
-    if "\\u0000" in text:  # JSON's escape of NUL (or of a backslash before 'u0000': looked at)
+    if b"\\u0000" in data:  # JSON's escape of NUL (or of a backslash before 'u0000': looked at)
         _check_text(params.model_dump(by_alias=True), "")
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _sha256(data).hexdigest()
 
 
 class Kernel(Generic[S]):
@@ -104,47 +104,93 @@ class Kernel(Generic[S]):
     def run(
         self, name: str, input: Mapping[str, Any] | BaseModel, *, actor: Actor, approval: str | None = None
     ) -> BaseModel:
-        """Run action ``name`` as ``actor``; ``approval`` redeems an approved request."""
-        spec = self.spec(name)
+        """Run action ``name`` as ``actor``; ``approval`` redeems an approved request.
+
+        A write is decided inside its own transaction: the targets policy sees are the ones
+        the handler changes (nothing else can write in between), and a refusal's audit entry
+        or an approval request commits before its error is raised."""
+        spec = self.registry.get(name) or self.spec(name)
         params = _validated(spec, input)
         digest = input_hash(params)
         ctx = Context(actor, self.store, name, self._clock)
-        targets = tuple(spec.targets(ctx, params)) if spec.targets else ()
-        decision = self.policy.decide(PolicyRequest(actor, name, spec.risk, targets))
-        if not decision.allowed:
-            self._refused(spec, actor, digest, targets, decision)
-        if decision.approval and approval is None:
-            request_id = self.broker.ask_approval(
-                actor=actor, action=name, risk=spec.risk, kind=decision.approval,
-                input_hash=digest, targets=targets, reason=decision.reason,
-            )  # fmt: skip
-            raise ApprovalRequired(
-                f"{name} needs your approval ({decision.approval})",
-                hint=f"approve it with 'truthvault approve {request_id}', then run it again",
-                request_id=request_id,
-                policies=decision.policies,
-            )
+        if spec.risk is Risk.READ:
+            read = self._read(spec, ctx, params, digest)
+            if read is not None:
+                return read
+        targets: tuple[Target, ...] = ()
+        refusal: ActionError | None = None
         try:
             with self._transaction():
-                approved_by = None
-                if decision.approval and approval is not None:
-                    approved_by = self.broker.redeem(
-                        approval, actor=actor, action=name, input_hash=digest, kind=decision.approval
-                    )
-                out = _output(spec, spec.handler(ctx, params))
-                verdict: Decision = "approved" if approved_by else "allowed"
-                self._append(spec, actor, digest, tuple(ctx.targets) or targets, verdict, approved_by)
-                if self._on_event is not None:
-                    for type_, entity_id, detail in ctx.events:
-                        self._on_event(type_, entity_id, detail)
+                if spec.targets:
+                    targets = tuple(spec.targets(ctx, params))
+                decision = self.policy.decide(PolicyRequest(actor, name, spec.risk, targets))
+                if not decision.allowed:
+                    self._append(spec, actor, digest, targets, "denied", reason=decision.reason)
+                    refusal = _forbidden(spec, actor, decision)
+                elif decision.approval and approval is None:
+                    refusal = self._ask(spec, actor, digest, targets, decision)
+                else:
+                    approved_by = None
+                    if decision.approval and approval is not None:
+                        approved_by = self.broker.redeem(
+                            approval, actor=actor, action=name, input_hash=digest, kind=decision.approval
+                        )
+                    out = _output(spec, spec.handler(ctx, params))
+                    verdict: Decision = "approved" if approved_by else "allowed"
+                    self._append(spec, actor, digest, tuple(ctx.targets) or targets, verdict, approved_by)
+                    if self._on_event is not None:
+                        for type_, entity_id, detail in ctx.events:
+                            self._on_event(type_, entity_id, detail)
         except TruthvaultError as exc:
-            error = _as_action_error(exc)
-            if spec.risk is not Risk.READ and not isinstance(error, ApprovalRequired):
-                self._failed(spec, actor, digest, targets, error)
+            error = self._failure(spec, actor, digest, targets, exc)
             if error is exc:
                 raise
             raise error from exc
+        if refusal is not None:
+            raise refusal
         return out
+
+    def _read(
+        self, spec: ActionSpec[S, Any, Any], ctx: Context[S], params: BaseModel, digest: str
+    ) -> BaseModel | None:
+        """A read: decided by policy (a refusal is audited), run with no write transaction;
+        None when policy asks for an approval (the read then takes a write's path)."""
+        targets = tuple(spec.targets(ctx, params)) if spec.targets else ()
+        decision = self.policy.decide(PolicyRequest(ctx.actor, spec.name, spec.risk, targets))
+        if not decision.allowed:
+            with self._transaction():
+                self._append(spec, ctx.actor, digest, targets, "denied", reason=decision.reason)
+            raise _forbidden(spec, ctx.actor, decision)
+        if decision.approval:
+            return None
+        try:
+            return _output(spec, spec.handler(ctx, params))
+        except TruthvaultError as exc:
+            error = _as_action_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _ask(
+        self,
+        spec: ActionSpec[S, Any, Any],
+        actor: Actor,
+        digest: str,
+        targets: tuple[Target, ...],
+        decision: PolicyDecision,
+    ) -> ApprovalRequired:
+        """Persist an approval request (in the current transaction); the error that names it."""
+        assert decision.approval is not None
+        request_id = self.broker.ask_approval(
+            actor=actor, action=spec.name, risk=spec.risk, kind=decision.approval,
+            input_hash=digest, targets=targets, reason=decision.reason,
+        )  # fmt: skip
+        return ApprovalRequired(
+            f"{spec.name} needs your approval ({decision.approval})",
+            hint=f"approve it with 'truthvault approve {request_id}', then run it again",
+            request_id=request_id,
+            policies=decision.policies,
+        )
 
     # -- audit -------------------------------------------------------------------------
     def _append(
@@ -174,36 +220,33 @@ class Kernel(Generic[S]):
             )
         )
 
-    def _refused(
-        self,
-        spec: ActionSpec[S, Any, Any],
-        actor: Actor,
-        digest: str,
-        targets: tuple[Target, ...],
-        decision: PolicyDecision,
-    ) -> None:
-        with self._transaction():
-            self._append(spec, actor, digest, targets, "denied", reason=decision.reason)
-        raise ActionForbidden(
-            f"{actor.source} may not run {spec.name}: {decision.reason or 'no policy allows it'}",
-            policies=decision.policies,
-        )
-
-    def _failed(
+    def _failure(
         self,
         spec: ActionSpec[S, Any, Any],
         actor: Actor,
         digest: str,
         targets: tuple[Target, ...],
         exc: TruthvaultError,
-    ) -> None:
-        # the code (and its cause), never the message or field: a message may quote the input (a
-        # contract's refusal quotes the payload), a field path a payload's keys, and the audit
-        # log holds no payload content
-        cause = getattr(exc, "cause", None)
-        reason = exc.code + (f" ({cause})" if cause else "")
-        with self._transaction():
-            self._append(spec, actor, digest, targets, "failed", reason=reason)
+    ) -> TruthvaultError:
+        """The error to raise for what a write's transaction raised (rolled back), after its
+        failure is audited."""
+        error = _as_action_error(exc)
+        if not isinstance(error, ApprovalRequired):
+            # the code (and its cause), never the message or field: a message may quote the
+            # input (a contract's refusal quotes the payload), a field path a payload's keys,
+            # and the audit log holds no payload content
+            cause = getattr(error, "cause", None)
+            reason = error.code + (f" ({cause})" if cause else "")
+            with self._transaction():
+                self._append(spec, actor, digest, targets, "failed", reason=reason)
+        return error
+
+
+def _forbidden(spec: ActionSpec[Any, Any, Any], actor: Actor, decision: PolicyDecision) -> ActionForbidden:
+    return ActionForbidden(
+        f"{actor.source} may not run {spec.name}: {decision.reason or 'no policy allows it'}",
+        policies=decision.policies,
+    )
 
 
 def _validated(spec: ActionSpec[Any, Any, Any], input: Mapping[str, Any] | BaseModel) -> BaseModel:

@@ -19,6 +19,7 @@ __all__ = ["BATCH_ENTRIES", "DeviceAudit"]
 BATCH_ENTRIES = 1000
 
 _encoder = msgspec.json.Encoder()
+_APPEND = "INSERT INTO audit_outbox (entry) VALUES (?)"
 _checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
 
 
@@ -30,8 +31,13 @@ class DeviceAudit:
 
     def append(self, record: AuditRecord) -> None:
         """Keep an action's entry until it reaches the hub (inside the current transaction)."""
-        with self._db.tx() as conn:
-            conn.execute("INSERT INTO audit_outbox (entry) VALUES (?)", (encode_record(record),))
+        entry = encode_record(record)
+        db = self._db
+        if db.in_tx():  # the action's transaction, as the dispatcher calls it
+            db.conn.execute(_APPEND, (entry,))
+            return
+        with db.tx() as conn:
+            conn.execute(_APPEND, (entry,))
 
     def pending(self) -> int:
         """Entries not yet at the hub."""

@@ -50,6 +50,12 @@ _DEFAULT_META = {
 }
 
 
+#: what a write transaction reads as it begins: the stored clock and SQLite's data_version
+_BEGIN_READ = (
+    "SELECT (SELECT value FROM meta WHERE key = 'clock'), (SELECT data_version FROM pragma_data_version)"
+)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -111,6 +117,9 @@ class VaultDB:
         # keeps its transactions from interleaving.
         self.lock = threading.RLock()
         self._depth = 0
+        #: the thread whose transaction is open (0: none), and data_version as it began
+        self._owner = 0
+        self._tx_version = 0
         # what this transaction's entity writes changed the state checksum by (see tx)
         self._checksum_delta = 0
         #: bumped by each write of this process to a table the kernel caches (the policy): with
@@ -171,10 +180,13 @@ class VaultDB:
                 return
             self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
+            self._owner = threading.get_ident()
             self._checksum_delta = 0
             try:
-                # Another process may have stamped writes since we last looked.
-                stored = self.meta("clock")
+                # Another process may have stamped writes since we last looked; what it
+                # committed shows in data_version, which stays put while this transaction holds
+                # the write lock (see epoch).
+                stored, self._tx_version = self.conn.execute(_BEGIN_READ).fetchone()
                 if stored:
                     self.clock.observe(stored)
                 yield self.conn
@@ -190,6 +202,11 @@ class VaultDB:
                 raise
             finally:
                 self._depth = 0
+                self._owner = 0
+
+    def in_tx(self) -> bool:
+        """Whether this thread is inside :meth:`tx` (a write transaction is open)."""
+        return self._depth > 0 and self._owner == threading.get_ident()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -208,6 +225,8 @@ class VaultDB:
     def epoch(self) -> tuple[int, int]:
         """What changes when anyone commits a change a cache must see: another connection's
         commit (SQLite's data_version) or this one's write marked by :attr:`local_epoch`."""
+        if self.in_tx():  # read as the transaction began: no one else can commit meanwhile
+            return self._tx_version, self.local_epoch
         with self.lock:
             return int(self.conn.execute("PRAGMA data_version").fetchone()[0]), self.local_epoch
 
