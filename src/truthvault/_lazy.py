@@ -13,15 +13,17 @@ def lazy_names(
     package: str, where: Mapping[str, str], exported: Iterable[str]
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The ``__getattr__`` and ``__dir__`` of ``package``: each name in ``where`` is imported from
-    its module (relative to the package, e.g. ``"._keys"``) when first asked for, and kept in the
-    package so that the next access is a plain attribute; ``dir()`` lists ``exported``."""
+        its module (relative to the package, e.g. ``"._keys"``, or ``"._merkle:root"`` for a name
+    the module spells otherwise) when first asked for, and kept in the
+        package so that the next access is a plain attribute; ``dir()`` lists ``exported``."""
     names = sorted(exported)
 
     def __getattr__(name: str) -> object:
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(import_module(module, package), name)
+        module, _, attr = module.partition(":")
+        value = getattr(import_module(module, package), attr or name)
         setattr(sys.modules[package], name, value)
         return value
 

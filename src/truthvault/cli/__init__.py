@@ -156,6 +156,10 @@ def _fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; errors become one line on stderr and a non-zero exit."""
+    # pydantic looks for plugins (scanning every installed package's entry points, ~15 ms) the
+    # first time it builds an action's schema; a command line has none to load. Set
+    # PYDANTIC_DISABLE_PLUGINS yourself (to "" or a list) to have them.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         cli.main(args=argv, prog_name="truthvault", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -3,6 +3,10 @@ policy, approved by the user when it is risky, and recorded in a tamper-evident 
 
 ``Kernel.run(name, input, actor=...)`` is the one path; the command line, the hub's
 ``POST /v1/actions/{name}`` and every later face call it.
+
+Every name is imported from its module when first used (so a command that only writes a
+note loads neither Cedar, the broker nor the Merkle tree, and a client that only maps the
+kernel's errors does not load pydantic).
 """
 
 from __future__ import annotations
@@ -10,92 +14,85 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
-from ._audit import (
-    ENTRY_FORMAT,
-    AuditEntry,
-    AuditInconsistent,
-    AuditTampered,
-    Checkpoint,
-    DeviceBatch,
-    decode_entry,
-    encode_record,
-    sign_batch,
-    sign_checkpoint,
-    verify_batch,
-    verify_checkpoint,
-)
-from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
-from ._broker_store import (
-    KINDS,
-    REQUEST_COLUMNS,
-    STATUSES,
-    BrokerRequest,
-    BrokerSettings,
-    BrokerStore,
-    PinRecord,
-    request_from_row,
-    request_row,
-    status_rank,
-    targets_from_json,
-    targets_json,
-)
-from ._contracts import (
-    BUILTIN_CONTRACTS,
-    BreakingChange,
-    Contract,
-    ContractBook,
-    breaking_changes,
-    check_schema,
-)
-from ._merkle import (
-    EMPTY_ROOT,
-    Frontier,
-    MemoryTree,
-    NodeSource,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    node_hash,
-    root_of,
-    verify_consistency,
-    verify_inclusion,
-)
-from ._merkle import root as merkle_root
-from ._policy import CedarPolicy, StoredPolicy, decision_key, role_of
-from ._policy_compile import (
-    CompiledPolicy,
-    InvalidPolicy,
-    PolicyRule,
-    PolicyStore,
-    PolicyVersion,
-    builtin_rules,
-    check_policy,
-    compile_policy,
-)
-from ._policy_text import APPROVAL_KINDS, BUILTIN_POLICY, DEFAULT_POLICY, HARD_VERBS, SECURITY_DOMAINS
-from ._ports import (
-    AuditRecord,
-    AuditSink,
-    Broker,
-    PolicyDecision,
-    PolicyEngine,
-    PolicyRequest,
-)
-from ._types import (
-    ActionConflict,
-    ActionError,
-    ActionForbidden,
-    ActionNotFound,
-    Actor,
-    ApprovalRequired,
-    Risk,
-    Target,
-    ValidationFailed,
-)
 
 if TYPE_CHECKING:
+    from ._audit import (
+        ENTRY_FORMAT,
+        AuditEntry,
+        AuditInconsistent,
+        AuditTampered,
+        Checkpoint,
+        DeviceBatch,
+        decode_entry,
+        encode_record,
+        sign_batch,
+        sign_checkpoint,
+        verify_batch,
+        verify_checkpoint,
+    )
+    from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
+    from ._broker_store import (
+        KINDS,
+        REQUEST_COLUMNS,
+        STATUSES,
+        BrokerRequest,
+        BrokerSettings,
+        BrokerStore,
+        PinRecord,
+        request_from_row,
+        request_row,
+        status_rank,
+        targets_from_json,
+        targets_json,
+    )
+    from ._contracts import (
+        BUILTIN_CONTRACTS,
+        BreakingChange,
+        Contract,
+        ContractBook,
+        breaking_changes,
+        check_schema,
+    )
     from ._kernel import Kernel, input_hash
+    from ._merkle import (
+        EMPTY_ROOT,
+        Frontier,
+        MemoryTree,
+        NodeSource,
+        consistency_proof,
+        inclusion_proof,
+        leaf_hash,
+        node_hash,
+        root_of,
+        verify_consistency,
+        verify_inclusion,
+    )
+    from ._merkle import root as merkle_root
+    from ._policy import CedarPolicy, StoredPolicy, decision_key, role_of
+    from ._policy_compile import (
+        CompiledPolicy,
+        InvalidPolicy,
+        PolicyRule,
+        PolicyStore,
+        PolicyVersion,
+        builtin_rules,
+        check_policy,
+        compile_policy,
+    )
+    from ._policy_text import APPROVAL_KINDS, BUILTIN_POLICY, DEFAULT_POLICY, HARD_VERBS, SECURITY_DOMAINS
+    from ._ports import AuditRecord, AuditSink, Broker, PolicyDecision, PolicyEngine, PolicyRequest
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
+    from ._types import (
+        ActionConflict,
+        ActionError,
+        ActionForbidden,
+        ActionNotFound,
+        Actor,
+        ApprovalRequired,
+        Risk,
+        Target,
+        ValidationFailed,
+    )
 
 __all__ = [
     "APPROVAL_KINDS",
@@ -185,16 +182,93 @@ __all__ = [
     "verify_inclusion",
 ]
 
-#: the dispatcher and the registry load pydantic: imported when first asked for, so that a
-#: client that only maps the kernel's errors does not pay for it
+#: where each name lives
 _LAZY = {
+    "APPROVAL_KINDS": "._policy_text",
+    "BUILTIN_CONTRACTS": "._contracts",
+    "BUILTIN_POLICY": "._policy_text",
+    "DEFAULT_POLICY": "._policy_text",
+    "EMPTY_ROOT": "._merkle",
+    "ENTRY_FORMAT": "._audit",
+    "HARD_VERBS": "._policy_text",
+    "KINDS": "._broker_store",
+    "REQUEST_COLUMNS": "._broker_store",
+    "SECURITY_DOMAINS": "._policy_text",
+    "STATUSES": "._broker_store",
+    "ActionConflict": "._types",
+    "ActionError": "._types",
+    "ActionForbidden": "._types",
     "ActionInput": "._registry",
+    "ActionNotFound": "._types",
     "ActionOutput": "._registry",
     "ActionSpec": "._registry",
+    "Actor": "._types",
+    "ApprovalRequired": "._types",
+    "AuditEntry": "._audit",
+    "AuditInconsistent": "._audit",
+    "AuditRecord": "._ports",
+    "AuditSink": "._ports",
+    "AuditTampered": "._audit",
+    "BreakingChange": "._contracts",
+    "Broker": "._ports",
+    "BrokerEvent": "._broker",
+    "BrokerRequest": "._broker_store",
+    "BrokerSettings": "._broker_store",
+    "BrokerStore": "._broker_store",
+    "CedarPolicy": "._policy",
+    "Checkpoint": "._audit",
+    "CompiledPolicy": "._policy_compile",
     "Context": "._registry",
-    "Registry": "._registry",
+    "Contract": "._contracts",
+    "ContractBook": "._contracts",
+    "DeviceBatch": "._audit",
+    "Frontier": "._merkle",
+    "InputBroker": "._broker",
+    "InvalidPolicy": "._policy_compile",
     "Kernel": "._kernel",
+    "MemoryTree": "._merkle",
+    "NodeSource": "._merkle",
+    "PinRecord": "._broker_store",
+    "PolicyDecision": "._ports",
+    "PolicyEngine": "._ports",
+    "PolicyRequest": "._ports",
+    "PolicyRule": "._policy_compile",
+    "PolicyStore": "._policy_compile",
+    "PolicyVersion": "._policy_compile",
+    "Registry": "._registry",
+    "Risk": "._types",
+    "StoredPolicy": "._policy",
+    "Target": "._types",
+    "ValidationFailed": "._types",
+    "breaking_changes": "._contracts",
+    "builtin_rules": "._policy_compile",
+    "check_policy": "._policy_compile",
+    "check_schema": "._contracts",
+    "compile_policy": "._policy_compile",
+    "consistency_proof": "._merkle",
+    "decision_key": "._policy",
+    "decode_entry": "._audit",
+    "encode_record": "._audit",
+    "event_detail": "._broker",
+    "hash_pin": "._broker",
+    "inclusion_proof": "._merkle",
     "input_hash": "._kernel",
+    "leaf_hash": "._merkle",
+    "merkle_root": "._merkle:root",
+    "node_hash": "._merkle",
+    "request_from_row": "._broker_store",
+    "request_row": "._broker_store",
+    "role_of": "._policy",
+    "root_of": "._merkle",
+    "sign_batch": "._audit",
+    "sign_checkpoint": "._audit",
+    "status_rank": "._broker_store",
+    "targets_from_json": "._broker_store",
+    "targets_json": "._broker_store",
+    "verify_batch": "._audit",
+    "verify_checkpoint": "._audit",
+    "verify_consistency": "._merkle",
+    "verify_inclusion": "._merkle",
 }
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

@@ -4,7 +4,6 @@ certificate."""
 from __future__ import annotations
 
 import sqlite3
-import ssl
 from pathlib import Path
 
 import msgspec
@@ -117,6 +116,8 @@ class HubLink:
             raise ConflictState(
                 f"this vault's hub is {hub or 'not set'}: only an https hub has a certificate to pin"
             )
+        import ssl  # here: every command imports the vault, few pin a certificate
+
         try:
             ssl.PEM_cert_to_DER_cert(pem)
         except ValueError:
