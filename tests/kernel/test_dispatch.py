@@ -278,3 +278,27 @@ def test_kept_decisions_never_outlive_the_policy_they_were_made_under(tmp_path: 
         with pytest.raises(ActionForbidden):
             note(third.kernel, third, "nor in a new process")
         assert third.count() == 2
+
+
+def test_a_write_is_decided_inside_its_transaction_and_a_read_outside_any(vault: Vault) -> None:
+    """Policy sees a write's targets in the transaction that writes them (nothing can change
+    their level in between), and a refusal's audit entry commits though the action raises; a
+    read takes no write transaction (it holds no lock)."""
+    kernel, audit = kernel_of(vault)
+    inner = kernel.policy
+    seen: list[tuple[str, bool]] = []
+
+    class Watching:
+        def decide(self, request: PolicyRequest) -> Any:
+            seen.append((request.action, vault._db.in_tx()))
+            return inner.decide(request)
+
+    kernel.policy = Watching()
+    written_ = note(kernel, vault)
+    kernel.run("entity.get", {"id": written_.item.entity_id}, actor=vault.actor())
+    assert seen == [("notes.create", True), ("entity.get", False)]
+    with pytest.raises(ActionForbidden):
+        kernel.run("pin.set", {"pin": "2468"}, actor=vault.actor("ai-local:llama3"))
+    assert [(r.action, r.decision) for r in audit.records][-1] == ("pin.set", "denied")
+    assert not vault._db.in_tx()
+    assert vault.get(written_.item.entity_id).version == 1
