@@ -99,18 +99,18 @@ _known_sources: dict[str, TruthLevel] = {}
 
 
 def level_of_source(source: str) -> TruthLevel:
-    """The truth level an origin source implies."""
-    return parse_source(source)[0]
-
-
-def implied_level(source: str) -> TruthLevel:
-    """:func:`level_of_source`, remembered: sources repeat constantly, so each is parsed once."""
-    implied = _known_sources.get(source)
+    """The truth level an origin source implies (InvalidSource if it names none); remembered:
+    sources repeat constantly, so each is parsed once."""
+    implied = _known_sources.get(source) if isinstance(source, str) else None
     if implied is None:
-        implied = level_of_source(source)
+        implied = parse_source(source)[0]
         if len(_known_sources) < 4096:
             _known_sources[source] = implied
     return implied
+
+
+#: the same (an earlier name, kept for its callers)
+implied_level = level_of_source
 
 
 def check_source(source: str, level: int) -> TruthLevel:
