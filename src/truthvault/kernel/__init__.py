@@ -77,6 +77,7 @@ from ._ports import (
     AuditRecord,
     AuditSink,
     Broker,
+    InputHasher,
     PolicyDecision,
     PolicyEngine,
     PolicyRequest,
@@ -94,6 +95,7 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
+    from ._input_hash import KEYED_PREFIX, KeyedInputHash, hash_key_id
     from ._kernel import Kernel, input_hash
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
 
@@ -105,6 +107,7 @@ __all__ = [
     "EMPTY_ROOT",
     "ENTRY_FORMAT",
     "HARD_VERBS",
+    "KEYED_PREFIX",
     "KINDS",
     "REQUEST_COLUMNS",
     "SECURITY_DOMAINS",
@@ -138,8 +141,10 @@ __all__ = [
     "DeviceBatch",
     "Frontier",
     "InputBroker",
+    "InputHasher",
     "InvalidPolicy",
     "Kernel",
+    "KeyedInputHash",
     "MemoryTree",
     "NodeSource",
     "PinRecord",
@@ -164,6 +169,7 @@ __all__ = [
     "decode_entry",
     "encode_record",
     "event_detail",
+    "hash_key_id",
     "hash_pin",
     "inclusion_proof",
     "input_hash",
@@ -195,6 +201,9 @@ _LAZY = {
     "Registry": "._registry",
     "Kernel": "._kernel",
     "input_hash": "._kernel",
+    "KEYED_PREFIX": "._input_hash",
+    "KeyedInputHash": "._input_hash",
+    "hash_key_id": "._input_hash",
 }
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)
