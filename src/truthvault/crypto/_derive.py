@@ -7,7 +7,6 @@ action (the derivation happens once per key and process).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 __all__ = ["hkdf_sha256", "input_hash_key"]
