@@ -18,7 +18,7 @@ every key), see :meth:`VaultInputHash.under`.
 from __future__ import annotations
 
 import secrets
-import time
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from ..crypto import Keyring, input_hash_key
@@ -41,6 +41,8 @@ _RECHECK_S = 1.0
 class VaultInputHash:
     """The :class:`~truthvault.kernel.InputHasher` of one vault's kernel (see the module)."""
 
+    __slots__ = ("_check_at", "_current", "_db", "_epoch", "_keyed", "_keyring", "_state")
+
     def __init__(self, db: VaultDB) -> None:
         self._db = db
         self._epoch = -1
@@ -51,7 +53,7 @@ class VaultInputHash:
         self._current: Callable[[BaseModel], str] = input_hash
 
     def __call__(self, params: BaseModel) -> str:
-        if self._epoch != self._db.keys_epoch or time.monotonic() >= self._check_at:
+        if self._epoch != self._db.keys_epoch or monotonic() >= self._check_at:
             self._refresh()
         return self._current(params)
 
@@ -89,7 +91,7 @@ class VaultInputHash:
                 assert hasher is not None  # the current key and the device's own are always held
                 self._current = hasher
         self._epoch = epoch
-        self._check_at = time.monotonic() + _RECHECK_S
+        self._check_at = monotonic() + _RECHECK_S
 
     def _hasher(self, kid: str) -> KeyedInputHash | None:
         hasher = self._keyed.get(kid)
