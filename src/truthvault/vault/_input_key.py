@@ -63,15 +63,9 @@ class VaultInputHash:
         kid = hash_key_id(stored)
         if kid is None:
             return input_hash(params)
-        self(params)  # looks at the keyring as of now
+        self._refresh()  # the keyring as of now: this is a redemption, not the hot path
         hasher = self._hasher(kid)
         return None if hasher is None else hasher(params)
-
-    @property
-    def kid(self) -> str | None:
-        """The id of the key new hashes are taken under; None when they are plain."""
-        current = self._current
-        return current.kid if isinstance(current, KeyedInputHash) else None
 
     def _refresh(self) -> None:
         db = self._db
@@ -97,10 +91,10 @@ class VaultInputHash:
         hasher = self._keyed.get(kid)
         if hasher is None:
             if kid == DEVICE_KID:
-                with self._db.tx():
-                    secret = self._db.meta_str("input_key")
-                    if not secret:  # opening the vault made one: made here if it is gone
-                        secret = secrets.token_urlsafe(32)
+                secret = self._db.meta_str("input_key")
+                if not secret:  # opening the vault made one: made here if it is gone
+                    with self._db.tx():
+                        secret = self._db.meta_str("input_key") or secrets.token_urlsafe(32)
                         self._db.set_meta("input_key", secret)
                 # the device's own: no tenant in it, so joining a hub leaves it as it was
                 key = input_hash_key(secret.encode(), "")
