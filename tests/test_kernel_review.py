@@ -177,7 +177,7 @@ def _voice_delete(vault: Vault) -> tuple[str, dict[str, str], str]:
     note = vault.put("note", {"text": "keep me"}).item
     params = {"id": note.entity_id}
     spec = vault.kernel.spec("entity.delete")
-    return note.entity_id, params, input_hash(spec.input.model_validate(params))
+    return note.entity_id, params, vault.kernel.hasher(spec.input.model_validate(params))
 
 
 def test_a_hub_cannot_hand_a_device_an_approval_for_a_request_it_never_asked(vault: Vault) -> None:
@@ -402,14 +402,11 @@ def test_a_refusal_from_a_handler_names_its_field_over_http(client: TestClient, 
 
 
 # -- what a local_first hub can read -------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="the input hash is a plain SHA-256 of the input's JSON: for local_first the hub sees it "
-    "in every audit entry and approval request and can confirm a guess of a note's text (or any "
-    "low-entropy input), which the encrypted sync feed does not allow. Needs a keyed hash (HMAC "
-    "under a key from the tenant keyring) for local_first tenants.",
-)
 def test_a_local_first_hub_cannot_confirm_a_guess_of_a_notes_text(tmp_path: Path) -> None:
+    """The input hash was a plain SHA-256 of the input's JSON: a local_first hub saw it in every
+    audit entry and approval request and could confirm a guess of a note's text (or any
+    low-entropy input), which the encrypted sync feed does not allow. A local_first device keys
+    it (here, before the tenant's keyring arrived, under a key of the device's own)."""
     from truthvault.kernel import decode_entry
     from truthvault.vault._actions import NoteIn
 

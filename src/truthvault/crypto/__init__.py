@@ -11,6 +11,7 @@ import typing
 from .._lazy import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:
+    from ._derive import hkdf_sha256, input_hash_key
     from ._keys import (
         DeviceKeys,
         fingerprint,
@@ -45,6 +46,8 @@ if typing.TYPE_CHECKING:
 #: each name and the module that defines it, imported on first use: the vault needs only the
 #: keyring, and the signing and wrapping primitives cost every command of the CLI to load
 _LAZY = {
+    "hkdf_sha256": "._derive",
+    "input_hash_key": "._derive",
     "DeviceKeys": "._keys",
     "fingerprint": "._keys",
     "Keyring": "._payload",
@@ -81,6 +84,8 @@ __all__ = [
     "canonical_request",
     "claimed_device",
     "fingerprint",
+    "hkdf_sha256",
+    "input_hash_key",
     "is_sealed",
     "open_sealed",
     "opener",

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         breaking_changes,
         check_schema,
     )
+    from ._input_hash import KEYED_PREFIX, KeyedInputHash, hash_key_id
     from ._kernel import Kernel, input_hash
     from ._merkle import (
         EMPTY_ROOT,
@@ -80,7 +81,15 @@ if TYPE_CHECKING:
         compile_policy,
     )
     from ._policy_text import APPROVAL_KINDS, BUILTIN_POLICY, DEFAULT_POLICY, HARD_VERBS, SECURITY_DOMAINS
-    from ._ports import AuditRecord, AuditSink, Broker, PolicyDecision, PolicyEngine, PolicyRequest
+    from ._ports import (
+        AuditRecord,
+        AuditSink,
+        Broker,
+        InputHasher,
+        PolicyDecision,
+        PolicyEngine,
+        PolicyRequest,
+    )
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
     from ._types import (
         ActionConflict,
@@ -102,6 +111,7 @@ __all__ = [
     "EMPTY_ROOT",
     "ENTRY_FORMAT",
     "HARD_VERBS",
+    "KEYED_PREFIX",
     "KINDS",
     "REQUEST_COLUMNS",
     "SECURITY_DOMAINS",
@@ -135,8 +145,10 @@ __all__ = [
     "DeviceBatch",
     "Frontier",
     "InputBroker",
+    "InputHasher",
     "InvalidPolicy",
     "Kernel",
+    "KeyedInputHash",
     "MemoryTree",
     "NodeSource",
     "PinRecord",
@@ -161,6 +173,7 @@ __all__ = [
     "decode_entry",
     "encode_record",
     "event_detail",
+    "hash_key_id",
     "hash_pin",
     "inclusion_proof",
     "input_hash",
@@ -191,6 +204,7 @@ _LAZY = {
     "EMPTY_ROOT": "._merkle",
     "ENTRY_FORMAT": "._audit",
     "HARD_VERBS": "._policy_text",
+    "KEYED_PREFIX": "._input_hash",
     "KINDS": "._broker_store",
     "REQUEST_COLUMNS": "._broker_store",
     "SECURITY_DOMAINS": "._policy_text",
@@ -224,8 +238,10 @@ _LAZY = {
     "DeviceBatch": "._audit",
     "Frontier": "._merkle",
     "InputBroker": "._broker",
+    "InputHasher": "._ports",
     "InvalidPolicy": "._policy_compile",
     "Kernel": "._kernel",
+    "KeyedInputHash": "._input_hash",
     "MemoryTree": "._merkle",
     "NodeSource": "._merkle",
     "PinRecord": "._broker_store",
@@ -250,6 +266,7 @@ _LAZY = {
     "decode_entry": "._audit",
     "encode_record": "._audit",
     "event_detail": "._broker",
+    "hash_key_id": "._input_hash",
     "hash_pin": "._broker",
     "inclusion_proof": "._merkle",
     "input_hash": "._kernel",

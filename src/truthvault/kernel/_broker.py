@@ -224,18 +224,31 @@ class InputBroker:
 
     # -- redeeming (the Broker port) -------------------------------------------------
     def redeem(
-        self, request_id: str, *, actor: Actor, action: str, input_hash: str, kind: str | None = None
+        self,
+        request_id: str,
+        *,
+        actor: Actor,
+        action: str,
+        input_hash: str,
+        kind: str | None = None,
+        rehash: Callable[[str], str | None] | None = None,
     ) -> str:
         """Use an approved request once, for the action, input and actor it was asked for;
         return who approved it. Run it inside the action's transaction, so that an action
-        that fails gives the approval back."""
+        that fails gives the approval back. ``rehash`` takes the input's hash under the key
+        the request's names (see :meth:`~._ports.Broker.redeem`)."""
         stored = self.store.get(request_id)
         if stored is None:
             raise ActionForbidden(f"no approval request {request_id!r}")
         request = stored.with_(status=stored.status_at(self._now()))
         asker = (request.source, request.device_id, request.tenant_id)
         mine = (actor.source, actor.device_id, actor.tenant_id or self._tenant_id())
-        if request.is_input or request.action != action or request.input_hash != input_hash or asker != mine:
+        if (
+            request.is_input
+            or request.action != action
+            or asker != mine
+            or not _same_input(request, input_hash, rehash)
+        ):
             raise ActionForbidden(
                 f"request {request_id} was asked for another action, input or actor",
                 hint="run the action exactly as it was asked, from where it was asked",
@@ -372,6 +385,22 @@ class InputBroker:
     def _event(self, type_: str, request: BrokerRequest) -> None:
         if self._on_event is not None:
             self._on_event(type_, request)
+
+
+def _same_input(request: BrokerRequest, input_hash: str, rehash: Callable[[str], str | None] | None) -> bool:
+    """Was ``request`` asked for the input hashed ``input_hash`` (now), perhaps under an earlier
+    key of the tenant (``rehash`` takes it under the key the request's hash names)?"""
+    if request.input_hash == input_hash:
+        return True
+    if rehash is None or not request.input_hash:
+        return False
+    again = rehash(request.input_hash)
+    if again is None:
+        raise ActionForbidden(
+            f"request {request.id} was asked under a key this device does not hold",
+            hint="run the action without --approval to ask for its approval again",
+        )
+    return again == request.input_hash
 
 
 def _with_failures(record: PinRecord, failures: int, locked_until: float) -> PinRecord:

@@ -17,7 +17,16 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from ..errors import ConflictState, Forbidden, InvalidInput, NotFound, TruthvaultError
-from ._ports import AuditRecord, AuditSink, Broker, Decision, PolicyDecision, PolicyEngine, PolicyRequest
+from ._ports import (
+    AuditRecord,
+    AuditSink,
+    Broker,
+    Decision,
+    InputHasher,
+    PolicyDecision,
+    PolicyEngine,
+    PolicyRequest,
+)
 from ._registry import ActionSpec, Context, Registry
 from ._types import (
     ActionConflict,
@@ -31,7 +40,7 @@ from ._types import (
     ValidationFailed,
 )
 
-__all__ = ["Kernel", "input_hash"]
+__all__ = ["Kernel", "input_hash", "input_json"]
 
 S = TypeVar("S")
 
@@ -39,9 +48,17 @@ EventSink = Callable[[str, str | None, dict[str, Any]], None]
 
 
 def input_hash(params: BaseModel) -> str:
-    """SHA-256 of the input's JSON, fields in the contract's order (so the same input of the
-    same contract always hashes alike): what the audit log and approvals keep of it. A secret
-    field (``SecretStr``) enters it masked, never its value."""
+    """SHA-256 of the input's JSON (see :func:`input_json`): the plain input hash, which the
+    audit log and approvals keep of an input where the hub reads the payloads anyway (a
+    cloud-first tenant's devices, the hub's own actions). A keyed one is
+    :class:`~._input_hash.KeyedInputHash`."""
+    return _sha256(input_json(params)).hexdigest()
+
+
+def input_json(params: BaseModel) -> bytes:
+    """The input's JSON, fields in the contract's order (so the same input of the same contract
+    always hashes alike): what an input hash is taken of. A secret field (``SecretStr``) enters
+    it masked, never its value."""
     try:
         data = params.__pydantic_serializer__.to_json(params)  # model_dump_json's bytes
     except PydanticSerializationError:  # half a surrogate pair, or nested too deep: named as such
@@ -49,12 +66,24 @@ def input_hash(params: BaseModel) -> str:
         raise
     if b"\\u0000" in data:  # JSON's escape of NUL (or of a backslash before 'u0000': looked at)
         _check_text(params.model_dump(by_alias=True), "")
-    return _sha256(data).hexdigest()
+    return data
+
+
+class _PlainHash:
+    """The plain input hash as an :class:`~._ports.InputHasher` (the kernel's default)."""
+
+    __slots__ = ()
+
+    __call__ = staticmethod(input_hash)
+
+    def under(self, stored: str, params: BaseModel) -> str | None:
+        return input_hash(params)
 
 
 class Kernel(Generic[S]):
     """Runs the actions of ``registry`` against ``store`` under ``policy``, ``broker`` and
-    ``audit``; ``transaction`` opens one (nestable) transaction of the store."""
+    ``audit``; ``transaction`` opens one (nestable) transaction of the store; ``hasher`` takes
+    the input hash the audit log and approvals keep (by default the plain SHA-256)."""
 
     def __init__(
         self,
@@ -68,6 +97,7 @@ class Kernel(Generic[S]):
         clock: Callable[[], str],
         on_event: EventSink | None = None,
         tenant_id: Callable[[], str] = lambda: "",
+        hasher: InputHasher | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -78,6 +108,7 @@ class Kernel(Generic[S]):
         self._clock = clock
         self._on_event = on_event
         self._tenant_id = tenant_id
+        self.hasher: InputHasher = hasher or _PlainHash()
 
     def derive(self, registry: Registry[S]) -> Kernel[S]:
         """This kernel with another set of actions (over the same store, policy, broker, audit
@@ -92,6 +123,7 @@ class Kernel(Generic[S]):
             clock=self._clock,
             on_event=self._on_event,
             tenant_id=self._tenant_id,
+            hasher=self.hasher,
         )
 
     def spec(self, name: str) -> ActionSpec[S, Any, Any]:
@@ -111,7 +143,7 @@ class Kernel(Generic[S]):
         or an approval request commits before its error is raised."""
         spec = self.registry.get(name) or self.spec(name)
         params = _validated(spec, input)
-        digest = input_hash(params)
+        digest = self.hasher(params)
         ctx = Context(actor, self.store, name, self._clock)
         if spec.risk is Risk.READ:
             read = self._read(spec, ctx, params, digest)
@@ -133,8 +165,9 @@ class Kernel(Generic[S]):
                     approved_by = None
                     if decision.approval and approval is not None:
                         approved_by = self.broker.redeem(
-                            approval, actor=actor, action=name, input_hash=digest, kind=decision.approval
-                        )
+                            approval, actor=actor, action=name, input_hash=digest, kind=decision.approval,
+                            rehash=lambda stored: self.hasher.under(stored, params),
+                        )  # fmt: skip
                     out = _output(spec, spec.handler(ctx, params))
                     verdict: Decision = "approved" if approved_by else "allowed"
                     self._append(spec, actor, digest, tuple(ctx.targets) or targets, verdict, approved_by)

@@ -3,16 +3,21 @@ audit log. Each side (a device's vault, the hub) plugs in its own implementation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ._types import Actor, Risk, Target
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel  # the kernel's ports load no pydantic (see __init__)
 
 __all__ = [
     "AuditRecord",
     "AuditSink",
     "Broker",
     "Decision",
+    "InputHasher",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyRequest",
@@ -89,11 +94,36 @@ class Broker(Protocol):
         ...
 
     def redeem(
-        self, request_id: str, *, actor: Actor, action: str, input_hash: str, kind: str | None = None
+        self,
+        request_id: str,
+        *,
+        actor: Actor,
+        action: str,
+        input_hash: str,
+        kind: str | None = None,
+        rehash: Callable[[str], str | None] | None = None,
     ) -> str:
         """Use an approved request once for this action and input; return who approved it.
+
+        ``rehash(stored)`` is the input's hash under the key the request's hash ``stored`` names
+        (None when this side lacks it): a request asked before the tenant's key was rotated is
+        still redeemed for the same input.
 
         Raises ApprovalRequired while it is pending, ActionForbidden if it was denied, expired,
         already used, or was asked for another action, input, actor or ``kind`` of approval
         (the one policy asks for now: a PIN is not replaced by a plain approval)."""
+        ...
+
+
+class InputHasher(Protocol):
+    """What the dispatcher keeps of an input in the audit log and approval requests: a hash
+    (plain SHA-256, or keyed under a key the hub lacks, see :mod:`._input_hash`)."""
+
+    def __call__(self, params: BaseModel) -> str:
+        """The input's hash as this side takes it now (under its current key)."""
+        ...
+
+    def under(self, stored: str, params: BaseModel) -> str | None:
+        """The input's hash under the key ``stored`` (a hash taken earlier) names, or None when
+        this side lacks that key."""
         ...

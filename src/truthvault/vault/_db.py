@@ -4,6 +4,7 @@ entity and record rows, the history mark and the event log. Every other part wor
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import threading
 import uuid
@@ -125,6 +126,8 @@ class VaultDB:
         #: bumped by each write of this process to a table the kernel caches (the policy): with
         #: SQLite's data_version (other processes' commits) it tells a cache when to re-read
         self.local_epoch = 0
+        #: bumped by this process when the vault's tenant, mode or keyring change (the input hash's key)
+        self.keys_epoch = 0
         stored = self.meta("clock")
         #: the vault's hybrid clock (persisted when a transaction commits)
         self.clock = HybridClock(stored or None)
@@ -151,7 +154,8 @@ class VaultDB:
                 _schema.migrated(path, conn)
                 with conn:
                     conn.execute("BEGIN IMMEDIATE")
-                    for key, value in {"device_id": str(uuid.uuid4()), **_DEFAULT_META}.items():
+                    fresh = {"device_id": str(uuid.uuid4()), "input_key": secrets.token_urlsafe(32)}
+                    for key, value in {**fresh, **_DEFAULT_META}.items():
                         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:

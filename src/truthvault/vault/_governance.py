@@ -15,6 +15,7 @@ from ..kernel import (
 )
 from ._actions import DEVICE_ACTIONS
 from ._db import VaultDB
+from ._input_key import VaultInputHash
 from ._policy import VaultPolicies
 
 if TYPE_CHECKING:
@@ -102,4 +103,5 @@ def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
         clock=db.stamp,
         on_event=on_event,
         tenant_id=lambda: db.meta_str("tenant_id"),
+        hasher=VaultInputHash(db),
     )

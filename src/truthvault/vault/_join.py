@@ -75,6 +75,7 @@ class HubLink:
                 ("vault_mode", vault_mode),
             ):
                 self._db.set_meta(key, value)
+            self._db.keys_epoch += 1
             self._db.recount()  # versions the hub never saw now name this device
 
     def set_key_path(self, key_path: str) -> None:

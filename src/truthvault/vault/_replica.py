@@ -111,6 +111,7 @@ class Replica:
         """Keep the tenant's data keys here (the file is 0600; they never leave it unwrapped)."""
         with self._db.tx():
             self._db.set_meta("keyring", keyring.serialize().decode("ascii"))
+        self._db.keys_epoch += 1
 
     # -- pushing ---------------------------------------------------------------------
     def pending_batch(self, limit: int = 1000) -> PushRequest | None:
