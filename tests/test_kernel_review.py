@@ -342,12 +342,6 @@ def test_a_refused_payload_does_not_reach_the_audit_log(vault: Vault) -> None:
 
 
 # -- writes around the kernel ---------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="'truthvault import' (Vault.import_jsonl) writes entities, level-1 ones included, with "
-    "no policy decision and no audit entry: it is not a kernel action. Needs an entity.import action "
-    "(a bulk path like sync.push: one audit entry with the targets) that the CLI runs.",
-)
 def test_an_import_is_decided_by_policy_and_audited(vault: Vault, tmp_path: Path) -> None:
     other = Vault.open(tmp_path / "other", source="user:cli")
     other.put("note", {"text": "imported as the user's own"})
