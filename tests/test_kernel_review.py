@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from truthvault.crypto import DeviceKeys
-from truthvault.errors import InvalidInput
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore
 from truthvault.kernel import (
@@ -269,14 +268,6 @@ def test_a_device_cannot_post_an_approval_that_never_expires(client: TestClient,
 
 
 # -- one bad item must not stop a device's sync for good ------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidInput,
-    reason="a restored vault reuses audit batch numbers the hub already holds; the hub refuses "
-    "them (422) and the device resends the same batch at every sync: needs the hub to say which "
-    "numbers it holds for the device (or a 409 carrying the next free one) and the outbox to "
-    "renumber its unsent batches",
-)
 def test_a_vault_restored_from_a_backup_still_syncs_its_audit_entries(
     hub_store: HubStore, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ from ..errors import InvalidInput
 from ..kernel import (
     EMPTY_ROOT,
     ENTRY_FORMAT,
+    AuditBatchTaken,
     AuditEntry,
     AuditRecord,
     AuditTampered,
@@ -115,7 +116,7 @@ class AuditLog:
             # inside a transaction of this thread (an action's): the entry commits with it, so
             # it is written there alone, never with other appenders' entries
             self._write(pk, [request])
-            return request.first
+            return _result(request)
         with self._cv:
             queue = self._queues.setdefault(pk, _Queue())
             queue.waiting.append(request)
@@ -189,16 +190,20 @@ class AuditLog:
     def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
         """Append a device's signed batch once: (its first index, whether it was new). The
         signature must be the device's (``sign_public``); a batch sent again is not appended
-        again, and one that reuses a sequence number for other entries is refused."""
+        again. One that reuses a sequence number for other entries, or repeats an entry the log
+        holds from a batch, is refused whole (:class:`~truthvault.kernel.AuditBatchTaken`, with
+        the device's next free number and the positions of the entries held): what the log
+        holds is never changed, and no entry of a device is in it twice."""
         verify_batch(batch, sign_public)
         pk = self.database.tenant_pk(batch.tenant)
         known = self._known_batch(pk, batch)
         if known is not None:
             return known, False
         info = BatchInfo(batch.device, batch.seq, sign_public, batch.signature)
+        refused: tuple[type[Exception], ...] = (AuditBatchTaken, *self.database.integrity_errors)
         try:
             return self.append(batch.tenant, [e.encode() for e in batch.entries], info), True
-        except self.database.integrity_errors:
+        except refused:
             # the same batch, sent again while the first copy was being appended
             known = self._known_batch(pk, batch)
             if known is None:
@@ -206,18 +211,13 @@ class AuditLog:
             return known, False
 
     def _known_batch(self, pk: int, batch: DeviceBatch) -> int | None:
+        """The first index of ``batch`` if the log holds it as it is (the same signature)."""
         with self.database.read() as db:
             row = db.execute(
                 "SELECT first_idx, signature FROM audit_batches WHERE tenant_pk = ? AND device_id = ? AND seq = ?",
                 (pk, batch.device, batch.seq),
             ).fetchone()
-        if row is None:
-            return None
-        if row[1] != batch.signature:
-            raise InvalidInput(
-                f"audit batch {batch.seq} of device {batch.device} was already received with other entries"
-            )
-        return int(row[0])
+        return int(row[0]) if row is not None and row[1] == batch.signature else None
 
     # -- reads -----------------------------------------------------------------------------
     def head(self, tenant_id: str) -> tuple[int, bytes]:
@@ -324,22 +324,30 @@ def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at:
     rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
     nodes: list[tuple[int, int, int, bytes, int]] = []
     batches: list[tuple[int, str, int, int, int, str, str, str]] = []
+    grouped = _Grouped()
     for request in group:
-        request.first = frontier.size
         info = request.batch
         device, seq = (info.device_id, info.seq) if info else ("", None)
-        for entry in request.entries:
-            leaf = leaf_hash(entry)
+        leaves = [leaf_hash(entry) for entry in request.entries]
+        if info is not None:
+            # under the head's lock: no other append can slip in between the check and the write
+            request.error = _batch_taken(db, pk, info, leaves, grouped)
+            if request.error is not None:
+                continue
+        request.first = frontier.size
+        for entry, leaf in zip(request.entries, leaves, strict=True):
             rows.append((pk, frontier.size, entry, leaf, device, seq))
             for level, index, h in frontier.append(leaf):
                 nodes.append((pk, level, index, h, (index + 1) << level))
         if info is not None:
             batches.append((pk, info.device_id, info.seq, request.first, len(request.entries),
                             info.sign_public, info.signature, at))  # fmt: skip
-    db.executemany(
-        "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    if rows:
+        db.executemany(
+            "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     if nodes:
         db.executemany(
             "INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end) VALUES (?, ?, ?, ?, ?)", nodes
@@ -353,6 +361,55 @@ def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at:
     db.execute(
         "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
         (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
+    )
+
+
+@dataclass(slots=True)
+class _Grouped:
+    """What the requests of one group before this one append: batch numbers and leaves."""
+
+    seqs: dict[str, set[int]] = field(default_factory=dict)
+    leaves: set[bytes] = field(default_factory=set)
+
+
+def _batch_taken(
+    db: Db, pk: int, info: BatchInfo, leaves: list[bytes], grouped: _Grouped
+) -> AuditBatchTaken | None:
+    """Why the log cannot take this device batch (its number is used, or it repeats an entry
+    the log holds from a device batch), or None. Reads the batch's number (a key lookup) and
+    its leaves in the index of device entries: a few queries a batch of up to 1,000."""
+    device = info.device_id
+    found = db.execute(
+        "SELECT max(seq), max(CASE WHEN seq = ? THEN 1 ELSE 0 END) FROM audit_batches "
+        "WHERE tenant_pk = ? AND device_id = ?",
+        (info.seq, pk, device),
+    ).fetchone()
+    in_group = grouped.seqs.setdefault(device, set())
+    last = max(int(found[0] or 0), *in_group, 0)
+    taken = bool(found[1]) or info.seq in in_group
+    held_leaves = {leaf for leaf in leaves if leaf in grouped.leaves}
+    for start in range(0, len(leaves), _IN_CHUNK):
+        part = leaves[start : start + _IN_CHUNK]
+        sql = (
+            f"SELECT leaf FROM audit_entries WHERE tenant_pk = ? AND batch_seq IS NOT NULL "
+            f"AND leaf IN ({','.join('?' * len(part))})"
+        )
+        held_leaves.update(bytes(r[0]) for r in db.execute(sql, (pk, *part)).fetchall())
+    if not taken and not held_leaves:
+        in_group.add(info.seq)
+        grouped.leaves.update(leaves)
+        return None
+    held = [i for i, leaf in enumerate(leaves) if leaf in held_leaves]
+    why = (
+        f"audit batch {info.seq} of device {device} was already received with other entries"
+        if taken
+        else f"audit batch {info.seq} of device {device} repeats {len(held)} entries the log holds"
+    )
+    return AuditBatchTaken(
+        why,
+        next_seq=last + 1,
+        held=held,
+        hint="number the unsent batches from next_seq, leaving out the entries held, and send them again",
     )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names as _lazy_names
 from ._audit import (
     ENTRY_FORMAT,
+    AuditBatchTaken,
     AuditEntry,
     AuditInconsistent,
     AuditTampered,
@@ -118,6 +119,7 @@ __all__ = [
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
+    "AuditBatchTaken",
     "AuditEntry",
     "AuditInconsistent",
     "AuditRecord",
