@@ -135,6 +135,8 @@ def test_the_action_takes_a_path_or_the_lines(vault: Vault, tmp_path: Path) -> N
         ({"path": "/no/such/file.jsonl"}, "path", "cannot read /no/such/file.jsonl"),
         ({"lines": [_line("ok"), "{broken"]}, "lines", "line 2: "),
         ({"lines": [_line("ok", 1, "automation:r1")]}, "lines", "line 1: origin_source"),
+        ({"lines": [], "sha256": "0" * 64}, "sha256", "give it with path"),
+        ({"path": "x", "sha256": "XYZ"}, "sha256", "should match pattern"),
     ],
 )
 def test_bad_input_is_a_validation_error_naming_the_field(
@@ -171,3 +173,21 @@ def test_the_command_line_runs_the_action(tmp_path: Path) -> None:
             ("entity.import", [("c1", 2)]),
             ("entity.import", [("c2", 2)]),
         ]
+
+
+def test_an_approved_import_by_path_and_sha256_is_of_that_content(vault: Vault, tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(_line("s1", 3, AI) + "\n")
+    params = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    ai = vault.actor(AI)
+    with pytest.raises(ApprovalRequired) as asked:
+        vault.kernel.run("entity.import", params, actor=ai)
+    rid = asked.value.request_id
+    vault.kernel.run("approval.decide", {"id": rid, "decision": "approve"}, actor=vault.actor("user:cli"))
+    path.write_text(_line("s1", 3, AI) + "\n" + _line("s2", 3, AI) + "\n")  # changed after the approval
+    with pytest.raises(ValidationFailed, match=r"sha256: .* not the one given") as refused:
+        vault.kernel.run("entity.import", params, actor=ai, approval=rid)
+    assert refused.value.field == "sha256" and vault.count() == 0
+    path.write_text(_line("s1", 3, AI) + "\n")
+    me = vault.actor()
+    assert vault.kernel.run("entity.import", params, actor=me).model_dump() == {"imported": 1}

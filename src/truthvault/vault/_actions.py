@@ -5,7 +5,7 @@ decides what becomes current and what is kept as a suggestion)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -225,6 +225,9 @@ class ImportIn(ActionInput):
     path: str | None = Field(default=None, min_length=1, max_length=4096)
     lines: list[str] | None = Field(default=None, validate_default=True)
     queue_for_push: bool = True
+    #: with ``path``: the file's SHA-256 (hex); a file of other content is refused, so that the
+    #: input (what an approval is of) names the content, not only where it lies
+    sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
     _stream: Iterable[bytes | str] | None = PrivateAttr(default=None)
     _progress: Callable[[int], None] | None = PrivateAttr(default=None)
 
@@ -237,6 +240,13 @@ class ImportIn(ActionInput):
         if lines is not None and path is not None:
             raise ValueError("give the lines or a path, not both")
         return lines
+
+    @field_validator("sha256")
+    @classmethod
+    def _of_a_file(cls, sha256: str | None, info: ValidationInfo) -> str | None:
+        if sha256 is not None and info.data.get("path") is None:
+            raise ValueError("names the content of a file: give it with path")
+        return sha256
 
     @classmethod
     def of_stream(
@@ -286,6 +296,12 @@ class _Noted:
         ]
 
 
+def _hashed(lines: Iterable[bytes], digest: Any) -> Iterator[bytes]:
+    for line in lines:
+        digest.update(line)
+        yield line
+
+
 @DEVICE_ACTIONS.action(
     "entity.import", version="1.0.0", risk=Risk.DESTRUCTIVE, input=ImportIn, output=Imported
 )
@@ -301,9 +317,16 @@ def entity_import(ctx: Ctx, params: ImportIn) -> Imported:
                 raise ValidationFailed(
                     f"path: cannot read {params.path}: {exc.strerror}", field="path"
                 ) from None
+            digest = hashlib.sha256() if params.sha256 else None
             with fp:
                 count = ctx.store._transfer.load(
-                    fp, queue_for_push=params.queue_for_push, by=ctx.actor.source, noted=noted
+                    fp if digest is None else _hashed(fp, digest),
+                    queue_for_push=params.queue_for_push, by=ctx.actor.source, noted=noted,
+                )  # fmt: skip
+            if digest is not None and digest.hexdigest() != params.sha256:
+                raise ValidationFailed(
+                    f"sha256: {params.path} has SHA-256 {digest.hexdigest()}, not the one given",
+                    field="sha256",
                 )
         else:
             stream = params._stream if params._stream is not None else params.lines or []
