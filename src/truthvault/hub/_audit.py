@@ -377,16 +377,17 @@ def _batch_taken(
 ) -> AuditBatchTaken | None:
     """Why the log cannot take this device batch (its number is used, or it repeats an entry
     the log holds from a device batch), or None. Reads the batch's number (a key lookup) and
-    its leaves in the index of device entries: a few queries a batch of up to 1,000."""
+    its leaves in the index of device entries: a few queries a batch of up to 1,000, whatever
+    the size of the log."""
     device = info.device_id
-    found = db.execute(
-        "SELECT max(seq), max(CASE WHEN seq = ? THEN 1 ELSE 0 END) FROM audit_batches "
-        "WHERE tenant_pk = ? AND device_id = ?",
-        (info.seq, pk, device),
-    ).fetchone()
     in_group = grouped.seqs.setdefault(device, set())
-    last = max(int(found[0] or 0), *in_group, 0)
-    taken = bool(found[1]) or info.seq in in_group
+    taken = info.seq in in_group or (
+        db.execute(
+            "SELECT 1 FROM audit_batches WHERE tenant_pk = ? AND device_id = ? AND seq = ?",
+            (pk, device, info.seq),
+        ).fetchone()
+        is not None
+    )
     held_leaves = {leaf for leaf in leaves if leaf in grouped.leaves}
     for start in range(0, len(leaves), _IN_CHUNK):
         part = leaves[start : start + _IN_CHUNK]
@@ -400,6 +401,11 @@ def _batch_taken(
         grouped.leaves.update(leaves)
         return None
     held = [i for i, leaf in enumerate(leaves) if leaf in held_leaves]
+    # the device's last number: read only for a refusal (min/max over the key is a seek)
+    found = db.execute(
+        "SELECT max(seq) FROM audit_batches WHERE tenant_pk = ? AND device_id = ?", (pk, device)
+    ).fetchone()
+    last = max(int(found[0] or 0), *in_group, 0)
     why = (
         f"audit batch {info.seq} of device {device} was already received with other entries"
         if taken
