@@ -43,6 +43,7 @@ from ..kernel import (
 from ..kernel import merkle_root as tree_root
 from ..model import PushRequest, PushResponse
 from ..truth import level_of_source
+from ._audit_batches import Grouped, batch_taken
 from ._port import iso_ms, now
 from ._sql import Db, SqlDatabase
 
@@ -324,14 +325,14 @@ def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at:
     rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
     nodes: list[tuple[int, int, int, bytes, int]] = []
     batches: list[tuple[int, str, int, int, int, str, str, str]] = []
-    grouped = _Grouped()
+    grouped = Grouped()
     for request in group:
         info = request.batch
         device, seq = (info.device_id, info.seq) if info else ("", None)
         leaves = [leaf_hash(entry) for entry in request.entries]
         if info is not None:
             # under the head's lock: no other append can slip in between the check and the write
-            request.error = _batch_taken(db, pk, info, leaves, grouped)
+            request.error = batch_taken(db, pk, info.device_id, info.seq, leaves, grouped)
             if request.error is not None:
                 continue
         request.first = frontier.size
@@ -361,61 +362,6 @@ def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at:
     db.execute(
         "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
         (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
-    )
-
-
-@dataclass(slots=True)
-class _Grouped:
-    """What the requests of one group before this one append: batch numbers and leaves."""
-
-    seqs: dict[str, set[int]] = field(default_factory=dict)
-    leaves: set[bytes] = field(default_factory=set)
-
-
-def _batch_taken(
-    db: Db, pk: int, info: BatchInfo, leaves: list[bytes], grouped: _Grouped
-) -> AuditBatchTaken | None:
-    """Why the log cannot take this device batch (its number is used, or it repeats an entry
-    the log holds from a device batch), or None. Reads the batch's number (a key lookup) and
-    its leaves in the index of device entries: a few queries a batch of up to 1,000, whatever
-    the size of the log."""
-    device = info.device_id
-    in_group = grouped.seqs.setdefault(device, set())
-    taken = info.seq in in_group or (
-        db.execute(
-            "SELECT 1 FROM audit_batches WHERE tenant_pk = ? AND device_id = ? AND seq = ?",
-            (pk, device, info.seq),
-        ).fetchone()
-        is not None
-    )
-    held_leaves = {leaf for leaf in leaves if leaf in grouped.leaves}
-    for start in range(0, len(leaves), _IN_CHUNK):
-        part = leaves[start : start + _IN_CHUNK]
-        sql = (
-            f"SELECT leaf FROM audit_entries WHERE tenant_pk = ? AND batch_seq IS NOT NULL "
-            f"AND leaf IN ({','.join('?' * len(part))})"
-        )
-        held_leaves.update(bytes(r[0]) for r in db.execute(sql, (pk, *part)).fetchall())
-    if not taken and not held_leaves:
-        in_group.add(info.seq)
-        grouped.leaves.update(leaves)
-        return None
-    held = [i for i, leaf in enumerate(leaves) if leaf in held_leaves]
-    # the device's last number: read only for a refusal (min/max over the key is a seek)
-    found = db.execute(
-        "SELECT max(seq) FROM audit_batches WHERE tenant_pk = ? AND device_id = ?", (pk, device)
-    ).fetchone()
-    last = max(int(found[0] or 0), *in_group, 0)
-    why = (
-        f"audit batch {info.seq} of device {device} was already received with other entries"
-        if taken
-        else f"audit batch {info.seq} of device {device} repeats {len(held)} entries the log holds"
-    )
-    return AuditBatchTaken(
-        why,
-        next_seq=last + 1,
-        held=held,
-        hint="number the unsent batches from next_seq, leaving out the entries held, and send them again",
     )
 
 
