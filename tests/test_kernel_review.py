@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from truthvault.crypto import DeviceKeys
-from truthvault.errors import InvalidInput
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore
 from truthvault.kernel import (
@@ -269,14 +268,6 @@ def test_a_device_cannot_post_an_approval_that_never_expires(client: TestClient,
 
 
 # -- one bad item must not stop a device's sync for good ------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidInput,
-    reason="a restored vault reuses audit batch numbers the hub already holds; the hub refuses "
-    "them (422) and the device resends the same batch at every sync: needs the hub to say which "
-    "numbers it holds for the device (or a 409 carrying the next free one) and the outbox to "
-    "renumber its unsent batches",
-)
 def test_a_vault_restored_from_a_backup_still_syncs_its_audit_entries(
     hub_store: HubStore, tmp_path: Path
 ) -> None:
@@ -342,12 +333,6 @@ def test_a_refused_payload_does_not_reach_the_audit_log(vault: Vault) -> None:
 
 
 # -- writes around the kernel ---------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="'truthvault import' (Vault.import_jsonl) writes entities, level-1 ones included, with "
-    "no policy decision and no audit entry: it is not a kernel action. Needs an entity.import action "
-    "(a bulk path like sync.push: one audit entry with the targets) that the CLI runs.",
-)
 def test_an_import_is_decided_by_policy_and_audited(vault: Vault, tmp_path: Path) -> None:
     other = Vault.open(tmp_path / "other", source="user:cli")
     other.put("note", {"text": "imported as the user's own"})

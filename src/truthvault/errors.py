@@ -83,9 +83,9 @@ class TruthvaultError(Exception):
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, object]:
         """The HTTP error body's inner object."""
-        body: dict[str, str | int] = {"code": self.code, "message": self.message}
+        body: dict[str, object] = {"code": self.code, "message": self.message}
         if self.hint:
             body["hint"] = self.hint
         if self.item is not None:

@@ -17,10 +17,11 @@ import pytest
 
 from truthvault.crypto import DeviceKeys
 from truthvault.errors import InvalidInput
-from truthvault.hub._audit import HubAuditSink
+from truthvault.hub._audit import BatchInfo, HubAuditSink, _Request
 from truthvault.hub.store import HubStore, open_store
 from truthvault.kernel import (
     Actor,
+    AuditBatchTaken,
     AuditRecord,
     AuditTampered,
     MemoryTree,
@@ -103,9 +104,56 @@ def test_a_device_batch_is_appended_once_under_the_devices_signature(hub_store: 
     with pytest.raises(InvalidInput, match="bad signature"):
         hub_store.audit.append_batch(forged, public)
     again = sign_batch(keys.sign, tid, "dev-a", 1, [_entry(7, "dev-a", tid)])
-    with pytest.raises(InvalidInput, match="already received"):
+    with pytest.raises(AuditBatchTaken, match="already received") as taken:
         hub_store.audit.append_batch(again, public)
+    assert (taken.value.next_seq, taken.value.held, taken.value.status) == (2, (), 409)
     assert hub_store.audit.verify(tid) == 4
+
+
+def test_a_batch_that_repeats_held_entries_is_refused_whole(hub_store: HubStore) -> None:
+    """What a restored device (or a hostile one) sends again under a new number: nothing of it
+    is appended, the stored entries stay as they are, and the hub says which it holds."""
+    tid = _tenant(hub_store)
+    keys = DeviceKeys.generate()
+    public = keys.public_bundle()["sign"]
+    first = [_entry(i, "dev-a", tid) for i in range(3)]
+    hub_store.audit.append_batch(sign_batch(keys.sign, tid, "dev-a", 1, first), public)
+    before = hub_store.audit.entries(tid)
+    again = sign_batch(keys.sign, tid, "dev-a", 5, [_entry(8, "dev-a", tid), first[2], first[0]])
+    with pytest.raises(AuditBatchTaken, match="repeats 2 entries") as taken:
+        hub_store.audit.append_batch(again, public)
+    assert (taken.value.next_seq, taken.value.held) == (2, (1, 2))
+    twice = sign_batch(keys.sign, tid, "dev-a", 2, [_entry(8, "dev-a", tid)] * 2)
+    with pytest.raises(InvalidInput, match=r"entries\[1\]: the same entry as entries\[0\]"):
+        hub_store.audit.append_batch(twice, public)
+    assert hub_store.audit.entries(tid) == before and hub_store.audit.verify(tid) == 3
+    assert hub_store.audit.batch(tid, "dev-a", 5) is None
+    # what is new goes up under the next number
+    fresh = sign_batch(keys.sign, tid, "dev-a", 2, [_entry(8, "dev-a", tid)])
+    assert hub_store.audit.append_batch(fresh, public) == (3, True)
+    assert hub_store.audit.entries(tid)[:3] == before
+
+
+def test_two_batches_of_one_group_cannot_share_a_number_or_an_entry(hub_store: HubStore) -> None:
+    """Concurrent appends are written by one transaction (group commit): the checks see what the
+    requests before in the group append, and a refused request fails alone."""
+    tid = _tenant(hub_store)
+    keys = DeviceKeys.generate()
+    public = keys.public_bundle()["sign"]
+
+    def request(seq: int, entries: list[bytes]) -> _Request:
+        batch = sign_batch(keys.sign, tid, "dev-a", seq, entries)
+        return _Request(entries, BatchInfo("dev-a", seq, public, batch.signature))
+
+    one, two = [_entry(1, "dev-a", tid)], [_entry(2, "dev-a", tid)]
+    a, same_entry, same_seq, other = request(1, one), request(2, one), request(1, two), request(3, two)
+    hub_store.audit._write(hub_store.audit.database.tenant_pk(tid), [a, same_entry, same_seq, other])
+    assert (a.error, a.first, other.error, other.first) == (None, 0, None, 1)
+    assert isinstance(same_entry.error, AuditBatchTaken) and same_entry.error.held == (0,)
+    assert isinstance(same_seq.error, AuditBatchTaken) and same_seq.error.next_seq == 2
+    assert [e.entry for e in hub_store.audit.entries(tid)] == [*one, *two] and hub_store.audit.verify(
+        tid
+    ) == 2
 
 
 # -- tampering -------------------------------------------------------------------------------

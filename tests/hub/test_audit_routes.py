@@ -122,3 +122,20 @@ def test_each_sync_push_is_one_entry_naming_ids_and_versions(dev: Signer, hub_st
     assert entry.targets == [(f"e{i}", items[i].version) for i in range(3)]
     assert b"secret" not in stored[0].entry
     assert hub_store.audit.verify(dev.tenant_id) == 1
+
+
+def test_a_taken_batch_number_is_a_409_naming_the_next_free_one_and_the_entries_held(
+    dev: Signer, hub_store: HubStore
+) -> None:
+    first = _entries(dev, 3)
+    assert _upload(dev, 1, first).status_code == 200  # type: ignore[attr-defined]
+    stored = hub_store.audit.entries(dev.tenant_id)
+    r = _upload(dev, 1, [first[1], *_entries(dev, 1, 10)])
+    assert r.status_code == 409, r.text  # type: ignore[attr-defined]
+    error = r.json()["error"]  # type: ignore[attr-defined]
+    assert (error["code"], error["next_seq"], error["held"]) == ("audit_batch_taken", 2, [0])
+    # the same under a new number: refused alike, nothing appended, nothing changed
+    r = _upload(dev, 7, [first[1], *_entries(dev, 1, 10)])
+    assert r.status_code == 409 and r.json()["error"]["held"] == [0]  # type: ignore[attr-defined]
+    assert hub_store.audit.entries(dev.tenant_id) == stored
+    assert _upload(dev, 2, _entries(dev, 1, 10)).status_code == 200  # type: ignore[attr-defined]

@@ -3,7 +3,9 @@ checkpoint is accepted only when it extends the one the device kept."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,16 @@ from fastapi.testclient import TestClient
 from truthvault.crypto import DeviceKeys
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore
-from truthvault.kernel import Actor, AuditInconsistent, AuditRecord, AuditTampered, encode_record
+from truthvault.kernel import (
+    Actor,
+    AuditBatchTaken,
+    AuditInconsistent,
+    AuditRecord,
+    AuditTampered,
+    DeviceBatch,
+    decode_entry,
+    encode_record,
+)
 from truthvault.sync import AuditStep, HubClient, Syncer
 from truthvault.vault import Vault
 
@@ -149,3 +160,72 @@ def test_verify_names_an_entry_the_hub_changed(device: Device, hub_store: HubSto
         )
     with pytest.raises(AuditTampered, match="do not hash to the checkpoint"):
         device.step.verify(full=True)
+
+
+def _restore(vault: Vault, backup: Path) -> None:
+    with closing(sqlite3.connect(backup)) as copy:
+        copy.backup(vault._db.conn)
+
+
+def _backup(vault: Vault, backup: Path) -> None:
+    with closing(sqlite3.connect(backup)) as copy:
+        vault._db.conn.backup(copy)
+
+
+def test_a_restored_vault_sends_each_entry_once(device: Device, hub_store: HubStore, tmp_path: Path) -> None:
+    """A backup taken with entries not yet sent: they went up after it (in a batch whose number
+    the restored vault gives to other entries). After the restore the hub refuses the reused
+    number and names the entries it holds; the device leaves those out, numbers the rest from
+    the hub's next free number, and every entry is in the log exactly once."""
+    vault = device.vault
+    vault.audit.append(_record(0))
+    device.syncer.sync()  # batch 1
+    vault.audit.append(_record(1))
+    vault.audit.append(_record(2))
+    _backup(vault, tmp_path / "backup.db")  # 1 and 2 unsent
+    device.syncer.sync()  # batch 2: entries 1, 2
+    vault.audit.append(_record(3))
+    device.syncer.sync()  # batch 3: entry 3
+    tid = vault.tenant_id
+    before = hub_store.audit.entries(tid)
+    _restore(vault, tmp_path / "backup.db")
+    vault.audit.append(_record(4))
+    device.syncer.sync()  # batch 2 again (1, 2, 4): refused, then 4 alone as batch 4
+    assert vault.audit.pending() == 0
+    stored = hub_store.audit.entries(tid)
+    assert stored[: len(before)] == before  # what the hub held is unchanged
+    ats = [decode_entry(e.entry).at for e in stored if e.batch_seq is not None]
+    assert sorted(ats) == ["t0", "t1", "t2", "t3", "t4"]
+    assert [e.batch_seq for e in stored if e.batch_seq is not None] == [1, 2, 2, 3, 4]
+    assert hub_store.audit.verify(tid) == len(stored)
+    vault.audit.append(_record(5))
+    device.syncer.sync()  # and later batches go on from there
+    assert vault.audit.pending() == 0 and hub_store.audit.batch(tid, vault.device_id, 5) is not None
+
+
+def test_a_hub_that_refuses_the_renumbered_batch_too_fails_the_sync_once(
+    device: Device, hub_store: HubStore, tmp_path: Path
+) -> None:
+    """The device renumbers once per refused batch: a hub that refuses again (or names no free
+    number) ends the upload with its error, the outbox kept, never a loop."""
+    vault = device.vault
+    vault.audit.append(_record(0))
+    device.syncer.sync()
+    tid, dev = vault.tenant_id, vault.device_id
+    taken: list[int] = []
+    real = hub_store.audit.append_batch
+
+    def refuse(batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
+        taken.append(batch.seq)
+        raise AuditBatchTaken("taken", next_seq=batch.seq + 10)
+
+    hub_store.audit.append_batch = refuse  # type: ignore[method-assign]
+    try:
+        vault.audit.append(_record(1))
+        with pytest.raises(AuditBatchTaken):
+            device.step.upload()
+    finally:
+        hub_store.audit.append_batch = real  # type: ignore[method-assign]
+    assert taken == [2, 12] and vault.audit.pending() == 1
+    assert device.step.upload() == 1  # the next sync sends it, under the number it has now
+    assert hub_store.audit.batch(tid, dev, 12) is not None

@@ -12,6 +12,7 @@ import pytest
 
 from truthvault.clock import format_stamp
 from truthvault.errors import InvalidInput, InvalidSource, TruthvaultError
+from truthvault.kernel import ValidationFailed
 from truthvault.model import SyncItem
 from truthvault.truth import Outcome
 from truthvault.vault import Vault, _transfer, payload_of
@@ -125,8 +126,10 @@ def test_bad_line_imports_nothing(vault: Vault, bad: bytes, message: str) -> Non
 
 def test_bad_source_names_the_field(vault: Vault) -> None:
     data = _line(origin_source="automation:r1") + b"\n"  # level 1 but an automation source
-    with pytest.raises(InvalidSource, match="line 1: origin_source"):
+    # the import is a governed action: its refusal is the kernel's, the vault's code its cause
+    with pytest.raises(ValidationFailed, match="line 1: origin_source") as refused:
         vault.import_jsonl(io.BytesIO(data))
+    assert refused.value.cause == InvalidSource.code
 
 
 def test_import_takes_this_vaults_tenant_and_upgrade_rule(vault: Vault) -> None:

@@ -461,7 +461,8 @@ def register(cli: click.Group) -> None:
     def import_(source: IO[bytes], no_push: bool, as_json: bool) -> None:
         """Import entities from JSON Lines (one SyncItem a line; '-' reads stdin).
 
-        All or nothing: a bad line (named in the error) imports nothing.
+        All or nothing: a bad line (named in the error) imports nothing. It runs the action
+        entity.import: policy decides, and one audit entry records it.
         """
         from ._progress import progress_bar
 

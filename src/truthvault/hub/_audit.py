@@ -27,6 +27,7 @@ from ..errors import InvalidInput
 from ..kernel import (
     EMPTY_ROOT,
     ENTRY_FORMAT,
+    AuditBatchTaken,
     AuditEntry,
     AuditRecord,
     AuditTampered,
@@ -42,6 +43,7 @@ from ..kernel import (
 from ..kernel import merkle_root as tree_root
 from ..model import PushRequest, PushResponse
 from ..truth import level_of_source
+from ._audit_batches import Grouped, batch_taken
 from ._port import iso_ms, now
 from ._sql import Db, SqlDatabase
 
@@ -115,7 +117,7 @@ class AuditLog:
             # inside a transaction of this thread (an action's): the entry commits with it, so
             # it is written there alone, never with other appenders' entries
             self._write(pk, [request])
-            return request.first
+            return _result(request)
         with self._cv:
             queue = self._queues.setdefault(pk, _Queue())
             queue.waiting.append(request)
@@ -189,16 +191,20 @@ class AuditLog:
     def append_batch(self, batch: DeviceBatch, sign_public: str) -> tuple[int, bool]:
         """Append a device's signed batch once: (its first index, whether it was new). The
         signature must be the device's (``sign_public``); a batch sent again is not appended
-        again, and one that reuses a sequence number for other entries is refused."""
+        again. One that reuses a sequence number for other entries, or repeats an entry the log
+        holds from a batch, is refused whole (:class:`~truthvault.kernel.AuditBatchTaken`, with
+        the device's next free number and the positions of the entries held): what the log
+        holds is never changed, and no entry of a device is in it twice."""
         verify_batch(batch, sign_public)
         pk = self.database.tenant_pk(batch.tenant)
         known = self._known_batch(pk, batch)
         if known is not None:
             return known, False
         info = BatchInfo(batch.device, batch.seq, sign_public, batch.signature)
+        refused: tuple[type[Exception], ...] = (AuditBatchTaken, *self.database.integrity_errors)
         try:
             return self.append(batch.tenant, [e.encode() for e in batch.entries], info), True
-        except self.database.integrity_errors:
+        except refused:
             # the same batch, sent again while the first copy was being appended
             known = self._known_batch(pk, batch)
             if known is None:
@@ -206,18 +212,13 @@ class AuditLog:
             return known, False
 
     def _known_batch(self, pk: int, batch: DeviceBatch) -> int | None:
+        """The first index of ``batch`` if the log holds it as it is (the same signature)."""
         with self.database.read() as db:
             row = db.execute(
                 "SELECT first_idx, signature FROM audit_batches WHERE tenant_pk = ? AND device_id = ? AND seq = ?",
                 (pk, batch.device, batch.seq),
             ).fetchone()
-        if row is None:
-            return None
-        if row[1] != batch.signature:
-            raise InvalidInput(
-                f"audit batch {batch.seq} of device {batch.device} was already received with other entries"
-            )
-        return int(row[0])
+        return int(row[0]) if row is not None and row[1] == batch.signature else None
 
     # -- reads -----------------------------------------------------------------------------
     def head(self, tenant_id: str) -> tuple[int, bytes]:
@@ -324,22 +325,30 @@ def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at:
     rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
     nodes: list[tuple[int, int, int, bytes, int]] = []
     batches: list[tuple[int, str, int, int, int, str, str, str]] = []
+    grouped = Grouped()
     for request in group:
-        request.first = frontier.size
         info = request.batch
         device, seq = (info.device_id, info.seq) if info else ("", None)
-        for entry in request.entries:
-            leaf = leaf_hash(entry)
+        leaves = [leaf_hash(entry) for entry in request.entries]
+        if info is not None:
+            # under the head's lock: no other append can slip in between the check and the write
+            request.error = batch_taken(db, pk, info.device_id, info.seq, leaves, grouped)
+            if request.error is not None:
+                continue
+        request.first = frontier.size
+        for entry, leaf in zip(request.entries, leaves, strict=True):
             rows.append((pk, frontier.size, entry, leaf, device, seq))
             for level, index, h in frontier.append(leaf):
                 nodes.append((pk, level, index, h, (index + 1) << level))
         if info is not None:
             batches.append((pk, info.device_id, info.seq, request.first, len(request.entries),
                             info.sign_public, info.signature, at))  # fmt: skip
-    db.executemany(
-        "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    if rows:
+        db.executemany(
+            "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     if nodes:
         db.executemany(
             "INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end) VALUES (?, ?, ?, ?, ?)", nodes

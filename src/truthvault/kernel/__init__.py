@@ -18,6 +18,7 @@ from .._lazy import lazy_names as _lazy_names
 if TYPE_CHECKING:
     from ._audit import (
         ENTRY_FORMAT,
+        AuditBatchTaken,
         AuditEntry,
         AuditInconsistent,
         AuditTampered,
@@ -125,6 +126,7 @@ __all__ = [
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
+    "AuditBatchTaken",
     "AuditEntry",
     "AuditInconsistent",
     "AuditRecord",
@@ -218,6 +220,7 @@ _LAZY = {
     "ActionSpec": "._registry",
     "Actor": "._types",
     "ApprovalRequired": "._types",
+    "AuditBatchTaken": "._audit",
     "AuditEntry": "._audit",
     "AuditInconsistent": "._audit",
     "AuditRecord": "._ports",

@@ -21,12 +21,13 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from ..errors import InvalidInput, TruthvaultError
+from ..errors import ConflictState, InvalidInput, TruthvaultError
 from ._merkle import leaf_hash
 from ._ports import AuditRecord
 
 __all__ = [
     "ENTRY_FORMAT",
+    "AuditBatchTaken",
     "AuditEntry",
     "AuditInconsistent",
     "AuditTampered",
@@ -68,6 +69,27 @@ class AuditInconsistent(TruthvaultError):
 
     code = "audit_inconsistent"
     status = 409
+
+
+class AuditBatchTaken(ConflictState):
+    """The hub refused a device's batch and stored nothing of it: it holds that batch number
+    of the device already, with other entries (a vault restored from a backup numbers its
+    batches as it did before), or already holds some of the batch's entries (sent under another
+    number). ``next_seq`` is the first number free for the device, ``held`` the positions in
+    the batch of the entries the hub holds. Entries the hub stored are never changed."""
+
+    code = "audit_batch_taken"
+    status = 409
+
+    def __init__(
+        self, message: str, *, next_seq: int = 0, held: Sequence[int] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.next_seq = next_seq
+        self.held = tuple(held)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "next_seq": self.next_seq, "held": list(self.held)}
 
 
 class AuditEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -186,10 +208,13 @@ def verify_batch(batch: DeviceBatch, public_sign_b64: str) -> None:
     signature the device's. Raises InvalidInput naming what is wrong."""
     if batch.seq < 1 or not batch.entries:
         raise InvalidInput("an audit batch needs seq >= 1 and at least one entry")
+    first: dict[str, int] = {}
     for i, text in enumerate(batch.entries):
         entry = decode_entry(text.encode())
         if entry.tenant != batch.tenant or entry.device != batch.device:
             raise InvalidInput(f"entries[{i}]: written by {entry.device!r}, not by the batch's device")
+        if first.setdefault(text, i) != i:
+            raise InvalidInput(f"entries[{i}]: the same entry as entries[{first[text]}]")
     message = batch_message(batch.tenant, batch.device, batch.seq, batch.leaves())
     if not _verify(public_sign_b64, batch.signature, message):
         raise InvalidInput(f"audit batch {batch.seq} of device {batch.device}: bad signature")

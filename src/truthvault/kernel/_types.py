@@ -91,7 +91,7 @@ class ActionError(TruthvaultError):
         #: the more specific code of the error a handler raised (``breaking_change``, ...)
         self.cause = cause
 
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, object]:
         body = super().to_dict()
         if self.field:
             body["field"] = self.field

@@ -17,9 +17,11 @@ import msgspec
 from ..crypto import DeviceKeys
 from ..errors import NotFound
 from ..kernel import (
+    AuditBatchTaken,
     AuditInconsistent,
     AuditTampered,
     Checkpoint,
+    DeviceBatch,
     Frontier,
     decode_entry,
     leaf_hash,
@@ -28,6 +30,7 @@ from ..kernel import (
     verify_consistency,
     verify_inclusion,
 )
+from ..model import MAX_INT64
 from ..vault import Vault
 from ._transport import HubClient
 
@@ -60,20 +63,37 @@ class AuditStep:
         return self.client._request("GET", path, params=params).json()
 
     def upload(self) -> int:
-        """Send the outbox as batches signed by this device; the entries sent."""
+        """Send the outbox as batches signed by this device; the entries sent.
+
+        A batch the hub refuses as taken (a vault restored from a backup reuses numbers the hub
+        holds, and may send again entries it had sent after the backup) is numbered again from
+        the hub's next free number, without the entries the hub says it holds, and sent once
+        more; refused again, the error stands (and the outbox is kept for the next sync)."""
         if self.device_keys is None:
             return 0  # a device added by token has no key to sign with: its entries wait
         sent = 0
         tenant, device = self.vault.tenant_id, self.vault.device_id
-        for seq, entries in self.vault.audit.seal(tenant, device):
-            batch = sign_batch(self.device_keys.sign, tenant, device, seq, entries)
-            self.client._request(
-                "POST", "/v1/audit/entries", content=msgspec.json.encode(batch),
-                headers={"content-type": "application/json"},
-            )  # fmt: skip
-            self.vault.audit.sent(seq)
-            sent += len(entries)
-        return sent
+        retried = False
+        while True:
+            seq = 0
+            try:
+                for seq, entries in self.vault.audit.seal(tenant, device):
+                    self._send(sign_batch(self.device_keys.sign, tenant, device, seq, entries))
+                    self.vault.audit.sent(seq)
+                    sent += len(entries)
+                    retried = False
+                return sent
+            except AuditBatchTaken as taken:
+                if retried or not 0 < taken.next_seq < MAX_INT64:
+                    raise
+                retried = True
+                self.vault.audit.renumber(seq, taken.next_seq, taken.held)
+
+    def _send(self, batch: DeviceBatch) -> None:
+        self.client._request(
+            "POST", "/v1/audit/entries", content=msgspec.json.encode(batch),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
 
     def fetch_checkpoint(self) -> Checkpoint:
         """The hub's current checkpoint, checked against the one kept (not yet kept itself)."""

@@ -49,6 +49,7 @@ _BY_CODE: dict[str, type[errors.TruthvaultError]] = {
         kernel.ActionNotFound,
         kernel.ActionConflict,
         kernel.ApprovalRequired,
+        kernel.AuditBatchTaken,
     )
 }
 
@@ -225,6 +226,10 @@ class HubClient:
             exc.field, exc.request_id = body.get("field"), body.get("request_id")
         if cls is errors.TruthvaultError:
             exc.code, exc.status = code, response.status_code
+        if isinstance(exc, kernel.AuditBatchTaken):
+            next_seq, held = body.get("next_seq"), body.get("held")
+            exc.next_seq = next_seq if isinstance(next_seq, int) else 0
+            exc.held = tuple(i for i in held if isinstance(i, int)) if isinstance(held, list) else ()
         if isinstance(exc, errors.RateLimited):
             exc.retry_after_s = float(response.headers.get("retry-after") or 1)
         return exc

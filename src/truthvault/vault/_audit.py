@@ -8,6 +8,8 @@ exists exactly when its action committed, and costs the action a few microsecond
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from ..kernel import AuditRecord, Checkpoint, decode_entry, encode_record
@@ -78,6 +80,21 @@ class DeviceAudit:
         for batch_seq, data in sealed:
             batches.setdefault(int(batch_seq), []).append(bytes(data))
         return sorted(batches.items())
+
+    def renumber(self, seq: int, next_seq: int, held: Sequence[int] = ()) -> int:
+        """The hub refused batch ``seq`` (:class:`~truthvault.kernel.AuditBatchTaken`: a vault
+        restored from a backup numbers its batches as it did before): the entries at positions
+        ``held`` of it are at the hub already and leave the outbox, and every batch not yet sent
+        is numbered again from ``next_seq`` at the next :meth:`seal`. How many entries left."""
+        with self._db.tx() as conn:
+            ids = [int(r[0]) for r in conn.execute(
+                "SELECT id FROM audit_outbox WHERE batch_seq = ? ORDER BY id", (seq,)
+            )]  # fmt: skip
+            gone = sorted({ids[i] for i in held if 0 <= i < len(ids)})
+            conn.executemany("DELETE FROM audit_outbox WHERE id = ?", [(i,) for i in gone])
+            conn.execute("UPDATE audit_outbox SET batch_seq = NULL WHERE batch_seq IS NOT NULL")
+            conn.execute("UPDATE audit_state SET next_seq = ? WHERE id = 1", (next_seq,))
+        return len(gone)
 
     def sent(self, seq: int) -> None:
         """The hub has batch ``seq``: its entries leave the outbox."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import gc
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
 
 from ..clock import future_limit
-from ..errors import InvalidInput, TruthvaultError
+from ..errors import Forbidden, InvalidInput, TruthvaultError
 from ..intake import prepare_items
 from ..merge import Place, plan_merge
 from ..model import SyncItem, decode_item
+from ..truth import TruthLevel, level_of_source
 from . import _search
 from ._apply import Applier
 from ._codec import (
@@ -86,7 +87,21 @@ def _parse_chunk(chunk: list[tuple[int, bytes | str]], tenant: str, max_clock: s
 _chunk_decoder = msgspec.json.Decoder(list[SyncItem])
 
 
-def _chunks(fp: IO[Any], size: int) -> Iterator[list[tuple[int, bytes | str]]]:
+def _check_claims(chunk: list[tuple[int, bytes | str]], items: list[SyncItem], by: str, level: int) -> None:
+    """No line claims more authority than who imports it (after the upgrade rule, an accepted
+    line is level 1): an automation or an AI cannot make user truth by importing it, as it
+    cannot by writing it. What it may import lands by the truth rule: against your (level-1)
+    entities, as suggestions."""
+    for (n, _), item in zip(chunk, items, strict=True):
+        if item.truth_level < level:
+            raise Forbidden(
+                f"line {n}: {by} (level {level}) may not import level-{item.truth_level} content "
+                f"({item.origin_source}): nothing may claim more authority than who imports it",
+                hint="import it as the user (level 1), e.g. 'truthvault import FILE'",
+            )
+
+
+def _chunks(fp: Iterable[bytes | str], size: int) -> Iterator[list[tuple[int, bytes | str]]]:
     chunk: list[tuple[int, bytes | str]] = []
     for n, line in enumerate(fp, 1):
         if line.strip():
@@ -122,9 +137,19 @@ class Transfer:
         return count
 
     def load(
-        self, fp: IO[Any], *, queue_for_push: bool = True, progress: Callable[[int], None] | None = None
+        self,
+        fp: Iterable[bytes | str],
+        *,
+        queue_for_push: bool = True,
+        progress: Callable[[int], None] | None = None,
+        by: str = "user:import",
+        noted: Callable[[list[SyncItem]], None] | None = None,
     ) -> int:
-        """Restore entities from JSON Lines (see :meth:`Vault.import_jsonl`); how many lines."""
+        """Restore entities from JSON Lines (see :meth:`Vault.import_jsonl`); how many lines.
+
+        ``by`` is who imports: no line may claim more authority than its level (Forbidden naming
+        the line). ``noted`` is given each chunk's items once they are checked."""
+        level = level_of_source(by)
         count = 0
         conn = self._db.conn
         old_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
@@ -146,6 +171,10 @@ class Transfer:
                         deferred = self._drop_secondary_indexes()
                     max_clock = future_limit()
                     items = _parse_chunk(chunk, tenant, max_clock)
+                    if level is not TruthLevel.USER:
+                        _check_claims(chunk, items, by, level)
+                    if noted is not None:
+                        noted(items)
                     # Later edits here must come after every imported version, as after a pull.
                     self._db.clock.observe(max(item.last_modified_at for item in items))
                     self._import_chunk(items, queue_for_push, now)
@@ -158,10 +187,13 @@ class Transfer:
             if gc_was_enabled:
                 gc.enable()
             conn.execute(f"PRAGMA cache_size = {old_cache}")
-        if count > IMPORT_CHUNK:
-            # Give the disk back: the import's WAL is as big as everything it wrote.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return count
+
+    def compact(self, count: int) -> None:
+        """After a large import has committed, give the disk back: its WAL is as big as
+        everything it wrote (a checkpoint cannot truncate it inside the import's transaction)."""
+        if count > IMPORT_CHUNK:
+            self._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _drop_secondary_indexes(self) -> list[str]:
         """Drop the entities table's own indexes; return the SQL that recreates them."""

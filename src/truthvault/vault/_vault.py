@@ -312,18 +312,36 @@ class Vault:
         return self._transfer.export(fp, include_deleted)
 
     def import_jsonl(
-        self, fp: IO[Any], *, queue_for_push: bool = True, progress: Callable[[int], None] | None = None
+        self,
+        fp: IO[Any],
+        *,
+        queue_for_push: bool = True,
+        progress: Callable[[int], None] | None = None,
+        source: str | None = None,
+        approval: str | None = None,
     ) -> int:
         """Restore entities from JSON Lines; return how many lines were imported.
 
-        All or nothing: the whole file is one transaction, so a bad line (InvalidInput
+        Runs the governed action ``entity.import`` (risk destructive) as ``source`` (the
+        vault's own by default; ``approval`` redeems an approved request): policy decides, and
+        one audit entry names what was imported (see docs/kernel.md). No line may claim more
+        authority than ``source`` (FORBIDDEN naming the line): an automation or an AI cannot
+        import user truth.
+
+        All or nothing: the whole file is one transaction, so a bad line (VALIDATION_ERROR
         "line N: field: message") leaves the vault as it was. Items keep their truth
         fields but take this vault's tenant. An id already present is resolved by the
         truth rule like a pulled version, and any loser is kept as a record. A clock more
         than :data:`~truthvault.clock.MAX_FUTURE_SKEW_MS` ahead of this machine's is refused:
         it would win every edit made here until then.
         """
-        return self._transfer.load(fp, queue_for_push=queue_for_push, progress=progress)
+        from ._actions import Imported, ImportIn
+
+        params = ImportIn.of_stream(fp, queue_for_push=queue_for_push, progress=progress)
+        result = self.kernel.run("entity.import", params, actor=self.actor(source), approval=approval)
+        assert isinstance(result, Imported), result
+        self._transfer.compact(result.imported)
+        return result.imported
 
 
 def _checked_source(source: str) -> str:
