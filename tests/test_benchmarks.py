@@ -22,7 +22,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("cli_bench.py", ["--runs", "1"], "note add"),
         ("import_bench.py", ["--count", "200"], "import entities/s"),
         ("audit_bench.py", ["--entries", "300", "--appends", "64"], "sqlite: appends/s, 8 writers"),
-        ("security_bench.py", ["--items", "1000"], "local_first (signed + AES-256-GCM): device pull items/s"),
+        (
+            "security_bench.py",
+            ["--items", "200", "--rounds", "1"],
+            "local_first (signed + AES-256-GCM): device pull items/s",
+        ),
         (
             "policy_bench.py",
             ["--decisions", "200", "--rules", "10"],

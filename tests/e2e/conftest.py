@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,47 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 E2E_TIMEOUT_S = 1200
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+#: The stories start real processes, dozens of commands each, and are most of the suite's time.
+#: A story marked ``both_backends`` runs on SQLite and on PostgreSQL every time; every other one
+#: on one backend, the same every run, half of them each (by a hash of its name), so both
+#: backends run stories in every run and the in-process hub tests cover both in full.
+#: TRUTHVAULT_E2E_BOTH=1 runs every story on both.
+BACKEND_PARAMS = ("hub_db", "hub_url")
+
+
+def _backend(item: pytest.Item) -> str | None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return next((str(params[p]) for p in BACKEND_PARAMS if p in params), None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents and item.get_closest_marker("timeout") is None:
+    mine = [item for item in items if here in item.path.parents]
+    for item in mine:
+        if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
+    if os.environ.get("TRUTHVAULT_E2E_BOTH") == "1":
+        return
+    variants: dict[tuple[Path, str], set[str]] = {}
+    for item in mine:
+        backend = _backend(item)
+        if backend is not None:
+            variants.setdefault((item.path, item.originalname), set()).add(backend)  # type: ignore[attr-defined]
+    dropped = []
+    for item in mine:
+        backend = _backend(item)
+        name = item.originalname  # type: ignore[attr-defined]
+        if (
+            backend is None
+            or item.get_closest_marker("both_backends")
+            or len(variants[(item.path, name)]) < 2
+        ):
+            continue
+        if backend != ("sqlite", "postgresql")[zlib.crc32(f"{item.path.name}::{name}".encode()) % 2]:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 class Cli:

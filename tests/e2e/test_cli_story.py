@@ -22,6 +22,7 @@ def text_of(cli: Cli, eid: str) -> str:
     return str(cli.json("show", eid)["item"]["payload"].get("text"))
 
 
+@pytest.mark.both_backends
 def test_two_devices_through_a_real_hub(hub: HubProc, laptop: Cli, phone: Cli) -> None:
     # -- case A: U1 beats every lower level; the AI's version waits as a suggestion ----------
     note = laptop.json("note", "add", "the user's words")

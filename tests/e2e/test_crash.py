@@ -85,6 +85,7 @@ def test_client_killed_during_push(hub: HubProc, laptop: Cli, tmp_path: Path) ->
     _verify(hub, tmp_path, laptop, "reader")
 
 
+@pytest.mark.both_backends
 def test_hub_killed_during_push(hub: HubProc, laptop: Cli, tmp_path: Path) -> None:
     _fill(laptop, tmp_path)
     proc = _push_in_background(laptop)
