@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:
+    from ._approval_seal import ApprovalSealer, KeyedSeal, seal_key_id, seal_message
     from ._audit import (
         ENTRY_FORMAT,
         AuditEntry,
@@ -125,6 +126,7 @@ __all__ = [
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
+    "ApprovalSealer",
     "AuditEntry",
     "AuditInconsistent",
     "AuditRecord",
@@ -149,6 +151,7 @@ __all__ = [
     "InvalidPolicy",
     "Kernel",
     "KeyedInputHash",
+    "KeyedSeal",
     "MemoryTree",
     "NodeSource",
     "PinRecord",
@@ -184,6 +187,8 @@ __all__ = [
     "request_row",
     "role_of",
     "root_of",
+    "seal_key_id",
+    "seal_message",
     "sign_batch",
     "sign_checkpoint",
     "status_rank",
@@ -242,6 +247,10 @@ _LAZY = {
     "InvalidPolicy": "._policy_compile",
     "Kernel": "._kernel",
     "KeyedInputHash": "._input_hash",
+    "ApprovalSealer": "._approval_seal",
+    "KeyedSeal": "._approval_seal",
+    "seal_key_id": "._approval_seal",
+    "seal_message": "._approval_seal",
     "MemoryTree": "._merkle",
     "NodeSource": "._merkle",
     "PinRecord": "._broker_store",
