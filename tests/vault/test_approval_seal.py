@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from truthvault.crypto import Keyring, approval_seal_key, input_hash_key
+from truthvault.errors import ConflictState
 from truthvault.kernel import ActionForbidden, BrokerRequest, Risk, seal_key_id, seal_message
 from truthvault.kernel._broker import UNSEALED
 from truthvault.vault import Vault
@@ -121,6 +122,15 @@ def test_a_local_first_vault_seals_under_the_tenant_keyring_and_keeps_rotated_ke
         vault.replica.set_keyring(ring)
         assert _redeem(vault, rid) == "user:cli"  # sealed under the key rotated away
         assert _redeem(vault, before.id, "h0") == "user:cli"  # and under its own
+
+
+def test_a_vault_without_the_keyring_does_not_decide_another_device_s_request(vault: Vault) -> None:
+    """Its own key is the only one it could seal under, and the asker could not check that."""
+    theirs = vault.broker.get(_ask(vault)).with_(id="asked-elsewhere", device_id="another-device")
+    _from_hub(vault, theirs)
+    with pytest.raises(ConflictState, match="does not hold the tenant keyring"):
+        vault.broker.approve(theirs.id, actor=vault.actor("user:cli"))
+    assert vault.broker.get(theirs.id).status == "pending"
 
 
 def test_a_cloud_first_vault_does_not_seal_and_takes_the_hub_word(tmp_path: Path) -> None:

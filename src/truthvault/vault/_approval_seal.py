@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 from ..crypto import approval_seal_key
+from ..errors import ConflictState
 from ..kernel import BrokerRequest, KeyedSeal, seal_key_id
 from ._db import VaultDB
-from ._input_key import VaultKeys
+from ._input_key import DEVICE_KID, VaultKeys
 
 __all__ = ["VaultApprovalSeal"]
 
@@ -24,18 +25,27 @@ __all__ = ["VaultApprovalSeal"]
 class VaultApprovalSeal:
     """Seals and checks approval decisions with one vault's keys (see the module)."""
 
-    __slots__ = ("_keyed", "_keys", "_version")
+    __slots__ = ("_db", "_keyed", "_keys", "_version")
 
     def __init__(self, db: VaultDB) -> None:
+        self._db = db
         self._keys = VaultKeys(db)
         self._version = -1
         self._keyed: dict[str, KeyedSeal] = {}
 
     def seal(self, request: BrokerRequest) -> str | None:
-        """The decided request's seal under the current key; None for a cloud-first tenant."""
+        """The decided request's seal under the current key; None for a cloud-first tenant.
+        ConflictState for another device's request before this one holds the tenant keyring:
+        the asker could not check a seal under this device's own key."""
         keys = self._fresh()
         if keys.cloud_first:
             return None
+        if keys.current == DEVICE_KID and request.device_id != self._db.meta_str("device_id"):
+            raise ConflictState(
+                f"request {request.id} was asked on another device, and this one does not hold the "
+                "tenant keyring yet: that device could not check a decision taken here",
+                hint="run 'truthvault sync now' (the keyring comes from another device), then decide it",
+            )
         sealer = self._sealer(keys.current)
         assert sealer is not None  # the current key and the device's own are always held
         return sealer.seal(request)
