@@ -179,10 +179,11 @@ class InputBroker:
         now = self._now()
         return [self._as_of(r, now) for r in self.store.requests(limit=limit)]
 
-    def _as_of(self, request: BrokerRequest, now: float) -> BrokerRequest:
+    def _as_of(self, request: BrokerRequest, now: float, unsealed: bool | None = None) -> BrokerRequest:
         """``request`` as of ``now``: expired past its expiry or its window from the decision;
-        refused (denied) when it carries a decision whose seal does not check here."""
-        if self._unsealed(request):
+        refused (denied) when it carries a decision whose seal does not check here (``unsealed``
+        when that was looked at already)."""
+        if self._unsealed(request) if unsealed is None else unsealed:
             return request.with_(status="denied", deny_reason=UNSEALED)
         status = request.status_at(now)
         given = request.decided_at
@@ -286,10 +287,11 @@ class InputBroker:
         stored = self.store.get(request_id)
         if stored is None:
             raise ActionForbidden(f"no approval request {request_id!r}")
-        request = stored.with_(status=stored.status_at(self._now()))
         unsealed = self._unsealed(stored)
-        if not unsealed:
-            request = self._as_of(stored, self._now())
+        if unsealed:
+            request = stored.with_(status=stored.status_at(self._now()))
+        else:
+            request = self._as_of(stored, self._now(), unsealed=False)
         asker = (request.source, request.device_id, request.tenant_id)
         mine = (actor.source, actor.device_id, actor.tenant_id or self._tenant_id())
         if (

@@ -25,10 +25,9 @@ __all__ = ["VaultApprovalSeal"]
 class VaultApprovalSeal:
     """Seals and checks approval decisions with one vault's keys (see the module)."""
 
-    __slots__ = ("_db", "_keyed", "_keys", "_version")
+    __slots__ = ("_keyed", "_keys", "_version")
 
     def __init__(self, db: VaultDB) -> None:
-        self._db = db
         self._keys = VaultKeys(db)
         self._version = -1
         self._keyed: dict[str, KeyedSeal] = {}
@@ -40,7 +39,7 @@ class VaultApprovalSeal:
         keys = self._fresh()
         if keys.cloud_first:
             return None
-        if keys.current == DEVICE_KID and request.device_id != self._db.meta_str("device_id"):
+        if keys.current == DEVICE_KID and request.device_id != keys.device_id:
             raise ConflictState(
                 f"request {request.id} was asked on another device, and this one does not hold the "
                 "tenant keyring yet: that device could not check a decision taken here",

@@ -51,7 +51,7 @@ class VaultKeys:
         self._db = db
         self._epoch = -1
         self._check_at = 0.0
-        self._state: tuple[str, str, str] | None = None
+        self._state: tuple[str, str, str, str] | None = None
         self._keyring: Keyring | None = None
         self.version = 0
 
@@ -65,7 +65,12 @@ class VaultKeys:
         db = self._db
         with db.lock:
             epoch = db.keys_epoch
-            state = (db.meta_str("vault_mode"), db.meta_str("tenant_id"), db.meta_str("keyring"))
+            state = (
+                db.meta_str("vault_mode"),
+                db.meta_str("tenant_id"),
+                db.meta_str("keyring"),
+                db.meta_str("device_id"),
+            )
         if state != self._state:
             ring = state[2]
             self._keyring = Keyring.deserialize(ring.encode()) if ring else None
@@ -82,6 +87,10 @@ class VaultKeys:
     @property
     def tenant_id(self) -> str:
         return self._state[1] if self._state else ""
+
+    @property
+    def device_id(self) -> str:
+        return self._state[3] if self._state else ""
 
     @property
     def current(self) -> str:
