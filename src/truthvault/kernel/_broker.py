@@ -30,6 +30,7 @@ from ..errors import ConflictState, InvalidInput, NotFound
 from ..truth import TruthLevel
 from ._approval_seal import ApprovalSealer
 from ._broker_store import (
+    DECIDED,
     INPUT_KINDS,
     KINDS,
     BrokerRequest,
@@ -192,10 +193,11 @@ class InputBroker:
         return request if status == request.status else request.with_(status=status)
 
     def _unsealed(self, request: BrokerRequest) -> bool:
-        """Does ``request`` carry an approval's decision whose seal does not check here?"""
+        """Does ``request`` carry an approval's decision whose seal does not check here? (Only
+        an approved or denied one is looked at: a used or expired one redeems nothing.)"""
         return (
             self.sealer is not None
-            and request.decided_by is not None
+            and request.status in DECIDED
             and not request.is_input
             and not self.sealer.check(request)
         )
