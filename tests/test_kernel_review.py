@@ -221,14 +221,11 @@ def test_a_hub_cannot_change_what_a_request_asked_for(vault: Vault) -> None:
     assert (held.action, held.input_hash) == ("notes.create", "harmless")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="approvals are not signed by the deciding device: a device takes the hub's word that "
-    "a request it asked was approved (and that a PIN was checked), so a hub operator can approve "
-    "an AI's or a voice actor's destructive action. Needs each decision signed by the deciding "
-    "device's Ed25519 key and checked against the tenant's device list (a larger change).",
-)
 def test_a_hub_cannot_approve_a_request_the_user_never_decided(vault: Vault) -> None:
+    """A device took the hub's word that a request it asked was approved (and that a PIN was
+    checked): a hub operator could approve an AI's or a voice actor's destructive action. A
+    decision is sealed by the deciding device (see docs/kernel-approvals.md): one without a
+    seal that checks is no decision."""
     entity_id, params, _ = _voice_delete(vault)
     voice = vault.actor("user:voice")
     with pytest.raises(ApprovalRequired) as asked:

@@ -416,3 +416,58 @@ def test_an_enrolment_whose_recovery_fails_after_enrolling_says_how_to_finish(
     monkeypatch.undo()
     phone = Cli(tmp_path / "phone")
     assert "recovered the tenant key" in phone.run("keys", "recover", "--passphrase-file", str(secret)).stdout
+
+
+def test_a_local_first_approval_is_sealed_on_the_phone_and_one_the_hub_makes_up_is_refused(
+    hub2: HubProc, tmp_path: Path
+) -> None:
+    """The phone approves with the CLI, sealed under the tenant keyring; the laptop redeems it.
+    The hub's operator approves another request in the hub's database: the laptop shows it
+    refused and does not redeem it."""
+    from truthvault.kernel import ActionForbidden, Actor, Risk
+
+    hub = hub2
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    phone = _enroll(hub, tmp_path, "family", "phone")
+    laptop.sync()  # the keyring, wrapped to the phone
+    phone.sync()
+
+    def ai(vault: Vault) -> Actor:
+        return Actor("ai-local:llama3", vault.device_id, vault.tenant_id)
+
+    with Vault.open(laptop.home) as vault:
+        honest, forged = (
+            vault.broker.ask_approval(
+                actor=ai(vault),
+                action="notes.delete",
+                risk=Risk.DESTRUCTIVE,
+                kind="approve",
+                input_hash=h,
+                targets=(),
+                reason="an AI deletes a note you wrote",
+            )
+            for h in ("h1", "h2")
+        )
+    assert laptop.sync()["approvals"]["sent"] == 2
+    assert {r["id"] for r in phone.json("approvals")} == {honest, forged}  # fetched from the hub
+    phone.run("approve", honest)
+    [[seal]] = _hub_sql(hub, "SELECT seal FROM broker_requests WHERE id = ?", (honest,))
+    with Vault.open(phone.home) as vault:
+        ring = vault.replica.keyring()
+    assert ring is not None and seal.startswith(f"{ring.current}:")
+    _hub_sql(
+        hub,
+        "UPDATE broker_requests SET status = 'approved', decided_by = 'user:cli', decided_at = 1e9, "
+        "seq = (SELECT max(seq) + 1 FROM broker_requests) WHERE id = ?",
+        (forged,),
+    )
+    laptop.sync()
+    shown = {r["id"]: r for r in laptop.json("approvals", "--all")}
+    assert shown[honest]["status"] == "approved" and shown[forged]["status"] == "denied"
+    with Vault.open(laptop.home) as vault:
+        assert (
+            vault.broker.redeem(honest, actor=ai(vault), action="notes.delete", input_hash="h1") == "user:cli"
+        )
+        with pytest.raises(ActionForbidden, match="no device of yours"):
+            vault.broker.redeem(forged, actor=ai(vault), action="notes.delete", input_hash="h2")

@@ -90,8 +90,12 @@ def _ask_delete(vault: Vault) -> tuple[dict[str, Any], str]:
 
 
 def _set_hash(vault: Vault, rid: str, digest: str) -> None:
+    """The request as if it had been asked (and approved: sealed again) with ``digest``."""
+    stored = vault.broker.store.get(rid)
+    assert stored is not None and vault.broker.sealer is not None
+    seal = vault.broker.sealer.seal(stored.with_(input_hash=digest))
     with vault._db.tx() as conn:
-        conn.execute("UPDATE broker_requests SET input_hash = ? WHERE id = ?", (digest, rid))
+        conn.execute("UPDATE broker_requests SET input_hash = ?, seal = ? WHERE id = ?", (digest, seal, rid))
 
 
 def test_an_approval_asked_before_the_keyring_came_is_redeemed_after(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import typing
 from .._lazy import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:
-    from ._derive import hkdf_sha256, input_hash_key
+    from ._derive import approval_seal_key, hkdf_sha256, input_hash_key
     from ._keys import (
         DeviceKeys,
         fingerprint,
@@ -48,6 +48,7 @@ if typing.TYPE_CHECKING:
 _LAZY = {
     "hkdf_sha256": "._derive",
     "input_hash_key": "._derive",
+    "approval_seal_key": "._derive",
     "DeviceKeys": "._keys",
     "fingerprint": "._keys",
     "Keyring": "._payload",
@@ -81,6 +82,7 @@ __all__ = [
     "NonceCache",
     "QueryLike",
     "SignedRequest",
+    "approval_seal_key",
     "canonical_request",
     "claimed_device",
     "fingerprint",

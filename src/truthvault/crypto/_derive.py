@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hmac
 
-__all__ = ["hkdf_sha256", "input_hash_key"]
+__all__ = ["approval_seal_key", "hkdf_sha256", "input_hash_key"]
 
 #: what an input-hash key is for, so that it never equals a key derived for anything else
 _INPUT_HASH_INFO = b"truthvault input hash v1\n"
+#: ... and what an approval-seal key is for
+_APPROVAL_SEAL_INFO = b"truthvault approval seal v1\n"
 
 
 def hkdf_sha256(ikm: bytes, info: bytes, length: int = 32, salt: bytes = b"") -> bytes:
@@ -32,3 +34,9 @@ def input_hash_key(data_key: bytes, tenant_id: str) -> bytes:
     """The key an action's input is hashed under for ``tenant_id``, from one of its data keys:
     every device holding that data key derives the same, the hub (which never holds one) none."""
     return hkdf_sha256(data_key, _INPUT_HASH_INFO + tenant_id.encode())
+
+
+def approval_seal_key(data_key: bytes, tenant_id: str) -> bytes:
+    """The key ``tenant_id``'s devices seal approval decisions under, from one of its data keys
+    (a key of its own, never the input-hash key: a seal is no input hash)."""
+    return hkdf_sha256(data_key, _APPROVAL_SEAL_INFO + tenant_id.encode())

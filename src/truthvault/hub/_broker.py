@@ -3,7 +3,10 @@ database (SQLite or PostgreSQL), and what devices sync of them.
 
 Every change to a tenant's request takes the tenant's next broker change number (``seq``),
 under the tenant row's lock, so that a device fetching "changed since N" never misses one.
-The hub keeps no form values and no secret: only that they were provided.
+The hub keeps no form values and no secret: only that they were provided. It relays a
+decision's seal (see :mod:`truthvault.kernel._approval_seal`) and keeps the sealed fields as the
+deciding device gave them; it cannot make one. Its own broker (actions decided at the hub) has
+no sealer: it holds no tenant key.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = ["HubBroker", "TenantBrokerStore"]
 
 _COLUMNS = REQUEST_COLUMNS
 _SETS = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
+_MARKS = ", ".join("?" * (_COLUMNS.count(",") + 3))  # the tenant, its change number, the columns
 #: what a request never changes once asked: a device sending other values is refused
 _FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash")
 
@@ -59,11 +63,10 @@ class TenantBrokerStore:
         return int(row.fetchone()[0]) + 1
 
     def insert(self, request: BrokerRequest) -> None:
-        marks = ", ".join("?" * 20)
         try:
             with self._db.write() as db:
                 db.execute(
-                    f"INSERT INTO broker_requests (tenant_pk, seq, {_COLUMNS}) VALUES ({marks})",
+                    f"INSERT INTO broker_requests (tenant_pk, seq, {_COLUMNS}) VALUES ({_MARKS})",
                     (self.pk, self._next_seq(db), *_row(request)),
                 )
         except self._db.integrity_errors:
@@ -146,11 +149,20 @@ class HubBroker:
         return self.store(ctx.tenant_id).changes(since, limit)
 
     def decide(
-        self, ctx: DeviceContext, request_id: str, *, approve: bool, source: str, reason: str | None = None
+        self,
+        ctx: DeviceContext,
+        request_id: str,
+        *,
+        approve: bool,
+        source: str,
+        reason: str | None = None,
+        decided_at: float | None = None,
+        seal: str | None = None,
     ) -> BrokerRequest:
         """A decision taken on device ``ctx`` as ``source`` (level 1; the device checked the
-        PIN a ``pin`` request needs). ActionForbidden below level 1, ConflictState if it is
-        no longer pending, NotFound for an unknown request."""
+        PIN a ``pin`` request needs), with the time and seal the device gave it (kept as they
+        are: the asking device checks them, the hub cannot). ActionForbidden below level 1,
+        ConflictState if it is no longer pending, NotFound for an unknown request."""
         broker = self.broker(ctx.tenant_id)
         request = broker.get(request_id)
         if approve and request.is_input:
@@ -163,7 +175,14 @@ class HubBroker:
             raise ValidationFailed(
                 f"source: {source[:80]!r} names no truth level", hint=exc.hint, field="source"
             ) from None
-        return broker.record_decision(request_id, actor=actor, approved=approve, reason=reason)
+        return broker.record_decision(
+            request_id,
+            actor=actor,
+            approved=approve,
+            reason=reason,
+            decided_at=decided_at if seal else None,
+            seal=seal or None,
+        )
 
     def post(self, ctx: DeviceContext, requests: Sequence[BrokerRequest]) -> list[BrokerRequest]:
         """Take in a device's requests: new ones it asked, and what became of them there
@@ -179,7 +198,7 @@ class HubBroker:
                 raise Forbidden(f"requests.{theirs.id}: a device posts only the requests it asked")
             held = theirs.with_(
                 status="pending", decided_by=None, decided_device=None, decided_at=None, deny_reason=None,
-                provided=False,
+                provided=False, seal=None,
             )  # fmt: skip
             try:
                 store.insert(held)
@@ -215,6 +234,11 @@ class HubBroker:
                 decided_at=min(theirs.decided_at or now, now), deny_reason=theirs.deny_reason,
                 expires_at=expires_at, provided=theirs.provided,
             )  # fmt: skip
+            if theirs.seal and theirs.decided_at is not None:
+                # sealed by the deciding device: kept as it gave them, or the seal would not check
+                new = new.with_(
+                    decided_device=theirs.decided_device, decided_at=theirs.decided_at, seal=theirs.seal
+                )
         elif status == "approved" and theirs.status == "used" and held.device_id == ctx.device_id:
             new = held.with_(status="used")
         elif status in ("pending", "approved") and theirs.status == "expired":

@@ -62,6 +62,7 @@ class RequestBody(BaseModel):
     decided_at: float | None = Field(default=None, ge=0)
     deny_reason: _Long | None = None
     provided: bool = False
+    seal: _Short | None = None
 
 
 class PostBody(BaseModel):
@@ -79,6 +80,10 @@ class DecideBody(BaseModel):
     decision: Literal["approve", "deny"]
     source: _Short = Field(min_length=1, description="who decides: a level-1 source such as user:cli")
     reason: _Long | None = Field(default=None, description="why it is denied (required to deny)")
+    decided_at: float | None = Field(default=None, ge=0, description="when the device decided (sealed)")
+    seal: _Short | None = Field(
+        default=None, description="the deciding device's seal of the decision, which the hub relays"
+    )
 
 
 def hub_broker(store: HubStore) -> HubBroker:
@@ -139,6 +144,8 @@ def add_broker_routes(
                 approve=body.decision == "approve",
                 source=body.source,
                 reason=body.reason,
+                decided_at=body.decided_at,
+                seal=body.seal,
             )
         )
         return {"request": _wire(None, decided)}

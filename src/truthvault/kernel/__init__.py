@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:
+    from ._approval_seal import ApprovalSealer, KeyedSeal, seal_key_id, seal_message
     from ._audit import (
         ENTRY_FORMAT,
         AuditBatchTaken,
@@ -126,6 +127,7 @@ __all__ = [
     "ActionSpec",
     "Actor",
     "ApprovalRequired",
+    "ApprovalSealer",
     "AuditBatchTaken",
     "AuditEntry",
     "AuditInconsistent",
@@ -151,6 +153,7 @@ __all__ = [
     "InvalidPolicy",
     "Kernel",
     "KeyedInputHash",
+    "KeyedSeal",
     "MemoryTree",
     "NodeSource",
     "PinRecord",
@@ -186,6 +189,8 @@ __all__ = [
     "request_row",
     "role_of",
     "root_of",
+    "seal_key_id",
+    "seal_message",
     "sign_batch",
     "sign_checkpoint",
     "status_rank",
@@ -199,6 +204,10 @@ __all__ = [
 
 #: where each name lives
 _LAZY = {
+    "seal_message": "._approval_seal",
+    "seal_key_id": "._approval_seal",
+    "KeyedSeal": "._approval_seal",
+    "ApprovalSealer": "._approval_seal",
     "APPROVAL_KINDS": "._policy_text",
     "BUILTIN_CONTRACTS": "._contracts",
     "BUILTIN_POLICY": "._policy_text",

@@ -6,6 +6,11 @@ request that persists, expires, syncs to the user's other devices and is answere
 level-1 actor. :class:`InputBroker` implements the kernel's :class:`~._ports.Broker` port over
 a :class:`~._broker_store.BrokerStore` (the vault's or the hub's).
 
+With an :class:`~._approval_seal.ApprovalSealer` (a device's broker) every decision on an
+approval is sealed where it is taken, and a decision whose seal does not check here (one the
+hub made up, or changed) is no decision: the broker shows it refused and never redeems it. The
+hub's own broker has no sealer (it holds no tenant key).
+
 A secret's value is handed to the asker in memory, once, and is never stored: the store
 keeps only that it was provided.
 """
@@ -23,7 +28,9 @@ from typing import Any
 
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..truth import TruthLevel
+from ._approval_seal import ApprovalSealer
 from ._broker_store import (
+    DECIDED,
     INPUT_KINDS,
     KINDS,
     BrokerRequest,
@@ -41,6 +48,8 @@ BrokerEvent = Callable[[str, BrokerRequest], None]
 _MIN_PIN, _MAX_PIN = 4, 64
 #: the dispatcher's names for approval kinds, as PolicyDecision.approval gives them
 _KIND_ALIASES = {"approve": "approval"}
+#: why a decision whose seal does not check is shown refused
+UNSEALED = "refused here: no device of yours sealed this decision (the hub's word alone is not one)"
 
 
 def hash_pin(pin: str, salt: bytes, n: int, r: int = 8, p: int = 1) -> str:
@@ -69,8 +78,10 @@ class InputBroker:
         now: Callable[[], float] = time.time,
         on_event: BrokerEvent | None = None,
         tenant_id: str | Callable[[], str] = "",
+        sealer: ApprovalSealer | None = None,
     ) -> None:
         self.store = store
+        self.sealer = sealer
         self.settings = settings or BrokerSettings()
         self._now = now
         self._on_event = on_event
@@ -158,7 +169,7 @@ class InputBroker:
         request = self.store.get(request_id)
         if request is None:
             raise NotFound(f"no request {request_id!r}", hint="'truthvault approvals --all' lists them")
-        return request.with_(status=request.status_at(self._now()))
+        return self._as_of(request, self._now())
 
     def pending(self, limit: int = 1000) -> list[BrokerRequest]:
         """The requests still waiting for a decision, newest first."""
@@ -167,7 +178,33 @@ class InputBroker:
     def requests(self, *, limit: int = 1000) -> list[BrokerRequest]:
         """Every request, newest first, each with its status as of now."""
         now = self._now()
-        return [r.with_(status=r.status_at(now)) for r in self.store.requests(limit=limit)]
+        return [self._as_of(r, now) for r in self.store.requests(limit=limit)]
+
+    def _as_of(self, request: BrokerRequest, now: float, unsealed: bool | None = None) -> BrokerRequest:
+        """``request`` as of ``now``: expired past its expiry or its window from the decision;
+        refused (denied) when it carries a decision whose seal does not check here (``unsealed``
+        when that was looked at already)."""
+        if self._unsealed(request) if unsealed is None else unsealed:
+            return request.with_(status="denied", deny_reason=UNSEALED)
+        status = request.status_at(now)
+        given = request.decided_at
+        if status == "approved" and given is not None and now >= given + self._window(request):
+            status = "expired"  # the window runs from the (sealed) decision, whatever the expiry says
+        return request if status == request.status else request.with_(status=status)
+
+    def _unsealed(self, request: BrokerRequest) -> bool:
+        """Does ``request`` carry an approval's decision whose seal does not check here? (Only
+        an approved or denied one is looked at: a used or expired one redeems nothing.)"""
+        return (
+            self.sealer is not None
+            and request.status in DECIDED
+            and not request.is_input
+            and not self.sealer.check(request)
+        )
+
+    def _window(self, request: BrokerRequest) -> float:
+        """How long an approval may be used after it was given."""
+        return self.settings.confirm_window_s if request.kind == "confirm" else self.settings.approved_ttl_s
 
     # -- deciding --------------------------------------------------------------------
     def approve(self, request_id: str, *, actor: Actor, pin: str | None = None) -> BrokerRequest:
@@ -191,23 +228,35 @@ class InputBroker:
         return self.record_decision(request_id, actor=actor, approved=False, reason=reason)
 
     def record_decision(
-        self, request_id: str, *, actor: Actor, approved: bool, reason: str | None = None
+        self,
+        request_id: str,
+        *,
+        actor: Actor,
+        approved: bool,
+        reason: str | None = None,
+        decided_at: float | None = None,
+        seal: str | None = None,
     ) -> BrokerRequest:
         """Record a level-1 decision on a pending request whose checks (a PIN) were made where
-        it was taken (this device, or the deciding device for the hub). ConflictState if it
-        is no longer pending."""
+        it was taken (this device, or the deciding device for the hub). With a sealer the
+        decision is sealed here; without one (the hub) ``seal`` and ``decided_at`` are the
+        deciding device's, kept as they are. ConflictState if it is no longer pending."""
         _check_decider(actor, "decide a request")
         request = self._pending(request_id)
         now = self._now()
-        window = self.settings.confirm_window_s if request.kind == "confirm" else self.settings.approved_ttl_s
+        at = now if decided_at is None or self.sealer is not None else decided_at
         decided = request.with_(
             status="approved" if approved else "denied",
             decided_by=actor.source,
             decided_device=actor.device_id or None,
-            decided_at=now,
+            decided_at=at,
             deny_reason=None if approved else (reason or "denied")[:500],
-            expires_at=now + window if approved else request.expires_at,
+            expires_at=now + self._window(request) if approved else request.expires_at,
         )
+        if self.sealer is not None and not request.is_input:
+            decided = decided.with_(seal=self.sealer.seal(decided))
+        elif seal is not None:
+            decided = decided.with_(seal=seal)
         if not self.store.update(decided, expect="pending"):
             raise ConflictState(f"request {request_id} was decided meanwhile")
         self._event("APPROVAL_DECIDED", decided)
@@ -240,7 +289,11 @@ class InputBroker:
         stored = self.store.get(request_id)
         if stored is None:
             raise ActionForbidden(f"no approval request {request_id!r}")
-        request = stored.with_(status=stored.status_at(self._now()))
+        unsealed = self._unsealed(stored)
+        if unsealed:
+            request = stored.with_(status=stored.status_at(self._now()))
+        else:
+            request = self._as_of(stored, self._now(), unsealed=False)
         asker = (request.source, request.device_id, request.tenant_id)
         mine = (actor.source, actor.device_id, actor.tenant_id or self._tenant_id())
         if (
@@ -259,6 +312,12 @@ class InputBroker:
                 f"request {request_id} is a {request.kind} request: this action needs a kind of approval "
                 f"it is not ({wanted})",
                 hint="run the action without --approval to ask for the approval it needs",
+            )
+        if unsealed:
+            raise ActionForbidden(
+                f"request {request_id} was {request.status} by no device of yours: its decision "
+                "carries no seal that checks here, so the hub's word is all there is",
+                hint="run the action without --approval to ask again, and decide it on your device",
             )
         if request.status == "pending":
             raise ApprovalRequired(

@@ -94,6 +94,9 @@ class BrokerRequest:
     deny_reason: str | None = None
     #: a form's or secret's values were given (a secret's value itself is never stored)
     provided: bool = False
+    #: an approval's decision sealed by the deciding device (``<key id>:<hex>``, see
+    #: :mod:`._approval_seal`); None before a decision, and where decisions are not sealed
+    seal: str | None = None
     #: a form's values, kept only where they were given (never synced); None for the rest
     values: dict[str, str] | None = field(default=None, compare=False)
 
@@ -131,6 +134,8 @@ class BrokerRequest:
             "decided_at": self.decided_at,
             "deny_reason": self.deny_reason,
             "provided": self.provided,
+            # only when there is one: a hub from before seals refuses a field it does not know
+            **({"seal": self.seal} if self.seal is not None else {}),
         }
 
     @classmethod
@@ -157,6 +162,7 @@ class BrokerRequest:
                 decided_at=None if data.get("decided_at") is None else float(data["decided_at"]),
                 deny_reason=_opt(data.get("deny_reason")),
                 provided=bool(data.get("provided")),
+                seal=_opt(data.get("seal")),
             )
         except KeyError as exc:
             raise InvalidInput(f"request: {exc.args[0]}: missing", hint="a broker request needs it") from None
@@ -248,7 +254,7 @@ class BrokerStore(Protocol):
 #: a request's stored columns, in order: every store keeps these (and may add its own after)
 REQUEST_COLUMNS = (
     "id, kind, action, risk, source, device_id, reason, input_hash, targets, fields, created_at, "
-    "expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided"
+    "expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided, seal"
 )
 
 
@@ -273,6 +279,7 @@ def request_row(request: BrokerRequest) -> tuple[Any, ...]:
         request.decided_at,
         request.deny_reason,
         bool(request.provided),
+        request.seal,
     )
 
 
@@ -300,5 +307,6 @@ def request_from_row(
         decided_at=None if row[15] is None else float(row[15]),
         deny_reason=row[16],
         provided=bool(row[17]),
+        seal=row[18],
         values=None if values is None else dict(values),
     )

@@ -33,7 +33,14 @@ class BrokerRemote(Protocol):
     def fetch_requests(self, since: int, limit: int) -> dict[str, Any]: ...
 
     def decide_request(
-        self, request_id: str, decision: str, source: str, reason: str | None
+        self,
+        request_id: str,
+        decision: str,
+        source: str,
+        reason: str | None,
+        *,
+        decided_at: float | None = None,
+        seal: str | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -56,9 +63,19 @@ class HttpBrokerRemote:
         return page
 
     def decide_request(
-        self, request_id: str, decision: str, source: str, reason: str | None
+        self,
+        request_id: str,
+        decision: str,
+        source: str,
+        reason: str | None,
+        *,
+        decided_at: float | None = None,
+        seal: str | None = None,
     ) -> dict[str, Any]:
-        body = {"request_id": request_id, "decision": decision, "source": source, "reason": reason}
+        body: dict[str, Any] = {"request_id": request_id, "decision": decision, "source": source}
+        body["reason"] = reason
+        if seal is not None:  # an older hub forbids fields it does not know: sent only when sealed
+            body |= {"decided_at": decided_at, "seal": seal}
         answer: dict[str, Any] = self.client._request("POST", "/v1/approvals/decide", json=body).json()
         return answer
 
@@ -119,7 +136,14 @@ def _send_decision(remote: BrokerRemote, request: BrokerRequest, stats: BrokerSy
         return  # used or expired: only the asker's device tells the hub that
     decision = "approve" if request.status == "approved" else "deny"
     try:
-        remote.decide_request(request.id, decision, request.decided_by, request.deny_reason)
+        remote.decide_request(
+            request.id,
+            decision,
+            request.decided_by,
+            request.deny_reason,
+            decided_at=request.decided_at,
+            seal=request.seal,
+        )
         stats.decided += 1
     except (ConflictState, Forbidden, NotFound):
         stats.overruled += 1  # the hub's state comes back with the fetch

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConflictState, InvalidSource
 from ..kernel import (
     REQUEST_COLUMNS,
+    ApprovalSealer,
     BrokerRequest,
     BrokerSettings,
     InputBroker,
@@ -33,6 +34,7 @@ __all__ = ["VaultBrokerStore", "vault_broker"]
 #: the kernel's columns of a request, then the vault's own: its tenant and a form's values
 _COLUMNS = f"{REQUEST_COLUMNS}, tenant_id, form_values"
 _KERNEL_COLUMNS = REQUEST_COLUMNS.count(",") + 1
+_MARKS = ", ".join("?" * (_KERNEL_COLUMNS + 2))
 _SELECT = f"SELECT {_COLUMNS} FROM broker_requests"
 _CURSOR = "broker_cursor"
 
@@ -48,18 +50,19 @@ def _request(row: Sequence[Any]) -> BrokerRequest:
 
 
 class VaultBrokerStore:
-    """The broker's requests and PIN in a vault file."""
+    """The broker's requests and PIN in a vault file; with ``sealer``, a decision from the hub
+    whose seal does not check never replaces one this vault holds."""
 
-    def __init__(self, db: VaultDB) -> None:
+    def __init__(self, db: VaultDB, sealer: ApprovalSealer | None = None) -> None:
         self._db = db
+        self._sealer = sealer
 
     # -- the BrokerStore port ---------------------------------------------------------
     def insert(self, request: BrokerRequest) -> None:
-        marks = ", ".join("?" * 20)
         try:
             with self._db.tx() as conn:
                 conn.execute(
-                    f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({marks}, 1)", _row(request)
+                    f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({_MARKS}, 1)", _row(request)
                 )
         except sqlite3.IntegrityError:
             raise ConflictState(f"a request {request.id!r} exists already") from None
@@ -128,7 +131,10 @@ class VaultBrokerStore:
 
     def take_in(self, requests: Iterable[BrokerRequest]) -> int:
         """Keep the hub's state of requests: new ones, and decisions on ours. A request changed
-        here and not yet sent, or one that has come further here (used), is left as it is.
+        here and not yet sent, or one that has come further here (used), is left as it is, and
+        so is a decision held here when the hub's carries no seal that checks. (A decision whose
+        seal does not check on a request still pending here is kept as the hub's word, which the
+        broker shows refused and never redeems: the key it was sealed under may come later.)
         Returns how many changed."""
         changed = 0
         with self._db.tx() as conn:
@@ -143,14 +149,16 @@ class VaultBrokerStore:
                     if theirs.device_id == me:
                         continue  # this device knows every request it asked: not one of them
                     conn.execute(
-                        f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({', '.join('?' * 20)}, 0)",
+                        f"INSERT INTO broker_requests ({_COLUMNS}, dirty) VALUES ({_MARKS}, 0)",
                         _row(theirs),
                     )
                     changed += 1
                     continue
                 mine = _request(row)
-                if row[20] or status_rank(theirs.status) < status_rank(mine.status):
+                if row[-1] or status_rank(theirs.status) < status_rank(mine.status):
                     continue
+                if mine.decided_by is not None and not self._checks(theirs):
+                    continue  # the hub's word does not replace a decision taken by the user
                 if any(getattr(theirs, f) != getattr(mine, f) for f in _FIXED):
                     continue  # what a request asked for never changes (the hub refuses it too)
                 if theirs == mine:
@@ -161,6 +169,9 @@ class VaultBrokerStore:
                 conn.execute(f"UPDATE broker_requests SET {sets} WHERE id = ?", (*_row(kept)[1:], mine.id))
                 changed += 1
         return changed
+
+    def _checks(self, request: BrokerRequest) -> bool:
+        return self._sealer is None or request.decided_by is None or self._sealer.check(request)
 
     def cursor(self) -> int:
         """The hub's change number of the last request change taken in."""
@@ -188,6 +199,13 @@ def vault_broker(db: VaultDB, settings: BrokerSettings | None = None) -> InputBr
     def on_event(type_: str, request: BrokerRequest) -> None:
         db.add_event(type_, None, **event_detail(request))
 
+    from ._approval_seal import VaultApprovalSeal
+
+    sealer = VaultApprovalSeal(db)
     return InputBroker(
-        VaultBrokerStore(db), settings=settings, on_event=on_event, tenant_id=lambda: db.meta_str("tenant_id")
+        VaultBrokerStore(db, sealer),
+        settings=settings,
+        on_event=on_event,
+        tenant_id=lambda: db.meta_str("tenant_id"),
+        sealer=sealer,
     )
