@@ -23,6 +23,7 @@ entry commits or rolls back with the caller's work.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -64,12 +65,13 @@ class Request:
 
 @dataclass(slots=True)
 class _Queue:
-    """A tenant's appends: those waiting, whether a leader is numbering a group, how many
-    groups are being committed."""
+    """A tenant's appends: those waiting, the one leading a group, the callers of the last
+    group that have not come back, how long a commit takes (a moving average, in seconds)."""
 
     waiting: list[Request] = field(default_factory=list)
-    numbering: Request | None = None
-    committing: int = 0
+    leader: Request | None = None
+    returning: int = 0
+    commit_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -87,9 +89,8 @@ class AuditRows:
     at: str
 
 
-#: groups of one tenant committing at once in one process: one waits for the other's row lock,
-#: and is sent while the other commits
-_DEPTH = 2
+#: the longest a leader waits for the last group's callers to come back, as a share of a commit
+_GATHER = 0.5
 
 
 class GroupCommit:
@@ -97,7 +98,7 @@ class GroupCommit:
 
     def __init__(self, database: SqlDatabase) -> None:
         self.database = database
-        self._mutex = threading.Lock()
+        self._cv = threading.Condition(threading.Lock())
         self._queues: dict[int, _Queue] = {}
         #: tenants known to have a head row (it is never deleted): their appends skip making one
         self.heads: set[int] = set()
@@ -114,29 +115,43 @@ class GroupCommit:
             # there alone, never with other appenders' entries
             self.write_joined(pk, [request])
             return request.first
-        with self._mutex:
+        with self._cv:
             queue = self._queues.setdefault(pk, _Queue())
             queue.waiting.append(request)
-            _wake(_promote(queue), request)
-        if not request.lead:
+            if queue.returning:
+                queue.returning -= 1
+                if not queue.returning:
+                    self._cv.notify_all()
+            if queue.leader is None:
+                queue.leader = request
+            lead = queue.leader is request
+        if not lead:
             request.wake.acquire()  # until its group is written or it is to lead the next one
             if request.done:
                 return _result(request)
-        with self._mutex:
+        with self._cv:
+            # the callers of the last group mostly append again at once (a busy writer): wait a
+            # little for them, so that the commit carries them too
+            if queue.returning:
+                self._cv.wait_for(lambda: not queue.returning, queue.commit_s * _GATHER)
+            queue.returning = 0
             group, queue.waiting = queue.waiting, []
             self.groups += 1
+        started = time.perf_counter()
         try:
-            self._lead(pk, queue, request, group)
+            self._commit(pk, group)
         finally:
-            with self._mutex:
+            with self._cv:
                 for r in group:
                     r.done = True
-                if queue.numbering is request:
-                    queue.numbering = None
-                following = _promote(queue)
-            _wake(following)
+                queue.commit_s += (time.perf_counter() - started - queue.commit_s) / 8
+                queue.returning = len(group)
+                following = queue.leader = queue.waiting[0] if queue.waiting else None
             for r in group:
-                _wake(r, request)
+                if r is not request:
+                    r.wake.release()
+            if following is not None:
+                following.wake.release()
         return _result(request)
 
     def write_joined(self, pk: int, group: list[Request]) -> None:
@@ -148,69 +163,34 @@ class GroupCommit:
             write_rows(db, number(pk, frontier, group, at))
         self.heads.add(pk)
 
-    def _lead(self, pk: int, queue: _Queue, leader: Request, group: list[Request]) -> None:
-        """Number and commit a group. From a head this process committed (PostgreSQL), in one
-        statement, handing numbering on as soon as the group is numbered: the next group is
-        numbered from this one's end and sent while this one commits (it waits for this one's
-        row lock, and writes nothing if this one failed). Otherwise in a transaction that reads
-        the locked head, numbering held until it commits."""
-        tail = self._tails.get(pk) if self.database.backend == "postgresql" else None
-        if tail is None:
-            self._locked(pk, group)
-            return
-        expected = (tail.size, tail.root())
-        rows = number(pk, tail, group, now())  # the tail moves to the group's end
-        with self._mutex:
-            queue.numbering = None
-            queue.committing += 1
-            following = _promote(queue)
-        _wake(following, leader)
+    def _commit(self, pk: int, group: list[Request]) -> None:
+        """Number and commit a group: from the head this process committed last in one statement
+        (PostgreSQL), else (or if the head moved) in a transaction that locks and reads the
+        head. If the group breaks a unique key (a device batch sent twice), nothing was
+        written, and each request is tried alone, so only the offending one fails."""
+        tail = self._tails.pop(pk, None) if self.database.backend == "postgresql" else None
         try:
-            written = self.database.append_audit(pk, expected, rows)
-        except BaseException as exc:
-            self._tails.pop(pk, None)
-            if len(group) > 1 and isinstance(exc, self.database.integrity_errors):
-                self._each(pk, group)  # nothing was written: each alone
-                return
-            for r in group:
-                r.error = exc
-            return
-        finally:
-            with self._mutex:
-                queue.committing -= 1
-                following = _promote(queue)
-            _wake(following, leader)
-        if written:
-            with self._mutex:
-                self.one_statement += 1
-        else:
-            # the head moved (another process, a joined append, the sequencer, a group before
-            # this one that failed): nothing was written
-            self._tails.pop(pk, None)
-            self._locked(pk, group)
-
-    def _locked(self, pk: int, group: list[Request]) -> None:
-        """Commit a group in a transaction that locks and reads the head; if it breaks a unique
-        key (a device batch sent twice), nothing was written, and each request is tried alone,
-        so only the offending one fails."""
-        try:
+            if tail is not None:
+                expected = (tail.size, tail.root())
+                if self.database.append_audit(pk, expected, number(pk, tail, group, now())):
+                    self._tails[pk] = tail
+                    with self._cv:
+                        self.one_statement += 1
+                    return
+                # the head moved (another process, a joined append, the sequencer): nothing
+                # was written
             self._transaction(pk, group)
-            return
         except self.database.integrity_errors as exc:
             if len(group) == 1:
                 group[0].error = exc
                 return
+            for r in group:
+                try:
+                    self._transaction(pk, [r])
+                except BaseException as alone:
+                    r.error = alone
         except BaseException as exc:
             for r in group:
-                r.error = exc
-            return
-        self._each(pk, group)
-
-    def _each(self, pk: int, group: list[Request]) -> None:
-        for r in group:
-            try:
-                self._transaction(pk, [r])
-            except BaseException as exc:
                 r.error = exc
 
     def _transaction(self, pk: int, group: list[Request]) -> None:
@@ -220,22 +200,6 @@ class GroupCommit:
             write_rows(db, number(pk, frontier, group, at))
         self.heads.add(pk)
         self._tails[pk] = frontier
-
-
-def _promote(queue: _Queue) -> Request | None:
-    """The waiting request to lead the next group, if numbering is free and fewer than
-    ``_DEPTH`` groups are committing (the caller holds the mutex, and wakes it)."""
-    if queue.numbering or queue.committing >= _DEPTH or not queue.waiting:
-        return None
-    leader = queue.numbering = queue.waiting[0]
-    leader.lead = True
-    return leader
-
-
-def _wake(request: Request | None, caller: Request | None = None) -> None:
-    """Let a waiting caller go on (not ``caller``, which is not waiting)."""
-    if request is not None and request is not caller:
-        request.wake.release()
 
 
 def _result(request: Request) -> int:
