@@ -65,11 +65,13 @@ class Request:
 
 @dataclass(slots=True)
 class _Queue:
-    """A tenant's appends: those waiting, the one leading a group, the callers of the last
-    group that have not come back, how long a commit takes (a moving average, in seconds)."""
+    """A tenant's appends: those waiting, the one leading a group and the size of its group,
+    the callers of the last group that have not come back, how long a commit takes (a moving
+    average, in seconds)."""
 
     waiting: list[Request] = field(default_factory=list)
     leader: Request | None = None
+    committing: int = 0
     returning: int = 0
     commit_s: float = 0.0
 
@@ -91,6 +93,8 @@ class AuditRows:
 
 #: the longest a leader waits for the last group's callers to come back, as a share of a commit
 _GATHER = 0.5
+#: and at most this long (seconds)
+_GATHER_MAX = 0.005
 
 
 class GroupCommit:
@@ -133,9 +137,10 @@ class GroupCommit:
             # the callers of the last group mostly append again at once (a busy writer): wait a
             # little for them, so that the commit carries them too
             if queue.returning:
-                self._cv.wait_for(lambda: not queue.returning, queue.commit_s * _GATHER)
+                self._cv.wait_for(lambda: not queue.returning, min(queue.commit_s * _GATHER, _GATHER_MAX))
             queue.returning = 0
             group, queue.waiting = queue.waiting, []
+            queue.committing = len(group)
             self.groups += 1
         started = time.perf_counter()
         try:
@@ -144,6 +149,7 @@ class GroupCommit:
             with self._cv:
                 for r in group:
                     r.done = True
+                queue.committing = 0
                 queue.commit_s += (time.perf_counter() - started - queue.commit_s) / 8
                 queue.returning = len(group)
                 following = queue.leader = queue.waiting[0] if queue.waiting else None
@@ -153,6 +159,12 @@ class GroupCommit:
             if following is not None:
                 following.wake.release()
         return _result(request)
+
+    def pending(self, pk: int) -> int:
+        """Appends of a tenant waiting or being committed (by the group commit)."""
+        with self._cv:
+            queue = self._queues.get(pk)
+            return 0 if queue is None else len(queue.waiting) + queue.committing
 
     def write_joined(self, pk: int, group: list[Request]) -> None:
         """Lock the head, number the group's entries, write them, their nodes and the new head,
