@@ -70,29 +70,40 @@ def _pg_sql(sql: str) -> str:
 
 # An audit group in one statement (one implicit transaction): the head moves only from the size
 # and root expected, and the entries, nodes and batches are inserted only through that update.
-_AUDIT_GROUP = """
+# Entries are numbered from the expected size in array order; a node's span end is computed.
+_AUDIT_HEAD = """
 WITH head AS (
     UPDATE audit_heads SET size = %s, root = %s, edge = %s, updated_at = %s
     WHERE tenant_pk = %s AND size = %s AND root = %s RETURNING tenant_pk
-), e AS (
-    INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq)
-    SELECT head.tenant_pk, u.* FROM head,
-        unnest(%s::bigint[], %s::bytea[], %s::bytea[], %s::text[], %s::bigint[]) AS u
 ), n AS (
     INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end)
-    SELECT head.tenant_pk, u.* FROM head, unnest(%s::int[], %s::bigint[], %s::bytea[], %s::bigint[]) AS u
-), b AS (
+    SELECT head.tenant_pk, u.level, u.idx, u.hash, (u.idx + 1) << u.level
+    FROM head, unnest(%s::int[], %s::bigint[], %s::bytea[]) AS u (level, idx, hash)
+), e AS (
+    INSERT INTO audit_entries (tenant_pk, idx, entry, leaf{device})
+    SELECT head.tenant_pk, %s::bigint + u.n - 1, u.entry, u.leaf{device_values}
+    FROM head, unnest(%s::bytea[], %s::bytea[]{device_arrays}) WITH ORDINALITY AS u (entry, leaf{device}, n)
+){batches}
+SELECT count(*) FROM head
+"""
+#: entries of no device batch (device_id and batch_seq keep their defaults)
+_AUDIT_GROUP = _AUDIT_HEAD.format(device="", device_values="", device_arrays="", batches="")
+#: and with device batches
+_AUDIT_GROUP_BATCHES = _AUDIT_HEAD.format(
+    device=", device_id, batch_seq",
+    device_values=", u.device_id, u.batch_seq",
+    device_arrays=", %s::text[], %s::bigint[]",
+    batches=""", b AS (
     INSERT INTO audit_batches (tenant_pk, device_id, seq, first_idx, count, sign_public, signature, received_at)
     SELECT head.tenant_pk, u.* FROM head,
         unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[]) AS u
+)""",
 )
-SELECT count(*) FROM head
-"""
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows without their first column (the tenant), as one list a column."""
-    return [[r[i] for r in rows] for i in range(1, width)]
+def _columns(rows: Sequence[Sequence[Any]], columns: range) -> list[list[Any]]:
+    """Some columns of rows, as one list a column."""
+    return [[r[i] for r in rows] for i in columns]
 
 
 class _PgDb:
@@ -187,9 +198,16 @@ class PostgresDatabase(SqlDatabase):
         """An audit group in one statement, committed when it returns (one round trip, one
         WAL flush); False, with nothing written, if the head is no longer ``expected``."""
         params = [rows.size, rows.root, rows.edge, rows.at, pk, *expected]
-        params += _columns(rows.entries, 6) + _columns(rows.nodes, 5) + _columns(rows.batches, 8)
+        params += _columns(rows.nodes, range(1, 4))
+        params.append(expected[0])
+        if rows.batches:
+            sql = _AUDIT_GROUP_BATCHES
+            params += _columns(rows.entries, range(2, 6)) + _columns(rows.batches, range(1, 8))
+        else:
+            sql = _AUDIT_GROUP
+            params += _columns(rows.entries, range(2, 4))
         with _storage_errors(), self._pool.connection() as conn:
-            row = conn.execute(_AUDIT_GROUP, params).fetchone()
+            row = conn.execute(sql, params).fetchone()
         return row is not None and int(row[0]) == 1
 
     def read_page(self, pk: int, since: int, n: int) -> Page:
