@@ -5,7 +5,10 @@ tenant's queue. The first caller to find the tenant idle becomes the leader: it 
 request waiting, numbers their entries from the tree's head, writes them in ONE transaction and
 wakes every caller of the group, each with its own first index, or with the error if the commit
 failed, so no caller is told success falsely. While it writes, the next callers queue up for
-the next leader: a commit carries as many appends as arrived during the one before it.
+the next leader, who first waits a little (at most half a commit) for the callers of the last
+group to come back: a busy writer appends again at once, and without the wait every writer
+would be in every other commit. One tenant's commits follow one another (the head stays locked
+until its commit is on disk), so what a commit carries is what the log's rate is made of.
 
 On PostgreSQL the leader writes a group in one statement, so one round trip and one WAL flush:
 it updates the head row only if the head still has the size and root this process wrote last
@@ -74,6 +77,8 @@ class _Queue:
     committing: int = 0
     returning: int = 0
     commit_s: float = 0.0
+    #: when the last group was done (``time.perf_counter()``)
+    done_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -122,6 +127,8 @@ class GroupCommit:
         with self._cv:
             queue = self._queues.setdefault(pk, _Queue())
             queue.waiting.append(request)
+            if queue.returning and time.perf_counter() - queue.done_at > queue.commit_s:
+                queue.returning = 0  # not a busy writer coming back: no one to wait for
             if queue.returning:
                 queue.returning -= 1
                 if not queue.returning:
@@ -150,7 +157,8 @@ class GroupCommit:
                 for r in group:
                     r.done = True
                 queue.committing = 0
-                queue.commit_s += (time.perf_counter() - started - queue.commit_s) / 8
+                queue.done_at = time.perf_counter()
+                queue.commit_s += (queue.done_at - started - queue.commit_s) / 8
                 queue.returning = len(group)
                 following = queue.leader = queue.waiting[0] if queue.waiting else None
             for r in group:
