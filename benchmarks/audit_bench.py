@@ -3,8 +3,9 @@
 - appends/s: W writer threads appending to one tenant's log, each append durable when it
   returns, on PostgreSQL and on SQLite: single entries queued (`AuditQueue.enqueue`, as an
   action's or a push's entry is; timed until the sequencer has moved them all into the tree),
-  single entries straight into the tree (`AuditLog.append`, group-committed), and 10 entries an
-  append (a device's signed batch). Afterwards the log is checked: its size is the number of
+  single entries straight into the tree (`AuditLog.append`: group commit, every writer waiting
+  shares one commit, on PostgreSQL one statement), and 10 entries an append (a device's signed
+  batch). Afterwards the log is checked: its size is the number of
   entries appended (no fork, no loss) and it verifies.
 - verification: `AuditLog.verify` over a log of --entries entries (every entry re-hashed,
   every stored node recomputed), in entries/s.

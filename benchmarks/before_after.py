@@ -30,6 +30,7 @@ BENCHMARKS = {
     "sync": ["sync_bench.py", "--quick", "--rounds", "3"],
     "security": ["security_bench.py", "--items", "20000"],
     "pouch": ["pouch_bench.py", "--rounds", "1"],
+    "audit": ["audit_bench.py", "--entries", "10000", "--appends", "20000"],
 }
 TOLERANCE = 0.10
 #: figures that measure the machine, shown beside ours for reference

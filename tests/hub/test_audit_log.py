@@ -4,20 +4,25 @@ detection, and no fork under concurrent writers in several processes."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 
 from truthvault.crypto import DeviceKeys
 from truthvault.errors import InvalidInput
-from truthvault.hub._audit import BatchInfo, HubAuditSink, _Request
+from truthvault.hub._audit import HubAuditSink
+from truthvault.hub._audit_commit import BatchInfo, Request
 from truthvault.hub.store import HubStore, open_store
 from truthvault.kernel import (
     Actor,
@@ -141,13 +146,15 @@ def test_two_batches_of_one_group_cannot_share_a_number_or_an_entry(hub_store: H
     keys = DeviceKeys.generate()
     public = keys.public_bundle()["sign"]
 
-    def request(seq: int, entries: list[bytes]) -> _Request:
+    def request(seq: int, entries: list[bytes]) -> Request:
         batch = sign_batch(keys.sign, tid, "dev-a", seq, entries)
-        return _Request(entries, BatchInfo("dev-a", seq, public, batch.signature))
+        return Request(entries, BatchInfo("dev-a", seq, public, batch.signature))
 
     one, two = [_entry(1, "dev-a", tid)], [_entry(2, "dev-a", tid)]
     a, same_entry, same_seq, other = request(1, one), request(2, one), request(1, two), request(3, two)
-    hub_store.audit._write(hub_store.audit.database.tenant_pk(tid), [a, same_entry, same_seq, other])
+    hub_store.audit.group_commit._transaction(
+        hub_store.audit.database.tenant_pk(tid), [a, same_entry, same_seq, other]
+    )
     assert (a.error, a.first, other.error, other.first) == (None, 0, None, 1)
     assert isinstance(same_entry.error, AuditBatchTaken) and same_entry.error.held == (0,)
     assert isinstance(same_seq.error, AuditBatchTaken) and same_seq.error.next_seq == 2
@@ -247,6 +254,7 @@ def work(t):
 ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
 for t in ts: t.start()
 for t in ts: t.join()
+print(store.audit.group_commit.groups, store.audit.group_commit.one_statement)
 store.close()
 """
 
@@ -263,7 +271,11 @@ def test_eight_writers_in_two_hub_processes_never_fork_the_log(
         script.write_text(textwrap.dedent(_WRITER.format(src=str(SRC))))
         threads, each = 8, 40
         procs = [
-            subprocess.Popen([sys.executable, str(script), pg_dsn, tid, name, str(threads), str(each), mode])
+            subprocess.Popen(
+                [sys.executable, str(script), pg_dsn, tid, name, str(threads), str(each), mode],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for name in ("a", "b")
         ]
         # and 8 writers in this process too, at the same time
@@ -278,7 +290,12 @@ def test_eight_writers_in_two_hub_processes_never_fork_the_log(
             t.start()
         for t in local:
             t.join()
-        assert [p.wait(timeout=300) for p in procs] == [0, 0]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0]
+        if mode == "direct":
+            # every process's appends went through its group commit, in at most one commit each
+            for groups, one_statement in (map(int, out.split()) for out in outs):
+                assert 0 < groups <= threads * each and 0 <= one_statement <= groups
         store.audit_queue.sequence()  # what the writer processes' sequencers left (none, at close)
         assert store.audit_queue.pending() == 0
         total = 3 * threads * each
@@ -316,6 +333,130 @@ def test_concurrent_appenders_in_one_process_share_transactions(hub_store: HubSt
     assert sorted(firsts) == list(range(0, 400, 2))  # each append got its own two slots
     assert hub_store.audit.verify(tid) == 400
     assert msgspec.json.decode(hub_store.audit.entries(tid, 0, 1)[0].entry)["v"] == 1
+
+
+@contextmanager
+def _head_locked(hub_url: str, pk: int) -> Iterator[None]:
+    """Hold the tenant's audit head locked from another connection (SQLite: the database's
+    write lock) until the block ends, then roll back."""
+    if hub_url.startswith("postgresql"):
+        with psycopg.connect(hub_url) as conn:
+            conn.execute("SELECT size FROM audit_heads WHERE tenant_pk = %s FOR UPDATE", (pk,))
+            yield
+            conn.rollback()
+        return
+    conn = sqlite3.connect(hub_url, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.rollback()
+    finally:
+        conn.close()
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition`` holds (a minute at most, then fail)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "the appends never queued up"
+        time.sleep(0.005)
+
+
+def test_appends_waiting_for_a_commit_share_the_next_one(hub_store: HubStore, hub_url: str) -> None:
+    tid = _tenant(hub_store)
+    gc = hub_store.audit.group_commit
+    assert hub_store.audit.append(tid, [_entry(0, tenant=tid)]) == 0
+    pk = hub_store.database.tenant_pk(tid)
+    groups, one_statement = gc.groups, gc.one_statement
+    firsts: list[int] = []
+
+    def work(t: int) -> None:
+        first = hub_store.audit.append(tid, [_entry(1 + t, tenant=tid)])
+        firsts.append(first)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    with _head_locked(hub_url, pk):
+        for t in threads:
+            t.start()
+        _until(lambda: gc.pending(pk) == 8)  # one group blocked on the lock, the rest waiting
+        assert firsts == []  # none returned before its commit
+    for t in threads:
+        t.join()
+    assert sorted(firsts) == list(range(1, 9))
+    assert gc.groups - groups <= 2  # 8 appends, at most 2 commits: the blocked one, then the rest
+    if hub_store.database.backend == "postgresql":
+        assert gc.one_statement - one_statement == gc.groups - groups  # from the head it wrote last
+    assert hub_store.audit.verify(tid) == 9
+    stored = {e.entry for e in hub_store.audit.entries(tid)}
+    assert stored == {_entry(i, tenant=tid) for i in range(9)}
+
+
+def test_a_failed_append_in_a_group_fails_alone(hub_store: HubStore, hub_url: str) -> None:
+    tid = _tenant(hub_store)
+    keys = DeviceKeys.generate()
+    public = keys.public_bundle()["sign"]
+    hub_store.audit.append(tid, [_entry(0, tenant=tid)])
+    pk = hub_store.database.tenant_pk(tid)
+    first = sign_batch(keys.sign, tid, "dev-a", 1, [_entry(1, "dev-a", tid)])
+    clash = sign_batch(keys.sign, tid, "dev-a", 1, [_entry(2, "dev-a", tid)])  # the same number
+    results: dict[str, Any] = {}
+
+    def run(name: str, call: Callable[[], Any]) -> None:
+        try:
+            results[name] = call()
+        except Exception as exc:
+            results[name] = exc
+
+    calls = {
+        "first": lambda: hub_store.audit.append_batch(first, public),
+        "plain": lambda: hub_store.audit.append(tid, [_entry(3, tenant=tid)]),
+        "clash": lambda: hub_store.audit.append_batch(clash, public),
+    }
+    with _head_locked(hub_url, pk):
+        threads = [threading.Thread(target=run, args=item) for item in calls.items()]
+        for t in threads:
+            t.start()
+        _until(lambda: hub_store.audit.group_commit.pending(pk) == 3)
+    for t in threads:
+        t.join()
+    # whichever batch came first is the device's batch 1; the other is refused, the plain
+    # append is not failed with it
+    batches = [results["first"], results["clash"]]
+    refused = [r for r in batches if isinstance(r, AuditBatchTaken)]
+    assert len(refused) == 1 and "already received" in str(refused[0])
+    assert isinstance(results["plain"], int)
+    size = hub_store.audit.verify(tid)
+    assert size == 3
+    kept = hub_store.audit.batch(tid, "dev-a", 1)
+    assert kept is not None and kept.signature in {first.signature, clash.signature}
+
+
+def test_appends_from_two_stores_and_inside_transactions_stay_one_log(hub_url: str) -> None:
+    # two hub processes on one database (each its own store: its own idea of the head), and
+    # appends joining a caller's transaction, one committed and one rolled back
+    one, two = open_store(hub_url), open_store(hub_url)
+    try:
+        tid = _tenant(one)
+        expected = []
+        for i in range(6):
+            store = (one, two)[i % 2]
+            assert store.audit.append(tid, [_entry(i, tenant=tid)]) == i
+            expected.append(_entry(i, tenant=tid))
+        with one.database.write():
+            assert one.audit.append(tid, [_entry(6, tenant=tid)]) == 6
+        expected.append(_entry(6, tenant=tid))
+        with pytest.raises(RuntimeError), two.database.write():
+            two.audit.append(tid, [_entry(99, tenant=tid)])
+            raise RuntimeError("the caller's transaction fails")
+        assert two.audit.append(tid, [_entry(7, tenant=tid)]) == 7
+        assert one.audit.append(tid, [_entry(8, tenant=tid)]) == 8
+        expected += [_entry(7, tenant=tid), _entry(8, tenant=tid)]
+        assert [e.entry for e in one.audit.entries(tid)] == expected
+        assert one.audit.verify(tid) == two.audit.verify(tid) == 9
+        assert one.audit.head(tid)[1] == MemoryTree(leaf_hash(e) for e in expected).root()
+    finally:
+        one.close()
+        two.close()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,12 +1,12 @@
 """The hub's audit log: one RFC 6962 Merkle tree per tenant, stored in the hub's database.
 
-Appends are sequenced, so no writer can fork the log: each append transaction locks the
-tenant's head row (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
-SQLite), numbers its entries from the head's size, and the key (tenant, idx) is unique. The
-head keeps the tree's right edge, so an append reads one row and writes its entries, the
-complete nodes they finish, and the head. Concurrent appenders in one process share one
-transaction (group commit): the first to find the tenant idle writes what every waiting
-appender queued, which is what makes thousands of appends a second possible.
+Appends are sequenced, so no writer can fork the log: each append transaction holds the
+tenant's head row locked (``FOR NO KEY UPDATE`` or the update of the head on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite), numbers its entries from the head's size, and the key
+(tenant, idx) is unique. The head keeps the tree's right edge, so an append reads one row and
+writes its entries, the complete nodes they finish, and the head. Concurrent appenders share
+one commit (group commit, :mod:`._audit_commit`), which is what makes ten thousand durable
+appends a second possible.
 
 Every complete subtree is kept (``audit_nodes``), so an inclusion or consistency proof at any
 size reads O(log n) rows; a verification streams the entries and the nodes in order and names
@@ -16,9 +16,8 @@ the first index that does not match.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -43,7 +42,7 @@ from ..kernel import (
 from ..kernel import merkle_root as tree_root
 from ..model import PushRequest, PushResponse
 from ..truth import level_of_source
-from ._audit_batches import Grouped, batch_taken
+from ._audit_commit import BatchInfo, GroupCommit, Request, locked_frontier, number, write_rows
 from ._port import iso_ms, now
 from ._sql import Db, SqlDatabase
 
@@ -63,16 +62,6 @@ _CHUNK = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class BatchInfo:
-    """A device batch as the log stores it beside its entries."""
-
-    device_id: str
-    seq: int
-    sign_public: str
-    signature: str
-
-
-@dataclass(frozen=True, slots=True)
 class StoredEntry:
     index: int
     entry: bytes
@@ -80,91 +69,41 @@ class StoredEntry:
     batch_seq: int | None
 
 
-@dataclass(slots=True)
-class _Request:
-    entries: Sequence[bytes]
-    batch: BatchInfo | None
-    first: int = -1
-    error: BaseException | None = None
-    done: bool = False
-
-
-@dataclass(slots=True)
-class _Queue:
-    waiting: list[_Request] = field(default_factory=list)
-    busy: bool = False
-
-
 class AuditLog:
     """The audit logs of every tenant of one hub database."""
 
     def __init__(self, database: SqlDatabase) -> None:
         self.database = database
-        self._cv = threading.Condition()
-        self._queues: dict[int, _Queue] = {}
-        #: tenants known to have a head row (it is never deleted): their appends skip making one
-        self._heads: set[int] = set()
+        self.group_commit = GroupCommit(database)
 
     # -- appends ---------------------------------------------------------------------------
     def append(self, tenant_id: str, entries: Sequence[bytes], batch: BatchInfo | None = None) -> int:
-        """Append canonical entries to a tenant's log, durably; return the first one's index."""
+        """Append canonical entries to a tenant's log, durably; return the first one's index.
+
+        Concurrent appends share one commit (see :mod:`._audit_commit`); inside a transaction
+        of this thread the entries are written in it, and commit with it."""
         if not entries:
             raise InvalidInput("nothing to append")
         pk = self.database.tenant_pk(tenant_id)
-        request = _Request(entries, batch)
-        in_write: Callable[[], bool] | None = getattr(self.database, "in_write", None)
-        if in_write is not None and in_write():
-            # inside a transaction of this thread (an action's): the entry commits with it, so
-            # it is written there alone, never with other appenders' entries
-            self._write(pk, [request])
-            return _result(request)
-        with self._cv:
-            queue = self._queues.setdefault(pk, _Queue())
-            queue.waiting.append(request)
-            while not request.done and queue.busy:
-                self._cv.wait()
-            if request.done:
-                return _result(request)
-            group, queue.waiting, queue.busy = queue.waiting, [], True
-        try:
-            self._write(pk, group)
-        except BaseException as exc:
-            for r in group:
-                r.error = exc
-            raise
-        finally:
-            with self._cv:
-                for r in group:
-                    r.done = True
-                queue.busy = False
-                self._cv.notify_all()
-        return _result(request)
-
-    def _write(self, pk: int, group: list[_Request]) -> None:
-        """One transaction: lock the head, number the group's entries, write them, their
-        nodes and the new head."""
-        at = now()
-        with self.database.write() as db:
-            frontier = _locked_frontier(self.database, db, pk, at, pk not in self._heads)
-            _append_rows(db, pk, frontier, group, at)
-        self._heads.add(pk)
+        return self.group_commit.append(pk, Request(entries, batch))
 
     def integrate(self, tenant_pk: int, limit: int = 10_000) -> int:
         """Move up to ``limit`` queued entries of a tenant (``audit_pending``, see
         :class:`~._audit_queue.AuditQueue`) into its tree, in the order they were queued, in one
         transaction under the head's lock; return how many moved."""
         at = now()
+        heads = self.group_commit.heads
         with self.database.write() as db:
-            frontier = _locked_frontier(self.database, db, tenant_pk, at, tenant_pk not in self._heads)
+            frontier = locked_frontier(self.database, db, tenant_pk, at, tenant_pk not in heads)
             # read after the lock: another sequencer's moves have committed and are not seen again
             rows = db.execute(
                 "SELECT id, entry FROM audit_pending WHERE tenant_pk = ? ORDER BY id LIMIT ?",
                 (tenant_pk, limit),
             ).fetchall()
             if rows:
-                _append_rows(db, tenant_pk, frontier, [_Request([bytes(r[1]) for r in rows], None)], at)
+                write_rows(db, number(tenant_pk, frontier, [Request([bytes(r[1]) for r in rows], None)], at))
                 db.executemany("DELETE FROM audit_pending WHERE id = ?", [(r[0],) for r in rows])
-        self._heads.add(tenant_pk)
+        heads.add(tenant_pk)
         return len(rows)
 
     def push_entry(
@@ -317,73 +256,6 @@ class AuditLog:
         if frontier.root() != head_root:
             raise AuditTampered(f"the head's root is not the root of its {size} entries")
         return size
-
-
-def _append_rows(db: Db, pk: int, frontier: Frontier, group: list[_Request], at: str) -> None:
-    """Number ``group``'s entries from the frontier and write them, their nodes, their device
-    batches and the new head (the head's row is locked)."""
-    rows: list[tuple[int, int, bytes, bytes, str, int | None]] = []
-    nodes: list[tuple[int, int, int, bytes, int]] = []
-    batches: list[tuple[int, str, int, int, int, str, str, str]] = []
-    grouped = Grouped()
-    for request in group:
-        info = request.batch
-        device, seq = (info.device_id, info.seq) if info else ("", None)
-        leaves = [leaf_hash(entry) for entry in request.entries]
-        if info is not None:
-            # under the head's lock: no other append can slip in between the check and the write
-            request.error = batch_taken(db, pk, info.device_id, info.seq, leaves, grouped)
-            if request.error is not None:
-                continue
-        request.first = frontier.size
-        for entry, leaf in zip(request.entries, leaves, strict=True):
-            rows.append((pk, frontier.size, entry, leaf, device, seq))
-            for level, index, h in frontier.append(leaf):
-                nodes.append((pk, level, index, h, (index + 1) << level))
-        if info is not None:
-            batches.append((pk, info.device_id, info.seq, request.first, len(request.entries),
-                            info.sign_public, info.signature, at))  # fmt: skip
-    if rows:
-        db.executemany(
-            "INSERT INTO audit_entries (tenant_pk, idx, entry, leaf, device_id, batch_seq) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    if nodes:
-        db.executemany(
-            "INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end) VALUES (?, ?, ?, ?, ?)", nodes
-        )
-    if batches:
-        db.executemany(
-            "INSERT INTO audit_batches (tenant_pk, device_id, seq, first_idx, count, sign_public, "
-            "signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            batches,
-        )
-    db.execute(
-        "UPDATE audit_heads SET size = ?, root = ?, edge = ?, updated_at = ? WHERE tenant_pk = ?",
-        (frontier.size, frontier.root(), b"".join(frontier.edge()), at, pk),
-    )
-
-
-def _result(request: _Request) -> int:
-    if request.error is not None:
-        raise request.error
-    return request.first
-
-
-def _locked_frontier(database: SqlDatabase, db: Db, pk: int, at: str, create: bool = True) -> Frontier:
-    """The tenant's right edge, its head row locked until the transaction ends."""
-    select = f"SELECT size, edge FROM audit_heads WHERE tenant_pk = ?{database.lock_clause}"
-    row = None if create else db.execute(select, (pk,)).fetchone()
-    if row is None:
-        db.execute(
-            "INSERT INTO audit_heads (tenant_pk, size, root, edge, updated_at) VALUES (?, 0, ?, ?, ?) "
-            "ON CONFLICT (tenant_pk) DO NOTHING",
-            (pk, EMPTY_ROOT, b"", at),
-        )
-        row = db.execute(select, (pk,)).fetchone()
-    size, edge = int(row[0]), bytes(row[1])
-    return Frontier(size, [edge[i : i + 32] for i in range(0, len(edge), 32)])
 
 
 def _stored(db: Db, pk: int, compute: Callable[[NodeSource], T], backend: str) -> T:

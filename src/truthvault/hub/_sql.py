@@ -14,13 +14,16 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from ..errors import NotFound
 from ..model import SyncItem
 from ._port import EntityWrites, Page, TenantState
+
+if TYPE_CHECKING:
+    from ._audit_commit import AuditRows
 
 __all__ = [
     "ENTITY_COLUMNS",
@@ -159,6 +162,12 @@ class SqlDatabase(ABC):
         """Write new current versions. ``existing`` holds the ids that have a row: under the
         tenant's lock, the others have none, so they can be plain inserts (cheaper than an
         upsert that finds no row)."""
+
+    def append_audit(self, pk: int, expected: tuple[int, bytes], rows: AuditRows) -> bool:
+        """Write an audit group (see :mod:`._audit_commit`) in one statement if the tenant's
+        head still has the ``expected`` size and root; False, with nothing written, if not. Only
+        a backend whose ``backend`` is ``postgresql`` implements it."""
+        raise NotImplementedError
 
     def announce(self, db: Db, tenant_id: str) -> None:
         """Tell other hub processes, at commit, that a tenant changed (see :meth:`watch`); one

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psycopg
@@ -21,6 +21,9 @@ from . import migrations
 from ._base import SqlHubStore
 from ._port import EntityWrites, Page
 from ._sql import ENTITY_COLUMNS, ENTITY_UPSERT_SET, Cursor, Db, SqlDatabase, tenant_state
+
+if TYPE_CHECKING:
+    from ._audit_commit import AuditRows
 
 __all__ = ["PostgresDatabase", "PostgresHubStore"]
 
@@ -63,6 +66,44 @@ _PULL = (
 def _pg_sql(sql: str) -> str:
     """The shared SQL's ``?`` placeholders in psycopg's ``%s`` style."""
     return sql.replace("?", "%s")
+
+
+# An audit group in one statement (one implicit transaction): the head moves only from the size
+# and root expected, and the entries, nodes and batches are inserted only through that update.
+# Entries are numbered from the expected size in array order; a node's span end is computed.
+_AUDIT_HEAD = """
+WITH head AS (
+    UPDATE audit_heads SET size = %s, root = %s, edge = %s, updated_at = %s
+    WHERE tenant_pk = %s AND size = %s AND root = %s RETURNING tenant_pk
+), n AS (
+    INSERT INTO audit_nodes (tenant_pk, level, idx, hash, span_end)
+    SELECT head.tenant_pk, u.level, u.idx, u.hash, (u.idx + 1) << u.level
+    FROM head, unnest(%s::int[], %s::bigint[], %s::bytea[]) AS u (level, idx, hash)
+), e AS (
+    INSERT INTO audit_entries (tenant_pk, idx, entry, leaf{device})
+    SELECT head.tenant_pk, %s::bigint + u.n - 1, u.entry, u.leaf{device_values}
+    FROM head, unnest(%s::bytea[], %s::bytea[]{device_arrays}) WITH ORDINALITY AS u (entry, leaf{device}, n)
+){batches}
+SELECT count(*) FROM head
+"""
+#: entries of no device batch (device_id and batch_seq keep their defaults)
+_AUDIT_GROUP = _AUDIT_HEAD.format(device="", device_values="", device_arrays="", batches="")
+#: and with device batches
+_AUDIT_GROUP_BATCHES = _AUDIT_HEAD.format(
+    device=", device_id, batch_seq",
+    device_values=", u.device_id, u.batch_seq",
+    device_arrays=", %s::text[], %s::bigint[]",
+    batches=""", b AS (
+    INSERT INTO audit_batches (tenant_pk, device_id, seq, first_idx, count, sign_public, signature, received_at)
+    SELECT head.tenant_pk, u.* FROM head,
+        unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[]) AS u
+)""",
+)
+
+
+def _columns(rows: Sequence[Sequence[Any]], columns: range) -> list[list[Any]]:
+    """Some columns of rows, as one list a column."""
+    return [[r[i] for r in rows] for i in columns]
 
 
 class _PgDb:
@@ -152,6 +193,22 @@ class PostgresDatabase(SqlDatabase):
     def read(self) -> Iterator[Db]:
         with _storage_errors(), self._pool.connection() as conn:
             yield _PgDb(conn)
+
+    def append_audit(self, pk: int, expected: tuple[int, bytes], rows: AuditRows) -> bool:
+        """An audit group in one statement, committed when it returns (one round trip, one
+        WAL flush); False, with nothing written, if the head is no longer ``expected``."""
+        params = [rows.size, rows.root, rows.edge, rows.at, pk, *expected]
+        params += _columns(rows.nodes, range(1, 4))
+        params.append(expected[0])
+        if rows.batches:
+            sql = _AUDIT_GROUP_BATCHES
+            params += _columns(rows.entries, range(2, 6)) + _columns(rows.batches, range(1, 8))
+        else:
+            sql = _AUDIT_GROUP
+            params += _columns(rows.entries, range(2, 4))
+        with _storage_errors(), self._pool.connection() as conn:
+            row = conn.execute(sql, params).fetchone()
+        return row is not None and int(row[0]) == 1
 
     def read_page(self, pk: int, since: int, n: int) -> Page:
         """Counters and page in one statement, so one snapshot and one round trip."""
