@@ -229,3 +229,32 @@ def test_a_hub_that_refuses_the_renumbered_batch_too_fails_the_sync_once(
     assert taken == [2, 12] and vault.audit.pending() == 1
     assert device.step.upload() == 1  # the next sync sends it, under the number it has now
     assert hub_store.audit.batch(tid, dev, 12) is not None
+
+
+def test_a_restored_vault_whose_batches_are_packed_otherwise_syncs_at_once(
+    device: Device, hub_store: HubStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup holding unsent entries that went up after it, in batches packed otherwise than
+    the restored vault packs them (another batch size, a second restore): more than one batch in
+    a row is refused. Each refusal that drops entries the hub holds is progress, so the first
+    sync succeeds and every entry is in the log once (a refusal that drops nothing ends it)."""
+    from truthvault.vault import _audit as vault_audit
+
+    vault = device.vault
+    vault.audit.append(_record(0))
+    device.syncer.sync()  # batch 1
+    for i in range(1, 6):
+        vault.audit.append(_record(i))
+    _backup(vault, tmp_path / "backup.db")  # 1..5 unsent
+    monkeypatch.setattr(vault_audit, "BATCH_ENTRIES", 3)
+    device.syncer.sync()  # batches 2: 1..3, 3: 4..5
+    tid = vault.tenant_id
+    _restore(vault, tmp_path / "backup.db")
+    monkeypatch.setattr(vault_audit, "BATCH_ENTRIES", 2)
+    vault.audit.append(_record(6))
+    device.syncer.sync()  # 2: 1,2 refused (taken, both held); 4: 3,4 refused (both held); 4: 5,6 ...
+    assert vault.audit.pending() == 0
+    stored = hub_store.audit.entries(tid)
+    ats = sorted(decode_entry(e.entry).at for e in stored if e.batch_seq is not None)
+    assert ats == [f"t{i}" for i in range(7)]
+    assert hub_store.audit.verify(tid) == len(stored)

@@ -68,7 +68,8 @@ class AuditStep:
         A batch the hub refuses as taken (a vault restored from a backup reuses numbers the hub
         holds, and may send again entries it had sent after the backup) is numbered again from
         the hub's next free number, without the entries the hub says it holds, and sent once
-        more; refused again, the error stands (and the outbox is kept for the next sync)."""
+        more; refused again without dropping an entry, the error stands (and the outbox is kept
+        for the next sync)."""
         if self.device_keys is None:
             return 0  # a device added by token has no key to sign with: its entries wait
         sent = 0
@@ -86,8 +87,9 @@ class AuditStep:
             except AuditBatchTaken as taken:
                 if retried or not 0 < taken.next_seq < MAX_INT64:
                     raise
-                retried = True
-                self.vault.audit.renumber(seq, taken.next_seq, taken.held)
+                # a refusal that drops entries the hub holds is progress (the outbox shrinks, so
+                # this ends): the next batch may be refused too (packed otherwise than the hub's)
+                retried = not self.vault.audit.renumber(seq, taken.next_seq, taken.held)
 
     def _send(self, batch: DeviceBatch) -> None:
         self.client._request(
