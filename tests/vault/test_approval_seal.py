@@ -11,7 +11,15 @@ import pytest
 
 from truthvault.crypto import Keyring, approval_seal_key, input_hash_key
 from truthvault.errors import ConflictState
-from truthvault.kernel import ActionForbidden, BrokerRequest, Risk, seal_key_id, seal_message
+from truthvault.kernel import (
+    ActionForbidden,
+    ApprovalRequired,
+    BrokerRequest,
+    Risk,
+    Target,
+    seal_key_id,
+    seal_message,
+)
 from truthvault.kernel._broker import UNSEALED
 from truthvault.vault import Vault
 from truthvault.vault._input_key import DEVICE_KID
@@ -161,3 +169,26 @@ def test_the_seal_key_is_its_own_and_the_seal_covers_what_was_asked() -> None:
     for change in ({"id": "s"}, {"action": "notes.create"}, {"input_hash": "g"}, {"reason": "other"},
                    {"source": "user:voice"}, {"tenant_id": "u"}, {"kind": "pin"}, {"risk": "write"}):  # fmt: skip
         assert seal_message(request.with_(**change)) != message, change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"reason": "an AI tidies a typo"}, {"targets": (Target("n1", "note", 3, 3),)}],
+)
+def test_a_decision_sealed_on_what_the_hub_showed_otherwise_does_not_redeem(
+    vault: Vault, change: dict[str, object]
+) -> None:
+    """The hub relays the request to the deciding device: if it shows it another reason or other
+    targets than were asked, the user's honest seal is of what the hub showed. The asking device
+    keeps what it asked, and a decision on anything else redeems nothing here."""
+    rid = _ask(vault)
+    asked = vault.broker.get(rid)
+    shown = asked.with_(**change)  # what the hub showed the deciding device
+    decided = shown.with_(status="approved", decided_by="user:mobile", decided_device="phone",
+                          decided_at=time.time())  # fmt: skip
+    sealed = decided.with_(seal=vault.broker.sealer.seal(decided))  # type: ignore[union-attr]
+    _from_hub(vault, sealed)
+    held = vault.broker.get(rid)
+    assert (held.status, held.reason, held.targets) == ("pending", asked.reason, asked.targets)
+    with pytest.raises(ApprovalRequired):
+        _redeem(vault, rid)

@@ -182,8 +182,10 @@ class VaultBrokerStore:
             self._db.set_meta(_CURSOR, cursor)
 
 
-#: what a request asked for, the same wherever it is kept
-_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash")
+#: what a request asked for, the same wherever it is kept: the hub's version of a request held
+#: here with other values is not taken in (the reason and targets too: the deciding device seals
+#: what the hub showed it, so a decision on another reason or targets than were asked is none)
+_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash", "reason", "targets")
 
 
 def _user_decided(request: BrokerRequest) -> bool:
