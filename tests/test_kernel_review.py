@@ -532,3 +532,30 @@ def test_deciding_with_a_source_naming_no_level_is_a_422_naming_source(
         "/v1/approvals/decide", {"request_id": "req-src", "decision": "approve", "source": "root:x"}
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "source", r.text
+
+
+def test_an_approval_of_a_stream_import_is_of_its_content(tmp_path: Path) -> None:
+    import io
+
+    vault = Vault.open(tmp_path / "v", source="user:cli")
+    ai = "ai-local:llama3"
+
+    def line(entity_id: str) -> str:
+        return json.dumps({
+            "entity_type": "note", "entity_id": entity_id, "tenant_id": "x", "truth_level": 3,
+            "origin_source": ai, "last_modified_at": "2026-01-01T00:00:00.000Z-0000",
+            "device_id": "d", "version": 2, "payload": {"t": entity_id},
+        })  # fmt: skip
+
+    try:
+        with pytest.raises(ApprovalRequired) as asked:
+            vault.import_jsonl(io.StringIO(line("shown")), source=ai)
+        rid = asked.value.request_id
+        vault.kernel.run("approval.decide", {"id": rid, "decision": "approve"}, actor=vault.actor("user:cli"))
+        with pytest.raises((ActionForbidden, ApprovalRequired)):
+            vault.import_jsonl(io.StringIO(line("other")), source=ai, approval=rid)
+        assert vault.count() == 0
+        # the stream it was asked for redeems it, from an iterable of lines too (spooled)
+        assert vault.import_jsonl(iter([line("shown")]), source=ai, approval=rid) == 1
+    finally:
+        vault.close()

@@ -5,7 +5,7 @@ decides what becomes current and what is kept as a suggestion)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -23,6 +23,7 @@ from ..kernel import ActionInput, ActionOutput, Context, Registry, Risk, Target,
 from ..model import SyncItem
 from ..payload import plain
 from ._codec import VaultRecord
+from ._transfer import hashed, stream_digest
 
 if TYPE_CHECKING:
     from ._db import WriteResult
@@ -256,9 +257,13 @@ class ImportIn(ActionInput):
         queue_for_push: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> ImportIn:
-        """The input of an import from a stream (a file object, or any iterable of lines)."""
-        params = cls.model_construct(queue_for_push=queue_for_push)
-        params._stream, params._progress = fp, progress
+        """The input of an import from a stream (a file object, or any iterable of lines). Its
+        content is hashed first, into ``sha256`` (a seekable file is read twice, anything else
+        is spooled to a temporary file), so that the input, and an approval of it, names the
+        lines: the import refuses a stream that reads otherwise the second time."""
+        stream, digest = stream_digest(fp)
+        params = cls.model_construct(queue_for_push=queue_for_push, sha256=digest)
+        params._stream, params._progress = stream, progress
         return params
 
 
@@ -296,12 +301,6 @@ class _Noted:
         ]
 
 
-def _hashed(lines: Iterable[bytes], digest: Any) -> Iterator[bytes]:
-    for line in lines:
-        digest.update(line)
-        yield line
-
-
 @DEVICE_ACTIONS.action(
     "entity.import", version="1.0.0", risk=Risk.DESTRUCTIVE, input=ImportIn, output=Imported
 )
@@ -320,7 +319,7 @@ def entity_import(ctx: Ctx, params: ImportIn) -> Imported:
             digest = hashlib.sha256() if params.sha256 else None
             with fp:
                 count = ctx.store._transfer.load(
-                    fp if digest is None else _hashed(fp, digest),
+                    fp if digest is None else hashed(fp, digest),
                     queue_for_push=params.queue_for_push, by=ctx.actor.source, noted=noted,
                 )  # fmt: skip
             if digest is not None and digest.hexdigest() != params.sha256:
@@ -330,10 +329,16 @@ def entity_import(ctx: Ctx, params: ImportIn) -> Imported:
                 )
         else:
             stream = params._stream if params._stream is not None else params.lines or []
+            digest = hashlib.sha256() if params.sha256 else None
             count = ctx.store._transfer.load(
-                stream, queue_for_push=params.queue_for_push, progress=params._progress,
+                stream if digest is None else hashed(stream, digest, whole_lines=True),
+                queue_for_push=params.queue_for_push, progress=params._progress,
                 by=ctx.actor.source, noted=noted,
             )  # fmt: skip
+            if digest is not None and digest.hexdigest() != params.sha256:
+                raise ValidationFailed(
+                    "sha256: the stream read otherwise than when it was hashed", field="sha256"
+                )
     except InvalidInput as exc:
         if isinstance(exc, ValidationFailed) or params._stream is not None:
             raise

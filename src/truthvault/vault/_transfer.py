@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import io
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -28,7 +30,7 @@ from ._codec import (
 )
 from ._db import VaultDB
 
-__all__ = ["IMPORT_CHUNK", "Transfer"]
+__all__ = ["IMPORT_CHUNK", "Transfer", "hashed", "stream_digest"]
 
 #: Lines decoded, checked and written per step of an import.
 IMPORT_CHUNK = 50_000
@@ -99,6 +101,39 @@ def _check_claims(chunk: list[tuple[int, bytes | str]], items: list[SyncItem], b
                 f"({item.origin_source}): nothing may claim more authority than who imports it",
                 hint="import it as the user (level 1), e.g. 'truthvault import FILE'",
             )
+
+
+def stream_digest(fp: Iterable[bytes | str]) -> tuple[Iterable[bytes | str], str]:
+    """``fp`` to read again, and the SHA-256 of its lines, each ending with a newline (as
+    :func:`hashed` takes it with ``whole_lines``)."""
+    digest = hashlib.sha256()
+    seekable = getattr(fp, "seekable", None)
+    if seekable is not None and seekable():
+        start = fp.tell()  # type: ignore[attr-defined]
+        for line in fp:
+            digest.update(_whole(line))
+        fp.seek(start)  # type: ignore[attr-defined]
+        return fp, digest.hexdigest()
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (read by the import, closed when collected)
+    for line in fp:
+        data = _whole(line)  # an iterable's lines need not end with a newline: they stay lines
+        digest.update(data)
+        spool.write(data)
+    spool.seek(0)
+    return spool, digest.hexdigest()
+
+
+def hashed(lines: Iterable[bytes | str], digest: Any, whole_lines: bool = False) -> Iterator[bytes | str]:
+    """``lines`` as they are, each added to ``digest`` (a ``hashlib`` object) as it is read (with
+    ``whole_lines``, ending with a newline)."""
+    for line in lines:
+        digest.update(_whole(line) if whole_lines else line if isinstance(line, bytes) else line.encode())
+        yield line
+
+
+def _whole(line: bytes | str) -> bytes:
+    data = line if isinstance(line, bytes) else line.encode()
+    return data if data.endswith(b"\n") else data + b"\n"
 
 
 def _chunks(fp: Iterable[bytes | str], size: int) -> Iterator[list[tuple[int, bytes | str]]]:

@@ -338,7 +338,11 @@ class Vault:
         from ._actions import Imported, ImportIn
 
         params = ImportIn.of_stream(fp, queue_for_push=queue_for_push, progress=progress)
-        result = self.kernel.run("entity.import", params, actor=self.actor(source), approval=approval)
+        try:
+            result = self.kernel.run("entity.import", params, actor=self.actor(source), approval=approval)
+        finally:
+            if params._stream is not fp:  # the lines of an iterable, spooled to be hashed first
+                getattr(params._stream, "close", lambda: None)()
         assert isinstance(result, Imported), result
         self._transfer.compact(result.imported)
         return result.imported
