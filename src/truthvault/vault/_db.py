@@ -128,6 +128,7 @@ class VaultDB:
         self.local_epoch = 0
         #: bumped by this process when the vault's tenant, mode or keyring change (the input hash's key)
         self.keys_epoch = 0
+        self._tenant: tuple[tuple[int, int, int], str] | None = None
         stored = self.meta("clock")
         #: the vault's hybrid clock (persisted when a transaction commits)
         self.clock = HybridClock(stored or None)
@@ -247,6 +248,15 @@ class VaultDB:
     def meta_str(self, key: str) -> str:
         with self.lock:
             return self.meta(key) or ""
+
+    def tenant(self) -> str:
+        """The vault's tenant id ('' before it joins a hub), read again only when the vault may
+        have changed since (free inside a transaction: see :meth:`epoch`)."""
+        mark = (*self.epoch(), self.keys_epoch)
+        kept = self._tenant
+        if kept is None or kept[0] != mark:
+            kept = self._tenant = (mark, self.meta_str("tenant_id"))
+        return kept[1]
 
     def named(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """The rows of a query, read by column name (the hot paths unpack tuples instead)."""

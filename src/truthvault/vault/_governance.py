@@ -102,6 +102,6 @@ def device_kernel(vault: Vault, db: VaultDB) -> Kernel[Vault]:
         transaction=db.tx,
         clock=db.stamp,
         on_event=on_event,
-        tenant_id=lambda: db.meta_str("tenant_id"),
+        tenant_id=db.tenant,
         hasher=VaultInputHash(db),
     )
