@@ -21,7 +21,9 @@ depends_on = None
 
 def _rebuild(id_column: str) -> None:
     op.execute(f"CREATE TABLE audit_outbox_new ({id_column}, entry BLOB NOT NULL, batch_seq INTEGER)")
-    op.execute("INSERT INTO audit_outbox_new (id, entry, batch_seq) SELECT id, entry, batch_seq FROM audit_outbox")
+    op.execute(
+        "INSERT INTO audit_outbox_new (id, entry, batch_seq) SELECT id, entry, batch_seq FROM audit_outbox"
+    )
     op.execute("DROP TABLE audit_outbox")
     op.execute("ALTER TABLE audit_outbox_new RENAME TO audit_outbox")
 
