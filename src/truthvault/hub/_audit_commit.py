@@ -112,9 +112,9 @@ class GroupCommit:
         self._queues: dict[int, _Queue] = {}
         #: tenants known to have a head row (it is never deleted): their appends skip making one
         self.heads: set[int] = set()
-        #: per tenant, the head this process committed last: where the next group starts, if
-        #: the head is still there (checked by the write itself)
-        self._tails: dict[int, Frontier] = {}
+        #: per tenant, the head this process committed last and its root: where the next group
+        #: starts, if the head is still there (checked by the write itself)
+        self._tails: dict[int, tuple[Frontier, bytes]] = {}
         #: groups written, and how many of them in one statement: what tests check sharing with
         self.groups = self.one_statement = 0
 
@@ -194,9 +194,11 @@ class GroupCommit:
             tail = None  # a device batch is checked against the log under the head's lock
         try:
             if tail is not None:
-                expected = (tail.size, tail.root())
-                if self.database.append_audit(pk, expected, number(pk, tail, group, now())):
-                    self._tails[pk] = tail
+                frontier, root = tail
+                expected = (frontier.size, root)
+                rows = number(pk, frontier, group, now())
+                if self.database.append_audit(pk, expected, rows):
+                    self._tails[pk] = (frontier, rows.root)
                     with self._cv:
                         self.one_statement += 1
                     return
@@ -222,7 +224,7 @@ class GroupCommit:
             frontier = locked_frontier(self.database, db, pk, at, pk not in self.heads)
             write_rows(db, number(pk, frontier, group, at, db))
         self.heads.add(pk)
-        self._tails[pk] = frontier
+        self._tails[pk] = (frontier, frontier.root())
 
 
 def _result(request: Request) -> int:
