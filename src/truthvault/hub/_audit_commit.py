@@ -222,9 +222,10 @@ class GroupCommit:
         at = now()
         with self.database.write() as db:
             frontier = locked_frontier(self.database, db, pk, at, pk not in self.heads)
-            write_rows(db, number(pk, frontier, group, at, db))
+            rows = number(pk, frontier, group, at, db)
+            write_rows(db, rows)
         self.heads.add(pk)
-        self._tails[pk] = (frontier, frontier.root())
+        self._tails[pk] = (frontier, rows.root)
 
 
 def _result(request: Request) -> int:
