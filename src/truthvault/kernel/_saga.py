@@ -29,7 +29,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from ..errors import InvalidInput, TruthvaultError
+from ..errors import (
+    ConflictState,
+    DecryptionFailed,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    TruthvaultError,
+    Unauthorized,
+)
 
 __all__ = [
     "PHASES",
@@ -49,6 +58,10 @@ __all__ = [
 Json = Any
 Phase = Literal["run", "compensate"]
 PHASES: tuple[Phase, ...] = ("run", "compensate")
+#: failures that no retry mends: a step that raises one fails for good at once
+PERMANENT: tuple[type[TruthvaultError], ...] = (
+    InvalidInput, NotFound, Forbidden, ConflictState, Unauthorized, PayloadTooLarge, DecryptionFailed,
+)  # fmt: skip
 #: a saga's or a step's name: lower-case words joined by dots, dashes or underscores
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
 
@@ -74,7 +87,7 @@ class StepFailed(TruthvaultError):
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """How a failed attempt is tried again: ``attempts`` in all; before attempt n+1 a wait of
+    """How a failed attempt is tried again (a :data:`PERMANENT` failure is not): ``attempts`` in all; before attempt n+1 a wait of
     ``first_s * factor**(n-1)`` (at most ``max_s``), scaled by a random factor in
     ``[1 - jitter, 1]`` so that many sagas failing together do not retry together."""
 
@@ -192,8 +205,9 @@ class StepLedger(Protocol):
     def recorded(self, workflow_id: str, index: int, phase: Phase) -> str | None:
         """The output (JSON text) a completed step left, or None."""
 
-    def record(self, workflow_id: str, index: int, phase: Phase, output: str) -> None:
-        """Keep a step's output; inside :meth:`transaction`. Raises if it is kept already."""
+    def record(self, ctx: StepContext, index: int, output: str) -> None:
+        """Keep a step's output; inside :meth:`transaction` (with the step's trace event and
+        audit entry, where the store keeps them). Raises if it is kept already."""
 
 
 #: runs one step (or compensation) of a saga once, durably: (saga, index, phase, results) -> output
@@ -239,22 +253,25 @@ def attempt_step(
         return kept
     delays = step.retry.delays(rng)
     error = ""
+    attempt = 0
     for attempt in range(1, step.retry.attempts + 1):
         deadline = None if step.timeout_s is None else time.monotonic() + step.timeout_s
         try:  # each attempt its own context: an abandoned one keeps its own deadline
             return _one_attempt(ledger, replace(ctx, attempt=attempt, deadline=deadline), step, index)
         except TruthvaultError as exc:
             error = f"{exc.code}: {exc.message}"
+            if isinstance(exc, PERMANENT):
+                break  # bad input, a refusal, a conflict: the same again would fail alike
         except Exception as exc:  # a step's own failure, whatever it raised
             error = f"{type(exc).__name__}: {exc}"
         wait = next(delays, None)
         if wait is not None:
             sleep(wait)
     raise StepFailed(
-        f"{ctx.saga}: step {step.name!r} ({ctx.phase}) failed {step.retry.attempts} time(s): {error}",
+        f"{ctx.saga}: step {step.name!r} ({ctx.phase}) failed {attempt} time(s): {error}",
         step=step.name,
         phase=ctx.phase,
-        attempts=step.retry.attempts,
+        attempts=attempt,
         error=error,
     )
 
@@ -298,7 +315,7 @@ def _run_and_record(ledger: StepLedger, ctx: StepContext, step: Step, index: int
         ctx.check()
         with ledger.transaction():
             if ledger.recorded(ctx.workflow_id, index, ctx.phase) is None:
-                ledger.record(ctx.workflow_id, index, ctx.phase, _json(out, step))
+                ledger.record(ctx, index, _json(out, step))
         return out
     with ledger.transaction() as db:
         kept = ledger.recorded(ctx.workflow_id, index, ctx.phase)
@@ -307,7 +324,7 @@ def _run_and_record(ledger: StepLedger, ctx: StepContext, step: Step, index: int
         ctx.db = db
         out = fn(ctx)
         ctx.check()  # past the deadline: roll back, the next attempt (or none) decides
-        ledger.record(ctx.workflow_id, index, ctx.phase, _json(out, step))
+        ledger.record(ctx, index, _json(out, step))
     return out
 
 
@@ -325,10 +342,16 @@ def step_names(saga: Saga) -> Sequence[str]:
 class SqlStepLedger:
     """A :class:`StepLedger` in a store's ``workflow_steps`` table: ``transaction`` opens the
     store's write transaction and yields what runs its SQL (``?`` placeholders), the vault's
-    connection or the hub's database alike."""
+    connection or the hub's database alike; ``on_record`` writes what the store keeps of a
+    completed step (its trace event, its audit entry) in the same transaction."""
 
-    def __init__(self, transaction: Callable[[], AbstractContextManager[Any]]) -> None:
+    def __init__(
+        self,
+        transaction: Callable[[], AbstractContextManager[Any]],
+        on_record: Callable[[StepContext, str], None] | None = None,
+    ) -> None:
         self._transaction = transaction
+        self._on_record = on_record
         self._local = threading.local()
 
     def transaction(self) -> AbstractContextManager[object]:
@@ -351,11 +374,13 @@ class SqlStepLedger:
         )
         return None if row is None else str(row[0])
 
-    def record(self, workflow_id: str, index: int, phase: Phase, output: str) -> None:
+    def record(self, ctx: StepContext, index: int, output: str) -> None:
         self._db().execute(
             "INSERT INTO workflow_steps (workflow_id, step, phase, output) VALUES (?, ?, ?, ?)",
-            (workflow_id, index, phase, output),
+            (ctx.workflow_id, index, ctx.phase, output),
         )
+        if self._on_record is not None:  # the store's trace event and audit entry of the step
+            self._on_record(ctx, output)
 
 
 class _Joined:
