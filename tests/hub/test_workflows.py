@@ -73,7 +73,12 @@ def test_tenant_provision_makes_a_tenant_with_its_policy_and_first_code(
     assert all(a == "workflow.run" for a, _ in workflow)
     assert {"policy.set", "tenant.code"} <= {a.action for a in actions}
     info = engine.info(wid)
-    assert info.status == "completed" and [s for s, _, _ in info.steps] == ["tenant", "policy", "contracts", "code"]
+    assert info.status == "completed" and [s for s, _, _ in info.steps] == [
+        "tenant",
+        "policy",
+        "contracts",
+        "code",
+    ]
 
 
 def test_a_provisioning_that_fails_half_way_removes_its_tenant(

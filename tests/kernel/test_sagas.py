@@ -93,9 +93,13 @@ def test_a_failing_step_is_tried_as_often_as_its_retry_allows(vault: Vault) -> N
         )
     assert caught.value.attempts == 2
     # a refusal or bad input is not tried again
-    refused = Step("refused", lambda c: (_ for _ in ()).throw(InvalidInput("bad")), retry=Retry(attempts=5, first_s=0))
+    refused = Step(
+        "refused", lambda c: (_ for _ in ()).throw(InvalidInput("bad")), retry=Retry(attempts=5, first_s=0)
+    )
     with pytest.raises(StepFailed, match="invalid_input: bad") as caught:
-        attempt_step(_ledger(vault), StepContext("w1", "s", "refused", "run", {}, {}), refused, 2, sleep=waits.append)
+        attempt_step(
+            _ledger(vault), StepContext("w1", "s", "refused", "run", {}, {}), refused, 2, sleep=waits.append
+        )
     assert caught.value.attempts == 1
 
 

@@ -201,7 +201,9 @@ def policy_set(ctx: Ctx, params: PolicySetIn) -> PolicySetOut:
     The hub's admin sets one only while the tenant has no device (as it is provisioned)."""
     scope = ctx.store
     if scope.device is None and scope.store.list_devices(scope.tenant_name):
-        raise Forbidden("the hub's admin sets a tenant's policy only before its first device: set it from a device")
+        raise Forbidden(
+            "the hub's admin sets a tenant's policy only before its first device: set it from a device"
+        )
     device = scope.device or DeviceContext(scope.tenant_id, scope.tenant_name, "", "", "hub-admin")
     try:
         stored = scope.store.set_policy(device, params.text, ctx.actor.source)

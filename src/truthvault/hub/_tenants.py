@@ -12,7 +12,7 @@ import msgspec
 from ..crypto import fingerprint
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import Record
-from ._notes import PullNotes
+from ._notes import INSERT_EVENTS, PullNotes
 from ._port import now
 from ._sql import SqlDatabase, hash_secret
 from .store import SYNC_EVENT_TYPES, VAULT_MODES, Device, DeviceContext, Event, Tenant
@@ -75,8 +75,20 @@ class Tenants:
             if int(row[1] or 0) or int(devices):
                 raise ConflictState(f"tenant {tenant_id} holds devices or data: it is not removed")
             for table in TENANT_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE tenant_pk = ?", (pk,))  # noqa: S608 (a fixed name)
+                db.execute(f"DELETE FROM {table} WHERE tenant_pk = ?", (pk,))
             db.execute("DELETE FROM tenants WHERE pk = ?", (pk,))
+
+    def add_event(
+        self, tenant_id: str, type: str, detail: dict[str, object], device_id: str | None = None
+    ) -> None:
+        """Record a sync event in the tenant's feed (in the caller's write, if any)."""
+        if type not in SYNC_EVENT_TYPES:
+            raise InvalidInput(f"type: unknown event type {type!r}; known: {', '.join(SYNC_EVENT_TYPES)}")
+        pk = self._db.tenant_pk(tenant_id)
+        with self._db.write() as db:
+            db.execute(
+                INSERT_EVENTS, (pk, type, now(), device_id, None, msgspec.json.encode(detail).decode())
+            )
 
     def get_tenant(self, name: str) -> Tenant:
         """A tenant by name; NotFound if there is none."""

@@ -20,11 +20,10 @@ from ..kernel._policy_text import DEFAULT_POLICY
 from ..kernel._saga import Retry, Saga, SagaRegistry, SqlStepLedger, Step, StepContext
 from ..kernel._workflows import WorkflowEngine
 from ._governance import HUB_ADMIN, run_as_admin
-from ._notes import INSERT_EVENTS
 from ._port import now
 from .store import HubStore
 
-__all__ = ["dbos_url", "hub_engine", "hub_sagas", "provision_input"]
+__all__ = ["dbos_url", "hub_engine", "hub_sagas", "provision_input", "provision_tenant"]
 
 #: how long the first enrolment code of a provisioned tenant stays valid
 _CODE_TTL_S = 15 * 60
@@ -42,7 +41,7 @@ def dbos_url(hub_url: str) -> tuple[str, str | None]:
 def hub_engine(store: HubStore, hub_url: str) -> WorkflowEngine:
     """The workflow engine of the hub store at ``hub_url`` (launch it to run workflows)."""
     url, schema = dbos_url(hub_url)
-    ledger = SqlStepLedger(store.database.write, on_record=lambda ctx, out: _trace(store, ctx, out))
+    ledger = SqlStepLedger(store.transaction, on_record=lambda ctx, out: _trace(store, ctx, out))
     return WorkflowEngine(hub_sagas(store), ledger, database_url=url, schema=schema, name="truthvault-hub")
 
 
@@ -57,13 +56,16 @@ def _trace(store: HubStore, ctx: StepContext, output: str) -> None:
     )
     if not tenant_id:
         return
+    detail: dict[str, object] = {
+        "workflow": ctx.workflow_id,
+        "saga": ctx.saga,
+        "step": ctx.step,
+        "phase": ctx.phase,
+    }
     try:
-        pk = store.database.tenant_pk(tenant_id)
+        store.add_event(tenant_id, "WORKFLOW_STEP", detail, ctx.actor.get("device_id") or None)
     except NotFound:
         return
-    detail = {"workflow": ctx.workflow_id, "saga": ctx.saga, "step": ctx.step, "phase": ctx.phase}
-    with store.database.write() as db:
-        db.execute(INSERT_EVENTS, (pk, "WORKFLOW_STEP", now(), ctx.actor.get("device_id"), None, json.dumps(detail)))
     actor = Actor(str(ctx.actor.get("source") or HUB_ADMIN), str(ctx.actor.get("device_id") or ""), tenant_id)
     step_input = json.dumps({"input": ctx.input, "step": ctx.step}, sort_keys=True).encode()
     record = AuditRecord(
@@ -121,8 +123,29 @@ def hub_sagas(store: HubStore) -> SagaRegistry:
     return registry
 
 
-def provision_input(name: str, mode: str, policy: str | None = None, contracts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def provision_input(
+    name: str, mode: str, policy: str | None = None, contracts: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The input of ``tenant.provision``, checked."""
     if mode not in ("local_first", "cloud_first"):
-        raise InvalidInput(f"mode: {mode!r} is not local_first or cloud_first", field="mode")
+        raise InvalidInput(f"mode: {mode!r} is not local_first or cloud_first")
     return {"name": name, "mode": mode, "policy": policy, "contracts": contracts or []}
+
+
+def provision_tenant(store: HubStore, hub_url: str, name: str, mode: str) -> dict[str, Any]:
+    """Run ``tenant.provision`` in this process (its engine launched for it, which also resumes
+    what a killed run left); the steps' results. A provisioning that failed is compensated
+    (nothing of it kept) and raises ConflictState naming the step and its error."""
+    from ..errors import ConflictState
+
+    params = provision_input(name, mode)
+    with hub_engine(store, hub_url) as engine:
+        outcome = engine.run("tenant.provision", params)
+    if outcome["status"] != "completed":
+        failed = outcome.get("failed") or {}
+        raise ConflictState(
+            f"tenant {name!r} was not provisioned: step {failed.get('step')!r} failed: {failed.get('error')}",
+            hint="nothing of it was kept" if outcome.get("compensated") else None,
+        )
+    results: dict[str, Any] = outcome["results"]
+    return results

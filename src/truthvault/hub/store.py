@@ -228,6 +228,12 @@ class HubStore(Protocol):
         """One write transaction that every store call made inside it joins (a kernel action
         and its audit entry commit together)."""
 
+    def add_event(
+        self, tenant_id: str, type: str, detail: dict[str, object], device_id: str | None = None
+    ) -> None:
+        """Record a sync event of ``type`` (one of :data:`SYNC_EVENT_TYPES`) in the tenant's
+        feed, in the caller's write transaction when there is one."""
+
     def drop_new_tenant(self, tenant_id: str) -> None:
         """Remove a tenant that holds nothing yet (no device, nothing synced): what undoes a
         provisioning that failed half-way. Gone already is done; ConflictState otherwise."""

@@ -28,7 +28,7 @@ from ._saga import Json, Phase, Saga, SagaRegistry, StepContext, StepFailed, Ste
 if TYPE_CHECKING:
     from dbos import WorkflowStatus
 
-__all__ = ["StepEvent", "WorkflowEngine", "WorkflowInfo"]
+__all__ = ["STATUSES", "StepEvent", "WorkflowEngine", "WorkflowInfo"]
 
 #: the DBOS workflow and step every saga runs as
 _WORKFLOW = "truthvault.saga"
@@ -64,6 +64,9 @@ class WorkflowInfo:
     steps: tuple[tuple[str, str, str], ...] = ()  # (step, phase, "done" | "failed: ...")
 
 
+#: the states a workflow is shown in
+STATUSES = ("running", "queued", "completed", "compensated", "failed", "cancelled")
+
 _lock = threading.Lock()
 _current: WorkflowEngine | None = None
 _registered = False
@@ -97,6 +100,7 @@ class WorkflowEngine:
         self.schema = schema
         self.observe = observe
         self._launched = False
+        self._client: Any = None
 
     # -- life --------------------------------------------------------------------------
     def launch(self) -> WorkflowEngine:
@@ -131,6 +135,9 @@ class WorkflowEngine:
     def close(self) -> None:
         """Stop DBOS; workflows still running resume at the next launch."""
         global _current
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None
         with _lock:
             if not self._launched:
                 return
@@ -139,6 +146,30 @@ class WorkflowEngine:
             DBOS.destroy()
             self._launched = False
             _current = None
+
+    def _api(self) -> Any:
+        """What reads and manages workflows: DBOS itself once launched, else a client of its
+        system database that runs nothing (so listing workflows does not resume them)."""
+        if self._launched:
+            from dbos import DBOS
+
+            return DBOS
+        if self._client is None:
+            from dbos import DBOSClient, DBOSPortableJSONSerializer
+
+            try:
+                self._client = DBOSClient(
+                    system_database_url=self.database_url,
+                    dbos_system_schema=self.schema or "dbos",
+                    serializer=DBOSPortableJSONSerializer(),
+                    retry_connection_errors=False,
+                )
+            except Exception as exc:  # no system database yet, or it cannot be reached
+                raise NotFound(
+                    f"no workflows are kept at {_shown(self.database_url)} ({type(exc).__name__})",
+                    hint="a workflow runs first where the engine is launched",
+                ) from None
+        return self._client
 
     def __enter__(self) -> WorkflowEngine:
         return self.launch()
@@ -340,6 +371,15 @@ def _info(status: WorkflowStatus, steps: list[Any] | None = None) -> WorkflowInf
         updated_at=status.updated_at,
         steps=tuple(shown),
     )
+
+
+def _shown(url: str) -> str:
+    """A database URL without its password."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':', 1)[0]}@{tail}"
 
 
 def _check_json(value: object, what: str) -> None:
