@@ -211,41 +211,42 @@ class WorkflowEngine:
 
     def info(self, workflow_id: str) -> WorkflowInfo:
         """Workflow ``workflow_id`` with its steps; NotFound if there is none."""
-        from dbos import DBOS
+        api = self._api()
+        found = api.list_workflows(workflow_ids=[workflow_id], name=_WORKFLOW)
+        if not found:
+            raise NotFound(f"no workflow {workflow_id!r}", hint="'truthvault workflow list' lists them")
+        return _info(found[0], api.list_workflow_steps(workflow_id))
 
-        status = DBOS.get_workflow_status(workflow_id)
-        if status is None or status.name != _WORKFLOW:
-            raise NotFound(f"no workflow {workflow_id!r}")
-        return _info(status, DBOS.list_workflow_steps(workflow_id))
-
-    def list(self, *, status: str | None = None, limit: int = 50) -> list[WorkflowInfo]:
-        """The newest workflows (``status``: only those in that state)."""
-        from dbos import DBOS
-
-        found = DBOS.list_workflows(name=_WORKFLOW, sort_desc=True, limit=limit if status is None else None)
+    def list(
+        self, *, status: str | None = None, prefix: str | None = None, limit: int = 50
+    ) -> list[WorkflowInfo]:
+        """The newest workflows (``status``: only those in that state; ``prefix``: only those
+        whose id begins so)."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)}")
+        found = self._api().list_workflows(
+            name=_WORKFLOW, sort_desc=True, limit=limit if status is None else None, workflow_id_prefix=prefix
+        )
         infos = [_info(s) for s in found]
         return [i for i in infos if status is None or i.status == status][:limit]
 
     def cancel(self, workflow_id: str) -> WorkflowInfo:
-        """Stop a running workflow at its next step (what it did stays; it can be resumed)."""
-        from dbos import DBOS
-
+        """Stop a running workflow before its next step (what it did stays; resume goes on)."""
         current = self.info(workflow_id)
         if current.status not in ("running", "queued"):
             raise ConflictState(
                 f"workflow {workflow_id} is {current.status}: only a running one is cancelled"
             )
-        DBOS.cancel_workflow(workflow_id)
+        self._api().cancel_workflow(workflow_id)
         return self.info(workflow_id)
 
     def resume(self, workflow_id: str) -> WorkflowInfo:
-        """Go on with a cancelled (or stuck) workflow from its last completed step."""
-        from dbos import DBOS
-
+        """Go on with a cancelled (or failed) workflow from its last completed step: here when
+        the engine is launched, else where it next is."""
         current = self.info(workflow_id)
         if current.status in ("completed", "compensated"):
             raise ConflictState(f"workflow {workflow_id} is {current.status} already")
-        DBOS.resume_workflow(workflow_id)
+        self._api().resume_workflow(workflow_id)
         return self.info(workflow_id)
 
     # -- what DBOS calls ---------------------------------------------------------------

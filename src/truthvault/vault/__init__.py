@@ -24,7 +24,9 @@ from ._writes import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from ._actions import DEVICE_ACTIONS, EntitiesResult, EntityResult, RecordResult, Written
+    from ._automations import Automations, RuleEntry
     from ._broker import VaultBrokerStore
+    from ._workflows import vault_engine
 
 __all__ = [
     "DB_NAME",
@@ -38,6 +40,7 @@ __all__ = [
     "Applied",
     "Applier",
     "ApplyStats",
+    "Automations",
     "DeviceAudit",
     "EntitiesResult",
     "EntityResult",
@@ -47,6 +50,7 @@ __all__ = [
     "Refusal",
     "Replica",
     "ResyncState",
+    "RuleEntry",
     "Vault",
     "VaultBrokerStore",
     "VaultPolicies",
@@ -56,6 +60,7 @@ __all__ = [
     "check_setter",
     "new_id",
     "payload_of",
+    "vault_engine",
     "vault_policies",
 ]
 
@@ -67,6 +72,10 @@ _LAZY = {
         for name in ("DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "Written")
     },
     "VaultBrokerStore": "._broker",
+    # automations and workflows load pydantic, and DBOS when an engine launches
+    "Automations": "._automations",
+    "RuleEntry": "._automations",
+    "vault_engine": "._workflows",
 }
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)
