@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..kernel import WorkflowEngine, WorkflowInfo
     from ._output import Struck
 
-__all__ = ["register_hub"]
+__all__ = ["as_dict", "register_hub", "show_workflow", "when"]
 
 _STATUS_HELP = "Only workflows in this state."
 
@@ -38,26 +38,26 @@ def _engine(db_url: str | None) -> Iterator[WorkflowEngine]:
             engine.close()
 
 
-def _when(ms: int | None) -> str:
+def when(ms: int | None) -> str:
     return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _as_dict(info: WorkflowInfo) -> dict[str, object]:
+def as_dict(info: WorkflowInfo) -> dict[str, object]:
     return {
         "id": info.id,
         "saga": info.saga,
         "status": info.status,
-        "created_at": _when(info.created_at),
-        "updated_at": _when(info.updated_at),
+        "created_at": when(info.created_at),
+        "updated_at": when(info.updated_at),
         "outcome": info.outcome,
         "error": info.error,
         "steps": [{"step": s, "phase": p, "result": r} for s, p, r in info.steps],
     }
 
 
-def _show(info: WorkflowInfo) -> None:
+def show_workflow(info: WorkflowInfo) -> None:
     out.print(f"workflow {info.id}: {info.saga}, {info.status}")
-    out.print(f"started {_when(info.created_at)}, last changed {_when(info.updated_at)}")
+    out.print(f"started {when(info.created_at)}, last changed {when(info.updated_at)}")
     if info.error:
         out.print(f"error: {info.error}")
     failed = (info.outcome or {}).get("failed")
@@ -101,10 +101,10 @@ def register_hub(hub: click.Group) -> None:
         with _engine(db_url) as engine:
             infos = engine.list(status=status, limit=limit)
         if as_json:
-            print_json([_as_dict(i) for i in infos])
+            print_json([as_dict(i) for i in infos])
             return
         rows: list[list[str | Struck]] = [
-            [i.id, i.saga, i.status, _when(i.created_at), _when(i.updated_at)] for i in infos
+            [i.id, i.saga, i.status, when(i.created_at), when(i.updated_at)] for i in infos
         ]
         out.print(
             table(None, ["id", "workflow", "status", "started", "changed"], rows, squeeze=1)
@@ -121,9 +121,9 @@ def register_hub(hub: click.Group) -> None:
         with _engine(db_url) as engine:
             info = engine.info(workflow_id)
         if as_json:
-            print_json(_as_dict(info))
+            print_json(as_dict(info))
         else:
-            _show(info)
+            show_workflow(info)
 
     @workflow.command("cancel")
     @click.argument("workflow_id")
@@ -134,7 +134,7 @@ def register_hub(hub: click.Group) -> None:
         with _engine(db_url) as engine:
             info = engine.cancel(workflow_id)
         if as_json:
-            print_json(_as_dict(info))
+            print_json(as_dict(info))
         else:
             out.print(
                 f"workflow {workflow_id} cancelled; 'truthvault hub workflow resume {workflow_id}' goes on with it"
@@ -150,6 +150,6 @@ def register_hub(hub: click.Group) -> None:
         with _engine(db_url) as engine:
             info = engine.resume(workflow_id)
         if as_json:
-            print_json(_as_dict(info))
+            print_json(as_dict(info))
         else:
             out.print(f"workflow {workflow_id} resumed ({info.status}); the serving hub runs it")
