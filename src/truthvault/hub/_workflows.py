@@ -38,11 +38,14 @@ def dbos_url(hub_url: str) -> tuple[str, str | None]:
     return f"sqlite:///{path.with_name(path.name + '.workflows')}", None
 
 
-def hub_engine(store: HubStore, hub_url: str) -> WorkflowEngine:
-    """The workflow engine of the hub store at ``hub_url`` (launch it to run workflows)."""
+def hub_engine(store: HubStore, hub_url: str, sagas: SagaRegistry | None = None) -> WorkflowEngine:
+    """The workflow engine of the hub store at ``hub_url`` (launch it to run workflows), with
+    the hub's sagas or ``sagas``: each step's ledger row, event and audit entry kept in the
+    hub's database."""
     url, schema = dbos_url(hub_url)
     ledger = SqlStepLedger(store.transaction, on_record=lambda ctx, out: _trace(store, ctx, out))
-    return WorkflowEngine(hub_sagas(store), ledger, database_url=url, schema=schema, name="truthvault-hub")
+    registry = sagas if sagas is not None else hub_sagas(store)
+    return WorkflowEngine(registry, ledger, database_url=url, schema=schema, name="truthvault-hub")
 
 
 def _trace(store: HubStore, ctx: StepContext, output: str) -> None:

@@ -248,9 +248,10 @@ def attempt_step(
     """Run one step (or its compensation) to completion or to failure for good: its kept output
     if it completed before, else attempts as its :class:`Retry` allows, each under its timeout.
     StepFailed when every attempt failed."""
-    kept = _kept(ledger, ctx.workflow_id, index, ctx.phase)
-    if kept is not _NONE:
-        return kept
+    if not step.transactional:  # (a transactional attempt looks in its own transaction)
+        kept = _kept(ledger, ctx.workflow_id, index, ctx.phase)
+        if kept is not _NONE:
+            return kept
     delays = step.retry.delays(rng)
     error = ""
     attempt = 0

@@ -67,6 +67,10 @@ class WorkflowInfo:
 #: the states a workflow is shown in
 STATUSES = ("running", "queued", "completed", "compensated", "failed", "cancelled")
 
+#: how often a workflow started elsewhere is looked at while its result is awaited
+_POLL_S = 0.05
+_MAX_HANDLES = 10_000
+
 _lock = threading.Lock()
 _current: WorkflowEngine | None = None
 _registered = False
@@ -101,6 +105,9 @@ class WorkflowEngine:
         self.observe = observe
         self._launched = False
         self._client: Any = None
+        #: the handles of workflows started here and not yet waited for (their results come
+        #: from memory, not by polling DBOS's database)
+        self._handles: dict[str, Any] = {}
 
     # -- life --------------------------------------------------------------------------
     def launch(self) -> WorkflowEngine:
@@ -196,7 +203,10 @@ class WorkflowEngine:
         wid = workflow_id or str(uuid.uuid4())
         with SetWorkflowID(wid):
             handle = DBOS.start_workflow(_saga_workflow, saga, dict(input or {}), dict(actor or {}))
-        return handle.get_workflow_id()
+        if len(self._handles) >= _MAX_HANDLES:  # a runner that never waits: forget the oldest
+            self._handles.pop(next(iter(self._handles)))
+        self._handles[wid] = handle
+        return str(handle.get_workflow_id())
 
     def run(self, saga: str, input: Mapping[str, Json] | None = None, **kw: Any) -> dict[str, Json]:
         """Run saga ``saga`` to its end; its outcome."""
@@ -206,7 +216,8 @@ class WorkflowEngine:
         """Wait for workflow ``workflow_id`` to end; its outcome (StepFailed re-raised)."""
         from dbos import DBOS
 
-        out: dict[str, Json] = DBOS.retrieve_workflow(workflow_id).get_result()
+        handle = self._handles.pop(workflow_id, None) or DBOS.retrieve_workflow(workflow_id)
+        out: dict[str, Json] = handle.get_result(polling_interval_sec=_POLL_S)
         return out
 
     def info(self, workflow_id: str) -> WorkflowInfo:
