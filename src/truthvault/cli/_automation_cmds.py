@@ -59,15 +59,13 @@ def _pairs(values: tuple[str, ...]) -> dict[str, object]:
 
 def _rule_from_options(name: str, o: dict[str, object]) -> dict[str, object]:
     """The rule the options of ``automation add`` describe."""
-    triggers = [k for k in ("on_write", "every", "cron", "webhook") if o.get(k)]
+    triggers = [k for k in ("on_write", "every", "cron") if o.get(k)]
     if len(triggers) != 1:
-        raise InvalidInput("give one trigger: --on-write TYPE, --every 1d, --cron 'EXPR' or --webhook")
+        raise InvalidInput("give one trigger: --on-write TYPE, --every 1d or --cron 'EXPR'")
     trigger: dict[str, object]
     if o.get("on_write"):
         trigger = {"on": "write", "type": None if o["on_write"] == "any" else o["on_write"]}
         trigger |= {"field": o.get("field"), "matches": o.get("matching"), "tag": o.get("tagged")}
-    elif o.get("webhook"):
-        trigger = {"on": "webhook"}
     else:
         trigger = {"on": "schedule", "every": o.get("every"), "cron": o.get("cron")}
         query = {"type": o.get("for_type"), "tag": o.get("tagged"), "older_than_days": o.get("older_than")}
@@ -143,7 +141,6 @@ def register(cli: click.Group) -> None:
     @click.option("--cron", metavar="EXPR", help="Trigger: a cron schedule ('0 9 * * 1-5').")
     @click.option("--for", "for_type", metavar="TYPE", help="A schedule acts on each entity of TYPE ...")
     @click.option("--older-than", type=click.FloatRange(0), metavar="DAYS", help="... not changed for DAYS.")
-    @click.option("--webhook", is_flag=True, help="Trigger: a request to the hub with the rule's secret.")
     @click.option("--add-tag", multiple=True, metavar="TAG", help="Action: tag the entity (repeatable).")
     @click.option("--create", metavar="TYPE", help="Action: create an entity of TYPE ...")
     @click.option(

@@ -10,7 +10,8 @@ accepts it). Its trigger is one of:
 - ``{"on": "schedule", "cron": "0 9 * * *"}`` or ``{"on": "schedule", "every": "1d"}``, with an
   optional ``query`` (``type``, ``tag``, ``older_than_days``): each entity the query finds when
   the schedule fires is a match (none: the rule fires once, with no entity);
-- ``{"on": "webhook"}``: an HTTP request to the hub carrying the rule's own secret.
+
+(A webhook trigger, a request to the hub carrying the rule's own secret, is not built yet.)
 
 Its action is what runs for each match, as ``automation:<rule-id>`` at level 2, through the
 kernel's governed path (policy refuses what level 2 may not do, and audits the refusal):
@@ -44,7 +45,6 @@ __all__ = [
     "ActTag",
     "Rule",
     "ScheduleTrigger",
-    "WebhookTrigger",
     "WriteTrigger",
     "fill",
     "matches",
@@ -108,11 +108,6 @@ class ScheduleTrigger(_Strict):
         return self
 
 
-class WebhookTrigger(_Strict):
-    on: Literal["webhook"]
-    type: str = "note"
-
-
 class ActTag(_Strict):
     do: Literal["tag"]
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1)
@@ -134,7 +129,7 @@ class Rule(_Strict):
     """One automation: its name, trigger and action, and whether it is paused."""
 
     name: str = Field(min_length=1, max_length=200)
-    trigger: Annotated[WriteTrigger | ScheduleTrigger | WebhookTrigger, Field(discriminator="on")]
+    trigger: Annotated[WriteTrigger | ScheduleTrigger, Field(discriminator="on")]
     action: Annotated[ActTag | ActCreate | ActAction, Field(discriminator="do")]
     paused: bool = False
 
