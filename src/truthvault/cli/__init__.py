@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("_audit_cmds",),
         "The tenant's tamper-evident audit log at the hub, checked from this device.",
     ),
+    "backup": (("_backup_cmds",), "Encrypted backups of this vault into a folder, now or on a schedule."),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "contract": (
         ("_contract_cmds",),

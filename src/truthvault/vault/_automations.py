@@ -119,6 +119,29 @@ class Automations:
             trigger = entry.rule.trigger  # type: ignore[union-attr]
             if isinstance(trigger, ScheduleTrigger):
                 started += self._schedule(engine, entry, trigger, now)
+        return started + self._backup(engine, now)
+
+    def _backup(self, engine: WorkflowEngine, now: datetime) -> list[str]:
+        """The scheduled backup's run, when one is due (see _backup)."""
+        from ._backup import schedule_of, set_schedule
+
+        plan = schedule_of(self.vault)
+        if plan is None:
+            return []
+        trigger = ScheduleTrigger(on="schedule", every=plan.get("every"), cron=plan.get("cron"))  # type: ignore[arg-type]
+        last = plan.get("last")
+        slots = slots_due(trigger, datetime.fromisoformat(str(last)) if last else now, now)[-1:]
+        if last and not slots:
+            return []
+        started = []
+        if slots:
+            slot = slots[-1].isoformat()
+            params = {"to": plan["to"], "keep": plan.get("keep", 7), "slot": slot}
+            actor = {"source": self.vault.source or "user:device", "device_id": self.vault.device_id}
+            started.append(
+                engine.start("vault.export.scheduled", params, actor=actor, workflow_id=f"backup:{slot}")
+            )
+        set_schedule(self.vault, {**plan, "last": (slots[-1] if slots else now).isoformat()})
         return started
 
     def watch(

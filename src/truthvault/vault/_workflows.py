@@ -8,6 +8,7 @@ the saga, the step and the workflow; never an input or output).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound
@@ -26,6 +27,7 @@ from ..kernel import (
 )
 from ..kernel._automation import ActAction, ActCreate, ActTag, fill, parse_rule
 from ..truth import TruthLevel
+from ._backup import backup_name, prune, write_backup
 from ._inbox import AUTOMATION_TYPE
 
 if TYPE_CHECKING:
@@ -91,7 +93,25 @@ def device_sagas(vault: Vault) -> SagaRegistry:
     def act(ctx: StepContext) -> dict[str, Any]:
         return run_automation(vault, str(ctx.input["rule_id"]), ctx.input.get("entity_id"))
 
+    def export(ctx: StepContext) -> dict[str, Any]:
+        made = write_backup(vault, Path(str(ctx.input["to"])), backup_name(str(ctx.input["slot"])))
+        return {"file": str(made), "bytes": made.stat().st_size}
+
+    def keep_newest(ctx: StepContext) -> dict[str, Any]:
+        return {"deleted": prune(Path(str(ctx.input["to"])), int(ctx.input.get("keep") or 7))}
+
     registry = SagaRegistry()
+    registry.add(
+        Saga(
+            "vault.export.scheduled",
+            "1.0.0",
+            (
+                Step("export", export, transactional=False, timeout_s=3600),  # idempotent: one file a slot
+                Step("prune", keep_newest, transactional=False),
+            ),
+            summary="An encrypted backup of the vault into a folder, keeping the newest few.",
+        )
+    )
     registry.add(
         Saga(
             "automation.run",
