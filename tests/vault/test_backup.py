@@ -13,8 +13,7 @@ import pytest
 
 from truthvault.errors import DecryptionFailed, InsecureKeyFile
 from truthvault.kernel import WorkflowEngine
-from truthvault.vault import Vault, vault_engine
-from truthvault.vault import _backup
+from truthvault.vault import Vault, _backup, vault_engine
 from truthvault.vault._backup import backup_key, open_backup, schedule_of, set_schedule, write_backup
 
 pytestmark = pytest.mark.timeout(120)

@@ -31,8 +31,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def backup_now(folder: str, keep: int, as_json: bool) -> None:
         """Back up now (the vault.export.scheduled workflow, run once)."""
-        from ..vault import vault_engine
-        from ..vault._backup import BACKUP_KEY_FILE
+        from ..vault import BACKUP_KEY_FILE, vault_engine
 
         slot = datetime.now(UTC).isoformat()
         with open_vault() as vault, vault_engine(vault) as engine:
@@ -63,8 +62,7 @@ def register(cli: click.Group) -> None:
     ) -> None:
         """Back up on a schedule, run by 'truthvault automation run --watch' (this device's
         schedule: it does not sync)."""
-        from ..kernel._automation import ScheduleTrigger
-        from ..vault._backup import set_schedule
+        from ..vault import set_schedule
 
         with open_vault() as vault:
             if off:
@@ -73,12 +71,6 @@ def register(cli: click.Group) -> None:
                 return
             if folder is None or (every is None) == (cron is None):
                 raise InvalidInput("give --to DIR and one of --every or --cron (or --off)")
-            from pydantic import ValidationError
-
-            try:
-                ScheduleTrigger(on="schedule", every=every, cron=cron)
-            except ValidationError as exc:
-                raise InvalidInput(f"schedule: {exc.errors()[0]['msg']}") from None
             to = str(Path(folder).expanduser().resolve())
             set_schedule(vault, {"to": to, "every": every, "cron": cron, "keep": keep})
         out.print(
@@ -99,7 +91,7 @@ def register(cli: click.Group) -> None:
     )
     def backup_open(file: str, key_file: str | None, target: str) -> None:
         """Open a backup: its JSON Lines, which 'truthvault import' takes."""
-        from ..vault._backup import backup_key, open_backup, read_key
+        from ..vault import backup_key, open_backup, read_key
 
         if key_file is not None:
             key = read_key(Path(key_file))

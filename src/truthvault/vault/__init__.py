@@ -25,10 +25,12 @@ from ._writes import MAX_PAYLOAD_BYTES
 if TYPE_CHECKING:
     from ._actions import DEVICE_ACTIONS, EntitiesResult, EntityResult, RecordResult, Written
     from ._automations import Automations, RuleEntry
+    from ._backup import BACKUP_KEY_FILE, backup_key, open_backup, read_key, schedule_of, set_schedule
     from ._broker import VaultBrokerStore
     from ._workflows import vault_engine
 
 __all__ = [
+    "BACKUP_KEY_FILE",
     "DB_NAME",
     "DEVICE_ACTIONS",
     "EVENT_TYPES",
@@ -57,9 +59,14 @@ __all__ = [
     "VaultRecord",
     "WriteResult",
     "Written",
+    "backup_key",
     "check_setter",
     "new_id",
+    "open_backup",
     "payload_of",
+    "read_key",
+    "schedule_of",
+    "set_schedule",
     "vault_engine",
     "vault_policies",
 ]
@@ -76,6 +83,10 @@ _LAZY = {
     "Automations": "._automations",
     "RuleEntry": "._automations",
     "vault_engine": "._workflows",
+    **{
+        n: "._backup"
+        for n in ("BACKUP_KEY_FILE", "backup_key", "open_backup", "read_key", "schedule_of", "set_schedule")
+    },
 }
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

@@ -229,8 +229,20 @@ def schedule_of(vault: Vault) -> dict[str, object] | None:
 
 
 def set_schedule(vault: Vault, schedule: dict[str, object] | None) -> None:
-    """Keep (or, with None, end) the vault's backup schedule. It is this device's: it does not sync."""
+    """Keep (or, with None, end) the vault's backup schedule: ``to`` (a folder), ``every`` or
+    ``cron``, ``keep``; InvalidInput naming what is wrong. It is this device's: it does not sync."""
     import json
 
+    if schedule is not None:
+        from pydantic import ValidationError
+
+        from ..kernel._automation import ScheduleTrigger
+
+        if not schedule.get("to"):
+            raise InvalidInput("to: the folder to back up into")
+        try:
+            ScheduleTrigger(on="schedule", every=schedule.get("every"), cron=schedule.get("cron"))  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise InvalidInput(f"schedule: {exc.errors()[0]['msg']}") from None
     with vault._db.tx():
         vault._db.set_meta(_SCHEDULE, json.dumps(schedule) if schedule else "")
