@@ -35,6 +35,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("broker_bench.py", ["--count", "20"], "hub on PostgreSQL: approvals asked, decided and redeemed/s"),
         ("contracts_bench.py", ["--items", "50", "--number", "100"], "hub screen per item (µs)"),
         ("kernel_bench.py", ["--rounds", "1", "--notes", "20"], "dispatcher overhead on note add, %"),
+        (
+            "workflow_bench.py",
+            ["--rounds", "1", "--workflows", "5", "--notes", "5"],
+            "3-step workflows/s, PostgreSQL, truthvault",
+        ),
     ],
 )
 def test_a_benchmark_runs_and_writes_its_figures(

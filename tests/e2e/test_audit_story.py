@@ -19,16 +19,21 @@ def test_a_device_proves_and_verifies_the_log_and_the_admin_checks_the_database(
     laptop.run("sync", "now")
     laptop.run("note", "add", "second")
     laptop.run("sync", "now")
-    # the log holds every governed act: the admin's codes (one with the tenant, one for the
-    # laptop), each note the laptop added (its device-signed batches) and each push
+    # the log holds every governed act: the tenant's provisioning (each of its four steps, the
+    # default policy it set and the first code), the admin's code for the laptop, each note the
+    # laptop added (its device-signed batches) and each push
     size = laptop.json("audit", "verify", "--full")["size"]
     proofs = [laptop.json("audit", "proof", str(n)) for n in range(size)]
     actions = sorted(p["entry"]["action"] for p in proofs)
-    assert actions == ["notes.create", "notes.create", "sync.push", "sync.push", "tenant.code", "tenant.code"]
+    assert actions == [
+        "notes.create", "notes.create", "policy.set", "sync.push", "sync.push",
+        "tenant.code", "tenant.code", *["workflow.run"] * 4,
+    ]  # fmt: skip
     assert all(p["checkpoint"]["size"] == size for p in proofs)
-    assert proofs[0]["entry"]["action"] == "tenant.code"  # the first: the tenant's first code
+    first_step = proofs[0]["entry"]  # the first: the provisioning's first step, by the hub's admin
+    assert (first_step["action"], first_step["reason"].split(" ")[:2]) == ("workflow.run", ["tenant.provision", "tenant"])
     shown = laptop.run("audit", "proof", "0").stdout
-    assert "entry 0: tenant.code 1.0.0" in shown and "verified against the hub's signed checkpoint" in shown
+    assert "entry 0: workflow.run 1.0.0" in shown and "verified against the hub's signed checkpoint" in shown
     first = laptop.json("audit", "verify", "--full")
     assert (first["checked"], first["from"], first["size"]) == (size, 0, size)
     assert laptop.json("audit", "verify") == {**first, "checked": 0, "from": size}  # nothing new since

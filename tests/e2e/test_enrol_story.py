@@ -49,7 +49,10 @@ def test_enrol_sync_list_revoke(hub_and_code: tuple[HubProc, str], tmp_path: Pat
     assert [e["id"] for e in every] == sorted((e["id"] for e in every), reverse=True)
     assert laptop.json("events", "--hub", "--limit", "1") == every[:1]
     assert (every[0]["type"], every[0]["device_name"]) == ("SYNC_PULL", "phone")
-    assert {e["device_name"] for e in every} == {"laptop", "phone"}
+    assert {e["device_name"] for e in every if e["type"] != "WORKFLOW_STEP"} == {"laptop", "phone"}
+    # the tenant's provisioning, step by step, by the hub itself
+    provisioned = [e["detail"]["step"] for e in reversed(every) if e["type"] == "WORKFLOW_STEP"]
+    assert provisioned == ["tenant", "policy", "contracts", "code"]
 
     listed = laptop.json("devices")
     assert [(d["name"], d["revoked"]) for d in listed] == [("laptop", False), ("phone", False)]

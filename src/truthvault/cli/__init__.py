@@ -33,10 +33,15 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "Requests waiting for your decision: what, who asked, why, the risk, when it expires.",
     ),
     "approve": (_APPROVAL, "Approve a pending request (ID or its first characters) as yourself (user:cli)."),
+    "automation": (
+        ("_automation_cmds",),
+        "Automations: a trigger and an action, run durably at level 2 (what they change of yours becomes a suggestion).",
+    ),
     "audit": (
         ("_audit_cmds",),
         "The tenant's tamper-evident audit log at the hub, checked from this device.",
     ),
+    "backup": (("_backup_cmds",), "Encrypted backups of this vault into a folder, now or on a schedule."),
     "conflicts": (_SYNC, "U1-vs-U1 conflicts: the losing user version is kept here until you decide."),
     "contract": (
         ("_contract_cmds",),
@@ -80,6 +85,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "suggestions": (_VAULT, "Suggestions: what automations and AI proposed against higher truth."),
     "sync": (_SYNC, "Sync this vault with its hub."),
     "task": (_VAULT, "Tasks: things to do."),
+    "workflow": (
+        ("_automation_cmds",),
+        "This device's durable workflows (automation runs, ...): list, show, resume, cancel.",
+    ),
     "up": (_UP, "Start a hub on SQLite at 127.0.0.1 and enrol this vault to it (Ctrl-C stops)."),
 }
 

@@ -29,7 +29,7 @@ DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 _CODE_TTL_MIN = 15
 
 
-def _default_db() -> str:
+def default_hub_db() -> str:
     return os.environ.get("TRUTHVAULT_HUB_DB") or str(home_dir() / "hub.db")
 
 
@@ -61,12 +61,12 @@ url_option = click.option(
 
 
 @contextmanager
-def _store(db_url: str | None, *, create: bool = False) -> Iterator[HubStore]:
+def open_hub_store(db_url: str | None, *, create: bool = False) -> Iterator[HubStore]:
     """The hub store --db names (or the default one); a new database only with ``create``."""
     from ..errors import NotFound
     from ..hub import open_store
 
-    url = db_url or _default_db()
+    url = db_url or default_hub_db()
     try:
         store = open_store(url, create=create)
     except NotFound as exc:
@@ -132,9 +132,12 @@ def serve_hub(
         + (f"; certificate SHA256 {server.fingerprint}" if server.fingerprint else "")
     )
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
-    if ready is not None:
-        ready(server.server)
-    server.run()
+    from ..hub import hub_engine
+
+    with hub_engine(store, db_url):  # runs workflows; resumes those a killed hub left
+        if ready is not None:
+            ready(server.server)
+        server.run()
     out.print("hub stopped")
 
 
@@ -153,6 +156,10 @@ def register(cli: click.Group) -> None:
     @cli.group()
     def hub() -> None:
         """The sync hub: serve it, manage tenants and devices."""
+
+    from ._workflow_cmds import register_hub
+
+    register_hub(hub)
 
     @hub.command("serve")
     @db_option
@@ -261,8 +268,8 @@ def register(cli: click.Group) -> None:
             rate_burst=2 * rate,
             audit_key_path=audit_key or str(home_dir() / "hub-audit.key"),
         )
-        with _store(db_url, create=create) as store:
-            serve_hub(store, db_url or _default_db(), host, port, settings, log_level, tls=tls)
+        with open_hub_store(db_url, create=create) as store:
+            serve_hub(store, db_url or default_hub_db(), host, port, settings, log_level, tls=tls)
 
     @hub.command("init")
     @db_option
@@ -270,12 +277,12 @@ def register(cli: click.Group) -> None:
         """Create the hub database (SQLite file or PostgreSQL schema), or bring it up to date."""
         from ..errors import NotFound
 
-        url = db_url or _default_db()
+        url = db_url or default_hub_db()
         try:
-            with _store(url):
+            with open_hub_store(url):
                 out.print(f"a hub database already exists at {_where(url)}")
         except NotFound:
-            with _store(url, create=True):
+            with open_hub_store(url, create=True):
                 out.print(f"created a hub database at {_where(url)}")
 
     @hub.group()
@@ -295,10 +302,14 @@ def register(cli: click.Group) -> None:
     @url_option
     @json_option
     def tenant_add(name: str, mode: str, db_url: str | None, hub_url: str | None, as_json: bool) -> None:
-        """Create a tenant and print a one-time enrolment code for its first device."""
-        with _store(db_url) as store:
-            created = store.add_tenant(name, mode)
-            code = str(_admin_action(store, name, "tenant.code", {"ttl_s": _CODE_TTL_MIN * 60})["code"])
+        """Create a tenant and print a one-time enrolment code for its first device (the
+        tenant.provision workflow: tenant, default policy, first code)."""
+        from ..hub import provision_tenant
+
+        with open_hub_store(db_url) as store:
+            results = provision_tenant(store, db_url or default_hub_db(), name, mode)
+            created = store.get_tenant(name)
+            code = str(results["code"]["code"])
         if as_json:
             print_json({**_as_dict(created), "enrol_code": code, "code_ttl_minutes": _CODE_TTL_MIN})
         else:
@@ -319,7 +330,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def tenant_code(name: str, ttl: float, db_url: str | None, hub_url: str | None, as_json: bool) -> None:
         """Issue another one-time enrolment code for a tenant's next device."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             code = str(_admin_action(store, name, "tenant.code", {"ttl_s": ttl * 60})["code"])
         if as_json:
             print_json({"tenant": name, "enrol_code": code, "code_ttl_minutes": ttl})
@@ -331,7 +342,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def tenant_list(db_url: str | None, as_json: bool) -> None:
         """List tenants."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             tenants = store.list_tenants()
         if as_json:
             print_json([_as_dict(t) for t in tenants])
@@ -359,7 +370,7 @@ def register(cli: click.Group) -> None:
         tenant_name: str, device_name: str, db_url: str | None, hub_url: str | None, as_json: bool
     ) -> None:
         """Register a device that syncs with a bearer token (for scripts); print it, once."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             created, token = store.add_device(tenant_name, device_name)
             created_mode = store.get_tenant(tenant_name).vault_mode
         if as_json:
@@ -383,7 +394,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def device_list(tenant_name: str, db_url: str | None, as_json: bool) -> None:
         """List a tenant's devices with when they were last seen."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             devices = store.list_devices(tenant_name)
         if as_json:
             print_json([_as_dict(d) for d in devices])
@@ -404,7 +415,7 @@ def register(cli: click.Group) -> None:
     @db_option
     def device_revoke(tenant_name: str, device_name: str, db_url: str | None) -> None:
         """Revoke a device: its every later request is refused."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             _admin_action(store, tenant_name, "device.revoke", {"name": device_name})
         out.print(f"device {device_name!r} of tenant {tenant_name!r} revoked")
 
@@ -415,7 +426,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def security_events(tenant_name: str | None, limit: int, db_url: str | None, as_json: bool) -> None:
         """Refused requests, enrolments, revocations and key rotations, newest first."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             found = store.security_events(tenant_name, limit)
         if as_json:
             print_json([_as_dict(e) for e in found])
@@ -445,7 +456,7 @@ def register(cli: click.Group) -> None:
         """Check every entry, node and head of the audit logs; name the first bad index."""
         from ._audit_cmds import hub_verify
 
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             hub_verify(store, tenant_name, as_json)
 
     @hub.command("purge-tombstones")
@@ -453,7 +464,7 @@ def register(cli: click.Group) -> None:
     @db_option
     def purge(older_than: float, db_url: str | None) -> None:
         """Delete tombstones older than the retention now (the hub also does this hourly)."""
-        with _store(db_url) as store:
+        with open_hub_store(db_url) as store:
             count = store.purge_tombstones(int((time.time() - older_than * 86400) * 1000))
         out.print(f"purged {plural(count, 'tombstone')}")
 

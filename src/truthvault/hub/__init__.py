@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._actions import HUB_ACTIONS, HubScope
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
+    from ._workflows import hub_engine, provision_tenant
     from .app import HubSettings, create_app
 
 __all__ = [
@@ -30,8 +31,10 @@ __all__ = [
     "Limits",
     "Tenant",
     "create_app",
+    "hub_engine",
     "hub_kernel",
     "open_store",
+    "provision_tenant",
     "run_as_admin",
 ]
 
@@ -46,6 +49,9 @@ _LAZY = {
     "HubScope": "._actions",
     "hub_kernel": "._governance",
     "run_as_admin": "._governance",
+    # sagas load DBOS only when an engine launches
+    "hub_engine": "._workflows",
+    "provision_tenant": "._workflows",
 }
 
 

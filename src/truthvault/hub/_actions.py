@@ -197,9 +197,16 @@ class PolicySetOut(_Out):
 
 @HUB_ACTIONS.action("policy.set", version="1.0.0", risk=Risk.SECURITY, input=PolicySetIn, output=PolicySetOut)
 def policy_set(ctx: Ctx, params: PolicySetIn) -> PolicySetOut:
-    """Set the tenant's policy (Cedar): a new version, in force for every device at its sync."""
+    """Set the tenant's policy (Cedar): a new version, in force for every device at its sync.
+    The hub's admin sets one only while the tenant has no device (as it is provisioned)."""
+    scope = ctx.store
+    if scope.device is None and scope.store.list_devices(scope.tenant_name):
+        raise Forbidden(
+            "the hub's admin sets a tenant's policy only before its first device: set it from a device"
+        )
+    device = scope.device or DeviceContext(scope.tenant_id, scope.tenant_name, "", "", "hub-admin")
     try:
-        stored = ctx.store.store.set_policy(ctx.store.calling_device(), params.text, ctx.actor.source)
+        stored = scope.store.set_policy(device, params.text, ctx.actor.source)
     except InvalidPolicy as exc:
         raise ValidationFailed(f"text: {exc.message}", hint=exc.hint, field="text") from None
     ctx.touched(Target(f"policy:{stored.version}", "policy", stored.version))

@@ -79,6 +79,14 @@ class SqlHubStore:
     def add_tenant(self, name: str, vault_mode: str) -> Tenant:
         return self.tenants.add_tenant(name, vault_mode)
 
+    def drop_new_tenant(self, tenant_id: str) -> None:
+        self.tenants.drop_new_tenant(tenant_id)
+
+    def add_event(
+        self, tenant_id: str, type: str, detail: dict[str, object], device_id: str | None = None
+    ) -> None:
+        self.tenants.add_event(tenant_id, type, detail, device_id)
+
     def get_tenant(self, name: str) -> Tenant:
         return self.tenants.get_tenant(name)
 

@@ -187,7 +187,8 @@ class SqlDatabase(ABC):
         """A tenant's key by its id; NotFound for an unknown tenant."""
         pk = self._tenant_pks.get(tenant_id)
         if pk is None:
-            with self.read() as db:
+            # inside a write, through it: a tenant made in this transaction is seen
+            with self.write() if self.in_write() else self.read() as db:
                 row = db.execute("SELECT pk FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no tenant with id {tenant_id!r}")

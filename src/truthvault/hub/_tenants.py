@@ -12,13 +12,20 @@ import msgspec
 from ..crypto import fingerprint
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..model import Record
-from ._notes import PullNotes
+from ._notes import INSERT_EVENTS, PullNotes
 from ._port import now
 from ._sql import SqlDatabase, hash_secret
 from .store import SYNC_EVENT_TYPES, VAULT_MODES, Device, DeviceContext, Event, Tenant
 
-__all__ = ["Tenants", "check_name"]
+__all__ = ["TENANT_TABLES", "Tenants", "check_name"]
 
+#: every table that keeps rows of a tenant (by ``tenant_pk``); a test checks it against the schema
+TENANT_TABLES = (
+    "audit_batches", "audit_entries", "audit_heads", "audit_nodes", "audit_pending",
+    "broker_pins", "broker_requests", "commits", "contract_use", "contracts", "devices",
+    "enrol_codes", "entities", "head_marks", "key_blobs", "policy_versions", "records",
+    "security_events", "sync_events",
+)  # fmt: skip
 _RECORD_KINDS = (None, "suggestion", "conflict")
 _RECORD_STATUSES = (None, "open", "accepted", "rejected", "resolved")
 
@@ -54,6 +61,34 @@ class Tenants:
         except self._db.integrity_errors:
             raise ConflictState(f"tenant {name!r} already exists") from None
         return tenant
+
+    def drop_new_tenant(self, tenant_id: str) -> None:
+        """Remove a tenant that holds nothing yet (no device, nothing synced): what undoes a
+        provisioning that failed half-way. Gone already is done; ConflictState if it holds
+        anything."""
+        with self._db.write() as db:
+            row = db.execute("SELECT pk, head_seq FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+            if row is None:
+                return
+            pk = int(row[0])
+            devices = db.execute("SELECT count(*) FROM devices WHERE tenant_pk = ?", (pk,)).fetchone()[0]
+            if int(row[1] or 0) or int(devices):
+                raise ConflictState(f"tenant {tenant_id} holds devices or data: it is not removed")
+            for table in TENANT_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE tenant_pk = ?", (pk,))
+            db.execute("DELETE FROM tenants WHERE pk = ?", (pk,))
+
+    def add_event(
+        self, tenant_id: str, type: str, detail: dict[str, object], device_id: str | None = None
+    ) -> None:
+        """Record a sync event in the tenant's feed (in the caller's write, if any)."""
+        if type not in SYNC_EVENT_TYPES:
+            raise InvalidInput(f"type: unknown event type {type!r}; known: {', '.join(SYNC_EVENT_TYPES)}")
+        pk = self._db.tenant_pk(tenant_id)
+        with self._db.write() as db:
+            db.execute(
+                INSERT_EVENTS, (pk, type, now(), device_id, None, msgspec.json.encode(detail).decode())
+            )
 
     def get_tenant(self, name: str) -> Tenant:
         """A tenant by name; NotFound if there is none."""

@@ -129,6 +129,7 @@ SYNC_EVENT_TYPES: tuple[str, ...] = (
     "TRUTH_UPGRADE",
     "CONFLICT_DETECTED",
     "AI_SUGGESTION_GENERATED",
+    "WORKFLOW_STEP",
 )
 
 
@@ -226,6 +227,16 @@ class HubStore(Protocol):
     def transaction(self) -> AbstractContextManager[object]:
         """One write transaction that every store call made inside it joins (a kernel action
         and its audit entry commit together)."""
+
+    def add_event(
+        self, tenant_id: str, type: str, detail: dict[str, object], device_id: str | None = None
+    ) -> None:
+        """Record a sync event of ``type`` (one of :data:`SYNC_EVENT_TYPES`) in the tenant's
+        feed, in the caller's write transaction when there is one."""
+
+    def drop_new_tenant(self, tenant_id: str) -> None:
+        """Remove a tenant that holds nothing yet (no device, nothing synced): what undoes a
+        provisioning that failed half-way. Gone already is done; ConflictState otherwise."""
 
     def revoke_device(self, tenant_name: str, device_name: str, by: str | None = None) -> Device:
         """Revoke a device: its every later request is refused (by signature, device token or

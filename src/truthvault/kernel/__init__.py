@@ -93,6 +93,17 @@ if TYPE_CHECKING:
         PolicyRequest,
     )
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
+    from ._saga import (
+        Retry,
+        Saga,
+        SagaRegistry,
+        SqlStepLedger,
+        Step,
+        StepContext,
+        StepFailed,
+        StepLedger,
+        StepTimeout,
+    )
     from ._types import (
         ActionConflict,
         ActionError,
@@ -104,6 +115,8 @@ if TYPE_CHECKING:
         Target,
         ValidationFailed,
     )
+    from ._workflows import STATUSES as WORKFLOW_STATUSES
+    from ._workflows import StepEvent, WorkflowEngine, WorkflowInfo
 
 __all__ = [
     "APPROVAL_KINDS",
@@ -118,6 +131,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "SECURITY_DOMAINS",
     "STATUSES",
+    "WORKFLOW_STATUSES",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -164,10 +178,22 @@ __all__ = [
     "PolicyStore",
     "PolicyVersion",
     "Registry",
+    "Retry",
     "Risk",
+    "Saga",
+    "SagaRegistry",
+    "SqlStepLedger",
+    "Step",
+    "StepContext",
+    "StepEvent",
+    "StepFailed",
+    "StepLedger",
+    "StepTimeout",
     "StoredPolicy",
     "Target",
     "ValidationFailed",
+    "WorkflowEngine",
+    "WorkflowInfo",
     "breaking_changes",
     "builtin_rules",
     "check_policy",
@@ -296,6 +322,19 @@ _LAZY = {
     "targets_json": "._broker_store",
     "verify_batch": "._audit",
     "verify_checkpoint": "._audit",
+    "Retry": "._saga",
+    "Saga": "._saga",
+    "SagaRegistry": "._saga",
+    "SqlStepLedger": "._saga",
+    "Step": "._saga",
+    "StepContext": "._saga",
+    "StepFailed": "._saga",
+    "StepLedger": "._saga",
+    "StepTimeout": "._saga",
+    "StepEvent": "._workflows",
+    "WorkflowEngine": "._workflows",
+    "WorkflowInfo": "._workflows",
+    "WORKFLOW_STATUSES": "._workflows:STATUSES",
     "verify_consistency": "._merkle",
     "verify_inclusion": "._merkle",
 }

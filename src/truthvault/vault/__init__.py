@@ -24,9 +24,13 @@ from ._writes import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from ._actions import DEVICE_ACTIONS, EntitiesResult, EntityResult, RecordResult, Written
+    from ._automations import Automations, RuleEntry
+    from ._backup import BACKUP_KEY_FILE, backup_key, open_backup, read_key, schedule_of, set_schedule
     from ._broker import VaultBrokerStore
+    from ._workflows import vault_engine
 
 __all__ = [
+    "BACKUP_KEY_FILE",
     "DB_NAME",
     "DEVICE_ACTIONS",
     "EVENT_TYPES",
@@ -38,6 +42,7 @@ __all__ = [
     "Applied",
     "Applier",
     "ApplyStats",
+    "Automations",
     "DeviceAudit",
     "EntitiesResult",
     "EntityResult",
@@ -47,15 +52,22 @@ __all__ = [
     "Refusal",
     "Replica",
     "ResyncState",
+    "RuleEntry",
     "Vault",
     "VaultBrokerStore",
     "VaultPolicies",
     "VaultRecord",
     "WriteResult",
     "Written",
+    "backup_key",
     "check_setter",
     "new_id",
+    "open_backup",
     "payload_of",
+    "read_key",
+    "schedule_of",
+    "set_schedule",
+    "vault_engine",
     "vault_policies",
 ]
 
@@ -67,6 +79,14 @@ _LAZY = {
         for name in ("DEVICE_ACTIONS", "EntitiesResult", "EntityResult", "RecordResult", "Written")
     },
     "VaultBrokerStore": "._broker",
+    # automations and workflows load pydantic, and DBOS when an engine launches
+    "Automations": "._automations",
+    "RuleEntry": "._automations",
+    "vault_engine": "._workflows",
+    **{
+        n: "._backup"
+        for n in ("BACKUP_KEY_FILE", "backup_key", "open_backup", "read_key", "schedule_of", "set_schedule")
+    },
 }
 
 __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

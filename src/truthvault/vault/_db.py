@@ -22,6 +22,7 @@ from ..model import Record, SyncItem, digest_sum, item_digest
 from ..truth import Outcome
 from . import _schema, _search
 from ._codec import ENTITY_INSERT, ENTITY_SELECT, Current, current_from_row, entity_params
+from ._inbox import AutomationInbox
 
 __all__ = ["DB_NAME", "EVENT_TYPES", "KEY_FILE", "Event", "VaultDB", "WriteResult", "bare"]
 
@@ -129,6 +130,8 @@ class VaultDB:
         #: bumped by this process when the vault's tenant, mode or keyring change (the input hash's key)
         self.keys_epoch = 0
         self._tenant: tuple[tuple[int, int, int], str] | None = None
+        #: the writes automation rules have yet to look at (see _inbox)
+        self.inbox = AutomationInbox(self)
         stored = self.meta("clock")
         #: the vault's hybrid clock (persisted when a transaction commits)
         self.clock = HybridClock(stored or None)
@@ -202,8 +205,10 @@ class VaultDB:
                     total = int(self.meta("checksum") or 0) + self._checksum_delta
                     self.set_meta("checksum", total % _U64)
                 self.conn.execute("COMMIT")
+                self.inbox.ended(True)
             except BaseException:
                 self.conn.execute("ROLLBACK")
+                self.inbox.ended(False)
                 raise
             finally:
                 self._depth = 0
@@ -313,6 +318,7 @@ class VaultDB:
             _search.unindex(self.conn, old.rowid)  # before the row changes: see _search.unindex
         cur = self.conn.execute(ENTITY_INSERT, entity_params(item, mutation, hub_known))
         rowid = old.rowid if old is not None else int(cur.lastrowid or 0)
+        self.inbox.note((item,))
         _search.index(self.conn, rowid)
         self.count([item], [] if old is None else [old.item])
         return rowid
@@ -347,6 +353,7 @@ class VaultDB:
             self.set_meta("fts_from", int(top) + 1)
         _search.unindex_rows(self.conn, [cur.rowid for cur in indexed])
         self.conn.executemany(ENTITY_INSERT, [entity_params(i, None, hub_known) for i in items])
+        self.inbox.note(items)
         again = [cur.item for cur in indexed] if defer_index else items
         _search.index_entities(self.conn, [i.entity_id for i in again])
         if checksum_delta is None:

@@ -27,6 +27,7 @@ from ._writes import Writer
 
 if TYPE_CHECKING:
     from ..kernel import Actor, InputBroker, Kernel
+    from ._automations import Automations
 
 __all__ = ["Vault"]
 
@@ -129,6 +130,13 @@ class Vault:
         return self._db.meta_str("vault_mode")
 
     # -- the governed path ---------------------------------------------------------
+    @property
+    def automations(self) -> Automations:
+        """This vault's automation rules and their runner (see docs/automations.md)."""
+        from ._automations import Automations
+
+        return Automations(self)
+
     @property
     def kernel(self) -> Kernel[Vault]:
         """The kernel over this vault: ``vault.kernel.run("notes.create", {...}, actor=...)``

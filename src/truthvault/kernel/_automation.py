@@ -1,0 +1,250 @@
+"""Automation rules: a trigger and an action, written by the user, run at level 2.
+
+A rule is the payload of an entity of type ``automation`` (so it syncs and the user owns it;
+only a level-1 rule runs: one an AI or another automation wrote is a proposal until the user
+accepts it). Its trigger is one of:
+
+- ``{"on": "write", "type": "note", "tag": ..., "field": "text", "matches": "regex"}``: an
+  entity created or updated that matches every filter given (writes made by automations do
+  not trigger rules, so rules cannot feed each other in a loop);
+- ``{"on": "schedule", "cron": "0 9 * * *"}`` or ``{"on": "schedule", "every": "1d"}``, with an
+  optional ``query`` (``type``, ``tag``, ``older_than_days``): each entity the query finds when
+  the schedule fires is a match (none: the rule fires once, with no entity);
+
+(A webhook trigger, a request to the hub carrying the rule's own secret, is not built yet.)
+
+Its action is what runs for each match, as ``automation:<rule-id>`` at level 2, through the
+kernel's governed path (policy refuses what level 2 may not do, and audits the refusal):
+
+- ``{"do": "tag", "tags": ["dated"]}``: add tags to the matched entity (against level-1
+  content, a suggestion);
+- ``{"do": "create", "type": "task", "payload": {"title": "Follow up: {payload.title}"}}``;
+- ``{"do": "action", "name": "entity.delete", "input": {"id": "{id}"}}``: any action.
+
+Text in an action's input may name the match: ``{id}``, ``{type}``, ``{version}``,
+``{payload.<field>}``; ``{{`` and ``}}`` are braces.
+
+This module is pure: the rule's model, matching, templating and schedules.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import InvalidInput
+
+__all__ = [
+    "ActAction",
+    "ActCreate",
+    "ActTag",
+    "Rule",
+    "ScheduleTrigger",
+    "WriteTrigger",
+    "fill",
+    "matches",
+    "parse_rule",
+    "slots_due",
+]
+
+_EVERY = re.compile(r"^(\d+)([mhd])$")
+_UNIT = {"m": 60, "h": 3600, "d": 86400}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Query(_Strict):
+    """Which entities a scheduled rule acts on."""
+
+    type: str | None = None
+    tag: str | None = None
+    older_than_days: float | None = Field(default=None, ge=0)
+
+
+class WriteTrigger(_Strict):
+    on: Literal["write"]
+    type: str | None = None
+    tag: str | None = None
+    field: str | None = None
+    matches: str | None = None
+
+    @field_validator("matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc})") from None
+        return value
+
+
+class ScheduleTrigger(_Strict):
+    on: Literal["schedule"]
+    cron: str | None = None
+    every: str | None = None
+    query: Query | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ScheduleTrigger:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule takes cron or every, one of them")
+        if self.every is not None and not _EVERY.match(self.every):
+            raise ValueError("every is a number and m, h or d (15m, 1h, 1d)")
+        if self.cron is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.cron):
+                raise ValueError(
+                    f"cron {self.cron!r} is not a cron expression (minute hour day month weekday)"
+                )
+        return self
+
+
+class ActTag(_Strict):
+    do: Literal["tag"]
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1)
+
+
+class ActCreate(_Strict):
+    do: Literal["create"]
+    type: str = Field(min_length=1)
+    payload: dict[str, Any]
+
+
+class ActAction(_Strict):
+    do: Literal["action"]
+    name: str = Field(min_length=1)
+    input: dict[str, Any] = {}
+
+
+class Rule(_Strict):
+    """One automation: its name, trigger and action, and whether it is paused."""
+
+    name: str = Field(min_length=1, max_length=200)
+    trigger: Annotated[WriteTrigger | ScheduleTrigger, Field(discriminator="on")]
+    action: Annotated[ActTag | ActCreate | ActAction, Field(discriminator="do")]
+    paused: bool = False
+
+
+def parse_rule(payload: Mapping[str, Any]) -> Rule:
+    """The rule in an automation's payload; InvalidInput naming the field otherwise."""
+    try:
+        return Rule.model_validate(dict(payload))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = (
+            ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "tagged-")))
+            or "rule"
+        )
+        raise InvalidInput(f"{where}: {first['msg']}") from None
+
+
+def _tags(payload: Mapping[str, Any]) -> list[str]:
+    tags = payload.get("tags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def matches(trigger: WriteTrigger, entity_type: str, payload: Mapping[str, Any]) -> bool:
+    """Whether an entity written as ``entity_type`` with ``payload`` fires ``trigger``."""
+    if trigger.type is not None and entity_type.lower() != trigger.type.lower():
+        return False
+    if trigger.tag is not None and trigger.tag not in _tags(payload):
+        return False
+    if trigger.matches is not None:
+        fields = [trigger.field] if trigger.field else [k for k, v in payload.items() if isinstance(v, str)]
+        texts = [str(payload[f]) for f in fields if isinstance(payload.get(f), str | int | float)]
+        if not any(re.search(trigger.matches, t) for t in texts):
+            return False
+    elif trigger.field is not None and trigger.field not in payload:
+        return False
+    return True
+
+
+def selected(
+    query: Query | None, entity_type: str, payload: Mapping[str, Any], modified_at: str, now: datetime
+) -> bool:
+    """Whether a scheduled rule's ``query`` takes this entity (modified at ``modified_at``)."""
+    if query is None:
+        return False
+    if query.type is not None and entity_type.lower() != query.type.lower():
+        return False
+    if query.tag is not None and query.tag not in _tags(payload):
+        return False
+    if query.older_than_days is not None:
+        changed = datetime.fromisoformat(modified_at[:23].replace("Z", "")).replace(tzinfo=UTC)
+        if now - changed < timedelta(days=query.older_than_days):
+            return False
+    return True
+
+
+class _Template(string.Formatter):
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        head, _, rest = field_name.partition(".")
+        if head not in kwargs:
+            raise InvalidInput(
+                f"{{{field_name}}} names nothing of the match (id, type, version, payload.<field>)"
+            )
+        value = kwargs[head]
+        for part in rest.split(".") if rest else ():
+            value = value.get(part, "") if isinstance(value, Mapping) else ""
+        return value, field_name
+
+
+_template = _Template()
+
+
+def fill(value: Any, match: Mapping[str, Any]) -> Any:
+    """``value`` with every text's ``{...}`` filled from the match (see the module)."""
+    if isinstance(value, str):
+        if "{" not in value and "}" not in value:
+            return value
+        try:
+            return _template.vformat(value, (), dict(match))
+        except (ValueError, IndexError) as exc:
+            raise InvalidInput(f"template {value!r}: {exc}") from None
+    if isinstance(value, list):
+        return [fill(v, match) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, match) for k, v in value.items()}
+    return value
+
+
+def interval(trigger: ScheduleTrigger) -> timedelta | None:
+    if trigger.every is None:
+        return None
+    m = _EVERY.match(trigger.every)
+    assert m is not None
+    return timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
+
+
+def slots_due(trigger: ScheduleTrigger, since: datetime, now: datetime, limit: int = 100) -> list[datetime]:
+    """The times the schedule fired after ``since`` up to ``now`` (the last ``limit`` of them):
+    each is one run, named by its time, so a run is never made twice for one time."""
+    due: list[datetime] = []
+    step = interval(trigger)
+    if step is not None:
+        epoch = datetime(2000, 1, 1, tzinfo=UTC)
+        n = (since - epoch) // step + 1
+        at = epoch + n * step
+        while at <= now:
+            due.append(at)
+            at += step
+            if len(due) > limit:
+                due.pop(0)
+        return due
+    from croniter import croniter
+
+    it = croniter(trigger.cron, since)
+    while (at := it.get_next(datetime)) <= now:
+        due.append(at)
+        if len(due) > limit:
+            due.pop(0)
+    return due

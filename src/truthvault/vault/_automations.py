@@ -1,0 +1,242 @@
+"""A vault's automations: its rules (entities of type ``automation``) and the runner that turns
+what they match into durable runs.
+
+Each match is one workflow (``automation.run``) named by what it matched, ``auto:<rule>:<entity>:
+<version>`` for a write and ``auto:<rule>:<entity or ->:<time>`` for a schedule's run, so that a
+match found twice (a runner killed before it cleared its inbox, two runners at once) still runs
+once. The runner looks at the inbox of writes (:mod:`._inbox`) and at each scheduled rule's
+times since its last run, starts the runs, then clears what it looked at.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInput, NotFound
+from ..kernel._automation import Rule, ScheduleTrigger, WriteTrigger, matches, parse_rule, selected, slots_due
+from ..truth import TruthLevel
+from ._inbox import AUTOMATION_TYPE
+
+if TYPE_CHECKING:
+    from ..kernel import WorkflowEngine, WorkflowInfo
+    from ..model import SyncItem
+    from ._vault import Vault
+
+__all__ = ["Automations", "RuleEntry"]
+
+#: how many inbox rows the runner takes at a time
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEntry:
+    """A rule as the vault holds it: its entity, and the rule (None with ``error`` when its
+    payload is not a rule; ``active``: written by the user and not paused)."""
+
+    item: SyncItem
+    rule: Rule | None
+    error: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.item.entity_id
+
+    @property
+    def active(self) -> bool:
+        return self.rule is not None and not self.rule.paused and self.item.truth_level == TruthLevel.USER
+
+
+def _entry(item: SyncItem) -> RuleEntry:
+    try:
+        return RuleEntry(item, parse_rule(item.data()))
+    except InvalidInput as exc:
+        return RuleEntry(item, None, exc.message)
+
+
+class Automations:
+    """The automations of ``vault``."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    # -- the rules ---------------------------------------------------------------------
+    def rules(self) -> list[RuleEntry]:
+        """Every rule, newest first (ones that are not valid rules too, with their error)."""
+        return [_entry(i) for i in self.vault.list(AUTOMATION_TYPE, limit=None)]
+
+    def get(self, rule_id: str) -> RuleEntry:
+        """Rule ``rule_id`` (NotFound if no automation has that id)."""
+        item = self.vault.get(rule_id)
+        if item.entity_type != AUTOMATION_TYPE:
+            raise NotFound(f"{rule_id} is a {item.entity_type}, not an automation")
+        return _entry(item)
+
+    def add(self, rule: dict[str, Any], *, source: str | None = None) -> RuleEntry:
+        """Write a new rule (checked first: InvalidInput naming the field)."""
+        checked = parse_rule(rule)
+        written = self.vault.kernel.run(
+            "entity.put",
+            {"type": AUTOMATION_TYPE, "data": checked.model_dump(mode="json", exclude_none=True)},
+            actor=self.vault.actor(source),
+        )
+        return _entry(written.item)  # type: ignore[attr-defined]
+
+    def set_paused(self, rule_id: str, paused: bool, *, source: str | None = None) -> RuleEntry:
+        """Pause or resume a rule (an edit of its entity, at the editor's level)."""
+        self.get(rule_id)
+        written = self.vault.kernel.run(
+            "entity.edit", {"id": rule_id, "changes": {"paused": paused}}, actor=self.vault.actor(source)
+        )
+        return _entry(written.item)  # type: ignore[attr-defined]
+
+    # -- running -----------------------------------------------------------------------
+    def run_rule(self, engine: WorkflowEngine, rule_id: str, entity_id: str | None = None) -> list[str]:
+        """Run a rule now: on ``entity_id``, or (a scheduled rule without one) on what its query
+        finds now; the workflows started."""
+        entry = self.get(rule_id)
+        if entry.rule is None:
+            raise InvalidInput(f"automation {rule_id} is not a valid rule: {entry.error}")
+        now = datetime.now(UTC)
+        if entity_id is not None:
+            self.vault.get(entity_id)
+            return [self._start(engine, rule_id, entity_id, f"manual-{now.isoformat()}")]
+        trigger = entry.rule.trigger
+        if isinstance(trigger, ScheduleTrigger):
+            return self._fire(engine, entry, trigger, now, f"manual-{now.isoformat()}")
+        raise InvalidInput(f"automation {rule_id} acts on writes: name the entity to run it on (--on ID)")
+
+    def run_pending(self, engine: WorkflowEngine, now: datetime | None = None) -> list[str]:
+        """Start a run for every write in the inbox that a rule matches and for every time a
+        scheduled rule fired since its last run; the workflows started."""
+        now = now or datetime.now(UTC)
+        active = [e for e in self.rules() if e.active]
+        started = self._writes(engine, [e for e in active if isinstance(e.rule.trigger, WriteTrigger)])  # type: ignore[union-attr]
+        for entry in active:
+            trigger = entry.rule.trigger  # type: ignore[union-attr]
+            if isinstance(trigger, ScheduleTrigger):
+                started += self._schedule(engine, entry, trigger, now)
+        return started + self._backup(engine, now)
+
+    def _backup(self, engine: WorkflowEngine, now: datetime) -> list[str]:
+        """The scheduled backup's run, when one is due (see _backup)."""
+        from ._backup import schedule_of, set_schedule
+
+        plan = schedule_of(self.vault)
+        if plan is None:
+            return []
+        trigger = ScheduleTrigger(on="schedule", every=plan.get("every"), cron=plan.get("cron"))  # type: ignore[arg-type]
+        last = plan.get("last")
+        slots = slots_due(trigger, datetime.fromisoformat(str(last)) if last else now, now)[-1:]
+        if last and not slots:
+            return []
+        started = []
+        if slots:
+            slot = slots[-1].isoformat()
+            params = {"to": plan["to"], "keep": plan.get("keep", 7), "slot": slot}
+            actor = {"source": self.vault.source or "user:device", "device_id": self.vault.device_id}
+            started.append(
+                engine.start("vault.export.scheduled", params, actor=actor, workflow_id=f"backup:{slot}")
+            )
+        set_schedule(self.vault, {**plan, "last": (slots[-1] if slots else now).isoformat()})
+        return started
+
+    def watch(
+        self,
+        engine: WorkflowEngine,
+        stop: threading.Event,
+        *,
+        poll_s: float = 1.0,
+        on_run: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """Run what is pending until ``stop`` is set: at once when a write here commits, else
+        every ``poll_s`` (writes of other processes, schedules)."""
+        inbox = self.vault._db.inbox
+        while not stop.is_set():
+            inbox.ready.clear()
+            started = self.run_pending(engine)
+            if started and on_run is not None:
+                on_run(started)
+            inbox.ready.wait(poll_s)
+
+    def log(self, engine: WorkflowEngine, rule_id: str, limit: int = 50) -> list[WorkflowInfo]:
+        """The rule's runs, newest first."""
+        self.get(rule_id)
+        return engine.list(prefix=f"auto:{rule_id}:", limit=limit)
+
+    # -- inside ------------------------------------------------------------------------
+    def _writes(self, engine: WorkflowEngine, rules: list[RuleEntry]) -> list[str]:
+        db = self.vault._db
+        with db.read() as conn:
+            rows = conn.execute(
+                "SELECT n, entity_id, version FROM automation_inbox ORDER BY n LIMIT ?", (_BATCH,)
+            ).fetchall()
+        started: list[str] = []
+        for _, entity_id, version in rows:
+            try:
+                item = self.vault.get(entity_id)
+            except NotFound:
+                continue
+            if item.version != version:
+                continue  # a newer version has its own row
+            payload = item.data()
+            for entry in rules:
+                trigger = entry.rule.trigger  # type: ignore[union-attr]
+                assert isinstance(trigger, WriteTrigger)
+                if matches(trigger, item.entity_type, payload):
+                    started.append(self._start(engine, entry.id, entity_id, str(version)))
+        if rows:
+            with db.tx() as conn:
+                conn.execute("DELETE FROM automation_inbox WHERE n <= ?", (rows[-1][0],))
+        return started
+
+    def _schedule(
+        self, engine: WorkflowEngine, entry: RuleEntry, trigger: ScheduleTrigger, now: datetime
+    ) -> list[str]:
+        db = self.vault._db
+        with db.read() as conn:
+            row = conn.execute(
+                "SELECT last_slot FROM automation_state WHERE rule_id = ?", (entry.id,)
+            ).fetchone()
+        # a new rule counts from now: it does not catch up on times before it
+        since = now if row is None else datetime.fromisoformat(row[0])
+        # the times it missed (the device was off) make one run, at the last of them
+        slots = slots_due(trigger, since, now)[-1:]
+        started: list[str] = []
+        for slot in slots:
+            started += self._fire(engine, entry, trigger, now, slot.isoformat())
+        if row is None or slots:
+            mark = (slots[-1] if slots else now).isoformat()
+            with db.tx() as conn:
+                conn.execute(
+                    "INSERT INTO automation_state (rule_id, last_slot) VALUES (?, ?) "
+                    "ON CONFLICT (rule_id) DO UPDATE SET last_slot = excluded.last_slot",
+                    (entry.id, mark),
+                )
+        return started
+
+    def _fire(
+        self, engine: WorkflowEngine, entry: RuleEntry, trigger: ScheduleTrigger, now: datetime, slot: str
+    ) -> list[str]:
+        if trigger.query is None:
+            return [self._start(engine, entry.id, None, slot)]
+        found = [
+            i.entity_id
+            for i in self.vault.list(trigger.query.type, limit=None)
+            if selected(trigger.query, i.entity_type, i.data(), i.last_modified_at, now)
+        ]
+        return [self._start(engine, entry.id, eid, slot) for eid in found]
+
+    def _start(self, engine: WorkflowEngine, rule_id: str, entity_id: str | None, mark: str) -> str:
+        wid = f"auto:{rule_id}:{entity_id or '-'}:{mark}"
+        actor = {
+            "source": f"automation:{rule_id}",
+            "device_id": self.vault.device_id,
+            "tenant_id": self.vault.tenant_id,
+        }
+        return engine.start(
+            "automation.run", {"rule_id": rule_id, "entity_id": entity_id}, actor=actor, workflow_id=wid
+        )

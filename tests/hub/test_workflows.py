@@ -1,0 +1,106 @@
+"""The hub's sagas on its own store, on SQLite and PostgreSQL: tenant.provision makes a tenant
+with its policy and first code, every step leaving an event and an audit entry; a provisioning
+that fails half-way is compensated (the new tenant removed, nothing else touched)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+
+import psycopg
+import pytest
+
+from truthvault.errors import ConflictState, NotFound
+from truthvault.hub._tenants import TENANT_TABLES
+from truthvault.hub._workflows import dbos_url, hub_engine, provision_input
+from truthvault.hub.store import HubStore
+from truthvault.kernel import decode_entry
+from truthvault.kernel._workflows import WorkflowEngine
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def engine(hub_store: HubStore, hub_url: str) -> Iterator[WorkflowEngine]:
+    with hub_engine(hub_store, hub_url) as running:
+        yield running
+    url, schema = dbos_url(hub_url)
+    if schema:  # PostgreSQL: DBOS's tables, out of the next test's way
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_every_table_with_tenant_rows_is_one_a_removal_clears(hub_url: str, hub_store: HubStore) -> None:
+    if hub_url.startswith("postgresql"):
+        with psycopg.connect(hub_url) as conn:
+            found = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.columns "
+                    "WHERE column_name = 'tenant_pk' AND table_schema = current_schema()"
+                )
+            }
+    else:
+        with closing(sqlite3.connect(hub_url)) as conn:
+            found = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) p "
+                    "WHERE m.type = 'table' AND p.name = 'tenant_pk'"
+                )
+            }
+    assert found == set(TENANT_TABLES)
+
+
+def test_tenant_provision_makes_a_tenant_with_its_policy_and_first_code(
+    hub_store: HubStore, engine: WorkflowEngine
+) -> None:
+    wid = engine.start("tenant.provision", provision_input("acme", "cloud_first"))
+    outcome = engine.result(wid)
+    assert outcome["status"] == "completed", outcome
+    tenant = hub_store.get_tenant("acme")
+    assert tenant.vault_mode == "cloud_first"
+    assert outcome["results"]["tenant"]["tenant_id"] == tenant.id
+    assert outcome["results"]["policy"]["version"] == 1
+    assert len(outcome["results"]["code"]["code"]) >= 8
+    steps = [e.detail["step"] for e in hub_store.events(tenant.id, type="WORKFLOW_STEP")]
+    assert steps == ["tenant", "policy", "contracts", "code"]
+    hub_store.audit_queue.flush(tenant.id)
+    actions = [decode_entry(e.entry) for e in hub_store.audit.entries(tenant.id)]
+    workflow = [(a.action, a.reason) for a in actions if a.action.startswith("workflow.")]
+    assert [r.split(" ")[1] for _, r in workflow] == ["tenant", "policy", "contracts", "code"]
+    assert all(a == "workflow.run" for a, _ in workflow)
+    assert {"policy.set", "tenant.code"} <= {a.action for a in actions}
+    info = engine.info(wid)
+    assert info.status == "completed" and [s for s, _, _ in info.steps] == [
+        "tenant",
+        "policy",
+        "contracts",
+        "code",
+    ]
+
+
+def test_a_provisioning_that_fails_half_way_removes_its_tenant(
+    hub_store: HubStore, engine: WorkflowEngine
+) -> None:
+    hub_store.add_tenant("other", "local_first")
+    wid = engine.start("tenant.provision", {**provision_input("acme", "local_first"), "policy": "permit("})
+    outcome = engine.result(wid)
+    assert outcome["status"] == "compensated"
+    # bad input fails for good at once: no retry mends it
+    assert outcome["failed"]["step"] == "policy" and outcome["failed"]["attempts"] == 1
+    assert outcome["failed"]["error"].startswith("VALIDATION_ERROR: text:")
+    assert outcome["compensated"] == ["tenant"]
+    with pytest.raises(NotFound):
+        hub_store.get_tenant("acme")
+    assert [t.name for t in hub_store.list_tenants()] == ["other"]  # nothing else touched
+
+
+def test_a_tenant_that_holds_a_device_is_never_removed_as_new(hub_store: HubStore) -> None:
+    tenant = hub_store.add_tenant("acme", "cloud_first")
+    hub_store.add_device("acme", "laptop")
+    with pytest.raises(ConflictState, match="holds devices"):
+        hub_store.drop_new_tenant(tenant.id)
+    assert hub_store.get_tenant("acme").id == tenant.id
+    hub_store.drop_new_tenant("no-such-tenant")  # gone already: done
