@@ -93,6 +93,7 @@ if TYPE_CHECKING:
         PolicyRequest,
     )
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
+    from ._risk import CAPTURE_ACTIONS, DeviceStatus, OfflineRisk, RiskAssessment, assess, contract_lag
     from ._types import (
         ActionConflict,
         ActionError,
@@ -104,11 +105,13 @@ if TYPE_CHECKING:
         Target,
         ValidationFailed,
     )
+    from ._upcast import UPCAST_KEY, upcast
 
 __all__ = [
     "APPROVAL_KINDS",
     "BUILTIN_CONTRACTS",
     "BUILTIN_POLICY",
+    "CAPTURE_ACTIONS",
     "DEFAULT_POLICY",
     "EMPTY_ROOT",
     "ENTRY_FORMAT",
@@ -118,6 +121,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "SECURITY_DOMAINS",
     "STATUSES",
+    "UPCAST_KEY",
     "ActionConflict",
     "ActionError",
     "ActionForbidden",
@@ -147,6 +151,7 @@ __all__ = [
     "Contract",
     "ContractBook",
     "DeviceBatch",
+    "DeviceStatus",
     "Frontier",
     "InputBroker",
     "InputHasher",
@@ -156,6 +161,7 @@ __all__ = [
     "KeyedSeal",
     "MemoryTree",
     "NodeSource",
+    "OfflineRisk",
     "PinRecord",
     "PolicyDecision",
     "PolicyEngine",
@@ -165,15 +171,18 @@ __all__ = [
     "PolicyVersion",
     "Registry",
     "Risk",
+    "RiskAssessment",
     "StoredPolicy",
     "Target",
     "ValidationFailed",
+    "assess",
     "breaking_changes",
     "builtin_rules",
     "check_policy",
     "check_schema",
     "compile_policy",
     "consistency_proof",
+    "contract_lag",
     "decision_key",
     "decode_entry",
     "encode_record",
@@ -196,6 +205,7 @@ __all__ = [
     "status_rank",
     "targets_from_json",
     "targets_json",
+    "upcast",
     "verify_batch",
     "verify_checkpoint",
     "verify_consistency",
@@ -204,6 +214,14 @@ __all__ = [
 
 #: where each name lives
 _LAZY = {
+    "CAPTURE_ACTIONS": "._risk",
+    "DeviceStatus": "._risk",
+    "OfflineRisk": "._risk",
+    "RiskAssessment": "._risk",
+    "assess": "._risk",
+    "contract_lag": "._risk",
+    "UPCAST_KEY": "._upcast",
+    "upcast": "._upcast",
     "seal_message": "._approval_seal",
     "seal_key_id": "._approval_seal",
     "KeyedSeal": "._approval_seal",
