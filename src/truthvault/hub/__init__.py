@@ -13,6 +13,7 @@ from .store import Device, DeviceContext, Event, HubStore, Limits, Tenant, open_
 
 if TYPE_CHECKING:
     from ._actions import HUB_ACTIONS, HubScope
+    from ._device_risk import DeviceRisk, device_risks
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
     from .app import HubSettings, create_app
@@ -21,6 +22,7 @@ __all__ = [
     "HUB_ACTIONS",
     "Device",
     "DeviceContext",
+    "DeviceRisk",
     "Event",
     "Hub",
     "HubScope",
@@ -30,6 +32,7 @@ __all__ = [
     "Limits",
     "Tenant",
     "create_app",
+    "device_risks",
     "hub_kernel",
     "open_store",
     "run_as_admin",
@@ -46,6 +49,8 @@ _LAZY = {
     "HubScope": "._actions",
     "hub_kernel": "._governance",
     "run_as_admin": "._governance",
+    "DeviceRisk": "._device_risk",
+    "device_risks": "._device_risk",
 }
 
 

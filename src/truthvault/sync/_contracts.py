@@ -12,7 +12,7 @@ from ..truth import TruthLevel, level_of_source
 from ..vault import Vault
 from ._transport import HubClient
 
-__all__ = ["add_contract", "sync_contracts"]
+__all__ = ["add_contract", "fetch_contracts", "report_use", "sync_contracts"]
 
 
 def add_contract(
@@ -58,22 +58,75 @@ def _fetch(vault: Vault, client: HubClient) -> int | None:
         body = client.contracts(vault.contracts.marker)
     except NotFound:
         return None
-    return vault.contracts.store(pair for raw in body.get("contracts", []) if (pair := _contract(raw)))
+    raw = body.get("contracts", [])
+    added = vault.contracts.store(pair for one in raw if (pair := _contract(one)))
+    behind = _behind(vault, raw)
+    if behind != vault.offline.status().behind:
+        vault.offline.note_behind(behind)
+    return added
 
 
-def sync_contracts(vault: Vault, client: HubClient) -> int:
+def _behind(vault: Vault, raw: list[Any]) -> tuple[str, ...]:
+    """Each version the hub sent that this device cannot use although it starts a newer major
+    version than the one this device writes under: the device is behind a breaking contract."""
+    book, said = vault.contracts.book(), []
+    for one in raw:
+        if _contract(one) is not None:
+            continue
+        try:
+            entity_type, version, major = str(one["entity_type"]), int(one["version"]), int(one["major"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        current = book.current(entity_type)
+        mine = 1 if current is None else current.major
+        if major > mine:
+            said.append(
+                f"{entity_type} v{version} (major {major}) cannot be used here; this device writes under major {mine}"
+            )
+    return tuple(said)
+
+
+def fetch_contracts(vault: Vault, client: HubClient) -> int | None:
+    """Fetch the hub's contract versions after this vault's marker: how many were new here
+    (None: the hub has no contract endpoints). A sync does it before it pushes, so that what
+    waits under a version a new major version broke is upcast or parked, never pushed."""
+    return _fetch(vault, client)
+
+
+def report_use(vault: Vault, client: HubClient) -> None:
+    """Tell the hub what this device writes under now, its app version, its last sync and the
+    changes it holds unsynced (queued and parked): what the hub's risk of it is made of."""
+    from .. import __version__
+
+    last = vault.offline.last_sync_at
+    status = {
+        "app_version": __version__,
+        "last_sync_at": None if last is None else _iso(last),
+        "pending": vault.replica.pending_count(),
+        "parked": vault.offline.parked_count(),
+    }
+    client.report_contract_use(vault.contracts.held(), status)
+
+
+def _iso(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def sync_contracts(vault: Vault, client: HubClient, *, fetched: int | None = 0, fetch: bool = True) -> int:
     """Fetch the hub's contract versions after this vault's marker and tell the hub what this
     device writes under now; how many versions were new here. A hub without contract endpoints
-    (an older one) is left alone.
+    (an older one) is left alone. ``fetch=False``: the sync fetched them already (``fetched``).
 
     The report goes at every sync, after its push: it replaces what the hub noted of this
     device, including versions of queued items it noted from the push (now pushed), so that a
     version this device no longer writes under stops counting as in use.
     """
-    added = _fetch(vault, client)
+    added = _fetch(vault, client) if fetch else fetched
     if added is None:
         return 0
-    client.report_contract_use(vault.contracts.held())
+    report_use(vault, client)
     return added
 
 

@@ -23,7 +23,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
 from ._approvals import BrokerSync, sync_approvals
 from ._audit import audit_step
-from ._contracts import sync_contracts
+from ._contracts import fetch_contracts, sync_contracts
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._policy import sync_policy
@@ -90,6 +90,10 @@ class SyncStats:
     records_checksum: str | None = None
     #: what the broker's step moved (approvals and requests for input); None: the hub has no broker
     approvals: BrokerSync | None = None
+    #: queued items upcast to the newest version of their contract before the push (entity ids)
+    upcast: list[str] = field(default_factory=list)
+    #: queued items parked before the push (a newer major version broke theirs): (entity id, why)
+    parked: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,13 +365,18 @@ class Syncer:
         """
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
+        # contracts before the push: what waits under a version a new major version broke is
+        # upcast (when the contracts say how) or parked here, never pushed
+        fetched = fetch_contracts(self.vault, self.client)
+        screened = self.vault.offline.screen_queue()
         stats = self.push(progress)
+        stats.upcast, stats.parked = screened.upcast, screened.parked
         stats = self.pull(progress, stats=stats)
         sync_policy(self.vault, self.client, stats.diverged)  # every device decides with the tenant's rules
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
             self.push(progress, stats)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
-        stats.contracts = sync_contracts(self.vault, self.client)
+        stats.contracts = sync_contracts(self.vault, self.client, fetched=fetched, fetch=False)
         if stats.checksum is not None and not self.replica.pending_count():
             if self.replica.checksum() != stats.checksum:
                 stats.diverged.append("entities")
@@ -379,6 +388,7 @@ class Syncer:
         stats.approvals = sync_approvals(self.vault, self.client)
         # the audit log: this device's entries up, the hub's checkpoint checked against the kept one
         self.checkpoint = audit_step(self.vault, self.client, self.keys.device_keys)
+        self.vault.offline.note_synced()  # the device's own offline risk starts again from now
         return stats
 
     def resync(
