@@ -6,6 +6,7 @@ device checked it before sealing). Portable SQL over :class:`~._sql.SqlDatabase`
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 import time
@@ -190,7 +191,7 @@ class HubContracts:
             ).fetchall()
         return {r[0]: (DeviceReport(r[1], r[2], int(r[3]), int(r[4])), str(r[5])) for r in rows}
 
-    def held_by_device(self, tenant_id: str) -> dict[str, dict[str, list[int]]]:
+    def held_by_device(self, tenant_id: str) -> dict[str, dict[str, builtins.list[int]]]:
         """Per device, the versions of each type it writes under (as reported or pushed)."""
         pk = self._db.tenant_pk(tenant_id)
         with self._db.read() as db:
@@ -199,7 +200,7 @@ class HubContracts:
                 "ORDER BY device_id, entity_type, version",
                 (pk,),
             ).fetchall()
-        found: dict[str, dict[str, list[int]]] = {}
+        found: dict[str, dict[str, builtins.list[int]]] = {}
         for device_id, kind, version in rows:
             found.setdefault(device_id, {}).setdefault(kind, []).append(int(version))
         return found

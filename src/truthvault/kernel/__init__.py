@@ -93,7 +93,15 @@ if TYPE_CHECKING:
         PolicyRequest,
     )
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
-    from ._risk import CAPTURE_ACTIONS, DeviceStatus, OfflineRisk, RiskAssessment, assess, contract_lag
+    from ._risk import (
+        CAPTURE_ACTIONS,
+        DeviceStatus,
+        OfflineRisk,
+        RiskAssessment,
+        assess,
+        contract_lag,
+        critical_at,
+    )
     from ._types import (
         ActionConflict,
         ActionError,
@@ -183,6 +191,7 @@ __all__ = [
     "compile_policy",
     "consistency_proof",
     "contract_lag",
+    "critical_at",
     "decision_key",
     "decode_entry",
     "encode_record",
@@ -220,6 +229,7 @@ _LAZY = {
     "RiskAssessment": "._risk",
     "assess": "._risk",
     "contract_lag": "._risk",
+    "critical_at": "._risk",
     "UPCAST_KEY": "._upcast",
     "upcast": "._upcast",
     "seal_message": "._approval_seal",

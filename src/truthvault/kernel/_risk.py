@@ -30,6 +30,7 @@ __all__ = [
     "RiskAssessment",
     "assess",
     "contract_lag",
+    "critical_at",
     "permits",
 ]
 
@@ -129,6 +130,17 @@ _ALLOWED: dict[OfflineRisk, tuple[str, ...]] = {
 
 def _worse(a: OfflineRisk, b: OfflineRisk) -> OfflineRisk:
     return a if _ORDER.index(a) >= _ORDER.index(b) else b
+
+
+def critical_at(status: DeviceStatus) -> float | None:
+    """When a device in ``status`` turns critical if nothing else changes (Unix seconds; 0: it
+    is already, being behind a breaking contract; None: never, having never synced). So a
+    cached decision costs one comparison with the time."""
+    if status.behind:
+        return 0.0
+    if status.last_sync_at is None:
+        return None
+    return status.last_sync_at + DAYS_CRITICAL * DAY_S
 
 
 def permits(allowed: Iterable[str], action: str, risk: Risk) -> bool:

@@ -81,13 +81,11 @@ class OfflineState:
     @property
     def last_sync_at(self) -> float | None:
         """When this device last finished a sync (Unix seconds), None: never."""
-        text = self._db.meta_str("last_sync_at")
-        return float(text) if text else None
+        return read_status(self._db).last_sync_at
 
     def status(self, pending: int = 0) -> DeviceStatus:
         """This device's status as the risk rule sees it (``pending``: its unsynced changes)."""
-        behind = self._db.meta_str("contracts_behind")
-        return DeviceStatus(self.last_sync_at, pending, tuple(json.loads(behind)) if behind else ())
+        return read_status(self._db, pending)
 
     # -- parking ---------------------------------------------------------------------
     def screen_queue(self) -> ParkStats:
@@ -200,6 +198,12 @@ class OfflineState:
             conn.execute("DELETE FROM refused WHERE id = ?", (parked_id,))
             self._db.add_event("PARKED_APPLIED", item.entity_id, outcome=outcome)
             return outcome
+
+
+def read_status(db: VaultDB, pending: int = 0) -> DeviceStatus:
+    """A vault's status as the risk rule sees it, from its meta (``pending``: as given)."""
+    last, behind = db.meta_str("last_sync_at"), db.meta_str("contracts_behind")
+    return DeviceStatus(float(last) if last else None, pending, tuple(json.loads(behind)) if behind else ())
 
 
 def _fit(book: ContractBook, item: SyncItem) -> dict[str, Any] | str:
