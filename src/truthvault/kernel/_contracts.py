@@ -381,6 +381,10 @@ class ContractBook:
         versions = self._by_type.get(entity_type, {})
         latest = versions[max(versions)] if versions else None
         if latest is None:
+            if UPCAST_KEY in schema:
+                raise InvalidInput(
+                    f"schema.{UPCAST_KEY}: the first version of a type has nothing to upcast from"
+                )
             return Contract(entity_type, 1, 1, schema)
         breaks: list[str] = []
         for version in sorted({latest.version, *(v for v in in_use if v in versions)}):
