@@ -13,6 +13,7 @@ from .store import Device, DeviceContext, Event, HubStore, Limits, Tenant, open_
 
 if TYPE_CHECKING:
     from ._actions import HUB_ACTIONS, HubScope
+    from ._contracts import DeviceReport
     from ._device_risk import DeviceRisk, device_risks
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
@@ -22,6 +23,7 @@ __all__ = [
     "HUB_ACTIONS",
     "Device",
     "DeviceContext",
+    "DeviceReport",
     "DeviceRisk",
     "Event",
     "Hub",
@@ -49,6 +51,7 @@ _LAZY = {
     "HubScope": "._actions",
     "hub_kernel": "._governance",
     "run_as_admin": "._governance",
+    "DeviceReport": "._contracts",
     "DeviceRisk": "._device_risk",
     "device_risks": "._device_risk",
 }
