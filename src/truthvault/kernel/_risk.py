@@ -84,7 +84,7 @@ class RiskAssessment:
         """How to clear the risk."""
         if self.level is OfflineRisk.LOW:
             return ""
-        return "sync first ('truthvault sync'): it pushes what waits, fetches the new contracts and clears the risk"
+        return "sync first ('truthvault sync now'): it pushes what waits, fetches the new contracts and clears the risk"
 
     def permits(self, action: str, risk: Risk) -> bool:
         """Whether a device at this risk may run ``action`` (of ``risk``)."""
