@@ -42,7 +42,9 @@ def test_a_report_is_kept_per_device(http: tuple[TestClient, dict[str, str], Hub
     )
     assert reported_at.endswith("Z")
     [risk] = device_risks(store, "alpha")
-    assert str(risk.risk.level) == "high" and risk.risk.reasons == ("123 unsynced changes (high threshold: 100)",)
+    assert str(risk.risk.level) == "high" and risk.risk.reasons == (
+        "123 unsynced changes (high threshold: 100)",
+    )
     # a report without the new fields (an older client) leaves the last one as it was
     assert client.put("/v1/contract-use", json={"held": {"note": [1]}}, headers=auth).status_code == 200
     assert next(iter(store.contracts.reports(tenant.id).values()))[0].pending == 120
