@@ -247,3 +247,14 @@ def test_a_compatible_contract_reaches_a_stale_device_without_parking(
     assert stats.contracts == 1 and stats.parked == [] and stats.upcast == []
     assert offline in _hub_ids(d, "b")  # its v1 item went as it was: v1 is not broken
     assert b.put("note", {"mood": "fine"}).item.contract_version == 2
+
+
+def test_a_push_alone_parks_too(devices: Callable[..., Devices]) -> None:
+    d = devices("a", "b")
+    a, b = d.vaults["a"], d.vaults["b"]
+    d.syncers["b"].sync()
+    waiting = b.put("note", {"text": "queued"}).item.entity_id
+    add_contract(a, "note", BREAKING, major=True, client=d.syncers["a"].client)
+    stats = d.syncers["b"].push()  # as 'truthvault sync push'
+    assert [eid for eid, _ in stats.parked] == [waiting] and stats.pushed == 0
+    assert waiting not in _hub_ids(d, "b") and b.get(waiting).data() == {"text": "queued"}

@@ -157,6 +157,8 @@ class Syncer:
         self._on_page: Callable[[PullResponse], None] | None = None
         #: the hub's audit checkpoint the last sync accepted (None: not checked)
         self.checkpoint: Checkpoint | None = None
+        #: contract versions the last push fetched first (None: the hub has no contracts)
+        self._fetched: int | None = 0
 
     def _ring(self) -> Keyring:
         """The tenant keyring, fetched, created or shared once per Syncer (local-first only)."""
@@ -194,8 +196,14 @@ class Syncer:
         stats.unreadable.extend(failed)
         return opened
 
-    def push(self, progress: Progress | None = None, stats: SyncStats | None = None) -> SyncStats:
+    def push(
+        self, progress: Progress | None = None, stats: SyncStats | None = None, *, screen: bool = True
+    ) -> SyncStats:
         """Push every queued change, a batch at a time, until the queue is empty.
+
+        First (unless ``screen`` is false) the hub's new contract versions are fetched and the
+        queue screened: what waits under a version a newer major version broke is upcast (when
+        the contracts say how) or parked here, never pushed (``stats.upcast``, ``stats.parked``).
 
         The queue is read a few batches at a time (see :meth:`_plan`). Once the hub has answered
         one batch, the next goes out and the answered one is acknowledged while the hub works on
@@ -203,6 +211,11 @@ class Syncer:
         device's work and the hub's overlap.
         """
         stats = stats or SyncStats()
+        if screen:
+            self._fetched = fetch_contracts(self.vault, self.client)
+            screened = self.vault.offline.screen_queue()
+            stats.upcast += screened.upcast
+            stats.parked += screened.parked
         outcomes: dict[str, int] = stats.push_outcomes or {}
         total = self.replica.pending_count()
         previous: tuple[object, ...] | None = None
@@ -365,18 +378,15 @@ class Syncer:
         """
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
-        # contracts before the push: what waits under a version a new major version broke is
-        # upcast (when the contracts say how) or parked here, never pushed
-        fetched = fetch_contracts(self.vault, self.client)
-        screened = self.vault.offline.screen_queue()
+        # the push fetches the contracts first: what waits under a version a new major version
+        # broke is upcast (when the contracts say how) or parked here, never pushed
         stats = self.push(progress)
-        stats.upcast, stats.parked = screened.upcast, screened.parked
         stats = self.pull(progress, stats=stats)
         sync_policy(self.vault, self.client, stats.diverged)  # every device decides with the tenant's rules
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
-            self.push(progress, stats)  # what the hub lost goes back to it now
+            self.push(progress, stats, screen=False)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
-        stats.contracts = sync_contracts(self.vault, self.client, fetched=fetched, fetch=False)
+        stats.contracts = sync_contracts(self.vault, self.client, fetched=self._fetched, fetch=False)
         if stats.checksum is not None and not self.replica.pending_count():
             if self.replica.checksum() != stats.checksum:
                 stats.diverged.append("entities")
