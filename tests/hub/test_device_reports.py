@@ -69,3 +69,30 @@ def test_bad_input_is_a_422_naming_the_field(
     assert answer.status_code == 422
     assert field in answer.json()["error"]["message"]
     assert store.contracts.reports(store.get_tenant("alpha").id) == {}
+
+
+def test_an_upcaster_is_checked_when_its_version_is_added(
+    http: tuple[TestClient, dict[str, str], HubStore],
+) -> None:
+    client, auth, _ = http
+    schema = {"type": "object", "properties": {"body": {"type": "string"}}, "required": ["body"]}
+    bad = {**schema, "x-upcast": {"from_major": 1, "rename": {"text": 5}}}
+    answer = client.post("/v1/contracts/note", json={"schema": bad, "major": True}, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"].startswith("schema.x-upcast.rename: must map old field names")
+    # a compatible version (not a new major one) has nothing to upcast from
+    compatible = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "title": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "extra": {"type": "string"},
+        },
+        "x-upcast": {"from_major": 1},
+    }
+    answer = client.post("/v1/contracts/note", json={"schema": compatible}, headers=auth)
+    assert answer.status_code == 422 and "mark it --major" in answer.json()["error"]["message"]
+    good = {**schema, "x-upcast": {"from_major": 1, "rename": {"text": "body"}}}
+    answer = client.post("/v1/contracts/note", json={"schema": good, "major": True}, headers=auth)
+    assert answer.status_code == 201 and answer.json()["schema"]["x-upcast"]["rename"] == {"text": "body"}

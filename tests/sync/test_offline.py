@@ -5,6 +5,7 @@ the hub's risk of each follows the plan's matrix."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from truthvault.clock import HybridClock
 from truthvault.errors import InvalidInput, NotFound
 from truthvault.hub import device_risks
 from truthvault.hub.store import Limits
+from truthvault.kernel import ActionForbidden
 from truthvault.model import PushRequest, SyncItem, encode
 from truthvault.sync import add_contract
 
@@ -258,3 +260,32 @@ def test_a_push_alone_parks_too(devices: Callable[..., Devices]) -> None:
     stats = d.syncers["b"].push()  # as 'truthvault sync push'
     assert [eid for eid, _ in stats.parked] == [waiting] and stats.pushed == 0
     assert waiting not in _hub_ids(d, "b") and b.get(waiting).data() == {"text": "queued"}
+
+
+def test_a_device_that_cannot_use_a_new_major_version_knows_it_is_behind(
+    devices: Callable[..., Devices], hub_sql: Callable[..., list[Any]]
+) -> None:
+    d = devices("a", "b")
+    b = d.vaults["b"]
+    d.syncers["b"].sync()
+    note = b.put("note", {"text": "mine"}).item.entity_id
+    # a newer truthvault added a major version whose upcaster this one does not understand
+    schema = {"type": "object", "properties": {"body": STR}, "x-upcast": {"from_major": 1, "split": {}}}
+    [(pk,)] = hub_sql("SELECT pk FROM tenants WHERE name = ?", ("t",))
+    hub_sql(
+        "INSERT INTO contracts (tenant_pk, entity_type, version, major, schema, added_at, added_by) "
+        "VALUES (?, 'note', 2, 2, ?, '2026-12-07T00:00:00.000Z', 'newer-device')",
+        (pk, json.dumps(schema)),
+    )
+    d.syncers["b"].sync()
+    assert [c.version for c in b.contracts.list("note")] == [1]  # it cannot take v2 in
+    assert b.offline.status().behind == (
+        "note v2 (major 2) cannot be used here; this device writes under major 1",
+    )
+    # its kernel now refuses all but reads and capture, saying why
+    with pytest.raises(ActionForbidden, match=r"critical offline risk \(contract note v2 \(major 2\) cannot"):
+        b.kernel.run("entity.edit", {"id": note, "changes": {"text": "x"}}, actor=b.actor())
+    b.kernel.run("notes.create", {"text": "capture goes on"}, actor=b.actor())
+    # and the hub rates it critical: it writes under v1, which v2 broke
+    risks = {r.device.name: r for r in device_risks(d.store, "t")}
+    assert str(risks["b"].risk.level) == "critical"
