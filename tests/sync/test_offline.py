@@ -279,13 +279,29 @@ def test_a_device_that_cannot_use_a_new_major_version_knows_it_is_behind(
     )
     d.syncers["b"].sync()
     assert [c.version for c in b.contracts.list("note")] == [1]  # it cannot take v2 in
+    assert b.offline.behind() == [("note", 2, 2)]
     assert b.offline.status().behind == (
-        "note v2 (major 2) cannot be used here; this device writes under major 1",
+        "note v2 (major 2) cannot be used by this truthvault: update it, then sync",
     )
     # its kernel now refuses all but reads and capture, saying why
-    with pytest.raises(ActionForbidden, match=r"critical offline risk \(contract note v2 \(major 2\) cannot"):
+    with pytest.raises(
+        ActionForbidden, match=r"critical offline risk \(contract note v2 \(major 2\) cannot be"
+    ):
         b.kernel.run("entity.edit", {"id": note, "changes": {"text": "x"}}, actor=b.actor())
     b.kernel.run("notes.create", {"text": "capture goes on"}, actor=b.actor())
     # and the hub rates it critical: it writes under v1, which v2 broke
     risks = {r.device.name: r for r in device_risks(d.store, "t")}
     assert str(risks["b"].risk.level) == "critical"
+    # a later version of another type moves the marker on: still behind (it never took v2 in)
+    ctx = d.syncers["a"].client.ctx  # type: ignore[attr-defined]
+    d.store.contracts.add(ctx, "memo", {"type": "object", "properties": {"t": STR}}, source="user:cli")
+    d.syncers["b"].sync()
+    assert b.offline.behind() == [("note", 2, 2)] and [c.entity_type for c in b.contracts.list("memo")]
+    # once this device can use it (here: the hub's copy made usable, as an update of the app
+    # would), the next sync takes it in and the device is behind no more
+    usable = {"type": "object", "properties": {"body": STR}, "x-upcast": {"from_major": 1}}
+    hub_sql("UPDATE contracts SET schema = ? WHERE entity_type = 'note'", (json.dumps(usable),))
+    d.syncers["b"].sync()
+    assert [c.version for c in b.contracts.list("note")] == [1, 2] and b.offline.behind() == []
+    b.kernel.run("entity.edit", {"id": note, "changes": {"body": "x"}, "replace": True}, actor=b.actor())
+    assert b.get(note).data() == {"body": "x"}

@@ -72,8 +72,10 @@ def test_thirty_days_is_not_yet_critical(joined: Vault) -> None:
 def test_a_device_behind_a_breaking_contract_is_critical_at_once(joined: Vault) -> None:
     note = joined.put("note", {"text": "n"}).item.entity_id
     joined.offline.note_synced()
-    joined.offline.note_behind(("note v3 (major 2) cannot be used here; this device writes under major 1",))
-    with pytest.raises(ActionForbidden, match=r"contract note v3 \(major 2\) cannot be used here"):
+    joined.offline.note_behind([("note", 3, 2)])
+    with pytest.raises(
+        ActionForbidden, match=r"contract note v3 \(major 2\) cannot be used by this truthvault"
+    ):
         joined.kernel.run("entity.edit", {"id": note, "changes": {"text": "x"}}, actor=joined.actor())
     joined.kernel.run("notes.create", {"text": "capture still works"}, actor=joined.actor())
     joined.offline.note_behind(())

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Forbidden, InvalidInput, NotFound
-from ..kernel import Contract, check_schema
+from ..kernel import Contract, ContractBook, check_schema
 from ..truth import TruthLevel, level_of_source
 from ..vault import Vault
 from ._transport import HubClient
@@ -53,37 +53,42 @@ def add_contract(
 
 
 def _fetch(vault: Vault, client: HubClient) -> int | None:
-    """Store the hub's versions this vault lacks; how many (None: the hub has no contracts)."""
+    """Store the hub's versions this vault lacks; how many (None: the hub has no contracts).
+
+    A version this device cannot use (a schema its code does not understand) is not stored;
+    when it starts a newer major version than the device writes under, the device notes that
+    it is behind (its kernel then only reads and captures) and, from then on, fetches every
+    version again, so that once updated it takes that one in and is behind no more."""
+    noted = vault.offline.behind()
     try:
-        body = client.contracts(vault.contracts.marker)
+        body = client.contracts(0 if noted else vault.contracts.marker)
     except NotFound:
         return None
     raw = body.get("contracts", [])
     added = vault.contracts.store(pair for one in raw if (pair := _contract(one)))
-    behind = _behind(vault, raw)
-    if behind != vault.offline.status().behind:
+    book = vault.contracts.book()
+    behind = [b for b in (*noted, *_unusable(raw)) if _major(book, b[0]) < b[2]]
+    if sorted(set(behind)) != noted:
         vault.offline.note_behind(behind)
     return added
 
 
-def _behind(vault: Vault, raw: list[Any]) -> tuple[str, ...]:
-    """Each version the hub sent that this device cannot use although it starts a newer major
-    version than the one this device writes under: the device is behind a breaking contract."""
-    book, said = vault.contracts.book(), []
+def _major(book: ContractBook, entity_type: str) -> int:
+    current = book.current(entity_type)
+    return 1 if current is None else current.major
+
+
+def _unusable(raw: list[Any]) -> list[tuple[str, int, int]]:
+    """(type, version, major) of each version the hub sent that this device cannot use."""
+    found = []
     for one in raw:
         if _contract(one) is not None:
             continue
         try:
-            entity_type, version, major = str(one["entity_type"]), int(one["version"]), int(one["major"])
+            found.append((str(one["entity_type"]), int(one["version"]), int(one["major"])))
         except (KeyError, TypeError, ValueError):
             continue
-        current = book.current(entity_type)
-        mine = 1 if current is None else current.major
-        if major > mine:
-            said.append(
-                f"{entity_type} v{version} (major {major}) cannot be used here; this device writes under major {mine}"
-            )
-    return tuple(said)
+    return found
 
 
 def fetch_contracts(vault: Vault, client: HubClient) -> int | None:

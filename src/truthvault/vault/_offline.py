@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,12 +72,17 @@ class OfflineState:
             self._db.set_meta("last_sync_at", repr(time.time() if at is None else at))
         self._db.local_epoch += 1  # the kernel's cached risk is read again
 
-    def note_behind(self, behind: tuple[str, ...]) -> None:
-        """Each contract version the hub has that this device cannot use and that starts a
-        newer major version than it writes under, said (empty: none)."""
+    def note_behind(self, versions: Iterable[tuple[str, int, int]]) -> None:
+        """The contract versions (type, version, major) the hub has that this device cannot use
+        and that start a newer major version than it writes under (empty: none)."""
         with self._db.tx():
-            self._db.set_meta("contracts_behind", json.dumps(list(behind)))
+            self._db.set_meta("contracts_behind", json.dumps(sorted(set(versions))))
         self._db.local_epoch += 1
+
+    def behind(self) -> list[tuple[str, int, int]]:
+        """What :meth:`note_behind` kept."""
+        text = self._db.meta_str("contracts_behind")
+        return [(str(t), int(v), int(m)) for t, v, m in json.loads(text)] if text else []
 
     @property
     def last_sync_at(self) -> float | None:
@@ -203,7 +209,11 @@ class OfflineState:
 def read_status(db: VaultDB, pending: int = 0) -> DeviceStatus:
     """A vault's status as the risk rule sees it, from its meta (``pending``: as given)."""
     last, behind = db.meta_str("last_sync_at"), db.meta_str("contracts_behind")
-    return DeviceStatus(float(last) if last else None, pending, tuple(json.loads(behind)) if behind else ())
+    said = tuple(
+        f"{t} v{v} (major {m}) cannot be used by this truthvault: update it, then sync"
+        for t, v, m in (json.loads(behind) if behind else ())
+    )
+    return DeviceStatus(float(last) if last else None, pending, said)
 
 
 def _fit(book: ContractBook, item: SyncItem) -> dict[str, Any] | str:
