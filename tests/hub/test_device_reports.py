@@ -59,6 +59,9 @@ def test_a_report_is_kept_per_device(http: tuple[TestClient, dict[str, str], Hub
         ({"last_sync_at": "2026-11-01T10:00:00"}, "last_sync_at"),  # no zone: ambiguous
         ({"app_version": ""}, "app_version"),
         ({"app_version": "x" * 65}, "app_version"),
+        ({"app_version": "0.1\u0000"}, "app_version"),  # no NUL reaches PostgreSQL
+        ({"last_sync_at": "0001-01-01T00:00:00+14:00"}, "last_sync_at"),  # year 0 in UTC
+        ({"last_sync_at": "1900-01-01T00:00:00Z"}, "last_sync_at"),
     ],
 )
 def test_bad_input_is_a_422_naming_the_field(

@@ -2,10 +2,11 @@
 breaking changes against every version its devices use), and what a device writes under."""
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from ..clock import HybridClock
@@ -40,7 +41,7 @@ class ContractUseBody(BaseModel):
         max_length=1000, description="entity type -> the contract versions this device writes under"
     )
     # What else a device reports at sync (offline governance); an older client sends none of it.
-    app_version: str | None = Field(
+    app_version: Text | None = Field(
         default=None, min_length=1, max_length=64, description="the device's truthvault version"
     )
     last_sync_at: AwareDatetime | None = Field(
@@ -48,6 +49,14 @@ class ContractUseBody(BaseModel):
     )
     pending: int | None = Field(default=None, ge=0, le=2**31 - 1, description="changes it holds unsynced")
     parked: int | None = Field(default=None, ge=0, le=2**31 - 1, description="items it parked")
+
+    @field_validator("last_sync_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # a far year overflows once moved to UTC (year 0, 10000), and no sync happened before 2000
+        if value is not None and not 2000 <= value.year <= 9000:
+            raise ValueError("must be a time between the years 2000 and 9000")
+        return value
 
     def status(self) -> DeviceReport | None:
         """What the device reported besides its versions, None when it reported none of it."""
