@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from truthvault.hub._contract_routes import ContractUseBody
 from truthvault.hub.store import HubStore, Limits, open_store
 from truthvault.model import PullResponse, PushRequest, PushResponse
 from truthvault.sync import Syncer
@@ -43,8 +44,12 @@ class StoreClient:
         marker, contract = self.store.contracts.add(self.ctx, entity_type, schema, major=major, source=source)
         return {"marker": marker, **contract.to_dict()}
 
-    def report_contract_use(self, held: dict[str, list[int]]) -> dict[str, Any]:
-        return {"noted": self.store.contracts.report(self.ctx, held)}
+    def report_contract_use(
+        self, held: dict[str, list[int]], status: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        # as the hub's route takes it (ContractUseBody.status)
+        body = ContractUseBody.model_validate({"held": held, **(status or {})})
+        return {"noted": self.store.contracts.report(self.ctx, held, body.status())}
 
 
 def join_store(vault: Vault, store: HubStore, token: str) -> Syncer:

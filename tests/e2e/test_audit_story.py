@@ -31,7 +31,10 @@ def test_a_device_proves_and_verifies_the_log_and_the_admin_checks_the_database(
     ]  # fmt: skip
     assert all(p["checkpoint"]["size"] == size for p in proofs)
     first_step = proofs[0]["entry"]  # the first: the provisioning's first step, by the hub's admin
-    assert (first_step["action"], first_step["reason"].split(" ")[:2]) == ("workflow.run", ["tenant.provision", "tenant"])
+    assert (first_step["action"], first_step["reason"].split(" ")[:2]) == (
+        "workflow.run",
+        ["tenant.provision", "tenant"],
+    )
     shown = laptop.run("audit", "proof", "0").stdout
     assert "entry 0: workflow.run 1.0.0" in shown and "verified against the hub's signed checkpoint" in shown
     first = laptop.json("audit", "verify", "--full")

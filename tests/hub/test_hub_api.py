@@ -56,6 +56,10 @@ def test_the_hub_package_exports_what_it_names() -> None:
         "HubScope",
         "hub_kernel",
         "run_as_admin",
+        # offline governance: what devices report, and each one's risk
+        "DeviceReport",
+        "DeviceRisk",
+        "device_risks",
     }
     for name in truthvault.hub.__all__:
         assert getattr(truthvault.hub, name) is not None

@@ -147,6 +147,10 @@ def test_public_api_is_curated() -> None:
             "VaultPolicies",
             "check_setter",
             "vault_policies",
+            # offline governance (vault.offline)
+            "OfflineState",
+            "Parked",
+            "ParkStats",
             # the device actions and their results
             "DEVICE_ACTIONS",
             "EntitiesResult",

@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "keys": (_DEVICE, "This device's keys, and the tenant's end-to-end data key (local-first tenants)."),
     "list": (_VAULT, "List entities, newest first. When there are more than are shown, stderr says so."),
     "note": (_VAULT, "Notes: free text, at user level unless --source says otherwise."),
+    "parked": (
+        ("_offline_cmds",),
+        "Items parked at a sync: written under a contract version a newer major version broke.",
+    ),
     "policy": (
         ("_policy_cmds",),
         "The tenant's policy (Cedar): who may run which action, and which need your approval.",

@@ -390,10 +390,22 @@ def register(cli: click.Group) -> None:
 
     @device.command("list")
     @click.option("--tenant", "tenant_name", required=True)
+    @click.option(
+        "--stale",
+        is_flag=True,
+        help="Show each device's offline risk (days offline, contract lag, unsynced changes) "
+        "and what it may still do; riskiest first.",
+    )
     @db_option
     @json_option
-    def device_list(tenant_name: str, db_url: str | None, as_json: bool) -> None:
+    def device_list(tenant_name: str, stale: bool, db_url: str | None, as_json: bool) -> None:
         """List a tenant's devices with when they were last seen."""
+        if stale:
+            from ._offline_cmds import stale_devices
+
+            with open_hub_store(db_url) as store:
+                stale_devices(store, tenant_name, as_json)
+            return
         with open_hub_store(db_url) as store:
             devices = store.list_devices(tenant_name)
         if as_json:
@@ -408,6 +420,9 @@ def register(cli: click.Group) -> None:
             status = "revoked" if d.revoked else "signs" if d.fingerprint else "token"
             table.add_row(d.name, d.id, (d.last_seen_at or "never")[:19], status, str(d.last_mutation))
         out.print(table if devices else "no devices yet")
+
+    # the issue's name for it: 'truthvault hub devices --tenant t --stale'
+    hub.add_command(device_list, "devices")
 
     @device.command("revoke")
     @click.option("--tenant", "tenant_name", required=True, help="The tenant the device belongs to.")

@@ -66,6 +66,8 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
                 "checksum": stats.checksum,
                 "records_checksum": stats.records_checksum,
                 "refused_pushes": [{"entity_id": e, "reason": r} for e, r in stats.refused_pushes],
+                "parked": [{"entity_id": e, "reason": r} for e, r in stats.parked],
+                "upcast": stats.upcast,
                 "refused_pulls": [msgspec.structs.asdict(r) for r in stats.refused_pulls],
                 "overruled": [dataclasses.asdict(o) for o in stats.overruled],
                 "diverged": stats.diverged,
@@ -81,6 +83,8 @@ def _print_stats(stats: SyncStats, as_json: bool) -> None:
     parts.append(
         f"pulled {plural(stats.applied, 'new change')} and {plural(stats.new_records, 'new suggestion or conflict', 'new suggestions or conflicts')}"
     )
+    if stats.upcast:
+        parts.append(f"upcast {plural(len(stats.upcast), 'item')} to the newest version of its contract")
     if stats.resync_reason:
         parts.append(_RESYNCED[stats.resync_reason])
     out.print("; ".join(parts) + f"; cursor {stats.cursor}")
@@ -109,6 +113,14 @@ def _check_unreadable(stats: SyncStats) -> None:
             f"{_some([f'{eid} ({why})' for eid, why in stats.refused_pushes])}",
             hint="everything else was pushed; see 'truthvault sync rejected'",
         )
+    if stats.parked:
+        raise SyncIncomplete(
+            f"{plural(len(stats.parked), 'item')} written under a contract version a newer major version "
+            f"broke {'was' if len(stats.parked) == 1 else 'were'} parked here, not pushed: "
+            f"{_some([f'{eid} ({why})' for eid, why in stats.parked])}",
+            hint="everything else synced; 'truthvault parked' lists them: edit each to fit, then "
+            "'truthvault parked apply N'",
+        )
     if stats.refused_pulls:
         raise SyncIncomplete(
             f"{plural(len(stats.refused_pulls), 'pulled item')} could not be taken in and were kept aside: "
@@ -124,8 +136,8 @@ def _check_unreadable(stats: SyncStats) -> None:
     if stats.diverged:
         raise SyncIncomplete(
             f"this device's {' and '.join(stats.diverged)} differ from the hub's after the sync",
-            hint="'truthvault sync check' compares them; 'truthvault sync rejected' lists what was "
-            "kept aside; 'truthvault sync resync' pulls the hub's state again",
+            hint="'truthvault sync check' compares them; 'truthvault sync rejected' and 'truthvault "
+            "parked' list what was kept aside; 'truthvault sync resync' pulls the hub's state again",
         )
 
 

@@ -13,6 +13,8 @@ from .store import Device, DeviceContext, Event, HubStore, Limits, Tenant, open_
 
 if TYPE_CHECKING:
     from ._actions import HUB_ACTIONS, HubScope
+    from ._contracts import DeviceReport
+    from ._device_risk import DeviceRisk, device_risks
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
     from ._workflows import hub_engine, provision_tenant
@@ -22,6 +24,8 @@ __all__ = [
     "HUB_ACTIONS",
     "Device",
     "DeviceContext",
+    "DeviceReport",
+    "DeviceRisk",
     "Event",
     "Hub",
     "HubScope",
@@ -31,6 +35,7 @@ __all__ = [
     "Limits",
     "Tenant",
     "create_app",
+    "device_risks",
     "hub_engine",
     "hub_kernel",
     "open_store",
@@ -52,6 +57,9 @@ _LAZY = {
     # sagas load DBOS only when an engine launches
     "hub_engine": "._workflows",
     "provision_tenant": "._workflows",
+    "DeviceReport": "._contracts",
+    "DeviceRisk": "._device_risk",
+    "device_risks": "._device_risk",
 }
 
 

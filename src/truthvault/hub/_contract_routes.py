@@ -2,14 +2,17 @@
 breaking changes against every version its devices use), and what a device writes under."""
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from ..clock import HybridClock
 from ..kernel import Contract
+from ._auth import iso_s
+from ._contracts import DeviceReport
 from ._device_routes import Text
 from ._governance import run_for_device
 from .store import DeviceContext, HubStore
@@ -37,6 +40,39 @@ class ContractUseBody(BaseModel):
     held: dict[Text, list[int]] = Field(
         max_length=1000, description="entity type -> the contract versions this device writes under"
     )
+    # What else a device reports at sync (offline governance); an older client sends none of it.
+    app_version: Text | None = Field(
+        default=None, min_length=1, max_length=64, description="the device's truthvault version"
+    )
+    last_sync_at: AwareDatetime | None = Field(
+        default=None, description="when the device last synced before this sync (ISO 8601 with a zone)"
+    )
+    pending: int | None = Field(default=None, ge=0, le=2**31 - 1, description="changes it holds unsynced")
+    parked: int | None = Field(default=None, ge=0, le=2**31 - 1, description="items it parked")
+
+    @field_validator("last_sync_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # a far year overflows once moved to UTC (year 0, 10000), and no sync happened before 2000
+        if value is not None and not 2000 <= value.year <= 9000:
+            raise ValueError("must be a time between the years 2000 and 9000")
+        return value
+
+    def status(self) -> DeviceReport | None:
+        """What the device reported besides its versions, None when it reported none of it."""
+        if (
+            self.app_version is None
+            and self.last_sync_at is None
+            and self.pending is None
+            and self.parked is None
+        ):
+            return None
+        return DeviceReport(
+            app_version=self.app_version,
+            previous_sync_at=None if self.last_sync_at is None else iso_s(self.last_sync_at.timestamp()),
+            pending=self.pending or 0,
+            parked=self.parked or 0,
+        )
 
 
 def _said(marker: int, contract: Contract) -> dict[str, Any]:
@@ -76,6 +112,7 @@ def add_contract_routes(
 
     @app.put("/v1/contract-use", tags=["contracts"])
     async def report_use(body: ContractUseBody, ctx: Device) -> dict[str, int]:
-        """What this device writes under now, per type (it replaces what the hub noted of it)."""
-        noted = await run_in_threadpool(store.contracts.report, ctx, body.held)
+        """What this device writes under now, per type (it replaces what the hub noted of it),
+        and, from a current device, its app version, last sync and unsynced changes."""
+        noted = await run_in_threadpool(store.contracts.report, ctx, body.held, body.status())
         return {"noted": noted}

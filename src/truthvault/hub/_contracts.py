@@ -6,10 +6,12 @@ device checked it before sealing). Portable SQL over :class:`~._sql.SqlDatabase`
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Forbidden, InvalidInput
@@ -21,7 +23,7 @@ from ._auth import iso_s
 from ._sql import Db, SqlDatabase
 from .store import DeviceContext
 
-__all__ = ["HubContracts"]
+__all__ = ["DeviceReport", "HubContracts"]
 
 #: stands for a version its type does not have (the type has others)
 _UNKNOWN = Contract("unknown", 0, 0, {})
@@ -32,6 +34,18 @@ _UNKNOWN = Contract("unknown", 0, 0, {})
 _BOOK_TTL_S = 2.0
 #: The most (type, version) pairs a device may report.
 _MAX_HELD = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """What a device reports of itself at the end of a sync, besides its contract versions."""
+
+    app_version: str | None = None
+    #: its sync before this one, as it says (ISO 8601), None: this is its first
+    previous_sync_at: str | None = None
+    #: changes it holds that the hub does not: queued, and parked
+    pending: int = 0
+    parked: int = 0
 
 
 class HubContracts:
@@ -126,8 +140,12 @@ class HubContracts:
         return int(marker), contract
 
     # -- what devices use ----------------------------------------------------------------
-    def report(self, ctx: DeviceContext, held: Mapping[str, Sequence[int]]) -> int:
-        """What a device writes under now (it replaces what was noted of it); how many pairs."""
+    def report(
+        self, ctx: DeviceContext, held: Mapping[str, Sequence[int]], status: DeviceReport | None = None
+    ) -> int:
+        """What a device writes under now (it replaces what was noted of it), and with
+        ``status`` what else it reports at sync (its app version, last sync, unsynced changes);
+        how many pairs."""
         pairs = sorted(
             {(check_entity_type(t, f"held.{t}"), _version(v, t)) for t, vs in held.items() for v in vs}
         )
@@ -140,23 +158,67 @@ class HubContracts:
                 "INSERT INTO contract_use (tenant_pk, device_id, entity_type, version, seen_at) VALUES (?, ?, ?, ?, ?)",
                 [(pk, ctx.device_id, t, v, at) for t, v in pairs],
             )
+            if status is not None:
+                db.execute(
+                    "DELETE FROM device_reports WHERE tenant_pk = ? AND device_id = ?", (pk, ctx.device_id)
+                )
+                db.execute(
+                    "INSERT INTO device_reports (tenant_pk, device_id, app_version, previous_sync_at, pending, "
+                    "parked, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        pk,
+                        ctx.device_id,
+                        status.app_version,
+                        status.previous_sync_at,
+                        status.pending,
+                        status.parked,
+                        at,
+                    ),
+                )
         with self._lock:
             self._seen = {s for s in self._seen if s[:2] != (ctx.tenant_id, ctx.device_id)}
             self._seen.update((ctx.tenant_id, ctx.device_id, t, v) for t, v in pairs)
         return len(pairs)
 
+    def reports(self, tenant_id: str) -> dict[str, tuple[DeviceReport, str]]:
+        """Each device's last report, with when the hub took it, by device id."""
+        pk = self._db.tenant_pk(tenant_id)
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT device_id, app_version, previous_sync_at, pending, parked, reported_at "
+                "FROM device_reports WHERE tenant_pk = ?",
+                (pk,),
+            ).fetchall()
+        return {r[0]: (DeviceReport(r[1], r[2], int(r[3]), int(r[4])), str(r[5])) for r in rows}
+
+    def held_by_device(self, tenant_id: str) -> dict[str, dict[str, builtins.list[int]]]:
+        """Per device, the versions of each type it writes under (as reported or pushed)."""
+        pk = self._db.tenant_pk(tenant_id)
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT device_id, entity_type, version FROM contract_use WHERE tenant_pk = ? "
+                "ORDER BY device_id, entity_type, version",
+                (pk,),
+            ).fetchall()
+        found: dict[str, dict[str, builtins.list[int]]] = {}
+        for device_id, kind, version in rows:
+            found.setdefault(device_id, {}).setdefault(kind, []).append(int(version))
+        return found
+
     def screen(self, ctx: DeviceContext, items: Sequence[SyncItem]) -> dict[int, str]:
-        """The items of a push the hub refuses, by index, with why: for a cloud-first tenant,
-        those whose payload does not fit the contract version they declare (or that declare one
-        the type does not have). Notes the versions the pushing device writes under."""
+        """The items of a push the hub refuses, by index, with why: those written under a
+        contract version a newer major version broke (any tenant: the version travels in
+        clear), and for a cloud-first tenant those whose payload does not fit the contract
+        version they declare (or that declare one the type does not have). Notes the versions
+        the pushing device writes under."""
         if not items:
             return {}
         self._note_use(ctx, items)
-        if ctx.vault_mode != "cloud_first":
-            return {}
+        cloud = ctx.vault_mode == "cloud_first"
         book, refused = self.book(ctx.tenant_id), {}
         # the version each (type, version) pair is checked against, None when the type is free-form
         found: dict[tuple[str, int], Contract | None] = {}
+        broken: dict[tuple[str, int], Contract | None] = {}
         for n, item in enumerate(items):
             if item.deleted:
                 continue
@@ -164,8 +226,16 @@ class HubContracts:
             if key not in found:
                 book = self._book_for(ctx.tenant_id, book, key)
                 found[key] = book.get(*key) or (book.current(key[0]) and _UNKNOWN)
+                broken[key] = book.broken(*key)
+            newer = broken[key]
+            if newer is not None and not item.kept:  # a kept loser is a record: it applies nothing
+                refused[n] = (
+                    f"items[{n}] ({describe_item(item)}): contract_version: {key[0]} v{key[1]} was broken "
+                    f"by v{newer.version} (major {newer.major}); a current device upcasts or parks it"
+                )
+                continue
             contract = found[key]
-            if contract is None or (contract is not _UNKNOWN and contract.accepts(item.payload)):
+            if not cloud or contract is None or (contract is not _UNKNOWN and contract.accepts(item.payload)):
                 continue
             reason = book.refusal(item.entity_type, item.contract_version, bytes(item.payload))
             refused[n] = f"items[{n}] ({describe_item(item)}): {reason}"

@@ -93,6 +93,15 @@ if TYPE_CHECKING:
         PolicyRequest,
     )
     from ._registry import ActionInput, ActionOutput, ActionSpec, Context, Registry
+    from ._risk import (
+        CAPTURE_ACTIONS,
+        DeviceStatus,
+        OfflineRisk,
+        RiskAssessment,
+        assess,
+        contract_lag,
+        critical_at,
+    )
     from ._saga import (
         Retry,
         Saga,
@@ -115,6 +124,7 @@ if TYPE_CHECKING:
         Target,
         ValidationFailed,
     )
+    from ._upcast import UPCAST_KEY, upcast
     from ._workflows import STATUSES as WORKFLOW_STATUSES
     from ._workflows import StepEvent, WorkflowEngine, WorkflowInfo
 
@@ -122,6 +132,7 @@ __all__ = [
     "APPROVAL_KINDS",
     "BUILTIN_CONTRACTS",
     "BUILTIN_POLICY",
+    "CAPTURE_ACTIONS",
     "DEFAULT_POLICY",
     "EMPTY_ROOT",
     "ENTRY_FORMAT",
@@ -131,6 +142,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "SECURITY_DOMAINS",
     "STATUSES",
+    "UPCAST_KEY",
     "WORKFLOW_STATUSES",
     "ActionConflict",
     "ActionError",
@@ -161,6 +173,7 @@ __all__ = [
     "Contract",
     "ContractBook",
     "DeviceBatch",
+    "DeviceStatus",
     "Frontier",
     "InputBroker",
     "InputHasher",
@@ -170,6 +183,7 @@ __all__ = [
     "KeyedSeal",
     "MemoryTree",
     "NodeSource",
+    "OfflineRisk",
     "PinRecord",
     "PolicyDecision",
     "PolicyEngine",
@@ -180,6 +194,7 @@ __all__ = [
     "Registry",
     "Retry",
     "Risk",
+    "RiskAssessment",
     "Saga",
     "SagaRegistry",
     "SqlStepLedger",
@@ -194,12 +209,15 @@ __all__ = [
     "ValidationFailed",
     "WorkflowEngine",
     "WorkflowInfo",
+    "assess",
     "breaking_changes",
     "builtin_rules",
     "check_policy",
     "check_schema",
     "compile_policy",
     "consistency_proof",
+    "contract_lag",
+    "critical_at",
     "decision_key",
     "decode_entry",
     "encode_record",
@@ -222,6 +240,7 @@ __all__ = [
     "status_rank",
     "targets_from_json",
     "targets_json",
+    "upcast",
     "verify_batch",
     "verify_checkpoint",
     "verify_consistency",
@@ -230,6 +249,15 @@ __all__ = [
 
 #: where each name lives
 _LAZY = {
+    "CAPTURE_ACTIONS": "._risk",
+    "DeviceStatus": "._risk",
+    "OfflineRisk": "._risk",
+    "RiskAssessment": "._risk",
+    "assess": "._risk",
+    "contract_lag": "._risk",
+    "critical_at": "._risk",
+    "UPCAST_KEY": "._upcast",
+    "upcast": "._upcast",
     "seal_message": "._approval_seal",
     "seal_key_id": "._approval_seal",
     "KeyedSeal": "._approval_seal",

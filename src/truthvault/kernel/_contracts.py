@@ -25,6 +25,7 @@ import msgspec
 
 from ..errors import ConflictState, InvalidInput
 from ..intake import check_entity_type
+from ._upcast import UPCAST_KEY, check_upcast
 
 __all__ = [
     "BUILTIN_CONTRACTS",
@@ -160,6 +161,8 @@ def check_schema(schema: Any, where: str = "schema") -> dict[str, Any]:
         raise InvalidInput(f"{where}: over {MAX_SCHEMA_BYTES} bytes")
     if schema.get("type") != "object":
         raise InvalidInput(f'{where}.type: must be "object" (a payload is a JSON object)')
+    if UPCAST_KEY in schema:
+        check_upcast(schema[UPCAST_KEY], f"{where}.{UPCAST_KEY}")
     for path, ref in _refs(schema, where):
         if not ref.startswith("#"):
             raise InvalidInput(f"{path}: {ref!r} refers outside the schema (only '#...' references)")
@@ -192,6 +195,7 @@ def _refs(node: Any, path: str) -> Iterable[tuple[str, str]]:
 _ANNOTATIONS = frozenset(
     {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated"}
     | {"readOnly", "writeOnly", "format", "$anchor", "contentMediaType", "contentEncoding"}
+    | {UPCAST_KEY}  # how older payloads become this version's: says nothing of what is valid
 )
 #: keywords this check understands (the rest, when changed, are taken as breaking)
 _LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
@@ -377,6 +381,10 @@ class ContractBook:
         versions = self._by_type.get(entity_type, {})
         latest = versions[max(versions)] if versions else None
         if latest is None:
+            if UPCAST_KEY in schema:
+                raise InvalidInput(
+                    f"schema.{UPCAST_KEY}: the first version of a type has nothing to upcast from"
+                )
             return Contract(entity_type, 1, 1, schema)
         breaks: list[str] = []
         for version in sorted({latest.version, *(v for v in in_use if v in versions)}):
@@ -388,7 +396,24 @@ class ContractBook:
             raise ConflictState(f"contract {entity_type}: v{latest.version} already has this schema")
         if breaks and not major:
             raise BreakingChange(entity_type, breaks)
-        return Contract(entity_type, latest.version + 1, latest.major + (1 if major else 0), schema)
+        new_major = latest.major + (1 if major else 0)
+        declared = schema.get(UPCAST_KEY)
+        if declared is not None and (not major or declared["from_major"] != new_major - 1):
+            raise InvalidInput(
+                f"schema.{UPCAST_KEY}.from_major: an upcaster belongs to the first version of a new major "
+                f"version and upcasts from the one before ({new_major - 1 if major else 'mark it --major'})"
+            )
+        return Contract(entity_type, latest.version + 1, new_major, schema)
+
+    def broken(self, entity_type: str, version: int) -> Contract | None:
+        """The newest version of a type when a newer major version broke ``version`` (a payload
+        written under it may no longer fit), else None (it is current, or unknown here)."""
+        found = self._by_type.get(entity_type)
+        written = None if found is None else found.get(version)
+        if written is None or found is None:
+            return None
+        current = found[max(found)]
+        return current if current.major > written.major else None
 
 
 def _list(versions: Mapping[int, Contract]) -> str:

@@ -23,7 +23,7 @@ from ..model import PullResponse, PushRequest, PushResponse, Refused, SyncItem
 from ..vault import Overruled, Vault
 from ._approvals import BrokerSync, sync_approvals
 from ._audit import audit_step
-from ._contracts import sync_contracts
+from ._contracts import fetch_contracts, sync_contracts
 from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._policy import sync_policy
@@ -90,6 +90,10 @@ class SyncStats:
     records_checksum: str | None = None
     #: what the broker's step moved (approvals and requests for input); None: the hub has no broker
     approvals: BrokerSync | None = None
+    #: queued items upcast to the newest version of their contract before the push (entity ids)
+    upcast: list[str] = field(default_factory=list)
+    #: queued items parked before the push (a newer major version broke theirs): (entity id, why)
+    parked: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,8 @@ class Syncer:
         self._on_page: Callable[[PullResponse], None] | None = None
         #: the hub's audit checkpoint the last sync accepted (None: not checked)
         self.checkpoint: Checkpoint | None = None
+        #: contract versions the last push fetched first (None: the hub has no contracts)
+        self._fetched: int | None = 0
 
     def _ring(self) -> Keyring:
         """The tenant keyring, fetched, created or shared once per Syncer (local-first only)."""
@@ -190,8 +196,14 @@ class Syncer:
         stats.unreadable.extend(failed)
         return opened
 
-    def push(self, progress: Progress | None = None, stats: SyncStats | None = None) -> SyncStats:
+    def push(
+        self, progress: Progress | None = None, stats: SyncStats | None = None, *, screen: bool = True
+    ) -> SyncStats:
         """Push every queued change, a batch at a time, until the queue is empty.
+
+        First (unless ``screen`` is false) the hub's new contract versions are fetched and the
+        queue screened: what waits under a version a newer major version broke is upcast (when
+        the contracts say how) or parked here, never pushed (``stats.upcast``, ``stats.parked``).
 
         The queue is read a few batches at a time (see :meth:`_plan`). Once the hub has answered
         one batch, the next goes out and the answered one is acknowledged while the hub works on
@@ -199,6 +211,11 @@ class Syncer:
         device's work and the hub's overlap.
         """
         stats = stats or SyncStats()
+        if screen:
+            self._fetched = fetch_contracts(self.vault, self.client)
+            screened = self.vault.offline.screen_queue()
+            stats.upcast += screened.upcast
+            stats.parked += screened.parked
         outcomes: dict[str, int] = stats.push_outcomes or {}
         total = self.replica.pending_count()
         previous: tuple[object, ...] | None = None
@@ -361,13 +378,15 @@ class Syncer:
         """
         if self.e2e:
             self._ring()  # keys first: a device without the tenant key moves nothing
+        # the push fetches the contracts first: what waits under a version a new major version
+        # broke is upcast (when the contracts say how) or parked here, never pushed
         stats = self.push(progress)
         stats = self.pull(progress, stats=stats)
         sync_policy(self.vault, self.client, stats.diverged)  # every device decides with the tenant's rules
         if (stats.resynced or stats.requeued) and self.replica.pending_count():
-            self.push(progress, stats)  # what the hub lost goes back to it now
+            self.push(progress, stats, screen=False)  # what the hub lost goes back to it now
             stats = self.pull(progress, stats=stats)
-        stats.contracts = sync_contracts(self.vault, self.client)
+        stats.contracts = sync_contracts(self.vault, self.client, fetched=self._fetched, fetch=False)
         if stats.checksum is not None and not self.replica.pending_count():
             if self.replica.checksum() != stats.checksum:
                 stats.diverged.append("entities")
@@ -379,6 +398,7 @@ class Syncer:
         stats.approvals = sync_approvals(self.vault, self.client)
         # the audit log: this device's entries up, the hub's checkpoint checked against the kept one
         self.checkpoint = audit_step(self.vault, self.client, self.keys.device_keys)
+        self.vault.offline.note_synced()  # the device's own offline risk starts again from now
         return stats
 
     def resync(

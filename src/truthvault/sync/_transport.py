@@ -290,9 +290,14 @@ class HubClient:
         result: dict[str, Any] = self._request("POST", f"/v1/contracts/{entity_type}", json=body).json()
         return result
 
-    def report_contract_use(self, held: dict[str, list[int]]) -> dict[str, Any]:
-        """Tell the hub the contract versions this device writes under (``PUT /v1/contract-use``)."""
-        result: dict[str, Any] = self._request("PUT", "/v1/contract-use", json={"held": held}).json()
+    def report_contract_use(
+        self, held: dict[str, list[int]], status: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Tell the hub the contract versions this device writes under (``PUT /v1/contract-use``),
+        with ``status`` what else it reports (``app_version``, ``last_sync_at``, ``pending``,
+        ``parked``)."""
+        body = {"held": held, **{k: v for k, v in (status or {}).items() if v is not None}}
+        result: dict[str, Any] = self._request("PUT", "/v1/contract-use", json=body).json()
         return result
 
     def conflicts(self, status: str = "open") -> list[Record]:

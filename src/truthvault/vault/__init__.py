@@ -13,6 +13,7 @@ from ._audit import DeviceAudit
 from ._codec import VaultRecord, payload_of
 from ._db import DB_NAME, EVENT_TYPES, KEY_FILE, Event, WriteResult
 from ._ids import new_id
+from ._offline import OfflineState, Parked, ParkStats
 from ._policy import VaultPolicies, check_setter, vault_policies
 from ._pull import LOCAL_ONLY_REASON, ApplyStats, Overruled
 from ._refusals import Refusal
@@ -47,7 +48,10 @@ __all__ = [
     "EntitiesResult",
     "EntityResult",
     "Event",
+    "OfflineState",
     "Overruled",
+    "ParkStats",
+    "Parked",
     "RecordResult",
     "Refusal",
     "Replica",

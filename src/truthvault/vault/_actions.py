@@ -483,3 +483,7 @@ def pin_set(ctx: Ctx, params: PinIn) -> PinOut:
     current = params.current.get_secret_value() if params.current else None
     ctx.store.broker.set_pin(params.pin.get_secret_value(), actor=ctx.actor, current=current)
     return PinOut(set=True)
+
+
+# registered here, so that every kernel over DEVICE_ACTIONS has them (their module imports this one)
+from . import _offline_actions  # noqa: E402, F401

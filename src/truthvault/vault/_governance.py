@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..kernel import (
     Kernel,
+    OfflineRisk,
     PolicyDecision,
     PolicyRequest,
     StoredPolicy,
+    assess,
+    critical_at,
     decision_key,
 )
 from ._actions import DEVICE_ACTIONS
 from ._db import VaultDB
 from ._input_key import VaultInputHash
+from ._offline import read_status
 from ._policy import VaultPolicies
 
 if TYPE_CHECKING:
@@ -42,12 +47,25 @@ class _TenantPolicy:
         self._saved: dict[str, list[Any]] = {}
         #: this process's decisions, by request (targets as given: they hold no payload)
         self._memo: dict[tuple[Any, ...], PolicyDecision] = {}
+        #: when this device's offline risk turns critical (Unix seconds; None: never, it syncs
+        #: with no hub): read with the policy, so a decision costs a float comparison
+        self._critical_at: float | None = None
+
+    def _offline_critical_at(self) -> float | None:
+        with self._db.read():
+            if not self._db.meta("hub_url"):
+                return None  # a vault that syncs with no hub is never stale
+            return critical_at(read_status(self._db))
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         epoch = self._db.epoch()
         if epoch != self._epoch:
             self._load()
             self._epoch = epoch
+        if self._critical_at is not None and time.time() > self._critical_at:
+            refused = self._offline_refusal(request)
+            if refused is not None:
+                return refused
         actor = request.actor
         memo_key = (actor.source, actor.device_id, request.action, request.risk, request.targets)
         decision = self._memo.get(memo_key)
@@ -67,7 +85,20 @@ class _TenantPolicy:
         self._memo[memo_key] = decision
         return decision
 
+    def _offline_refusal(self, request: PolicyRequest) -> PolicyDecision | None:
+        """The refusal of an action a device at critical offline risk may not run, or None."""
+        risk = assess(read_status(self._db), time.time())
+        if risk.level is not OfflineRisk.CRITICAL or risk.permits(request.action, request.risk):
+            return None
+        return PolicyDecision(
+            False,
+            policies=("offline-risk",),
+            reason=f"this device is at critical offline risk ({'; '.join(risk.reasons)}): it may only "
+            f"{' and '.join(risk.allowed)} until it syncs; {risk.hint}",
+        )
+
     def _load(self) -> None:
+        self._critical_at = self._offline_critical_at()
         current = VaultPolicies(self._db).current()
         self._stamp = f"{current.version}:{hashlib.sha256(current.text.encode()).hexdigest()}"
         with self._db.read():

@@ -50,7 +50,7 @@ def keep_aside(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (direction, kind, entity_id, record_id, reason, db.stamp(), raw, mutation),
     )
-    event = "PULL_REFUSED" if direction == "pull" else "PUSH_REFUSED"
+    event = {"pull": "PULL_REFUSED", "parked": "ITEM_PARKED"}.get(direction, "PUSH_REFUSED")
     db.add_event(event, entity_id, kind=kind, record_id=record_id, reason=reason)
 
 
@@ -98,6 +98,8 @@ class Refusals:
         if direction is not None:
             sql += " WHERE direction = ?"
             args.append(direction)
+        else:
+            sql += " WHERE direction IN ('push', 'pull')"  # parked items are listed apart
         with self._db.read():
             rows = self._db.named(sql + " ORDER BY id DESC", args)
         return [

@@ -19,6 +19,7 @@ from ._audit import DeviceAudit
 from ._codec import ENTITY_SELECT, VaultRecord, item_from_row
 from ._contracts import VaultContracts
 from ._db import Event, VaultDB, WriteResult
+from ._offline import OfflineState
 from ._records import Records
 from ._replica import Replica
 from ._search import fts_error, plain_query
@@ -51,6 +52,8 @@ class Vault:
         self._transfer = Transfer(db, applier)
         #: the sync side of this vault: push queue, pulls, the hub joined, re-syncs
         self.replica = Replica(db, applier)
+        #: offline governance: this device's own risk, and the items it parked at a sync
+        self.offline = OfflineState(db, self.contracts, self._writer)
         self._kernel: Kernel[Vault] | None = None
         self._broker: InputBroker | None = None
         #: the audit outbox (the kernel's AuditSink on this device) and the hub checkpoint kept
