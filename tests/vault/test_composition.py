@@ -38,6 +38,8 @@ USER_API = {
     "export_jsonl",
     # the governed path over this vault
     "kernel",
+    # automation rules and their runner (docs/automations.md)
+    "automations",
     "actor",
     "transaction",
     # the input broker: approvals and requests for input (docs/kernel-approvals.md)

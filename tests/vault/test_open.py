@@ -147,6 +147,16 @@ def test_public_api_is_curated() -> None:
             "VaultPolicies",
             "check_setter",
             "vault_policies",
+            # automations, durable workflows and backups
+            "Automations",
+            "RuleEntry",
+            "vault_engine",
+            "BACKUP_KEY_FILE",
+            "backup_key",
+            "open_backup",
+            "read_key",
+            "schedule_of",
+            "set_schedule",
             # offline governance (vault.offline)
             "OfflineState",
             "Parked",
