@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -104,3 +105,66 @@ def test_a_tenant_that_holds_a_device_is_never_removed_as_new(hub_store: HubStor
         hub_store.drop_new_tenant(tenant.id)
     assert hub_store.get_tenant("acme").id == tenant.id
     hub_store.drop_new_tenant("no-such-tenant")  # gone already: done
+
+
+_KILLED_PROVISION = """
+import os, signal, sys
+from truthvault.hub import hub_engine, open_store
+from truthvault.hub._workflows import provision_input
+url = sys.argv[1]
+store = open_store(url)
+engine = hub_engine(store, url)
+def observe(event):
+    if (event.step, event.outcome) == ("policy", "completed"):
+        os.kill(os.getpid(), signal.SIGKILL)
+engine.observe = observe
+engine.launch()
+engine.run("tenant.provision", provision_input("acme", "cloud_first"), workflow_id="provision-acme")
+"""
+
+
+@pytest.mark.timeout(180)
+def test_a_serving_hub_resumes_a_provisioning_a_killed_process_left(hub_url: str, tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from truthvault.hub import open_store
+
+    open_store(hub_url).close()  # made, as 'hub init' makes it
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_PROVISION, hub_url], capture_output=True, text=True, timeout=120
+    )
+    assert killed.returncode == -9, killed.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TRUTHVAULT_HOME": str(tmp_path / "home")}
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "truthvault", "hub", "serve", "--db", hub_url, "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        store = open_store(hub_url)
+        deadline = time.monotonic() + 90
+        steps: list[object] = []
+        while time.monotonic() < deadline:
+            try:
+                tenant = store.get_tenant("acme")
+                steps = [e.detail["step"] for e in store.events(tenant.id, type="WORKFLOW_STEP")]
+            except NotFound:
+                steps = []
+            if steps == ["tenant", "policy", "contracts", "code"]:
+                break
+            time.sleep(0.2)
+        assert steps == ["tenant", "policy", "contracts", "code"]  # each step once: none ran twice
+        store.close()
+    finally:
+        serving.terminate()
+        serving.communicate(timeout=30)  # its pipes closed
+    url, schema = dbos_url(hub_url)
+    if schema:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -132,9 +132,11 @@ def serve_hub(
         + (f"; certificate SHA256 {server.fingerprint}" if server.fingerprint else "")
     )
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
-    from ..hub import hub_engine
+    from ..hub import run_workflows
 
-    with hub_engine(store, db_url):  # runs workflows; resumes those a killed hub left
+    # the hub's workflows run beside the server (those a killed hub left resume), started in
+    # the background: DBOS takes half a second to load, which the server need not wait for
+    with run_workflows(store, db_url):
         if ready is not None:
             ready(server.server)
         server.run()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._device_risk import DeviceRisk, device_risks
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
-    from ._workflows import hub_engine, provision_tenant
+    from ._workflows import hub_engine, provision_tenant, run_workflows
     from .app import HubSettings, create_app
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "open_store",
     "provision_tenant",
     "run_as_admin",
+    "run_workflows",
 ]
 
 #: names whose modules load the web framework: imported when first asked for, so that opening
@@ -57,6 +58,7 @@ _LAZY = {
     # sagas load DBOS only when an engine launches
     "hub_engine": "._workflows",
     "provision_tenant": "._workflows",
+    "run_workflows": "._workflows",
     "DeviceReport": "._contracts",
     "DeviceRisk": "._device_risk",
     "device_risks": "._device_risk",

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,9 @@ from ._governance import HUB_ADMIN, run_as_admin
 from ._port import now
 from .store import HubStore
 
-__all__ = ["dbos_url", "hub_engine", "hub_sagas", "provision_input", "provision_tenant"]
+__all__ = ["dbos_url", "hub_engine", "hub_sagas", "provision_input", "provision_tenant", "run_workflows"]
+
+log = logging.getLogger("truthvault.hub")
 
 #: how long the first enrolment code of a provisioned tenant stays valid
 _CODE_TTL_S = 15 * 60
@@ -152,3 +158,27 @@ def provision_tenant(store: HubStore, hub_url: str, name: str, mode: str) -> dic
         )
     results: dict[str, Any] = outcome["results"]
     return results
+
+
+@contextmanager
+def run_workflows(store: HubStore, hub_url: str) -> Iterator[WorkflowEngine]:
+    """The hub's workflow engine, launched in the background while the block runs (a server
+    need not wait for DBOS to load), closed after it; a launch that fails is logged and the
+    block goes on (the hub serves; its workflows wait for its next start)."""
+    engine = hub_engine(store, hub_url)
+    failed: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            engine.launch()
+        except Exception as exc:  # logged: the server still serves sync
+            failed.append(exc)
+            log.exception("the hub's workflows did not start")
+
+    starter = threading.Thread(target=launch, name="truthvault-workflows", daemon=True)
+    starter.start()
+    try:
+        yield engine
+    finally:
+        starter.join()
+        engine.close()
