@@ -22,7 +22,7 @@ __all__ = ["TENANT_TABLES", "Tenants", "check_name"]
 #: every table that keeps rows of a tenant (by ``tenant_pk``); a test checks it against the schema
 TENANT_TABLES = (
     "audit_batches", "audit_entries", "audit_heads", "audit_nodes", "audit_pending",
-    "broker_pins", "broker_requests", "commits", "contract_use", "contracts", "devices",
+    "broker_pins", "broker_requests", "commits", "contract_use", "contracts", "device_reports", "devices",
     "enrol_codes", "entities", "head_marks", "key_blobs", "policy_versions", "records",
     "security_events", "sync_events",
 )  # fmt: skip
