@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from ._audit import AuditLog
     from ._audit_queue import AuditQueue
     from ._broker import HubBroker
+    from ._admin import HubAdmin
     from ._contracts import HubContracts
+    from ._dead_letters import DeadLetters
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -166,6 +168,10 @@ class HubStore(Protocol):
     audit: AuditLog
     #: queued audit appends (an action's or a push's entry), sequenced into the logs
     audit_queue: AuditQueue
+    #: what failed for good, kept until someone retries, quarantines or discards it
+    dead_letters: DeadLetters
+    #: admin tokens (for /diagz) and the record of audit verifications
+    admin: HubAdmin
 
     def close(self) -> None:
         """Release connections."""
