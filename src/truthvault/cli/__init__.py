@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "deny": (_APPROVAL, "Deny a pending request (ID or its first characters), saying why."),
     "devices": (_DEVICE, "The devices of this vault's tenant, with when each was last seen."),
+    "doctor": (
+        ("_doctor_cmd",),
+        "Check this device: vault file, schema, keys, hub and its TLS pin, clock, queue, audit.",
+    ),
     "edit": (_VAULT, "Change an entity. A user edit of AI or automation content makes it user truth."),
     "enroll": (
         _DEVICE,
