@@ -21,7 +21,9 @@ def test_a_failed_provisioning_is_kept_decided_and_retried(hub: HubProc) -> None
     assert again.returncode != 0 and "step 'tenant' failed" in again.stderr
     [letter] = admin.json("hub", "dlq", "list")
     assert letter["kind"] == "workflow" and letter["status"] == "open"
-    assert letter["source"] == "tenant.provision/tenant (run)" and letter["error"].startswith("conflict_state: tenant")
+    assert letter["source"] == "tenant.provision/tenant (run)" and letter["error"].startswith(
+        "conflict_state: tenant"
+    )
     assert letter["input"]["input"]["name"] == "family"
 
     shown = admin.run("hub", "dlq", "show", letter["id"][:8]).stdout
@@ -63,7 +65,9 @@ def test_readyz_and_diagz_of_a_serving_hub(hub: HubProc) -> None:
     assert made["token"].startswith("tvadm_")
     assert made["token"] not in hub.log.read_text()
     hub.admin.run("hub", "audit", "verify")
-    body = httpx.get(hub.url + "/diagz", headers={"Authorization": f"Bearer {made['token']}"}, timeout=10).json()
+    body = httpx.get(
+        hub.url + "/diagz", headers={"Authorization": f"Bearer {made['token']}"}, timeout=10
+    ).json()
     assert body["database"]["reachable"] is True
     assert body["audit"]["last_verification"]["ok"] is True
     assert body["workflows"]["kept"] is True  # 'tenant add' ran tenant.provision

@@ -31,7 +31,11 @@ def client(hub_store: HubStore) -> Iterator[TestClient]:
 def test_readyz_answers_200_with_the_schema_revision(client: TestClient, hub_store: HubStore) -> None:
     answer = client.get("/readyz")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ready", "backend": hub_store.backend, "schema_revision": migrations.HEAD_REVISION}
+    assert answer.json() == {
+        "status": "ready",
+        "backend": hub_store.backend,
+        "schema_revision": migrations.HEAD_REVISION,
+    }
 
 
 def test_readyz_is_503_while_a_sqlite_hub_file_is_gone(tmp_path: Path) -> None:
@@ -71,7 +75,9 @@ def test_readyz_is_503_while_postgresql_takes_no_connections() -> None:
                     assert name not in answer.text  # where the database is stays in the log
                     token = "tvadm_" + "x" * 20
                     assert client.get("/healthz").status_code == 200
-                    assert client.get("/diagz", headers={"Authorization": f"Bearer {token}"}).status_code >= 500
+                    assert (
+                        client.get("/diagz", headers={"Authorization": f"Bearer {token}"}).status_code >= 500
+                    )
                     admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
                     assert client.get("/readyz").status_code == 200
             finally:
@@ -83,12 +89,12 @@ def test_readyz_is_503_while_postgresql_takes_no_connections() -> None:
 def test_diagz_needs_the_admin_token(client: TestClient, hub_store: HubStore) -> None:
     answer = client.get("/diagz")
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized"
-    device, token = hub_store.add_device(hub_store.add_tenant("acme", "cloud_first").name, "laptop")
+    _device, token = hub_store.add_device(hub_store.add_tenant("acme", "cloud_first").name, "laptop")
     # a device's token is not the admin's
     assert client.get("/diagz", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert client.get("/diagz", headers={"Authorization": "Bearer tvadm_guessed"}).status_code == 401
     assert "ADMIN_AUTH_FAILED" in [e.type for e in hub_store.security_events()]
-    made, secret = hub_store.admin.create_token("ops")
+    _made, secret = hub_store.admin.create_token("ops")
     assert client.get("/diagz", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     hub_store.admin.revoke_token("ops")
     assert client.get("/diagz", headers={"Authorization": f"Bearer {secret}"}).status_code == 401

@@ -67,7 +67,8 @@ def register_hub(hub: click.Group) -> None:
             print_json([x.to_dict() for x in letters])
             return
         rows: list[list[str | Struck]] = [
-            [x.id[:8], x.status, x.kind, x.source, str(x.attempts), x.last_failed_at, x.error] for x in letters
+            [x.id[:8], x.status, x.kind, x.source, str(x.attempts), x.last_failed_at, x.error]
+            for x in letters
         ]
         headers = ["id", "status", "kind", "source", "attempts", "last failed", "error"]
         out.print(table(None, headers, rows, squeeze=6) if rows else "no dead letters")

@@ -88,14 +88,18 @@ class HubAdmin:
         """The admin token ``token`` is; Unauthorized (the same message whatever is wrong) if
         it is unknown or revoked."""
         if not token.startswith(ADMIN_TOKEN_PREFIX):
-            raise Unauthorized("this needs the hub's admin token", hint="make one: 'truthvault hub admin-token'")
+            raise Unauthorized(
+                "this needs the hub's admin token", hint="make one: 'truthvault hub admin-token'"
+            )
         with self._db.read() as db:
             row = db.execute(
                 "SELECT id, name, created_at, revoked FROM admin_tokens WHERE token_hash = ?",
                 (hash_secret(token),),
             ).fetchone()
         if row is None or bool(row[3]):
-            raise Unauthorized("this needs the hub's admin token", hint="make one: 'truthvault hub admin-token'")
+            raise Unauthorized(
+                "this needs the hub's admin token", hint="make one: 'truthvault hub admin-token'"
+            )
         at = iso_s(time.time())
         with self._db.write_note() as db:
             db.execute("UPDATE admin_tokens SET last_used_at = ? WHERE id = ?", (at, row[0]))

@@ -17,8 +17,8 @@ from contextlib import AbstractContextManager
 
 from ..kernel import CedarPolicy, PolicyVersion
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
-from ._audit import AuditLog
 from ._admin import HubAdmin
+from ._audit import AuditLog
 from ._audit_queue import AuditQueue
 from ._auth import Credentials
 from ._broker import HubBroker

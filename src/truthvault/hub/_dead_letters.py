@@ -187,7 +187,7 @@ class DeadLetters:
         return self.move(found.id, "retried", by, note, retried_as=started)
 
 
-def workflow_dead_letter(dead_letters: DeadLetters, ctx: Any, exc: Any) -> DeadLetter:
+def workflow_dead_letter(dead_letters: DeadLetters, ctx: Any, exc: Any) -> None:
     """Keep a workflow step that failed for good (``ctx``: its StepContext, ``exc``: its
     StepFailed) as a dead letter of the workflow: its input (secrets masked), its error, its
     attempts, the tenant it acts for when it has one."""
@@ -198,4 +198,3 @@ def workflow_dead_letter(dead_letters: DeadLetters, ctx: Any, exc: Any) -> DeadL
         {"saga": ctx.saga, "input": dict(ctx.input)}, exc.attempts, tenant_id,
     )  # fmt: skip
     log.warning("dead letter %s: workflow %s, %s: %s", kept.id, ctx.workflow_id, kept.source, exc.error)
-    return kept

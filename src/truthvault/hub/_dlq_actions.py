@@ -89,7 +89,9 @@ def decide_dead_letter(store: HubStore, verb: str, id: str, note: str | None = N
         if verb == "retry":
             done = letters.retry(found.id, HUB_ADMIN, note)
         else:
-            done = letters.move(found.id, "quarantined" if verb == "quarantine" else "discarded", HUB_ADMIN, note)
+            done = letters.move(
+                found.id, "quarantined" if verb == "quarantine" else "discarded", HUB_ADMIN, note
+            )
         store.add_security_event(
             f"DLQ_{verb.upper()}", detail={"dead_letter": found.id, "source": found.source, "by": HUB_ADMIN}
         )

@@ -165,8 +165,6 @@ def add_health_routes(app: FastAPI, store: HubStore) -> None:
         except StorageError:
             raise
         except Unauthorized:
-            await run_in_threadpool(
-                store.add_security_event, "ADMIN_AUTH_FAILED", detail={"path": "/diagz"}
-            )
+            await run_in_threadpool(store.add_security_event, "ADMIN_AUTH_FAILED", detail={"path": "/diagz"})
             raise
         return await run_in_threadpool(diagnostics, store)

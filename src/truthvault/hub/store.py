@@ -21,10 +21,10 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 if TYPE_CHECKING:
     from ..kernel import CedarPolicy, PolicyVersion
+    from ._admin import HubAdmin
     from ._audit import AuditLog
     from ._audit_queue import AuditQueue
     from ._broker import HubBroker
-    from ._admin import HubAdmin
     from ._contracts import HubContracts
     from ._dead_letters import DeadLetters
 

@@ -64,7 +64,9 @@ def _file_checks(home: Path) -> list[Check]:
         checks.append(Check("vault.permissions", "fail", f"{path} is {mode}: others can read it",
                             f"chmod 600 {path}"))  # fmt: skip
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as c:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        ) as c:
             result = [str(r[0]) for r in c.execute("PRAGMA integrity_check").fetchall()]
             revision = current_revision(c)
     except sqlite3.Error as exc:
@@ -128,7 +130,9 @@ def _hub_checks(vault: Vault, connect: Callable[[Vault], Any]) -> list[Check]:
                 checks.append(Check("hub.tls", "fail", f"the hub presents certificate {now[:23]}..., not the pinned one",
                                     "if its admin replaced it, check the fingerprint with them and run 'truthvault hub repin FINGERPRINT'"))  # fmt: skip
             else:
-                checks.append(Check("hub.tls", "ok", f"pinned certificate {cert_fingerprint(pinned)[:23]}..."))
+                checks.append(
+                    Check("hub.tls", "ok", f"pinned certificate {cert_fingerprint(pinned)[:23]}...")
+                )
     elif not any(h in url for h in ("//127.0.0.1", "//localhost", "//[::1]")):
         checks.append(Check("hub.tls", "warn", f"{url} is plain HTTP off this machine: traffic can be read",
                             "serve the hub with --tls-cert/--tls-key and enrol over https"))  # fmt: skip
@@ -137,13 +141,21 @@ def _hub_checks(vault: Vault, connect: Callable[[Vault], Any]) -> list[Check]:
             before = time.time()
             response = client._request("GET", "/v1/whoami")
             after = time.time()
-            checks.append(Check("hub.reachable", "ok", f"{url} answers as device {response.json().get('device_name')!r}"))
+            checks.append(
+                Check(
+                    "hub.reachable", "ok", f"{url} answers as device {response.json().get('device_name')!r}"
+                )
+            )
             checks.append(_clock_check(response.headers.get("date"), (before + after) / 2))
             checks.append(_audit_check(vault, client))
     except CertificateChanged as exc:
-        checks.append(Check("hub.reachable", "fail", exc.message, exc.hint or "'truthvault hub repin FINGERPRINT'"))
+        checks.append(
+            Check("hub.reachable", "fail", exc.message, exc.hint or "'truthvault hub repin FINGERPRINT'")
+        )
     except HubUnavailable as exc:
-        checks.append(Check("hub.reachable", "fail", exc.message, "is the hub running? check the URL and the network"))
+        checks.append(
+            Check("hub.reachable", "fail", exc.message, "is the hub running? check the URL and the network")
+        )
     except (Unauthorized, Forbidden) as exc:
         checks.append(Check("hub.reachable", "fail", f"the hub refuses this device: {exc.message}",
                             exc.hint or "ask the hub's admin; enrol this device again if it was revoked"))  # fmt: skip
@@ -180,8 +192,12 @@ def _audit_check(vault: Vault, client: Any) -> Check:
         return Check("audit.checkpoint", "fail", exc.message,
                      "do not trust this hub's log: tell its admin; keep this vault as evidence")  # fmt: skip
     except TruthvaultError as exc:
-        return Check("audit.checkpoint", "warn", f"cannot fetch the hub's checkpoint: {exc.message}", exc.hint)
-    return Check("audit.checkpoint", "ok", f"the hub's log (size {new.size}) extends the kept one (size {kept.size})")
+        return Check(
+            "audit.checkpoint", "warn", f"cannot fetch the hub's checkpoint: {exc.message}", exc.hint
+        )
+    return Check(
+        "audit.checkpoint", "ok", f"the hub's log (size {new.size}) extends the kept one (size {kept.size})"
+    )
 
 
 def _queue_check(vault: Vault, reachable: bool) -> Check:
