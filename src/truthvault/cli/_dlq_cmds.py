@@ -17,7 +17,7 @@ import click
 from ._common import json_option, out, plural, print_json, table
 
 if TYPE_CHECKING:
-    from ..kernel._dead_letters import DeadLetter
+    from ..kernel import DeadLetter
     from ._output import Struck
 
 __all__ = ["register_hub"]
@@ -87,8 +87,7 @@ def register_hub(hub: click.Group) -> None:
             _show(letter)
 
     def decide(verb: str, dead_letter_id: str, note: str | None, db_url: str | None, as_json: bool) -> None:
-        from ..hub import hub_engine
-        from ..hub._dlq_actions import decide_dead_letter
+        from ..hub import decide_dead_letter, hub_engine
 
         with open_hub_store(db_url) as store:
             engine = hub_engine(store, db_url or default_hub_db())  # what retries a workflow's

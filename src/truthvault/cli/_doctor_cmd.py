@@ -17,10 +17,13 @@ def register(cli: click.Group) -> None:
     @cli.command("doctor")
     @json_option
     def doctor(as_json: bool) -> None:
-        """Check this device: the vault file (integrity, permissions 0600, schema), the keys,
-        the hub (reachable, TLS pin), the clock against the hub's, the pending queue and the
-        audit checkpoint; say what to do about each problem. Exits 1 when a check fails."""
-        from ..sync._doctor import diagnose
+        """Check this device: vault file, schema, keys, hub and its TLS pin, clock, queue, audit.
+
+        The vault file (integrity, permissions 0600, schema revision), the device key file and
+        the tenant keyring, the hub (reachable, its pinned certificate), the clock against the
+        hub's, the pending queue and the audit checkpoint; for each problem, what to do.
+        Exits 1 when a check fails."""
+        from ..sync import diagnose
 
         checks = diagnose(home_dir())
         if as_json:

@@ -13,6 +13,7 @@ from .store import Device, DeviceContext, Event, HubStore, Limits, Tenant, open_
 
 if TYPE_CHECKING:
     from ._actions import HUB_ACTIONS, HubScope
+    from ._dlq_actions import decide_dead_letter
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
     from ._workflows import hub_engine, provision_tenant
@@ -31,6 +32,7 @@ __all__ = [
     "Limits",
     "Tenant",
     "create_app",
+    "decide_dead_letter",
     "hub_engine",
     "hub_kernel",
     "open_store",
@@ -47,6 +49,7 @@ _LAZY = {
     # the kernel's actions load pydantic
     "HUB_ACTIONS": "._actions",
     "HubScope": "._actions",
+    "decide_dead_letter": "._dlq_actions",
     "hub_kernel": "._governance",
     "run_as_admin": "._governance",
     # sagas load DBOS only when an engine launches

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         breaking_changes,
         check_schema,
     )
+    from ._dead_letters import DeadLetter, redact
     from ._input_hash import KEYED_PREFIX, KeyedInputHash, hash_key_id
     from ._kernel import Kernel, input_hash
     from ._merkle import (
@@ -160,6 +161,7 @@ __all__ = [
     "Context",
     "Contract",
     "ContractBook",
+    "DeadLetter",
     "DeviceBatch",
     "Frontier",
     "InputBroker",
@@ -211,6 +213,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "redact",
     "request_from_row",
     "request_row",
     "role_of",
@@ -335,6 +338,8 @@ _LAZY = {
     "WorkflowEngine": "._workflows",
     "WorkflowInfo": "._workflows",
     "WORKFLOW_STATUSES": "._workflows:STATUSES",
+    "DeadLetter": "._dead_letters",
+    "redact": "._dead_letters",
     "verify_consistency": "._merkle",
     "verify_inclusion": "._merkle",
 }
