@@ -23,7 +23,7 @@ from ._audit_queue import AuditQueue
 from ._auth import Credentials
 from ._broker import HubBroker
 from ._contracts import HubContracts
-from ._dead_letters import DeadLetters
+from ._dead_letters import hub_dead_letters
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
@@ -65,7 +65,7 @@ class SqlHubStore:
         self.audit = AuditLog(database)
         self.audit_queue = AuditQueue(self.audit)
         #: what failed for good (workflow steps, events, automation runs), until someone decides
-        self.dead_letters = DeadLetters(database)
+        self.dead_letters = hub_dead_letters(database)
         #: admin tokens and the record of audit verifications
         self.admin = HubAdmin(database)
 

@@ -21,12 +21,12 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 if TYPE_CHECKING:
     from ..kernel import CedarPolicy, PolicyVersion
+    from ..kernel._dead_letters import SqlDeadLetters
     from ._admin import HubAdmin
     from ._audit import AuditLog
     from ._audit_queue import AuditQueue
     from ._broker import HubBroker
     from ._contracts import HubContracts
-    from ._dead_letters import DeadLetters
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -169,7 +169,7 @@ class HubStore(Protocol):
     #: queued audit appends (an action's or a push's entry), sequenced into the logs
     audit_queue: AuditQueue
     #: what failed for good, kept until someone retries, quarantines or discards it
-    dead_letters: DeadLetters
+    dead_letters: SqlDeadLetters
     #: admin tokens (for /diagz) and the record of audit verifications
     admin: HubAdmin
 

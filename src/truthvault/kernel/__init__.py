@@ -55,7 +55,7 @@ if TYPE_CHECKING:
         breaking_changes,
         check_schema,
     )
-    from ._dead_letters import DeadLetter, redact
+    from ._dead_letters import DeadLetter, SqlDeadLetters, redact
     from ._input_hash import KEYED_PREFIX, KeyedInputHash, hash_key_id
     from ._kernel import Kernel, input_hash
     from ._merkle import (
@@ -184,6 +184,7 @@ __all__ = [
     "Risk",
     "Saga",
     "SagaRegistry",
+    "SqlDeadLetters",
     "SqlStepLedger",
     "Step",
     "StepContext",
@@ -339,6 +340,7 @@ _LAZY = {
     "WorkflowInfo": "._workflows",
     "WORKFLOW_STATUSES": "._workflows:STATUSES",
     "DeadLetter": "._dead_letters",
+    "SqlDeadLetters": "._dead_letters",
     "redact": "._dead_letters",
     "verify_consistency": "._merkle",
     "verify_inclusion": "._merkle",
