@@ -73,3 +73,22 @@ def test_doctor_finds_a_readable_and_a_corrupted_vault_file(tmp_path: Path) -> N
     rc, checks = _checks(cli)
     assert rc == 1 and checks["vault.file"]["status"] == "fail"
     assert checks["vault.file"]["fix"]
+
+
+def test_the_devices_dlq_commands(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "solo")
+    cli.run("init")
+    assert cli.run("dlq", "list").stdout.strip() == "no dead letters"
+    assert cli.json("dlq", "list") == []
+    from truthvault import Vault
+
+    with Vault.open(tmp_path / "solo") as vault:
+        kept = vault.dead_letters.add("automation", "run-1", "rule r1", "boom", {"token": "abc"}, 3)
+    shown = cli.run("dlq", "show", kept.id[:8]).stdout
+    assert "rule r1" in shown and '"token": "***"' in shown and "abc" not in shown
+    assert cli.json("dlq", "quarantine", kept.id[:8], "--note", "later")["status"] == "quarantined"
+    refused = cli.run("dlq", "retry", kept.id[:8], check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: nothing in this process retries")
+    short = cli.run("dlq", "discard", "ab", check=False)
+    assert short.returncode == 1 and "id" in short.stderr.splitlines()[0]
+    assert cli.json("dlq", "discard", kept.id, "--note", "not needed")["status"] == "discarded"

@@ -1,8 +1,9 @@
-"""``truthvault hub dlq list|show|retry|quarantine|discard`` (the hub's dead letters) and
-``truthvault hub admin-token`` (the credential of the hub's admin views, such as ``/diagz``).
+"""``truthvault hub dlq list|show|retry|quarantine|discard`` (the hub's dead letters),
+``truthvault dlq ...`` (this device's) and ``truthvault hub admin-token`` (the credential of the
+hub's admin views, such as ``/diagz``).
 
-Deciding a dead letter goes through its tenant's governed action (``dlq.retry``,
-``dlq.quarantine``, ``dlq.discard``): policy, approvals, audit. A workflow's dead letter is
+Deciding a dead letter goes through a governed action (``dlq.retry``, ``dlq.quarantine``,
+``dlq.discard``): policy, approvals, audit; at the hub, its tenant's. A workflow's dead letter is
 retried by running the workflow again from its first step, as a new workflow, where
 ``truthvault hub serve`` runs (now, or at its next start).
 """
@@ -10,6 +11,7 @@ retried by running the workflow again from its first step, as a new workflow, wh
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from ..kernel import DeadLetter
     from ._output import Struck
 
-__all__ = ["register_hub"]
+__all__ = ["register", "register_hub"]
 
 _STATUSES = ("open", "quarantined", "retried", "discarded")
 _KINDS = ("workflow", "event", "automation")
@@ -45,6 +47,93 @@ def _show(letter: DeadLetter) -> None:
     out.print(json.dumps(letter.input, indent=2, sort_keys=True), markup=False)
 
 
+def _print_list(letters: list[DeadLetter], as_json: bool) -> None:
+    if as_json:
+        print_json([x.to_dict() for x in letters])
+        return
+    rows: list[list[str | Struck]] = [
+        [x.id[:8], x.status, x.kind, x.source, str(x.attempts), x.last_failed_at, x.error] for x in letters
+    ]
+    headers = ["id", "status", "kind", "source", "attempts", "last failed", "error"]
+    out.print(table(None, headers, rows, squeeze=6) if rows else "no dead letters")
+
+
+def _print_decided(letter: DeadLetter, verb: str, as_json: bool, where: str) -> None:
+    if as_json:
+        print_json(letter.to_dict())
+    elif verb == "retry" and letter.retried_as:
+        out.print(f"dead letter {letter.id[:8]} retried as {letter.retried_as} ({where})")
+    else:
+        out.print(f"dead letter {letter.id[:8]} {letter.status}")
+
+
+_status_option = click.option(
+    "--status", type=click.Choice(_STATUSES), help="Only dead letters in this state."
+)
+_kind_option = click.option("--kind", type=click.Choice(_KINDS), help="Only dead letters of this kind.")
+_limit_option = click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+_note_option = click.option("--note", default=None, help="Why (kept with the dead letter).")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``dlq`` (this device's dead letters)."""
+    from ._common import open_vault, run_action
+
+    @cli.group("dlq")
+    def dlq() -> None:
+        """This device's dead letters: what failed for good here, until you decide."""
+
+    @dlq.command("list")
+    @_status_option
+    @_kind_option
+    @_limit_option
+    @json_option
+    def dlq_list(status: str | None, kind: str | None, limit: int, as_json: bool) -> None:
+        """List this device's dead letters, the latest failure first."""
+        with open_vault() as vault:
+            _print_list(vault.dead_letters.list(status=status, kind=kind, limit=limit), as_json)
+
+    @dlq.command("show")
+    @click.argument("dead_letter_id")
+    @json_option
+    def dlq_show(dead_letter_id: str, as_json: bool) -> None:
+        """Show a dead letter (ID or its first characters): its error, source and input."""
+        with open_vault() as vault:
+            letter = vault.dead_letters.get(dead_letter_id)
+        if as_json:
+            print_json(letter.to_dict())
+        else:
+            _show(letter)
+
+    def decide(verb: str, dead_letter_id: str, note: str | None, as_json: bool) -> None:
+        from ..kernel import DeadLetter as Letter
+
+        with open_vault() as vault:
+            done = run_action(vault, f"dlq.{verb}", {"id": dead_letter_id, "note": note})
+        letter = Letter(**done.model_dump(mode="json")["dead_letter"])
+        _print_decided(letter, verb, as_json, "its engine runs it")
+
+    for verb, summary in (
+        ("retry", "Hand a dead letter back to its engine (a workflow runs again from its first step)."),
+        ("quarantine", "Set a dead letter aside: kept, not retried, out of the open ones."),
+        ("discard", "Decide a dead letter is not to be done (it stays listed, as discarded)."),
+    ):
+        _decision(dlq, verb, summary, decide)
+
+
+def _decision(
+    group: click.Group, verb: str, summary: str, decide: Callable[[str, str, str | None, bool], None]
+) -> None:
+    """Add command ``verb`` (ID, --note, --json) to ``group``: it calls ``decide``."""
+
+    @group.command(verb, help=summary)
+    @click.argument("dead_letter_id")
+    @_note_option
+    @json_option
+    def command(dead_letter_id: str, note: str | None, as_json: bool) -> None:
+        decide(verb, dead_letter_id, note, as_json)
+
+
 def register_hub(hub: click.Group) -> None:
     """Add ``hub dlq`` and ``hub admin-token`` to the hub group."""
     from ._hub_cmds import db_option, default_hub_db, open_hub_store
@@ -54,24 +143,15 @@ def register_hub(hub: click.Group) -> None:
         """Dead letters: what failed for good (workflow steps, events, automation runs)."""
 
     @dlq.command("list")
-    @click.option("--status", type=click.Choice(_STATUSES), help="Only dead letters in this state.")
-    @click.option("--kind", type=click.Choice(_KINDS), help="Only dead letters of this kind.")
-    @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+    @_status_option
+    @_kind_option
+    @_limit_option
     @db_option
     @json_option
     def dlq_list(status: str | None, kind: str | None, limit: int, db_url: str | None, as_json: bool) -> None:
         """List dead letters, the latest failure first."""
         with open_hub_store(db_url) as store:
-            letters = store.dead_letters.list(status=status, kind=kind, limit=limit)
-        if as_json:
-            print_json([x.to_dict() for x in letters])
-            return
-        rows: list[list[str | Struck]] = [
-            [x.id[:8], x.status, x.kind, x.source, str(x.attempts), x.last_failed_at, x.error]
-            for x in letters
-        ]
-        headers = ["id", "status", "kind", "source", "attempts", "last failed", "error"]
-        out.print(table(None, headers, rows, squeeze=6) if rows else "no dead letters")
+            _print_list(store.dead_letters.list(status=status, kind=kind, limit=limit), as_json)
 
     @dlq.command("show")
     @click.argument("dead_letter_id")
@@ -95,21 +175,13 @@ def register_hub(hub: click.Group) -> None:
                 letter = decide_dead_letter(store, verb, dead_letter_id, note)
             finally:
                 engine.close()
-        if as_json:
-            print_json(letter.to_dict())
-        elif verb == "retry" and letter.retried_as:
-            out.print(
-                f"dead letter {letter.id[:8]} retried as workflow {letter.retried_as} "
-                "(the serving hub runs it; 'truthvault hub workflow show' follows it)"
-            )
-        else:
-            out.print(f"dead letter {letter.id[:8]} {letter.status}")
-
-    note_option = click.option("--note", default=None, help="Why (kept with the dead letter).")
+        _print_decided(
+            letter, verb, as_json, "the serving hub runs it; 'truthvault hub workflow show' follows it"
+        )
 
     @dlq.command("retry")
     @click.argument("dead_letter_id")
-    @note_option
+    @_note_option
     @db_option
     @json_option
     def dlq_retry(dead_letter_id: str, note: str | None, db_url: str | None, as_json: bool) -> None:
@@ -118,7 +190,7 @@ def register_hub(hub: click.Group) -> None:
 
     @dlq.command("quarantine")
     @click.argument("dead_letter_id")
-    @note_option
+    @_note_option
     @db_option
     @json_option
     def dlq_quarantine(dead_letter_id: str, note: str | None, db_url: str | None, as_json: bool) -> None:
@@ -127,7 +199,7 @@ def register_hub(hub: click.Group) -> None:
 
     @dlq.command("discard")
     @click.argument("dead_letter_id")
-    @note_option
+    @_note_option
     @db_option
     @json_option
     def dlq_discard(dead_letter_id: str, note: str | None, db_url: str | None, as_json: bool) -> None:

@@ -483,3 +483,7 @@ def pin_set(ctx: Ctx, params: PinIn) -> PinOut:
     current = params.current.get_secret_value() if params.current else None
     ctx.store.broker.set_pin(params.pin.get_secret_value(), actor=ctx.actor, current=current)
     return PinOut(set=True)
+
+
+# the dead-letter queue's actions register themselves on DEVICE_ACTIONS
+from . import _dlq_actions  # noqa: E402, F401
