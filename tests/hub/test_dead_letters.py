@@ -136,3 +136,27 @@ def test_only_the_user_discards_a_dead_letter(hub_store: HubStore) -> None:
     with pytest.raises(Exception, match="only the user"):
         kernel.run("dlq.discard", {"id": letter.id}, actor=Actor("automation:r1", "", acme.id))
     assert hub_store.dead_letters.get(letter.id).status == "open"
+
+
+def test_a_device_decides_its_tenants_dead_letters_over_http(hub_store: HubStore) -> None:
+    from fastapi.testclient import TestClient
+
+    from truthvault.hub.app import create_app
+
+    from .test_auth import Signer
+
+    alpha = hub_store.add_tenant("alpha", "cloud_first")
+    beta = hub_store.add_tenant("beta", "cloud_first")
+    mine = hub_store.dead_letters.add("event", "ev-1", "relay", "boom", {"pin": "1234"}, 2, alpha.id)
+    theirs = hub_store.dead_letters.add("event", "ev-2", "relay", "boom", {}, 2, beta.id)
+    with TestClient(create_app(hub_store)) as client:
+        laptop = Signer(client, hub_store, "alpha", "laptop")
+        bad = laptop.post("/v1/actions/dlq.quarantine", {"input": {"id": "ab"}})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "id"
+        assert laptop.post("/v1/actions/dlq.quarantine", {"input": {"id": theirs.id}}).status_code == 404
+        ok = laptop.post("/v1/actions/dlq.quarantine", {"input": {"id": mine.id[:8], "note": "later"}})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["dead_letter"]["status"] == "quarantined"
+        assert ok.json()["dead_letter"]["input"] == {"pin": "***"}
+        assert ok.json()["dead_letter"]["changed_by"] == "user:device"
+    assert hub_store.dead_letters.get(theirs.id).status == "open"
