@@ -56,6 +56,10 @@ def test_the_hub_package_exports_what_it_names() -> None:
         "HubScope",
         "hub_kernel",
         "run_as_admin",
+        # its workflows and dead letters
+        "hub_engine",
+        "provision_tenant",
+        "decide_dead_letter",
     }
     for name in truthvault.hub.__all__:
         assert getattr(truthvault.hub, name) is not None

@@ -82,3 +82,10 @@ def test_a_retry_restarts_the_workflow_from_its_first_step(engine: WorkflowEngin
     assert again["status"] == "compensated" and again["results"] == {"one": "one"}
     assert engine.info(done.retried_as).input == {"n": 2}  # its input, unmasked, from DBOS
     assert {x.ref for x in vault.dead_letters.list(status="open")} == {done.retried_as}
+
+
+def test_restarting_an_unknown_workflow_is_not_found(engine: WorkflowEngine) -> None:
+    from truthvault.errors import NotFound
+
+    with pytest.raises(NotFound, match="no workflow 'no-such'"):
+        engine.restart("no-such")

@@ -254,11 +254,13 @@ class WorkflowEngine:
     def restart(self, workflow_id: str) -> str:
         """Run workflow ``workflow_id`` again from its first step, with its input and actor, as
         a new workflow (where the engine runs: now, or at its next launch); the new id."""
+        from dbos._error import DBOSNonExistentWorkflowError
+
         api = self._api()
         try:
             handle = api.fork_workflow(workflow_id, 1)  # DBOS numbers a workflow's steps from 1
-        except Exception as exc:  # DBOS's own error for an unknown workflow
-            raise NotFound(f"no workflow {workflow_id!r} to restart ({type(exc).__name__})") from None
+        except DBOSNonExistentWorkflowError:
+            raise NotFound(f"no workflow {workflow_id!r} to restart") from None
         return str(handle.get_workflow_id())
 
     # -- what DBOS calls ---------------------------------------------------------------
@@ -279,7 +281,7 @@ class WorkflowEngine:
             out = attempt_step(self.ledger, ctx, step, index)
         except StepFailed as exc:
             self._tell(StepEvent(workflow_id, saga.name, step.name, phase, "failed", actor, exc.error))
-            if self.on_dead_letter is not None:  # in this DBOS step: a replay sees its output
+            if self.on_dead_letter is not None:  # once: a recovery replays this step's output
                 self.on_dead_letter(ctx, exc)
             return {
                 "step": step.name,
