@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -121,3 +122,26 @@ def test_diagz_shows_database_backlog_dead_letters_audit_and_device_lag(
     lag = {d["device"]: d for d in body["devices"]}
     assert lag["laptop"]["last_sync_at"] is not None and lag["laptop"]["lag_s"] >= 0
     assert lag["phone"]["last_sync_at"] is None and lag["phone"]["lag_s"] is None
+
+
+def test_every_audit_verification_is_recorded_a_failed_one_too(hub_store: HubStore, hub_sql: Any) -> None:
+    from truthvault.cli._audit_cmds import hub_verify
+    from truthvault.hub import run_as_admin
+    from truthvault.kernel import AuditTampered
+
+    assert hub_store.admin.last_verification() is None
+    acme = hub_store.add_tenant("acme", "cloud_first")
+    for _ in range(3):
+        run_as_admin(hub_store, "acme", "tenant.code", {"ttl_s": 60})
+    hub_store.audit_queue.flush(acme.id)
+    hub_verify(hub_store, None, as_json=True)
+    first = hub_store.admin.last_verification()
+    assert first is not None and first.ok and (first.tenants, first.entries) == (1, 3)
+    pk = hub_sql("SELECT pk FROM tenants WHERE id = ?", (acme.id,))[0][0]
+    row = hub_sql("SELECT entry FROM audit_entries WHERE tenant_pk = ? AND idx = 1", (pk,))[0][0]
+    hub_sql("UPDATE audit_entries SET entry = ? WHERE tenant_pk = ? AND idx = 1",
+            (bytes(row).replace(b'"allowed"', b'"denied"'), pk))  # fmt: skip
+    with pytest.raises(AuditTampered):
+        hub_verify(hub_store, None, as_json=True)
+    last = hub_store.admin.last_verification()
+    assert last is not None and not last.ok and last.detail["tenant"] == "acme"
