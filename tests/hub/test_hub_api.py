@@ -60,6 +60,11 @@ def test_the_hub_package_exports_what_it_names() -> None:
         "DeviceReport",
         "DeviceRisk",
         "device_risks",
+        # its workflows and dead letters
+        "hub_engine",
+        "provision_tenant",
+        "run_workflows",
+        "decide_dead_letter",
     }
     for name in truthvault.hub.__all__:
         assert getattr(truthvault.hub, name) is not None

@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "deny": (_APPROVAL, "Deny a pending request (ID or its first characters), saying why."),
     "devices": (_DEVICE, "The devices of this vault's tenant, with when each was last seen."),
+    "dlq": (("_dlq_cmds",), "This device's dead letters: what failed for good here, until you decide."),
+    "doctor": (
+        ("_doctor_cmd",),
+        "Check this device: vault file, schema, keys, hub and its TLS pin, clock, queue, audit.",
+    ),
     "edit": (_VAULT, "Change an entity. A user edit of AI or automation content makes it user truth."),
     "enroll": (
         _DEVICE,

@@ -26,6 +26,11 @@ def hub_verify(store: HubStore, tenant_name: str | None, as_json: bool) -> None:
         try:
             size = store.audit.verify(tid)
         except AuditTampered as exc:
+            # kept for /diagz: when the logs were last checked, and how that went
+            store.admin.record_verification(
+                False, len(done) + 1, sum(n for _, n, _ in done),
+                {"tenant": tenants.get(tid, tid), "error": exc.message, "index": exc.index},
+            )  # fmt: skip
             raise AuditTampered(
                 f"tenant {tenants.get(tid, tid)!r}: {exc.message}",
                 index=exc.index,
@@ -33,6 +38,9 @@ def hub_verify(store: HubStore, tenant_name: str | None, as_json: bool) -> None:
             ) from None
         _, head_root = store.audit.head(tid)
         done.append((tenants.get(tid, tid), size, head_root.hex()))
+    store.admin.record_verification(
+        True, len(done), sum(n for _, n, _ in done), {"tenants": {name: n for name, n, _ in done}}
+    )
     if as_json:
         print_json([{"tenant": name, "entries": size, "root": root} for name, size, root in done])
         return

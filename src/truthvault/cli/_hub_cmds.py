@@ -159,9 +159,10 @@ def register(cli: click.Group) -> None:
     def hub() -> None:
         """The sync hub: serve it, manage tenants and devices."""
 
-    from ._workflow_cmds import register_hub
+    from . import _dlq_cmds, _workflow_cmds
 
-    register_hub(hub)
+    _workflow_cmds.register_hub(hub)
+    _dlq_cmds.register_hub(hub)
 
     @hub.command("serve")
     @db_option

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._actions import HUB_ACTIONS, HubScope
     from ._contracts import DeviceReport
     from ._device_risk import DeviceRisk, device_risks
+    from ._dlq_actions import decide_dead_letter
     from ._governance import hub_kernel, run_as_admin
     from ._serve import HubServer
     from ._workflows import hub_engine, provision_tenant, run_workflows
@@ -35,6 +36,7 @@ __all__ = [
     "Limits",
     "Tenant",
     "create_app",
+    "decide_dead_letter",
     "device_risks",
     "hub_engine",
     "hub_kernel",
@@ -53,6 +55,7 @@ _LAZY = {
     # the kernel's actions load pydantic
     "HUB_ACTIONS": "._actions",
     "HubScope": "._actions",
+    "decide_dead_letter": "._dlq_actions",
     "hub_kernel": "._governance",
     "run_as_admin": "._governance",
     # sagas load DBOS only when an engine launches

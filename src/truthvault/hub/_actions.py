@@ -237,3 +237,7 @@ def contract_add(ctx: Ctx, params: ContractAddIn) -> ContractAddOut:
     )
     ctx.touched(Target(f"contract:{added.entity_type}", "contract", added.version))
     return ContractAddOut(marker=marker, contract=added.to_dict())
+
+
+# the dead-letter queue's actions register themselves on HUB_ACTIONS
+from . import _dlq_actions  # noqa: E402, F401

@@ -17,11 +17,13 @@ from contextlib import AbstractContextManager
 
 from ..kernel import CedarPolicy, PolicyVersion
 from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
+from ._admin import HubAdmin
 from ._audit import AuditLog
 from ._audit_queue import AuditQueue
 from ._auth import Credentials
 from ._broker import HubBroker
 from ._contracts import HubContracts
+from ._dead_letters import hub_dead_letters
 from ._engine import SyncEngine
 from ._keys import KeyBlobs
 from ._notes import PullNotes
@@ -62,6 +64,10 @@ class SqlHubStore:
         self.engine = SyncEngine(SqlSyncStorage(database, self.notes), self.contracts.screen)
         self.audit = AuditLog(database)
         self.audit_queue = AuditQueue(self.audit)
+        #: what failed for good (workflow steps, events, automation runs), until someone decides
+        self.dead_letters = hub_dead_letters(database)
+        #: admin tokens and the record of audit verifications
+        self.admin = HubAdmin(database)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

@@ -140,6 +140,14 @@ class SqlDatabase(ABC):
         matter (a pull's event, a last_seen_at); a backend may batch it and skip the flush."""
         return self.write()
 
+    def ping(self, timeout_s: float = 3.0) -> str | None:
+        """The schema revision, read over a new connection (what a readiness probe asks: can
+        this database be reached now?); StorageError, with the driver's detail, when not."""
+        del timeout_s
+        with self.read() as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])
+
     @abstractmethod
     def read(self) -> AbstractContextManager[Db]:
         """A connection for single-statement reads."""

@@ -23,6 +23,7 @@ from ..kernel import Actor, AuditRecord, encode_record
 from ..kernel._policy_text import DEFAULT_POLICY
 from ..kernel._saga import Retry, Saga, SagaRegistry, SqlStepLedger, Step, StepContext
 from ..kernel._workflows import WorkflowEngine
+from ._dead_letters import workflow_dead_letter
 from ._governance import HUB_ADMIN, run_as_admin
 from ._port import now
 from .store import HubStore
@@ -51,7 +52,13 @@ def hub_engine(store: HubStore, hub_url: str, sagas: SagaRegistry | None = None)
     url, schema = dbos_url(hub_url)
     ledger = SqlStepLedger(store.transaction, on_record=lambda ctx, out: _trace(store, ctx, out))
     registry = sagas if sagas is not None else hub_sagas(store)
-    return WorkflowEngine(registry, ledger, database_url=url, schema=schema, name="truthvault-hub")
+    engine = WorkflowEngine(
+        registry, ledger, database_url=url, schema=schema, name="truthvault-hub",
+        on_dead_letter=lambda ctx, exc: workflow_dead_letter(store.dead_letters, ctx, exc),
+    )  # fmt: skip
+    # a workflow's dead letter is retried by running the workflow again from its first step
+    store.dead_letters.on_retry("workflow", lambda letter: engine.restart(letter.ref))
+    return engine
 
 
 def _trace(store: HubStore, ctx: StepContext, output: str) -> None:

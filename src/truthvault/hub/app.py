@@ -26,6 +26,7 @@ from ._broker_routes import add_broker_routes
 from ._contract_routes import add_contract_routes
 from ._device_routes import add_device_routes
 from ._guard import Guard, RateLimiter, RequestParts
+from ._health import add_health_routes
 from ._key_routes import add_key_routes
 from ._policy_routes import add_policy_routes
 from ._sync_routes import ConflictResolveBody, Notifier, add_pull_route, add_push_route, add_record_routes
@@ -108,9 +109,10 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, str]:
-        """Liveness: the hub is up and its database answers."""
-        await run_in_threadpool(store.list_tenants)
+        """Liveness: the hub's process answers (whether it can serve: /readyz)."""
         return {"status": "ok", "backend": store.backend, "version": __version__}
+
+    add_health_routes(app, store)
 
     @app.get("/v1/whoami", tags=["hub"])
     async def whoami(ctx: Device) -> dict[str, Any]:

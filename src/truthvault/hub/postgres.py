@@ -211,6 +211,14 @@ class PostgresDatabase(SqlDatabase):
         with _storage_errors(), self._pool.connection() as conn:
             yield _PgDb(conn)
 
+    def ping(self, timeout_s: float = 3.0) -> str | None:
+        # a new connection: the pool would wait its own timeout for one it cannot make
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, round(timeout_s))) as conn:
+                return _revision(conn)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot reach the hub database: {' '.join(str(exc).split())}") from None
+
     def append_audit(self, pk: int, expected: tuple[int, bytes], rows: AuditRows) -> bool:
         """An audit group in one statement, committed when it returns (one round trip, one
         WAL flush); False, with nothing written, if the head is no longer ``expected``."""

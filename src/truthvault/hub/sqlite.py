@@ -174,6 +174,17 @@ class SqliteDatabase(SqlDatabase):
         with _storage_errors():
             yield self._reader()
 
+    def ping(self, timeout_s: float = 3.0) -> str | None:
+        # a new connection, read-only: one this process holds open would still read a file
+        # that was moved away or whose disk went read-only under it
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=timeout_s)) as conn:
+                row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the hub database {str(self.path)!r}: {exc}") from None
+        return None if row is None else str(row[0])
+
     def upsert_entities(self, db: Db, pk: int, writes: EntityWrites, existing: Container[str]) -> None:
         """Write new current versions: one INSERT for the new entities, one upsert for the others."""
         for part, sql in zip(writes.split(existing), (_INSERT_ENTITIES, _UPSERT_ENTITIES), strict=True):

@@ -21,6 +21,8 @@ from ..model import PullResponse, PushRequest, PushResponse, Record, SyncItem
 
 if TYPE_CHECKING:
     from ..kernel import CedarPolicy, PolicyVersion
+    from ..kernel._dead_letters import SqlDeadLetters
+    from ._admin import HubAdmin
     from ._audit import AuditLog
     from ._audit_queue import AuditQueue
     from ._broker import HubBroker
@@ -166,6 +168,10 @@ class HubStore(Protocol):
     audit: AuditLog
     #: queued audit appends (an action's or a push's entry), sequenced into the logs
     audit_queue: AuditQueue
+    #: what failed for good, kept until someone retries, quarantines or discards it
+    dead_letters: SqlDeadLetters
+    #: admin tokens (for /diagz) and the record of audit verifications
+    admin: HubAdmin
 
     def close(self) -> None:
         """Release connections."""

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         breaking_changes,
         check_schema,
     )
+    from ._dead_letters import DeadLetter, SqlDeadLetters, redact
     from ._input_hash import KEYED_PREFIX, KeyedInputHash, hash_key_id
     from ._kernel import Kernel, input_hash
     from ._merkle import (
@@ -172,6 +173,7 @@ __all__ = [
     "Context",
     "Contract",
     "ContractBook",
+    "DeadLetter",
     "DeviceBatch",
     "DeviceStatus",
     "Frontier",
@@ -197,6 +199,7 @@ __all__ = [
     "RiskAssessment",
     "Saga",
     "SagaRegistry",
+    "SqlDeadLetters",
     "SqlStepLedger",
     "Step",
     "StepContext",
@@ -229,6 +232,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "redact",
     "request_from_row",
     "request_row",
     "role_of",
@@ -363,6 +367,9 @@ _LAZY = {
     "WorkflowEngine": "._workflows",
     "WorkflowInfo": "._workflows",
     "WORKFLOW_STATUSES": "._workflows:STATUSES",
+    "DeadLetter": "._dead_letters",
+    "SqlDeadLetters": "._dead_letters",
+    "redact": "._dead_letters",
     "verify_consistency": "._merkle",
     "verify_inclusion": "._merkle",
 }

@@ -96,6 +96,7 @@ class WorkflowEngine:
         name: str = "truthvault",
         schema: str | None = None,
         observe: Callable[[StepEvent], None] | None = None,
+        on_dead_letter: Callable[[StepContext, StepFailed], None] | None = None,
     ) -> None:
         self.registry = registry
         self.ledger = ledger
@@ -103,6 +104,8 @@ class WorkflowEngine:
         self.name = name
         self.schema = schema
         self.observe = observe
+        #: hears of each step that failed for good (its saga ends compensated or failed)
+        self.on_dead_letter = on_dead_letter
         self._launched = False
         self._client: Any = None
         #: the handles of workflows started here and not yet waited for (their results come
@@ -260,6 +263,18 @@ class WorkflowEngine:
         self._api().resume_workflow(workflow_id)
         return self.info(workflow_id)
 
+    def restart(self, workflow_id: str) -> str:
+        """Run workflow ``workflow_id`` again from its first step, with its input and actor, as
+        a new workflow (where the engine runs: now, or at its next launch); the new id."""
+        from dbos._error import DBOSNonExistentWorkflowError
+
+        api = self._api()
+        try:
+            handle = api.fork_workflow(workflow_id, 1)  # DBOS numbers a workflow's steps from 1
+        except DBOSNonExistentWorkflowError:
+            raise NotFound(f"no workflow {workflow_id!r} to restart") from None
+        return str(handle.get_workflow_id())
+
     # -- what DBOS calls ---------------------------------------------------------------
     def _step(
         self,
@@ -278,6 +293,8 @@ class WorkflowEngine:
             out = attempt_step(self.ledger, ctx, step, index)
         except StepFailed as exc:
             self._tell(StepEvent(workflow_id, saga.name, step.name, phase, "failed", actor, exc.error))
+            if self.on_dead_letter is not None:  # once: a recovery replays this step's output
+                self.on_dead_letter(ctx, exc)
             return {
                 "step": step.name,
                 "phase": phase,

@@ -9,6 +9,7 @@ from ._approvals import BrokerRemote, BrokerSync, HttpBrokerRemote, sync_approva
 from ._audit import AuditStep, InclusionResult, audit_step
 from ._connect import Joined, connect, device_keys, join_with_token, key_exchange, syncer_for
 from ._contracts import add_contract, sync_contracts
+from ._doctor import DoctorCheck, diagnose
 from ._enrol import Enrolment, enrol_vault, recovery_keyring, rejoin_hub
 from ._keys import KeyExchange
 from ._policy import fetch_policy, push_policy, set_tenant_policy, sync_policy
@@ -25,6 +26,7 @@ __all__ = [
     "BrokerRemote",
     "BrokerSync",
     "CheckResult",
+    "DoctorCheck",
     "Enrolment",
     "HttpBrokerRemote",
     "HubClient",
@@ -42,6 +44,7 @@ __all__ = [
     "connect",
     "device_kernel",
     "device_keys",
+    "diagnose",
     "enrol_vault",
     "enroll",
     "fetch_policy",

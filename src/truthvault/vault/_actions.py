@@ -485,5 +485,6 @@ def pin_set(ctx: Ctx, params: PinIn) -> PinOut:
     return PinOut(set=True)
 
 
-# registered here, so that every kernel over DEVICE_ACTIONS has them (their module imports this one)
-from . import _offline_actions  # noqa: E402, F401
+# registered here, so that every kernel over DEVICE_ACTIONS has them (their modules import this
+# one): offline governance's and the dead-letter queue's actions
+from . import _dlq_actions, _offline_actions  # noqa: E402, F401

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import intake
 from ..errors import InvalidInput, InvalidSource, NotFound
+from ..kernel._dead_letters import SqlDeadLetters
 from ..model import SyncItem
 from ..truth import level_of_source
 from ._apply import Applier
@@ -58,6 +59,8 @@ class Vault:
         self._broker: InputBroker | None = None
         #: the audit outbox (the kernel's AuditSink on this device) and the hub checkpoint kept
         self.audit = DeviceAudit(db)
+        #: what failed for good on this device, until someone retries, quarantines or discards it
+        self.dead_letters = SqlDeadLetters(db.tx, db.read)
 
     @classmethod
     def open(cls, home: Path | str, *, source: str | None = None) -> Vault:
