@@ -166,3 +166,44 @@ def test_a_paused_rule_does_not_run_until_resumed(vault: Vault, engine: Workflow
     vault.automations.set_paused(rule.id, False)
     vault.put("note", {"text": "on 2026-01-03"})
     assert [o["status"] for o in _run(vault, engine)] == ["completed"]
+
+
+@pytest.mark.parametrize("template", ["{id:>2000000}", "{payload.text!r}", "{payload[text]}", "{payload.text:{id}}"])
+def test_a_template_names_a_field_and_nothing_more(vault: Vault, template: str) -> None:
+    rule = {**DATED, "action": {"do": "create", "type": "note", "payload": {"text": template}}}
+    with pytest.raises(InvalidInput, match="template"):
+        vault.automations.add(rule)
+
+
+def test_a_synced_rule_cannot_blow_up_a_run_by_its_templates(vault: Vault, engine: WorkflowEngine) -> None:
+    # rules written as plain entities (as sync brings them) are not checked on the way in
+    widths = vault.put(
+        "automation",
+        {**DATED, "trigger": {"on": "write", "type": "note"},
+         "action": {"do": "create", "type": "task", "payload": {"title": "{id:>2000000}"}}},
+    ).item  # fmt: skip
+    copies = vault.put(
+        "automation",
+        {**DATED, "trigger": {"on": "write", "type": "note"},
+         "action": {"do": "create", "type": "task", "payload": {"title": "{payload.text}" * 40}}},
+    ).item  # fmt: skip
+    shown = vault.automations.get(widths.entity_id)  # not a rule: never runs, its error shown
+    assert shown.rule is None and "template" in str(shown.error)
+    vault.put("note", {"text": "x" * 30_000})  # 40 copies of it: more than a run may fill in
+    [outcome] = _run(vault, engine)
+    assert outcome["status"] == "compensated"
+    assert "more than" in outcome["failed"]["error"]
+    assert vault.list("task", limit=None) == []
+    assert vault.automations.get(copies.entity_id).active
+
+
+@pytest.mark.timeout(60)
+def test_a_rules_regex_runs_in_linear_time(vault: Vault, engine: WorkflowEngine) -> None:
+    vault.put(  # catastrophic backtracking for a backtracking engine: 2**40 paths
+        "automation",
+        {**DATED, "trigger": {"on": "write", "type": "note", "field": "text", "matches": "^(a+)+$"}},
+    )
+    vault.put("note", {"text": "a" * 40 + "!"})
+    assert _run(vault, engine) == []
+    with pytest.raises(InvalidInput, match="RE2"):
+        vault.automations.add({**DATED, "trigger": {"on": "write", "matches": r"(a)\1"}})
