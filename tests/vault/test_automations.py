@@ -207,3 +207,33 @@ def test_a_rules_regex_runs_in_linear_time(vault: Vault, engine: WorkflowEngine)
     assert _run(vault, engine) == []
     with pytest.raises(InvalidInput, match="RE2"):
         vault.automations.add({**DATED, "trigger": {"on": "write", "matches": r"(a)\1"}})
+
+
+def _inbox(vault: Vault) -> list[tuple[int, str, int]]:
+    with vault._db.read() as conn:
+        return [tuple(r) for r in conn.execute("SELECT n, entity_id, version FROM automation_inbox")]
+
+
+def test_a_runner_clears_only_the_rows_it_looked_at(vault: Vault, engine: WorkflowEngine) -> None:
+    vault.automations.add(DATED)
+    vault.put("note", {"text": "first on 2026-01-01"})
+    looked_at = vault.automations._inbox()  # runner A looks at the inbox ...
+    vault.automations.run_pending(engine)  # ... runner B runs it all and empties it
+    late = vault.put("note", {"text": "second on 2026-01-02"}).item  # its row takes the same n
+    assert [r[0] for r in _inbox(vault)] == [r[0] for r in looked_at]
+    vault.automations._clear(looked_at)  # runner A clears what it looked at
+    [outcome] = _run(vault, engine)
+    assert outcome["results"]["act"]["entity"] == late.entity_id
+
+
+def test_the_inbox_keeps_one_row_an_entity_and_none_for_a_proposed_rule(
+    vault: Vault, engine: WorkflowEngine
+) -> None:
+    vault.automations.add(DATED, source="ai-local:llama")  # proposed: it turns nothing on
+    note = vault.put("note", {"text": "draft"}).item
+    assert _inbox(vault) == []
+    vault.automations.add(DATED)
+    for n in range(30):  # no runner runs: the inbox does not grow with each write
+        vault.edit(note.entity_id, {"text": f"draft {n} on 2026-01-{n % 28 + 1:02d}"})
+    assert [(e, v) for _, e, v in _inbox(vault)] == [(note.entity_id, vault.get(note.entity_id).version)]
+    assert [o["status"] for o in _run(vault, engine)] == ["completed"]
