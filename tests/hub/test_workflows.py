@@ -13,7 +13,7 @@ import pytest
 
 from truthvault.errors import ConflictState, NotFound
 from truthvault.hub._tenants import TENANT_TABLES
-from truthvault.hub._workflows import dbos_url, hub_engine, provision_input
+from truthvault.hub._workflows import dbos_url, hub_engine, provision_input, provision_tenant
 from truthvault.hub.store import HubStore
 from truthvault.kernel import decode_entry
 from truthvault.kernel._workflows import WorkflowEngine
@@ -63,21 +63,19 @@ def test_tenant_provision_makes_a_tenant_with_its_policy_and_first_code(
     assert tenant.vault_mode == "cloud_first"
     assert outcome["results"]["tenant"]["tenant_id"] == tenant.id
     assert outcome["results"]["policy"]["version"] == 1
-    assert len(outcome["results"]["code"]["code"]) >= 8
     steps = [e.detail["step"] for e in hub_store.events(tenant.id, type="WORKFLOW_STEP")]
-    assert steps == ["tenant", "policy", "contracts", "code"]
+    assert steps == ["tenant", "policy", "contracts"]
     hub_store.audit_queue.flush(tenant.id)
     actions = [decode_entry(e.entry) for e in hub_store.audit.entries(tenant.id)]
     workflow = [(a.action, a.reason) for a in actions if a.action.startswith("workflow.")]
-    assert [r.split(" ")[1] for _, r in workflow] == ["tenant", "policy", "contracts", "code"]
+    assert [r.split(" ")[1] for _, r in workflow] == ["tenant", "policy", "contracts"]
     assert all(a == "workflow.run" for a, _ in workflow)
-    assert {"policy.set", "tenant.code"} <= {a.action for a in actions}
+    assert "policy.set" in {a.action for a in actions}
     info = engine.info(wid)
     assert info.status == "completed" and [s for s, _, _ in info.steps] == [
         "tenant",
         "policy",
         "contracts",
-        "code",
     ]
 
 
@@ -104,3 +102,42 @@ def test_a_tenant_that_holds_a_device_is_never_removed_as_new(hub_store: HubStor
         hub_store.drop_new_tenant(tenant.id)
     assert hub_store.get_tenant("acme").id == tenant.id
     hub_store.drop_new_tenant("no-such-tenant")  # gone already: done
+
+
+def _everything_kept(hub_url: str) -> str:
+    """Every text DBOS's system database and the hub's step ledger hold, as one text."""
+    url, schema = dbos_url(hub_url)
+    texts: list[str] = []
+    if schema:
+        with psycopg.connect(url) as conn:
+            for (table,) in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            ).fetchall():
+                rows = conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+                texts += [str(v) for row in rows for v in row]
+        with psycopg.connect(hub_url) as conn:
+            texts += [str(r[0]) for r in conn.execute("SELECT output FROM workflow_steps").fetchall()]
+    else:
+        for path in (url.removeprefix("sqlite:///"), hub_url):
+            with closing(sqlite3.connect(path)) as conn:
+                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in tables:
+                    texts += [str(v) for row in conn.execute(f'SELECT * FROM "{table}"') for v in row]
+    return "\n".join(texts)
+
+
+def test_the_first_code_is_shown_once_and_kept_nowhere_in_plain_text(
+    hub_store: HubStore, hub_url: str
+) -> None:
+    results = provision_tenant(hub_store, hub_url, "acme", "local_first")
+    code = results["code"]["code"]
+    assert len(code) >= 8
+    kept = _everything_kept(hub_url)
+    assert "acme" in kept  # what a provisioning keeps is there to look in ...
+    assert code not in kept and code.replace("-", "") not in kept  # ... and the code is not
+    enrolled = hub_store.enroll(code, "laptop", "s" * 43, "b" * 43)
+    assert enrolled is not None
+    url, schema = dbos_url(hub_url)
+    if schema:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
