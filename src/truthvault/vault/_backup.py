@@ -193,6 +193,8 @@ def _chunks(f: IO[bytes], path: Path) -> Iterator[bytes]:
         if len(header) != 4:
             raise DecryptionFailed(f"{path} is cut short")
         (size,) = struct.unpack(">I", header)
+        if size > _CHUNK + 16:  # a changed length must not make us read (allocate) 4 GiB
+            raise DecryptionFailed(f"{path}: a chunk claims {size} bytes, more than a chunk holds")
         chunk = f.read(size)
         if len(chunk) != size:
             raise DecryptionFailed(f"{path} is cut short")
