@@ -5,13 +5,15 @@ that fails half-way is compensated (the new tenant removed, nothing else touched
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
+from typing import Any
 
 import psycopg
 import pytest
 
 from truthvault.errors import ConflictState, NotFound
+from truthvault.hub._governance import run_as_admin
 from truthvault.hub._tenants import TENANT_TABLES
 from truthvault.hub._workflows import dbos_url, hub_engine, provision_input, provision_tenant
 from truthvault.hub.store import HubStore
@@ -141,3 +143,31 @@ def test_the_first_code_is_shown_once_and_kept_nowhere_in_plain_text(
     if schema:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_a_provisioning_adds_the_contracts_it_is_given(hub_store: HubStore, engine: WorkflowEngine) -> None:
+    recipe = {"type": "recipe", "schema": {"type": "object", "properties": {"title": {"type": "string"}}}}
+    outcome = engine.result(engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe])))
+    assert outcome["status"] == "completed", outcome
+    tenant = hub_store.get_tenant("acme")
+    assert [c.entity_type for _, c in hub_store.contracts.list(tenant.id)] == ["recipe"]
+    hub_store.add_device("acme", "laptop")  # after its first device, the tenant's own devices add them
+    again = engine.result(engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe])))
+    assert again["status"] == "compensated" and again["failed"]["step"] == "tenant"  # the name is taken
+
+
+def test_a_removed_tenant_leaves_no_row_for_no_one(
+    hub_store: HubStore, engine: WorkflowEngine, hub_sql: Callable[..., list[Any]]
+) -> None:
+    outcome = engine.result(
+        engine.start("tenant.provision", {**provision_input("acme", "local_first"), "policy": "permit("})
+    )
+    assert outcome["compensated"] == ["tenant"]
+    for table in ("audit_pending", "sync_events"):  # the compensation's own trace went nowhere
+        orphans = hub_sql(f"SELECT count(*) FROM {table} WHERE tenant_pk NOT IN (SELECT pk FROM tenants)")
+        assert orphans[0][0] == 0, table
+    beta = hub_store.add_tenant("beta", "local_first")
+    run_as_admin(hub_store, "beta", "tenant.code", {"ttl_s": 60})
+    hub_store.audit_queue.sequence()  # the sequencer is not stuck on a removed tenant's entry
+    assert hub_sql("SELECT count(*) FROM audit_pending")[0][0] == 0
+    assert hub_store.audit.entries(beta.id)
