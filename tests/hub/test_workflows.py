@@ -147,12 +147,16 @@ def test_the_first_code_is_shown_once_and_kept_nowhere_in_plain_text(
 
 def test_a_provisioning_adds_the_contracts_it_is_given(hub_store: HubStore, engine: WorkflowEngine) -> None:
     recipe = {"type": "recipe", "schema": {"type": "object", "properties": {"title": {"type": "string"}}}}
-    outcome = engine.result(engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe])))
+    outcome = engine.result(
+        engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe]))
+    )
     assert outcome["status"] == "completed", outcome
     tenant = hub_store.get_tenant("acme")
     assert [c.entity_type for _, c in hub_store.contracts.list(tenant.id)] == ["recipe"]
     hub_store.add_device("acme", "laptop")  # after its first device, the tenant's own devices add them
-    again = engine.result(engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe])))
+    again = engine.result(
+        engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe]))
+    )
     assert again["status"] == "compensated" and again["failed"]["step"] == "tenant"  # the name is taken
 
 

@@ -168,7 +168,9 @@ def test_a_paused_rule_does_not_run_until_resumed(vault: Vault, engine: Workflow
     assert [o["status"] for o in _run(vault, engine)] == ["completed"]
 
 
-@pytest.mark.parametrize("template", ["{id:>2000000}", "{payload.text!r}", "{payload[text]}", "{payload.text:{id}}"])
+@pytest.mark.parametrize(
+    "template", ["{id:>2000000}", "{payload.text!r}", "{payload[text]}", "{payload.text:{id}}"]
+)
 def test_a_template_names_a_field_and_nothing_more(vault: Vault, template: str) -> None:
     rule = {**DATED, "action": {"do": "create", "type": "note", "payload": {"text": template}}}
     with pytest.raises(InvalidInput, match="template"):

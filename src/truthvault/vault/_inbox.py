@@ -40,7 +40,9 @@ class AutomationInbox:
     def note(self, items: Iterable[SyncItem]) -> None:
         """Note ``items`` (inside their write's transaction) when a rule may look at them."""
         items = list(items)
-        if any(i.entity_type == AUTOMATION_TYPE and (i.truth_level == 1 or i.accepted_by_user) for i in items):
+        if any(
+            i.entity_type == AUTOMATION_TYPE and (i.truth_level == 1 or i.accepted_by_user) for i in items
+        ):
             self._watched = True  # a rule written now: data_version does not move for our own writes
         mark = self._db.epoch()
         if mark != self._mark:
