@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from truthvault.vault import vault_engine
-from tests.stores import Devices
+
+from ..stores import Devices
 
 pytestmark = pytest.mark.timeout(120)
 
