@@ -239,3 +239,28 @@ def test_the_inbox_keeps_one_row_an_entity_and_none_for_a_proposed_rule(
         vault.edit(note.entity_id, {"text": f"draft {n} on 2026-01-{n % 28 + 1:02d}"})
     assert [(e, v) for _, e, v in _inbox(vault)] == [(note.entity_id, vault.get(note.entity_id).version)]
     assert [o["status"] for o in _run(vault, engine)] == ["completed"]
+
+
+def test_only_the_users_own_version_of_a_rule_runs(vault: Vault, engine: WorkflowEngine) -> None:
+    vault.automations.add(DATED, source="ai-local:llama")  # proposed by AI: never runs as it is
+    rule = vault.automations.add({**DATED, "paused": True})
+    resumed = vault.automations.set_paused(rule.id, False, source="ai-cloud:acme/gpt")  # a suggestion
+    changed = vault.kernel.run(
+        "entity.edit",
+        {
+            "id": rule.id,
+            "changes": {"action": {"do": "action", "name": "entity.delete", "input": {"id": "{id}"}}},
+        },
+        actor=vault.actor("ai-local:llama"),
+    )
+    assert resumed.item.truth_level == 5 and changed.outcome == "suggestion"  # type: ignore[attr-defined]
+    assert vault.automations.get(rule.id).rule.paused  # type: ignore[union-attr]
+    vault.put("note", {"text": "on 2026-03-04"})
+    assert _run(vault, engine) == []
+    [suggestion, _] = vault.records(kind="suggestion", entity_id=rule.id)
+    vault.accept(suggestion.id)  # the user takes the AI's change: now it is theirs, and runs
+    vault.automations.set_paused(rule.id, False)
+    note = vault.put("note", {"text": "on 2026-03-05"}).item
+    [outcome] = _run(vault, engine)
+    assert outcome["results"]["act"]["outcome"] == "suggestion"  # a delete proposed, not done
+    assert not vault.get(note.entity_id).deleted
