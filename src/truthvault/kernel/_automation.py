@@ -35,6 +35,7 @@ This module is pure: the rule's model, matching, templating and schedules.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ _RE2 = re2.Options()
 _RE2.log_errors = False
 
 
+@functools.lru_cache(maxsize=256)
 def _regex(pattern: str) -> Any:
     """``pattern`` compiled by RE2 (ValueError naming what is wrong)."""
     try:
