@@ -146,3 +146,17 @@ def test_enrol_commands_print_the_hub_url_given(cli: Cli, tmp_path: Path) -> Non
         cli.run("hub", "tenant", "code", "family", "--db", db, "--url", "10.0.0.2:8790", check=False),
         "needs http:// or https://",
     )
+
+
+def test_an_opened_backup_is_the_users_alone_and_never_left_half_written(cli: Cli, tmp_path: Path) -> None:
+    cli.run("note", "add", "a secret of mine")
+    made = Path(cli.json("backup", "now", "--to", str(tmp_path / "b"))["file"])
+    whole = tmp_path / "whole.jsonl"
+    cli.run("backup", "open", str(made), "--out", str(whole))
+    assert b"a secret of mine" in whole.read_bytes()
+    assert whole.stat().st_mode & 0o077 == 0  # the vault in plain text: not for other users
+    cut = tmp_path / "cut.tvbak"
+    cut.write_bytes(made.read_bytes()[:-1])
+    half = tmp_path / "half.jsonl"
+    _one_line_error(cli.run("backup", "open", str(cut), "--out", str(half), check=False), "cut short")
+    assert not half.exists() and list(tmp_path.glob("half.jsonl*")) == []

@@ -52,7 +52,7 @@ def test_enrol_sync_list_revoke(hub_and_code: tuple[HubProc, str], tmp_path: Pat
     assert {e["device_name"] for e in every if e["type"] != "WORKFLOW_STEP"} == {"laptop", "phone"}
     # the tenant's provisioning, step by step, by the hub itself
     provisioned = [e["detail"]["step"] for e in reversed(every) if e["type"] == "WORKFLOW_STEP"]
-    assert provisioned == ["tenant", "policy", "contracts", "code"]
+    assert provisioned == ["tenant", "policy", "contracts"]
 
     listed = laptop.json("devices")
     assert [(d["name"], d["revoked"]) for d in listed] == [("laptop", False), ("phone", False)]

@@ -5,16 +5,18 @@ that fails half-way is compensated (the new tenant removed, nothing else touched
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from truthvault.errors import ConflictState, NotFound
+from truthvault.hub._governance import run_as_admin
 from truthvault.hub._tenants import TENANT_TABLES
-from truthvault.hub._workflows import dbos_url, hub_engine, provision_input
+from truthvault.hub._workflows import dbos_url, hub_engine, provision_input, provision_tenant
 from truthvault.hub.store import HubStore
 from truthvault.kernel import decode_entry
 from truthvault.kernel._workflows import WorkflowEngine
@@ -64,21 +66,19 @@ def test_tenant_provision_makes_a_tenant_with_its_policy_and_first_code(
     assert tenant.vault_mode == "cloud_first"
     assert outcome["results"]["tenant"]["tenant_id"] == tenant.id
     assert outcome["results"]["policy"]["version"] == 1
-    assert len(outcome["results"]["code"]["code"]) >= 8
     steps = [e.detail["step"] for e in hub_store.events(tenant.id, type="WORKFLOW_STEP")]
-    assert steps == ["tenant", "policy", "contracts", "code"]
+    assert steps == ["tenant", "policy", "contracts"]
     hub_store.audit_queue.flush(tenant.id)
     actions = [decode_entry(e.entry) for e in hub_store.audit.entries(tenant.id)]
     workflow = [(a.action, a.reason) for a in actions if a.action.startswith("workflow.")]
-    assert [r.split(" ")[1] for _, r in workflow] == ["tenant", "policy", "contracts", "code"]
+    assert [r.split(" ")[1] for _, r in workflow] == ["tenant", "policy", "contracts"]
     assert all(a == "workflow.run" for a, _ in workflow)
-    assert {"policy.set", "tenant.code"} <= {a.action for a in actions}
+    assert "policy.set" in {a.action for a in actions}
     info = engine.info(wid)
     assert info.status == "completed" and [s for s, _, _ in info.steps] == [
         "tenant",
         "policy",
         "contracts",
-        "code",
     ]
 
 
@@ -156,15 +156,82 @@ def test_a_serving_hub_resumes_a_provisioning_a_killed_process_left(hub_url: str
                 steps = [e.detail["step"] for e in store.events(tenant.id, type="WORKFLOW_STEP")]
             except NotFound:
                 steps = []
-            if steps == ["tenant", "policy", "contracts", "code"]:
+            if steps == ["tenant", "policy", "contracts"]:
                 break
             time.sleep(0.2)
-        assert steps == ["tenant", "policy", "contracts", "code"]  # each step once: none ran twice
+        assert steps == ["tenant", "policy", "contracts"]  # each step once: none ran twice
         store.close()
     finally:
         serving.terminate()
         serving.communicate(timeout=30)  # its pipes closed
+
+
+def _everything_kept(hub_url: str) -> str:
+    """Every text DBOS's system database and the hub's step ledger hold, as one text."""
+    url, schema = dbos_url(hub_url)
+    texts: list[str] = []
+    if schema:
+        with psycopg.connect(url) as conn:
+            for (table,) in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            ).fetchall():
+                rows = conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+                texts += [str(v) for row in rows for v in row]
+        with psycopg.connect(hub_url) as conn:
+            texts += [str(r[0]) for r in conn.execute("SELECT output FROM workflow_steps").fetchall()]
+    else:
+        for path in (url.removeprefix("sqlite:///"), hub_url):
+            with closing(sqlite3.connect(path)) as conn:
+                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in tables:
+                    texts += [str(v) for row in conn.execute(f'SELECT * FROM "{table}"') for v in row]
+    return "\n".join(texts)
+
+
+def test_the_first_code_is_shown_once_and_kept_nowhere_in_plain_text(
+    hub_store: HubStore, hub_url: str
+) -> None:
+    results = provision_tenant(hub_store, hub_url, "acme", "local_first")
+    code = results["code"]["code"]
+    assert len(code) >= 8
+    kept = _everything_kept(hub_url)
+    assert "acme" in kept  # what a provisioning keeps is there to look in ...
+    assert code not in kept and code.replace("-", "") not in kept  # ... and the code is not
+    enrolled = hub_store.enroll(code, "laptop", "s" * 43, "b" * 43)
+    assert enrolled is not None
     url, schema = dbos_url(hub_url)
     if schema:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_a_provisioning_adds_the_contracts_it_is_given(hub_store: HubStore, engine: WorkflowEngine) -> None:
+    recipe = {"type": "recipe", "schema": {"type": "object", "properties": {"title": {"type": "string"}}}}
+    outcome = engine.result(
+        engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe]))
+    )
+    assert outcome["status"] == "completed", outcome
+    tenant = hub_store.get_tenant("acme")
+    assert [c.entity_type for _, c in hub_store.contracts.list(tenant.id)] == ["recipe"]
+    hub_store.add_device("acme", "laptop")  # after its first device, the tenant's own devices add them
+    again = engine.result(
+        engine.start("tenant.provision", provision_input("acme", "local_first", contracts=[recipe]))
+    )
+    assert again["status"] == "compensated" and again["failed"]["step"] == "tenant"  # the name is taken
+
+
+def test_a_removed_tenant_leaves_no_row_for_no_one(
+    hub_store: HubStore, engine: WorkflowEngine, hub_sql: Callable[..., list[Any]]
+) -> None:
+    outcome = engine.result(
+        engine.start("tenant.provision", {**provision_input("acme", "local_first"), "policy": "permit("})
+    )
+    assert outcome["compensated"] == ["tenant"]
+    for table in ("audit_pending", "sync_events"):  # the compensation's own trace went nowhere
+        orphans = hub_sql(f"SELECT count(*) FROM {table} WHERE tenant_pk NOT IN (SELECT pk FROM tenants)")
+        assert orphans[0][0] == 0, table
+    beta = hub_store.add_tenant("beta", "local_first")
+    run_as_admin(hub_store, "beta", "tenant.code", {"ttl_s": 60})
+    hub_store.audit_queue.sequence()  # the sequencer is not stuck on a removed tenant's entry
+    assert hub_sql("SELECT count(*) FROM audit_pending")[0][0] == 0
+    assert hub_store.audit.entries(beta.id)

@@ -251,3 +251,32 @@ def test_sagas_and_steps_are_named_and_checked() -> None:
         Saga("a.b", "1.0.0", (Step("a", lambda c: 1), Step("a", lambda c: 2)))
     with pytest.raises(InvalidInput, match="timeout"):
         Step("a", lambda c: 1, timeout_s=0)
+
+
+def test_a_failed_saga_resumed_once_its_cause_is_mended_compensates(engine_for: Any, vault: Vault) -> None:
+    broken = {"undo": True}
+
+    def undo(ctx: StepContext) -> None:
+        if broken["undo"]:
+            raise InvalidInput("cannot undo yet")
+        _effect(ctx)
+
+    def fail(ctx: StepContext) -> None:
+        raise InvalidInput("two broke")
+
+    quick = Retry(attempts=1, first_s=0.01)
+    saga = Saga(
+        "test.mend", "1.0.0", (Step("one", _effect, undo, retry=quick), Step("two", fail, retry=quick))
+    )
+    engine = engine_for(saga)
+    wid = engine.start("test.mend")
+    with pytest.raises(Exception, match="cannot undo"):
+        engine.result(wid)
+    assert engine.info(wid).status == "failed"
+    broken["undo"] = False  # the person mends what the compensation needed, and resumes
+    again = engine.resume(wid).id
+    outcome = engine.result(again)
+    assert outcome["status"] == "compensated" and outcome["compensated"] == ["one"]
+    assert _effects(vault, wid) + _effects(vault, again) == ["one:run", "one:compensate"]
+    with pytest.raises(ConflictState, match="resumed already"):
+        engine.resume(wid)

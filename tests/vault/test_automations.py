@@ -166,3 +166,101 @@ def test_a_paused_rule_does_not_run_until_resumed(vault: Vault, engine: Workflow
     vault.automations.set_paused(rule.id, False)
     vault.put("note", {"text": "on 2026-01-03"})
     assert [o["status"] for o in _run(vault, engine)] == ["completed"]
+
+
+@pytest.mark.parametrize(
+    "template", ["{id:>2000000}", "{payload.text!r}", "{payload[text]}", "{payload.text:{id}}"]
+)
+def test_a_template_names_a_field_and_nothing_more(vault: Vault, template: str) -> None:
+    rule = {**DATED, "action": {"do": "create", "type": "note", "payload": {"text": template}}}
+    with pytest.raises(InvalidInput, match="template"):
+        vault.automations.add(rule)
+
+
+def test_a_synced_rule_cannot_blow_up_a_run_by_its_templates(vault: Vault, engine: WorkflowEngine) -> None:
+    # rules written as plain entities (as sync brings them) are not checked on the way in
+    widths = vault.put(
+        "automation",
+        {**DATED, "trigger": {"on": "write", "type": "note"},
+         "action": {"do": "create", "type": "task", "payload": {"title": "{id:>2000000}"}}},
+    ).item  # fmt: skip
+    copies = vault.put(
+        "automation",
+        {**DATED, "trigger": {"on": "write", "type": "note"},
+         "action": {"do": "create", "type": "task", "payload": {"title": "{payload.text}" * 40}}},
+    ).item  # fmt: skip
+    shown = vault.automations.get(widths.entity_id)  # not a rule: never runs, its error shown
+    assert shown.rule is None and "template" in str(shown.error)
+    vault.put("note", {"text": "x" * 30_000})  # 40 copies of it: more than a run may fill in
+    [outcome] = _run(vault, engine)
+    assert outcome["status"] == "compensated"
+    assert "more than" in outcome["failed"]["error"]
+    assert vault.list("task", limit=None) == []
+    assert vault.automations.get(copies.entity_id).active
+
+
+@pytest.mark.timeout(60)
+def test_a_rules_regex_runs_in_linear_time(vault: Vault, engine: WorkflowEngine) -> None:
+    vault.put(  # catastrophic backtracking for a backtracking engine: 2**40 paths
+        "automation",
+        {**DATED, "trigger": {"on": "write", "type": "note", "field": "text", "matches": "^(a+)+$"}},
+    )
+    vault.put("note", {"text": "a" * 40 + "!"})
+    assert _run(vault, engine) == []
+    with pytest.raises(InvalidInput, match="RE2"):
+        vault.automations.add({**DATED, "trigger": {"on": "write", "matches": r"(a)\1"}})
+
+
+def _inbox(vault: Vault) -> list[tuple[int, str, int]]:
+    with vault._db.read() as conn:
+        return [tuple(r) for r in conn.execute("SELECT n, entity_id, version FROM automation_inbox")]
+
+
+def test_a_runner_clears_only_the_rows_it_looked_at(vault: Vault, engine: WorkflowEngine) -> None:
+    vault.automations.add(DATED)
+    vault.put("note", {"text": "first on 2026-01-01"})
+    looked_at = vault.automations._inbox()  # runner A looks at the inbox ...
+    vault.automations.run_pending(engine)  # ... runner B runs it all and empties it
+    late = vault.put("note", {"text": "second on 2026-01-02"}).item  # its row takes the same n
+    assert [r[0] for r in _inbox(vault)] == [r[0] for r in looked_at]
+    vault.automations._clear(looked_at)  # runner A clears what it looked at
+    [outcome] = _run(vault, engine)
+    assert outcome["results"]["act"]["entity"] == late.entity_id
+
+
+def test_the_inbox_keeps_one_row_an_entity_and_none_for_a_proposed_rule(
+    vault: Vault, engine: WorkflowEngine
+) -> None:
+    vault.automations.add(DATED, source="ai-local:llama")  # proposed: it turns nothing on
+    note = vault.put("note", {"text": "draft"}).item
+    assert _inbox(vault) == []
+    vault.automations.add(DATED)
+    for n in range(30):  # no runner runs: the inbox does not grow with each write
+        vault.edit(note.entity_id, {"text": f"draft {n} on 2026-01-{n % 28 + 1:02d}"})
+    assert [(e, v) for _, e, v in _inbox(vault)] == [(note.entity_id, vault.get(note.entity_id).version)]
+    assert [o["status"] for o in _run(vault, engine)] == ["completed"]
+
+
+def test_only_the_users_own_version_of_a_rule_runs(vault: Vault, engine: WorkflowEngine) -> None:
+    vault.automations.add(DATED, source="ai-local:llama")  # proposed by AI: never runs as it is
+    rule = vault.automations.add({**DATED, "paused": True})
+    resumed = vault.automations.set_paused(rule.id, False, source="ai-cloud:acme/gpt")  # a suggestion
+    changed = vault.kernel.run(
+        "entity.edit",
+        {
+            "id": rule.id,
+            "changes": {"action": {"do": "action", "name": "entity.delete", "input": {"id": "{id}"}}},
+        },
+        actor=vault.actor("ai-local:llama"),
+    )
+    assert resumed.item.truth_level == 5 and changed.outcome == "suggestion"  # type: ignore[attr-defined]
+    assert vault.automations.get(rule.id).rule.paused  # type: ignore[union-attr]
+    vault.put("note", {"text": "on 2026-03-04"})
+    assert _run(vault, engine) == []
+    [suggestion, _] = vault.records(kind="suggestion", entity_id=rule.id)
+    vault.accept(suggestion.id)  # the user takes the AI's change: now it is theirs, and runs
+    vault.automations.set_paused(rule.id, False)
+    note = vault.put("note", {"text": "on 2026-03-05"}).item
+    [outcome] = _run(vault, engine)
+    assert outcome["results"]["act"]["outcome"] == "suggestion"  # a delete proposed, not done
+    assert not vault.get(note.entity_id).deleted

@@ -86,6 +86,16 @@ def test_a_changed_cut_reordered_or_foreign_backup_does_not_open(
     assert chunk == 1 << 20 or len(parts) > 2  # small chunks: the cases above included reordering
 
 
+def test_a_chunk_length_changed_to_huge_is_refused_before_it_is_read(vault: Vault, tmp_path: Path) -> None:
+    made = write_backup(vault, tmp_path / "b", "truthvault-20261207T000000Z.tvbak")
+    head, parts = _chunks(made.read_bytes())
+    made.write_bytes(head + (0xFFFFFFF0).to_bytes(4, "big") + parts[0][4:] + b"".join(parts[1:]))
+    out = io.BytesIO()
+    with pytest.raises(DecryptionFailed, match="more than a chunk holds"):
+        open_backup(made, backup_key(vault), out)
+    assert out.getvalue() == b""
+
+
 def test_a_backup_key_others_may_read_is_refused(vault: Vault, tmp_path: Path) -> None:
     write_backup(vault, tmp_path / "b", "truthvault-20261207T000000Z.tvbak")
     (vault.home / "backup.key").chmod(0o644)

@@ -320,8 +320,8 @@ def _workflow_verb(group: click.Group, verb: str) -> None:
     def command(workflow_id: str) -> None:
         with open_vault() as vault, _engine(vault, launch=verb == "resume") as engine:
             info = engine.cancel(workflow_id) if verb == "cancel" else engine.resume(workflow_id)
-            if verb == "resume":
-                result = engine.result(workflow_id)
-                out.print(f"workflow {workflow_id}: {result.get('status')}")
+            if verb == "resume":  # a saga that failed for good goes on as a copy (info.id)
+                result = engine.result(info.id)
+                out.print(f"workflow {info.id}: {result.get('status')}")
                 return
         out.print(f"workflow {workflow_id} {info.status}")

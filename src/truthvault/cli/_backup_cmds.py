@@ -91,7 +91,7 @@ def register(cli: click.Group) -> None:
     )
     def backup_open(file: str, key_file: str | None, target: str) -> None:
         """Open a backup: its JSON Lines, which 'truthvault import' takes."""
-        from ..vault import backup_key, open_backup, read_key
+        from ..vault import backup_key, open_backup, open_backup_to, read_key
 
         if key_file is not None:
             key = read_key(Path(key_file))
@@ -101,6 +101,5 @@ def register(cli: click.Group) -> None:
         if target == "-":
             open_backup(Path(file), key, sys.stdout.buffer)
             return
-        with open(target, "wb") as f:
-            size = open_backup(Path(file), key, f)
+        size = open_backup_to(Path(file), key, Path(target))
         out.print(f"{size} bytes of JSON Lines in {target}")

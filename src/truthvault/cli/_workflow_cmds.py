@@ -152,4 +152,4 @@ def register_hub(hub: click.Group) -> None:
         if as_json:
             print_json(as_dict(info))
         else:
-            out.print(f"workflow {workflow_id} resumed ({info.status}); the serving hub runs it")
+            out.print(f"workflow {info.id} resumed ({info.status}); the serving hub runs it")

@@ -40,6 +40,18 @@ class HubScope:
             raise Forbidden("this action is a device's: run it from an enrolled device")
         return self.device
 
+    def setting_up(self, what: str) -> DeviceContext:
+        """The calling device; for the hub's admin (no device), a stand-in only while the tenant
+        has no device yet (as it is provisioned): after that, the tenant's own devices set its
+        ``what``."""
+        if self.device is not None:
+            return self.device
+        if self.store.list_devices(self.tenant_name):
+            raise Forbidden(
+                f"the hub's admin sets a tenant's {what} only before its first device: set it from a device"
+            )
+        return DeviceContext(self.tenant_id, self.tenant_name, "", "", "hub-admin")
+
     def signing_device(self) -> DeviceContext:
         """The calling device, proved by a signed request (not a bearer token): what replacing
         the device's own keys takes, on every route that reaches the action."""
@@ -200,11 +212,7 @@ def policy_set(ctx: Ctx, params: PolicySetIn) -> PolicySetOut:
     """Set the tenant's policy (Cedar): a new version, in force for every device at its sync.
     The hub's admin sets one only while the tenant has no device (as it is provisioned)."""
     scope = ctx.store
-    if scope.device is None and scope.store.list_devices(scope.tenant_name):
-        raise Forbidden(
-            "the hub's admin sets a tenant's policy only before its first device: set it from a device"
-        )
-    device = scope.device or DeviceContext(scope.tenant_id, scope.tenant_name, "", "", "hub-admin")
+    device = scope.setting_up("policy")
     try:
         stored = scope.store.set_policy(device, params.text, ctx.actor.source)
     except InvalidPolicy as exc:
@@ -230,8 +238,9 @@ class ContractAddOut(_Out):
     "contract.add", version="1.0.0", risk=Risk.SECURITY, input=ContractAddIn, output=ContractAddOut
 )
 def contract_add(ctx: Ctx, params: ContractAddIn) -> ContractAddOut:
-    """Add the next version of an entity type's contract, checked against every version in use."""
-    device = ctx.store.calling_device()
+    """Add the next version of an entity type's contract, checked against every version in use.
+    The hub's admin adds one only while the tenant has no device (as it is provisioned)."""
+    device = ctx.store.setting_up("contracts")
     marker, added = ctx.store.store.contracts.add(
         device, params.type, params.json_schema, major=params.major, source=ctx.actor.source
     )

@@ -204,6 +204,10 @@ class SqlDatabase(ABC):
             pk = self._tenant_pks[tenant_id] = int(row[0])
         return pk
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop a removed tenant's key: a later write for it is NotFound, not a row for no one."""
+        self._tenant_pks.pop(tenant_id, None)
+
     def remember_tenant(self, tenant_id: str, pk: int) -> None:
         """Keep a tenant's key found by another query (authentication reads it anyway)."""
         self._tenant_pks[tenant_id] = pk

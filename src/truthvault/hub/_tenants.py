@@ -77,6 +77,7 @@ class Tenants:
             for table in TENANT_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE tenant_pk = ?", (pk,))
             db.execute("DELETE FROM tenants WHERE pk = ?", (pk,))
+            self._db.forget_tenant(tenant_id)
 
     def add_event(
         self, tenant_id: str, type: str, detail: dict[str, object], device_id: str | None = None

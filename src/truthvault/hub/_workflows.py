@@ -117,11 +117,6 @@ def hub_sagas(store: HubStore) -> SagaRegistry:
             added.append(str(contract.get("type")))
         return {"added": added}
 
-    def code(ctx: StepContext) -> dict[str, Any]:
-        ttl = float(ctx.input.get("code_ttl_s") or _CODE_TTL_S)
-        out = run_as_admin(store, str(ctx.input["name"]), "tenant.code", {"ttl_s": ttl})
-        return {"code": out["code"], "ttl_s": ttl}
-
     registry = SagaRegistry()
     registry.add(
         Saga(
@@ -131,9 +126,11 @@ def hub_sagas(store: HubStore) -> SagaRegistry:
                 Step("tenant", tenant, drop_tenant, retry=_QUICK),
                 Step("policy", policy, retry=_QUICK),
                 Step("contracts", contracts, retry=_QUICK),
-                Step("code", code, retry=_QUICK),
             ),
-            summary="A tenant with its default policy and contracts, and its first enrolment code.",
+            # The first enrolment code is issued after it (provision_tenant), never in a step:
+            # a step's output is kept in plain text (DBOS's system database, workflow_steps,
+            # 'truthvault workflow show'), and a code is a credential, stored hashed, shown once.
+            summary="A tenant with its default policy and contracts.",
         )
     )
     return registry
@@ -150,8 +147,9 @@ def provision_input(
 
 def provision_tenant(store: HubStore, hub_url: str, name: str, mode: str) -> dict[str, Any]:
     """Run ``tenant.provision`` in this process (its engine launched for it, which also resumes
-    what a killed run left); the steps' results. A provisioning that failed is compensated
-    (nothing of it kept) and raises ConflictState naming the step and its error."""
+    what a killed run left), then issue the tenant's first enrolment code; the steps' results
+    and ``code`` (``{"code", "ttl_s"}``). A provisioning that failed is compensated (nothing of
+    it kept) and raises ConflictState naming the step and its error."""
     from ..errors import ConflictState
 
     params = provision_input(name, mode)
@@ -163,7 +161,9 @@ def provision_tenant(store: HubStore, hub_url: str, name: str, mode: str) -> dic
             f"tenant {name!r} was not provisioned: step {failed.get('step')!r} failed: {failed.get('error')}",
             hint="nothing of it was kept" if outcome.get("compensated") else None,
         )
-    results: dict[str, Any] = outcome["results"]
+    results: dict[str, Any] = dict(outcome["results"])
+    out = run_as_admin(store, name, "tenant.code", {"ttl_s": _CODE_TTL_S})
+    results["code"] = {"code": out["code"], "ttl_s": _CODE_TTL_S}
     return results
 
 

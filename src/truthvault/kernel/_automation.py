@@ -22,24 +22,33 @@ kernel's governed path (policy refuses what level 2 may not do, and audits the r
 - ``{"do": "action", "name": "entity.delete", "input": {"id": "{id}"}}``: any action.
 
 Text in an action's input may name the match: ``{id}``, ``{type}``, ``{version}``,
-``{payload.<field>}``; ``{{`` and ``}}`` are braces.
+``{payload.<field>}``; ``{{`` and ``}}`` are braces. A name is all a ``{...}`` holds: no format
+spec or conversion (``{id:>99999999}`` would make a text of any size), and what a run fills in
+is at most :data:`MAX_FILLED` characters in all.
+
+A trigger's ``matches`` is an RE2 expression (google-re2: linear time whatever the pattern, so a
+rule that arrives by sync cannot hang the runner with ``(a+)+$``; no backreferences or
+lookarounds).
 
 This module is pure: the rule's model, matching, templating and schedules.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InvalidInput
 
 __all__ = [
+    "MAX_FILLED",
     "ActAction",
     "ActCreate",
     "ActTag",
@@ -54,6 +63,21 @@ __all__ = [
 
 _EVERY = re.compile(r"^(\d+)([mhd])$")
 _UNIT = {"m": 60, "h": 3600, "d": 86400}
+#: the most characters the templates of one run fill in, all texts together (a payload's limit)
+MAX_FILLED = 1 << 20
+_FIELDS = ("id", "type", "version", "payload")
+_RE2 = re2.Options()
+_RE2.log_errors = False
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (ValueError naming what is wrong)."""
+    try:
+        return re2.compile(pattern, options=_RE2)
+    except re2.error as exc:
+        why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"not a regular expression RE2 takes ({why})") from None
 
 
 class _Strict(BaseModel):
@@ -79,10 +103,7 @@ class WriteTrigger(_Strict):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression ({exc})") from None
+            _regex(value)
         return value
 
 
@@ -118,11 +139,23 @@ class ActCreate(_Strict):
     type: str = Field(min_length=1)
     payload: dict[str, Any]
 
+    @field_validator("payload")
+    @classmethod
+    def _templates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_templates(value)
+        return value
+
 
 class ActAction(_Strict):
     do: Literal["action"]
     name: str = Field(min_length=1)
     input: dict[str, Any] = {}
+
+    @field_validator("input")
+    @classmethod
+    def _templates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_templates(value)
+        return value
 
 
 class Rule(_Strict):
@@ -161,7 +194,8 @@ def matches(trigger: WriteTrigger, entity_type: str, payload: Mapping[str, Any])
     if trigger.matches is not None:
         fields = [trigger.field] if trigger.field else [k for k, v in payload.items() if isinstance(v, str)]
         texts = [str(payload[f]) for f in fields if isinstance(payload.get(f), str | int | float)]
-        if not any(re.search(trigger.matches, t) for t in texts):
+        pattern = _regex(trigger.matches)
+        if not any(pattern.search(t) for t in texts):
             return False
     elif trigger.field is not None and trigger.field not in payload:
         return False
@@ -185,7 +219,35 @@ def selected(
     return True
 
 
+def _check_templates(value: Any) -> None:
+    """ValueError when a text in ``value`` holds a ``{...}`` that is not a name of the match."""
+    if isinstance(value, str):
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"template {value!r}: {exc}") from None
+        for _, name, spec, conversion in parts:
+            if name is None:
+                continue
+            if spec or conversion:
+                raise ValueError(f"template {value!r}: a {{...}} holds a name only (no ':' or '!')")
+            if name.partition(".")[0] not in _FIELDS:
+                raise ValueError(
+                    f"template {value!r}: {{{name}}} names nothing of the match "
+                    "(id, type, version, payload.<field>)"
+                )
+    elif isinstance(value, list):
+        for v in value:
+            _check_templates(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _check_templates(v)
+
+
 class _Template(string.Formatter):
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
         head, _, rest = field_name.partition(".")
         if head not in kwargs:
@@ -197,23 +259,38 @@ class _Template(string.Formatter):
             value = value.get(part, "") if isinstance(value, Mapping) else ""
         return value, field_name
 
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion is not None:
+            raise InvalidInput("a {...} in a template holds a name only (no '!' conversion)")
+        return value
 
-_template = _Template()
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec:  # a width makes a text of any size: {id:>99999999}
+            raise InvalidInput("a {...} in a template holds a name only (no ':' format)")
+        text = str(value)
+        self.budget -= len(text)
+        if self.budget < 0:
+            raise InvalidInput(f"the templates of this run fill in more than {MAX_FILLED} characters")
+        return text
 
 
 def fill(value: Any, match: Mapping[str, Any]) -> Any:
     """``value`` with every text's ``{...}`` filled from the match (see the module)."""
+    return _fill(value, match, _Template(MAX_FILLED))
+
+
+def _fill(value: Any, match: Mapping[str, Any], template: _Template) -> Any:
     if isinstance(value, str):
         if "{" not in value and "}" not in value:
             return value
         try:
-            return _template.vformat(value, (), dict(match))
+            return template.vformat(value, (), dict(match))
         except (ValueError, IndexError) as exc:
             raise InvalidInput(f"template {value!r}: {exc}") from None
     if isinstance(value, list):
-        return [fill(v, match) for v in value]
+        return [_fill(v, match, template) for v in value]
     if isinstance(value, dict):
-        return {k: fill(v, match) for k, v in value.items()}
+        return {k: _fill(v, match, template) for k, v in value.items()}
     return value
 
 

@@ -256,12 +256,34 @@ class WorkflowEngine:
 
     def resume(self, workflow_id: str) -> WorkflowInfo:
         """Go on with a cancelled (or failed) workflow from its last completed step: here when
-        the engine is launched, else where it next is."""
+        the engine is launched, else where it next is. A saga that failed for good (a step or a
+        compensation used its retries) goes on as ``<id>:resumed-<n>``, a copy of it that tries
+        that step again (DBOS keeps the failure as the step's outcome: going on with the workflow
+        itself would only replay it); the info returned is of the workflow that goes on."""
         current = self.info(workflow_id)
         if current.status in ("completed", "compensated"):
             raise ConflictState(f"workflow {workflow_id} is {current.status} already")
-        self._api().resume_workflow(workflow_id)
-        return self.info(workflow_id)
+        api = self._api()
+        failed = [
+            int(s["function_id"])
+            for s in api.list_workflow_steps(workflow_id)
+            if s.get("function_name") == _STEP
+            and isinstance(s.get("output"), dict)
+            and "failed" in s["output"]
+        ]
+        if current.status != "failed" or not failed:
+            api.resume_workflow(workflow_id)
+            return self.info(workflow_id)
+        from dbos import SetWorkflowID
+
+        again = f"{workflow_id}:resumed-{failed[-1]}"
+        if api.list_workflows(workflow_ids=[again]):
+            raise ConflictState(
+                f"workflow {workflow_id} was resumed already, as {again}", hint=f"resume {again} instead"
+            )
+        with SetWorkflowID(again):  # one id a failed step: two people resuming make one copy
+            api.fork_workflow(workflow_id, failed[-1])
+        return self.info(again)
 
     def restart(self, workflow_id: str) -> str:
         """Run workflow ``workflow_id`` again from its first step, with its input and actor, as

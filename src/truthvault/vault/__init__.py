@@ -26,7 +26,15 @@ from ._writes import MAX_PAYLOAD_BYTES
 if TYPE_CHECKING:
     from ._actions import DEVICE_ACTIONS, EntitiesResult, EntityResult, RecordResult, Written
     from ._automations import Automations, RuleEntry
-    from ._backup import BACKUP_KEY_FILE, backup_key, open_backup, read_key, schedule_of, set_schedule
+    from ._backup import (
+        BACKUP_KEY_FILE,
+        backup_key,
+        open_backup,
+        open_backup_to,
+        read_key,
+        schedule_of,
+        set_schedule,
+    )
     from ._broker import VaultBrokerStore
     from ._workflows import vault_engine
 
@@ -67,6 +75,7 @@ __all__ = [
     "check_setter",
     "new_id",
     "open_backup",
+    "open_backup_to",
     "payload_of",
     "read_key",
     "schedule_of",
@@ -89,7 +98,15 @@ _LAZY = {
     "vault_engine": "._workflows",
     **{
         n: "._backup"
-        for n in ("BACKUP_KEY_FILE", "backup_key", "open_backup", "read_key", "schedule_of", "set_schedule")
+        for n in (
+            "BACKUP_KEY_FILE",
+            "backup_key",
+            "open_backup",
+            "open_backup_to",
+            "read_key",
+            "schedule_of",
+            "set_schedule",
+        )
     },
 }
 

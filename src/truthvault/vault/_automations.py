@@ -169,11 +169,7 @@ class Automations:
 
     # -- inside ------------------------------------------------------------------------
     def _writes(self, engine: WorkflowEngine, rules: list[RuleEntry]) -> list[str]:
-        db = self.vault._db
-        with db.read() as conn:
-            rows = conn.execute(
-                "SELECT n, entity_id, version FROM automation_inbox ORDER BY n LIMIT ?", (_BATCH,)
-            ).fetchall()
+        rows = self._inbox()
         started: list[str] = []
         for _, entity_id, version in rows:
             try:
@@ -188,10 +184,25 @@ class Automations:
                 assert isinstance(trigger, WriteTrigger)
                 if matches(trigger, item.entity_type, payload):
                     started.append(self._start(engine, entry.id, entity_id, str(version)))
-        if rows:
-            with db.tx() as conn:
-                conn.execute("DELETE FROM automation_inbox WHERE n <= ?", (rows[-1][0],))
+        self._clear(rows)
         return started
+
+    def _inbox(self) -> list[tuple[int, str, int]]:
+        """The oldest rows of the inbox: (n, entity id, version)."""
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT n, entity_id, version FROM automation_inbox ORDER BY n LIMIT ?", (_BATCH,)
+            ).fetchall()
+        return [(int(n), str(e), int(v)) for n, e, v in rows]
+
+    def _clear(self, rows: list[tuple[int, str, int]]) -> None:
+        """Remove the rows looked at, each by all it holds: another runner may have removed them
+        already, and a write since have taken the same n (a rowid is reused once the table empties)."""
+        if rows:
+            with self.vault._db.tx() as conn:
+                conn.executemany(
+                    "DELETE FROM automation_inbox WHERE n = ? AND entity_id = ? AND version = ?", rows
+                )
 
     def _schedule(
         self, engine: WorkflowEngine, entry: RuleEntry, trigger: ScheduleTrigger, now: datetime

@@ -38,6 +38,7 @@ __all__ = [
     "backup_key",
     "backup_name",
     "open_backup",
+    "open_backup_to",
     "prune",
     "read_key",
     "schedule_of",
@@ -188,11 +189,29 @@ def open_backup(path: Path, key: bytes, out: IO[bytes]) -> int:
     return written + len(rest)
 
 
+def open_backup_to(path: Path, key: bytes, target: Path) -> int:
+    """:func:`open_backup` into the file ``target``: made 0600 (it is the vault in plain text)
+    under a temporary name and renamed once the whole backup opened, so a backup that does not
+    open leaves nothing a person could import thinking it whole."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            size = open_backup(path, key, f)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size
+
+
 def _chunks(f: IO[bytes], path: Path) -> Iterator[bytes]:
     while header := f.read(4):
         if len(header) != 4:
             raise DecryptionFailed(f"{path} is cut short")
         (size,) = struct.unpack(">I", header)
+        if size > _CHUNK + 16:  # a changed length must not make us read (allocate) 4 GiB
+            raise DecryptionFailed(f"{path}: a chunk claims {size} bytes, more than a chunk holds")
         chunk = f.read(size)
         if len(chunk) != size:
             raise DecryptionFailed(f"{path} is cut short")

@@ -1,7 +1,10 @@
 """The automation inbox: each entity written (here or by sync) while an automation rule exists,
 noted in the write's own transaction, for the runner to match against the rules.
 
-While the vault holds no rule nothing is noted, and finding that out costs a query only when
+The inbox keeps one row an entity, its newest write (the runner looks at the entity's current
+version only), so it grows with the vault, not with each write, when no runner runs. While the
+vault holds no rule of the user's (level 1: a rule an AI proposed runs only once accepted)
+nothing is noted, and finding that out costs a query only when
 another process has committed since (SQLite's data_version, read as the transaction began).
 Writes made by automations are not noted: rules do not feed each other in a loop.
 """
@@ -37,7 +40,9 @@ class AutomationInbox:
     def note(self, items: Iterable[SyncItem]) -> None:
         """Note ``items`` (inside their write's transaction) when a rule may look at them."""
         items = list(items)
-        if any(i.entity_type == AUTOMATION_TYPE for i in items):
+        if any(
+            i.entity_type == AUTOMATION_TYPE and (i.truth_level == 1 or i.accepted_by_user) for i in items
+        ):
             self._watched = True  # a rule written now: data_version does not move for our own writes
         mark = self._db.epoch()
         if mark != self._mark:
@@ -45,7 +50,8 @@ class AutomationInbox:
             self._watched = (
                 self._watched
                 or self._db.conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM entities WHERE entity_type = ? AND deleted = 0)",
+                    "SELECT EXISTS (SELECT 1 FROM entities WHERE entity_type = ? AND deleted = 0 "
+                    "AND truth_level = 1)",
                     (AUTOMATION_TYPE,),
                 ).fetchone()[0]
                 == 1
@@ -60,7 +66,9 @@ class AutomationInbox:
             and not i.origin_source.startswith(_AUTOMATION_SOURCE)
         ]
         if rows:
-            self._db.conn.executemany("INSERT INTO automation_inbox (entity_id, version) VALUES (?, ?)", rows)
+            conn = self._db.conn
+            conn.executemany("DELETE FROM automation_inbox WHERE entity_id = ?", [(r[0],) for r in rows])
+            conn.executemany("INSERT INTO automation_inbox (entity_id, version) VALUES (?, ?)", rows)
             self._noted = True
 
     def ended(self, committed: bool) -> None:
