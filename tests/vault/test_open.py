@@ -122,16 +122,6 @@ def test_new_id_is_time_ordered_uuid7() -> None:
 def test_public_api_is_curated() -> None:
     assert sorted(vault_pkg.__all__) == sorted(
         [
-            "Automations",
-            "BACKUP_KEY_FILE",
-            "RuleEntry",
-            "backup_key",
-            "open_backup",
-            "open_backup_to",
-            "read_key",
-            "schedule_of",
-            "set_schedule",
-            "vault_engine",
             "DB_NAME",
             "EVENT_TYPES",
             "Applied",
@@ -164,6 +154,7 @@ def test_public_api_is_curated() -> None:
             "BACKUP_KEY_FILE",
             "backup_key",
             "open_backup",
+            "open_backup_to",
             "read_key",
             "schedule_of",
             "set_schedule",
