@@ -20,12 +20,6 @@ FOLLOW_UP = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rule runs on every device that runs a runner, each on the writes that reach it by "
-    "sync: two devices make two follow-up tasks for one note. Needs a rule to name where it "
-    "runs (the device that wrote it, by default), a design decision for the lead.",
-)
 def test_a_match_is_acted_on_once_across_devices(devices: Callable[..., Devices]) -> None:
     d = devices("laptop", "phone")
     laptop, phone = d.vaults["laptop"], d.vaults["phone"]
@@ -39,4 +33,21 @@ def test_a_match_is_acted_on_once_across_devices(devices: Callable[..., Devices]
         d.syncers[name].sync()
     d.syncers["laptop"].sync()
     made = [t for t in laptop.list("task", limit=None) if t.origin_source.startswith("automation:")]
-    assert len(made) == 1
+    assert len(made) == 1  # the laptop wrote the rule: the laptop runs it
+    assert [r.runs_on(phone.device_id) for r in phone.automations.rules()] == [False]
+    # resumed on the phone, the phone runs it, and the laptop no longer does
+    rule = phone.automations.rules()[0]
+    phone.automations.set_paused(rule.id, False)
+    phone.put("note", {"text": "water the plants"})
+    for name, vault in (("phone", phone), ("laptop", laptop)):
+        d.syncers[name].sync()
+        with vault_engine(vault) as engine:
+            for wid in vault.automations.run_pending(engine):
+                engine.result(wid)
+        d.syncers[name].sync()
+    d.syncers["phone"].sync()
+    made = [t for t in phone.list("task", limit=None) if t.origin_source.startswith("automation:")]
+    assert sorted(t.data()["title"] for t in made) == [
+        "Follow up: call the plumber",
+        "Follow up: water the plants",
+    ]

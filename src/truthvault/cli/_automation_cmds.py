@@ -99,7 +99,7 @@ def _trigger_text(entry: RuleEntry) -> str:
     return f"{t['on']}: {rest}" if rest else str(t["on"])
 
 
-def _state(entry: RuleEntry) -> str:
+def _state(entry: RuleEntry, device_id: str) -> str:
     if entry.rule is None:
         return f"invalid: {entry.error}"
     if not entry.active:
@@ -108,13 +108,16 @@ def _state(entry: RuleEntry) -> str:
             if entry.rule.paused
             else f"proposed (level {entry.item.truth_level}): accept it to run it"
         )
+    if not entry.runs_on(device_id):
+        return "active on another device (resume it here to run it here)"
     return "active"
 
 
-def _entry_dict(entry: RuleEntry) -> dict[str, object]:
+def _entry_dict(entry: RuleEntry, here: str) -> dict[str, object]:
     return {
         "id": entry.id,
-        "state": _state(entry),
+        "state": _state(entry, here),
+        "device": entry.item.device_id,
         "rule": None if entry.rule is None else entry.rule.model_dump(mode="json", exclude_none=True),
         "level": entry.item.truth_level,
         "source": entry.item.origin_source,
@@ -170,8 +173,9 @@ def register(cli: click.Group) -> None:
             spec = _rule_from_options(name, options)
         with open_vault() as vault:
             entry = vault.automations.add(spec)
+            here = vault.device_id
         if as_json:
-            print_json(_entry_dict(entry))
+            print_json(_entry_dict(entry, here))
         else:
             out.print(f"automation {entry.id} added: {_trigger_text(entry)}")
             out.print("it runs with 'truthvault automation run' (--watch keeps it running)")
@@ -182,11 +186,12 @@ def register(cli: click.Group) -> None:
         """List the automation rules and whether each is active."""
         with open_vault() as vault:
             entries = vault.automations.rules()
+            here = vault.device_id
         if as_json:
-            print_json([_entry_dict(e) for e in entries])
+            print_json([_entry_dict(e, here) for e in entries])
             return
         rows: list[list[str | Struck]] = [
-            [e.id, e.rule.name if e.rule else "?", _trigger_text(e), _state(e)] for e in entries
+            [e.id, e.rule.name if e.rule else "?", _trigger_text(e), _state(e, here)] for e in entries
         ]
         out.print(
             table(None, ["id", "name", "trigger", "state"], rows, squeeze=2) if rows else "no automations"
@@ -199,10 +204,11 @@ def register(cli: click.Group) -> None:
         """Show a rule: its trigger, its action and its state."""
         with open_vault() as vault:
             entry = vault.automations.get(rule_id)
+            here = vault.device_id
         if as_json:
-            print_json(_entry_dict(entry))
+            print_json(_entry_dict(entry, here))
             return
-        out.print(f"automation {entry.id}: {entry.rule.name if entry.rule else '?'} ({_state(entry)})")
+        out.print(f"automation {entry.id}: {entry.rule.name if entry.rule else '?'} ({_state(entry, here)})")
         if entry.rule is not None:
             out.print(f"when   {_trigger_text(entry)}")
             out.print(f"do     {json.dumps(entry.rule.action.model_dump(mode='json'))}")

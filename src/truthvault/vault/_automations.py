@@ -49,6 +49,11 @@ class RuleEntry:
     def active(self) -> bool:
         return self.rule is not None and not self.rule.paused and self.item.truth_level == TruthLevel.USER
 
+    def runs_on(self, device_id: str) -> bool:
+        """Whether ``device_id`` runs it: the device that last wrote it (added, paused or
+        resumed it there), so that a match that reaches every device is acted on once."""
+        return self.active and self.item.device_id == device_id
+
 
 def _entry(item: SyncItem) -> RuleEntry:
     try:
@@ -113,7 +118,8 @@ class Automations:
         """Start a run for every write in the inbox that a rule matches and for every time a
         scheduled rule fired since its last run; the workflows started."""
         now = now or datetime.now(UTC)
-        active = [e for e in self.rules() if e.active]
+        here = self.vault.device_id
+        active = [e for e in self.rules() if e.runs_on(here)]
         started = self._writes(engine, [e for e in active if isinstance(e.rule.trigger, WriteTrigger)])  # type: ignore[union-attr]
         for entry in active:
             trigger = entry.rule.trigger  # type: ignore[union-attr]
