@@ -264,3 +264,28 @@ def test_only_the_users_own_version_of_a_rule_runs(vault: Vault, engine: Workflo
     [outcome] = _run(vault, engine)
     assert outcome["results"]["act"]["outcome"] == "suggestion"  # a delete proposed, not done
     assert not vault.get(note.entity_id).deleted
+
+
+def test_a_run_that_fails_for_good_is_a_dead_letter_and_a_retry_runs_it_again(
+    vault: Vault, engine: WorkflowEngine
+) -> None:
+    rule = vault.automations.add(
+        {
+            "name": "a broken action",
+            "trigger": {"on": "write", "type": "note"},
+            "action": {
+                "do": "action",
+                "name": "entity.edit",
+                "input": {"id": "{id}", "changes": "not an object"},
+            },
+        }
+    )
+    vault.put("note", {"text": "anything", "token": "s3cret"})
+    [outcome] = _run(vault, engine)
+    assert outcome["status"] == "compensated" and "changes" in outcome["failed"]["error"]
+    [letter] = vault.dead_letters.list()
+    assert (letter.kind, letter.status, letter.source) == ("automation", "open", "automation.run/act (run)")
+    assert letter.ref.startswith(f"auto:{rule.id}:") and letter.input["saga"] == "automation.run"
+    retried = vault.dead_letters.retry(letter.id, by="user:cli")
+    assert retried.status == "retried" and retried.retried_as
+    assert engine.result(str(retried.retried_as))["status"] == "compensated"  # the same input fails alike

@@ -106,11 +106,20 @@ def register(cli: click.Group) -> None:
             _show(letter)
 
     def decide(verb: str, dead_letter_id: str, note: str | None, as_json: bool) -> None:
-        from ..kernel import DeadLetter as Letter
+        from contextlib import nullcontext
 
-        with open_vault() as vault:
+        from ..kernel import DeadLetter as Letter
+        from ..vault import vault_engine
+
+        # a retry runs the workflow again here: this vault's engine, launched for it
+        with (
+            open_vault() as vault,
+            vault_engine(vault) if verb == "retry" else nullcontext() as engine,
+        ):
             done = run_action(vault, f"dlq.{verb}", {"id": dead_letter_id, "note": note})
-        letter = Letter(**done.model_dump(mode="json")["dead_letter"])
+            letter = Letter(**done.model_dump(mode="json")["dead_letter"])
+            if engine is not None and letter.retried_as:
+                engine.result(letter.retried_as)  # run to its end before this process does
         _print_decided(letter, verb, as_json, "its engine runs it")
 
     for verb, summary in (

@@ -8,6 +8,7 @@ the saga, the step and the workflow; never an input or output).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ..kernel import (
     SqlStepLedger,
     Step,
     StepContext,
+    StepFailed,
     WorkflowEngine,
 )
 from ..kernel._automation import ActAction, ActCreate, ActTag, fill, parse_rule
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from ._vault import Vault
 
 __all__ = ["WORKFLOWS_FILE", "automation_source", "device_sagas", "vault_engine"]
+
+log = logging.getLogger("truthvault.vault")
 
 #: DBOS's system database, in the vault's folder
 WORKFLOWS_FILE = "workflows.sqlite"
@@ -49,12 +53,30 @@ def vault_engine(vault: Vault) -> WorkflowEngine:
     """The workflow engine of ``vault`` (launch it to run workflows; one per process)."""
     db: VaultDB = vault._db
     ledger = SqlStepLedger(db.tx, on_record=lambda ctx, out: _trace(vault, ctx))
-    return WorkflowEngine(
+    engine = WorkflowEngine(
         device_sagas(vault),
         ledger,
         database_url=f"sqlite:///{vault.home / WORKFLOWS_FILE}",
         name="truthvault",
+        on_dead_letter=lambda ctx, exc: _dead_letter(vault, ctx, exc),
     )
+    # a dead letter of a workflow or an automation's run is retried by running it again
+    for kind in ("workflow", "automation"):
+        vault.dead_letters.on_retry(kind, lambda letter: engine.restart(letter.ref))
+    return engine
+
+
+def _dead_letter(vault: Vault, ctx: StepContext, exc: StepFailed) -> None:
+    """Keep a step that failed for good (an automation's run is kind ``automation``), its
+    input's secrets masked; never raises (the saga must still compensate)."""
+    kind = "automation" if ctx.saga == "automation.run" else "workflow"
+    try:
+        vault.dead_letters.add(
+            kind, ctx.workflow_id, f"{ctx.saga}/{ctx.step} ({ctx.phase})", exc.error,
+            {"saga": ctx.saga, "input": dict(ctx.input)}, exc.attempts,
+        )  # fmt: skip
+    except Exception:
+        log.exception("could not keep the dead letter of workflow %s: %s", ctx.workflow_id, exc.error)
 
 
 def _trace(vault: Vault, ctx: StepContext) -> None:
