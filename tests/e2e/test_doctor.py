@@ -87,8 +87,10 @@ def test_the_devices_dlq_commands(tmp_path: Path) -> None:
     shown = cli.run("dlq", "show", kept.id[:8]).stdout
     assert "rule r1" in shown and '"token": "***"' in shown and "abc" not in shown
     assert cli.json("dlq", "quarantine", kept.id[:8], "--note", "later")["status"] == "quarantined"
+    # a retry runs its workflow again with this vault's engine: one that never ran is named
     refused = cli.run("dlq", "retry", kept.id[:8], check=False)
-    assert refused.returncode == 1 and refused.stderr.startswith("error: nothing in this process retries")
+    assert refused.returncode == 1 and refused.stderr == "error: no workflow 'run-1' to restart\n"
+    assert cli.json("dlq", "show", kept.id[:8])["status"] == "quarantined"  # unchanged by the refusal
     short = cli.run("dlq", "discard", "ab", check=False)
     assert short.returncode == 1 and "id" in short.stderr.splitlines()[0]
     assert cli.json("dlq", "discard", kept.id, "--note", "not needed")["status"] == "discarded"
