@@ -235,3 +235,17 @@ def test_a_removed_tenant_leaves_no_row_for_no_one(
     hub_store.audit_queue.sequence()  # the sequencer is not stuck on a removed tenant's entry
     assert hub_sql("SELECT count(*) FROM audit_pending")[0][0] == 0
     assert hub_store.audit.entries(beta.id)
+
+
+def test_a_taken_or_bad_tenant_name_is_refused_before_any_workflow(hub_store: HubStore, hub_url: str) -> None:
+    from truthvault.errors import InvalidInput
+    from truthvault.hub import provision_tenant
+
+    hub_store.add_tenant("acme", "local_first")
+    with pytest.raises(ConflictState, match="'acme' already exists"):
+        provision_tenant(hub_store, hub_url, "acme", "cloud_first")
+    with pytest.raises(InvalidInput, match="tenant name"):
+        provision_tenant(hub_store, hub_url, " acme", "cloud_first")
+    assert hub_store.dead_letters.list() == []  # nothing ran, so nothing failed
+    url, schema = dbos_url(hub_url)
+    assert schema or not Path(url.removeprefix("sqlite:///")).exists()  # no engine was even launched

@@ -151,8 +151,18 @@ def provision_tenant(store: HubStore, hub_url: str, name: str, mode: str) -> dic
     and ``code`` (``{"code", "ttl_s"}``). A provisioning that failed is compensated (nothing of
     it kept) and raises ConflictState naming the step and its error."""
     from ..errors import ConflictState
+    from ._tenants import check_name
 
     params = provision_input(name, mode)
+    check_name("tenant name", name)  # bad input and a taken name say so at once: no workflow
+    try:
+        store.get_tenant(name)
+    except NotFound:
+        pass
+    else:
+        raise ConflictState(
+            f"tenant {name!r} already exists", hint="list them with: truthvault hub tenant list"
+        )
     with hub_engine(store, hub_url) as engine:
         outcome = engine.run("tenant.provision", params)
     if outcome["status"] != "completed":
