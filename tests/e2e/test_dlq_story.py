@@ -6,6 +6,7 @@ admin-token-guarded /diagz answer from the serving hub."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,20 +15,26 @@ from .conftest import HubProc
 
 
 @pytest.mark.both_backends
-def test_a_failed_provisioning_is_kept_decided_and_retried(hub: HubProc) -> None:
+def test_a_failed_provisioning_is_kept_decided_and_retried(hub: HubProc, tmp_path: Path) -> None:
     admin = hub.admin
     assert admin.json("hub", "dlq", "list") == []
-    again = admin.run("hub", "tenant", "add", "family", "--mode", "cloud_first", check=False)
-    assert again.returncode != 0 and "step 'tenant' failed" in again.stderr
+    taken = admin.run("hub", "tenant", "add", "family", check=False)  # a taken name: refused at once
+    assert taken.returncode != 0 and "already exists" in taken.stderr
+    assert admin.json("hub", "dlq", "list") == []
+    broken = tmp_path / "broken.cedar"
+    broken.write_text("permit(")
+    failed = admin.run("hub", "tenant", "add", "work", "--policy", str(broken), check=False)
+    assert failed.returncode != 0 and "step 'policy' failed" in failed.stderr
+    assert "work" not in {t["name"] for t in admin.json("hub", "tenant", "list")}  # compensated
     [letter] = admin.json("hub", "dlq", "list")
     assert letter["kind"] == "workflow" and letter["status"] == "open"
-    assert letter["source"] == "tenant.provision/tenant (run)" and letter["error"].startswith(
-        "conflict_state: tenant"
+    assert letter["source"] == "tenant.provision/policy (run)" and letter["error"].startswith(
+        "VALIDATION_ERROR: text"
     )
-    assert letter["input"]["input"]["name"] == "family"
+    assert letter["input"]["input"]["name"] == "work"
 
     shown = admin.run("hub", "dlq", "show", letter["id"][:8]).stdout
-    assert letter["ref"] in shown and "tenant.provision/tenant (run)" in shown
+    assert letter["ref"] in shown and "tenant.provision/policy (run)" in shown
 
     quarantined = admin.json("hub", "dlq", "quarantine", letter["id"][:8], "--note", "duplicate name")
     assert quarantined["status"] == "quarantined" and quarantined["note"] == "duplicate name"
@@ -45,7 +52,7 @@ def test_a_failed_provisioning_is_kept_decided_and_retried(hub: HubProc) -> None
         time.sleep(0.5)
     assert refs == {letter["ref"], retried["retried_as"]}
     [new] = [x for x in admin.json("hub", "dlq", "list") if x["ref"] == retried["retried_as"]]
-    assert new["status"] == "open" and new["source"] == "tenant.provision/tenant (run)"
+    assert new["status"] == "open" and new["source"] == "tenant.provision/policy (run)"
 
     # bad input: one line each, non-zero
     short = admin.run("hub", "dlq", "show", "ab", check=False)

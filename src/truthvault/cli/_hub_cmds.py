@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -301,16 +301,30 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help="local_first: the devices hold the canonical data; cloud_first: the hub does.",
     )
+    @click.option(
+        "--policy",
+        "policy_file",
+        type=click.File("r"),
+        help="The tenant's first policy (Cedar, '-' reads stdin; default: the built-in one).",
+    )
     @db_option
     @url_option
     @json_option
-    def tenant_add(name: str, mode: str, db_url: str | None, hub_url: str | None, as_json: bool) -> None:
+    def tenant_add(
+        name: str,
+        mode: str,
+        policy_file: IO[str] | None,
+        db_url: str | None,
+        hub_url: str | None,
+        as_json: bool,
+    ) -> None:
         """Create a tenant and print a one-time enrolment code for its first device (the
-        tenant.provision workflow: tenant, default policy, first code)."""
+        tenant.provision workflow: tenant, policy, contracts; then the code)."""
         from ..hub import provision_tenant
 
+        policy = policy_file.read() if policy_file is not None else None
         with open_hub_store(db_url) as store:
-            results = provision_tenant(store, db_url or default_hub_db(), name, mode)
+            results = provision_tenant(store, db_url or default_hub_db(), name, mode, policy)
             created = store.get_tenant(name)
             code = str(results["code"]["code"])
         if as_json:

@@ -145,15 +145,17 @@ def provision_input(
     return {"name": name, "mode": mode, "policy": policy, "contracts": contracts or []}
 
 
-def provision_tenant(store: HubStore, hub_url: str, name: str, mode: str) -> dict[str, Any]:
-    """Run ``tenant.provision`` in this process (its engine launched for it, which also resumes
+def provision_tenant(
+    store: HubStore, hub_url: str, name: str, mode: str, policy: str | None = None
+) -> dict[str, Any]:
+    """Run ``tenant.provision`` (with ``policy``'s Cedar text, else the default) in this process (its engine launched for it, which also resumes
     what a killed run left), then issue the tenant's first enrolment code; the steps' results
     and ``code`` (``{"code", "ttl_s"}``). A provisioning that failed is compensated (nothing of
     it kept) and raises ConflictState naming the step and its error."""
     from ..errors import ConflictState
     from ._tenants import check_name
 
-    params = provision_input(name, mode)
+    params = provision_input(name, mode, policy)
     check_name("tenant name", name)  # bad input and a taken name say so at once: no workflow
     try:
         store.get_tenant(name)
