@@ -280,3 +280,8 @@ def test_a_failed_saga_resumed_once_its_cause_is_mended_compensates(engine_for: 
     assert _effects(vault, wid) + _effects(vault, again) == ["one:run", "one:compensate"]
     with pytest.raises(ConflictState, match="resumed already"):
         engine.resume(wid)
+
+
+def test_a_sqlite_system_database_is_the_owners_alone(engine_for: Any, tmp_path: Path) -> None:
+    engine_for(_three())
+    assert (tmp_path / "workflows.sqlite").stat().st_mode & 0o777 == 0o600

@@ -120,6 +120,7 @@ class WorkflowEngine:
         with _lock:
             if _current is not None:
                 raise ConflictState("a workflow engine is running in this process already")
+            _private_file(self.database_url)
             _register()
             from dbos import DBOS, DBOSConfig, DBOSPortableJSONSerializer
 
@@ -422,6 +423,21 @@ def _info(status: WorkflowStatus, steps: list[Any] | None = None) -> WorkflowInf
         updated_at=status.updated_at,
         steps=tuple(shown),
     )
+
+
+def _private_file(url: str) -> None:
+    """A SQLite system database is made readable by its owner only (0600) before DBOS opens
+    it: it holds workflows' inputs and outputs, as the vault's own file is kept."""
+    if not url.startswith("sqlite:///"):
+        return
+    import os
+    from pathlib import Path
+
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
 
 
 def _shown(url: str) -> str:
