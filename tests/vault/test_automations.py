@@ -149,9 +149,11 @@ def test_a_schedule_fires_once_for_the_times_it_missed_on_what_its_query_finds(
             },
         }
     )
-    now = datetime.now(UTC)
+    # noon today: a daily schedule's times are UTC midnights, and no step below crosses one by
+    # the clock's accident (at 23:30 an hour later would)
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     assert _run(vault, engine, now) == []  # a new rule counts from now
-    assert _run(vault, engine, now + timedelta(hours=23)) == []  # not a day yet
+    assert _run(vault, engine, now + timedelta(hours=11)) == []  # not yet midnight
     [outcome] = _run(vault, engine, now + timedelta(days=9))  # nine days missed: one run
     made = vault.get(outcome["results"]["act"]["entity"])
     assert made.data()["title"] == "Follow up: hear back from the plumber" and made.truth_level == 2
