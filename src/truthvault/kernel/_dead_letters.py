@@ -126,7 +126,7 @@ def _row(r: Any) -> DeadLetter:
 class SqlDeadLetters:
     """Dead letters in a store's ``dead_letters`` table: ``write`` opens the store's write
     transaction (joining one that is open) and ``read`` a read, each yielding what runs its SQL
-    (``?`` placeholders): the hub's database or the vault's connection alike. Of every tenant
+    (with qmark parameters): the hub's database or the vault's connection alike. Of every tenant
     and of none (a provisioning that failed before its tenant existed); :meth:`on_retry` says
     how a kind is retried in this process."""
 

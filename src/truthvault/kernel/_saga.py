@@ -342,7 +342,7 @@ def step_names(saga: Saga) -> Sequence[str]:
 
 class SqlStepLedger:
     """A :class:`StepLedger` in a store's ``workflow_steps`` table: ``transaction`` opens the
-    store's write transaction and yields what runs its SQL (``?`` placeholders), the vault's
+    store's write transaction and yields what runs its SQL (with qmark parameters), the vault's
     connection or the hub's database alike; ``on_record`` writes what the store keeps of a
     completed step (its trace event, its audit entry) in the same transaction."""
 
