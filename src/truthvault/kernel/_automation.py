@@ -185,11 +185,16 @@ def _tags(payload: Mapping[str, Any]) -> list[str]:
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
+def _of(type_: str | None, tag: str | None, entity_type: str, payload: Mapping[str, Any]) -> bool:
+    """Whether an entity is of ``type_`` and tagged ``tag`` (either None: any)."""
+    if type_ is not None and entity_type.lower() != type_.lower():
+        return False
+    return tag is None or tag in _tags(payload)
+
+
 def matches(trigger: WriteTrigger, entity_type: str, payload: Mapping[str, Any]) -> bool:
     """Whether an entity written as ``entity_type`` with ``payload`` fires ``trigger``."""
-    if trigger.type is not None and entity_type.lower() != trigger.type.lower():
-        return False
-    if trigger.tag is not None and trigger.tag not in _tags(payload):
+    if not _of(trigger.type, trigger.tag, entity_type, payload):
         return False
     if trigger.matches is not None:
         fields = [trigger.field] if trigger.field else [k for k, v in payload.items() if isinstance(v, str)]
@@ -206,11 +211,7 @@ def selected(
     query: Query | None, entity_type: str, payload: Mapping[str, Any], modified_at: str, now: datetime
 ) -> bool:
     """Whether a scheduled rule's ``query`` takes this entity (modified at ``modified_at``)."""
-    if query is None:
-        return False
-    if query.type is not None and entity_type.lower() != query.type.lower():
-        return False
-    if query.tag is not None and query.tag not in _tags(payload):
+    if query is None or not _of(query.type, query.tag, entity_type, payload):
         return False
     if query.older_than_days is not None:
         changed = datetime.fromisoformat(modified_at[:23].replace("Z", "")).replace(tzinfo=UTC)
