@@ -19,6 +19,7 @@ from ._transport import HubClient, SigningAuth, check_hub_url, enroll
 
 if TYPE_CHECKING:
     from ._actions import SYNC_ACTIONS, device_kernel
+    from ._rotation import KeyRotation, device_engine, rotate_data_key
 
 __all__ = [
     "SYNC_ACTIONS",
@@ -33,6 +34,7 @@ __all__ = [
     "InclusionResult",
     "Joined",
     "KeyExchange",
+    "KeyRotation",
     "Progress",
     "SigningAuth",
     "SyncStats",
@@ -42,6 +44,7 @@ __all__ = [
     "cert_fingerprint",
     "check_hub_url",
     "connect",
+    "device_engine",
     "device_kernel",
     "device_keys",
     "diagnose",
@@ -56,6 +59,7 @@ __all__ = [
     "push_policy",
     "recovery_keyring",
     "rejoin_hub",
+    "rotate_data_key",
     "set_tenant_policy",
     "sync_approvals",
     "sync_contracts",
@@ -63,7 +67,13 @@ __all__ = [
     "syncer_for",
 ]
 
-#: the device's hub actions load pydantic: imported when first asked for
+#: the device's hub actions load pydantic, its workflows the kernel: imported when first asked for
 __getattr__, __dir__ = _lazy_names(
-    __name__, {"SYNC_ACTIONS": "._actions", "device_kernel": "._actions"}, __all__
+    __name__,
+    {
+        "SYNC_ACTIONS": "._actions",
+        "device_kernel": "._actions",
+        **{n: "._rotation" for n in ("KeyRotation", "device_engine", "rotate_data_key")},
+    },
+    __all__,
 )
