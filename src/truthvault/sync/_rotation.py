@@ -65,7 +65,11 @@ class KeyRotation:
 
 def device_engine(vault: Vault, *, transport: httpx.BaseTransport | None = None) -> WorkflowEngine:
     """The device's workflow engine: the vault's own sagas and those that reach its hub
-    (``keys.rotate``). ``transport`` lets tests reach an in-process hub."""
+    (``keys.rotate``); with it, a dead letter of a pulled change that did not open (kind
+    ``event``) is retried too. ``transport`` lets tests reach an in-process hub."""
+    from ._event_letters import KIND, reopen_unreadable
+
+    vault.dead_letters.on_retry(KIND, reopen_unreadable(vault))
     return vault_engine(vault, (key_rotation_saga(vault, transport=transport),))
 
 
