@@ -285,3 +285,17 @@ def test_a_failed_saga_resumed_once_its_cause_is_mended_compensates(engine_for: 
 def test_a_sqlite_system_database_is_the_owners_alone(engine_for: Any, tmp_path: Path) -> None:
     engine_for(_three())
     assert (tmp_path / "workflows.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def test_where_no_workflow_ran_the_list_is_empty_and_no_file_is_made(tmp_path: Path, vault: Vault) -> None:
+    """'truthvault workflow list' on a new vault said 'internal error: no such table', and made
+    an empty system database readable by all."""
+    path = tmp_path / "none-yet.sqlite"
+    engine = WorkflowEngine(SagaRegistry(), _ledger(vault), database_url=f"sqlite:///{path}")
+    assert engine.list() == []
+    with pytest.raises(NotFound, match="none has run here"):
+        engine.info("abc")
+    assert not path.exists()
+    path.touch()  # an empty file, as that bug left
+    assert engine.list() == []
+    engine.close()

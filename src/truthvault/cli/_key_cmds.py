@@ -68,11 +68,12 @@ def add_key_commands(keys: click.Group) -> None:
     @json_option
     def keys_status(as_json: bool) -> None:
         """The tenant's data keys here and which devices hold a wrapped copy."""
-        from ..sync import connect, key_exchange
+        from ..sync import connect, key_exchange, unfinished_rotations
 
         with open_vault() as vault, connect(vault) as client:
             exchange = key_exchange(vault, client)
             keyring = vault.replica.keyring()
+            unfinished = unfinished_rotations(vault)
             holders = exchange.holders()
             exposed = exchange.exposed_to(holders)
             recovery = exchange.has_recovery()
@@ -93,6 +94,7 @@ def add_key_commands(keys: click.Group) -> None:
             "recovery_passphrase_set": recovery,
             "devices": devices,
             "revoked_devices_hold_current_key": exposed,
+            "unfinished_rotations": unfinished,
         }
         if as_json:
             print_json(status)
@@ -104,6 +106,11 @@ def add_key_commands(keys: click.Group) -> None:
         else:
             out.print(f"current key {keyring.current} ({plural(len(keyring.kids), 'key')} in the keyring)")
         out.print(f"recovery passphrase: {'set' if recovery else 'not set'}")
+        for workflow_id in unfinished:
+            out.print(
+                f"a key rotation was left unfinished ({workflow_id}): run 'truthvault workflow resume "
+                f"{workflow_id}' to finish or undo it (until then the recovery copy may lack the new key)"
+            )
         for h in devices:
             if not h["revoked"]:
                 out.print(f"  {h['name']}: {h['key'] or 'no copy yet'}")

@@ -174,6 +174,12 @@ class WorkflowEngine:
         if self._client is None:
             from dbos import DBOSClient, DBOSPortableJSONSerializer
 
+            if _no_sqlite_file(self.database_url):  # (a client would make an empty one)
+                raise NotFound(
+                    f"no workflows are kept at {_shown(self.database_url)}: none has run here",
+                    hint="a workflow runs first where the engine is launched",
+                )
+
             try:
                 self._client = DBOSClient(
                     system_database_url=self.database_url,
@@ -245,6 +251,8 @@ class WorkflowEngine:
         whose id begins so)."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)}")
+        if not self._launched and _no_sqlite_file(self.database_url):
+            return []  # no workflow has run here
         found = self._api().list_workflows(
             name=_WORKFLOW, sort_desc=True, limit=limit if status is None else None, workflow_id_prefix=prefix
         )
@@ -444,6 +452,16 @@ def _private_file(url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     path.chmod(0o600)
+
+
+def _no_sqlite_file(url: str) -> bool:
+    """Is ``url`` a SQLite system database that does not exist yet (or is an empty file)?"""
+    if not url.startswith("sqlite:///"):
+        return False
+    from pathlib import Path
+
+    path = Path(url.removeprefix("sqlite:///"))
+    return not path.exists() or path.stat().st_size == 0
 
 
 def _shown(url: str) -> str:

@@ -19,7 +19,7 @@ from ._transport import HubClient, SigningAuth, check_hub_url, enroll
 
 if TYPE_CHECKING:
     from ._actions import SYNC_ACTIONS, device_kernel
-    from ._rotation import KeyRotation, device_engine, rotate_data_key
+    from ._rotation import KeyRotation, device_engine, rotate_data_key, unfinished_rotations
 
 __all__ = [
     "SYNC_ACTIONS",
@@ -65,6 +65,7 @@ __all__ = [
     "sync_contracts",
     "sync_policy",
     "syncer_for",
+    "unfinished_rotations",
 ]
 
 #: the device's hub actions load pydantic, its workflows the kernel: imported when first asked for
@@ -73,7 +74,10 @@ __getattr__, __dir__ = _lazy_names(
     {
         "SYNC_ACTIONS": "._actions",
         "device_kernel": "._actions",
-        **{n: "._rotation" for n in ("KeyRotation", "device_engine", "rotate_data_key")},
+        **{
+            n: "._rotation"
+            for n in ("KeyRotation", "device_engine", "rotate_data_key", "unfinished_rotations")
+        },
     },
     __all__,
 )

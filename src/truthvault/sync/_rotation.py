@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..crypto import Keyring
-from ..errors import ConflictState
+from ..errors import ConflictState, NotFound
 from ..kernel import Actor, Retry, Saga, Step, StepContext, WorkflowEngine
 from ..vault import WORKFLOWS_FILE, vault_engine
 from ._connect import connect, key_exchange
@@ -43,7 +43,14 @@ from ._keys import WAITING_HINT, KeyExchange
 if TYPE_CHECKING:
     from ..vault import Vault
 
-__all__ = ["KeyRotation", "device_engine", "key_rotation_saga", "rotate_data_key", "start_rotation"]
+__all__ = [
+    "KeyRotation",
+    "device_engine",
+    "key_rotation_saga",
+    "rotate_data_key",
+    "start_rotation",
+    "unfinished_rotations",
+]
 
 SAGA = "keys.rotate"
 _NETWORK = Retry(attempts=4, first_s=1.0)
@@ -238,3 +245,16 @@ def rotate_data_key(
         devices=int(results["share"]["devices"]),
         recovery_rewrapped=bool(results["recovery"]["rewrapped"]),
     )
+
+
+def unfinished_rotations(vault: Vault) -> list[str]:
+    """The ids of this device's ``keys.rotate`` workflows that have not ended (their process was
+    killed): each finishes, or is undone, when this device next launches its workflow engine.
+    Until then the recovery copy may lack the new key."""
+    engine = device_engine(vault)
+    try:
+        return [w.id for w in engine.list(prefix=f"{SAGA}:", limit=100) if w.status in ("running", "queued")]
+    except NotFound:  # no workflow has run here
+        return []
+    finally:
+        engine.close()
