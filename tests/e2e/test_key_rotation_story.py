@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from truthvault.vault import DB_NAME
 
 from .conftest import HubProc
-from .test_e2e_encryption import _enroll, _tenant, _texts, hub2  # noqa: F401 (a fixture)
+from .test_e2e_encryption import _enroll, _tenant, _texts
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +35,19 @@ def _steps_done(vault_db: Path) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
+@pytest.fixture
+def bare_hub(hub_db: str, tmp_path: Path) -> Iterator[HubProc]:
+    """A running hub with no tenant yet."""
+    proc = HubProc(hub_db, tmp_path / "hub-home")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
 def test_a_rotation_killed_after_its_share_is_finished_or_undone_and_nothing_is_lost(
-    hub2: HubProc, tmp_path: Path
+    bare_hub: HubProc, tmp_path: Path
 ) -> None:
-    hub = hub2
+    hub = bare_hub
     _tenant(hub, "family", "local_first")
     laptop = _enroll(hub, tmp_path, "family", "laptop")
     laptop.run("note", "add", "written before")
