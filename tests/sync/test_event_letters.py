@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from truthvault.crypto import Keyring
-from truthvault.errors import DecryptionFailed, NotFound
+from truthvault.errors import ConflictState, DecryptionFailed, NotFound
 from truthvault.hub.app import HubSettings, create_app
 from truthvault.hub.store import HubStore
 from truthvault.model import PullResponse, PushRequest, SyncItem
@@ -98,3 +98,27 @@ def test_a_tampered_change_stays_a_dead_letter_to_discard(phone: LocalFirstDevic
     with pytest.raises(DecryptionFailed, match="tampered"):
         phone.vault.dead_letters.retry(letter.id, by="user:cli")
     assert phone.vault.dead_letters.move(letter.id, "discarded", "user:cli").status == "discarded"
+
+
+def test_past_a_thousand_open_letters_a_letter_keeps_no_sealed_copy(
+    phone: LocalFirstDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device pushing garbage by the thousand does not make every other device keep it all."""
+    from truthvault.sync import _event_letters
+
+    monkeypatch.setattr(_event_letters, "MAX_SEALED", 2)
+    mine = phone.vault.replica.keyring()
+    assert mine is not None
+    other = Keyring.new()
+    failed = [
+        f
+        for n in range(3)
+        for f in open_page(_sealed_elsewhere(phone, other, f"x{n}"), mine, phone.vault.tenant_id)[1]
+    ]
+    keep_unreadable(phone.vault, failed)
+    letters = phone.vault.dead_letters.list(kind="event")
+    assert len(letters) == 3 and sum(1 for x in letters if x.input["sealed"] is None) == 1
+    device_engine(phone.vault)
+    bare = next(x for x in letters if x.input["sealed"] is None)
+    with pytest.raises(ConflictState, match="keeps no copy"):
+        phone.vault.dead_letters.retry(bare.id, by="user:cli")

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["keep_unreadable", "reopen_unreadable"]
 
 KIND = "event"
+#: open event letters that keep their sealed copy: past this many (a device pushing garbage by
+#: the thousand), a letter keeps only what failed and why, and 'truthvault sync resync' pulls
+#: the change again
+MAX_SEALED = 1000
 
 
 def _ref(f: Unreadable) -> str:
@@ -36,9 +40,12 @@ def _ref(f: Unreadable) -> str:
 def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
     """Keep each pulled item or record that did not open as a dead letter (the same one pulled
     again joins its letter)."""
+    room = MAX_SEALED - len(vault.dead_letters.list(status="open", kind=KIND, limit=MAX_SEALED))
     for f in failed:
         if f.wire is None:
             continue  # a suggestion's base: the record itself was applied
+        sealed = f.wire.decode() if room > 0 else None  # ciphertext: what a retry opens again
+        room -= 1
         vault.dead_letters.add(
             KIND,
             _ref(f),
@@ -49,7 +56,7 @@ def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
                 "entity_id": f.entity_id,
                 "version": f.version,
                 "record_id": f.record_id,
-                "sealed": f.wire.decode(),  # ciphertext: what a retry opens again
+                "sealed": sealed,
             },
             1,
         )
@@ -64,7 +71,11 @@ def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
         kept = letter.input if isinstance(letter.input, dict) else {}
         sealed = kept.get("sealed")
         if not isinstance(sealed, str):
-            raise ConflictState(f"dead letter {letter.id[:8]} keeps no pulled change to open again")
+            raise ConflictState(
+                f"dead letter {letter.id[:8]} keeps no copy of the change (more than {MAX_SEALED} "
+                "were open when it failed)",
+                hint="'truthvault sync resync' pulls every change again",
+            )
         keyring = vault.replica.keyring()
         if keyring is None:
             raise DecryptionFailed(
