@@ -155,15 +155,20 @@ def add_health_routes(app: FastAPI, store: HubStore) -> None:
         ok, body = await run_in_threadpool(readiness, store)
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/diagz", tags=["hub"])
-    async def diagz(request: Request) -> dict[str, Any]:
+    @app.get("/diagz", tags=["hub"], response_model=None)
+    async def diagz(request: Request) -> dict[str, Any] | JSONResponse:
         """The admin's view (``Authorization: Bearer <admin token>``): the database, the
-        workflow backlog, the dead letters, the last audit verification, each device's lag."""
+        workflow backlog, the dead letters, the last audit verification, each device's lag.
+        503 while the database is unreachable (the token is checked there), as ``/readyz``."""
         token = _bearer(request)
         try:
             await run_in_threadpool(store.admin.authenticate, token)
-        except StorageError:
-            raise
+        except StorageError as exc:
+            log.error("diagz: the admin token cannot be checked: %s", exc.message)
+            message = "the database is unreachable, so the admin token cannot be checked: see /readyz"
+            return JSONResponse(
+                {"status": "unavailable", "error": {"code": "not_ready", "message": message}}, status_code=503
+            )
         except Unauthorized:
             await run_in_threadpool(store.add_security_event, "ADMIN_AUTH_FAILED", detail={"path": "/diagz"})
             raise
