@@ -191,6 +191,7 @@ class HubBroker:
             reason=reason,
             decided_at=decided_at if seal else None,
             seal=seal or None,
+            device_name=ctx.device_name,
         )
 
     def post(self, ctx: DeviceContext, requests: Sequence[BrokerRequest]) -> list[BrokerRequest]:
@@ -277,7 +278,8 @@ class HubBroker:
             raise Forbidden(f"requests.{theirs.id}.approvals: only the user (level 1) approves")
         try:
             return self.broker(ctx.tenant_id).record_decision(
-                held.id, actor=actor, approved=True, decided_at=own.at, seal=own.seal
-            )
+                held.id, actor=actor, approved=True, decided_at=own.at, seal=own.seal,
+                device_name=ctx.device_name,
+            )  # fmt: skip
         except (ConflictState, NotFound):
             return self.store(ctx.tenant_id).get(held.id) or held  # decided or changed meanwhile

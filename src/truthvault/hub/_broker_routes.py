@@ -48,6 +48,9 @@ class ApprovalBody(BaseModel):
     device: _Short = Field(min_length=1)
     at: float = Field(ge=0)
     seal: _Short | None = None
+    name: _Short | None = Field(
+        default=None, description="the device's name as the hub knows it (not sealed)"
+    )
 
 
 class RequestBody(BaseModel):

@@ -73,10 +73,12 @@ def add_approval(
     sealer: ApprovalSealer | None,
     decided_at: float | None = None,
     seal: str | None = None,
+    device_name: str | None = None,
 ) -> BrokerRequest:
     """``request`` with ``actor``'s device's approval added: sealed with ``sealer`` (a device),
     else carrying the deciding device's ``seal`` and ``decided_at`` as they are (the hub); and
-    approved, to be used within ``window``, once enough count. ConflictState for a second
+    approved, to be used within ``window``, once enough count. ``device_name`` (the hub's name
+    for the device) is shown with it, and not sealed. ConflictState for a second
     approval from the same device."""
     device = actor.device_id
     if not device:
@@ -97,6 +99,7 @@ def add_approval(
         given = replace(given, seal=sealer.seal_approval(request, given))
     elif seal is not None:
         given = replace(given, seal=seal)
+    given = replace(given, name=device_name)  # after sealing: a name is shown, never sealed
     # one under this device's id that does not count (its seal does not check) gives way
     kept = tuple(a for a in request.approvals if a.device != device)
     after = request.with_(approvals=(*kept, given))

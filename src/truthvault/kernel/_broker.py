@@ -256,6 +256,7 @@ class InputBroker:
         reason: str | None = None,
         decided_at: float | None = None,
         seal: str | None = None,
+        device_name: str | None = None,
     ) -> BrokerRequest:
         """Record a level-1 decision on a pending request whose checks (a PIN) were made where
         it was taken (this device, or the deciding device for the hub). With a sealer the
@@ -264,7 +265,7 @@ class InputBroker:
         _check_decider(actor, "decide a request")
         request = self._pending(request_id)
         if approved and request.is_multi:
-            return self._approve_one(request, actor, decided_at, seal)
+            return self._approve_one(request, actor, decided_at, seal, device_name)
         now = self._now()
         at = now if decided_at is None or self.sealer is not None else decided_at
         decided = request.with_(
@@ -285,10 +286,10 @@ class InputBroker:
         return decided
 
     def _approve_one(
-        self, request: BrokerRequest, actor: Actor, decided_at: float | None, seal: str | None
+        self, request: BrokerRequest, actor: Actor, at: float | None, seal: str | None, name: str | None
     ) -> BrokerRequest:
         now = self._now()
-        after = add_approval(request, actor, now, self._window(request), self.sealer, decided_at, seal)
+        after = add_approval(request, actor, now, self._window(request), self.sealer, at, seal, name)
         if not self.store.update(after, expect="pending", approvals=request.approvals):
             raise ConflictState(
                 f"request {request.id} changed meanwhile (another approval or a decision came in)",

@@ -84,13 +84,22 @@ class Approval:
     device: str
     at: float
     seal: str | None = None
+    #: the device's name as the hub knows it (it records it): shown, never sealed nor trusted
+    name: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"by": self.by, "device": self.device, "at": self.at, "seal": self.seal}
+        body: dict[str, Any] = {"by": self.by, "device": self.device, "at": self.at, "seal": self.seal}
+        return body if self.name is None else {**body, "name": self.name}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Approval:
-        return cls(str(data["by"]), str(data["device"]), float(data["at"]), _opt(data.get("seal")))
+        return cls(
+            str(data["by"]),
+            str(data["device"]),
+            float(data["at"]),
+            _opt(data.get("seal")),
+            _opt(data.get("name")),
+        )
 
 
 def approvals_json(approvals: Sequence[Approval]) -> str:
