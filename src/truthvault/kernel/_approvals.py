@@ -94,7 +94,7 @@ def add_approval(
             f"{request.id[:8]}' on another of your devices",
         )
     at = now if decided_at is None or sealer is not None else decided_at
-    given = Approval(actor.source, device, at)
+    given = Approval(actor.source, device, float(at))  # as it reads back from JSON: the seal is over it
     if sealer is not None:
         given = replace(given, seal=sealer.seal_approval(request, given))
     elif seal is not None:

@@ -88,7 +88,7 @@ class Approval:
     name: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"by": self.by, "device": self.device, "at": self.at, "seal": self.seal}
+        body: dict[str, Any] = {"by": self.by, "device": self.device, "at": float(self.at), "seal": self.seal}
         return body if self.name is None else {**body, "name": self.name}
 
     @classmethod
