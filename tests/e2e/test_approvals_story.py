@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from truthvault.kernel import ActionForbidden, Actor, Risk
+from truthvault.kernel import ActionForbidden, Actor, ApprovalRequired, Risk
 from truthvault.vault import Vault
 
 from .conftest import Cli, HubProc
@@ -92,3 +92,31 @@ def test_a_decision_taken_while_the_hub_is_down_reaches_it_at_the_next_sync(
     assert phone.sync()["approvals"]["decided"] == 1
     laptop.sync()
     assert _redeem(laptop, rid, "h9") == "user:cli"
+
+
+def test_an_approval_that_needs_two_devices_with_the_cli(hub: HubProc, laptop: Cli, phone: Cli) -> None:
+    """The phone approves (1 of 2), approving there again is refused, the laptop (which asked)
+    sees whose approval it has and gives the second; only then does it redeem."""
+    rid = _ask(laptop, "two-devices", "h4")
+    laptop.sync()
+    assert "(0 of 2 approvals)" in phone.run("approvals").stdout  # fetched from the hub
+    said = phone.run("approve", rid[:8]).stdout
+    assert f"approved {rid}" in said and "1 of 2 approvals (this device); approve it on another" in said
+    again = phone.run("approve", rid, check=False)
+    assert again.returncode == 1
+    assert again.stderr.startswith(
+        f"error: request {rid} is already approved on this device; approve it on another"
+    )
+    assert "1 of 2 approvals (phone)" in laptop.run("approvals").stdout
+    (shown,) = laptop.json("approvals")
+    assert (shown["needed"], shown["counted"], shown["approvals"][0]["name"]) == (2, 1, "phone")
+    with pytest.raises(ApprovalRequired, match="1 of 2"):
+        _redeem2(laptop, rid, "h4")
+    assert "2 of 2 approvals (phone, this device)" in laptop.run("approve", rid).stdout
+    assert _redeem2(laptop, rid, "h4") == "user:cli"
+
+
+def _redeem2(laptop: Cli, rid: str, h: str) -> str:
+    with Vault.open(laptop.home) as vault:
+        actor = Actor("ai-local:llama3", vault.device_id, vault.tenant_id)
+        return vault.broker.redeem(rid, actor=actor, action="notes.delete", input_hash=h, kind="two-devices")

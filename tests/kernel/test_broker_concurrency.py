@@ -69,3 +69,35 @@ def test_concurrent_requests_each_get_their_own_change_number(backend: Backend, 
     if changes is not None:  # the hub numbers every change of the tenant's requests
         seqs = [seq for seq, _ in changes(0, 1000)]
         assert seqs == list(range(1, WORKERS * 5 + 1))
+
+
+def test_devices_approving_a_two_device_request_at_once_lose_no_approval(
+    backend: Backend, clock: Clock
+) -> None:
+    """Each device approves, trying again while another's approval came in meanwhile: exactly
+    two approvals are given, both kept, and every device told "given" is one of them."""
+    brokers = [
+        InputBroker(backend.store, settings=FAST, now=clock, tenant_id=backend.tenant_id)
+        for _ in range(WORKERS)
+    ]
+    rid = brokers[0].ask_approval(
+        actor=AI, action="notes.delete", risk=Risk.DESTRUCTIVE, kind="two-devices",
+        input_hash="h0", targets=(), reason="race",
+    )  # fmt: skip
+
+    def approve(n: int) -> str:
+        while True:
+            try:
+                brokers[n].approve(rid, actor=Actor("user:cli", f"dev-{n}", ""))
+                return "given"
+            except ConflictState as exc:
+                if "changed meanwhile" not in exc.message:
+                    return "late"  # approved by two others already
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        said = list(pool.map(approve, range(WORKERS)))
+    final = brokers[0].get(rid)
+    assert final.status == "approved" and said.count("given") == 2
+    assert sorted(a.device for a in final.approvals) == sorted(
+        f"dev-{n}" for n, s in enumerate(said) if s == "given"
+    )

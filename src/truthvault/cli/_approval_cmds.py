@@ -74,9 +74,22 @@ def _when(at: float, now: float) -> str:
 _NARROW = 100
 
 
-def _row(request: BrokerRequest, now: float, every: bool) -> list[str | Struck]:
+def _progress(vault: Vault, request: BrokerRequest) -> str:
+    """How far a request that needs several approvals has come: "1 of 2 approvals (laptop)"
+    (only approvals whose seals check here count; a device the hub names no name for shows its
+    id's start)."""
+    counted = vault.broker.counted(request)
+    names = ", ".join(
+        "this device" if a.device == vault.device_id else (a.name or a.device[:8]) for a in counted
+    )
+    return f"{len(counted)} of {request.needed} approvals" + (f" ({names})" if names else "")
+
+
+def _row(vault: Vault, request: BrokerRequest, now: float, every: bool) -> list[str | Struck]:
     narrow = out.width < _NARROW
     kind = f"({request.kind})" if request.kind != "approval" else ""
+    if request.is_multi and request.status == "pending":
+        kind = f"({_progress(vault, request)})"
     what = request.action or request.kind
     if kind and not narrow:
         what += f" {kind}"
@@ -98,9 +111,11 @@ def _headers(every: bool) -> list[str]:
     return [*headers, "status"] if every else headers
 
 
-def _json(request: BrokerRequest) -> dict[str, object]:
+def _json(request: BrokerRequest, vault: Vault | None = None) -> dict[str, object]:
     body = request.to_wire()
     body["tenant_id"] = request.tenant_id
+    if vault is not None and request.is_multi:  # how many of its approvals count here
+        body["counted"] = len(vault.broker.counted(request))
     return body
 
 
@@ -108,15 +123,20 @@ def _decided(vault: Vault, request: BrokerRequest, verb: str, as_json: bool) -> 
     """Send the decision to the hub now when joined, and say what became of it."""
     sent = _sync(vault, quiet=True)
     now = vault.broker.get(request.id)
+    # one approval of several: the others came in meanwhile, and this one completed it
+    completed = request.is_multi and (request.status, now.status) == ("pending", "approved")
     if as_json:
-        print_json({**_json(now), "hub": {None: "not joined", True: "sent", False: "next sync"}[sent]})
-    elif now.status != request.status:
+        print_json({**_json(now, vault), "hub": {None: "not joined", True: "sent", False: "next sync"}[sent]})
+    elif now.status != request.status and not completed:
         raise ConflictState(
             f"another device decided {request.id} first: it is {now.status}"
             + (f" by {now.decided_by}" if now.decided_by else "")
         )
     else:
         out.print(f"{verb} {request.id} ({request.action or request.kind})")
+        if now.is_multi and now.status in ("pending", "approved"):
+            more = "; approve it on another of your devices too" if now.status == "pending" else ""
+            out.print(f"{_progress(vault, now)}{more}")
         if sent is False:
             err_console.print(
                 "note: the hub is out of reach; the decision goes to it at the next sync", markup=False
@@ -151,14 +171,14 @@ def register(cli: click.Group) -> None:
             broker = vault.broker
             shown = broker.requests() if every else broker.pending()
             if as_json:
-                print_json([_json(r) for r in shown])
+                print_json([_json(r, vault) for r in shown])
                 return
             if not shown:
                 out.print("nothing waits for your decision" if not every else "no requests")
                 return
             now = time.time()
             headers = _headers(every)
-            out.print(table(None, headers, [_row(r, now, every) for r in shown], headers.index("why")))
+            out.print(table(None, headers, [_row(vault, r, now, every) for r in shown], headers.index("why")))
 
     @cli.command()
     @click.argument("request_id", metavar="ID")

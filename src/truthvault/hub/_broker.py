@@ -5,7 +5,9 @@ Every change to a tenant's request takes the tenant's next broker change number 
 under the tenant row's lock, so that a device fetching "changed since N" never misses one.
 The hub keeps no form values and no secret: only that they were provided. It relays a
 decision's seal (see :mod:`truthvault.kernel._approval_seal`) and keeps the sealed fields as the
-deciding device gave them; it cannot make one. Its own broker (actions decided at the hub) has
+deciding device gave them; it cannot make one. A request that needs approvals from several
+devices keeps each device's approval with its seal: a device adds only its own (named by the
+device it authenticated as), never removes another's, and the change number moves with each. Its own broker (actions decided at the hub) has
 no sealer: it holds no tenant key.
 """
 
@@ -15,15 +17,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConflictState, Forbidden, InvalidInput, InvalidSource
+from ..errors import ConflictState, Forbidden, InvalidInput, InvalidSource, NotFound
 from ..kernel import (
     REQUEST_COLUMNS,
     Actor,
+    Approval,
     BrokerRequest,
     BrokerSettings,
     InputBroker,
     PinRecord,
     ValidationFailed,
+    approvals_json,
     request_from_row,
     request_row,
 )
@@ -37,7 +41,7 @@ _COLUMNS = REQUEST_COLUMNS
 _SETS = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
 _MARKS = ", ".join("?" * (_COLUMNS.count(",") + 3))  # the tenant, its change number, the columns
 #: what a request never changes once asked: a device sending other values is refused
-_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash")
+_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash", "needed")
 
 
 def _row(request: BrokerRequest) -> tuple[Any, ...]:
@@ -80,13 +84,18 @@ class TenantBrokerStore:
             ).fetchone()
         return None if row is None else _request(row, self.tenant_id)
 
-    def update(self, request: BrokerRequest, *, expect: str) -> bool:
+    def update(
+        self, request: BrokerRequest, *, expect: str, approvals: Sequence[Approval] | None = None
+    ) -> bool:
+        where, args = "tenant_pk = ? AND id = ? AND status = ?", [self.pk, request.id, expect]
+        if approvals is not None:  # no other device's approval came in meanwhile
+            where += " AND approvals = ?"
+            args.append(approvals_json(approvals))
         with self._db.write() as db:
             seq = self._next_seq(db)
             found = db.execute(
-                f"UPDATE broker_requests SET {_SETS}, seq = ? WHERE tenant_pk = ? AND id = ? AND status = ? "
-                "RETURNING id",
-                (*_row(request)[1:], seq, self.pk, request.id, expect),
+                f"UPDATE broker_requests SET {_SETS}, seq = ? WHERE {where} RETURNING id",
+                (*_row(request)[1:], seq, *args),
             ).fetchone()
         return found is not None
 
@@ -182,6 +191,7 @@ class HubBroker:
             reason=reason,
             decided_at=decided_at if seal else None,
             seal=seal or None,
+            device_name=ctx.device_name,
         )
 
     def post(self, ctx: DeviceContext, requests: Sequence[BrokerRequest]) -> list[BrokerRequest]:
@@ -198,7 +208,7 @@ class HubBroker:
                 raise Forbidden(f"requests.{theirs.id}: a device posts only the requests it asked")
             held = theirs.with_(
                 status="pending", decided_by=None, decided_device=None, decided_at=None, deny_reason=None,
-                provided=False, seal=None,
+                provided=False, seal=None, approvals=(),
             )  # fmt: skip
             try:
                 store.insert(held)
@@ -213,7 +223,11 @@ class HubBroker:
         self, ctx: DeviceContext, store: TenantBrokerStore, held: BrokerRequest, theirs: BrokerRequest
     ) -> BrokerRequest:
         now = time.time()
-        if held.status_at(now) == "pending" and theirs.status == "used" and theirs.decided_by:
+        if held.is_multi and theirs.status in ("pending", "approved", "used"):
+            held = self._own_approval(ctx, held, theirs)
+            if theirs.status != "used":
+                return held
+        elif held.status_at(now) == "pending" and theirs.status == "used" and theirs.decided_by:
             # approved and used there before either reached the hub: the approval comes first
             held = self._advance(ctx, store, held, theirs.with_(status="approved"))
         status = held.status_at(now)
@@ -246,3 +260,26 @@ class HubBroker:
         if new is not None and store.update(new, expect=held.status):
             return new
         return store.get(held.id) or held
+
+    def _own_approval(self, ctx: DeviceContext, held: BrokerRequest, theirs: BrokerRequest) -> BrokerRequest:
+        """``held`` with the posting device's own approval from ``theirs`` added, if it carries
+        one the hub lacks (another device's approval in it is not taken: each device sends its
+        own, so none can drop or stand in for another's)."""
+        own = next((a for a in theirs.approvals if a.device == ctx.device_id), None)
+        if own is None or any(a.device == ctx.device_id for a in held.approvals):
+            return held
+        if held.status_at(time.time()) != "pending":
+            return held
+        try:
+            actor = Actor(own.by, ctx.device_id, ctx.tenant_id)
+        except InvalidSource:
+            actor = None
+        if actor is None or actor.level is not TruthLevel.USER:
+            raise Forbidden(f"requests.{theirs.id}.approvals: only the user (level 1) approves")
+        try:
+            return self.broker(ctx.tenant_id).record_decision(
+                held.id, actor=actor, approved=True, decided_at=own.at, seal=own.seal,
+                device_name=ctx.device_name,
+            )  # fmt: skip
+        except (ConflictState, NotFound):
+            return self.store(ctx.tenant_id).get(held.id) or held  # decided or changed meanwhile

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import StorageError
-from ..kernel import KINDS, STATUSES, BrokerRequest, Risk
+from ..kernel import KINDS, MAX_NEEDED, STATUSES, BrokerRequest, Risk
 from ..model import MAX_INT64
 from ._broker import HubBroker
 from ._device_routes import Text
@@ -40,6 +40,19 @@ class TargetBody(BaseModel):
     level: int | None = Field(default=None, ge=1, le=5)
 
 
+class ApprovalBody(BaseModel):
+    """One device's approval of a request that needs several, with its seal made there."""
+
+    model_config = ConfigDict(extra="forbid")
+    by: _Short = Field(min_length=1)
+    device: _Short = Field(min_length=1)
+    at: float = Field(ge=0)
+    seal: _Short | None = None
+    name: _Short | None = Field(
+        default=None, description="the device's name as the hub knows it (not sealed)"
+    )
+
+
 class RequestBody(BaseModel):
     """One request as it travels: never a form's values or a secret."""
 
@@ -63,6 +76,10 @@ class RequestBody(BaseModel):
     deny_reason: _Long | None = None
     provided: bool = False
     seal: _Short | None = None
+    needed: int = Field(
+        default=1, ge=1, le=MAX_NEEDED, description="approvals from distinct devices it needs"
+    )
+    approvals: list[ApprovalBody] = Field(default_factory=list, max_length=2 * MAX_NEEDED)
 
 
 class PostBody(BaseModel):

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:
-    from ._approval_seal import ApprovalSealer, KeyedSeal, seal_key_id, seal_message
+    from ._approval_seal import ApprovalSealer, KeyedSeal, approval_message, seal_key_id, seal_message
+    from ._approvals import counted_approvals, decision_checks
     from ._audit import (
         ENTRY_FORMAT,
         AuditBatchTaken,
@@ -35,12 +36,15 @@ if TYPE_CHECKING:
     from ._broker import BrokerEvent, InputBroker, event_detail, hash_pin
     from ._broker_store import (
         KINDS,
+        MAX_NEEDED,
         REQUEST_COLUMNS,
         STATUSES,
+        Approval,
         BrokerRequest,
         BrokerSettings,
         BrokerStore,
         PinRecord,
+        approvals_json,
         request_from_row,
         request_row,
         status_rank,
@@ -140,6 +144,7 @@ __all__ = [
     "HARD_VERBS",
     "KEYED_PREFIX",
     "KINDS",
+    "MAX_NEEDED",
     "REQUEST_COLUMNS",
     "SECURITY_DOMAINS",
     "STATUSES",
@@ -153,6 +158,7 @@ __all__ = [
     "ActionOutput",
     "ActionSpec",
     "Actor",
+    "Approval",
     "ApprovalRequired",
     "ApprovalSealer",
     "AuditBatchTaken",
@@ -212,6 +218,8 @@ __all__ = [
     "ValidationFailed",
     "WorkflowEngine",
     "WorkflowInfo",
+    "approval_message",
+    "approvals_json",
     "assess",
     "breaking_changes",
     "builtin_rules",
@@ -220,7 +228,9 @@ __all__ = [
     "compile_policy",
     "consistency_proof",
     "contract_lag",
+    "counted_approvals",
     "critical_at",
+    "decision_checks",
     "decision_key",
     "decode_entry",
     "encode_record",
@@ -263,6 +273,11 @@ _LAZY = {
     "UPCAST_KEY": "._upcast",
     "upcast": "._upcast",
     "seal_message": "._approval_seal",
+    "approval_message": "._approval_seal",
+    "Approval": "._broker_store",
+    "approvals_json": "._broker_store",
+    "counted_approvals": "._approvals",
+    "decision_checks": "._approvals",
     "seal_key_id": "._approval_seal",
     "KeyedSeal": "._approval_seal",
     "ApprovalSealer": "._approval_seal",
@@ -275,6 +290,7 @@ _LAZY = {
     "HARD_VERBS": "._policy_text",
     "KEYED_PREFIX": "._input_hash",
     "KINDS": "._broker_store",
+    "MAX_NEEDED": "._broker_store",
     "REQUEST_COLUMNS": "._broker_store",
     "SECURITY_DOMAINS": "._policy_text",
     "STATUSES": "._broker_store",

@@ -13,6 +13,14 @@ which targets, so that the hub cannot show the deciding device another reason th
 asked) and the decision (approved or denied, by whom, on which device, when, and a denial's
 reason). Not the expiry: the hub caps a decided request's expiry, and the redeeming device
 enforces its own window from the sealed ``decided_at``.
+
+A request that needs approvals from several devices (``needed`` > 1, policy's
+``@approval("two-devices")``) carries one seal per approval, each made on the approving device
+over :func:`approval_message`: what was asked, how many approvals it needs, and that approval's
+approver, **device id** and time. The hub therefore cannot add an approval, nor replay one under
+another device's id: the redeeming device counts only approvals whose seals check, from distinct
+devices. Such a request's denial is sealed as any decision is, over :func:`seal_message`, which
+then includes ``needed`` too.
 """
 
 from __future__ import annotations
@@ -24,13 +32,14 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from ._broker_store import BrokerRequest
+    from ._broker_store import Approval, BrokerRequest
 
-__all__ = ["ApprovalSealer", "KeyedSeal", "seal_key_id", "seal_message"]
+__all__ = ["ApprovalSealer", "KeyedSeal", "approval_message", "seal_key_id", "seal_message"]
 
 _encode = msgspec.json.Encoder().encode
 #: what a seal is over, so that it never equals a MAC of anything else under the same key
 _LABEL = "truthvault approval seal v1"
+_LABEL_ONE_OF = "truthvault approval seal v1: one device's approval of several"
 
 
 class ApprovalSealer(Protocol):
@@ -44,6 +53,15 @@ class ApprovalSealer(Protocol):
         """Does the decided request's seal check here (True where decisions are not sealed)?"""
         ...
 
+    def seal_approval(self, request: BrokerRequest, approval: Approval) -> str | None:
+        """The seal of one device's ``approval`` of a request that needs several (None where
+        decisions are not sealed)."""
+        ...
+
+    def check_approval(self, request: BrokerRequest, approval: Approval) -> bool:
+        """Does ``approval.seal`` check here for ``request`` (True where nothing is sealed)?"""
+        ...
+
 
 def seal_message(request: BrokerRequest) -> bytes:
     """The canonical bytes a decision's seal is over (a JSON list; see the module).
@@ -51,24 +69,48 @@ def seal_message(request: BrokerRequest) -> bytes:
     A used or expired approval was approved: its seal is over "approved". The expiry is not in
     it (the hub caps it), nor the request's status beyond the decision."""
     decision = "denied" if request.status == "denied" else "approved"
+    sealed = [
+        _LABEL,
+        *_asked(request),
+        decision,
+        request.decided_by,
+        request.decided_device,
+        request.decided_at,
+        request.deny_reason if decision == "denied" else None,
+    ]
+    if request.is_multi:  # only then: a single approval's seal stays what it always was
+        sealed.append(request.needed)
+    return _encode(sealed)
+
+
+def _asked(request: BrokerRequest) -> list[object]:
+    """What was asked, as every seal names it."""
+    return [
+        request.id,
+        request.kind,
+        request.action,
+        request.risk,
+        request.source,
+        request.device_id,
+        request.tenant_id,
+        request.input_hash,
+        request.reason,
+        [[t.entity_id, t.entity_type, t.version, t.level] for t in request.targets],
+    ]
+
+
+def approval_message(request: BrokerRequest, approval: Approval) -> bytes:
+    """The canonical bytes one device's approval of a request that needs several is sealed
+    over: what was asked, how many approvals it needs, and the approver, its device and when."""
     return _encode(
         [
-            _LABEL,
-            request.id,
-            request.kind,
-            request.action,
-            request.risk,
-            request.source,
-            request.device_id,
-            request.tenant_id,
-            request.input_hash,
-            request.reason,
-            [[t.entity_id, t.entity_type, t.version, t.level] for t in request.targets],
-            decision,
-            request.decided_by,
-            request.decided_device,
-            request.decided_at,
-            request.deny_reason if decision == "denied" else None,
+            _LABEL_ONE_OF,
+            *_asked(request),
+            request.needed,
+            "approved",
+            approval.by,
+            approval.device,
+            approval.at,
         ]
     )
 
@@ -98,14 +140,27 @@ class KeyedSeal:
     def __repr__(self) -> str:
         return f"KeyedSeal(kid={self.kid!r})"  # never the key
 
-    def seal(self, request: BrokerRequest) -> str:
-        """``<kid>:<hex HMAC>`` of the decided request."""
+    def _mac(self, message: bytes) -> str:
         inner = self._inner.copy()
-        inner.update(seal_message(request))
+        inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return f"{self.kid}:{outer.hexdigest()}"
 
+    def seal(self, request: BrokerRequest) -> str:
+        """``<kid>:<hex HMAC>`` of the decided request."""
+        return self._mac(seal_message(request))
+
     def check(self, request: BrokerRequest) -> bool:
         """Is ``request.seal`` this key's seal of the request (in constant time)?"""
         return request.seal is not None and hmac.compare_digest(request.seal, self.seal(request))
+
+    def seal_approval(self, request: BrokerRequest, approval: Approval) -> str:
+        """``<kid>:<hex HMAC>`` of one device's approval of ``request``."""
+        return self._mac(approval_message(request, approval))
+
+    def check_approval(self, request: BrokerRequest, approval: Approval) -> bool:
+        """Is ``approval.seal`` this key's seal of it (in constant time)?"""
+        return approval.seal is not None and hmac.compare_digest(
+            approval.seal, self.seal_approval(request, approval)
+        )

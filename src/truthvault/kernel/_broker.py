@@ -11,6 +11,9 @@ approval is sealed where it is taken, and a decision whose seal does not check h
 hub made up, or changed) is no decision: the broker shows it refused and never redeems it. The
 hub's own broker has no sealer (it holds no tenant key).
 
+A request may need approvals from several devices (policy's ``@approval("two-devices")``, see
+:mod:`._approvals`).
+
 A secret's value is handed to the asker in memory, once, and is never stored: the store
 keeps only that it was provided.
 """
@@ -29,10 +32,21 @@ from typing import Any
 from ..errors import ConflictState, InvalidInput, NotFound
 from ..truth import TruthLevel
 from ._approval_seal import ApprovalSealer
+from ._approvals import (
+    KIND_ALIASES,
+    NEEDED,
+    add_approval,
+    check_kind,
+    counted_approvals,
+    decision_checks,
+    same_input,
+    still_waiting,
+)
 from ._broker_store import (
     DECIDED,
     INPUT_KINDS,
     KINDS,
+    Approval,
     BrokerRequest,
     BrokerSettings,
     BrokerStore,
@@ -46,8 +60,6 @@ __all__ = ["BrokerEvent", "InputBroker", "event_detail", "hash_pin"]
 BrokerEvent = Callable[[str, BrokerRequest], None]
 
 _MIN_PIN, _MAX_PIN = 4, 64
-#: the dispatcher's names for approval kinds, as PolicyDecision.approval gives them
-_KIND_ALIASES = {"approve": "approval"}
 #: why a decision whose seal does not check is shown refused
 UNSEALED = "refused here: no device of yours sealed this decision (the hub's word alone is not one)"
 
@@ -105,12 +117,16 @@ class InputBroker:
         targets: tuple[Target, ...],
         reason: str,
     ) -> str:
-        """Persist a pending approval (``kind``: approval, confirm or pin); return its id."""
-        kind = _KIND_ALIASES.get(kind, kind)
+        """Persist a pending approval (``kind``: approval, confirm, pin, or two-devices: an
+        approval from two distinct devices); return its id."""
+        needed = NEEDED.get(kind, 1)
+        kind = KIND_ALIASES.get(kind, kind)
         if kind not in KINDS or kind in INPUT_KINDS:
-            raise InvalidInput(f"kind: {kind!r} is not an approval kind (approval, confirm, pin)")
+            raise InvalidInput(
+                f"kind: {kind!r} is not an approval kind (approval, confirm, pin, two-devices)"
+            )
         ttl = self.settings.confirm_ttl_s if kind == "confirm" else self.settings.ttl_s
-        return self._ask(actor, kind, action, Risk(risk), input_hash, targets, reason, (), ttl)
+        return self._ask(actor, kind, action, Risk(risk), input_hash, targets, reason, (), ttl, needed)
 
     def ask_input(
         self,
@@ -142,6 +158,7 @@ class InputBroker:
         reason: str,
         fields: tuple[str, ...],
         ttl: float,
+        needed: int = 1,
     ) -> str:
         now = self._now()
         request = BrokerRequest(
@@ -158,6 +175,7 @@ class InputBroker:
             expires_at=now + ttl,
             targets=targets,
             fields=fields,
+            needed=needed,
         )
         self.store.insert(request)
         self._event("APPROVAL_REQUESTED" if kind not in INPUT_KINDS else "INPUT_REQUESTED", request)
@@ -188,6 +206,9 @@ class InputBroker:
             return request.with_(status="denied", deny_reason=UNSEALED)
         status = request.status_at(now)
         given = request.decided_at
+        if request.is_multi and status == "approved":
+            # the window runs from the last counted approval: those are what is sealed
+            given = max((a.at for a in self.counted(request)), default=given)
         if status == "approved" and given is not None and now >= given + self._window(request):
             status = "expired"  # the window runs from the (sealed) decision, whatever the expiry says
         return request if status == request.status else request.with_(status=status)
@@ -195,12 +216,11 @@ class InputBroker:
     def _unsealed(self, request: BrokerRequest) -> bool:
         """Does ``request`` carry an approval's decision whose seal does not check here? (Only
         an approved or denied one is looked at: a used or expired one redeems nothing.)"""
-        return (
-            self.sealer is not None
-            and request.status in DECIDED
-            and not request.is_input
-            and not self.sealer.check(request)
-        )
+        return request.status in DECIDED and not decision_checks(request, self.sealer)
+
+    def counted(self, request: BrokerRequest) -> tuple[Approval, ...]:
+        """The approvals of ``request`` that count here (see :func:`counted_approvals`)."""
+        return counted_approvals(request, self.sealer)
 
     def _window(self, request: BrokerRequest) -> float:
         """How long an approval may be used after it was given."""
@@ -236,6 +256,7 @@ class InputBroker:
         reason: str | None = None,
         decided_at: float | None = None,
         seal: str | None = None,
+        device_name: str | None = None,
     ) -> BrokerRequest:
         """Record a level-1 decision on a pending request whose checks (a PIN) were made where
         it was taken (this device, or the deciding device for the hub). With a sealer the
@@ -243,6 +264,8 @@ class InputBroker:
         deciding device's, kept as they are. ConflictState if it is no longer pending."""
         _check_decider(actor, "decide a request")
         request = self._pending(request_id)
+        if approved and request.is_multi:
+            return self._approve_one(request, actor, decided_at, seal, device_name)
         now = self._now()
         at = now if decided_at is None or self.sealer is not None else decided_at
         decided = request.with_(
@@ -261,6 +284,19 @@ class InputBroker:
             raise ConflictState(f"request {request_id} was decided meanwhile")
         self._event("APPROVAL_DECIDED", decided)
         return decided
+
+    def _approve_one(
+        self, request: BrokerRequest, actor: Actor, at: float | None, seal: str | None, name: str | None
+    ) -> BrokerRequest:
+        now = self._now()
+        after = add_approval(request, actor, now, self._window(request), self.sealer, at, seal, name)
+        if not self.store.update(after, expect="pending", approvals=request.approvals):
+            raise ConflictState(
+                f"request {request.id} changed meanwhile (another approval or a decision came in)",
+                hint="look at it again with 'truthvault approvals', then approve it again",
+            )
+        self._event("APPROVAL_DECIDED" if after.status == "approved" else "APPROVAL_GIVEN", after)
+        return after
 
     def _pending(self, request_id: str) -> BrokerRequest:
         request = self.get(request_id)
@@ -300,25 +336,21 @@ class InputBroker:
             request.is_input
             or request.action != action
             or asker != mine
-            or not _same_input(request, input_hash, rehash)
+            or not same_input(request, input_hash, rehash)
         ):
             raise ActionForbidden(
                 f"request {request_id} was asked for another action, input or actor",
                 hint="run the action exactly as it was asked, from where it was asked",
             )
-        wanted = _KIND_ALIASES.get(kind, kind) if kind is not None else request.kind
-        if request.kind != wanted:
-            raise ActionForbidden(
-                f"request {request_id} is a {request.kind} request: this action needs a kind of approval "
-                f"it is not ({wanted})",
-                hint="run the action without --approval to ask for the approval it needs",
-            )
+        check_kind(request, kind)
         if unsealed:
             raise ActionForbidden(
                 f"request {request_id} was {request.status} by no device of yours: its decision "
                 "carries no seal that checks here, so the hub's word is all there is",
                 hint="run the action without --approval to ask again, and decide it on your device",
             )
+        if request.status == "pending" and request.is_multi:
+            raise still_waiting(request, action, len(self.counted(request)))
         if request.status == "pending":
             raise ApprovalRequired(
                 f"{action} still waits for your approval ({request.kind})",
@@ -444,22 +476,6 @@ class InputBroker:
     def _event(self, type_: str, request: BrokerRequest) -> None:
         if self._on_event is not None:
             self._on_event(type_, request)
-
-
-def _same_input(request: BrokerRequest, input_hash: str, rehash: Callable[[str], str | None] | None) -> bool:
-    """Was ``request`` asked for the input hashed ``input_hash`` (now), perhaps under an earlier
-    key of the tenant (``rehash`` takes it under the key the request's hash names)?"""
-    if request.input_hash == input_hash:
-        return True
-    if rehash is None or not request.input_hash:
-        return False
-    again = rehash(request.input_hash)
-    if again is None:
-        raise ActionForbidden(
-            f"request {request.id} was asked under a key this device does not hold",
-            hint="run the action without --approval to ask for its approval again",
-        )
-    return again == request.input_hash
 
 
 def _with_failures(record: PinRecord, failures: int, locked_until: float) -> PinRecord:

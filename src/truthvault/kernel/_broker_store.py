@@ -19,12 +19,16 @@ __all__ = [
     "FINAL",
     "INPUT_KINDS",
     "KINDS",
+    "MAX_NEEDED",
     "REQUEST_COLUMNS",
     "STATUSES",
+    "Approval",
     "BrokerRequest",
     "BrokerSettings",
     "BrokerStore",
     "PinRecord",
+    "approvals_from_json",
+    "approvals_json",
     "request_from_row",
     "request_row",
     "status_rank",
@@ -39,6 +43,8 @@ INPUT_KINDS: tuple[str, ...] = ("form", "secret")
 STATUSES: tuple[str, ...] = ("pending", "approved", "denied", "expired", "used")
 DECIDED: tuple[str, ...] = ("approved", "denied")
 FINAL: tuple[str, ...] = ("denied", "expired", "used")
+#: approvals from distinct devices a request may need at most
+MAX_NEEDED = 5
 _RANK = {"pending": 0, "approved": 1, "denied": 1, "expired": 2, "used": 2}
 
 
@@ -65,6 +71,46 @@ class BrokerSettings:
     pin_lockout_s: float = 900.0
     #: scrypt's cost (2**15: some 0.1 s and 32 MiB a try); tests may lower it
     scrypt_n: int = 1 << 15
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One device's approval of a request that needs several (``needed`` > 1): who gave it, on
+    which device, when, and its seal made on that device over the request and these three (see
+    :func:`~._approval_seal.approval_message`), so that the hub can neither make one up nor
+    replay one under another device's id."""
+
+    by: str
+    device: str
+    at: float
+    seal: str | None = None
+    #: the device's name as the hub knows it (it records it): shown, never sealed nor trusted
+    name: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"by": self.by, "device": self.device, "at": float(self.at), "seal": self.seal}
+        return body if self.name is None else {**body, "name": self.name}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Approval:
+        return cls(
+            str(data["by"]),
+            str(data["device"]),
+            float(data["at"]),
+            _opt(data.get("seal")),
+            _opt(data.get("name")),
+        )
+
+
+def approvals_json(approvals: Sequence[Approval]) -> str:
+    """Approvals as stored: a JSON list, in the order they were given (compared as text by a
+    store's compare-and-set, so always written the same way)."""
+    return json.dumps([a.to_wire() for a in approvals], separators=(",", ":"))
+
+
+def approvals_from_json(data: str | Sequence[Mapping[str, Any]] | None) -> tuple[Approval, ...]:
+    rows = json.loads(data) if isinstance(data, str) else (data or ())
+    return tuple(Approval.from_wire(r) for r in rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +143,13 @@ class BrokerRequest:
     #: an approval's decision sealed by the deciding device (``<key id>:<hex>``, see
     #: :mod:`._approval_seal`); None before a decision, and where decisions are not sealed
     seal: str | None = None
+    #: approvals from distinct devices it needs (policy's ``@approval("two-devices")``: 2); 1
+    #: for every other request, whose single decision is the ``decided_*`` fields and ``seal``
+    needed: int = 1
+    #: with ``needed`` > 1: each device's approval so far, each with its own seal; the request
+    #: is approved once ``needed`` of them come from distinct devices (the ``decided_*`` fields
+    #: then name the one that completed it)
+    approvals: tuple[Approval, ...] = ()
     #: a form's values, kept only where they were given (never synced); None for the rest
     values: dict[str, str] | None = field(default=None, compare=False)
 
@@ -109,6 +162,11 @@ class BrokerRequest:
     @property
     def is_input(self) -> bool:
         return self.kind in INPUT_KINDS
+
+    @property
+    def is_multi(self) -> bool:
+        """Does it need approvals from more than one device?"""
+        return self.needed > 1
 
     def with_(self, **changes: Any) -> BrokerRequest:
         return replace(self, **changes)
@@ -136,6 +194,12 @@ class BrokerRequest:
             "provided": self.provided,
             # only when there is one: a hub from before seals refuses a field it does not know
             **({"seal": self.seal} if self.seal is not None else {}),
+            # only for a request that needs several approvals (as the seal: for older hubs)
+            **(
+                {"needed": self.needed, "approvals": [a.to_wire() for a in self.approvals]}
+                if self.is_multi
+                else {}
+            ),
         }
 
     @classmethod
@@ -163,6 +227,8 @@ class BrokerRequest:
                 deny_reason=_opt(data.get("deny_reason")),
                 provided=bool(data.get("provided")),
                 seal=_opt(data.get("seal")),
+                needed=int(data.get("needed") or 1),
+                approvals=approvals_from_json(data.get("approvals")),
             )
         except KeyError as exc:
             raise InvalidInput(f"request: {exc.args[0]}: missing", hint="a broker request needs it") from None
@@ -179,6 +245,10 @@ class BrokerRequest:
             raise InvalidInput(f"status: {self.status!r} is not one of {', '.join(STATUSES)}")
         if self.risk not in {r.value for r in Risk}:
             raise InvalidInput(f"risk: {self.risk!r} is not a risk class")
+        if not 1 <= self.needed <= MAX_NEEDED or (self.needed > 1 and self.kind != "approval"):
+            raise InvalidInput(f"needed: 1 to {MAX_NEEDED} approvals, more than one only for kind 'approval'")
+        if len(self.approvals) > 2 * MAX_NEEDED or (self.approvals and not self.is_multi):
+            raise InvalidInput("approvals: only a request that needs several carries them, a few at most")
 
 
 def _opt(value: object) -> str | None:
@@ -237,9 +307,12 @@ class BrokerStore(Protocol):
     def get(self, request_id: str) -> BrokerRequest | None:
         """A request by id, or None."""
 
-    def update(self, request: BrokerRequest, *, expect: str) -> bool:
-        """Store ``request`` over the stored one if that one's status is still ``expect``;
-        False (nothing written) if it is not."""
+    def update(
+        self, request: BrokerRequest, *, expect: str, approvals: Sequence[Approval] | None = None
+    ) -> bool:
+        """Store ``request`` over the stored one if that one's status is still ``expect`` (and,
+        when ``approvals`` is given, its approvals are still these); False (nothing written) if
+        it is not."""
 
     def requests(self, *, status: str | None = None, limit: int = 1000) -> list[BrokerRequest]:
         """Requests newest first, only those stored with ``status`` when given."""
@@ -254,7 +327,8 @@ class BrokerStore(Protocol):
 #: a request's stored columns, in order: every store keeps these (and may add its own after)
 REQUEST_COLUMNS = (
     "id, kind, action, risk, source, device_id, reason, input_hash, targets, fields, created_at, "
-    "expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided, seal"
+    "expires_at, status, decided_by, decided_device, decided_at, deny_reason, provided, seal, "
+    "needed, approvals"
 )
 
 
@@ -280,6 +354,8 @@ def request_row(request: BrokerRequest) -> tuple[Any, ...]:
         request.deny_reason,
         bool(request.provided),
         request.seal,
+        request.needed,
+        approvals_json(request.approvals),
     )
 
 
@@ -308,5 +384,7 @@ def request_from_row(
         deny_reason=row[16],
         provided=bool(row[17]),
         seal=row[18],
+        needed=int(row[19] or 1),
+        approvals=approvals_from_json(row[20]),
         values=None if values is None else dict(values),
     )

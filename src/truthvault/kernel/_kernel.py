@@ -220,7 +220,9 @@ class Kernel(Generic[S]):
         )  # fmt: skip
         return ApprovalRequired(
             f"{spec.name} needs your approval ({decision.approval})",
-            hint=f"approve it with 'truthvault approve {request_id}', then run it again",
+            hint=f"approve it with 'truthvault approve {request_id}'"
+            + (" on two of your devices" if decision.approval == "two-devices" else "")
+            + ", then run it again",
             request_id=request_id,
             policies=decision.policies,
         )

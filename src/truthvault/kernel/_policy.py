@@ -2,8 +2,8 @@
 
 A request becomes a Cedar request (see :mod:`._policy_text` for what a policy sees), decided
 against the built-in rules plus the tenant's policy. A decision names the policies that made
-it and says why in words; a permit annotated ``@approval("pin"|"confirm"|"approve")`` allows
-only after that approval. Decisions are cached per policy version: loading a new version
+it and says why in words; a permit annotated
+``@approval("pin"|"confirm"|"approve"|"two-devices")`` allows only after that approval. Decisions are cached per policy version: loading a new version
 swaps the parsed policy and its cache together, so no decision outlives the policy it came
 from.
 """

@@ -28,8 +28,9 @@ __all__ = [
 
 #: the approvals a permit can ask for, weakest first: ``confirm`` (a fresh confirmation on the
 #: device that asks), ``approve`` (a level-1 decision from any of the user's devices), ``pin``
-#: (the user's PIN)
-APPROVAL_KINDS = ("confirm", "approve", "pin")
+#: (the user's PIN), ``two-devices`` (level-1 approvals from two different devices of the user,
+#: each sealed on its device; the asking device may be one of them)
+APPROVAL_KINDS = ("confirm", "approve", "pin", "two-devices")
 
 #: action domains that are security whatever their risk: devices, keys, the tenant and its
 #: members, policy, and approval decisions

@@ -38,7 +38,7 @@ class PolicyRequest:
 class PolicyDecision:
     """Policy's answer: ``allowed`` outright, or only after an approval of kind ``approval``
     (``approve``: any level-1 decision; ``pin``: the user's PIN; ``confirm``: a fresh
-    confirmation), or refused. ``policies`` names the policies that decided it."""
+    confirmation; ``two-devices``: level-1 approvals from two different devices), or refused. ``policies`` names the policies that decided it."""
 
     allowed: bool
     approval: str | None = None

@@ -121,7 +121,7 @@ def sync_approvals(vault: Vault, client: object) -> BrokerSync | None:
             store.take_in(BrokerRequest.from_wire(r, tenant) for r in held)
             stats.sent = len(own)
         for request in (r for r in unsent if r.device_id != me):
-            _send_decision(remote, request, stats)
+            _send_decision(remote, request, stats, me)
             store.mark_sent([request])
         stats.received = _fetch(remote, store, tenant)
     except NotFound:
@@ -131,18 +131,22 @@ def sync_approvals(vault: Vault, client: object) -> BrokerSync | None:
     return stats
 
 
-def _send_decision(remote: BrokerRemote, request: BrokerRequest, stats: BrokerSync) -> None:
-    if request.status not in ("approved", "denied") or request.decided_by is None:
+def _send_decision(remote: BrokerRemote, request: BrokerRequest, stats: BrokerSync, me: str) -> None:
+    own = next((a for a in request.approvals if a.device == me), None)
+    decided: tuple[str, str, str | None, float | None, str | None]
+    if request.is_multi and request.status != "denied":
+        if own is None or request.status not in ("pending", "approved"):
+            return  # no approval of this device's to send
+        # one device's approval of several: it goes with its own time and seal
+        decided = ("approve", own.by, None, own.at, own.seal)
+    elif request.status not in ("approved", "denied") or request.decided_by is None:
         return  # used or expired: only the asker's device tells the hub that
-    decision = "approve" if request.status == "approved" else "deny"
+    else:
+        decision = "approve" if request.status == "approved" else "deny"
+        decided = (decision, request.decided_by, request.deny_reason, request.decided_at, request.seal)
     try:
         remote.decide_request(
-            request.id,
-            decision,
-            request.decided_by,
-            request.deny_reason,
-            decided_at=request.decided_at,
-            seal=request.seal,
+            request.id, decided[0], decided[1], decided[2], decided_at=decided[3], seal=decided[4]
         )
         stats.decided += 1
     except (ConflictState, Forbidden, NotFound):

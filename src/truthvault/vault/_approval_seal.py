@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..crypto import approval_seal_key
 from ..errors import ConflictState
-from ..kernel import BrokerRequest, KeyedSeal, seal_key_id
+from ..kernel import Approval, BrokerRequest, KeyedSeal, seal_key_id
 from ._db import VaultDB
 from ._input_key import DEVICE_KID, VaultKeys
 
@@ -36,6 +36,23 @@ class VaultApprovalSeal:
         """The decided request's seal under the current key; None for a cloud-first tenant.
         ConflictState for another device's request before this one holds the tenant keyring:
         the asker could not check a seal under this device's own key."""
+        sealer = self._current(request)
+        return None if sealer is None else sealer.seal(request)
+
+    def seal_approval(self, request: BrokerRequest, approval: Approval) -> str | None:
+        """This device's ``approval`` of a request that needs several, sealed as :meth:`seal`."""
+        sealer = self._current(request)
+        return None if sealer is None else sealer.seal_approval(request, approval)
+
+    def check_approval(self, request: BrokerRequest, approval: Approval) -> bool:
+        """Does one device's approval carry a seal made under a key this vault holds?"""
+        keys = self._fresh()
+        if keys.cloud_first:
+            return True
+        sealer = self._held(keys, seal_key_id(approval.seal))
+        return sealer is not None and sealer.check_approval(request, approval)
+
+    def _current(self, request: BrokerRequest) -> KeyedSeal | None:
         keys = self._fresh()
         if keys.cloud_first:
             return None
@@ -47,7 +64,7 @@ class VaultApprovalSeal:
             )
         sealer = self._sealer(keys.current)
         assert sealer is not None  # the current key and the device's own are always held
-        return sealer.seal(request)
+        return sealer
 
     def check(self, request: BrokerRequest) -> bool:
         """Does the decided request carry a seal made under a key this vault holds? (Always for
@@ -55,15 +72,19 @@ class VaultApprovalSeal:
         keys = self._fresh()
         if keys.cloud_first:
             return True
-        kid = seal_key_id(request.seal)
+        sealer = self._held(keys, seal_key_id(request.seal))
+        return sealer is not None and sealer.check(request)
+
+    def _held(self, keys: VaultKeys, kid: str | None) -> KeyedSeal | None:
+        """The seal under the key named ``kid``, if this vault holds it."""
         if kid is None:
-            return False
+            return None
         sealer = self._sealer(kid)
         if sealer is None:
             keys.refresh()  # perhaps the key came in a moment ago (another process took it in)
             self._rebuilt(keys)
             sealer = self._sealer(kid)
-        return sealer is not None and sealer.check(request)
+        return sealer
 
     def _fresh(self) -> VaultKeys:
         keys = self._keys

@@ -16,11 +16,14 @@ from typing import Any
 from ..errors import ConflictState, InvalidSource
 from ..kernel import (
     REQUEST_COLUMNS,
+    Approval,
     ApprovalSealer,
     BrokerRequest,
     BrokerSettings,
     InputBroker,
     PinRecord,
+    approvals_json,
+    decision_checks,
     event_detail,
     request_from_row,
     request_row,
@@ -72,12 +75,17 @@ class VaultBrokerStore:
             row = conn.execute(f"{_SELECT} WHERE id = ?", (request_id,)).fetchone()
         return None if row is None else _request(row)
 
-    def update(self, request: BrokerRequest, *, expect: str) -> bool:
+    def update(
+        self, request: BrokerRequest, *, expect: str, approvals: Sequence[Approval] | None = None
+    ) -> bool:
         sets = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
+        where, args = "id = ? AND status = ?", [request.id, expect]
+        if approvals is not None:  # no other device's approval came in meanwhile
+            where += " AND approvals = ?"
+            args.append(approvals_json(approvals))
         with self._db.tx() as conn:
             cur = conn.execute(
-                f"UPDATE broker_requests SET {sets}, dirty = 1 WHERE id = ? AND status = ?",
-                (*_row(request)[1:], request.id, expect),
+                f"UPDATE broker_requests SET {sets}, dirty = 1 WHERE {where}", (*_row(request)[1:], *args)
             )
             return cur.rowcount == 1
 
@@ -171,6 +179,8 @@ class VaultBrokerStore:
         return changed
 
     def _checks(self, request: BrokerRequest) -> bool:
+        if request.is_multi:
+            return decision_checks(request, self._sealer)
         return self._sealer is None or request.decided_by is None or self._sealer.check(request)
 
     def cursor(self) -> int:
@@ -185,7 +195,7 @@ class VaultBrokerStore:
 #: what a request asked for, the same wherever it is kept: the hub's version of a request held
 #: here with other values is not taken in (the reason and targets too: the deciding device seals
 #: what the hub showed it, so a decision on another reason or targets than were asked is none)
-_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash", "reason", "targets")
+_FIXED = ("kind", "action", "risk", "source", "device_id", "input_hash", "reason", "targets", "needed")
 
 
 def _user_decided(request: BrokerRequest) -> bool:
