@@ -2,14 +2,17 @@
 what they match into durable runs.
 
 Each match is one workflow (``automation.run``) named by what it matched, ``auto:<rule>:<entity>:
-<version>`` for a write and ``auto:<rule>:<entity or ->:<time>`` for a schedule's run, so that a
-match found twice (a runner killed before it cleared its inbox, two runners at once) still runs
-once. The runner looks at the inbox of writes (:mod:`._inbox`) and at each scheduled rule's
-times since its last run, starts the runs, then clears what it looked at.
+<version>`` for a write, ``auto:<rule>:<entity or ->:<time>`` for a schedule's run and
+``auto:<rule>:webhook:<delivery>`` for a webhook's delivery, so that a match found twice (a
+runner killed before it cleared its inbox, two runners at once, a delivery fetched twice) still
+runs once. The runner looks at the inbox of writes (:mod:`._inbox`), at the webhook deliveries a
+sync took from the hub (:meth:`Automations.receive`) and at each scheduled rule's times since
+its last run, starts the runs, then clears what it looked at.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +20,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, NotFound
-from ..kernel._automation import Rule, ScheduleTrigger, WriteTrigger, matches, parse_rule, selected, slots_due
+from ..kernel._automation import (
+    Rule,
+    ScheduleTrigger,
+    WebhookTrigger,
+    WriteTrigger,
+    matches,
+    new_hook_id,
+    parse_rule,
+    selected,
+    slots_due,
+)
 from ..truth import TruthLevel
 from ._inbox import AUTOMATION_TYPE
 
@@ -81,7 +94,12 @@ class Automations:
         return _entry(item)
 
     def add(self, rule: dict[str, Any], *, source: str | None = None) -> RuleEntry:
-        """Write a new rule (checked first: InvalidInput naming the field)."""
+        """Write a new rule (checked first: InvalidInput naming the field). A webhook rule gets
+        a new hook id (one given is replaced: a new rule is a new hook, with its own secret);
+        registering it at the hub is :func:`truthvault.sync.register_webhook`."""
+        trigger = rule.get("trigger")
+        if isinstance(trigger, dict) and trigger.get("on") == "webhook":
+            rule = {**rule, "trigger": {**trigger, "hook": new_hook_id()}}
         checked = parse_rule(rule)
         written = self.vault.kernel.run(
             "entity.put",
@@ -112,6 +130,8 @@ class Automations:
         trigger = entry.rule.trigger
         if isinstance(trigger, ScheduleTrigger):
             return self._fire(engine, entry, trigger, now, f"manual-{now.isoformat()}")
+        if isinstance(trigger, WebhookTrigger):
+            raise InvalidInput(f"automation {rule_id} acts on webhook deliveries: it runs when one arrives")
         raise InvalidInput(f"automation {rule_id} acts on writes: name the entity to run it on (--on ID)")
 
     def run_pending(self, engine: WorkflowEngine, now: datetime | None = None) -> list[str]:
@@ -121,6 +141,8 @@ class Automations:
         here = self.vault.device_id
         active = [e for e in self.rules() if e.runs_on(here)]
         started = self._writes(engine, [e for e in active if isinstance(e.rule.trigger, WriteTrigger)])  # type: ignore[union-attr]
+        hooked = {e.id for e in active if e.rule is not None and isinstance(e.rule.trigger, WebhookTrigger)}
+        started += self._deliveries(engine, hooked)
         for entry in active:
             trigger = entry.rule.trigger  # type: ignore[union-attr]
             if isinstance(trigger, ScheduleTrigger):
@@ -172,6 +194,54 @@ class Automations:
         """The rule's runs, newest first."""
         self.get(rule_id)
         return engine.list(prefix=f"auto:{rule_id}:", limit=limit)
+
+    # -- webhooks ----------------------------------------------------------------------
+    def webhooks(self) -> list[RuleEntry]:
+        """The webhook rules this device runs (whose deliveries a sync here takes)."""
+        here = self.vault.device_id
+        return [e for e in self.rules() if e.runs_on(here) and isinstance(e.rule.trigger, WebhookTrigger)]  # type: ignore[union-attr]
+
+    def receive(self, rule_id: str, deliveries: list[dict[str, Any]]) -> int:
+        """Keep deliveries a sync took from the hub for rule ``rule_id`` (each ``{"id",
+        "received_at", "body"}``) until the runner starts their runs; how many were new. Once
+        this returns they are safe here, and the hub may delete them."""
+        rows = [
+            (str(d["id"]), rule_id, str(d.get("received_at") or ""), json.dumps(d["body"]))
+            for d in deliveries
+            if isinstance(d.get("body"), dict)
+        ]
+        if not rows:
+            return 0
+        with self.vault._db.tx() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO webhook_inbox (delivery_id, rule_id, received_at, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (delivery_id) DO NOTHING",
+                rows,
+            )
+            added = conn.total_changes - before
+        self.vault._db.inbox.ready.set()
+        return added
+
+    def _deliveries(self, engine: WorkflowEngine, rules: set[str]) -> list[str]:
+        """Start a run for each delivery kept for an active rule here; a delivery for a rule
+        paused, gone or moved to another device waits (its hub copy went: it is not dropped)."""
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT delivery_id, rule_id, received_at, body FROM webhook_inbox ORDER BY received_at LIMIT ?",
+                (_BATCH,),
+            ).fetchall()
+        started, done = [], []
+        for delivery_id, rule_id, received_at, body in rows:
+            if rule_id not in rules:
+                continue
+            delivery = {"id": delivery_id, "received_at": received_at, "body": json.loads(body)}
+            started.append(self._start(engine, rule_id, None, f"webhook:{delivery_id}", delivery))
+            done.append((delivery_id,))
+        if done:
+            with self.vault._db.tx() as conn:
+                conn.executemany("DELETE FROM webhook_inbox WHERE delivery_id = ?", done)
+        return started
 
     # -- inside ------------------------------------------------------------------------
     def _writes(self, engine: WorkflowEngine, rules: list[RuleEntry]) -> list[str]:
@@ -247,13 +317,21 @@ class Automations:
         ]
         return [self._start(engine, entry.id, eid, slot) for eid in found]
 
-    def _start(self, engine: WorkflowEngine, rule_id: str, entity_id: str | None, mark: str) -> str:
-        wid = f"auto:{rule_id}:{entity_id or '-'}:{mark}"
+    def _start(
+        self,
+        engine: WorkflowEngine,
+        rule_id: str,
+        entity_id: str | None,
+        mark: str,
+        delivery: dict[str, Any] | None = None,
+    ) -> str:
+        wid = f"auto:{rule_id}:{mark}" if delivery else f"auto:{rule_id}:{entity_id or '-'}:{mark}"
         actor = {
             "source": f"automation:{rule_id}",
             "device_id": self.vault.device_id,
             "tenant_id": self.vault.tenant_id,
         }
-        return engine.start(
-            "automation.run", {"rule_id": rule_id, "entity_id": entity_id}, actor=actor, workflow_id=wid
-        )
+        params: dict[str, Any] = {"rule_id": rule_id, "entity_id": entity_id}
+        if delivery is not None:
+            params["delivery"] = delivery
+        return engine.start("automation.run", params, actor=actor, workflow_id=wid)
