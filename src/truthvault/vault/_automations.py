@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,12 +180,19 @@ class Automations:
         *,
         poll_s: float = 1.0,
         on_run: Callable[[list[str]], None] | None = None,
+        fetch: Callable[[], object] | None = None,
+        fetch_every_s: float = 10.0,
     ) -> None:
         """Run what is pending until ``stop`` is set: at once when a write here commits, else
-        every ``poll_s`` (writes of other processes, schedules)."""
+        every ``poll_s`` (writes of other processes, schedules). ``fetch``, called every
+        ``fetch_every_s``, takes webhook deliveries from the hub (it calls :meth:`receive`)."""
         inbox = self.vault._db.inbox
+        fetched = -fetch_every_s
         while not stop.is_set():
             inbox.ready.clear()
+            if fetch is not None and time.monotonic() - fetched >= fetch_every_s:
+                fetched = time.monotonic()
+                fetch()
             started = self.run_pending(engine)
             if started and on_run is not None:
                 on_run(started)
