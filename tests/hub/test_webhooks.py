@@ -116,6 +116,11 @@ def test_a_body_must_be_a_json_object_within_its_limits(hub: Hub) -> None:
         f"/v1/hooks/{hook}", content=b"{not json", headers={"authorization": f"Bearer {SECRET}"}
     )
     assert raw.status_code == 422 and "body: not JSON" in raw.json()["error"]["message"]
+    for text in (b'{"n": NaN}', b'{"n": Infinity}'):  # Python's, not JSON's
+        answer = hub.http.post(
+            f"/v1/hooks/{hook}", content=text, headers={"authorization": f"Bearer {SECRET}"}
+        )
+        assert answer.status_code == 422, text
     deep: Any = {}
     for _ in range(40):
         deep = {"a": deep}

@@ -80,7 +80,14 @@ def add_webhook_routes(
     Device = Annotated[DeviceContext, Depends(device)]
     hooks = store.webhooks
 
-    @app.post("/v1/hooks/{hook_id}", tags=["webhooks"], status_code=202)
+    @app.post(
+        "/v1/hooks/{hook_id}",
+        tags=["webhooks"],
+        status_code=202,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        },
+    )
     async def deliver(hook_id: Annotated[str, _HOOK_ID], request: Request) -> JSONResponse:
         """Deliver a JSON object to a webhook, with its secret in `Authorization: Bearer` (or
         `X-Truthvault-Secret`). 401 for a missing or wrong secret or an unknown hook alike;

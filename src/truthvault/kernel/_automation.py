@@ -163,8 +163,12 @@ def check_delivery(body: bytes) -> dict[str, Any]:
 
     if len(body) > MAX_DELIVERY_BYTES:
         raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {MAX_DELIVERY_BYTES}")
+
+    def no_constant(name: str) -> None:  # NaN and Infinity are Python's, not JSON's
+        raise ValueError(name)
+
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=no_constant)
     except (ValueError, RecursionError):
         raise InvalidInput("body: not JSON (send a JSON object)") from None
     if not isinstance(value, dict):

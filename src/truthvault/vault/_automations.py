@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, TruthvaultError
 from ..kernel._automation import (
     Rule,
     ScheduleTrigger,
@@ -214,9 +214,8 @@ class Automations:
         "received_at", "body"}``) until the runner starts their runs; how many were new. Once
         this returns they are safe here, and the hub may delete them."""
         rows = [
-            (str(d["id"]), rule_id, str(d.get("received_at") or ""), json.dumps(d["body"]))
+            (str(d["id"]), rule_id, str(d.get("received_at") or ""), json.dumps(d.get("body")))
             for d in deliveries
-            if isinstance(d.get("body"), dict)
         ]
         if not rows:
             return 0
@@ -244,7 +243,13 @@ class Automations:
             if rule_id not in rules:
                 continue
             delivery = {"id": delivery_id, "received_at": received_at, "body": json.loads(body)}
-            started.append(self._start(engine, rule_id, None, f"webhook:{delivery_id}", delivery))
+            try:
+                started.append(self._start(engine, rule_id, None, f"webhook:{delivery_id}", delivery))
+            except TruthvaultError as exc:  # one the engine will not start must not stop the rest
+                self.vault.dead_letters.add(
+                    "automation", f"auto:{rule_id}:webhook:{delivery_id}", "automation.run (start)",
+                    exc.message, {"saga": "automation.run", "input": {"rule_id": rule_id, "delivery": delivery}}, 1,
+                )  # fmt: skip
             done.append((delivery_id,))
         if done:
             with self.vault._db.tx() as conn:
