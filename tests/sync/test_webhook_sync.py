@@ -252,3 +252,23 @@ def test_a_vault_not_joined_to_a_hub_cannot_register(tmp_path: Path) -> None:
         rule = vault.automations.add(FILE_AS_NOTE)
         with pytest.raises(ConflictState, match="not joined"):
             register_webhook(vault, rule.id)
+
+
+def test_a_deleted_rules_hook_is_dropped_at_the_next_sync(world: World) -> None:
+    laptop, phone = world.laptop, world.phone
+    rule = laptop.vault.automations.add(FILE_AS_NOTE)
+    made = register_webhook(laptop.vault, rule.id, laptop.client)
+    _post(world, made.url, {"title": "never filed"}, made.secret)
+    [listed] = world.http.get("/v1/webhooks", headers=_auth(phone)).json()["hooks"]
+    assert (listed["hook_id"], listed["rule_id"], listed["pending"]) == (made.hook_id, rule.id, 1)
+    assert "secret" not in str(listed) and "hash" not in str(listed)
+    assert world.http.get("/v1/webhooks", headers=_auth(world.stranger)).json() == {"hooks": []}
+    laptop.sync()
+    phone.sync()
+    phone.vault.delete(rule.id)  # deleted on the phone: the phone's sync drops the hook
+    phone.sync()
+    assert world.http.get("/v1/webhooks", headers=_auth(phone)).json() == {"hooks": []}
+    assert _post(world, made.url, {"title": "late"}, made.secret).status_code == 401
+    assert phone.vault.automations.deleted_unhooked() == []  # asked once, not at every sync
+    laptop.sync()
+    assert laptop.run() == []

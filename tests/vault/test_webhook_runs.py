@@ -107,3 +107,25 @@ def test_the_watch_loop_fetches_deliveries(vault: Vault, engine: WorkflowEngine)
     assert ran == [f"auto:{rule.id}:webhook:d3"]
     engine.result(ran[0])
     assert _notes(vault, rule.id) == [{"title": "watched", "from": "ACME"}]
+
+
+def test_a_delivery_whose_rule_was_deleted_is_a_dead_letter(vault: Vault, engine: WorkflowEngine) -> None:
+    rule = vault.automations.add(FILE_AS_NOTE)
+    other = vault.automations.add({**FILE_AS_NOTE, "name": "another"})
+    vault.automations.set_paused(other.id, True)
+    vault.automations.receive(rule.id, [_delivery(4, "orphan")])
+    vault.automations.receive(other.id, [_delivery(5, "waits")])
+    vault.delete(rule.id)
+    assert vault.automations.run_pending(engine) == []
+    [letter] = vault.dead_letters.list()
+    assert (letter.kind, letter.ref, letter.error) == (
+        "automation",
+        f"auto:{rule.id}:webhook:d4",
+        "its rule was deleted before it ran",
+    )
+    assert letter.input["input"]["delivery"]["body"]["title"] == "orphan"  # type: ignore[index]
+    assert vault.automations.run_pending(engine) == []  # kept once, not again
+    assert len(vault.dead_letters.list()) == 1
+    vault.automations.set_paused(other.id, False)  # the paused rule's delivery waited
+    [run] = vault.automations.run_pending(engine)
+    assert engine.result(run)["status"] == "completed"

@@ -114,6 +114,12 @@ def add_webhook_routes(
         created = await run_in_threadpool(hooks.register, ctx, hook_id, body.secret_sha256, body.rule_id)
         return {"hook_id": hook_id, "created": created}
 
+    @app.get("/v1/webhooks", tags=["webhooks"])
+    async def list_hooks(ctx: Device) -> dict[str, Any]:
+        """The tenant's webhooks: each hook's rule, the device that registered it, when, and
+        how many deliveries it holds (never its secret, nor the secret's hash)."""
+        return {"hooks": await run_in_threadpool(hooks.hooks, ctx)}
+
     @app.delete("/v1/webhooks/{hook_id}", tags=["webhooks"])
     async def remove(hook_id: Annotated[str, _HOOK_ID], ctx: Device) -> dict[str, Any]:
         """Remove a webhook of the tenant, and the deliveries it still holds."""

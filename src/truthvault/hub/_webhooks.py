@@ -115,6 +115,19 @@ class HubWebhooks:
             ).fetchall()
         return len(rows)
 
+    def hooks(self, ctx: DeviceContext) -> list[dict[str, Any]]:
+        """The tenant's hooks (never a secret or its hash), with how many deliveries each holds."""
+        pk = self._db.tenant_pk(ctx.tenant_id)
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT w.hook_id, w.rule_id, w.device_id, w.created_at, w.rotated_at, "
+                "(SELECT count(*) FROM webhook_deliveries d WHERE d.tenant_pk = w.tenant_pk "
+                "AND d.hook_id = w.hook_id) FROM webhooks w WHERE w.tenant_pk = ? ORDER BY w.created_at",
+                (pk,),
+            ).fetchall()
+        keys = ("hook_id", "rule_id", "device_id", "created_at", "rotated_at", "pending")
+        return [dict(zip(keys, (*r[:5], int(r[5])), strict=True)) for r in rows]
+
     def pending(self, ctx: DeviceContext, hook_id: str, limit: int = 100) -> list[Delivery]:
         """The oldest deliveries of a hook of the tenant (NotFound for a hook it has not)."""
         pk = self._db.tenant_pk(ctx.tenant_id)

@@ -12,6 +12,7 @@ delivery taken twice (an ack lost) is kept once and runs once: its run is named 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class WebhookRemote(Protocol):
 
     def remove_webhook(self, hook_id: str) -> dict[str, Any]: ...
 
+    def webhooks(self) -> list[dict[str, Any]]: ...
+
     def webhook_deliveries(self, hook_id: str, limit: int) -> list[dict[str, Any]]: ...
 
     def ack_deliveries(self, ids: list[str]) -> int: ...
@@ -77,6 +80,10 @@ class HttpWebhookRemote:
     def remove_webhook(self, hook_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = self.client._request("DELETE", f"/v1/webhooks/{hook_id}").json()
         return answer
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.client._request("GET", "/v1/webhooks").json()["hooks"]
+        return found
 
     def webhook_deliveries(self, hook_id: str, limit: int) -> list[dict[str, Any]]:
         page = self.client._request("GET", f"/v1/webhooks/{hook_id}/deliveries", params={"limit": limit})
@@ -143,8 +150,11 @@ def sync_webhooks(vault: Vault, client: object) -> int | None:
     the vault for the runner, then acked. How many were new here; None when the client or the
     hub knows no webhooks (an older hub) or this device runs none."""
     remote = _remote(client)
+    if remote is None:
+        return None
+    _unhook_deleted(vault, remote)
     rules = vault.automations.webhooks()
-    if remote is None or not rules:
+    if not rules:
         return None
     taken = 0
     for entry in rules:
@@ -162,3 +172,21 @@ def sync_webhooks(vault: Vault, client: object) -> int | None:
             if len(page) < PAGE:
                 break
     return taken
+
+
+def _unhook_deleted(vault: Vault, remote: WebhookRemote) -> None:
+    """Drop at the hub the hooks of rules deleted here (once each): a deleted rule's URL stops
+    working, and what it would have held is not kept for no one."""
+    deleted = vault.automations.deleted_unhooked()
+    if not deleted:
+        return
+    try:
+        hooks = remote.webhooks()
+    except NotFound:
+        return  # a hub from before webhooks
+    gone = set(deleted)
+    for hook in hooks:
+        if hook.get("rule_id") in gone:
+            with contextlib.suppress(NotFound):
+                remote.remove_webhook(str(hook["hook_id"]))
+    vault.automations.note_unhooked(deleted)

@@ -209,6 +209,21 @@ class Automations:
         here = self.vault.device_id
         return [e for e in self.rules() if e.runs_on(here) and isinstance(e.rule.trigger, WebhookTrigger)]  # type: ignore[union-attr]
 
+    def deleted_unhooked(self) -> list[str]:
+        """Rules deleted here whose hooks (if any) the hub has not yet been told to drop."""
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT entity_id FROM entities WHERE entity_type = ? AND deleted = 1", (AUTOMATION_TYPE,)
+            ).fetchall()
+        done = set(json.loads(self.vault._db.meta_str("webhooks_unhooked") or "[]"))
+        return [str(r[0]) for r in rows if r[0] not in done]
+
+    def note_unhooked(self, rule_ids: list[str]) -> None:
+        """Note that the hub dropped the hooks of these deleted rules (see :meth:`deleted_unhooked`)."""
+        with self.vault._db.tx():
+            done = set(json.loads(self.vault._db.meta("webhooks_unhooked") or "[]")) | set(rule_ids)
+            self.vault._db.set_meta("webhooks_unhooked", json.dumps(sorted(done)))
+
     def receive(self, rule_id: str, deliveries: list[dict[str, Any]]) -> int:
         """Keep deliveries a sync took from the hub for rule ``rule_id`` (each ``{"id",
         "received_at", "body"}``) until the runner starts their runs; how many were new. Once
@@ -231,30 +246,52 @@ class Automations:
         return added
 
     def _deliveries(self, engine: WorkflowEngine, rules: set[str]) -> list[str]:
-        """Start a run for each delivery kept for an active rule here; a delivery for a rule
-        paused, gone or moved to another device waits (its hub copy went: it is not dropped)."""
+        """Start a run for each delivery kept for an active rule here. One for a rule paused or
+        moved to another device waits; one whose rule was deleted becomes a dead letter (its
+        hub copy went: nothing is dropped silently)."""
+        self._orphans()
+        if not rules:
+            return []
         with self.vault._db.read() as conn:
             rows = conn.execute(
-                "SELECT delivery_id, rule_id, received_at, body FROM webhook_inbox ORDER BY received_at LIMIT ?",
-                (_BATCH,),
+                "SELECT delivery_id, rule_id, received_at, body FROM webhook_inbox "
+                f"WHERE rule_id IN ({', '.join('?' * len(rules))}) ORDER BY received_at LIMIT ?",
+                (*sorted(rules), _BATCH),
             ).fetchall()
         started, done = [], []
         for delivery_id, rule_id, received_at, body in rows:
-            if rule_id not in rules:
-                continue
             delivery = {"id": delivery_id, "received_at": received_at, "body": json.loads(body)}
             try:
                 started.append(self._start(engine, rule_id, None, f"webhook:{delivery_id}", delivery))
             except TruthvaultError as exc:  # one the engine will not start must not stop the rest
-                self.vault.dead_letters.add(
-                    "automation", f"auto:{rule_id}:webhook:{delivery_id}", "automation.run (start)",
-                    exc.message, {"saga": "automation.run", "input": {"rule_id": rule_id, "delivery": delivery}}, 1,
-                )  # fmt: skip
+                self._letter(rule_id, delivery, "automation.run (start)", exc.message)
             done.append((delivery_id,))
         if done:
             with self.vault._db.tx() as conn:
                 conn.executemany("DELETE FROM webhook_inbox WHERE delivery_id = ?", done)
         return started
+
+    def _orphans(self) -> None:
+        """Deliveries whose rule was deleted before they ran: dead letters."""
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT w.delivery_id, w.rule_id, w.received_at, w.body FROM webhook_inbox w "
+                "JOIN entities e ON e.entity_id = w.rule_id WHERE e.deleted = 1"
+            ).fetchall()
+        for delivery_id, rule_id, received_at, body in rows:
+            delivery = {"id": delivery_id, "received_at": received_at, "body": json.loads(body)}
+            self._letter(
+                rule_id, delivery, "automation.run (rule deleted)", "its rule was deleted before it ran"
+            )
+        if rows:
+            with self.vault._db.tx() as conn:
+                conn.executemany("DELETE FROM webhook_inbox WHERE delivery_id = ?", [(r[0],) for r in rows])
+
+    def _letter(self, rule_id: str, delivery: dict[str, Any], source: str, error: str) -> None:
+        self.vault.dead_letters.add(
+            "automation", f"auto:{rule_id}:webhook:{delivery['id']}", source, error,
+            {"saga": "automation.run", "input": {"rule_id": rule_id, "entity_id": None, "delivery": delivery}}, 1,
+        )  # fmt: skip
 
     # -- inside ------------------------------------------------------------------------
     def _writes(self, engine: WorkflowEngine, rules: list[RuleEntry]) -> list[str]:
