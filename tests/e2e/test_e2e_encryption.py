@@ -165,6 +165,13 @@ def test_hub_never_sees_local_first_plaintext(hub2: HubProc, tmp_path: Path) -> 
     assert _texts(fresh) == {f"secret {marker} 1"}  # the untouched entity arrived intact
     events = fresh.json("events", "--type", "DECRYPTION_FAILED")
     assert {e["entity_id"] for e in events} == {bad, dst}
+    # nothing is dropped: both are dead letters, still sealed; a retry cannot open a tampered one
+    letters = fresh.json("dlq", "list", "--kind", "event")
+    assert len(letters) == 2 and {x["error"].split(":")[0] for x in letters} <= {"tampered", "malformed"}
+    assert not any(marker in json.dumps(x) for x in letters)
+    retry = fresh.run("dlq", "retry", letters[0]["id"], check=False)
+    assert retry.returncode == 1 and "still does not open" in retry.stderr
+    assert fresh.json("dlq", "show", letters[0]["id"])["status"] == "open"
 
 
 def _record_wires(hub: HubProc, entity_id: str) -> dict[str, dict[str, Any]]:

@@ -123,6 +123,7 @@ def test_public_api_is_curated() -> None:
     assert sorted(vault_pkg.__all__) == sorted(
         [
             "DB_NAME",
+            "WORKFLOWS_FILE",
             "EVENT_TYPES",
             "Applied",
             "Applier",

@@ -36,9 +36,9 @@ __all__ = ["register"]
 
 @contextmanager
 def _engine(vault: Vault, *, launch: bool) -> Iterator[WorkflowEngine]:
-    from ..vault import vault_engine
+    from ..sync import device_engine
 
-    engine = vault_engine(vault)
+    engine = device_engine(vault)
     if launch:
         engine.launch()
     try:

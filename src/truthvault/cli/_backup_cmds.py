@@ -31,10 +31,11 @@ def register(cli: click.Group) -> None:
     @json_option
     def backup_now(folder: str, keep: int, as_json: bool) -> None:
         """Back up now (the vault.export.scheduled workflow, run once)."""
-        from ..vault import BACKUP_KEY_FILE, vault_engine
+        from ..sync import device_engine
+        from ..vault import BACKUP_KEY_FILE
 
         slot = datetime.now(UTC).isoformat()
-        with open_vault() as vault, vault_engine(vault) as engine:
+        with open_vault() as vault, device_engine(vault) as engine:
             params = {"to": str(Path(folder).expanduser().resolve()), "keep": keep, "slot": slot}
             actor = {"source": vault.source or "user:cli", "device_id": vault.device_id}
             outcome = engine.run("vault.export.scheduled", params, actor=actor, workflow_id=f"backup:{slot}")

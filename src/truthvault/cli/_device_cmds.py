@@ -23,7 +23,7 @@ from ._common import (
     print_json,
     run_action,
 )
-from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase
+from ._key_cmds import add_key_commands, passphrase_file_option, read_passphrase, rotate_keys
 
 if TYPE_CHECKING:
     from ..sync import HubClient
@@ -213,9 +213,7 @@ def register(cli: click.Group) -> None:
                     )
                     return
                 passphrase = read_passphrase(passphrase_file) if exchange.has_recovery() else None
-            rotated = run_action(vault, "keys.rotate", {"passphrase": passphrase}).model_dump()
-        note = "; recovery copy re-wrapped" if passphrase else ""
-        out.print(f"rotated the tenant data key: new writes use {rotated['current']}{note}")
+            rotate_keys(vault, passphrase)
 
     @cli.group()
     def keys() -> None:

@@ -109,12 +109,12 @@ def register(cli: click.Group) -> None:
         from contextlib import nullcontext
 
         from ..kernel import DeadLetter as Letter
-        from ..vault import vault_engine
+        from ..sync import device_engine
 
         # a retry runs the workflow again here: this vault's engine, launched for it
         with (
             open_vault() as vault,
-            vault_engine(vault) if verb == "retry" else nullcontext() as engine,
+            device_engine(vault) if verb == "retry" else nullcontext() as engine,
         ):
             done = run_action(vault, f"dlq.{verb}", {"id": dead_letter_id, "note": note})
             letter = Letter(**done.model_dump(mode="json")["dead_letter"])

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import InvalidInput
-from ._common import json_option, open_vault, out, plural, print_json, run_action
+from ._common import json_option, open_vault, out, plural, print_json
 
 if TYPE_CHECKING:
     from ..vault import Vault
 
-__all__ = ["PASSPHRASE_ENV", "add_key_commands", "passphrase_file_option", "read_passphrase"]
+__all__ = ["PASSPHRASE_ENV", "add_key_commands", "passphrase_file_option", "read_passphrase", "rotate_keys"]
 
 #: Scripts pass the recovery passphrase here (or in a file), never in argv.
 PASSPHRASE_ENV = "TRUTHVAULT_RECOVERY_PASSPHRASE"
@@ -47,6 +47,18 @@ def recover_keys(vault: Vault, passphrase: str) -> str:
 
     with connect(vault) as client:
         return str(key_exchange(vault, client).recover(passphrase).current)
+
+
+def rotate_keys(vault: Vault, passphrase: str | None) -> None:
+    """Rotate the tenant's data key (the ``keys.rotate`` workflow) and say what became of it."""
+    from ..sync import rotate_data_key
+
+    done = rotate_data_key(vault, passphrase)
+    note = "; recovery copy re-wrapped" if done.recovery_rewrapped else ""
+    out.print(
+        f"rotated the tenant data key: new writes use {done.current}, wrapped for "
+        f"{plural(done.devices, 'device')}{note} (workflow {done.workflow_id})"
+    )
 
 
 def add_key_commands(keys: click.Group) -> None:
@@ -121,9 +133,7 @@ def add_key_commands(keys: click.Group) -> None:
             with connect(vault) as client:
                 has_recovery = key_exchange(vault, client).has_recovery()
             passphrase = read_passphrase(passphrase_file) if has_recovery else None
-            rotated = run_action(vault, "keys.rotate", {"passphrase": passphrase}).model_dump()
-        note = "; recovery copy re-wrapped" if passphrase else ""
-        out.print(f"rotated the tenant data key: new writes use {rotated['current']}{note}")
+            rotate_keys(vault, passphrase)
 
     @keys.group("recovery")
     def recovery() -> None:

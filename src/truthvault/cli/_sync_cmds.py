@@ -102,9 +102,10 @@ def _check_unreadable(stats: SyncStats) -> None:
     bad = stats.unreadable
     if bad:
         raise DecryptionFailed(
-            f"{plural(len(bad), 'pulled item')} could not be decrypted and were kept out of the vault: "
-            f"{_some([u.describe() for u in bad])}",
-            hint="everything else synced; see 'truthvault events' (DECRYPTION_FAILED)",
+            f"{plural(len(bad), 'pulled item')} could not be decrypted and were kept out of the vault, "
+            f"as dead letters: {_some([u.describe() for u in bad])}",
+            hint="everything else synced; 'truthvault dlq list --kind event' shows them, and "
+            "'truthvault dlq retry ID' applies one once its key is here",
             reason=bad[0].reason,
         )
     if stats.refused_pushes:

@@ -113,6 +113,12 @@ class WorkflowEngine:
         self._handles: dict[str, Any] = {}
 
     # -- life --------------------------------------------------------------------------
+    @staticmethod
+    def running() -> WorkflowEngine | None:
+        """The engine launched in this process, if one is (an action that starts a workflow
+        starts it there)."""
+        return _current
+
     def launch(self) -> WorkflowEngine:
         """Start DBOS in this process (one engine per process); workflows a killed process left
         running resume now, in the background."""

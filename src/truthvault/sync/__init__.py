@@ -27,6 +27,7 @@ from ._webhooks import (
 
 if TYPE_CHECKING:
     from ._actions import SYNC_ACTIONS, device_kernel
+    from ._rotation import KeyRotation, device_engine, rotate_data_key
 
 __all__ = [
     "SYNC_ACTIONS",
@@ -42,6 +43,7 @@ __all__ = [
     "InclusionResult",
     "Joined",
     "KeyExchange",
+    "KeyRotation",
     "Progress",
     "SigningAuth",
     "SyncStats",
@@ -53,6 +55,7 @@ __all__ = [
     "cert_fingerprint",
     "check_hub_url",
     "connect",
+    "device_engine",
     "device_kernel",
     "device_keys",
     "diagnose",
@@ -69,6 +72,7 @@ __all__ = [
     "register_webhook",
     "rejoin_hub",
     "remove_webhook",
+    "rotate_data_key",
     "set_tenant_policy",
     "sync_approvals",
     "sync_contracts",
@@ -77,7 +81,13 @@ __all__ = [
     "syncer_for",
 ]
 
-#: the device's hub actions load pydantic: imported when first asked for
+#: the device's hub actions load pydantic, its workflows the kernel: imported when first asked for
 __getattr__, __dir__ = _lazy_names(
-    __name__, {"SYNC_ACTIONS": "._actions", "device_kernel": "._actions"}, __all__
+    __name__,
+    {
+        "SYNC_ACTIONS": "._actions",
+        "device_kernel": "._actions",
+        **{n: "._rotation" for n in ("KeyRotation", "device_engine", "rotate_data_key")},
+    },
+    __all__,
 )

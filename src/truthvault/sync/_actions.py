@@ -72,21 +72,23 @@ class RotateIn(ActionInput):
     passphrase: SecretStr | None = None
 
 
-class RotatedOut(ActionOutput):
-    current: str
-    recovery_rewrapped: bool
+class RotationOut(ActionOutput):
+    #: the ``keys.rotate`` workflow now running (``truthvault workflow show ID``)
+    workflow_id: str
+    recovery: bool
 
 
-@SYNC_ACTIONS.action("keys.rotate", version="1.0.0", risk=Risk.SECURITY, input=RotateIn, output=RotatedOut)
-def keys_rotate(ctx: Ctx, params: RotateIn) -> RotatedOut:
-    """Rotate the tenant's data key: shared with every device (and the recovery copy)."""
-    from ._connect import connect, key_exchange
+@SYNC_ACTIONS.action("keys.rotate", version="2.0.0", risk=Risk.SECURITY, input=RotateIn, output=RotationOut)
+def keys_rotate(ctx: Ctx, params: RotateIn) -> RotationOut:
+    """Rotate the tenant's data key: start the ``keys.rotate`` workflow (shared with every
+    device and the recovery copy, compensated when it fails half-way; see
+    :func:`truthvault.sync.rotate_data_key`, which also waits for it)."""
+    from ._rotation import start_rotation
 
     passphrase = params.passphrase.get_secret_value() if params.passphrase else None
-    with connect(ctx.store) as client:
-        rotated = key_exchange(ctx.store, client).rotate(passphrase)
-    ctx.touched(Target(f"key:{rotated.current}", "key"))
-    return RotatedOut(current=rotated.current, recovery_rewrapped=passphrase is not None)
+    workflow_id = start_rotation(ctx.store, passphrase, ctx.actor)
+    ctx.touched(Target(workflow_id, "workflow"))
+    return RotationOut(workflow_id=workflow_id, recovery=passphrase is not None)
 
 
 class ContractIn(ActionInput):

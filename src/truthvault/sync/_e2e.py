@@ -14,7 +14,7 @@ import msgspec
 
 from ..crypto import Keyring, opener, sealer
 from ..errors import DecryptionFailed
-from ..model import PullResponse, PushRequest, SyncItem, seal_context
+from ..model import PullResponse, PushRequest, Record, SyncItem, seal_context
 
 __all__ = ["Unreadable", "open_page", "seal_batch"]
 
@@ -29,6 +29,10 @@ class Unreadable:
     reason: str
     message: str
     record_id: str | None = None
+    #: the item (or the record) as it was pulled, still sealed: kept as a dead letter, so that
+    #: it is applied once it opens (a key this device lacked arrives); None for a suggestion's
+    #: base (only a help to accepting it)
+    wire: bytes | None = None
 
     def describe(self) -> str:
         """``note 'id' (tampered)``: how one line names it."""
@@ -67,7 +71,7 @@ def open_page(
     failed: list[Unreadable] = []
     open_one = opener(keyring, tenant_id)
 
-    def opened(item: SyncItem, record_id: str | None) -> bool:
+    def opened(item: SyncItem, record_id: str | None, whole: SyncItem | Record | None = None) -> bool:
         nonlocal open_one, refresh
         try:
             item.payload = msgspec.Raw(open_one(item.payload, seal_context(item)))
@@ -77,14 +81,17 @@ def open_page(
                 newer, refresh = refresh(), None
                 if newer is not None:
                     open_one = opener(newer, tenant_id)
-                    return opened(item, record_id)
+                    return opened(item, record_id, whole)
+            wire = None if whole is None else msgspec.json.encode(whole)
             failed.append(
-                Unreadable(item.entity_type, item.entity_id, item.version, exc.reason, exc.message, record_id)
+                Unreadable(
+                    item.entity_type, item.entity_id, item.version, exc.reason, exc.message, record_id, wire
+                )
             )
             return False
 
-    items = [item for item in page.items if opened(item, None)]
-    records = [rec for rec in page.records if opened(rec.item, rec.id)]
+    items = [item for item in page.items if opened(item, None, item)]
+    records = [rec for rec in page.records if opened(rec.item, rec.id, rec)]
     for rec in records:
         if rec.base is not None and not opened(rec.base, rec.id):
             rec.base = None

@@ -196,6 +196,10 @@ class Syncer:
                 message=f.message,
                 record_id=f.record_id,
             )
+        if failed:  # kept, still sealed, to be applied once they open (truthvault dlq retry)
+            from ._event_letters import keep_unreadable
+
+            keep_unreadable(self.vault, failed)
         stats.unreadable.extend(failed)
         return opened
 

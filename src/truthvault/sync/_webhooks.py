@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InvalidInput, NotFound
-from ..kernel._automation import WebhookTrigger
 from ..vault import Vault
 from ._transport import HubClient
 
@@ -106,9 +105,10 @@ def _remote(client: object) -> WebhookRemote | None:
 
 def _hook(vault: Vault, rule_id: str) -> str:
     entry = vault.automations.get(rule_id)
-    if entry.rule is None or not isinstance(entry.rule.trigger, WebhookTrigger):
+    hook = None if entry.rule is None else getattr(entry.rule.trigger, "hook", None)
+    if not isinstance(hook, str):
         raise InvalidInput(f"automation {rule_id} is not a webhook rule")
-    return entry.rule.trigger.hook
+    return hook
 
 
 def register_webhook(vault: Vault, rule_id: str, client: HubClient | None = None) -> WebhookSecret:
@@ -150,7 +150,8 @@ def sync_webhooks(vault: Vault, client: object) -> int | None:
     the vault for the runner, then acked. How many were new here; None when the client or the
     hub knows no webhooks (an older hub) or this device runs none."""
     remote = _remote(client)
-    if remote is None:
+    # a vault that never held a rule pays one query, not the rules' parser (pydantic, RE2)
+    if remote is None or not vault.list("automation", include_deleted=True, limit=1):
         return None
     _unhook_deleted(vault, remote)
     rules = vault.automations.webhooks()
@@ -158,8 +159,7 @@ def sync_webhooks(vault: Vault, client: object) -> int | None:
         return None
     taken = 0
     for entry in rules:
-        assert isinstance(entry.rule.trigger, WebhookTrigger)  # type: ignore[union-attr]
-        hook_id = entry.rule.trigger.hook  # type: ignore[union-attr]
+        hook_id = _hook(vault, entry.id)
         while True:
             try:
                 page = remote.webhook_deliveries(hook_id, PAGE)

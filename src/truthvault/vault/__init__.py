@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         set_schedule,
     )
     from ._broker import VaultBrokerStore
-    from ._workflows import vault_engine
+    from ._workflows import WORKFLOWS_FILE, vault_engine
 
 __all__ = [
     "BACKUP_KEY_FILE",
@@ -48,6 +48,7 @@ __all__ = [
     "LOCAL_ONLY_REASON",
     "MAX_PAYLOAD_BYTES",
     "RESYNC_REASON",
+    "WORKFLOWS_FILE",
     "Applied",
     "Applier",
     "ApplyStats",
@@ -96,6 +97,7 @@ _LAZY = {
     "Automations": "._automations",
     "RuleEntry": "._automations",
     "vault_engine": "._workflows",
+    "WORKFLOWS_FILE": "._workflows",
     **{
         n: "._backup"
         for n in (

@@ -9,6 +9,7 @@ the saga, the step and the workflow; never an input or output).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +50,17 @@ def automation_source(rule_id: str) -> str:
     return f"automation:{rule_id}"
 
 
-def vault_engine(vault: Vault) -> WorkflowEngine:
-    """The workflow engine of ``vault`` (launch it to run workflows; one per process)."""
+def vault_engine(vault: Vault, sagas: Iterable[Saga] = ()) -> WorkflowEngine:
+    """The workflow engine of ``vault`` (launch it to run workflows; one per process), running
+    the vault's own sagas and ``sagas`` (a layer above adds its own: the sync layer's
+    ``keys.rotate``, see ``truthvault.sync.device_engine``)."""
     db: VaultDB = vault._db
     ledger = SqlStepLedger(db.tx, on_record=lambda ctx, out: _trace(vault, ctx))
+    registry = device_sagas(vault)
+    for saga in sagas:
+        registry.add(saga)
     engine = WorkflowEngine(
-        device_sagas(vault),
+        registry,
         ledger,
         database_url=f"sqlite:///{vault.home / WORKFLOWS_FILE}",
         name="truthvault",

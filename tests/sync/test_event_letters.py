@@ -1,0 +1,100 @@
+"""A pulled change that does not open is kept as a dead letter of kind ``event``, still sealed,
+and ``dlq retry`` applies it once the key it was sealed under is here (each hub backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from fastapi.testclient import TestClient
+
+from truthvault.crypto import Keyring
+from truthvault.errors import DecryptionFailed, NotFound
+from truthvault.hub.app import HubSettings, create_app
+from truthvault.hub.store import HubStore
+from truthvault.model import PullResponse, PushRequest, SyncItem
+from truthvault.sync import device_engine
+from truthvault.sync._e2e import open_page, seal_batch
+from truthvault.sync._event_letters import keep_unreadable
+from truthvault.vault import new_id
+
+from .test_input_hash_sync import LocalFirstDevice
+
+
+@pytest.fixture
+def phone(hub_store: HubStore, tmp_path: Path) -> Iterator[LocalFirstDevice]:
+    hub_store.add_tenant("fam", "local_first")
+    settings = HubSettings(audit_key_path=str(tmp_path / "audit.key"))
+    with TestClient(create_app(hub_store, settings)) as http:
+        device = LocalFirstDevice(http, hub_store, tmp_path / "phone")
+        device.sync()  # the tenant's first keyring
+        yield device
+        device.vault.close()
+
+
+def _sealed_elsewhere(device: LocalFirstDevice, ring: Keyring, text: str) -> PullResponse:
+    item = SyncItem(
+        entity_type="note",
+        entity_id=new_id(),
+        tenant_id=device.vault.tenant_id,
+        truth_level=1,
+        origin_source="user:cli",
+        last_modified_at="2026-01-01T00:00:00.000Z-0001",
+        device_id="another-device",
+        payload=msgspec.Raw(msgspec.json.encode({"text": text})),
+        version=1,
+    )
+    sealed = seal_batch(PushRequest(items=[item]), ring, device.vault.tenant_id)
+    cursor = device.vault.replica.cursor
+    return PullResponse(items=sealed.items, records=[], cursor=cursor, has_more=False, head=cursor)
+
+
+def test_a_change_sealed_under_a_key_this_device_lacks_is_applied_by_a_retry_once_the_key_is_here(
+    phone: LocalFirstDevice,
+) -> None:
+    mine = phone.vault.replica.keyring()
+    assert mine is not None
+    other = Keyring.new()  # a key another device sealed with, that never reached this one
+    page = _sealed_elsewhere(phone, other, "sealed elsewhere")
+    opened, failed = open_page(page, mine, phone.vault.tenant_id)
+    assert opened.items == [] and [f.reason for f in failed] == ["unknown_key"]
+    keep_unreadable(phone.vault, failed)
+    keep_unreadable(phone.vault, failed)  # pulled again: the same letter
+    [letter] = phone.vault.dead_letters.list(kind="event")
+    entity_id = page.items[0].entity_id
+    assert letter.status == "open" and entity_id in letter.ref and "unknown_key" in letter.error
+    assert b"sealed elsewhere" not in letter.input["sealed"].encode()  # kept sealed
+    device_engine(phone.vault)  # what registers the retry of an event's dead letter
+
+    with pytest.raises(DecryptionFailed, match="still does not open"):
+        phone.vault.dead_letters.retry(letter.id, by="user:cli")
+    assert phone.vault.dead_letters.get(letter.id).status == "open"  # nothing lost by trying
+    with pytest.raises(NotFound):
+        phone.vault.get(entity_id)
+
+    # the key arrives (a share, or a recovery): the retry opens it and applies it
+    keys = {kid: k for ring in (mine, other) for kid in ring.kids if (k := ring.key(kid))}
+    phone.vault.replica.set_keyring(Keyring(keys, mine.current))
+    cursor = phone.vault.replica.cursor
+    retried = phone.vault.dead_letters.retry(letter.id, by="user:cli")
+    assert retried.status == "retried" and "applied 1" in (retried.retried_as or "")
+    assert phone.vault.get(entity_id).data() == {"text": "sealed elsewhere"}
+    assert phone.vault.replica.cursor == cursor  # the retry does not move the cursor
+
+
+def test_a_tampered_change_stays_a_dead_letter_to_discard(phone: LocalFirstDevice) -> None:
+    mine = phone.vault.replica.keyring()
+    assert mine is not None
+    page = _sealed_elsewhere(phone, mine, "to be tampered with")
+    envelope = msgspec.json.decode(bytes(page.items[0].payload))
+    envelope["ct"] = ("A" if envelope["ct"][0] != "A" else "B") + envelope["ct"][1:]
+    page.items[0].payload = msgspec.Raw(msgspec.json.encode(envelope))
+    _, failed = open_page(page, mine, phone.vault.tenant_id)
+    keep_unreadable(phone.vault, failed)
+    [letter] = phone.vault.dead_letters.list(kind="event")
+    device_engine(phone.vault)
+    with pytest.raises(DecryptionFailed, match="tampered"):
+        phone.vault.dead_letters.retry(letter.id, by="user:cli")
+    assert phone.vault.dead_letters.move(letter.id, "discarded", "user:cli").status == "discarded"
