@@ -200,3 +200,24 @@ def test_registering_needs_a_device_and_well_formed_fields(hub: Hub) -> None:
     bad = hub.http.put(f"/v1/webhooks/{hook}", json={**body, "secret_sha256": "nothex"}, headers=hub.alpha)
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "secret_sha256"
     assert hub.http.put("/v1/webhooks/short", json=body, headers=hub.alpha).status_code == 422
+
+
+def test_deliveries_at_once_never_pass_the_limit(hub: Hub) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from truthvault.errors import RateLimited
+
+    hub.store.webhooks.max_pending = 5
+    hook = _register(hub, hub.alpha)
+
+    def deliver(n: int) -> str:
+        try:
+            hub.store.webhooks.deliver(hook, SECRET, json.dumps({"n": n}).encode())
+        except RateLimited:
+            return "full"
+        return "taken"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(deliver, range(20)))
+    assert outcomes.count("taken") == 5 and outcomes.count("full") == 15
+    assert len(_pending(hub, hook, hub.alpha).json()["deliveries"]) == 5

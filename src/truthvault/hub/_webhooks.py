@@ -185,7 +185,11 @@ class HubWebhooks:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
         with self._db.write() as db:
             # the hook's row lock: two deliveries at once cannot both take the last place
-            db.execute("SELECT hook_id FROM webhooks WHERE hook_id = ?" + self._db.lock_clause, (hook_id,))
+            held_by = db.execute(
+                "SELECT tenant_pk FROM webhooks WHERE hook_id = ?" + self._db.lock_clause, (hook_id,)
+            ).fetchone()
+            if held_by is None or int(held_by[0]) != pk:  # removed (or replaced) since it was read
+                raise Unauthorized(_REFUSED, hint="the secret was shown once, when the rule was added")
             held = db.execute(
                 "SELECT count(*) FROM webhook_deliveries WHERE tenant_pk = ? AND hook_id = ?", (pk, hook_id)
             ).fetchone()[0]
