@@ -207,6 +207,15 @@ class HubWebhooks:
             db.execute(INSERT_EVENTS, (pk, "WEBHOOK_DELIVERY", at, None, None, json.dumps(detail)))
         return tenant_id, delivery_id
 
+    def backlog(self) -> dict[str, Any]:
+        """Across tenants (the admin's view): hooks, deliveries waiting, the oldest's arrival."""
+        with self._db.read() as db:
+            hooks = db.execute("SELECT count(*) FROM webhooks").fetchone()[0]
+            waiting, oldest = db.execute(
+                "SELECT count(*), min(received_at) FROM webhook_deliveries"
+            ).fetchone()
+        return {"hooks": int(hooks), "pending": int(waiting), "oldest_pending_at": oldest}
+
     def tenant_of(self, hook_id: str) -> str | None:
         """The id of the tenant a hook delivers into, None for an unknown one."""
         with self._db.read() as db:
