@@ -221,3 +221,15 @@ def test_deliveries_at_once_never_pass_the_limit(hub: Hub) -> None:
         outcomes = list(pool.map(deliver, range(20)))
     assert outcomes.count("taken") == 5 and outcomes.count("full") == 15
     assert len(_pending(hub, hook, hub.alpha).json()["deliveries"]) == 5
+
+
+def test_a_sender_is_rate_limited(hub_store: HubStore) -> None:
+    hub_store.add_tenant("alpha", "cloud_first")
+    _, token = hub_store.add_device("alpha", "laptop")
+    settings = HubSettings(purge_interval_s=3600, rate_per_s=0.001, rate_burst=2)
+    with TestClient(create_app(hub_store, settings)) as client:
+        hub = Hub(client, hub_store, {"authorization": f"Bearer {token}"}, {})
+        hook = _register(hub, hub.alpha)
+        assert [_deliver(hub, hook, {"n": n}).status_code for n in range(2)] == [202, 202]
+        limited = _deliver(hub, new_hook_id(), {"n": 2})  # whichever hook it names
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
