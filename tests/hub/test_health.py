@@ -122,6 +122,7 @@ def test_diagz_shows_database_backlog_dead_letters_audit_and_device_lag(
     lag = {d["device"]: d for d in body["devices"]}
     assert lag["laptop"]["last_sync_at"] is not None and lag["laptop"]["lag_s"] >= 0
     assert lag["phone"]["last_sync_at"] is None and lag["phone"]["lag_s"] is None
+    assert body["webhooks"] == {"hooks": 0, "pending": 0, "oldest_pending_at": None}
 
 
 def test_every_audit_verification_is_recorded_a_failed_one_too(hub_store: HubStore, hub_sql: Any) -> None:

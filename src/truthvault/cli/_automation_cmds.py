@@ -1,9 +1,12 @@
-"""``truthvault automation add|list|show|pause|resume|run|log`` and ``truthvault workflow
+"""``truthvault automation add|list|show|pause|resume|run|log|webhook`` and ``truthvault workflow
 list|show|resume|cancel`` on a device.
 
 An automation's runs are durable workflows: ``automation run`` launches this vault's workflow
 engine (DBOS, on ``workflows.sqlite`` in the vault's folder), which also resumes runs a killed
 process left. Listing and logs read that database without running anything.
+
+A webhook rule's secret is printed once, when the rule is added (or given a new one with
+``automation webhook ID``): the device keeps it nowhere, the hub keeps only its hash.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import InvalidInput
-from ._common import json_option, open_vault, out, print_json, table
+from ..errors import ConflictState, HubUnavailable, InvalidInput
+from ._common import err_console, json_option, open_vault, out, print_json, table
 from ._workflow_cmds import as_dict, show_workflow, when
 
 if TYPE_CHECKING:
     from ..kernel import WorkflowEngine
+    from ..sync import WebhookSecret
     from ..vault import RuleEntry, Vault
     from ._output import Struck
 
@@ -59,11 +63,13 @@ def _pairs(values: tuple[str, ...]) -> dict[str, object]:
 
 def _rule_from_options(name: str, o: dict[str, object]) -> dict[str, object]:
     """The rule the options of ``automation add`` describe."""
-    triggers = [k for k in ("on_write", "every", "cron") if o.get(k)]
+    triggers = [k for k in ("on_write", "every", "cron", "on_webhook") if o.get(k)]
     if len(triggers) != 1:
-        raise InvalidInput("give one trigger: --on-write TYPE, --every 1d or --cron 'EXPR'")
+        raise InvalidInput("give one trigger: --on-write TYPE, --every 1d, --cron 'EXPR' or --on-webhook")
     trigger: dict[str, object]
-    if o.get("on_write"):
+    if o.get("on_webhook"):
+        trigger = {"on": "webhook"}
+    elif o.get("on_write"):
         trigger = {"on": "write", "type": None if o["on_write"] == "any" else o["on_write"]}
         trigger |= {"field": o.get("field"), "matches": o.get("matching"), "tag": o.get("tagged")}
     else:
@@ -142,6 +148,12 @@ def register(cli: click.Group) -> None:
     @click.option("--tagged", metavar="TAG", help="Only entities tagged TAG.")
     @click.option("--every", metavar="N[mhd]", help="Trigger: every N minutes, hours or days (15m, 1h, 1d).")
     @click.option("--cron", metavar="EXPR", help="Trigger: a cron schedule ('0 9 * * 1-5').")
+    @click.option(
+        "--on-webhook",
+        is_flag=True,
+        help="Trigger: a JSON object posted to the hub's URL for this rule, with its secret "
+        "(both printed once); {payload.FIELD} names the object's fields.",
+    )
     @click.option("--for", "for_type", metavar="TYPE", help="A schedule acts on each entity of TYPE ...")
     @click.option("--older-than", type=click.FloatRange(0), metavar="DAYS", help="... not changed for DAYS.")
     @click.option("--add-tag", multiple=True, metavar="TAG", help="Action: tag the entity (repeatable).")
@@ -171,14 +183,46 @@ def register(cli: click.Group) -> None:
             spec = {"name": name, **given}
         else:
             spec = _rule_from_options(name, options)
+        hooked = isinstance(spec.get("trigger"), dict) and spec["trigger"].get("on") == "webhook"
         with open_vault() as vault:
+            if hooked and not vault.replica.hub_url:
+                raise ConflictState(
+                    "a webhook is called at the hub: this vault is not joined to one",
+                    hint="enrol it first ('truthvault enroll --hub URL --code CODE')",
+                )
             entry = vault.automations.add(spec)
             here = vault.device_id
+            made = _register(vault, entry.id) if hooked else None
         if as_json:
-            print_json(_entry_dict(entry, here))
+            print_json(_entry_dict(entry, here) | ({"webhook": _secret_dict(made)} if made else {}))
+            return
+        out.print(f"automation {entry.id} added: {_trigger_text(entry)}")
+        if made is not None:
+            _show_secret(made)
+        out.print("it runs with 'truthvault automation run' (--watch keeps it running)")
+
+    @automation.command("webhook")
+    @click.argument("rule_id")
+    @click.option("--remove", is_flag=True, help="Remove the hook at the hub instead: its URL stops working.")
+    @json_option
+    def automation_webhook(rule_id: str, remove: bool, as_json: bool) -> None:
+        """Give a webhook rule a new secret (the old one stops working at once) and print its URL
+        and secret, once; or remove its hook at the hub."""
+        from ..sync import remove_webhook
+
+        with open_vault() as vault:
+            if remove:
+                dropped = remove_webhook(vault, rule_id)
+                if as_json:
+                    print_json({"id": rule_id, "removed": True, "dropped": dropped})
+                else:
+                    out.print(f"webhook of automation {rule_id} removed ({dropped} undelivered dropped)")
+                return
+            made = _register(vault, rule_id)
+        if as_json:
+            print_json({"id": rule_id, "webhook": _secret_dict(made)})
         else:
-            out.print(f"automation {entry.id} added: {_trigger_text(entry)}")
-            out.print("it runs with 'truthvault automation run' (--watch keeps it running)")
+            _show_secret(made)
 
     @automation.command("list")
     @json_option
@@ -204,7 +248,7 @@ def register(cli: click.Group) -> None:
         """Show a rule: its trigger, its action and its state."""
         with open_vault() as vault:
             entry = vault.automations.get(rule_id)
-            here = vault.device_id
+            here, hub = vault.device_id, vault.replica.hub_url
         if as_json:
             print_json(_entry_dict(entry, here))
             return
@@ -212,6 +256,12 @@ def register(cli: click.Group) -> None:
         if entry.rule is not None:
             out.print(f"when   {_trigger_text(entry)}")
             out.print(f"do     {json.dumps(entry.rule.action.model_dump(mode='json'))}")
+            hook = getattr(entry.rule.trigger, "hook", None)
+            if hook and hub:
+                out.print(f"url    {hub}/v1/hooks/{hook}", markup=False)
+                out.print(
+                    "       (its secret was shown once; 'truthvault automation webhook ID' makes a new one)"
+                )
 
     for paused, verb in ((True, "pause"), (False, "resume")):
         _pause_command(automation, verb, paused)
@@ -232,10 +282,14 @@ def register(cli: click.Group) -> None:
                 out.print("running automations as they are due (Ctrl-C stops)")
                 with suppress(KeyboardInterrupt):
                     vault.automations.watch(
-                        engine, stop, on_run=lambda ids: out.print(f"started {len(ids)} run(s)")
+                        engine,
+                        stop,
+                        on_run=lambda ids: out.print(f"started {len(ids)} run(s)"),
+                        fetch=lambda: _fetch_deliveries(vault, quiet=True),
                     )
                 return
             else:
+                _fetch_deliveries(vault)
                 started = vault.automations.run_pending(engine)
             outcomes = {wid: engine.result(wid) for wid in started}
         if as_json:
@@ -304,6 +358,50 @@ def register(cli: click.Group) -> None:
 
     for verb in ("cancel", "resume"):
         _workflow_verb(workflow, verb)
+
+
+def _register(vault: Vault, rule_id: str) -> WebhookSecret:
+    from ..sync import register_webhook
+
+    try:
+        return register_webhook(vault, rule_id)
+    except HubUnavailable as exc:
+        raise HubUnavailable(
+            f"automation {rule_id} is added, but its webhook is not registered: {exc.message}",
+            hint=f"once the hub answers: truthvault automation webhook {rule_id}",
+        ) from None
+
+
+def _secret_dict(made: WebhookSecret) -> dict[str, str]:
+    return {"url": made.url, "secret": made.secret, "hook_id": made.hook_id}
+
+
+def _show_secret(made: WebhookSecret) -> None:
+    """The URL and the secret, once: nothing keeps the secret (the hub holds its hash)."""
+    out.print(f"webhook URL:    {made.url}", markup=False)
+    out.print(f"webhook secret: {made.secret}", markup=False)
+    out.print(
+        "the secret is shown this once and kept nowhere: copy it now. Send it as "
+        "'Authorization: Bearer <secret>' with a JSON object, e.g.\n"
+        f"  curl -X POST {made.url} -H 'Authorization: Bearer <secret>' "
+        "-H 'Content-Type: application/json' -d '{\"title\": \"...\"}'",
+        markup=False,
+    )
+
+
+def _fetch_deliveries(vault: Vault, *, quiet: bool = False) -> None:
+    """Take the webhook deliveries waiting at the hub for this device's rules (when it runs
+    any and is joined); a hub out of reach is said, not fatal: they wait there."""
+    if not vault.replica.hub_url or not vault.automations.webhooks():
+        return
+    from ..sync import connect, sync_webhooks
+
+    try:
+        with connect(vault, timeout=10.0) as client:
+            sync_webhooks(vault, client)
+    except HubUnavailable as exc:
+        if not quiet:
+            err_console.print(f"note: webhook deliveries not fetched: {exc.message}", markup=False)
 
 
 def _pause_command(group: click.Group, verb: str, paused: bool) -> None:

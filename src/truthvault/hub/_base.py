@@ -31,6 +31,7 @@ from ._policy import HubPolicies
 from ._sql import SqlDatabase
 from ._sync_sql import SqlSyncStorage
 from ._tenants import Tenants
+from ._webhooks import HubWebhooks
 from .store import (
     Device,
     DeviceAuth,
@@ -68,6 +69,8 @@ class SqlHubStore:
         self.dead_letters = hub_dead_letters(database)
         #: admin tokens and the record of audit verifications
         self.admin = HubAdmin(database)
+        #: webhooks of the tenants' automations, and the deliveries waiting for their devices
+        self.webhooks = HubWebhooks(database)
 
     def close(self) -> None:
         """Write what is noted, then release connections."""

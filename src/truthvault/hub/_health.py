@@ -135,6 +135,7 @@ def diagnostics(store: HubStore, now: float | None = None) -> dict[str, Any]:
         {"at": last.at, "ok": last.ok, "tenants": last.tenants, "entries": last.entries, "detail": last.detail},
     }  # fmt: skip
     out["devices"] = _device_lag(store, now)
+    out["webhooks"] = store.webhooks.backlog()  # deliveries their devices have not taken yet
     return out
 
 

@@ -24,7 +24,7 @@ TENANT_TABLES = (
     "audit_batches", "audit_entries", "audit_heads", "audit_nodes", "audit_pending",
     "broker_pins", "broker_requests", "commits", "contract_use", "contracts", "device_reports", "devices",
     "enrol_codes", "entities", "head_marks", "key_blobs", "policy_versions", "records",
-    "security_events", "sync_events",
+    "security_events", "sync_events", "webhook_deliveries", "webhooks",
 )  # fmt: skip
 _RECORD_KINDS = (None, "suggestion", "conflict")
 _RECORD_STATUSES = (None, "open", "accepted", "rejected", "resolved")

@@ -30,6 +30,7 @@ from ._health import add_health_routes
 from ._key_routes import add_key_routes
 from ._policy_routes import add_policy_routes
 from ._sync_routes import ConflictResolveBody, Notifier, add_pull_route, add_push_route, add_record_routes
+from ._webhook_routes import add_webhook_routes
 from .store import DeviceContext, HubStore, Limits
 
 __all__ = ["ConflictResolveBody", "HubSettings", "create_app"]
@@ -38,7 +39,8 @@ log = logging.getLogger("truthvault.hub")
 
 _DESCRIPTION = (
     "Relays and mirrors what the devices of each tenant push. Every /v1 request "
-    "but `POST /v1/enroll` and `POST /v1/enroll/recovery` (which take a one-time enrolment code) is "
+    "but `POST /v1/enroll` and `POST /v1/enroll/recovery` (which take a one-time enrolment code) "
+    "and `POST /v1/hooks/{hook_id}` (a webhook, which takes its own secret) is "
     "authenticated as one device: enrolled devices sign each request "
     "(`X-TV-Device`, `X-TV-Timestamp`, `X-TV-Nonce`, `X-TV-Signature`); sessions that cannot "
     "sign send `Authorization: Bearer <access token>` (from `POST /v1/auth/token`), and "
@@ -133,6 +135,7 @@ def create_app(store: HubStore, settings: HubSettings | None = None) -> FastAPI:
     add_policy_routes(app, store, device, clock)
     add_broker_routes(app, store, device)
     add_contract_routes(app, store, device, clock)
+    add_webhook_routes(app, store, device, guard.limiter)
     key = CheckpointKey.at(cfg.audit_key_path) if cfg.audit_key_path else CheckpointKey.ephemeral()
     add_audit_routes(app, store, key, device)
     _add_wire_schemas(app)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._audit_queue import AuditQueue
     from ._broker import HubBroker
     from ._contracts import HubContracts
+    from ._webhooks import HubWebhooks
 
 __all__ = [
     "SYNC_EVENT_TYPES",
@@ -132,6 +133,7 @@ SYNC_EVENT_TYPES: tuple[str, ...] = (
     "CONFLICT_DETECTED",
     "AI_SUGGESTION_GENERATED",
     "WORKFLOW_STEP",
+    "WEBHOOK_DELIVERY",
 )
 
 
@@ -172,6 +174,8 @@ class HubStore(Protocol):
     dead_letters: SqlDeadLetters
     #: admin tokens (for /diagz) and the record of audit verifications
     admin: HubAdmin
+    #: the hooks devices registered for their automations, and the deliveries each holds
+    webhooks: HubWebhooks
 
     def close(self) -> None:
         """Release connections."""

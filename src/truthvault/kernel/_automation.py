@@ -11,7 +11,10 @@ accepts it). Its trigger is one of:
   optional ``query`` (``type``, ``tag``, ``older_than_days``): each entity the query finds when
   the schedule fires is a match (none: the rule fires once, with no entity);
 
-(A webhook trigger, a request to the hub carrying the rule's own secret, is not built yet.)
+- ``{"on": "webhook", "hook": "<hook id>"}``: a request to the hub's ``/v1/hooks/<hook id>``
+  carrying the rule's own secret; each delivery (a JSON object) is a match, its fields
+  ``{payload.<field>}`` (the hook id is made when the rule is added; the secret is never in
+  the rule, see :mod:`truthvault.sync._webhooks`);
 
 Its action is what runs for each match, as ``automation:<rule-id>`` at level 2, through the
 kernel's governed path (policy refuses what level 2 may not do, and audits the refusal):
@@ -54,9 +57,12 @@ __all__ = [
     "ActTag",
     "Rule",
     "ScheduleTrigger",
+    "WebhookTrigger",
     "WriteTrigger",
+    "check_delivery",
     "fill",
     "matches",
+    "new_hook_id",
     "parse_rule",
     "slots_due",
 ]
@@ -66,6 +72,12 @@ _UNIT = {"m": 60, "h": 3600, "d": 86400}
 #: the most characters the templates of one run fill in, all texts together (a payload's limit)
 MAX_FILLED = 1 << 20
 _FIELDS = ("id", "type", "version", "payload")
+#: what one webhook delivery may be: its body's bytes, its nesting, its values in all
+MAX_DELIVERY_BYTES = 256 << 10
+MAX_DELIVERY_DEPTH = 32
+MAX_DELIVERY_VALUES = 10_000
+#: a hook id: URL-safe, and random enough (128 bits) that nobody guesses one
+_HOOK = r"^[A-Za-z0-9_-]{22,64}$"
 _RE2 = re2.Options()
 _RE2.log_errors = False
 
@@ -129,6 +141,54 @@ class ScheduleTrigger(_Strict):
         return self
 
 
+class WebhookTrigger(_Strict):
+    on: Literal["webhook"]
+    hook: str = Field(pattern=_HOOK, description="the public id of the hook (in its URL)")
+
+
+def new_hook_id() -> str:
+    """A new hook id: 16 random bytes, URL-safe."""
+    import secrets
+
+    return secrets.token_urlsafe(16)
+
+
+def check_delivery(body: bytes) -> dict[str, Any]:
+    """A webhook delivery's body as the JSON object it must be (InvalidInput naming what is
+    wrong; PayloadTooLarge over :data:`MAX_DELIVERY_BYTES`): bounded in size, nesting and
+    values, so that what a stranger sends cannot exhaust the hub or the device that runs it."""
+    import json
+
+    from ..errors import PayloadTooLarge
+
+    if len(body) > MAX_DELIVERY_BYTES:
+        raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {MAX_DELIVERY_BYTES}")
+
+    def no_constant(name: str) -> None:  # NaN and Infinity are Python's, not JSON's
+        raise ValueError(name)
+
+    try:
+        value = json.loads(body, parse_constant=no_constant)
+    except (ValueError, RecursionError):
+        raise InvalidInput("body: not JSON (send a JSON object)") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"body: a JSON object, not a {type(value).__name__}")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_DELIVERY_VALUES:
+            raise InvalidInput(f"body: more than {MAX_DELIVERY_VALUES} values")
+        if depth > MAX_DELIVERY_DEPTH:
+            raise InvalidInput(f"body: nested deeper than {MAX_DELIVERY_DEPTH}")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return value
+
+
 class ActTag(_Strict):
     do: Literal["tag"]
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1)
@@ -162,9 +222,15 @@ class Rule(_Strict):
     """One automation: its name, trigger and action, and whether it is paused."""
 
     name: str = Field(min_length=1, max_length=200)
-    trigger: Annotated[WriteTrigger | ScheduleTrigger, Field(discriminator="on")]
+    trigger: Annotated[WriteTrigger | ScheduleTrigger | WebhookTrigger, Field(discriminator="on")]
     action: Annotated[ActTag | ActCreate | ActAction, Field(discriminator="do")]
     paused: bool = False
+
+    @model_validator(mode="after")
+    def _taggable(self) -> Rule:
+        if isinstance(self.trigger, WebhookTrigger) and isinstance(self.action, ActTag):
+            raise ValueError("a webhook's delivery is no entity to tag: create one, or run an action")
+        return self
 
 
 def parse_rule(payload: Mapping[str, Any]) -> Rule:

@@ -16,6 +16,14 @@ from ._policy import fetch_policy, push_policy, set_tenant_policy, sync_policy
 from ._syncer import CheckResult, Progress, Syncer, SyncStats
 from ._tls import cert_fingerprint, normalize_fingerprint, pin_certificate, pinned_context
 from ._transport import HubClient, SigningAuth, check_hub_url, enroll
+from ._webhooks import (
+    HttpWebhookRemote,
+    WebhookRemote,
+    WebhookSecret,
+    register_webhook,
+    remove_webhook,
+    sync_webhooks,
+)
 
 if TYPE_CHECKING:
     from ._actions import SYNC_ACTIONS, device_kernel
@@ -30,6 +38,7 @@ __all__ = [
     "DoctorCheck",
     "Enrolment",
     "HttpBrokerRemote",
+    "HttpWebhookRemote",
     "HubClient",
     "InclusionResult",
     "Joined",
@@ -39,6 +48,8 @@ __all__ = [
     "SigningAuth",
     "SyncStats",
     "Syncer",
+    "WebhookRemote",
+    "WebhookSecret",
     "add_contract",
     "audit_step",
     "cert_fingerprint",
@@ -58,12 +69,15 @@ __all__ = [
     "pinned_context",
     "push_policy",
     "recovery_keyring",
+    "register_webhook",
     "rejoin_hub",
+    "remove_webhook",
     "rotate_data_key",
     "set_tenant_policy",
     "sync_approvals",
     "sync_contracts",
     "sync_policy",
+    "sync_webhooks",
     "syncer_for",
     "unfinished_rotations",
 ]

@@ -28,6 +28,7 @@ from ._e2e import Unreadable, open_page, seal_batch
 from ._keys import KeyExchange
 from ._policy import sync_policy
 from ._transport import HubClient, pages
+from ._webhooks import sync_webhooks
 
 __all__ = ["CheckResult", "Progress", "SyncStats", "Syncer"]
 
@@ -90,6 +91,8 @@ class SyncStats:
     records_checksum: str | None = None
     #: what the broker's step moved (approvals and requests for input); None: the hub has no broker
     approvals: BrokerSync | None = None
+    #: webhook deliveries taken for the rules this device runs; None: it runs none (or no hub webhooks)
+    webhooks: int | None = None
     #: queued items upcast to the newest version of their contract before the push (entity ids)
     upcast: list[str] = field(default_factory=list)
     #: queued items parked before the push (a newer major version broke theirs): (entity id, why)
@@ -400,6 +403,7 @@ class Syncer:
             ):
                 stats.diverged.append("records")
         stats.approvals = sync_approvals(self.vault, self.client)
+        stats.webhooks = sync_webhooks(self.vault, self.client)  # kept here for the automation runner
         # the audit log: this device's entries up, the hub's checkpoint checked against the kept one
         self.checkpoint = audit_step(self.vault, self.client, self.keys.device_keys)
         self.vault.offline.note_synced()  # the device's own offline risk starts again from now

@@ -2,22 +2,36 @@
 what they match into durable runs.
 
 Each match is one workflow (``automation.run``) named by what it matched, ``auto:<rule>:<entity>:
-<version>`` for a write and ``auto:<rule>:<entity or ->:<time>`` for a schedule's run, so that a
-match found twice (a runner killed before it cleared its inbox, two runners at once) still runs
-once. The runner looks at the inbox of writes (:mod:`._inbox`) and at each scheduled rule's
-times since its last run, starts the runs, then clears what it looked at.
+<version>`` for a write, ``auto:<rule>:<entity or ->:<time>`` for a schedule's run and
+``auto:<rule>:webhook:<delivery>`` for a webhook's delivery, so that a match found twice (a
+runner killed before it cleared its inbox, two runners at once, a delivery fetched twice) still
+runs once. The runner looks at the inbox of writes (:mod:`._inbox`), at the webhook deliveries a
+sync took from the hub (:meth:`Automations.receive`) and at each scheduled rule's times since
+its last run, starts the runs, then clears what it looked at.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInput, NotFound
-from ..kernel._automation import Rule, ScheduleTrigger, WriteTrigger, matches, parse_rule, selected, slots_due
+from ..errors import InvalidInput, NotFound, TruthvaultError
+from ..kernel._automation import (
+    Rule,
+    ScheduleTrigger,
+    WebhookTrigger,
+    WriteTrigger,
+    matches,
+    new_hook_id,
+    parse_rule,
+    selected,
+    slots_due,
+)
 from ..truth import TruthLevel
 from ._inbox import AUTOMATION_TYPE
 
@@ -81,7 +95,12 @@ class Automations:
         return _entry(item)
 
     def add(self, rule: dict[str, Any], *, source: str | None = None) -> RuleEntry:
-        """Write a new rule (checked first: InvalidInput naming the field)."""
+        """Write a new rule (checked first: InvalidInput naming the field). A webhook rule gets
+        a new hook id (one given is replaced: a new rule is a new hook, with its own secret);
+        registering it at the hub is :func:`truthvault.sync.register_webhook`."""
+        trigger = rule.get("trigger")
+        if isinstance(trigger, dict) and trigger.get("on") == "webhook":
+            rule = {**rule, "trigger": {**trigger, "hook": new_hook_id()}}
         checked = parse_rule(rule)
         written = self.vault.kernel.run(
             "entity.put",
@@ -112,6 +131,8 @@ class Automations:
         trigger = entry.rule.trigger
         if isinstance(trigger, ScheduleTrigger):
             return self._fire(engine, entry, trigger, now, f"manual-{now.isoformat()}")
+        if isinstance(trigger, WebhookTrigger):
+            raise InvalidInput(f"automation {rule_id} acts on webhook deliveries: it runs when one arrives")
         raise InvalidInput(f"automation {rule_id} acts on writes: name the entity to run it on (--on ID)")
 
     def run_pending(self, engine: WorkflowEngine, now: datetime | None = None) -> list[str]:
@@ -121,6 +142,8 @@ class Automations:
         here = self.vault.device_id
         active = [e for e in self.rules() if e.runs_on(here)]
         started = self._writes(engine, [e for e in active if isinstance(e.rule.trigger, WriteTrigger)])  # type: ignore[union-attr]
+        hooked = {e.id for e in active if e.rule is not None and isinstance(e.rule.trigger, WebhookTrigger)}
+        started += self._deliveries(engine, hooked)
         for entry in active:
             trigger = entry.rule.trigger  # type: ignore[union-attr]
             if isinstance(trigger, ScheduleTrigger):
@@ -157,12 +180,19 @@ class Automations:
         *,
         poll_s: float = 1.0,
         on_run: Callable[[list[str]], None] | None = None,
+        fetch: Callable[[], object] | None = None,
+        fetch_every_s: float = 10.0,
     ) -> None:
         """Run what is pending until ``stop`` is set: at once when a write here commits, else
-        every ``poll_s`` (writes of other processes, schedules)."""
+        every ``poll_s`` (writes of other processes, schedules). ``fetch``, called every
+        ``fetch_every_s``, takes webhook deliveries from the hub (it calls :meth:`receive`)."""
         inbox = self.vault._db.inbox
+        fetched = -fetch_every_s
         while not stop.is_set():
             inbox.ready.clear()
+            if fetch is not None and time.monotonic() - fetched >= fetch_every_s:
+                fetched = time.monotonic()
+                fetch()
             started = self.run_pending(engine)
             if started and on_run is not None:
                 on_run(started)
@@ -172,6 +202,96 @@ class Automations:
         """The rule's runs, newest first."""
         self.get(rule_id)
         return engine.list(prefix=f"auto:{rule_id}:", limit=limit)
+
+    # -- webhooks ----------------------------------------------------------------------
+    def webhooks(self) -> list[RuleEntry]:
+        """The webhook rules this device runs (whose deliveries a sync here takes)."""
+        here = self.vault.device_id
+        return [e for e in self.rules() if e.runs_on(here) and isinstance(e.rule.trigger, WebhookTrigger)]  # type: ignore[union-attr]
+
+    def deleted_unhooked(self) -> list[str]:
+        """Rules deleted here whose hooks (if any) the hub has not yet been told to drop."""
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT entity_id FROM entities WHERE entity_type = ? AND deleted = 1", (AUTOMATION_TYPE,)
+            ).fetchall()
+        done = set(json.loads(self.vault._db.meta_str("webhooks_unhooked") or "[]"))
+        return [str(r[0]) for r in rows if r[0] not in done]
+
+    def note_unhooked(self, rule_ids: list[str]) -> None:
+        """Note that the hub dropped the hooks of these deleted rules (see :meth:`deleted_unhooked`)."""
+        with self.vault._db.tx():
+            done = set(json.loads(self.vault._db.meta("webhooks_unhooked") or "[]")) | set(rule_ids)
+            self.vault._db.set_meta("webhooks_unhooked", json.dumps(sorted(done)))
+
+    def receive(self, rule_id: str, deliveries: list[dict[str, Any]]) -> int:
+        """Keep deliveries a sync took from the hub for rule ``rule_id`` (each ``{"id",
+        "received_at", "body"}``) until the runner starts their runs; how many were new. Once
+        this returns they are safe here, and the hub may delete them."""
+        rows = [
+            (str(d["id"]), rule_id, str(d.get("received_at") or ""), json.dumps(d.get("body")))
+            for d in deliveries
+        ]
+        if not rows:
+            return 0
+        with self.vault._db.tx() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO webhook_inbox (delivery_id, rule_id, received_at, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (delivery_id) DO NOTHING",
+                rows,
+            )
+            added = conn.total_changes - before
+        self.vault._db.inbox.ready.set()
+        return added
+
+    def _deliveries(self, engine: WorkflowEngine, rules: set[str]) -> list[str]:
+        """Start a run for each delivery kept for an active rule here. One for a rule paused or
+        moved to another device waits; one whose rule was deleted becomes a dead letter (its
+        hub copy went: nothing is dropped silently)."""
+        self._orphans()
+        if not rules:
+            return []
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT delivery_id, rule_id, received_at, body FROM webhook_inbox "
+                f"WHERE rule_id IN ({', '.join('?' * len(rules))}) ORDER BY received_at LIMIT ?",
+                (*sorted(rules), _BATCH),
+            ).fetchall()
+        started, done = [], []
+        for delivery_id, rule_id, received_at, body in rows:
+            delivery = {"id": delivery_id, "received_at": received_at, "body": json.loads(body)}
+            try:
+                started.append(self._start(engine, rule_id, None, f"webhook:{delivery_id}", delivery))
+            except TruthvaultError as exc:  # one the engine will not start must not stop the rest
+                self._letter(rule_id, delivery, "automation.run (start)", exc.message)
+            done.append((delivery_id,))
+        if done:
+            with self.vault._db.tx() as conn:
+                conn.executemany("DELETE FROM webhook_inbox WHERE delivery_id = ?", done)
+        return started
+
+    def _orphans(self) -> None:
+        """Deliveries whose rule was deleted before they ran: dead letters."""
+        with self.vault._db.read() as conn:
+            rows = conn.execute(
+                "SELECT w.delivery_id, w.rule_id, w.received_at, w.body FROM webhook_inbox w "
+                "JOIN entities e ON e.entity_id = w.rule_id WHERE e.deleted = 1"
+            ).fetchall()
+        for delivery_id, rule_id, received_at, body in rows:
+            delivery = {"id": delivery_id, "received_at": received_at, "body": json.loads(body)}
+            self._letter(
+                rule_id, delivery, "automation.run (rule deleted)", "its rule was deleted before it ran"
+            )
+        if rows:
+            with self.vault._db.tx() as conn:
+                conn.executemany("DELETE FROM webhook_inbox WHERE delivery_id = ?", [(r[0],) for r in rows])
+
+    def _letter(self, rule_id: str, delivery: dict[str, Any], source: str, error: str) -> None:
+        self.vault.dead_letters.add(
+            "automation", f"auto:{rule_id}:webhook:{delivery['id']}", source, error,
+            {"saga": "automation.run", "input": {"rule_id": rule_id, "entity_id": None, "delivery": delivery}}, 1,
+        )  # fmt: skip
 
     # -- inside ------------------------------------------------------------------------
     def _writes(self, engine: WorkflowEngine, rules: list[RuleEntry]) -> list[str]:
@@ -247,13 +367,21 @@ class Automations:
         ]
         return [self._start(engine, entry.id, eid, slot) for eid in found]
 
-    def _start(self, engine: WorkflowEngine, rule_id: str, entity_id: str | None, mark: str) -> str:
-        wid = f"auto:{rule_id}:{entity_id or '-'}:{mark}"
+    def _start(
+        self,
+        engine: WorkflowEngine,
+        rule_id: str,
+        entity_id: str | None,
+        mark: str,
+        delivery: dict[str, Any] | None = None,
+    ) -> str:
+        wid = f"auto:{rule_id}:{mark}" if delivery else f"auto:{rule_id}:{entity_id or '-'}:{mark}"
         actor = {
             "source": f"automation:{rule_id}",
             "device_id": self.vault.device_id,
             "tenant_id": self.vault.tenant_id,
         }
-        return engine.start(
-            "automation.run", {"rule_id": rule_id, "entity_id": entity_id}, actor=actor, workflow_id=wid
-        )
+        params: dict[str, Any] = {"rule_id": rule_id, "entity_id": entity_id}
+        if delivery is not None:
+            params["delivery"] = delivery
+        return engine.start("automation.run", params, actor=actor, workflow_id=wid)

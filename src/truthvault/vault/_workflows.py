@@ -119,7 +119,13 @@ def device_sagas(vault: Vault) -> SagaRegistry:
     """The device's sagas, acting on ``vault``."""
 
     def act(ctx: StepContext) -> dict[str, Any]:
-        return run_automation(vault, str(ctx.input["rule_id"]), ctx.input.get("entity_id"))
+        delivery = ctx.input.get("delivery")
+        return run_automation(
+            vault,
+            str(ctx.input["rule_id"]),
+            ctx.input.get("entity_id"),
+            delivery if isinstance(delivery, dict) else None,
+        )
 
     def export(ctx: StepContext) -> dict[str, Any]:
         made = write_backup(vault, Path(str(ctx.input["to"])), backup_name(str(ctx.input["slot"])))
@@ -151,10 +157,13 @@ def device_sagas(vault: Vault) -> SagaRegistry:
     return registry
 
 
-def run_automation(vault: Vault, rule_id: str, entity_id: str | None) -> dict[str, Any]:
-    """Run rule ``rule_id`` on ``entity_id`` (None: a scheduled rule's run with no entity) as
-    ``automation:<rule-id>``, through the kernel; what it did. A refusal by policy is an
-    outcome (audited by the kernel), not a failure to retry."""
+def run_automation(
+    vault: Vault, rule_id: str, entity_id: str | None, delivery: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run rule ``rule_id`` on ``entity_id`` (None: a scheduled rule's run with no entity) or
+    on a webhook's ``delivery`` (``{"id", "received_at", "body"}``: its body's fields are the
+    match's ``{payload.<field>}``) as ``automation:<rule-id>``, through the kernel; what it did.
+    A refusal by policy is an outcome (audited by the kernel), not a failure to retry."""
     try:
         rule_item = vault.get(rule_id)
     except NotFound:
@@ -166,7 +175,10 @@ def run_automation(vault: Vault, rule_id: str, entity_id: str | None) -> dict[st
         return {"skipped": "paused"}
     match: dict[str, Any] = {}
     entity = None
-    if entity_id is not None:
+    if delivery is not None:
+        body = delivery.get("body")
+        match = {"id": delivery.get("id"), "type": "webhook", "version": 0, "payload": body or {}}
+    elif entity_id is not None:
         try:
             entity = vault.get(entity_id)
         except NotFound:
