@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: The newest revision in ``migrations/versions``; a test checks it against Alembic's head.
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

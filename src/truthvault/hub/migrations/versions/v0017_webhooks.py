@@ -7,8 +7,8 @@ rule it feeds and the device that registered it.
 ``webhook_deliveries``: a delivery's id, its hook, its tenant, when it arrived and its body (a
 JSON object, at most 256 KiB), kept until the device that runs the rule takes it and acks.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
