@@ -4,6 +4,7 @@ and duplicates nothing on retry."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -56,21 +57,25 @@ def _push_in_background(cli: Cli) -> subprocess.Popen[bytes]:
 
 
 def _wait_until_partly_pushed(hub: HubProc, proc: subprocess.Popen[bytes]) -> int:
-    """Poll the hub's head until some, not all, of the push has committed; return it."""
+    """Let the push run in short slices, stopped (SIGSTOP) while the hub's head is read, until
+    some, not all, of it has committed; return the head. The pusher is left stopped: it moves
+    only while this lets it, so no load on the machine can let it finish unseen (it once did)."""
     token = hub.device("family", "watcher")["token"]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        proc.send_signal(signal.SIGSTOP)
         head = httpx.get(
             hub.url + "/v1/sync/pull",
             params={"since": 0, "limit": 1},
             headers={"authorization": f"Bearer {token}"},
         ).json()["head"]
         if head > 0:
-            assert head < COUNT, "the push finished before the crash; raise COUNT"
+            assert head < COUNT, "the push finished within one slice; raise COUNT"
             return int(head)
         assert proc.poll() is None, "the push ended before anything reached the hub"
+        proc.send_signal(signal.SIGCONT)
         time.sleep(0.01)
-    raise AssertionError("nothing reached the hub in 60 s")
+    raise AssertionError("nothing reached the hub in 120 s")
 
 
 def test_client_killed_during_push(hub: HubProc, laptop: Cli, tmp_path: Path) -> None:
@@ -91,6 +96,7 @@ def test_hub_killed_during_push(hub: HubProc, laptop: Cli, tmp_path: Path) -> No
     proc = _push_in_background(laptop)
     _wait_until_partly_pushed(hub, proc)
     hub.stop(kill=True)
+    proc.send_signal(signal.SIGCONT)
     proc.wait(60)
     err = (laptop.home / "push.err").read_text()
     # the client saw the hub vanish and said so in one line
