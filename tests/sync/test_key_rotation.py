@@ -166,3 +166,28 @@ def test_the_action_is_governed_and_needs_the_device_engine(
         rotate_data_key(laptop.vault, source=ai.source, transport=http._transport)
     denied = [e for e in _entries(laptop) if e.action == "keys.rotate" and e.decision == "denied"]
     assert denied and denied[-1].source == "ai-cloud:openai/gpt"
+
+
+def test_a_rotation_held_for_an_approval_runs_once_it_is_redeemed(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """From mobile a security action needs a fresh confirmation: the rotation asks for one,
+    starts nothing, and runs when the approved request is redeemed."""
+    from truthvault.kernel import ApprovalRequired
+
+    laptop, phone, http = pair
+    before = _current(laptop)
+    with pytest.raises(ApprovalRequired) as asked:
+        rotate_data_key(laptop.vault, PASSPHRASE, source="user:mobile", transport=http._transport)
+    rid = asked.value.request_id
+    assert rid is not None and _current(laptop) == before
+    laptop.vault.broker.approve(rid, actor=laptop.vault.actor("user:cli"))
+    done = rotate_data_key(
+        laptop.vault, PASSPHRASE, source="user:mobile", approval=rid, transport=http._transport
+    )
+    assert done.current == _current(laptop) != before and done.recovery_rewrapped
+    assert laptop.vault.broker.get(rid).status == "used"
+    approved = [e for e in _entries(laptop) if e.action == "keys.rotate" and e.decision == "approved"]
+    assert approved and approved[-1].source == "user:mobile"
+    phone.sync()
+    assert _current(phone) == done.current

@@ -64,7 +64,8 @@ def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
 
 def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
     """What retries an ``event`` dead letter of ``vault``: open it with the keys held now and
-    apply it as a pulled change is applied (the cursor stays where it is). DecryptionFailed
+    apply it as a pulled change is applied, checked alike (the cursor stays where it is, and a
+    version the hub's later changes beat is left). DecryptionFailed
     while it still does not open; the letter then stays as it was."""
 
     def retry(letter: DeadLetter) -> str:
@@ -83,11 +84,11 @@ def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
                 reason="unknown_key",
                 hint="sync (a device with the key shares it), or run 'truthvault keys recover'",
             )
-        cursor = vault.replica.cursor
+        # (late: the cursor is not the page's to move, and what the hub made current since wins)
         if kept.get("record_id"):
-            page = PullResponse([], [msgspec.json.decode(sealed, type=Record)], cursor, False, cursor)
+            page = PullResponse([], [msgspec.json.decode(sealed, type=Record)], 0, False, 0)
         else:
-            page = PullResponse([msgspec.json.decode(sealed, type=SyncItem)], [], cursor, False, cursor)
+            page = PullResponse([msgspec.json.decode(sealed, type=SyncItem)], [], 0, False, 0)
         opened, failed = open_page(page, keyring, vault.tenant_id)
         if failed:
             raise DecryptionFailed(
@@ -96,7 +97,7 @@ def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
                 hint="a key this device lacks arrives by sync or 'truthvault keys recover'; "
                 "a tampered one never opens: 'truthvault dlq discard ID'",
             )
-        applied = vault.replica.apply_pull(opened)
+        applied = vault.replica.apply_pull(opened, late=True)
         return f"applied {applied.applied + applied.new_records} change(s) of {kept.get('entity_id')}"
 
     return retry

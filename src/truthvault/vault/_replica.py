@@ -139,12 +139,19 @@ class Replica:
 
     # -- pulling ---------------------------------------------------------------------
     def apply_pull(
-        self, response: PullResponse, refused: Sequence[Refused] = (), checked: CheckedPage | None = None
+        self,
+        response: PullResponse,
+        refused: Sequence[Refused] = (),
+        checked: CheckedPage | None = None,
+        *,
+        late: bool = False,
     ) -> ApplyStats:
         """Merge a pulled page into the vault in one transaction and advance the cursor; what
         does not check out (or ``refused`` names) is kept aside, and the rest applied.
-        ``checked``: what :meth:`page_checker` made of the page, when it was checked already."""
-        return self._puller.apply(response, refused, checked)
+        ``checked``: what :meth:`page_checker` made of the page, when it was checked already.
+        ``late``: changes pulled before that open only now (see :meth:`Puller.apply`): the
+        cursor stays, and one the hub's later changes beat is left."""
+        return self._puller.apply(response, refused, checked, late=late)
 
     def page_checker(self) -> Callable[[PullResponse, Sequence[Refused]], CheckedPage]:
         """Checks pulled pages for :meth:`apply_pull` without touching the vault, so in any
