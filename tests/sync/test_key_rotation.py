@@ -191,3 +191,30 @@ def test_a_rotation_held_for_an_approval_runs_once_it_is_redeemed(
     assert approved and approved[-1].source == "user:mobile"
     phone.sync()
     assert _current(phone) == done.current
+
+
+def test_undoing_a_rotation_leaves_a_later_rotation_of_another_device_current(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """A compensation that comes after another device rotated on top (it took the new key in,
+    then made its own) must not set every device back to the key before both: the phone's
+    rotation (a revoked device's key rotated away, say) would be undone without a word."""
+    laptop, phone, http = pair
+    before = _current(laptop)
+    saga = device_engine(laptop.vault, transport=http._transport).registry.get("keys.rotate")
+    assert saga is not None
+    share = next(s for s in saga.steps if s.name == "share")
+    assert share.compensate is not None
+    with device_engine(laptop.vault, transport=http._transport) as engine:
+        engine.run("keys.rotate", {"recovery": False}, actor={"source": "user:cli"})
+    rotated = _current(laptop)
+    phone.sync()
+    assert _current(phone) == rotated
+    latest = phone.syncer.keys.rotate().current  # the phone rotates on top of it
+    ctx = StepContext(
+        "undo", "keys.rotate", "share", "compensate", {}, {"prepare": {"previous": before, "kid": rotated}}
+    )
+    share.compensate(ctx)  # the laptop's rotation undone, late
+    phone.sync()
+    laptop.sync()
+    assert _current(phone) == _current(laptop) == latest

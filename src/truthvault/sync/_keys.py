@@ -128,15 +128,20 @@ class KeyExchange:
         self.share(keyring)
         return keyring
 
-    def share(self, keyring: Keyring, *, everyone: bool = False) -> int:
-        """Wrap the keyring for each device whose copy is missing or older (or, ``everyone``, all)."""
+    def share(self, keyring: Keyring, *, everyone: bool = False, replacing: str | None = None) -> int:
+        """Wrap the keyring for each device whose copy is missing or older (or, ``everyone``, all;
+        or, ``replacing``, those whose copy has that key current: a rotation undone)."""
         holders = self._call("GET", "/v1/keys/devices")
         blobs = {
             h["id"]: wrap_for_device(keyring.serialize(), h["box_public"]).decode()
             for h in holders
             # A key id this device does not know is newer than its own: never overwrite it.
             if h["box_public"]
-            and (everyone or h["kid"] is None or (h["kid"] in keyring.kids and h["kid"] != keyring.current))
+            and (
+                h["kid"] is None
+                or (h["kid"] == replacing if replacing else everyone)
+                or (not replacing and h["kid"] in keyring.kids and h["kid"] != keyring.current)
+            )
         }
         if blobs:
             self._call("PUT", "/v1/keys/wrapped", {"blobs": blobs, "kid": keyring.current})

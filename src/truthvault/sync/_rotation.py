@@ -7,7 +7,8 @@ The steps (each leaves its ledger row, a ``WORKFLOW_STEP`` event and an audit en
 2. ``prepare``: make the new key and keep it here, **not yet current** (in the step's own
    transaction: a kill cannot make two).
 3. ``share``: wrap the keyring, the new key current, for every device of the tenant.
-   Compensation: wrap it for every device again with the previous key current. The new key
+   Compensation: wrap it again with the previous key current, for every device whose copy
+   still has the new key current (one rotated on top of it since: its rotation stands). The new key
    stays in every keyring that had it, so nothing a device sealed with it meanwhile becomes
    unreadable, and each device goes back to the previous key at its next sync.
 4. ``recovery``: re-wrap the recovery copy with the passphrase (when the tenant has one).
@@ -117,9 +118,11 @@ def key_rotation_saga(vault: Vault, *, transport: httpx.BaseTransport | None = N
             }
 
     def unshare(ctx: StepContext) -> None:
-        previous = ctx.results["prepare"]["previous"]
+        prepared = ctx.results["prepare"]
         with exchange() as keys:
-            keys.share(_keyring_with(local(), previous), everyone=True)
+            # only the copies that still have this rotation's key current: a device that rotated
+            # on top of it since keeps its own (and every device keeps this one's key)
+            keys.share(_keyring_with(local(), prepared["previous"]), replacing=prepared["kid"])
         _forget(ctx.workflow_id)
 
     def recovery(ctx: StepContext) -> dict[str, Any]:
