@@ -218,3 +218,29 @@ def test_undoing_a_rotation_leaves_a_later_rotation_of_another_device_current(
     phone.sync()
     laptop.sync()
     assert _current(phone) == _current(laptop) == latest
+
+
+def test_a_keyring_the_hub_made_up_is_never_taken_in(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """A copy wrapped to a device needs only its public box key, which the hub serves: a hub
+    operator could wrap a keyring of its own, current key and all, so that the device seals
+    what it writes with a key the hub holds. Every copy a device of the tenant wraps holds the
+    tenant's first key (no key ever leaves a keyring): one that shares no key with this
+    device's is not from a device of the tenant."""
+    from truthvault.crypto import Keyring, wrap_for_device
+    from truthvault.errors import DecryptionFailed
+
+    laptop, phone, http = pair
+    before = _current(laptop)
+    forged = Keyring.new()  # the hub's own key
+    holders = phone.syncer.keys.holders()
+    box = next(h["box_public"] for h in holders if h["id"] == laptop.vault.device_id)
+    blob = wrap_for_device(forged.serialize(), box).decode()
+    phone.syncer.keys._call(
+        "PUT", "/v1/keys/wrapped", {"blobs": {laptop.vault.device_id: blob}, "kid": forged.current}
+    )
+    with pytest.raises(DecryptionFailed, match="shares no key"):
+        laptop.sync()
+    ring = laptop.vault.replica.keyring()
+    assert ring is not None and ring.current == before and forged.current not in ring.kids
