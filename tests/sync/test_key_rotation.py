@@ -231,7 +231,7 @@ def test_a_keyring_the_hub_made_up_is_never_taken_in(
     from truthvault.crypto import Keyring, wrap_for_device
     from truthvault.errors import DecryptionFailed
 
-    laptop, phone, http = pair
+    laptop, phone, _ = pair
     before = _current(laptop)
     forged = Keyring.new()  # the hub's own key
     holders = phone.syncer.keys.holders()
@@ -244,3 +244,21 @@ def test_a_keyring_the_hub_made_up_is_never_taken_in(
         laptop.sync()
     ring = laptop.vault.replica.keyring()
     assert ring is not None and ring.current == before and forged.current not in ring.kids
+
+
+def test_a_mistyped_passphrase_undoes_the_rotation_and_the_recovery_copy_still_opens_with_the_right_one(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """The passphrase given to a rotation re-wraps the recovery copy: one typed wrong would have
+    locked the copy under a passphrase nobody knows."""
+    laptop, phone, http = pair
+    before = _current(laptop)
+    with pytest.raises(ConflictState, match="recovery step") as failed:
+        rotate_data_key(laptop.vault, "correct horse battery stapel 42", transport=http._transport)
+    assert "wrong recovery passphrase" in str(failed.value)
+    assert "stapel" not in str(failed.value)
+    assert _current(laptop) == before
+    recovered = open_recovery(laptop.syncer.keys._call("GET", "/v1/keys/recovery")["blob"], PASSPHRASE)
+    assert recovered.current == before
+    phone.sync()
+    assert _current(phone) == before

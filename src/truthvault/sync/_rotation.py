@@ -11,7 +11,8 @@ The steps (each leaves its ledger row, a ``WORKFLOW_STEP`` event and an audit en
    still has the new key current (one rotated on top of it since: its rotation stands). The new key
    stays in every keyring that had it, so nothing a device sealed with it meanwhile becomes
    unreadable, and each device goes back to the previous key at its next sync.
-4. ``recovery``: re-wrap the recovery copy with the passphrase (when the tenant has one).
+4. ``recovery``: re-wrap the recovery copy with the passphrase (when the tenant has one), once
+   the copy there opens with it (a mistyped one fails the step: the rotation is undone).
 5. ``adopt``: make the new key current here.
 
 The recovery passphrase never enters the workflow's input, output or database: it is held in
@@ -39,7 +40,7 @@ from ..errors import ConflictState, NotFound
 from ..kernel import Actor, Retry, Saga, Step, StepContext, WorkflowEngine
 from ..vault import WORKFLOWS_FILE, vault_engine
 from ._connect import connect, key_exchange
-from ._keys import WAITING_HINT, KeyExchange
+from ._keys import WAITING_HINT, KeyExchange, open_recovery
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -137,6 +138,11 @@ def key_rotation_saga(vault: Vault, *, transport: httpx.BaseTransport | None = N
                 hint="run 'truthvault keys rotate' again",
             )
         with exchange() as keys:
+            # the copy there must open with it first: a mistyped passphrase would lock the copy
+            # under one nobody knows (DecryptionFailed: the rotation is undone)
+            kept = keys._call("GET", "/v1/keys/recovery")["blob"]
+            if kept:
+                open_recovery(kept, passphrase)
             keys.set_recovery(passphrase, _keyring_with(local(), ctx.results["prepare"]["kid"]))
         return {"rewrapped": True}
 
