@@ -262,3 +262,23 @@ def test_a_mistyped_passphrase_undoes_the_rotation_and_the_recovery_copy_still_o
     assert recovered.current == before
     phone.sync()
     assert _current(phone) == before
+
+
+def test_a_keyring_written_from_a_stale_read_never_drops_a_key(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """A sync in another process reads the keyring, the rotation's prepare step adds its new key,
+    then the sync writes what it merged from its stale read: the prepared key must survive
+    (else the share wraps a keyring without it, and what others seal with it is lost here)."""
+    from truthvault.crypto import Keyring
+
+    laptop, _, _ = pair
+    stale = laptop.vault.replica.keyring()
+    assert stale is not None
+    keys = {kid: k for kid in stale.kids if (k := stale.key(kid))}
+    prepared = Keyring(keys, stale.current)
+    new_kid = prepared.rotate()
+    laptop.vault.replica.set_keyring(Keyring({**keys, new_kid: prepared.key(new_kid) or b""}, stale.current))
+    laptop.vault.replica.set_keyring(stale)  # the other process's write, from before the prepare
+    ring = laptop.vault.replica.keyring()
+    assert ring is not None and new_kid in ring.kids and ring.current == stale.current

@@ -108,8 +108,15 @@ class Replica:
         return Keyring.deserialize(text.encode()) if text else None
 
     def set_keyring(self, keyring: Keyring) -> None:
-        """Keep the tenant's data keys here (the file is 0600; they never leave it unwrapped)."""
+        """Keep the tenant's data keys here (the file is 0600; they never leave it unwrapped),
+        ``keyring``'s key current. A key kept here stays: what is written joins it (a keyring
+        merged from a read another process's write came after must not drop that write's key)."""
         with self._db.tx():
+            text = self._db.meta_str("keyring")
+            if text:
+                kept = Keyring.deserialize(text.encode())
+                keys = {kid: key for ring in (kept, keyring) for kid in ring.kids if (key := ring.key(kid))}
+                keyring = Keyring(keys, keyring.current)
             self._db.set_meta("keyring", keyring.serialize().decode("ascii"))
         self._db.keys_epoch += 1
 
