@@ -10,6 +10,7 @@ A tampered one never opens: it stays, to be looked at and discarded.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -33,8 +34,16 @@ MAX_SEALED = 1000
 
 
 def _ref(f: Unreadable) -> str:
-    what = f"record {f.record_id}" if f.record_id else f"{f.entity_type} {f.entity_id}"
-    return f"pull: {what} v{f.version}"
+    """What names a letter: a record by its id, a version by its clock and writer too (two
+    devices' concurrent edits have one number, and the hub's feed may bring both)."""
+    if f.record_id:  # (a record's id is its version's: entity, clock, writer)
+        return f"pull: record {f.record_id} v{f.version}"
+    who = ""
+    if f.wire is not None:
+        with contextlib.suppress(msgspec.DecodeError):
+            item = msgspec.json.decode(f.wire, type=SyncItem)
+            who = f" at {item.last_modified_at} by {item.device_id}"
+    return f"pull: {f.entity_type} {f.entity_id} v{f.version}{who}"
 
 
 def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
