@@ -282,3 +282,35 @@ def test_a_keyring_written_from_a_stale_read_never_drops_a_key(
     laptop.vault.replica.set_keyring(stale)  # the other process's write, from before the prepare
     ring = laptop.vault.replica.keyring()
     assert ring is not None and new_kid in ring.kids and ring.current == stale.current
+
+
+def test_a_share_the_hub_took_though_its_answer_was_lost_is_undone_too(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that fails for good is not compensated, only those before it: a share whose every
+    answer was lost (the hub took it; a network cut, or a hostile hub) would leave every device
+    on the new key while the rotation says it was undone, and the recovery copy without it."""
+    import json
+
+    import httpx
+
+    from truthvault.kernel import Retry
+    from truthvault.sync import _rotation
+
+    laptop, phone, http = pair
+    before = _current(laptop)
+
+    class LostAnswers(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = http._transport.handle_request(request)
+            shared = request.method == "PUT" and request.url.path == "/v1/keys/wrapped"
+            if shared and json.loads(request.read())["kid"] != before:  # the share's, not its undoing
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+            return response
+
+    monkeypatch.setattr(_rotation, "_NETWORK", Retry(attempts=2, first_s=0))
+    with pytest.raises(ConflictState, match="share step"):
+        rotate_data_key(laptop.vault, PASSPHRASE, transport=LostAnswers())
+    phone.sync()
+    laptop.sync()
+    assert _current(phone) == _current(laptop) == before

@@ -8,7 +8,9 @@ The steps (each leaves its ledger row, a ``WORKFLOW_STEP`` event and an audit en
    transaction: a kill cannot make two).
 3. ``share``: wrap the keyring, the new key current, for every device of the tenant.
    Compensation: wrap it again with the previous key current, for every device whose copy
-   still has the new key current (one rotated on top of it since: its rotation stands). The new key
+   still has the new key current (one rotated on top of it since: its rotation stands). A failed
+   attempt of the share undoes itself the same way (a step that fails for good is not
+   compensated, and the hub may have taken a share whose answer was lost). The new key
    stays in every keyring that had it, so nothing a device sealed with it meanwhile becomes
    unreadable, and each device goes back to the previous key at its next sync.
 4. ``recovery``: re-wrap the recovery copy with the passphrase (when the tenant has one), once
@@ -27,6 +29,7 @@ always safe. Rolling forward would need the passphrase again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,12 +116,26 @@ def key_rotation_saga(vault: Vault, *, transport: httpx.BaseTransport | None = N
         return {"previous": ring.current, "kid": kid}
 
     def share(ctx: StepContext) -> dict[str, Any]:
-        with exchange() as keys:
-            return {
-                "devices": keys.share(_keyring_with(local(), ctx.results["prepare"]["kid"]), everyone=True)
-            }
+        try:
+            with exchange() as keys:
+                return {
+                    "devices": keys.share(
+                        _keyring_with(local(), ctx.results["prepare"]["kid"]), everyone=True
+                    )
+                }
+        except Exception:
+            # A step that fails for good is not compensated (only those before it are), yet the
+            # hub may have taken this share with its answer lost: a failed attempt undoes it (the
+            # next one shares again), unless it was abandoned at its deadline for another.
+            if ctx.attempt >= _NETWORK.attempts or not ctx.expired():
+                with contextlib.suppress(Exception), exchange() as keys:
+                    keys.share(
+                        _keyring_with(local(), ctx.results["prepare"]["previous"]),
+                        replacing=ctx.results["prepare"]["kid"],
+                    )
+            raise
 
-    def unshare(ctx: StepContext) -> None:
+    def unshare(ctx: StepContext) -> None:  # (a share's failed attempt does this too)
         prepared = ctx.results["prepare"]
         with exchange() as keys:
             # only the copies that still have this rotation's key current: a device that rotated
