@@ -52,9 +52,18 @@ def recover_keys(vault: Vault, passphrase: str) -> str:
 def rotate_keys(vault: Vault, passphrase: str | None, approval: str | None = None) -> None:
     """Rotate the tenant's data key (the ``keys.rotate`` workflow) and say what became of it;
     ``approval`` redeems an approved request when the tenant's policy holds the rotation for one."""
+    from ..kernel import ApprovalRequired
     from ..sync import rotate_data_key
 
-    done = rotate_data_key(vault, passphrase, approval=approval)
+    try:
+        done = rotate_data_key(vault, passphrase, approval=approval)
+    except ApprovalRequired as exc:
+        if exc.request_id:  # run again means with --approval here
+            exc.hint = (
+                f"approve it with 'truthvault approve {exc.request_id}', then "
+                f"'truthvault keys rotate --approval {exc.request_id}'"
+            )
+        raise
     note = "; recovery copy re-wrapped" if done.recovery_rewrapped else ""
     out.print(
         f"rotated the tenant data key: new writes use {done.current}, wrapped for "
