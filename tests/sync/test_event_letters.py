@@ -118,6 +118,9 @@ def test_past_a_thousand_open_letters_a_letter_keeps_no_sealed_copy(
     keep_unreadable(phone.vault, failed)
     letters = phone.vault.dead_letters.list(kind="event")
     assert len(letters) == 3 and sum(1 for x in letters if x.input["sealed"] is None) == 1
+    # counted by kind, without reading the letters' sealed copies
+    assert phone.vault.dead_letters.counts(kind="event")["open"] == 3
+    assert phone.vault.dead_letters.counts(kind="workflow")["open"] == 0
     device_engine(phone.vault)
     bare = next(x for x in letters if x.input["sealed"] is None)
     with pytest.raises(ConflictState, match="keeps no copy"):

@@ -49,7 +49,8 @@ def _ref(f: Unreadable) -> str:
 def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
     """Keep each pulled item or record that did not open as a dead letter (the same one pulled
     again joins its letter)."""
-    room = MAX_SEALED - len(vault.dead_letters.list(status="open", kind=KIND, limit=MAX_SEALED))
+    # counted, not listed: a list reads every letter's sealed copy (up to MAX_SEALED of a MiB each)
+    room = MAX_SEALED - vault.dead_letters.counts(kind=KIND)["open"]
     for f in failed:
         if f.wire is None:
             continue  # a suggestion's base: the record itself was applied
