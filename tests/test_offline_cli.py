@@ -124,3 +124,18 @@ def test_hub_devices_stale(home: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0 and "field-laptop" in out and "never-synced" in out
     assert "critical" in out and "read, capture" in out and "offline for 40 days" in out
     assert tv(capsys, "hub", "devices", "--tenant", "nope", "--stale", "--db", db)[2].startswith("error: ")
+
+
+def test_retrying_a_pulled_change_launches_no_workflow_engine(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A launch resumes what a killed process left running (a key rotation, which would be
+    undone there without its passphrase): retrying a pulled change's dead letter runs no workflow."""
+    with Vault.open(home) as vault:
+        letter = vault.dead_letters.add(
+            "event", "pull: note n1 v1", "sync.pull (unknown_key)", "unknown_key: no key",
+            {"entity_type": "note", "entity_id": "n1", "version": 1, "record_id": None, "sealed": "{}"}, 1,
+        )  # fmt: skip
+    code, _, err = tv(capsys, "dlq", "retry", letter.id)
+    assert code == 1 and "no tenant key" in err
+    assert not (home / "workflows.sqlite").exists()

@@ -101,3 +101,36 @@ def test_a_rotation_killed_after_its_share_is_finished_or_undone_and_nothing_is_
     assert _texts(tablet) == {"written before", "written after"}
     assert os.stat(laptop.home / "workflows.sqlite").st_mode & 0o077 == 0
     assert PASSPHRASE.encode() not in (laptop.home / "workflows.sqlite").read_bytes()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the hub governs every PUT /v1/keys/wrapped as its own action 'keys.rotate' and cannot "
+    "redeem the device's approval: a policy that holds keys.rotate for an approval makes the "
+    "share step fail at the hub (APPROVAL_REQUIRED), and every routine share of a sync too",
+)
+def test_a_rotation_the_policy_holds_for_an_approval_runs_with_approval(
+    bare_hub: HubProc, tmp_path: Path
+) -> None:
+    hub = bare_hub
+    _tenant(hub, "family", "local_first")
+    laptop = _enroll(hub, tmp_path, "family", "laptop")
+    laptop.sync()
+    before = laptop.json("keys", "status")["current_key"]
+    policy = tmp_path / "policy.cedar"
+    policy.write_text(
+        '@id("owner.all")\npermit (principal in Role::"owner", action, resource)\n'
+        'unless { action == Action::"keys.rotate" };\n\n'
+        '@id("owner.rotate")\n@approval("approve")\n'
+        'permit (principal in Role::"owner", action == Action::"keys.rotate", resource);\n'
+    )
+    laptop.run("policy", "set", str(policy))
+    held = laptop.run("keys", "rotate", check=False)
+    assert held.returncode == 1 and "--approval" in held.stderr, held.stderr
+    [request_id] = [r["id"] for r in laptop.json("approvals")]
+    assert f"'truthvault keys rotate --approval {request_id}'" in held.stderr
+    assert laptop.json("keys", "status")["current_key"] == before
+    laptop.run("approve", request_id)
+    done = laptop.run("keys", "rotate", "--approval", request_id).stdout
+    assert "rotated the tenant data key" in done
+    assert laptop.json("keys", "status")["current_key"] != before

@@ -118,7 +118,82 @@ def test_past_a_thousand_open_letters_a_letter_keeps_no_sealed_copy(
     keep_unreadable(phone.vault, failed)
     letters = phone.vault.dead_letters.list(kind="event")
     assert len(letters) == 3 and sum(1 for x in letters if x.input["sealed"] is None) == 1
+    # counted by kind, without reading the letters' sealed copies
+    assert phone.vault.dead_letters.counts(kind="event")["open"] == 3
+    assert phone.vault.dead_letters.counts(kind="workflow")["open"] == 0
     device_engine(phone.vault)
     bare = next(x for x in letters if x.input["sealed"] is None)
     with pytest.raises(ConflictState, match="keeps no copy"):
         phone.vault.dead_letters.retry(bare.id, by="user:cli")
+
+
+def _version(device: LocalFirstDevice, eid: str, n: int, writer: str, text: str) -> SyncItem:
+    return SyncItem(
+        entity_type="note",
+        entity_id=eid,
+        tenant_id=device.vault.tenant_id,
+        truth_level=1,
+        origin_source="user:cli",
+        last_modified_at=f"2026-01-01T00:00:0{n}.000Z-0001",
+        device_id=writer,
+        payload=msgspec.Raw(msgspec.json.encode({"text": text})),
+        version=n,
+        base_version=n - 1,
+        base_clock=None if n == 1 else f"2026-01-01T00:00:0{n - 1}.000Z-0001",
+    )
+
+
+def test_a_retried_change_older_than_what_came_after_it_changes_nothing(phone: LocalFirstDevice) -> None:
+    """v1 did not open; v2 (on v1) and v3 (on v2), by other devices, did. Retrying v1 must not
+    make it a conflict, nor queue v3 again as if the hub had lost it, nor move the cursor."""
+    mine = phone.vault.replica.keyring()
+    assert mine is not None
+    other = Keyring.new()
+    eid = new_id()
+    first = _version(phone, eid, 1, "device-a", "first")
+    sealed = seal_batch(PushRequest(items=[first]), other, phone.vault.tenant_id)
+    cursor = phone.vault.replica.cursor
+    page = PullResponse(items=sealed.items, records=[], cursor=cursor, has_more=False, head=cursor)
+    _, failed = open_page(page, mine, phone.vault.tenant_id)
+    keep_unreadable(phone.vault, failed)
+    later = [_version(phone, eid, 2, "device-b", "second"), _version(phone, eid, 3, "device-c", "third")]
+    phone.vault.replica.apply_pull(PullResponse(later, [], cursor, False, cursor))
+    [letter] = phone.vault.dead_letters.list(kind="event")
+    device_engine(phone.vault)
+    keys = {kid: k for ring in (mine, other) for kid in ring.kids if (k := ring.key(kid))}
+    phone.vault.replica.set_keyring(Keyring(keys, mine.current))
+    phone.vault.dead_letters.retry(letter.id, by="user:cli")
+    assert phone.vault.get(eid).data() == {"text": "third"}
+    assert phone.vault.replica.pending_count() == 0  # nothing queued for the hub
+    assert phone.vault.records(status=None, entity_id=eid) == []
+    assert phone.vault.replica.cursor == cursor
+
+
+def test_two_versions_of_one_number_that_do_not_open_are_two_letters(phone: LocalFirstDevice) -> None:
+    """Two devices edit one note at once (both v2; the later wins at the hub, and both come in
+    the feed) under a key this device lacks: each is kept, and the winner applies when retried.
+    One kept in place of the other would lose it (or a change made up to look like it: a hub
+    that puts garbage of the same number first)."""
+    mine = phone.vault.replica.keyring()
+    assert mine is not None
+    other = Keyring.new()
+    eid = new_id()
+    base = _version(phone, eid, 1, "device-a", "first")
+    phone.vault.replica.apply_pull(PullResponse([base], [], 0, False, 0))
+    a = _version(phone, eid, 2, "device-a", "from a")
+    b = msgspec.structs.replace(
+        _version(phone, eid, 2, "device-b", "from b"), last_modified_at="2026-01-01T00:00:03.000Z-0001"
+    )
+    sealed = seal_batch(PushRequest(items=[a, b]), other, phone.vault.tenant_id)
+    cursor = phone.vault.replica.cursor
+    page = PullResponse(items=sealed.items, records=[], cursor=cursor, has_more=False, head=cursor)
+    _, failed = open_page(page, mine, phone.vault.tenant_id)
+    keep_unreadable(phone.vault, failed)
+    letters = phone.vault.dead_letters.list(kind="event")
+    assert len(letters) == 2
+    device_engine(phone.vault)
+    keys = {kid: k for ring in (mine, other) for kid in ring.kids if (k := ring.key(kid))}
+    phone.vault.replica.set_keyring(Keyring(keys, mine.current))
+    for letter in reversed(letters):
+        phone.vault.dead_letters.retry(letter.id, by="user:cli")
+    assert phone.vault.get(eid).data() == {"text": "from b"}

@@ -166,3 +166,151 @@ def test_the_action_is_governed_and_needs_the_device_engine(
         rotate_data_key(laptop.vault, source=ai.source, transport=http._transport)
     denied = [e for e in _entries(laptop) if e.action == "keys.rotate" and e.decision == "denied"]
     assert denied and denied[-1].source == "ai-cloud:openai/gpt"
+
+
+def test_a_rotation_held_for_an_approval_runs_once_it_is_redeemed(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """From mobile a security action needs a fresh confirmation: the rotation asks for one,
+    starts nothing, and runs when the approved request is redeemed."""
+    from truthvault.kernel import ApprovalRequired
+
+    laptop, phone, http = pair
+    before = _current(laptop)
+    with pytest.raises(ApprovalRequired) as asked:
+        rotate_data_key(laptop.vault, PASSPHRASE, source="user:mobile", transport=http._transport)
+    rid = asked.value.request_id
+    assert rid is not None and _current(laptop) == before
+    laptop.vault.broker.approve(rid, actor=laptop.vault.actor("user:cli"))
+    done = rotate_data_key(
+        laptop.vault, PASSPHRASE, source="user:mobile", approval=rid, transport=http._transport
+    )
+    assert done.current == _current(laptop) != before and done.recovery_rewrapped
+    assert laptop.vault.broker.get(rid).status == "used"
+    approved = [e for e in _entries(laptop) if e.action == "keys.rotate" and e.decision == "approved"]
+    assert approved and approved[-1].source == "user:mobile"
+    phone.sync()
+    assert _current(phone) == done.current
+
+
+def test_undoing_a_rotation_leaves_a_later_rotation_of_another_device_current(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """A compensation that comes after another device rotated on top (it took the new key in,
+    then made its own) must not set every device back to the key before both: the phone's
+    rotation (a revoked device's key rotated away, say) would be undone without a word."""
+    laptop, phone, http = pair
+    before = _current(laptop)
+    saga = device_engine(laptop.vault, transport=http._transport).registry.get("keys.rotate")
+    assert saga is not None
+    share = next(s for s in saga.steps if s.name == "share")
+    assert share.compensate is not None
+    with device_engine(laptop.vault, transport=http._transport) as engine:
+        engine.run("keys.rotate", {"recovery": False}, actor={"source": "user:cli"})
+    rotated = _current(laptop)
+    phone.sync()
+    assert _current(phone) == rotated
+    latest = phone.syncer.keys.rotate().current  # the phone rotates on top of it
+    ctx = StepContext(
+        "undo", "keys.rotate", "share", "compensate", {}, {"prepare": {"previous": before, "kid": rotated}}
+    )
+    share.compensate(ctx)  # the laptop's rotation undone, late
+    phone.sync()
+    laptop.sync()
+    assert _current(phone) == _current(laptop) == latest
+
+
+def test_a_keyring_the_hub_made_up_is_never_taken_in(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """A copy wrapped to a device needs only its public box key, which the hub serves: a hub
+    operator could wrap a keyring of its own, current key and all, so that the device seals
+    what it writes with a key the hub holds. Every copy a device of the tenant wraps holds the
+    tenant's first key (no key ever leaves a keyring): one that shares no key with this
+    device's is not from a device of the tenant."""
+    from truthvault.crypto import Keyring, wrap_for_device
+    from truthvault.errors import DecryptionFailed
+
+    laptop, phone, _ = pair
+    before = _current(laptop)
+    forged = Keyring.new()  # the hub's own key
+    holders = phone.syncer.keys.holders()
+    box = next(h["box_public"] for h in holders if h["id"] == laptop.vault.device_id)
+    blob = wrap_for_device(forged.serialize(), box).decode()
+    phone.syncer.keys._call(
+        "PUT", "/v1/keys/wrapped", {"blobs": {laptop.vault.device_id: blob}, "kid": forged.current}
+    )
+    with pytest.raises(DecryptionFailed, match="shares no key"):
+        laptop.sync()
+    ring = laptop.vault.replica.keyring()
+    assert ring is not None and ring.current == before and forged.current not in ring.kids
+
+
+def test_a_mistyped_passphrase_undoes_the_rotation_and_the_recovery_copy_still_opens_with_the_right_one(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """The passphrase given to a rotation re-wraps the recovery copy: one typed wrong would have
+    locked the copy under a passphrase nobody knows."""
+    laptop, phone, http = pair
+    before = _current(laptop)
+    with pytest.raises(ConflictState, match="recovery step") as failed:
+        rotate_data_key(laptop.vault, "correct horse battery stapel 42", transport=http._transport)
+    assert "wrong recovery passphrase" in str(failed.value)
+    assert "stapel" not in str(failed.value)
+    assert _current(laptop) == before
+    recovered = open_recovery(laptop.syncer.keys._call("GET", "/v1/keys/recovery")["blob"], PASSPHRASE)
+    assert recovered.current == before
+    phone.sync()
+    assert _current(phone) == before
+
+
+def test_a_keyring_written_from_a_stale_read_never_drops_a_key(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
+) -> None:
+    """A sync in another process reads the keyring, the rotation's prepare step adds its new key,
+    then the sync writes what it merged from its stale read: the prepared key must survive
+    (else the share wraps a keyring without it, and what others seal with it is lost here)."""
+    from truthvault.crypto import Keyring
+
+    laptop, _, _ = pair
+    stale = laptop.vault.replica.keyring()
+    assert stale is not None
+    keys = {kid: k for kid in stale.kids if (k := stale.key(kid))}
+    prepared = Keyring(keys, stale.current)
+    new_kid = prepared.rotate()
+    laptop.vault.replica.set_keyring(Keyring({**keys, new_kid: prepared.key(new_kid) or b""}, stale.current))
+    laptop.vault.replica.set_keyring(stale)  # the other process's write, from before the prepare
+    ring = laptop.vault.replica.keyring()
+    assert ring is not None and new_kid in ring.kids and ring.current == stale.current
+
+
+def test_a_share_the_hub_took_though_its_answer_was_lost_is_undone_too(
+    pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that fails for good is not compensated, only those before it: a share whose every
+    answer was lost (the hub took it; a network cut, or a hostile hub) would leave every device
+    on the new key while the rotation says it was undone, and the recovery copy without it."""
+    import json
+
+    import httpx
+
+    from truthvault.kernel import Retry
+    from truthvault.sync import _rotation
+
+    laptop, phone, http = pair
+    before = _current(laptop)
+
+    class LostAnswers(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = http._transport.handle_request(request)
+            shared = request.method == "PUT" and request.url.path == "/v1/keys/wrapped"
+            if shared and json.loads(request.read())["kid"] != before:  # the share's, not its undoing
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+            return response
+
+    monkeypatch.setattr(_rotation, "_NETWORK", Retry(attempts=2, first_s=0))
+    with pytest.raises(ConflictState, match="share step"):
+        rotate_data_key(laptop.vault, PASSPHRASE, transport=LostAnswers())
+    phone.sync()
+    laptop.sync()
+    assert _current(phone) == _current(laptop) == before

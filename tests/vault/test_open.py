@@ -112,6 +112,21 @@ def test_join_refuses_another_hub_after_sync(vault: Vault) -> None:
         vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-1", "sideways")
 
 
+def test_joining_another_tenant_before_any_sync_leaves_the_first_ones_keys_behind(vault: Vault) -> None:
+    """Tenant keys never reach another tenant: a keyring kept here would be merged into the new
+    tenant's and shared with its devices (and a copy of the new tenant's, sharing no key with
+    it, would look made up)."""
+    from truthvault.crypto import Keyring
+
+    vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-1", "local_first")
+    ring = Keyring.new()
+    vault.replica.set_keyring(ring)
+    vault.replica.join("http://hub", "t", "tenant-1", "fam", "dev-2", "local_first")  # enrolled anew
+    assert vault.replica.keyring().current == ring.current  # type: ignore[union-attr]
+    vault.replica.join("http://hub", "t", "tenant-2", "other", "dev-3", "local_first")
+    assert vault.replica.keyring() is None
+
+
 def test_new_id_is_time_ordered_uuid7() -> None:
     ids = [new_id() for _ in range(2000)]
     assert ids == sorted(ids)

@@ -111,15 +111,18 @@ def register(cli: click.Group) -> None:
         from ..kernel import DeadLetter as Letter
         from ..sync import device_engine
 
-        # a retry runs the workflow again here: this vault's engine, launched for it
-        with (
-            open_vault() as vault,
-            device_engine(vault) if verb == "retry" else nullcontext() as engine,
-        ):
-            done = run_action(vault, f"dlq.{verb}", {"id": dead_letter_id, "note": note})
-            letter = Letter(**done.model_dump(mode="json")["dead_letter"])
-            if engine is not None and letter.retried_as:
-                engine.result(letter.retried_as)  # run to its end before this process does
+        with open_vault() as vault:
+            # a retry runs the workflow again here: this vault's engine (it registers every
+            # kind's retry), launched for it; not for a pulled change's, which runs none (a
+            # launch resumes what a killed process left, a key rotation that would be undone here)
+            engine = device_engine(vault) if verb == "retry" else None
+            if engine is not None and vault.dead_letters.get(dead_letter_id).kind == "event":
+                engine = None
+            with engine if engine is not None else nullcontext():
+                done = run_action(vault, f"dlq.{verb}", {"id": dead_letter_id, "note": note})
+                letter = Letter(**done.model_dump(mode="json")["dead_letter"])
+                if engine is not None and letter.retried_as:
+                    engine.result(letter.retried_as)  # run to its end before this process does
         _print_decided(letter, verb, as_json, "its engine runs it")
 
     for verb, summary in (

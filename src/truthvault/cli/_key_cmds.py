@@ -49,11 +49,21 @@ def recover_keys(vault: Vault, passphrase: str) -> str:
         return str(key_exchange(vault, client).recover(passphrase).current)
 
 
-def rotate_keys(vault: Vault, passphrase: str | None) -> None:
-    """Rotate the tenant's data key (the ``keys.rotate`` workflow) and say what became of it."""
+def rotate_keys(vault: Vault, passphrase: str | None, approval: str | None = None) -> None:
+    """Rotate the tenant's data key (the ``keys.rotate`` workflow) and say what became of it;
+    ``approval`` redeems an approved request when the tenant's policy holds the rotation for one."""
+    from ..kernel import ApprovalRequired
     from ..sync import rotate_data_key
 
-    done = rotate_data_key(vault, passphrase)
+    try:
+        done = rotate_data_key(vault, passphrase, approval=approval)
+    except ApprovalRequired as exc:
+        if exc.request_id:  # run again means with --approval here
+            exc.hint = (
+                f"approve it with 'truthvault approve {exc.request_id}', then "
+                f"'truthvault keys rotate --approval {exc.request_id}'"
+            )
+        raise
     note = "; recovery copy re-wrapped" if done.recovery_rewrapped else ""
     out.print(
         f"rotated the tenant data key: new writes use {done.current}, wrapped for "
@@ -128,11 +138,18 @@ def add_key_commands(keys: click.Group) -> None:
 
     @keys.command("rotate")
     @passphrase_file_option
-    def keys_rotate(passphrase_file: Path | None) -> None:
+    @click.option(
+        "--approval",
+        metavar="ID",
+        help="Redeem this approved request, when the tenant's policy holds a rotation for one.",
+    )
+    def keys_rotate(passphrase_file: Path | None, approval: str | None) -> None:
         """Rotate the tenant's data key: new writes use it, old entries stay readable, every device gets it.
 
         When a recovery passphrase is set, its copy is re-wrapped too (the passphrase is asked
-        for, or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE).
+        for, or read from --passphrase-file / $TRUTHVAULT_RECOVERY_PASSPHRASE). When the tenant's
+        policy holds the rotation for an approval, approve the request it names ('truthvault
+        approve ID'), then run it again with --approval ID.
         """
         from ..sync import connect, key_exchange
 
@@ -140,7 +157,7 @@ def add_key_commands(keys: click.Group) -> None:
             with connect(vault) as client:
                 has_recovery = key_exchange(vault, client).has_recovery()
             passphrase = read_passphrase(passphrase_file) if has_recovery else None
-            rotate_keys(vault, passphrase)
+            rotate_keys(vault, passphrase, approval)
 
     @keys.group("recovery")
     def recovery() -> None:

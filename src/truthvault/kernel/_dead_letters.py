@@ -229,10 +229,14 @@ class SqlDeadLetters:
             rows = db.execute(f"{sql} ORDER BY last_failed_at DESC, id LIMIT ?", (*params, limit)).fetchall()
         return [_row(r) for r in rows]
 
-    def counts(self) -> dict[str, int]:
-        """How many dead letters are in each state."""
+    def counts(self, kind: str | None = None) -> dict[str, int]:
+        """How many dead letters are in each state (of ``kind``, when given: counted without
+        reading their inputs, which may be large)."""
+        where, params = ("", ()) if kind is None else (" WHERE kind = ?", (kind,))
         with self._read() as db:
-            rows = db.execute("SELECT status, count(*) FROM dead_letters GROUP BY status").fetchall()
+            rows = db.execute(
+                f"SELECT status, count(*) FROM dead_letters{where} GROUP BY status", params
+            ).fetchall()
         found = {str(s): int(n) for s, n in rows}
         return {s: found.get(s, 0) for s in DLQ_STATUSES}
 

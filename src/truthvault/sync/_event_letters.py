@@ -10,6 +10,7 @@ A tampered one never opens: it stays, to be looked at and discarded.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -33,14 +34,23 @@ MAX_SEALED = 1000
 
 
 def _ref(f: Unreadable) -> str:
-    what = f"record {f.record_id}" if f.record_id else f"{f.entity_type} {f.entity_id}"
-    return f"pull: {what} v{f.version}"
+    """What names a letter: a record by its id, a version by its clock and writer too (two
+    devices' concurrent edits have one number, and the hub's feed may bring both)."""
+    if f.record_id:  # (a record's id is its version's: entity, clock, writer)
+        return f"pull: record {f.record_id} v{f.version}"
+    who = ""
+    if f.wire is not None:
+        with contextlib.suppress(msgspec.DecodeError):
+            item = msgspec.json.decode(f.wire, type=SyncItem)
+            who = f" at {item.last_modified_at} by {item.device_id}"
+    return f"pull: {f.entity_type} {f.entity_id} v{f.version}{who}"
 
 
 def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
     """Keep each pulled item or record that did not open as a dead letter (the same one pulled
     again joins its letter)."""
-    room = MAX_SEALED - len(vault.dead_letters.list(status="open", kind=KIND, limit=MAX_SEALED))
+    # counted, not listed: a list reads every letter's sealed copy (up to MAX_SEALED of a MiB each)
+    room = MAX_SEALED - vault.dead_letters.counts(kind=KIND)["open"]
     for f in failed:
         if f.wire is None:
             continue  # a suggestion's base: the record itself was applied
@@ -64,7 +74,8 @@ def keep_unreadable(vault: Vault, failed: Sequence[Unreadable]) -> None:
 
 def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
     """What retries an ``event`` dead letter of ``vault``: open it with the keys held now and
-    apply it as a pulled change is applied (the cursor stays where it is). DecryptionFailed
+    apply it as a pulled change is applied, checked alike (the cursor stays where it is, and a
+    version the hub's later changes beat is left). DecryptionFailed
     while it still does not open; the letter then stays as it was."""
 
     def retry(letter: DeadLetter) -> str:
@@ -83,11 +94,11 @@ def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
                 reason="unknown_key",
                 hint="sync (a device with the key shares it), or run 'truthvault keys recover'",
             )
-        cursor = vault.replica.cursor
+        # (late: the cursor is not the page's to move, and what the hub made current since wins)
         if kept.get("record_id"):
-            page = PullResponse([], [msgspec.json.decode(sealed, type=Record)], cursor, False, cursor)
+            page = PullResponse([], [msgspec.json.decode(sealed, type=Record)], 0, False, 0)
         else:
-            page = PullResponse([msgspec.json.decode(sealed, type=SyncItem)], [], cursor, False, cursor)
+            page = PullResponse([msgspec.json.decode(sealed, type=SyncItem)], [], 0, False, 0)
         opened, failed = open_page(page, keyring, vault.tenant_id)
         if failed:
             raise DecryptionFailed(
@@ -96,7 +107,7 @@ def reopen_unreadable(vault: Vault) -> Callable[[DeadLetter], str]:
                 hint="a key this device lacks arrives by sync or 'truthvault keys recover'; "
                 "a tampered one never opens: 'truthvault dlq discard ID'",
             )
-        applied = vault.replica.apply_pull(opened)
+        applied = vault.replica.apply_pull(opened, late=True)
         return f"applied {applied.applied + applied.new_records} change(s) of {kept.get('entity_id')}"
 
     return retry

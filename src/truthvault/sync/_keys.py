@@ -74,11 +74,24 @@ class KeyExchange:
         later share overwrites the earlier. So when the copy taken in lacks a key this device
         holds, the union goes back to every device: the rotations converge, nothing sealed under
         either key becomes unreadable.
+
+        A copy is wrapped with this device's public box key alone, which the hub serves: the hub
+        could wrap a keyring of its own making. No key ever leaves a keyring, so every copy a
+        device of the tenant wraps holds the tenant's first key: one that shares no key with
+        this device's is refused (DecryptionFailed), never taken in.
         """
         local = self.vault.replica.keyring()
         found = self._call("GET", "/v1/keys/wrapped")
         if found["blob"] and (force or local is None or found["kid"] != local.current):
             theirs = self._unwrap(found["blob"])
+            if local is not None and not set(theirs.kids) & set(local.kids):
+                raise DecryptionFailed(
+                    "the tenant key the hub holds for this device shares no key with this device's "
+                    "keyring: no device of the tenant wrapped it, and it was not taken in",
+                    reason="tampered",
+                    hint="the hub (or someone between) made it up: nothing was pushed or pulled; "
+                    "tell the hub's operator, or check the hub's certificate pin",
+                )
             merged = merge_keyrings(local, theirs)
             if set(merged.kids) != set(theirs.kids):
                 self.share(merged, everyone=True)
@@ -128,15 +141,20 @@ class KeyExchange:
         self.share(keyring)
         return keyring
 
-    def share(self, keyring: Keyring, *, everyone: bool = False) -> int:
-        """Wrap the keyring for each device whose copy is missing or older (or, ``everyone``, all)."""
+    def share(self, keyring: Keyring, *, everyone: bool = False, replacing: str | None = None) -> int:
+        """Wrap the keyring for each device whose copy is missing or older (or, ``everyone``, all;
+        or, ``replacing``, those whose copy has that key current: a rotation undone)."""
         holders = self._call("GET", "/v1/keys/devices")
         blobs = {
             h["id"]: wrap_for_device(keyring.serialize(), h["box_public"]).decode()
             for h in holders
             # A key id this device does not know is newer than its own: never overwrite it.
             if h["box_public"]
-            and (everyone or h["kid"] is None or (h["kid"] in keyring.kids and h["kid"] != keyring.current))
+            and (
+                h["kid"] is None
+                or (h["kid"] == replacing if replacing else everyone)
+                or (not replacing and h["kid"] in keyring.kids and h["kid"] != keyring.current)
+            )
         }
         if blobs:
             self._call("PUT", "/v1/keys/wrapped", {"blobs": blobs, "kid": keyring.current})

@@ -7,10 +7,14 @@ The steps (each leaves its ledger row, a ``WORKFLOW_STEP`` event and an audit en
 2. ``prepare``: make the new key and keep it here, **not yet current** (in the step's own
    transaction: a kill cannot make two).
 3. ``share``: wrap the keyring, the new key current, for every device of the tenant.
-   Compensation: wrap it for every device again with the previous key current. The new key
+   Compensation: wrap it again with the previous key current, for every device whose copy
+   still has the new key current (one rotated on top of it since: its rotation stands). A failed
+   attempt of the share undoes itself the same way (a step that fails for good is not
+   compensated, and the hub may have taken a share whose answer was lost). The new key
    stays in every keyring that had it, so nothing a device sealed with it meanwhile becomes
    unreadable, and each device goes back to the previous key at its next sync.
-4. ``recovery``: re-wrap the recovery copy with the passphrase (when the tenant has one).
+4. ``recovery``: re-wrap the recovery copy with the passphrase (when the tenant has one), once
+   the copy there opens with it (a mistyped one fails the step: the rotation is undone).
 5. ``adopt``: make the new key current here.
 
 The recovery passphrase never enters the workflow's input, output or database: it is held in
@@ -25,6 +29,7 @@ always safe. Rolling forward would need the passphrase again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +43,7 @@ from ..errors import ConflictState, NotFound
 from ..kernel import Actor, Retry, Saga, Step, StepContext, WorkflowEngine
 from ..vault import WORKFLOWS_FILE, vault_engine
 from ._connect import connect, key_exchange
-from ._keys import WAITING_HINT, KeyExchange
+from ._keys import WAITING_HINT, KeyExchange, open_recovery
 
 if TYPE_CHECKING:
     from ..vault import Vault
@@ -111,15 +116,31 @@ def key_rotation_saga(vault: Vault, *, transport: httpx.BaseTransport | None = N
         return {"previous": ring.current, "kid": kid}
 
     def share(ctx: StepContext) -> dict[str, Any]:
-        with exchange() as keys:
-            return {
-                "devices": keys.share(_keyring_with(local(), ctx.results["prepare"]["kid"]), everyone=True)
-            }
+        try:
+            with exchange() as keys:
+                return {
+                    "devices": keys.share(
+                        _keyring_with(local(), ctx.results["prepare"]["kid"]), everyone=True
+                    )
+                }
+        except Exception:
+            # A step that fails for good is not compensated (only those before it are), yet the
+            # hub may have taken this share with its answer lost: a failed attempt undoes it (the
+            # next one shares again), unless it was abandoned at its deadline for another.
+            if ctx.attempt >= _NETWORK.attempts or not ctx.expired():
+                with contextlib.suppress(Exception), exchange() as keys:
+                    keys.share(
+                        _keyring_with(local(), ctx.results["prepare"]["previous"]),
+                        replacing=ctx.results["prepare"]["kid"],
+                    )
+            raise
 
-    def unshare(ctx: StepContext) -> None:
-        previous = ctx.results["prepare"]["previous"]
+    def unshare(ctx: StepContext) -> None:  # (a share's failed attempt does this too)
+        prepared = ctx.results["prepare"]
         with exchange() as keys:
-            keys.share(_keyring_with(local(), previous), everyone=True)
+            # only the copies that still have this rotation's key current: a device that rotated
+            # on top of it since keeps its own (and every device keeps this one's key)
+            keys.share(_keyring_with(local(), prepared["previous"]), replacing=prepared["kid"])
         _forget(ctx.workflow_id)
 
     def recovery(ctx: StepContext) -> dict[str, Any]:
@@ -134,6 +155,11 @@ def key_rotation_saga(vault: Vault, *, transport: httpx.BaseTransport | None = N
                 hint="run 'truthvault keys rotate' again",
             )
         with exchange() as keys:
+            # the copy there must open with it first: a mistyped passphrase would lock the copy
+            # under one nobody knows (DecryptionFailed: the rotation is undone)
+            kept = keys._call("GET", "/v1/keys/recovery")["blob"]
+            if kept:
+                open_recovery(kept, passphrase)
             keys.set_recovery(passphrase, _keyring_with(local(), ctx.results["prepare"]["kid"]))
         return {"rewrapped": True}
 

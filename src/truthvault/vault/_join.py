@@ -59,6 +59,8 @@ class HubLink:
                 )
             if tenant_id != old_tenant:
                 self._move_unsynced(conn, tenant_id, old_device, device_id)
+                # another tenant's keys never reach this one's devices (a refresh merges them in)
+                self._db.set_meta("keyring", "")
             # Joining the same tenant again (a revoked device enrolled anew) changes who this
             # vault is from now on, not who wrote what it holds: the old device id is a device
             # of this tenant, and a queued version the hub may already hold (a push whose answer

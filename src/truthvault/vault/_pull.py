@@ -14,9 +14,9 @@ from ..errors import InvalidInput, TruthvaultError
 from ..intake import prepare_item, sort_out
 from ..merge import EVENT_OF_KIND, MergePlan, Place, plan_merge
 from ..model import PullResponse, Record, Refused, SyncItem, refuse
-from ..truth import Outcome, TruthLevel, record_id
+from ..truth import Outcome, TruthLevel, record_id, resolve
 from ._apply import Applier
-from ._codec import NO_SIZE_LIMIT
+from ._codec import NO_SIZE_LIMIT, Current
 from ._db import VaultDB
 from ._refusals import keep_aside
 from ._resync import ResyncState
@@ -150,6 +150,16 @@ def check_page(response: PullResponse, refused: Sequence[Refused], tenant: str) 
     return CheckedPage(items, records, aside)
 
 
+def _decided(cur: Current | None, item: SyncItem) -> bool:
+    """Whether a late pulled version loses to a current one the hub sent (or took) since."""
+    return (
+        cur is not None
+        and cur.hub_known
+        and cur.mutation is None
+        and resolve(cur.item, item).outcome is not Outcome.APPLIED
+    )
+
+
 class Puller:
     """Applies pulled pages to one vault."""
 
@@ -158,7 +168,12 @@ class Puller:
         self._applier = applier
 
     def apply(
-        self, response: PullResponse, refused: Sequence[Refused] = (), checked: CheckedPage | None = None
+        self,
+        response: PullResponse,
+        refused: Sequence[Refused] = (),
+        checked: CheckedPage | None = None,
+        *,
+        late: bool = False,
     ) -> ApplyStats:
         """Merge a pulled page into the vault in one transaction and advance the cursor.
 
@@ -166,6 +181,11 @@ class Puller:
         :func:`check_page`, done already); one that fails (or that ``refused`` names: what did
         not even decode) is kept aside in ``refused`` with an event, and the rest of the page
         is applied: one bad item never stops a pull.
+
+        ``late``: changes pulled before and applied only now (a payload that opens at last),
+        after pages that came after them. The cursor stays, and a version that loses to one the
+        hub sent since is left: the hub decided it when it came (superseded, or kept as a record
+        its feed brings), so it is neither kept here nor a sign that the hub lost the winner.
         """
         stats = ApplyStats()
         db = self._db
@@ -178,6 +198,8 @@ class Puller:
                 # canonical stamps sort as strings: observing the greatest is observing them all
                 db.clock.observe(max(clocks))
             current = db.currents(item.entity_id for item in items)
+            if late:
+                items = [item for item in items if not _decided(current.get(item.entity_id), item)]
             plan = plan_merge({eid: cur.item for eid, cur in current.items()}, items, db.stamp())
             kept = self._applier.apply(plan, current, Place.PULLED, local_reason=LOCAL_ONLY_REASON)
             stats.suggestions, stats.conflicts, stats.requeued = (
@@ -202,8 +224,9 @@ class Puller:
             for r in aside:
                 keep_aside(db, "pull", r.kind, r.entity_id, r.record_id, r.reason, r.raw.encode())
             stats.refused.extend(aside)
-            db.set_meta("cursor", response.cursor)
-            db.note_history(response.cursor, response.tag)
+            if not late:
+                db.set_meta("cursor", response.cursor)
+                db.note_history(response.cursor, response.tag)
         return stats
 
     def _settle(self, plan: MergePlan, items: list[SyncItem]) -> int:

@@ -108,8 +108,15 @@ class Replica:
         return Keyring.deserialize(text.encode()) if text else None
 
     def set_keyring(self, keyring: Keyring) -> None:
-        """Keep the tenant's data keys here (the file is 0600; they never leave it unwrapped)."""
+        """Keep the tenant's data keys here (the file is 0600; they never leave it unwrapped),
+        ``keyring``'s key current. A key kept here stays: what is written joins it (a keyring
+        merged from a read another process's write came after must not drop that write's key)."""
         with self._db.tx():
+            text = self._db.meta_str("keyring")
+            if text:
+                kept = Keyring.deserialize(text.encode())
+                keys = {kid: key for ring in (kept, keyring) for kid in ring.kids if (key := ring.key(kid))}
+                keyring = Keyring(keys, keyring.current)
             self._db.set_meta("keyring", keyring.serialize().decode("ascii"))
         self._db.keys_epoch += 1
 
@@ -139,12 +146,19 @@ class Replica:
 
     # -- pulling ---------------------------------------------------------------------
     def apply_pull(
-        self, response: PullResponse, refused: Sequence[Refused] = (), checked: CheckedPage | None = None
+        self,
+        response: PullResponse,
+        refused: Sequence[Refused] = (),
+        checked: CheckedPage | None = None,
+        *,
+        late: bool = False,
     ) -> ApplyStats:
         """Merge a pulled page into the vault in one transaction and advance the cursor; what
         does not check out (or ``refused`` names) is kept aside, and the rest applied.
-        ``checked``: what :meth:`page_checker` made of the page, when it was checked already."""
-        return self._puller.apply(response, refused, checked)
+        ``checked``: what :meth:`page_checker` made of the page, when it was checked already.
+        ``late``: changes pulled before that open only now (see :meth:`Puller.apply`): the
+        cursor stays, and one the hub's later changes beat is left."""
+        return self._puller.apply(response, refused, checked, late=late)
 
     def page_checker(self) -> Callable[[PullResponse, Sequence[Refused]], CheckedPage]:
         """Checks pulled pages for :meth:`apply_pull` without touching the vault, so in any
