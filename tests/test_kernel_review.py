@@ -105,7 +105,7 @@ def test_no_level_2_to_5_source_does_a_security_action_over_http(
         ("POST", "/v1/actions/device.revoke", {"input": {"name": "phone"}, "source": source}),
         ("POST", "/v1/actions/tenant.code", {"input": {}, "source": source}),
         ("POST", "/v1/actions/keys.recovery", {"input": {"blob": "x" * 40, "kid": "k"}, "source": source}),
-        ("POST", "/v1/actions/keys.rotate", {"input": {"blobs": {}, "kid": "k"}, "source": source}),
+        ("POST", "/v1/actions/keys.share", {"input": {"blobs": {}, "kid": "k"}, "source": source}),
         ("POST", "/v1/actions/device.rotate_key",
          {"input": {"sign_public": new["sign"], "box_public": new["box"]}, "source": source}),
         ("POST", "/v1/actions/policy.set", {"input": {"text": "permit (principal, action, resource);"}, "source": source}),

@@ -103,15 +103,12 @@ def test_a_rotation_killed_after_its_share_is_finished_or_undone_and_nothing_is_
     assert PASSPHRASE.encode() not in (laptop.home / "workflows.sqlite").read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the hub governs every PUT /v1/keys/wrapped as its own action 'keys.rotate' and cannot "
-    "redeem the device's approval: a policy that holds keys.rotate for an approval makes the "
-    "share step fail at the hub (APPROVAL_REQUIRED), and every routine share of a sync too",
-)
 def test_a_rotation_the_policy_holds_for_an_approval_runs_with_approval(
     bare_hub: HubProc, tmp_path: Path
 ) -> None:
+    """The hub governed every PUT /v1/keys/wrapped as an action of its own named keys.rotate,
+    and could not redeem the device's approval: a policy holding keys.rotate for an approval
+    made the share fail at the hub, and every routine share of a sync too. It is keys.share."""
     hub = bare_hub
     _tenant(hub, "family", "local_first")
     laptop = _enroll(hub, tmp_path, "family", "laptop")

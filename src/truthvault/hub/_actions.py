@@ -132,9 +132,13 @@ class StoredOut(_Out):
     stored: int
 
 
-@HUB_ACTIONS.action("keys.rotate", version="1.0.0", risk=Risk.SECURITY, input=WrappedIn, output=StoredOut)
-def keys_rotate(ctx: Ctx, params: WrappedIn) -> StoredOut:
-    """Store the tenant keyring wrapped to each of its devices (a new data key, or a share)."""
+@HUB_ACTIONS.action("keys.share", version="1.0.0", risk=Risk.SECURITY, input=WrappedIn, output=StoredOut)
+def keys_share(ctx: Ctx, params: WrappedIn) -> StoredOut:
+    """Store the tenant keyring wrapped to each of its devices (a new data key, or a share).
+
+    Not ``keys.rotate``: rotating is the device's action, decided (and approved, when policy
+    asks) there; each sync shares the keyring too, and a hub that governed every share as a
+    rotation held them all for an approval it cannot redeem."""
     device = ctx.store.e2e_device()
     stored = ctx.store.store.put_wrapped_keys(device, params.blobs, params.kid, params.genesis)
     for device_id in params.blobs:

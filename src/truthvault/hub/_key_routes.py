@@ -71,7 +71,7 @@ def add_key_routes(
         """Store the tenant keyring wrapped to devices of this tenant (for each, its own copy)."""
         _local_first(ctx)
         params = {"blobs": body.blobs, "kid": body.kid, "genesis": body.genesis}
-        done = await run_in_threadpool(run_for_device, store, clock, ctx, "keys.rotate", params)
+        done = await run_in_threadpool(run_for_device, store, clock, ctx, "keys.share", params)
         return {"stored": done["stored"]}
 
     @app.get("/v1/keys/wrapped", tags=["keys"])
