@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictState, InvalidInput, NotFound
@@ -138,6 +139,7 @@ class WorkflowEngine:
             }
             if self.schema:  # PostgreSQL: DBOS's tables in a schema of their own
                 config["dbos_system_schema"] = self.schema
+            config["executor_id"] = executor_id()
             DBOS(config=config)
             _current = self
             try:
@@ -147,6 +149,7 @@ class WorkflowEngine:
                 DBOS.destroy()
                 raise
             self._launched = True
+        _take_up_orphans()
         return self
 
     def close(self) -> None:
@@ -445,7 +448,6 @@ def _private_file(url: str) -> None:
     if not url.startswith("sqlite:///"):
         return
     import os
-    from pathlib import Path
 
     path = Path(url.removeprefix("sqlite:///"))
     if not path.exists():
@@ -454,12 +456,73 @@ def _private_file(url: str) -> None:
     path.chmod(0o600)
 
 
+def _start_ticks(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks since boot (Linux), or "" where unknown:
+    with the pid it tells a process from a later one given the same pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command's name
+
+
+def executor_id() -> str:
+    """This process as a DBOS executor: ``host/pid/start``. Each process launching an engine
+    over one system database is an executor of its own, so that at its launch it takes up only
+    the workflows of processes that are gone (:func:`_take_up_orphans`), never those a live one
+    is running (DBOS's default, one executor ``local`` for all, took up every pending workflow:
+    a second process could run a workflow the first was still running)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}/{os.getpid()}/{_start_ticks(os.getpid())}"
+
+
+def _gone(executor: str) -> bool:
+    """Is ``executor`` a process of this host that has ended (or DBOS's shared ``local``)? One
+    of another host is never taken for gone: its own host's next launch takes up its work, or
+    ``workflow resume ID`` does."""
+    import os
+    import socket
+
+    host, _, rest = executor.partition("/")
+    pid_text, _, start = rest.partition("/")
+    if not pid_text:
+        return executor == "local"  # (before each process was an executor of its own)
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return start != _start_ticks(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return bool(start) and _start_ticks(pid) != start  # the pid was given to a later process
+
+
+def _take_up_orphans() -> None:
+    """Resume the pending workflows of executors that are gone (a process killed mid-way): DBOS
+    puts each on its internal queue, from which one live executor takes it."""
+    from dbos import DBOS
+
+    try:
+        pending = DBOS.list_workflows(status="PENDING", name=_WORKFLOW)
+        gone = sorted({w.executor_id for w in pending if w.executor_id and _gone(w.executor_id)})
+        if gone:
+            DBOS._recover_pending_workflows(gone)
+    except Exception:  # logged: the engine runs; a workflow left waits for the next launch
+        import logging
+
+        logging.getLogger("truthvault.kernel").exception("could not take up the workflows of ended processes")
+
+
 def _no_sqlite_file(url: str) -> bool:
     """Is ``url`` a SQLite system database that does not exist yet (or is an empty file)?"""
     if not url.startswith("sqlite:///"):
         return False
-    from pathlib import Path
-
     path = Path(url.removeprefix("sqlite:///"))
     return not path.exists() or path.stat().st_size == 0
 
