@@ -22,6 +22,9 @@ from truthvault.vault import new_id
 
 from .test_input_hash_sync import LocalFirstDevice
 
+#: the hub's backend is not what these test (each runs on SQLite only; the hub's store is tested on both)
+ON_SQLITE = pytest.mark.parametrize("hub_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def phone(hub_store: HubStore, tmp_path: Path) -> Iterator[LocalFirstDevice]:
@@ -84,6 +87,7 @@ def test_a_change_sealed_under_a_key_this_device_lacks_is_applied_by_a_retry_onc
     assert phone.vault.replica.cursor == cursor  # the retry does not move the cursor
 
 
+@ON_SQLITE
 def test_a_tampered_change_stays_a_dead_letter_to_discard(phone: LocalFirstDevice) -> None:
     mine = phone.vault.replica.keyring()
     assert mine is not None
@@ -100,6 +104,7 @@ def test_a_tampered_change_stays_a_dead_letter_to_discard(phone: LocalFirstDevic
     assert phone.vault.dead_letters.move(letter.id, "discarded", "user:cli").status == "discarded"
 
 
+@ON_SQLITE
 def test_past_a_thousand_open_letters_a_letter_keeps_no_sealed_copy(
     phone: LocalFirstDevice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,6 +148,7 @@ def _version(device: LocalFirstDevice, eid: str, n: int, writer: str, text: str)
     )
 
 
+@ON_SQLITE
 def test_a_retried_change_older_than_what_came_after_it_changes_nothing(phone: LocalFirstDevice) -> None:
     """v1 did not open; v2 (on v1) and v3 (on v2), by other devices, did. Retrying v1 must not
     make it a conflict, nor queue v3 again as if the hub had lost it, nor move the cursor."""
@@ -169,6 +175,7 @@ def test_a_retried_change_older_than_what_came_after_it_changes_nothing(phone: L
     assert phone.vault.replica.cursor == cursor
 
 
+@ON_SQLITE
 def test_two_versions_of_one_number_that_do_not_open_are_two_letters(phone: LocalFirstDevice) -> None:
     """Two devices edit one note at once (both v2; the later wins at the hub, and both come in
     the feed) under a key this device lacks: each is kept, and the winner applies when retried.

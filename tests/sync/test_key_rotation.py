@@ -23,6 +23,10 @@ from .test_input_hash_sync import LocalFirstDevice
 PASSPHRASE = "correct horse battery staple 42"
 
 
+#: the hub's backend is not what these test (each runs on SQLite only; the hub's store is tested on both)
+ON_SQLITE = pytest.mark.parametrize("hub_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def pair(
     hub_store: HubStore, tmp_path: Path
@@ -114,6 +118,7 @@ def test_a_rotation_that_fails_half_way_is_undone_and_nothing_written_meanwhile_
     assert letters and "passphrase" in letters[0].error
 
 
+@ON_SQLITE
 def test_a_device_that_adopted_the_new_key_goes_back_to_the_old_one_and_keeps_both(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -154,6 +159,7 @@ def test_a_device_that_adopted_the_new_key_goes_back_to_the_old_one_and_keeps_bo
     assert laptop.vault.get(written.entity_id).data()["text"] == "sealed with the new key"
 
 
+@ON_SQLITE
 def test_the_action_is_governed_and_needs_the_device_engine(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -168,6 +174,7 @@ def test_the_action_is_governed_and_needs_the_device_engine(
     assert denied and denied[-1].source == "ai-cloud:openai/gpt"
 
 
+@ON_SQLITE
 def test_a_rotation_held_for_an_approval_runs_once_it_is_redeemed(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -193,6 +200,7 @@ def test_a_rotation_held_for_an_approval_runs_once_it_is_redeemed(
     assert _current(phone) == done.current
 
 
+@ON_SQLITE
 def test_undoing_a_rotation_leaves_a_later_rotation_of_another_device_current(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -220,6 +228,7 @@ def test_undoing_a_rotation_leaves_a_later_rotation_of_another_device_current(
     assert _current(phone) == _current(laptop) == latest
 
 
+@ON_SQLITE
 def test_a_keyring_the_hub_made_up_is_never_taken_in(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -246,6 +255,7 @@ def test_a_keyring_the_hub_made_up_is_never_taken_in(
     assert ring is not None and ring.current == before and forged.current not in ring.kids
 
 
+@ON_SQLITE
 def test_a_mistyped_passphrase_undoes_the_rotation_and_the_recovery_copy_still_opens_with_the_right_one(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -264,6 +274,7 @@ def test_a_mistyped_passphrase_undoes_the_rotation_and_the_recovery_copy_still_o
     assert _current(phone) == before
 
 
+@ON_SQLITE
 def test_a_keyring_written_from_a_stale_read_never_drops_a_key(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient],
 ) -> None:
@@ -284,6 +295,7 @@ def test_a_keyring_written_from_a_stale_read_never_drops_a_key(
     assert ring is not None and new_kid in ring.kids and ring.current == stale.current
 
 
+@ON_SQLITE
 def test_a_share_the_hub_took_though_its_answer_was_lost_is_undone_too(
     pair: tuple[LocalFirstDevice, LocalFirstDevice, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:

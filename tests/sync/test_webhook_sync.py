@@ -65,6 +65,10 @@ class World:
     store: HubStore
 
 
+#: the hub's backend is not what these test (each runs on SQLite only; the hub's store is tested on both)
+ON_SQLITE = pytest.mark.parametrize("hub_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def world(hub_store: HubStore, tmp_path: Path) -> Iterator[World]:
     hub_store.add_tenant("home", "cloud_first")
@@ -141,6 +145,7 @@ class _LostAcks(HttpWebhookRemote):
         return 0
 
 
+@ON_SQLITE
 def test_a_delivery_taken_twice_runs_once(world: World) -> None:
     laptop = world.laptop
     rule = laptop.vault.automations.add(FILE_AS_NOTE)
@@ -161,6 +166,7 @@ def test_a_delivery_taken_twice_runs_once(world: World) -> None:
     assert sorted(n.data()["title"] for n in _made(laptop.vault, rule.id)) == ["once", "twice"]
 
 
+@ON_SQLITE
 def test_against_the_users_note_a_delivery_is_a_suggestion(world: World) -> None:
     laptop = world.laptop
     mine = laptop.vault.put("note", {"title": "groceries", "text": "milk"}).item
@@ -185,6 +191,7 @@ def test_against_the_users_note_a_delivery_is_a_suggestion(world: World) -> None
     assert suggestion.item.origin_source == f"automation:{rule.id}" and suggestion.item.truth_level == 2
 
 
+@ON_SQLITE
 def test_a_delivery_that_fails_for_good_is_a_dead_letter(world: World) -> None:
     laptop = world.laptop
     rule = laptop.vault.automations.add(
@@ -236,6 +243,7 @@ def test_another_tenants_device_cannot_take_over_a_hook_or_read_it(world: World)
     assert [n.data()["title"] for n in _made(laptop.vault, rule.id)] == ["for home"]
 
 
+@ON_SQLITE
 def test_only_a_webhook_rule_has_a_hook_and_a_delivery_is_nothing_to_tag(world: World) -> None:
     vault = world.laptop.vault
     with pytest.raises(InvalidInput, match="no entity to tag"):
@@ -254,6 +262,7 @@ def test_a_vault_not_joined_to_a_hub_cannot_register(tmp_path: Path) -> None:
             register_webhook(vault, rule.id)
 
 
+@ON_SQLITE
 def test_a_deleted_rules_hook_is_dropped_at_the_next_sync(world: World) -> None:
     laptop, phone = world.laptop, world.phone
     rule = laptop.vault.automations.add(FILE_AS_NOTE)
