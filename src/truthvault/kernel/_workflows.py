@@ -70,6 +70,8 @@ STATUSES = ("running", "queued", "completed", "compensated", "failed", "cancelle
 
 #: how often a workflow started elsewhere is looked at while its result is awaited
 _POLL_S = 0.05
+#: how often DBOS's notification listener polls (see launch)
+_LISTENER_POLL_S = 0.1
 _MAX_HANDLES = 10_000
 
 _lock = threading.Lock()
@@ -140,6 +142,10 @@ class WorkflowEngine:
             if self.schema:  # PostgreSQL: DBOS's tables in a schema of their own
                 config["dbos_system_schema"] = self.schema
             config["executor_id"] = executor_id()
+            # DBOS's notification listener sleeps this long between polls, and its shutdown
+            # joins it: at 1 s (DBOS's default) every command that ran a workflow waited a
+            # second to end. We use no DBOS notifications; a poll is one small query.
+            config["notification_listener_polling_interval_sec"] = _LISTENER_POLL_S
             DBOS(config=config)
             _current = self
             try:
