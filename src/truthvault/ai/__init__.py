@@ -9,4 +9,31 @@ the faces. Nothing below it imports it.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names as _lazy_names
+
+if TYPE_CHECKING:
+    from ._openai import ChatAnswer, ProviderCheck, ProviderError, chat, check_provider, list_models
+    from ._providers import Provider, Providers
+
+__all__: list[str] = [
+    "ChatAnswer",
+    "Provider",
+    "ProviderCheck",
+    "ProviderError",
+    "Providers",
+    "chat",
+    "check_provider",
+    "list_models",
+]
+
+#: providers load pydantic, their client httpx: imported when first asked for
+_LAZY: dict[str, str] = {
+    **{n: "._providers" for n in ("Provider", "Providers")},
+    **{
+        n: "._openai"
+        for n in ("ChatAnswer", "ProviderCheck", "ProviderError", "chat", "check_provider", "list_models")
+    },
+}
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

@@ -23,6 +23,10 @@ _HUB = ("_hub_cmds", "_device_cmds")  # 'hub repin' is a device command that joi
 #: and ``--help`` lists the commands from here, importing none; a test checks the table against
 #: what the modules register.
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "ai": (
+        ("_ai_cmds",),
+        "AI writers at their truth level: on this device (L3), the LAN (LN4) or the cloud (C5).",
+    ),
     "action": (
         ("_action_cmds",),
         "The governed actions: every write goes through one, under policy, approvals and audit.",
