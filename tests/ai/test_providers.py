@@ -28,7 +28,8 @@ KEY = "sk-test-0123456789abcdefSECRET"
 
 
 class FakeOpenAI(ThreadingHTTPServer):
-    """The test double: ``mode`` picks the answer (ok, 401, 429, 500, not-json, no-choices)."""
+    """The test double: ``mode`` picks the answer (ok, 401, 429, 500, not-json, no-choices,
+    no-models)."""
 
     daemon_threads = True
 
@@ -76,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, b"<html>hello</html>")
         elif mode == "no-choices":
             self._answer(200, {"object": "chat.completion", "choices": []})
-        elif self.path == "/v1/models":
+        elif self.path == "/v1/models" and mode != "no-models":
             self._answer(200, {"object": "list", "data": [{"id": "claimed-gpt-9"}, {"id": "other"}]})
         elif self.path == "/v1/chat/completions":
             self._answer(
@@ -227,6 +228,17 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path, server: FakeOpenA
     assert store.get("p-cloud").api_key is not None
 
 
+def test_a_key_put_in_the_providers_file_is_refused(tmp_path: Path, server: FakeOpenAI) -> None:
+    store = Providers(tmp_path)
+    store.add(_provider(server, "local"))
+    data = json.loads(store.path.read_text())
+    data["providers"]["p-local"]["api_key"] = KEY
+    store.path.write_text(json.dumps(data))
+    with pytest.raises(InvalidInput, match="holds an API key") as caught:
+        store.list()
+    assert KEY not in str(caught.value)
+
+
 # -- the client's errors: one line each, never the key ----------------------------------------------
 @pytest.mark.parametrize(
     ("mode", "reason", "words"),
@@ -270,6 +282,13 @@ def test_models_and_check(server: FakeOpenAI) -> None:
     assert (check.level, check.source) == (TruthLevel.AI_LAN, "ai-lan:llama3.1:8b")
     assert check.answer.model_claimed == "claimed-gpt-9"
     assert all("Authorization" not in r["headers"] for r in server.requests)  # type: ignore[operator]
+
+
+def test_a_server_that_lists_no_models_still_checks(server: FakeOpenAI) -> None:
+    server.mode = "no-models"
+    check = check_provider(_provider(server, "local"))
+    assert check.models is None and check.models_ms is None
+    assert check.answer.text == "OK" and check.level == TruthLevel.AI_LOCAL
 
 
 def test_bad_messages_are_refused_before_any_request(server: FakeOpenAI) -> None:

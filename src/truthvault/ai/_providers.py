@@ -254,10 +254,10 @@ class Providers:
         providers = self._read()
         if providers.pop(name, None) is None:
             raise NotFound(f"no AI provider called {name!r}", hint="see 'truthvault ai provider list'")
-        self._write(self.path, {_FORMAT: _VERSION, "providers": providers})
         keys = self._read_keys()
-        if keys.pop(name, None) is not None:
+        if keys.pop(name, None) is not None:  # the secret first: should we stop half-way
             self._write(self.keys_path, {_KEYS_FORMAT: _VERSION, "keys": keys})
+        self._write(self.path, {_FORMAT: _VERSION, "providers": providers})
 
     # -- files ---------------------------------------------------------------------
     @staticmethod
@@ -277,7 +277,14 @@ class Providers:
             or not isinstance(data.get("providers"), dict)
         ):
             raise InvalidInput(f"{self.path} is not a truthvault AI providers file (version {_VERSION})")
-        return {str(k): dict(v) for k, v in data["providers"].items() if isinstance(v, dict)}
+        providers = {str(k): dict(v) for k, v in data["providers"].items() if isinstance(v, dict)}
+        if any("api_key" in raw for raw in providers.values()):
+            # a key here would sit in a file no one checks the mode of: refuse to use it
+            raise InvalidInput(
+                f"{self.path} holds an API key",
+                hint=f"remove it from there, and add the provider again so its key goes in {PROVIDER_KEYS_FILE}",
+            )
+        return providers
 
     def _read_keys(self) -> dict[str, str]:
         """The keys file, refused (as a device key is) when group or others can access it."""
