@@ -381,3 +381,27 @@ def test_cli_add_list_test_remove(
     assert code == 0 and "removed" in out
     code, out, err = tv(capsys, "ai", "provider", "test", "gpt")
     assert code == 1 and "no AI provider called 'gpt'" in err
+
+
+def test_adds_at_the_same_time_all_land(tmp_path: Path, server: FakeOpenAI) -> None:
+    store = Providers(tmp_path)
+    errors: list[BaseException] = []
+
+    def add(n: int) -> None:
+        try:
+            Providers(tmp_path).add(
+                Provider.configure(name=f"p{n}", url=server.url, model="m", where="lan", api_key=f"{KEY}{n}")
+            )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in store.list()) == [f"p{n}" for n in range(8)]
+    assert {p.name: p.api_key.get_secret_value() for p in store.list() if p.api_key} == {
+        f"p{n}": f"{KEY}{n}" for n in range(8)
+    }

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -233,6 +234,10 @@ class Providers:
     # -- changing ------------------------------------------------------------------
     def add(self, provider: Provider) -> Provider:
         """Keep ``provider`` (and its key, apart); ConflictState if the name is taken."""
+        with self._locked():
+            return self._add(provider)
+
+    def _add(self, provider: Provider) -> Provider:
         providers = self._read()
         if provider.name in providers:
             raise ConflictState(
@@ -251,6 +256,10 @@ class Providers:
 
     def remove(self, name: str) -> None:
         """Forget provider ``name`` and its key; NotFound if there is none."""
+        with self._locked():
+            self._remove(name)
+
+    def _remove(self, name: str) -> None:
         providers = self._read()
         if providers.pop(name, None) is None:
             raise NotFound(f"no AI provider called {name!r}", hint="see 'truthvault ai provider list'")
@@ -260,6 +269,22 @@ class Providers:
         self._write(self.path, {_FORMAT: _VERSION, "providers": providers})
 
     # -- files ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Changes take turns (a lock file beside them): two ``add`` at once both land."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.home / ".ai-providers.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not POSIX: no lock
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     @staticmethod
     def _build(raw: dict[str, object], key: str | None) -> Provider:
         return Provider.configure(**raw, api_key=key) if key else Provider.configure(**raw)
