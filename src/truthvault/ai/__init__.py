@@ -9,4 +9,17 @@ the faces. Nothing below it imports it.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._builtin import BUILTIN_SOURCE, STOP_WORDS, CorpusStats, keyword_tags, related, sentences, summarize
+from ._tasks import Task, extract_tasks
+
+__all__: list[str] = [
+    "BUILTIN_SOURCE",
+    "STOP_WORDS",
+    "CorpusStats",
+    "Task",
+    "extract_tasks",
+    "keyword_tags",
+    "related",
+    "sentences",
+    "summarize",
+]
