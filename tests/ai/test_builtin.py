@@ -210,6 +210,12 @@ def test_tasks_from_a_todo_list_get_exact_due_dates() -> None:
         ("Submit the form next week", "Submit the form", date(2026, 12, 14)),
         ("Clean the gutters this weekend", "Clean the gutters", date(2026, 12, 12)),
         ("Remember to water the tomatoes tonight", "water the tomatoes", date(2026, 12, 7)),
+        ("Call the vet next Friday", "Call the vet", date(2026, 12, 18)),  # of next week
+        ("Pay the builder the day after tomorrow", "Pay the builder", date(2026, 12, 9)),
+        ("Post the parcel 24 Dec", "Post the parcel", date(2026, 12, 24)),
+        ("Renew the lease by Jan 15, 2027", "Renew the lease", date(2027, 1, 15)),
+        ("Call Ana on 12/11", "Call Ana on 12/11", None),  # day or month first: not in the text
+        ("I should call Mum", "call Mum", None),
         ("Don't forget to text Sam", "text Sam", None),
         ("We need to fix the leak by 2026-02-30", "fix the leak by 2026-02-30", None),  # no such day
     ],

@@ -61,6 +61,7 @@ STOP_WORDS = _wordset(
     wouldn't yes yet you you'd you'll you're you've your yours yourself yourselves
     today tomorrow yesterday tonight week weeks day days monday tuesday wednesday thursday
     friday saturday sunday todo done note notes ok okay maybe lot lots bit well good new
+    next last first
     """
 )
 

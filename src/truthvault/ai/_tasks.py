@@ -95,7 +95,7 @@ _DATE = re.compile(
     r"(?P<iso>\b\d{4}-\d{2}-\d{2}\b)"
     rf"|\b(?P<md_m>{_MON})\s+(?P<md_d>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<md_y>\d{{4}})\b)?"
     rf"|\b(?P<dm_d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<dm_m>{_MON})(?:,?\s+(?P<dm_y>\d{{4}})\b)?"
-    r"|\b(?P<rel>day\s+after\s+tomorrow|today|tonight|tomorrow|tmrw|this\s+(?:morning|afternoon|evening))\b"
+    r"|\b(?:the\s+)?(?P<rel>day\s+after\s+tomorrow|today|tonight|tomorrow|tmrw|this\s+(?:morning|afternoon|evening))\b"
     r"|\bin\s+(?P<n>\d{1,3}|a|an|one|two|three|four|five|six|seven|eight|nine|ten)\s+(?P<unit>days?|weeks?)\b"
     rf"|\b(?P<which>next|this|coming)?\s*\b{_WD}(?![\w-])"
     r"|\b(?P<nextweek>next\s+week|this\s+weekend|the\s+weekend)\b"
