@@ -322,3 +322,12 @@ def test_no_text_makes_the_builtin_provider_fail_and_the_same_text_gives_the_sam
     for task in tasks:
         assert task.title
         assert 0 <= task.source_span[0] <= task.source_span[1] <= len(text)
+
+
+def test_a_very_long_note_is_processed_whole() -> None:
+    """A pasted book chapter: every function reads it in one pass (no pairwise sentence work)."""
+    long = " ".join(f"Chapter {i} of the saga is about ships." for i in range(5000))
+    long += " The lighthouse keeper saw the ships, the saga and the lighthouse."
+    assert summarize(long, max_sentences=1) == "Chapter 0 of the saga is about ships."  # the lead
+    assert keyword_tags(long, limit=2) == ["saga", "ships"]
+    assert extract_tasks(long + "\n- [ ] call Bob tomorrow", NOW)[-1].title == "call Bob"

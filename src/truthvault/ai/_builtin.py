@@ -107,7 +107,8 @@ def _split_paragraph(paragraph: str) -> list[str]:
     start = 0
     for match in _SPLIT.finditer(paragraph):
         before = paragraph[start : match.start()].rstrip("\"')]")
-        last = before.rsplit(None, 1)[-1] if before.split() else ""
+        tail = before[-32:].split()  # the last word only: linear in the paragraph's length
+        last = tail[-1] if tail else ""
         token = last.rstrip(".").lower()
         if before.endswith(".") and (token in _ABBREV or (len(token) == 1 and token.isalpha())):
             continue
@@ -146,8 +147,8 @@ def summarize(text: str, max_sentences: int = 3) -> str:
     """An extractive summary: the ``max_sentences`` sentences of ``text`` that carry most of its
     frequent content words, in the order they appear (an empty string for empty text).
 
-    Each sentence scores two ways, each scaled to its best: how frequent its distinct terms are
-    in the whole text (divided by the square root of their number, so a long sentence does not
+    Each sentence scores two ways, each scaled to its best: in how many sentences its distinct
+    terms occur (divided by the square root of their number, so a long sentence does not
     win by length alone), and how much it shares with the other sentences (TextRank's overlap
     similarity, summed: a central sentence repeats what the rest is about). The first sentence
     gets a small lead bonus (notes tend to open with their point); ties go to the earlier one.
@@ -161,18 +162,16 @@ def summarize(text: str, max_sentences: int = 3) -> str:
     freq = Counter(stem for stems in per_sentence for stem in stems)
     top = max(freq.values(), default=1)
     by_freq = [sum(freq[s] / top for s in p) / math.sqrt(len(p)) if p else 0.0 for p in per_sentence]
+    # Overlap with every other sentence, summed without visiting the pairs: a term in k
+    # sentences adds k - 1 to each of them; the other sentence's length in TextRank's
+    # denominator is taken at the mean, so a long note costs linear time, not quadratic.
+    mean_log = sum(math.log(len(p) + 1) for p in per_sentence) / len(per_sentence)
     by_overlap = [
-        sum(
-            len(p & q) / (math.log(len(p) + 1) + math.log(len(q) + 1))
-            for j, q in enumerate(per_sentence)
-            if j != i and q
-        )
-        if p
-        else 0.0
-        for i, p in enumerate(per_sentence)
+        sum(freq[s] - 1 for s in p) / (math.log(len(p) + 1) + mean_log) if p else 0.0 for p in per_sentence
     ]
+    best_freq, best_overlap = max(by_freq) or 1.0, max(by_overlap) or 1.0
     scores = [
-        (f / (max(by_freq) or 1.0) + o / (max(by_overlap) or 1.0)) * (1.15 if i == 0 else 1.0)
+        (f / best_freq + o / best_overlap) * (1.15 if i == 0 else 1.0)
         for i, (f, o) in enumerate(zip(by_freq, by_overlap, strict=True))
     ]
     chosen = sorted(range(len(found)), key=lambda i: (-scores[i], i))[:max_sentences]
