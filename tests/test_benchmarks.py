@@ -36,6 +36,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("contracts_bench.py", ["--items", "50", "--number", "100"], "hub screen per item (µs)"),
         ("kernel_bench.py", ["--rounds", "1", "--notes", "20"], "dispatcher overhead on note add, %"),
         (
+            "ai_bench.py",
+            ["--notes", "60", "--related-notes", "20", "--queries", "5"],
+            "extract_tasks: notes/s",
+        ),
+        (
             "workflow_bench.py",
             ["--rounds", "1", "--workflows", "5", "--notes", "5"],
             "3-step workflows/s, PostgreSQL, truthvault",

@@ -24,6 +24,7 @@ USER_API = {
     "list",
     "count",
     "search",
+    "search_scored",
     "records",
     "suggestions",
     "conflicts",

@@ -124,6 +124,18 @@ def test_search_ranks_better_matches_first(vault: Vault) -> None:
     assert len(vault.search("kiwi", limit=1)) == 1
 
 
+def test_scored_search_gives_each_match_its_bm25_score_best_first(vault: Vault) -> None:
+    weak = vault.put("note", {"t": "kiwi and many other words here that dilute the match"}).item
+    strong = vault.put("note", {"t": "kiwi kiwi kiwi"}).item
+    gone = vault.put("note", {"t": "kiwi kiwi kiwi kiwi"}).item
+    vault.delete(gone.entity_id)
+    scored = vault.search_scored('"kiwi" OR "dilute"', fts=True)
+    assert {item.entity_id for item, _ in scored} == {strong.entity_id, weak.entity_id}  # not gone
+    assert all(score > 0 for _, score in scored)
+    assert [score for _, score in scored] == sorted((score for _, score in scored), reverse=True)
+    assert [item for item, _ in vault.search_scored("kiwi")] == vault.search("kiwi")
+
+
 @pytest.mark.parametrize(
     ("query", "found"),
     [

@@ -12,23 +12,35 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
+from ._builtin import BUILTIN_SOURCE, STOP_WORDS, CorpusStats, keyword_tags, related, sentences, summarize
+from ._tasks import Task, extract_tasks
 
 if TYPE_CHECKING:
     from ._openai import ChatAnswer, ProviderCheck, ProviderError, chat, check_provider, list_models
     from ._providers import Provider, Providers
 
 __all__: list[str] = [
+    "BUILTIN_SOURCE",
+    "STOP_WORDS",
     "ChatAnswer",
+    "CorpusStats",
     "Provider",
     "ProviderCheck",
     "ProviderError",
     "Providers",
+    "Task",
     "chat",
     "check_provider",
+    "extract_tasks",
+    "keyword_tags",
     "list_models",
+    "related",
+    "sentences",
+    "summarize",
 ]
 
-#: providers load pydantic, their client httpx: imported when first asked for
+#: providers load pydantic, their client httpx: imported when first asked for (the built-in
+#: provider is the standard library's alone)
 _LAZY: dict[str, str] = {
     **{n: "._providers" for n in ("Provider", "Providers")},
     **{

@@ -219,10 +219,18 @@ class Vault:
     def search(self, query: str, limit: int = 50, *, fts: bool = False) -> builtins.list[SyncItem]:
         """Live entities whose type or payload text holds every word of ``query``, best first;
         with ``fts`` the query is FTS5 syntax (phrases, AND / OR / NOT, NEAR, prefix*)."""
+        return [item for item, _ in self.search_scored(query, limit, fts=fts)]
+
+    def search_scored(
+        self, query: str, limit: int = 50, *, fts: bool = False
+    ) -> builtins.list[tuple[SyncItem, float]]:
+        """:meth:`search` with each entity's BM25 score (FTS5's ``bm25()``, negated so that
+        higher is better): what a ranking built on the search, such as related notes, weighs."""
         if not query or not query.strip():
             raise InvalidInput("search query must not be empty")
         sql = (
-            f"{ENTITY_SELECT} JOIN entities_fts ON entities_fts.rowid = entities.rowid "
+            f"{ENTITY_SELECT.removesuffix(' FROM entities')}, -bm25(entities_fts) FROM entities "
+            "JOIN entities_fts ON entities_fts.rowid = entities.rowid "
             "WHERE entities_fts MATCH ? AND entities.deleted = 0 ORDER BY entities_fts.rank LIMIT ?"
         )
         if self._db.meta_str("fts_from"):
@@ -233,7 +241,7 @@ class Vault:
                 rows = conn.execute(sql, (query if fts else plain_query(query), limit)).fetchall()
             except sqlite3.OperationalError as exc:
                 raise fts_error(query, exc) from None
-        return [item_from_row(r) for r in rows]
+        return [(item_from_row(tuple(r)[:-1]), float(r[-1])) for r in rows]
 
     def count(
         self,
