@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names as _lazy_names
 from ._builtin import BUILTIN_SOURCE, STOP_WORDS, CorpusStats, keyword_tags, related, sentences, summarize
 from ._tasks import Task, extract_tasks
+from ._writer import AiWrite, ai_related, ai_summarize, ai_tag, ai_tasks
 
 if TYPE_CHECKING:
     from ._openai import ChatAnswer, ProviderCheck, ProviderError, chat, check_provider, list_models
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__: list[str] = [
     "BUILTIN_SOURCE",
     "STOP_WORDS",
+    "AiWrite",
     "ChatAnswer",
     "CorpusStats",
     "Provider",
@@ -29,6 +31,10 @@ __all__: list[str] = [
     "ProviderError",
     "Providers",
     "Task",
+    "ai_related",
+    "ai_summarize",
+    "ai_tag",
+    "ai_tasks",
     "chat",
     "check_provider",
     "extract_tasks",

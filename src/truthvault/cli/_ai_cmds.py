@@ -53,6 +53,10 @@ def register(cli: click.Group) -> None:
     def ai() -> None:
         """AI writers at their truth level: on this device (L3), the LAN (LN4) or the cloud (C5)."""
 
+    from ._ai_write_cmds import add_writer_commands
+
+    add_writer_commands(ai)
+
     @ai.group("provider")
     def provider() -> None:
         """The OpenAI-compatible providers AI may use, each writing at the level of where it runs."""
