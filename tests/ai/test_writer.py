@@ -120,3 +120,18 @@ def test_the_ai_commands_from_the_command_line(
     assert code == 0 and isinstance(json.loads(said), list)
     code, _, err = tv(capsys, "ai", "summarize", "no-such-id")
     assert code == 1 and len(err.strip().splitlines()) <= 2 and "no-such-id" in err
+
+
+def test_ask_answers_with_sentences_of_the_vault_and_the_ids_they_come_from(vault: Vault) -> None:
+    from truthvault.ai import ask
+
+    meeting = _note(vault, MEETING, "Design sync")
+    recipe = _note(vault, "Risotto: toast the rice, then add the stock a ladle at a time.")
+    answer = ask(vault, "When does the launch move?")
+    assert "We agreed the launch moves to January." in answer.text and f"[{meeting}]" in answer.text
+    assert answer.cited[0] == meeting and recipe not in answer.cited
+    before = vault.replica.pending_count()
+    assert ask(vault, "quantum chromodynamics").cited == ()  # nothing matches: it says so
+    assert vault.replica.pending_count() == before  # an answer writes nothing
+    with pytest.raises(InvalidInput, match="question"):
+        ask(vault, "the of and")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names as _lazy_names
+from ._ask import Answer, ask
 from ._builtin import BUILTIN_SOURCE, STOP_WORDS, CorpusStats, keyword_tags, related, sentences, summarize
 from ._tasks import Task, extract_tasks
 from ._writer import AiWrite, ai_related, ai_summarize, ai_tag, ai_tasks
@@ -24,6 +25,7 @@ __all__: list[str] = [
     "BUILTIN_SOURCE",
     "STOP_WORDS",
     "AiWrite",
+    "Answer",
     "ChatAnswer",
     "CorpusStats",
     "Provider",
@@ -35,6 +37,7 @@ __all__: list[str] = [
     "ai_summarize",
     "ai_tag",
     "ai_tasks",
+    "ask",
     "chat",
     "check_provider",
     "extract_tasks",

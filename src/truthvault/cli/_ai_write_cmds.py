@@ -1,4 +1,4 @@
-"""``truthvault ai summarize|tag|tasks|related ID``: the built-in provider (``ai-local:builtin``,
+"""``truthvault ai summarize|tag|tasks|related ID`` and ``ai ask QUESTION``: the built-in provider (``ai-local:builtin``,
 level 3) at work on one entity.
 
 What it writes goes through the kernel as the AI's own action: against your content it is a
@@ -74,6 +74,21 @@ def add_writer_commands(ai: click.Group) -> None:
         for d in done:
             due = f" (due {d.written['due']})" if d.written.get("due") else ""
             out.print(f"task {d.entity_id}: {d.written['title']}{due}")
+
+    @ai.command("ask")
+    @click.argument("question")
+    @click.option("--sentences", type=click.IntRange(1, 20), default=3, show_default=True)
+    @json_option
+    def ai_ask(question: str, sentences: int, as_json: bool) -> None:
+        """Answer a question from the vault (offline, extractive), citing the entities it quotes."""
+        from ..ai import ask
+
+        with open_vault() as vault:
+            answer = ask(vault, question, sentences_max=sentences)
+        if as_json:
+            print_json(answer.to_dict())
+            return
+        out.print(answer.text)
 
     @ai.command("related")
     @click.argument("entity_id")
