@@ -20,9 +20,11 @@ from ._writer import AiWrite, ai_related, ai_summarize, ai_tag, ai_tasks
 if TYPE_CHECKING:
     from ._openai import ChatAnswer, ProviderCheck, ProviderError, chat, check_provider, list_models
     from ._providers import Provider, Providers
+    from ._redact import REDACTION_KINDS, Redacted, redact, redact_payload
 
 __all__: list[str] = [
     "BUILTIN_SOURCE",
+    "REDACTION_KINDS",
     "STOP_WORDS",
     "AiWrite",
     "Answer",
@@ -32,6 +34,7 @@ __all__: list[str] = [
     "ProviderCheck",
     "ProviderError",
     "Providers",
+    "Redacted",
     "Task",
     "ai_related",
     "ai_summarize",
@@ -43,15 +46,18 @@ __all__: list[str] = [
     "extract_tasks",
     "keyword_tags",
     "list_models",
+    "redact",
+    "redact_payload",
     "related",
     "sentences",
     "summarize",
 ]
 
-#: providers load pydantic, their client httpx: imported when first asked for (the built-in
-#: provider is the standard library's alone)
+#: providers load pydantic, their client httpx, the redactor google-re2: imported when first
+#: asked for (the built-in provider is the standard library's alone)
 _LAZY: dict[str, str] = {
     **{n: "._providers" for n in ("Provider", "Providers")},
+    **{n: "._redact" for n in ("REDACTION_KINDS", "Redacted", "redact", "redact_payload")},
     **{
         n: "._openai"
         for n in ("ChatAnswer", "ProviderCheck", "ProviderError", "chat", "check_provider", "list_models")

@@ -1,0 +1,313 @@
+"""The redactor: what stands between the vault and a provider off the device (C5, the cloud).
+A cloud provider is sent redacted text only: secrets, keys, tokens, e-mail addresses, phone
+numbers, card numbers and IBANs are replaced by a typed placeholder (``[EMAIL]``, ``[AWS_KEY]``)
+before the text leaves, and the caller learns how many of each kind went, never the values.
+
+Written here rather than taken from a library (see README, "Written here rather than taken from
+a library"): detect-secrets scans files line by line for a report, returns values rather than
+spans, knows no e-mail, phone, card or IBAN, and pulls in requests and PyYAML; scrubadub (PII)
+pulls in scikit-learn and textblob and knows no keys. Neither promises linear time. Each
+detector here is an RE2 pattern (google-re2, already a dependency: linear time whatever the
+input, no catastrophic backtracking), and a small check in Python where a pattern alone would
+eat innocent text (Luhn for cards, mod 97 for IBANs, digit counts for phone numbers, entropy for
+bare tokens). UUIDs, dates, times, version numbers and plain integers survive: AI answers cite
+entity ids, which are UUIDs.
+
+Over-redaction is the safe side: a false positive costs the model a word, a miss leaks a secret.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+
+from ..kernel._dead_letters import is_secret_name
+
+__all__ = ["REDACTION_KINDS", "Redacted", "redact", "redact_payload"]
+
+_OPTIONS = re2.Options()
+_OPTIONS.max_mem = 64 << 20  # room for the DFA on a large input; linear time either way
+#: a placeholder, which no detector matches (so redacting twice changes nothing)
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: what an assignment's value must not be to count as a secret: code, a template, nothing
+_NOT_A_VALUE = frozenset(
+    {"", "none", "null", "nil", "true", "false", "undefined", "***", "redacted", "xxx", "...",
+     "str", "string", "int", "bytes", "bool", "float", "number", "any", "object", "secretstr"}
+)  # fmt: skip
+#: at most this many passes: a pass can expose a neighbour (a boundary freed by a placeholder)
+_MAX_PASSES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """Text with every finding replaced by its placeholder, and how many of each kind went.
+    ``counts`` never holds a removed value."""
+
+    text: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many findings were removed."""
+        return sum(self.counts.values())
+
+
+# --- checks that keep innocent text ---------------------------------------------------------
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_issuer(digits: str) -> bool:
+    """Whether ``digits`` start like a card of a known network (so a 13-digit millisecond
+    timestamp, which starts with 1, is not taken for a card)."""
+    two, four, n = int(digits[:2]), int(digits[:4]), len(digits)
+    if digits[0] == "4":
+        return n in (13, 16, 19)  # Visa
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return n == 16  # Mastercard
+    if two in (34, 37):
+        return n == 15  # Amex
+    if two in (30, 36, 38, 39):
+        return n in (14, 16, 19)  # Diners
+    return two in (35, 50, 56, 57, 58, 60, 62, 63, 64, 65, 67, 68, 69) and 16 <= n <= 19
+
+
+def _card(m: Any) -> str | None:
+    digits = "".join(ch for ch in m.group(0) if ch.isdigit())
+    return "[CARD]" if 13 <= len(digits) <= 19 and _card_issuer(digits) and _luhn(digits) else None
+
+
+def _iban_ok(compact: str) -> bool:
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def _iban(m: Any) -> str | None:
+    """An IBAN, or one with a trailing word caught by the pattern: shorter prefixes are tried."""
+    text: str = m.group(0)
+    cut = len(text)
+    while cut > 0:
+        if _iban_ok(text[:cut].replace(" ", "").upper()):
+            return "[IBAN]" + text[cut:]
+        cut = text.rfind(" ", 0, cut)
+    return None
+
+
+def _phone(m: Any) -> str | None:
+    """A phone number: 8 to 15 digits (E.164) written with one kind of separator, so a date and
+    time (``07.12.2026 10``) or a range is not taken for one."""
+    text = m.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    if not 8 <= digits <= 15:
+        return None
+    if text.startswith("+"):
+        return "[PHONE]"  # the + marks it; "+1 (555) 123-4567" mixes separators freely
+    rest = text.partition(")")[2].lstrip() if text.startswith("(") else text
+    if len({ch for ch in rest if not ch.isdigit()}) > 1 or digits < 10:
+        return None  # mixed separators, or too short to be a national number with its area code
+    return "[PHONE]"
+
+
+def _entropy(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values())
+
+
+def _looks_random(piece: str) -> bool:
+    """Whether a run of 32+ token characters is a key: hex with high entropy, or base64 mixing
+    lower case, upper case and digits often (a CamelCase name or a path switches rarely)."""
+    if len(piece) < 32:
+        return False
+    if all(ch in "0123456789abcdefABCDEF" for ch in piece):
+        return (
+            any(ch.isdigit() for ch in piece) and any(ch.isalpha() for ch in piece) and _entropy(piece) >= 2.8
+        )
+    if not (
+        any(c.islower() for c in piece)
+        and any(c.isupper() for c in piece)
+        and any(c.isdigit() for c in piece)
+    ):
+        return False
+    if piece.count("/") >= 3 and len(piece) / piece.count("/") < 12:
+        return False  # a path
+    classes = ["l" if c.islower() else "u" if c.isupper() else "d" if c.isdigit() else "s" for c in piece]
+    switches = sum(a != b for a, b in itertools.pairwise(classes)) / (len(piece) - 1)
+    return switches >= 0.35 and _entropy(piece) >= 4.0
+
+
+def _token(m: Any) -> str | None:
+    """A bare high-entropy run, with any UUID in it kept (entity ids are cited by AI answers)."""
+    run = m.group(0)
+    parts, last = [], 0
+    for u in _UUID.finditer(run):
+        parts.extend([run[last : u.start()], u.group(0)])
+        last = u.end()
+    parts.append(run[last:])
+    out = [("[TOKEN]" if i % 2 == 0 and _looks_random(p) else p) for i, p in enumerate(parts)]
+    new = "".join(out)
+    return new if new != run else None
+
+
+def _value(m: Any) -> str | None:
+    """An assignment (``password = ...``): its value goes unless it is code, a template, empty,
+    a placeholder already, or another secret-named variable (``token = new_token``)."""
+    group = next(g for g in ("q", "s", "u") if m.group(g) is not None)
+    value = m.group(group)
+    lowered = value.lower()
+    if lowered in _NOT_A_VALUE or _PLACEHOLDER.fullmatch(value):
+        return None
+    if group == "u" and (value[0] in "$%{<([@*" or "(" in value or "[" in value or is_secret_name(value)):
+        return None
+    if "{{" in value or "${" in value:
+        return None
+    return _swap(m, group, "[SECRET]")
+
+
+def _swap(m: Any, name: str, placeholder: str) -> str:
+    """The match with its group ``name`` replaced by ``placeholder`` (re2 spans take numbers)."""
+    start, end = m.span(m.re.groupindex[name])
+    whole: str = m.group(0)
+    return whole[: start - m.start()] + placeholder + whole[end - m.start() :]
+
+
+def _group(name: str, placeholder: str) -> Callable[[Any], str | None]:
+    """Replace only group ``name`` of the match (a header's value, not the header)."""
+
+    def replace(m: Any) -> str | None:
+        value = m.group(name)
+        if _PLACEHOLDER.fullmatch(value):
+            return None
+        return _swap(m, name, placeholder)
+
+    return replace
+
+
+def _with_digit(name: str, placeholder: str) -> Callable[[Any], str | None]:
+    inner = _group(name, placeholder)
+    return lambda m: inner(m) if any(ch.isdigit() for ch in m.group(name)) else None
+
+
+_B64 = r"[A-Za-z0-9_\-]"
+_KEY_WORD = (
+    r"(?:password|passwd|pwd|passphrase|secret|token|api[_\-]?key|apikey|access[_\-]?key|"
+    r"private[_\-]?key|client[_\-]?secret|credentials?)"
+)
+
+#: (kind, RE2 pattern, check) in the order they run: the most specific first, so a GitHub token
+#: in ``token = ghp_...`` is named a GitHub token. A check returns the match's replacement, or
+#: None to keep it; with no check the whole match becomes ``[KIND]``.
+_DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
+    ("PRIVATE_KEY", r"-----BEGIN[ A-Z0-9]*PRIVATE KEY[ A-Z]*-----[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY[ A-Z]*-----", None),
+    # a private key cut short (no END line): its header lines and base64 lines
+    ("PRIVATE_KEY", r"-----BEGIN[ A-Z0-9]*PRIVATE KEY[ A-Z]*-----(?:[ \t]*\r?\n[ \t]*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z\-]+: [^\n]*))*", None),
+    ("JWT", r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", None),
+    ("CREDENTIALS", r"\b[A-Za-z][A-Za-z0-9+.\-]*://(?P<c>[^\s:/@\[\]]*:[^\s@/\[\]]+)@", _group("c", "[CREDENTIALS]")),
+    ("AWS_KEY", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b", None),
+    ("AWS_SECRET", r"(?i)\baws[A-Za-z0-9_ .\-]{0,30}(?:secret|key)[A-Za-z0-9_ .\-]{0,20}[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+=]{40})", _group("v", "[AWS_SECRET]")),
+    ("GITHUB_TOKEN", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", None),
+    ("SLACK_TOKEN", r"\bxox[abposr]-[A-Za-z0-9\-]{10,250}", None),
+    ("SLACK_TOKEN", r"hooks\.slack\.com/services/(?P<p>[A-Za-z0-9/_\-]{16,})", _group("p", "[SLACK_TOKEN]")),
+    ("STRIPE_KEY", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}\b|\bwhsec_[A-Za-z0-9]{20,}\b", None),
+    ("API_KEY", r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}", None),
+    ("WEBHOOK_SECRET", r"\btvwh_" + _B64 + r"{16,}", None),
+    ("ADMIN_TOKEN", r"\btvadm_" + _B64 + r"{16,}", None),
+    ("ENROLMENT_CODE", r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", None),
+    ("TOKEN", r"(?i)\b(?:bearer|token)\s+(?P<t>[A-Za-z0-9._~+/=\-]{16,})", _with_digit("t", "[TOKEN]")),
+    ("SECRET", r"(?i)\bauthorization\s*[:=]\s*[\"']?(?:basic|digest|token)?\s*(?P<a>[^\s\"',;\[\]]{8,})", _group("a", "[SECRET]")),
+    (
+        "SECRET",
+        r"(?i)\b[A-Za-z0-9_.\-]*" + _KEY_WORD + r"[A-Za-z0-9_.\-]*[\"']?\s*(?::=|=>|:|=)\s*"
+        r"(?:\"(?P<q>[^\"\n]*)\"|'(?P<s>[^'\n]*)'|(?P<u>[^\s\"',;]+))",
+        _value,
+    ),
+    ("SECRET", r"(?i)--(?:password|passwd|passphrase|secret|token|api-key)\s+(?P<f>[^\s\"'\-\[][^\s\"']*)", _group("f", "[SECRET]")),
+    ("EMAIL", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*\.)+[A-Za-z]{2,24}\b", None),
+    ("IBAN", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", _iban),
+    ("CARD", r"\b[0-9](?:[ \-]?[0-9]){12,18}\b", _card),
+    # international (+CC ...), then national: (555) 123-4567, 555-123-4567, 020 7946 0958, 01 23 45 67 89
+    ("PHONE", r"\+[1-9][0-9]{0,2}(?:[ .\-]?\([0-9]{1,4}\))?(?:[ .\-]?[0-9]{1,5}){1,6}\b", _phone),
+    ("PHONE", r"\([0-9]{3}\) ?[0-9]{3}[\-. ][0-9]{4}\b", _phone),
+    ("PHONE", r"\b[0-9]{3}[\-.][0-9]{3}[\-.][0-9]{4}\b", _phone),
+    ("PHONE", r"\b0[1-9][0-9]{1,3}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}\b|\b0[1-9](?:[ .][0-9]{2}){4}\b", _phone),
+    ("TOKEN", r"[A-Za-z0-9+/=_\-]{32,}", _token),
+]  # fmt: skip
+
+_COMPILED = [(kind, re2.compile(pattern, options=_OPTIONS), check) for kind, pattern, check in _DETECTORS]
+
+#: every kind of finding, as ``counts`` names it and ``[KIND]`` marks it
+REDACTION_KINDS: tuple[str, ...] = tuple(dict.fromkeys(kind for kind, _, _ in _DETECTORS))
+
+
+def _pass(text: str, counts: Counter[str]) -> str:
+    for kind, pattern, check in _COMPILED:
+        out: list[str] = []
+        last = 0
+        for m in pattern.finditer(text):
+            new = f"[{kind}]" if check is None else check(m)
+            if new is None or new == m.group(0):
+                continue
+            out.extend([text[last : m.start()], new])
+            last = m.end()
+            counts[kind] += new.count(f"[{kind}]") or 1
+        if out:
+            out.append(text[last:])
+            text = "".join(out)
+    return text
+
+
+def redact(text: str) -> Redacted:
+    """``text`` with every secret, key, token, e-mail address, phone number, card number and
+    IBAN replaced by its typed placeholder, and the count of each kind removed. Idempotent:
+    redacting the result again changes nothing."""
+    counts: Counter[str] = Counter()
+    for _ in range(_MAX_PASSES):
+        before = text
+        text = _pass(text, counts)
+        if text == before:
+            break
+    return Redacted(text, dict(counts))
+
+
+def redact_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """``payload`` with every string redacted at any depth, and the value of every field whose
+    name is a secret's (``api_key``, ``password``) replaced by ``[SECRET]``; with the counts of
+    what went. Keys are kept as they are (a key names a field; it is not content)."""
+    counts: Counter[str] = Counter()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            found = redact(value)
+            counts.update(found.counts)
+            return found.text
+        if isinstance(value, Mapping):
+            out = {}
+            for k, v in value.items():
+                if is_secret_name(str(k)) and v is not None:
+                    counts["SECRET"] += 1
+                    out[str(k)] = "[SECRET]"
+                else:
+                    out[str(k)] = walk(v)
+            return out
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(payload), dict(counts)
