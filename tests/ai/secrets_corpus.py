@@ -108,7 +108,13 @@ def _secrets() -> list[tuple[str, str, str]]:
     de_iban = _iban("DE", _pick(string.digits, 18))
     gb_iban = _iban("GB", "NWBK" + _pick(string.digits, 14))
     fr_iban = _iban("FR", _pick(string.digits, 23))
+    sa_key = _pem("PRIVATE KEY").replace("\n", "\\n")
+    query_key = _pick(_ALNUM, 24)
+    glued_aws = "AKIA" + _pick(_UPPER_DIGITS, 16)
     return [
+        ("PRIVATE_KEY", sa_key, f'{{"type": "service_account", "private_key": "{sa_key}\\n"}}'),
+        ("SECRET", query_key, f"GET https://api.example.com/v2/items?limit=10&api_key={query_key}&page=2"),
+        ("AWS_KEY", glued_aws, f"AWS_ACCESS_KEY_ID:{glued_aws}"),
         ("AWS_KEY", aws_key, f"Deploy with access key {aws_key} from the ops vault."),
         ("AWS_KEY", sts_key, f"The session used {sts_key}, which expires tonight."),
         ("AWS_SECRET", aws_secret, f"aws_secret_access_key = {aws_secret}\nregion = eu-west-1"),

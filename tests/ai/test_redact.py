@@ -124,3 +124,36 @@ _SECRETISH = st.sampled_from(
 def test_redact_is_idempotent_on_text_built_from_secrets(text: str) -> None:
     once = redact(text)
     assert redact(once.text).text == once.text
+
+
+_PROSE = st.text(alphabet=st.characters(codec="ascii", exclude_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(SECRETS), _PROSE, _PROSE)
+def test_a_secret_goes_whatever_prose_surrounds_it(
+    case: tuple[str, str, str], before: str, after: str
+) -> None:
+    """A secret set off by spaces leaks no piece of itself, whatever ASCII text is around it."""
+    _, secret, prose = case
+    found = redact(f"{before} {prose} {after}")
+    assert [p for p in _cores(secret) if p in found.text] == []
+
+
+#: kinds recognised by their own shape, not by the words around them
+_SELF_EVIDENT = {"AWS_KEY", "GITHUB_TOKEN", "STRIPE_KEY", "API_KEY", "JWT", "PRIVATE_KEY", "WEBHOOK_SECRET",
+                 "ADMIN_TOKEN", "EMAIL", "CARD", "IBAN", "ENROLMENT_CODE"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("before", "after"), [('"', '"'), ("(", ")"), ("=", ";"), ("<", ">"), ("'", "'"), ("\n", "\n")]
+)
+def test_a_secret_glued_to_punctuation_goes(before: str, after: str) -> None:
+    leaks = [
+        (kind, secret)
+        for kind, secret, _ in SECRETS
+        if kind in _SELF_EVIDENT
+        for piece in _cores(secret)
+        if piece in redact(f"{before}{secret}{after}").text
+    ]
+    assert leaks == []

@@ -37,6 +37,7 @@ _OPTIONS.max_mem = 64 << 20  # room for the DFA on a large input; linear time ei
 #: a placeholder, which no detector matches (so redacting twice changes nothing)
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")  # on one run already found by RE2: no backtracking to fear
 #: what an assignment's value must not be to count as a secret: code, a template, nothing
 _NOT_A_VALUE = frozenset(
     {"", "none", "null", "nil", "true", "false", "undefined", "***", "redacted", "xxx", "...",
@@ -161,9 +162,17 @@ def _token(m: Any) -> str | None:
         parts.extend([run[last : u.start()], u.group(0)])
         last = u.end()
     parts.append(run[last:])
-    out = [("[TOKEN]" if i % 2 == 0 and _looks_random(p) else p) for i, p in enumerate(parts)]
+    out = [
+        p if i % 2 else "[TOKEN]" if _looks_random(p) else _HEX.sub(_hex_token, p)
+        for i, p in enumerate(parts)
+    ]
     new = "".join(out)
     return new if new != run else None
+
+
+def _hex_token(m: re.Match[str]) -> str:
+    """A hex key inside a longer run (``=<hex>;``, ``/<hex>/``, glued to a word)."""
+    return "[TOKEN]" if _looks_random(m.group(0)) else m.group(0)
 
 
 def _value(m: Any) -> str | None:
@@ -172,8 +181,11 @@ def _value(m: Any) -> str | None:
     group = next(g for g in ("q", "s", "u") if m.group(g) is not None)
     value = m.group(group)
     lowered = value.lower()
-    if lowered in _NOT_A_VALUE or _PLACEHOLDER.fullmatch(value):
+    if lowered in _NOT_A_VALUE:
         return None
+    leftover = _PLACEHOLDER.sub("", value).replace("\\n", "").replace("\\r", "").strip()
+    if not leftover and value:
+        return None  # redacted already (a key in JSON, its escaped newline kept)
     if group == "u" and (value[0] in "$%{<([@*" or "(" in value or "[" in value or is_secret_name(value)):
         return None
     if "{{" in value or "${" in value:
@@ -220,15 +232,15 @@ _DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
     ("PRIVATE_KEY", r"-----BEGIN[ A-Z0-9]*PRIVATE KEY[ A-Z]*-----(?:[ \t]*\r?\n[ \t]*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z\-]+: [^\n]*))*", None),
     ("JWT", r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", None),
     ("CREDENTIALS", r"\b[A-Za-z][A-Za-z0-9+.\-]*://(?P<c>[^\s:/@\[\]]*:[^\s@/\[\]]+)@", _group("c", "[CREDENTIALS]")),
-    ("AWS_KEY", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b", None),
+    ("AWS_KEY", r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}", None),
     ("AWS_SECRET", r"(?i)\baws[A-Za-z0-9_ .\-]{0,30}(?:secret|key)[A-Za-z0-9_ .\-]{0,20}[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+=]{40})", _group("v", "[AWS_SECRET]")),
-    ("GITHUB_TOKEN", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", None),
-    ("SLACK_TOKEN", r"\bxox[abposr]-[A-Za-z0-9\-]{10,250}", None),
+    ("GITHUB_TOKEN", r"(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", None),
+    ("SLACK_TOKEN", r"xox[abposr]-[A-Za-z0-9\-]{10,250}", None),
     ("SLACK_TOKEN", r"hooks\.slack\.com/services/(?P<p>[A-Za-z0-9/_\-]{16,})", _group("p", "[SLACK_TOKEN]")),
     ("STRIPE_KEY", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}\b|\bwhsec_[A-Za-z0-9]{20,}\b", None),
     ("API_KEY", r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}", None),
-    ("WEBHOOK_SECRET", r"\btvwh_" + _B64 + r"{16,}", None),
-    ("ADMIN_TOKEN", r"\btvadm_" + _B64 + r"{16,}", None),
+    ("WEBHOOK_SECRET", r"tvwh_" + _B64 + r"{16,}", None),
+    ("ADMIN_TOKEN", r"tvadm_" + _B64 + r"{16,}", None),
     ("ENROLMENT_CODE", r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", None),
     ("TOKEN", r"(?i)\b(?:bearer|token)\s+(?P<t>[A-Za-z0-9._~+/=\-]{16,})", _with_digit("t", "[TOKEN]")),
     ("SECRET", r"(?i)\bauthorization\s*[:=]\s*[\"']?(?:basic|digest|token)?\s*(?P<a>[^\s\"',;\[\]]{8,})", _group("a", "[SECRET]")),
