@@ -99,6 +99,9 @@ def _secrets() -> list[tuple[str, str, str]]:
     url_pw = _pick(_ALNUM, 16)
     tvwh = "tvwh_" + _b64(32, urlsafe=True)
     tvadm = "tvadm_" + _b64(32, urlsafe=True)
+    basic = base64.b64encode(f"ada:{_pick(_ALNUM, 10)}".encode()).decode()
+    negotiate = "YII" + _pick(_ALNUM, 20)
+    tva = "tva_" + _b64(32, urlsafe=True)
     code = "-".join(_pick("0123456789ABCDEFGHJKMNPQRSTVWXYZ", 4) for _ in range(4))
     hex_key = _pick("0123456789abcdef", 40)
     b64_token = _pick(_ALNUM, 44)
@@ -145,6 +148,9 @@ def _secrets() -> list[tuple[str, str, str]]:
         ("CREDENTIALS", url_pw, f"DATABASE_URL=postgres://app:{url_pw}@db.internal:5432/prod"),
         ("WEBHOOK_SECRET", tvwh, f"The webhook secret is {tvwh}; store it in the CRM."),
         ("ADMIN_TOKEN", tvadm, f"truthvault-hub admin token {tvadm}"),
+        ("ACCESS_TOKEN", tva, f"POST /v1/sync with Authorization: Bearer {tva}"),
+        ("SECRET", basic, f"Authorization: Basic {basic}"),
+        ("SECRET", negotiate, f"authorization = Negotiate {negotiate}"),
         ("ENROLMENT_CODE", code, f"Enrol the laptop with code {code} within 15 minutes."),
         ("TOKEN", hex_key, f"The signing key was {hex_key} until rotation."),
         ("TOKEN", b64_token, f"Use {b64_token} for the partner API."),

@@ -44,7 +44,7 @@ _NOT_A_VALUE = frozenset(
      "str", "string", "int", "bytes", "bool", "float", "number", "any", "object", "secretstr"}
 )  # fmt: skip
 #: at most this many passes: a pass can expose a neighbour (a boundary freed by a placeholder)
-_MAX_PASSES = 4
+_MAX_PASSES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +89,33 @@ def _card_issuer(digits: str) -> bool:
     return two in (35, 50, 56, 57, 58, 60, 62, 63, 64, 65, 67, 68, 69) and 16 <= n <= 19
 
 
+def _is_card(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and _card_issuer(digits) and _luhn(digits)
+
+
 def _card(m: Any) -> str | None:
-    digits = "".join(ch for ch in m.group(0) if ch.isdigit())
-    return "[CARD]" if 13 <= len(digits) <= 19 and _card_issuer(digits) and _luhn(digits) else None
+    """Every card in a run of digit groups (``4111 1111 1111 1111 0``, two cards in a row): a
+    card starts and ends at a group's edge, and the longest valid one from each edge is taken.
+    Groups have 3+ digits (cards are written 4-4-4-4, 4-6-5), so a card spans at most 7."""
+    run: str = m.group(0)
+    groups = re.split(r"([ \-])", run)  # digits, separator, digits, ...: one RE2 match, no backtracking
+    out, i, changed = [], 0, False
+    while i < len(groups):
+        found, digits = None, ""
+        for j in range(i, min(len(groups), i + 13), 2):
+            digits += groups[j]
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and _is_card(digits):
+                found = j + 1
+        if found is None:
+            out.extend(groups[i : i + 2])
+            i += 2
+        else:
+            out.append("[CARD]")
+            out.extend(groups[found : found + 1])
+            i, changed = found + 1, True
+    return "".join(out) if changed else None
 
 
 def _iban_ok(compact: str) -> bool:
@@ -175,6 +199,12 @@ def _hex_token(m: re.Match[str]) -> str:
     return "[TOKEN]" if _looks_random(m.group(0)) else m.group(0)
 
 
+def _code(m: Any) -> str | None:
+    """An enrolment code has letters (all 16 of its characters digits: 1 in 10^8), so a card or
+    an id written 4-4-4-4 in digits is not taken for one."""
+    return "[ENROLMENT_CODE]" if any(ch.isalpha() for ch in m.group(0)) else None
+
+
 def _value(m: Any) -> str | None:
     """An assignment (``password = ...``): its value goes unless it is code, a template, empty,
     a placeholder already, or another secret-named variable (``token = new_token``)."""
@@ -212,6 +242,11 @@ def _group(name: str, placeholder: str) -> Callable[[Any], str | None]:
     return replace
 
 
+def _authorization(m: Any) -> str | None:
+    """An Authorization header's credentials, not its scheme once the credentials are gone."""
+    return None if m.group(0).endswith("]") else _swap(m, "a", "[SECRET]")
+
+
 def _with_digit(name: str, placeholder: str) -> Callable[[Any], str | None]:
     inner = _group(name, placeholder)
     return lambda m: inner(m) if any(ch.isdigit() for ch in m.group(name)) else None
@@ -241,9 +276,10 @@ _DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
     ("API_KEY", r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}", None),
     ("WEBHOOK_SECRET", r"tvwh_" + _B64 + r"{16,}", None),
     ("ADMIN_TOKEN", r"tvadm_" + _B64 + r"{16,}", None),
-    ("ENROLMENT_CODE", r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", None),
+    ("ACCESS_TOKEN", r"\btva_" + _B64 + r"{40,}", None),
+    ("ENROLMENT_CODE", r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", _code),
     ("TOKEN", r"(?i)\b(?:bearer|token)\s+(?P<t>[A-Za-z0-9._~+/=\-]{16,})", _with_digit("t", "[TOKEN]")),
-    ("SECRET", r"(?i)\bauthorization\s*[:=]\s*[\"']?(?:basic|digest|token)?\s*(?P<a>[^\s\"',;\[\]]{8,})", _group("a", "[SECRET]")),
+    ("SECRET", r"(?i)\bauthorization\s*[:=]\s*[\"']?(?:[A-Za-z]+ +)?(?P<a>[^\s\"',;\[\]]{8,})(?: +\[[A-Z_]+\])?", _authorization),
     (
         "SECRET",
         r"(?i)\b[A-Za-z0-9_.\-]*" + _KEY_WORD + r"[A-Za-z0-9_.\-]*[\"']?\s*(?::=|=>|:|=)\s*"
@@ -253,7 +289,7 @@ _DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
     ("SECRET", r"(?i)--(?:password|passwd|passphrase|secret|token|api-key)\s+(?P<f>[^\s\"'\-\[][^\s\"']*)", _group("f", "[SECRET]")),
     ("EMAIL", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*\.)+[A-Za-z]{2,24}\b", None),
     ("IBAN", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", _iban),
-    ("CARD", r"\b[0-9](?:[ \-]?[0-9]){12,18}\b", _card),
+    ("CARD", r"\b[0-9]{3,}(?:[ \-][0-9]{3,})*\b", _card),
     # international (+CC ...), then national: (555) 123-4567, 555-123-4567, 020 7946 0958, 01 23 45 67 89
     ("PHONE", r"\+[1-9][0-9]{0,2}(?:[ .\-]?\([0-9]{1,4}\))?(?:[ .\-]?[0-9]{1,5}){1,6}\b", _phone),
     ("PHONE", r"\([0-9]{3}\) ?[0-9]{3}[\-. ][0-9]{4}\b", _phone),
