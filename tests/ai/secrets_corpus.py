@@ -102,6 +102,9 @@ def _secrets() -> list[tuple[str, str, str]]:
     basic = base64.b64encode(f"ada:{_pick(_ALNUM, 10)}".encode()).decode()
     negotiate = "YII" + _pick(_ALNUM, 20)
     tva = "tva_" + _b64(32, urlsafe=True)
+    glpat = "glpat-" + _pick(_B64URL, 20)
+    npm = "npm_" + _pick(_ALNUM, 36)
+    hf = "hf_" + _pick(_ALNUM, 34)
     code = "-".join(_pick("0123456789ABCDEFGHJKMNPQRSTVWXYZ", 4) for _ in range(4))
     hex_key = _pick("0123456789abcdef", 40)
     b64_token = _pick(_ALNUM, 44)
@@ -154,6 +157,11 @@ def _secrets() -> list[tuple[str, str, str]]:
         ("ENROLMENT_CODE", code, f"Enrol the laptop with code {code} within 15 minutes."),
         ("TOKEN", hex_key, f"The signing key was {hex_key} until rotation."),
         ("TOKEN", b64_token, f"Use {b64_token} for the partner API."),
+        ("API_KEY", glpat, f"GitLab: {glpat}"),
+        ("API_KEY", npm, f"//registry.npmjs.org/:_authToken={npm}"),
+        ("API_KEY", hf, f"HF_TOKEN is {hf}."),
+        ("EMAIL", "josé.müller@exämple.de", "Schreiben Sie an josé.müller@exämple.de."),
+        ("EMAIL", "élise@example.fr", "(élise@example.fr)"),
         ("EMAIL", "ada.lovelace@example.com", "Write to ada.lovelace@example.com about the engine."),
         ("EMAIL", "bob+invoices@mail.example.co.uk", "Invoices: bob+invoices@mail.example.co.uk."),
         ("EMAIL", "j_doe-42@sub.example.org", "<j_doe-42@sub.example.org> replied"),

@@ -274,6 +274,8 @@ _DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
     ("SLACK_TOKEN", r"hooks\.slack\.com/services/(?P<p>[A-Za-z0-9/_\-]{16,})", _group("p", "[SLACK_TOKEN]")),
     ("STRIPE_KEY", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}\b|\bwhsec_[A-Za-z0-9]{20,}\b", None),
     ("API_KEY", r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}", None),
+    # GitLab, npm, PyPI, Hugging Face, Slack app, DigitalOcean, Shopify, Square, SendGrid
+    ("API_KEY", r"\b(?:glpat-|npm_|pypi-|hf_|xapp-|dop_v1_|shpat_|sq0atp-)[A-Za-z0-9_\-]{20,}|\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}", None),
     ("WEBHOOK_SECRET", r"tvwh_" + _B64 + r"{16,}", None),
     ("ADMIN_TOKEN", r"tvadm_" + _B64 + r"{16,}", None),
     ("ACCESS_TOKEN", r"\btva_" + _B64 + r"{40,}", None),
@@ -287,7 +289,7 @@ _DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
         _value,
     ),
     ("SECRET", r"(?i)--(?:password|passwd|passphrase|secret|token|api-key)\s+(?P<f>[^\s\"'\-\[][^\s\"']*)", _group("f", "[SECRET]")),
-    ("EMAIL", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*\.)+[A-Za-z]{2,24}\b", None),
+    ("EMAIL", r"[\pL\pN._%+\-]+@[\pL\pN](?:[\pL\pN\-]*\.)+\pL{2,24}", None),
     ("IBAN", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", _iban),
     ("CARD", r"\b[0-9]{3,}(?:[ \-][0-9]{3,})*\b", _card),
     # international (+CC ...), then national: (555) 123-4567, 555-123-4567, 020 7946 0958, 01 23 45 67 89
