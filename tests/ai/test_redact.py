@@ -96,6 +96,14 @@ def test_a_payload_is_redacted_at_any_depth_and_secret_fields_are_masked() -> No
     assert payload["api_key"] == "plain-looking"  # the input is not changed
 
 
+def test_a_payload_s_keys_and_numbers_are_redacted_too() -> None:
+    out, counts = redact_payload(
+        {"ada@example.com": 1, "bob@example.com": 2, "card": 4111111111111111, "n": 1733616000000, "ok": True}
+    )
+    assert out == {"[EMAIL]": 1, "[EMAIL]'": 2, "card": "[CARD]", "n": 1733616000000, "ok": True}
+    assert counts == {"EMAIL": 2, "CARD": 1}
+
+
 def test_a_card_or_iban_with_a_wrong_checksum_is_not_taken_for_one() -> None:
     assert redact("order 4111 1111 1111 1112 shipped").text == "order 4111 1111 1111 1112 shipped"
     assert redact("ref DE89 3704 0044 0532 0130 01").counts.get("IBAN") is None

@@ -337,24 +337,35 @@ def redact(text: str) -> Redacted:
 
 
 def redact_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """``payload`` with every string redacted at any depth, and the value of every field whose
-    name is a secret's (``api_key``, ``password``) replaced by ``[SECRET]``; with the counts of
-    what went. Keys are kept as they are (a key names a field; it is not content)."""
+    """``payload`` with every string redacted at any depth (keys too: a map keyed by e-mail
+    address is content), the value of every field whose name is a secret's (``api_key``,
+    ``password``) replaced by ``[SECRET]``, and an integer that is a card or phone number
+    redacted as its text; with the counts of what went. The input is not changed."""
     counts: Counter[str] = Counter()
+
+    def text(value: str) -> str:
+        found = redact(value)
+        counts.update(found.counts)
+        return found.text
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):
-            found = redact(value)
+            return text(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000_000:
+            found = redact(str(value))
             counts.update(found.counts)
-            return found.text
+            return found.text if found.counts else value
         if isinstance(value, Mapping):
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in value.items():
+                key = text(str(k))
+                while key in out:  # two keys redacted alike ([EMAIL]) both stay
+                    key += "'"
                 if is_secret_name(str(k)) and v is not None:
                     counts["SECRET"] += 1
-                    out[str(k)] = "[SECRET]"
+                    out[key] = "[SECRET]"
                 else:
-                    out[str(k)] = walk(v)
+                    out[key] = walk(v)
             return out
         if isinstance(value, list | tuple):
             return [walk(v) for v in value]
