@@ -147,6 +147,8 @@ def _secrets() -> list[tuple[str, str, str]]:
         ("SECRET", pw1, f'config = {{"password": "{pw1}", "user": "ada"}}'),
         ("SECRET", pw2, f"DB_PASSWORD={pw2}"),
         ("SECRET", pw3, f"secret: {pw3}"),
+        ("SECRET", "sunshine", "wifi password: sunshine"),
+        ("SECRET", "marmalade", "The password is: marmalade."),
         ("SECRET", pw3[::-1], f"mysql --password {pw3[::-1]} -h db"),
         ("CREDENTIALS", url_pw, f"DATABASE_URL=postgres://app:{url_pw}@db.internal:5432/prod"),
         ("WEBHOOK_SECRET", tvwh, f"The webhook secret is {tvwh}; store it in the CRM."),
@@ -215,4 +217,13 @@ INNOCENT = [
     "def connect(url: str, api_key: str, token: SecretStr | None = None) -> Client: ...",
     "key: value\nkeys: 3\nprimary key = id\nmonkey: business",
     "Contact the team lead (see the wiki) for access.",
+    # text about secrets that holds none (from this project's own docs and code)
+    "The private keys as JSON bytes (secret: keep them in the device vault or wrapped).",
+    'MIN_PASSPHRASE_LENGTH = 12\nPASSPHRASE_ENV = "TRUTHVAULT_RECOVERY_PASSPHRASE"\nSECRET_PREFIX = "tvwh_"',
+    "tokenize = 'unicode61 remove_diacritics 2'",
+    'if token == "-":\n    token = sys.stdin.readline().strip()',
+    "  --token TEXT   The device token from 'truthvault hub device add'",
+    "Without them it takes `Authorization: Bearer`: a `tva_` access token.",
+    "# webhook secret: tvwh_...\ncurl -H 'Authorization: Bearer tvadm_...' http://127.0.0.1:8787/diagz",
+    'assert letter.input == {"token": MASK}\nclient(token="t")',
 ]

@@ -43,6 +43,22 @@ _NOT_A_VALUE = frozenset(
     {"", "none", "null", "nil", "true", "false", "undefined", "***", "redacted", "xxx", "...",
      "str", "string", "int", "bytes", "bool", "float", "number", "any", "object", "secretstr"}
 )  # fmt: skip
+#: words of prose after "password:" that are not the password
+_PROSE_WORDS = frozenset(
+    {"a", "an", "the", "to", "is", "are", "be", "of", "for", "and", "or", "not", "no", "see", "give",
+     "get", "set", "use", "it", "this", "that", "your", "our", "its", "in", "on", "at", "by", "with",
+     "from", "as", "if", "when", "required", "optional", "unknown", "changed", "reset"}
+)  # fmt: skip
+#: an unquoted lower-case word followed by another is prose ("secret: keep them safe"), not a
+#: password; "password: sunshine" at the end of a line or before punctuation still goes
+_PROSE_NEXT = re.compile(r"[ \t]+[a-z]")
+#: words of a name that make it about a secret rather than holding one
+_ABOUT_A_SECRET = frozenset(
+    {"length", "len", "env", "prefix", "file", "path", "set", "alg", "algorithm", "label", "hash",
+     "hashed", "name", "id", "type", "count", "ttl", "min", "max", "size", "expires", "expiry",
+     "field", "header", "kind", "mode", "required", "enabled", "hint", "prompt", "help", "with"}
+)  # fmt: skip
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 #: at most this many passes: a pass can expose a neighbour (a boundary freed by a placeholder)
 _MAX_PASSES = 8
 
@@ -205,20 +221,47 @@ def _code(m: Any) -> str | None:
     return "[ENROLMENT_CODE]" if any(ch.isalpha() for ch in m.group(0)) else None
 
 
-def _value(m: Any) -> str | None:
-    """An assignment (``password = ...``): its value goes unless it is code, a template, empty,
-    a placeholder already, or another secret-named variable (``token = new_token``)."""
-    group = next(g for g in ("q", "s", "u") if m.group(g) is not None)
-    value = m.group(group)
-    lowered = value.lower()
-    if lowered in _NOT_A_VALUE:
-        return None
-    leftover = _PLACEHOLDER.sub("", value).replace("\\n", "").replace("\\r", "").strip()
-    if not leftover and value:
-        return None  # redacted already (a key in JSON, its escaped newline kept)
-    if group == "u" and (value[0] in "$%{<([@*" or "(" in value or "[" in value or is_secret_name(value)):
-        return None
+def _after(m: Any, name: str) -> str:
+    """A few characters of the text after group ``name`` (not part of the match)."""
+    end = m.span(m.re.groupindex[name])[1]
+    text: str = m.string
+    return text[end : end + 3]
+
+
+def _not_a_secret(value: str, unquoted: bool, after: str = "") -> bool:
+    """Whether an assigned value is not a secret: empty, a keyword or type, an elision
+    (``tvwh_...``), a placeholder already, a template; unquoted also code (a call, a variable
+    named like a secret: ``token = new_token``), a metavariable (``--token TEXT``) or a word of
+    prose (``passphrase: a way back``)."""
+    core = value.rstrip(").,:;!?`}]")
+    if core.lower() in _NOT_A_VALUE or "..." in value or "\u2026" in value:
+        return True
+    if not _PLACEHOLDER.sub("", value).replace("\\n", "").replace("\\r", "").strip():
+        return True  # redacted already (a key in JSON, its escaped newline kept)
     if "{{" in value or "${" in value:
+        return True
+    if len(core) < 4:
+        return True  # "t", "pw1": too short to be worth a placeholder, or to be a secret at all
+    if not unquoted:
+        return False
+    return (
+        value[0] in "$%{<([@*`="
+        or "(" in value
+        or "[" in value
+        or is_secret_name(core)
+        or (core.isalpha() and core.isupper())
+        or core.lower() in _PROSE_WORDS
+        or (core.isalpha() and core.islower() and _PROSE_NEXT.match(after) is not None)
+    )
+
+
+def _value(m: Any) -> str | None:
+    """An assignment (``password = ...``): its value goes unless it is not a secret."""
+    words = {w.lower() for w in _NAME_WORDS.findall(m.group("n"))}
+    if words & _ABOUT_A_SECRET:
+        return None  # PASSPHRASE_ENV, token_hash, secret_prefix: a name about a secret, not one
+    group = next(g for g in ("q", "s", "u") if m.group(g) is not None)
+    if _not_a_secret(m.group(group), group == "u", _after(m, group)):
         return None
     return _swap(m, group, "[SECRET]")
 
@@ -244,7 +287,14 @@ def _group(name: str, placeholder: str) -> Callable[[Any], str | None]:
 
 def _authorization(m: Any) -> str | None:
     """An Authorization header's credentials, not its scheme once the credentials are gone."""
-    return None if m.group(0).endswith("]") else _swap(m, "a", "[SECRET]")
+    if m.group(0).endswith("]") or _not_a_secret(m.group("a"), unquoted=True):
+        return None
+    return _swap(m, "a", "[SECRET]")
+
+
+def _flag(m: Any) -> str | None:
+    """A command-line flag's secret (``--password hunter2``), not a metavariable (``TEXT``)."""
+    return None if _not_a_secret(m.group("f"), True, _after(m, "f")) else _swap(m, "f", "[SECRET]")
 
 
 def _with_digit(name: str, placeholder: str) -> Callable[[Any], str | None]:
@@ -281,14 +331,15 @@ _DETECTORS: list[tuple[str, str, Callable[[Any], str | None] | None]] = [
     ("ACCESS_TOKEN", r"\btva_" + _B64 + r"{40,}", None),
     ("ENROLMENT_CODE", r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", _code),
     ("TOKEN", r"(?i)\b(?:bearer|token)\s+(?P<t>[A-Za-z0-9._~+/=\-]{16,})", _with_digit("t", "[TOKEN]")),
-    ("SECRET", r"(?i)\bauthorization\s*[:=]\s*[\"']?(?:[A-Za-z]+ +)?(?P<a>[^\s\"',;\[\]]{8,})(?: +\[[A-Z_]+\])?", _authorization),
+    ("SECRET", r"(?i)\bauthorization\s*[:=]\s*[\"']?(?:[A-Za-z]+ +)?(?P<a>[^\s\"'`,;\[\]]{8,})(?: +\[[A-Z_]+\])?", _authorization),
     (
         "SECRET",
-        r"(?i)\b[A-Za-z0-9_.\-]*" + _KEY_WORD + r"[A-Za-z0-9_.\-]*[\"']?\s*(?::=|=>|:|=)\s*"
-        r"(?:\"(?P<q>[^\"\n]*)\"|'(?P<s>[^'\n]*)'|(?P<u>[^\s\"',;]+))",
+        r"(?i)\b(?P<n>[A-Za-z0-9_.\-]*" + _KEY_WORD + r"(?:s|[_.\-][A-Za-z0-9_.\-]*|(?-i:[A-Z])[A-Za-z0-9_.\-]*)?)"
+        r"[\"']?(?:[ \t]+(?:is|was))?[ \t]*(?::=|=>|:|=)[ \t]*"
+        r"(?:\"(?P<q>[^\"\n]*)\"|'(?P<s>[^'\n]*)'|(?P<u>[^\s\"'`,;]+))",
         _value,
     ),
-    ("SECRET", r"(?i)--(?:password|passwd|passphrase|secret|token|api-key)\s+(?P<f>[^\s\"'\-\[][^\s\"']*)", _group("f", "[SECRET]")),
+    ("SECRET", r"(?i)--(?:password|passwd|passphrase|secret|token|api-key)\s+(?P<f>[^\s\"'\-\[][^\s\"'`]*)", _flag),
     ("EMAIL", r"[\pL\pN._%+\-]+@[\pL\pN](?:[\pL\pN\-]*\.)+\pL{2,24}", None),
     ("IBAN", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", _iban),
     ("CARD", r"\b[0-9]{3,}(?:[ \-][0-9]{3,})*\b", _card),
