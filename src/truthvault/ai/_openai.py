@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ import httpx
 from ..errors import InvalidInput, TruthvaultError
 from ..truth import TruthLevel
 from ._providers import Provider
+from ._redact import redact
 
 __all__ = ["ChatAnswer", "ProviderCheck", "ProviderError", "chat", "check_provider", "list_models"]
 
@@ -62,6 +64,10 @@ class ChatAnswer:
     model_claimed: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     finish_reason: str | None = None
+    #: what was redacted out of the messages before they left (kind -> count; never a value)
+    redacted: dict[str, int] = field(default_factory=dict)
+    #: whether the messages went as they were (a LAN or local provider, or ``allow_raw``)
+    raw: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,15 @@ def chat(
     *,
     max_tokens: int = 512,
     temperature: float | None = None,
+    allow_raw: bool = False,
 ) -> ChatAnswer:
     """Send ``messages`` (``{"role": "system"|"user"|"assistant", "content": ...}``) to
-    ``provider``'s model; its answer, at the provider's configured level."""
+    ``provider``'s model; its answer, at the provider's configured level.
+
+    To a cloud provider (C5) every message goes redacted (:func:`~._redact.redact`: secrets,
+    keys, tokens, e-mail addresses, phone numbers, card numbers and IBANs replaced by their
+    kind) unless ``allow_raw``: the user allowed raw text for this request. The answer says
+    what was redacted, by kind and count."""
     if not messages:
         raise InvalidInput("messages: at least one message")
     for i, message in enumerate(messages):
@@ -107,9 +119,19 @@ def chat(
             raise InvalidInput(f"messages[{i}]: a role (system, user or assistant) and a string content")
     if not 1 <= max_tokens <= 1_000_000:
         raise InvalidInput("max_tokens: between 1 and 1000000")
+    redacted: Counter[str] = Counter()
+    raw = allow_raw or provider.where != "cloud"
+    sent = []
+    for m in messages:
+        content = m["content"]
+        if not raw:
+            cleaned = redact(content)
+            content = cleaned.text
+            redacted.update(cleaned.counts)
+        sent.append({"role": m["role"], "content": content})
     body: dict[str, object] = {
         "model": provider.model,
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "messages": sent,
         "max_tokens": max_tokens,
         "stream": False,
     }
@@ -136,6 +158,8 @@ def chat(
         if isinstance(usage, dict)
         else {},
         finish_reason=finish if isinstance(finish, str) else None,
+        redacted=dict(redacted),
+        raw=raw,
     )
 
 
