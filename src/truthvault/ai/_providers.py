@@ -21,8 +21,6 @@ import ipaddress
 import json
 import os
 import re
-import secrets
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Self
@@ -38,7 +36,8 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import ConflictState, InsecureKeyFile, InvalidInput, NotFound
+from ..crypto import read_private, write_private
+from ..errors import ConflictState, InvalidInput, NotFound
 from ..truth import TruthLevel, level_of_source
 
 __all__ = ["PROVIDERS_FILE", "PROVIDER_KEYS_FILE", "Provider", "Providers", "Where"]
@@ -314,23 +313,13 @@ class Providers:
     def _read_keys(self) -> dict[str, str]:
         """The keys file, refused (as a device key is) when group or others can access it."""
         target = self.keys_path
-        try:
-            fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
+        raw = read_private(
+            target,
+            "AI key file",
+            hint=f"chmod 600 {target}, and rotate the keys in it if others may have read them",
+        )
+        if raw is None:
             return {}
-        except OSError as exc:
-            raise InvalidInput(f"cannot open AI key file {target}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InvalidInput(f"AI key file {target} is not a regular file")
-            if os.name == "posix" and st.st_mode & 0o077:
-                raise InsecureKeyFile(
-                    f"AI key file {target} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
-                    hint=f"chmod 600 {target}, and rotate the keys in it if others may have read them",
-                )
-            raw = f.read()
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -343,18 +332,4 @@ class Providers:
     @staticmethod
     def _write(target: Path, data: dict[str, object]) -> None:
         """Write ``data`` to ``target`` atomically, mode 0600 from creation (as a device key is)."""
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(f.fileno(), 0o600)
-                f.write(json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_private(target, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")

@@ -12,6 +12,7 @@ from .._lazy import lazy_names as _lazy_names
 
 if typing.TYPE_CHECKING:
     from ._derive import approval_seal_key, hkdf_sha256, input_hash_key
+    from ._files import read_private, write_private
     from ._keys import (
         DeviceKeys,
         fingerprint,
@@ -51,6 +52,8 @@ _LAZY = {
     "approval_seal_key": "._derive",
     "DeviceKeys": "._keys",
     "fingerprint": "._keys",
+    "read_private": "._files",
+    "write_private": "._files",
     "Keyring": "._payload",
     "is_sealed": "._payload",
     "open_sealed": "._payload",
@@ -91,6 +94,7 @@ __all__ = [
     "is_sealed",
     "open_sealed",
     "opener",
+    "read_private",
     "seal",
     "sealer",
     "sign_request",
@@ -99,6 +103,7 @@ __all__ = [
     "verify_request",
     "wrap_for_device",
     "wrap_with_passphrase",
+    "write_private",
 ]
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import secrets
-import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from ..errors import ConflictState, InsecureKeyFile, InvalidInput, NotFound
+from ..errors import ConflictState, InvalidInput, NotFound
 from ._encoding import b64d, b64e, dumps, loads_object
+from ._files import read_private, write_private
 
 __all__ = ["DeviceKeys", "fingerprint", "load_box_public", "load_sign_public"]
 
@@ -119,61 +117,15 @@ class DeviceKeys:
                 f"a device key already exists at {target}",
                 hint="pass overwrite=True only when replacing this device's key on purpose",
             )
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-        # O_EXCL with mode 0600 at creation: the file is never group/other-readable, not even
-        # between creation and a later chmod, and a planted file or symlink is not reused.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(f.fileno(), 0o600)  # the umask could only have removed bits
-                f.write(self.private_bytes())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
+        write_private(target, self.private_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DeviceKeys:
         """The keys saved at ``path``; refuses a file that group or others can access."""
         target = Path(path)
-        try:
-            fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
-            raise NotFound(
-                f"no device key at {target}", hint="enrol this device first (truthvault enroll)"
-            ) from None
-        except OSError as exc:
-            raise InvalidInput(f"cannot open device key {target}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            # fstat on the open file, not stat on the path: nothing can swap the file in between.
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InvalidInput(f"device key {target} is not a regular file")
-            if os.name == "posix" and st.st_mode & 0o077:
-                raise InsecureKeyFile(
-                    f"device key {target} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
-                    hint=f"chmod 600 {target}, and rotate the key if others may have read it",
-                )
-            data = f.read()
+        data = read_private(
+            target, "device key", hint=f"chmod 600 {target}, and rotate the key if others may have read it"
+        )
+        if data is None:
+            raise NotFound(f"no device key at {target}", hint="enrol this device first (truthvault enroll)")
         return cls.from_private_bytes(data)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (POSIX only; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ..errors import DecryptionFailed, InsecureKeyFile, InvalidInput, NotFound
+from ..crypto import read_private
+from ..errors import DecryptionFailed, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from ._vault import Vault
@@ -68,12 +69,12 @@ def backup_key(vault: Vault, *, create: bool = False) -> bytes:
 
 def read_key(path: Path) -> bytes:
     """The backup key in ``path`` (64 hex digits); refused if others may read the file."""
-    if path.stat().st_mode & 0o077:
-        raise InsecureKeyFile(f"{path} may be read by others", hint=f"chmod 600 {path}")
-    text = path.read_text().strip()
+    raw = read_private(path, "backup key", hint=f"chmod 600 {path}")
+    if raw is None:
+        raise NotFound(f"no backup key at {path}")
     try:
-        key = bytes.fromhex(text)
-    except ValueError:
+        key = bytes.fromhex(raw.decode("ascii").strip())
+    except (ValueError, UnicodeDecodeError):
         key = b""
     if len(key) != 32:
         raise InvalidInput(f"{path} does not hold a backup key (64 hex digits)")
