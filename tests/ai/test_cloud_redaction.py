@@ -6,8 +6,12 @@ records every request body it gets."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from truthvault.ai import Provider, chat
+from truthvault.ai import Provider, ai_summarize, chat
+from truthvault.kernel import decode_entry
+from truthvault.truth import TruthLevel
+from truthvault.vault import Vault
 
 from .secrets_corpus import SECRETS
 from .test_providers import FakeOpenAI, server  # noqa: F401 (the server fixture)
@@ -41,3 +45,33 @@ def test_a_lan_provider_or_a_raw_request_gets_the_text_as_is(server: FakeOpenAI)
     cloud = Provider.configure(name="gpt", url=server.url, model="gpt-4o", where="cloud")
     answer = chat(cloud, [{"role": "user", "content": PROSE}], allow_raw=True)
     assert answer.raw and answer.redacted == {} and SECRETS[0][1] in _sent(server)
+
+
+def test_a_summary_by_a_cloud_provider_is_its_suggestion_and_its_call_is_audited_without_the_text(
+    server: FakeOpenAI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    vault = Vault.open(tmp_path / "v", source="user:cli")
+    try:
+        note = vault.put("note", {"text": "Ask ada.lovelace@example.com about the engine drawings."}).item
+        cloud = Provider.configure(
+            name="gpt", url=server.url, model="gpt-4o", where="cloud", provider="openai"
+        )
+        done = ai_summarize(vault, note.entity_id, provider=cloud)
+        assert done.outcome == "suggestion" and done.written == {"summary": "OK"}  # the double's answer
+        [record] = vault.records(kind="suggestion", entity_id=note.entity_id)
+        assert (
+            record.item.origin_source == "ai-cloud:openai/gpt-4o"
+            and record.item.truth_level == TruthLevel.AI_CLOUD
+        )
+        assert "ada.lovelace" not in _sent(server) and "[EMAIL]" in _sent(server)
+        local = Provider.configure(name="here", url=server.url, model="phi", where="local")
+        ai_summarize(vault, note.entity_id, provider=local)  # a local call is not an ai.call entry
+        entries = [decode_entry(e) for _, batch in vault.audit.seal("t", "d") for e in batch]
+        calls = [e for e in entries if e.action == "ai.call"]
+        assert len(calls) == 1 and calls[0].source == "ai-cloud:openai/gpt-4o" and calls[0].level == 5
+        assert calls[0].targets == [(note.entity_id, note.version)]
+        assert "redacted EMAIL 1" in (calls[0].reason or "") and "characters sent" in (calls[0].reason or "")
+        assert all("ada.lovelace" not in json.dumps(e.reason) for e in entries)
+    finally:
+        vault.close()

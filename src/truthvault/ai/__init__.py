@@ -15,7 +15,7 @@ from .._lazy import lazy_names as _lazy_names
 from ._ask import Answer, ask
 from ._builtin import BUILTIN_SOURCE, STOP_WORDS, CorpusStats, keyword_tags, related, sentences, summarize
 from ._tasks import Task, extract_tasks
-from ._writer import AiWrite, ai_related, ai_summarize, ai_tag, ai_tasks
+from ._writer import AiWrite, ai_related, ai_summarize, ai_tag, ai_tasks, ask_provider
 
 if TYPE_CHECKING:
     from ._openai import ChatAnswer, ProviderCheck, ProviderError, chat, check_provider, list_models
@@ -41,6 +41,7 @@ __all__: list[str] = [
     "ai_tag",
     "ai_tasks",
     "ask",
+    "ask_provider",
     "chat",
     "check_provider",
     "extract_tasks",

@@ -20,8 +20,10 @@ from ._tasks import extract_tasks
 
 if TYPE_CHECKING:
     from ..vault import Vault, Written
+    from ._openai import ChatAnswer
+    from ._providers import Provider
 
-__all__ = ["AiWrite", "ai_related", "ai_summarize", "ai_tag", "ai_tasks"]
+__all__ = ["AiWrite", "ai_related", "ai_summarize", "ai_tag", "ai_tasks", "ask_provider"]
 
 #: a note's fields the built-in provider reads (in this order)
 _TEXT_FIELDS = ("title", "text", "body")
@@ -61,25 +63,95 @@ def _text(vault: Vault, entity_id: str, *, title: bool = True) -> tuple[str, dic
     return text, data
 
 
-def _run(vault: Vault, name: str, params: dict[str, Any]) -> Written:
-    out = vault.kernel.run(name, params, actor=vault.actor(BUILTIN_SOURCE))
+def _run(vault: Vault, name: str, params: dict[str, Any], source: str = BUILTIN_SOURCE) -> Written:
+    out = vault.kernel.run(name, params, actor=vault.actor(source))
     return out  # type: ignore[return-value]
+
+
+def ask_provider(
+    vault: Vault,
+    provider: Provider,
+    entity_ids: list[str],
+    instruction: str,
+    text: str,
+    *,
+    allow_raw: bool = False,
+) -> ChatAnswer:
+    """Send ``text`` (of the entities ``entity_ids``) to ``provider`` with ``instruction``; its
+    answer. A cloud provider gets it redacted unless ``allow_raw``. A call to a LAN or cloud
+    provider leaves an audit entry ``ai.call`` as the provider: which entities, how much text,
+    redacted (by kind and count) or raw; never the text."""
+    from ._openai import chat
+
+    answer = chat(
+        provider,
+        [{"role": "system", "content": instruction}, {"role": "user", "content": text}],
+        allow_raw=allow_raw,
+    )
+    if provider.where != "local":
+        _audit_call(vault, provider, entity_ids, len(text), answer)
+    return answer
+
+
+def _audit_call(
+    vault: Vault, provider: Provider, entity_ids: list[str], chars: int, answer: ChatAnswer
+) -> None:
+    import hashlib
+
+    from ..kernel import Actor, AuditRecord, Target
+
+    items = [vault.get(e) for e in entity_ids]
+    targets = tuple(Target(i.entity_id, i.entity_type, i.version, int(i.truth_level)) for i in items)
+    how = (
+        "raw"
+        if answer.raw
+        else "redacted "
+        + (", ".join(f"{k} {n}" for k, n in sorted(answer.redacted.items())) or "(nothing found)")
+    )
+    record = AuditRecord(
+        vault.tenant_id,
+        "ai.call",
+        "1.0.0",
+        Actor(provider.source, vault.device_id, vault.tenant_id),
+        "allowed",
+        datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        hashlib.sha256(",".join(entity_ids).encode()).hexdigest(),
+        targets,
+        reason=f"{provider.name} ({provider.where}, {provider.level.short}): {chars} characters sent, {how}",
+    )
+    with vault.transaction():
+        vault.audit.append(record)
 
 
 def _write(done: Written, written: dict[str, Any]) -> AiWrite:
     return AiWrite(done.outcome, done.item.entity_id, done.record_id, written)
 
 
-def ai_summarize(vault: Vault, entity_id: str, *, sentences: int = 3) -> AiWrite:
-    """Summarize an entity's text (extractive) into its ``summary`` field: a suggestion on the
-    user's content."""
+def ai_summarize(
+    vault: Vault,
+    entity_id: str,
+    *,
+    sentences: int = 3,
+    provider: Provider | None = None,
+    allow_raw: bool = False,
+) -> AiWrite:
+    """Summarize an entity's text into its ``summary`` field: a suggestion on the user's
+    content. The built-in provider's summary is extractive; a configured ``provider``'s is
+    written at its level, as its source (see :func:`ask_provider` for what it is sent)."""
     text, _ = _text(vault, entity_id, title=False)
-    summary = summarize(text, max_sentences=sentences)
+    source = BUILTIN_SOURCE
+    if provider is None:
+        summary = summarize(text, max_sentences=sentences)
+    else:
+        instruction = (
+            f"Summarize the user's note in at most {sentences} sentences. Answer with the summary only."
+        )
+        answer = ask_provider(vault, provider, [entity_id], instruction, text, allow_raw=allow_raw)
+        summary, source = answer.text.strip(), answer.source
     if not summary:
         raise InvalidInput(f"entity {entity_id} has no sentence to summarize")
-    return _write(
-        _run(vault, "entity.edit", {"id": entity_id, "changes": {"summary": summary}}), {"summary": summary}
-    )
+    done = _run(vault, "entity.edit", {"id": entity_id, "changes": {"summary": summary}}, source)
+    return _write(done, {"summary": summary})
 
 
 def ai_tag(vault: Vault, entity_id: str, *, limit: int = 5) -> AiWrite | None:

@@ -26,13 +26,26 @@ def add_writer_commands(ai: click.Group) -> None:
     @ai.command("summarize")
     @click.argument("entity_id")
     @click.option("--sentences", type=click.IntRange(1, 20), default=3, show_default=True)
+    @click.option(
+        "--provider", "provider_name", metavar="NAME",
+        help="A configured provider (ai provider list) instead of the built-in one; it writes at its level.",
+    )  # fmt: skip
+    @click.option(
+        "--allow-raw", is_flag=True,
+        help="Send a cloud provider the text as it is, for this request (else it gets it redacted; audited either way).",
+    )  # fmt: skip
     @json_option
-    def ai_summarize(entity_id: str, sentences: int, as_json: bool) -> None:
-        """Summarize an entity's text (extractive, offline) into its summary field, as a suggestion."""
+    def ai_summarize(
+        entity_id: str, sentences: int, provider_name: str | None, allow_raw: bool, as_json: bool
+    ) -> None:
+        """Summarize an entity's text into its summary field, as a suggestion (offline and
+        extractive, unless --provider names one)."""
+        from ..ai import Providers
         from ..ai import ai_summarize as summarize
 
         with open_vault() as vault:
-            done = summarize(vault, entity_id, sentences=sentences)
+            provider = None if provider_name is None else Providers(vault.home).get(provider_name)
+            done = summarize(vault, entity_id, sentences=sentences, provider=provider, allow_raw=allow_raw)
         if as_json:
             print_json(done.to_dict())
             return
